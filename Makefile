@@ -1,0 +1,44 @@
+# The verbs people and CI use. `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.install-stamp
+ROOT   ?= .stack
+STORE  ?= file
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its development tools
+
+demo: $(STAMP) ## Start the local stack, serve a real recommendation, stop it
+	$(PY) scripts/demo.py
+
+test: $(STAMP) ## Run everything CI runs: unit, stack and docs tests, then the strict docs build
+	$(VENV)/bin/pytest
+	$(MAKE) docs
+
+docs: $(STAMP) ## Build the site strictly into site/
+	$(VENV)/bin/mkdocs build --strict
+
+serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
+
+lint: $(STAMP) ## Static checks
+	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts
+
+stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE=file|s3)
+	$(VENV)/bin/recsys-stack up --detach --root $(ROOT) --store $(STORE)
+
+stack-down: $(STAMP) ## Stop the local stack started by stack-up
+	$(VENV)/bin/recsys-stack down --root $(ROOT)
+
+.PHONY: help install demo test docs serve lint stack-up stack-down

@@ -1,0 +1,122 @@
+"""Where the deployment is and how to reach it: targets and credentials from the environment.
+
+Names follow the suite where it has one. Secrets are read from the environment only, are never printed and are
+kept out of ``repr`` and ``to_public_dict`` so that they cannot reach a notebook, a log or a run record.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import BadInput
+
+DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
+_CURRENT_SUFFIX = "/current/{tenant}/{surface}/manifest.json"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_segment(value: str, what: str = "tenant") -> str:
+    """Return ``value`` if it is a safe path segment, else raise :class:`BadInput`.
+
+    Safe: trimmed, non-empty, not ``.`` or ``..``, no ``/`` or ``\\``, no control characters. Checked before any
+    path or URI is built from it.
+    """
+    if not isinstance(value, str) or value != value.strip() or value in ("", ".", ".."):
+        raise BadInput(f"unsafe {what} {value!r}: use a plain name such as 'demo' (no spaces, '.', '..')")
+    if "/" in value or "\\" in value or _CONTROL.search(value):
+        raise BadInput(f"unsafe {what} {value!r}: a {what} cannot contain '/', '\\' or control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployment: the service's base URL, the manifest template and the store credentials."""
+
+    base_url: str | None = None
+    manifest_template: str = DEFAULT_MANIFEST_TEMPLATE
+    records_template: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    api_key: str | None = field(default=None, repr=False)
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
+        """Build a target from ``RECSYS_*`` (and standard AWS) variables; non-None ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            "base_url": env.get("RECSYS_BASE_URL") or None,
+            "manifest_template": env.get("RECSYS_ARTIFACT_MANIFEST_TEMPLATE") or DEFAULT_MANIFEST_TEMPLATE,
+            "records_template": env.get("RECSYS_ARTIFACT_RECORDS_TEMPLATE") or None,
+            "s3_endpoint": env.get("RECSYS_ARTIFACT_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or None,
+            "s3_region": env.get("RECSYS_ARTIFACT_S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "api_key": env.get("RECSYS_API_KEY") or None,
+            "s3_access_key": env.get("RECSYS_ARTIFACT_S3_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or None,
+            "s3_secret_key": env.get("RECSYS_ARTIFACT_S3_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        target = cls(**values)  # type: ignore[arg-type]
+        target.validate()
+        return target
+
+    def validate(self) -> None:
+        if self.base_url is not None and not re.match(r"^https?://", self.base_url):
+            raise BadInput(f"RECSYS_BASE_URL {self.base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
+        for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
+            if tpl is None:
+                continue
+            if not tpl.startswith(("file://", "s3://")):
+                raise BadInput(f"the {name} template {tpl!r} must start with file:// or s3://")
+            if "{tenant}" not in tpl or "{surface}" not in tpl:
+                raise BadInput(f"the {name} template {tpl!r} must contain {{tenant}} and {{surface}}")
+
+    def require_service(self) -> str:
+        if not self.base_url:
+            raise BadInput("no service URL: set RECSYS_BASE_URL (e.g. http://127.0.0.1:8080) or pass --base-url")
+        return self.base_url.rstrip("/")
+
+    def manifest_uri(self, tenant: str, surface: str) -> str:
+        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+        return self.manifest_template.replace("{tenant}", t).replace("{surface}", s)
+
+    def records_prefix(self, tenant: str, surface: str) -> str:
+        """URI prefix under which the version records of one surface live (ends with ``/``).
+
+        Derived from the manifest template by replacing ``/current/{tenant}/{surface}/manifest.json`` with
+        ``/records/{tenant}/{surface}/`` unless a records template is given.
+        """
+        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+        if self.records_template:
+            tpl = self.records_template
+        elif self.manifest_template.endswith(_CURRENT_SUFFIX):
+            tpl = self.manifest_template[: -len(_CURRENT_SUFFIX)] + "/records/{tenant}/{surface}/"
+        else:
+            raise BadInput(
+                "cannot derive the records location from the manifest template "
+                f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
+            )
+        uri = tpl.replace("{tenant}", t).replace("{surface}", s)
+        return uri if uri.endswith("/") else uri + "/"
+
+    def registry_root(self) -> str:
+        """URI of the registry root (the part of the manifest template before ``/current/``)."""
+        if not self.manifest_template.endswith(_CURRENT_SUFFIX):
+            raise BadInput(f"the manifest template {self.manifest_template!r} does not end in {_CURRENT_SUFFIX}")
+        return self.manifest_template[: -len(_CURRENT_SUFFIX)]
+
+    def to_public_dict(self) -> dict[str, object]:
+        """Everything but the secrets (whether each is set is shown, never its value)."""
+        return {
+            "base_url": self.base_url,
+            "manifest_template": self.manifest_template,
+            "records_template": self.records_template,
+            "s3_endpoint": self.s3_endpoint,
+            "s3_region": self.s3_region,
+            "api_key_set": self.api_key is not None,
+            "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
+        }

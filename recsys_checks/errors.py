@@ -1,0 +1,36 @@
+"""Errors that end a command, each carrying the exit code of the CLI contract.
+
+Exit codes: 0 healthy / done, 1 check failed or not recovered, 2 bad input or configuration, 3 conflict.
+"""
+
+from __future__ import annotations
+
+
+class ChecksError(Exception):
+    """A failure the operator must act on; the message names the thing and the fix, in one line."""
+
+    exit_code = 2
+
+
+class BadInput(ChecksError):
+    """Unsafe tenant or surface, unknown version, malformed document, missing configuration."""
+
+    exit_code = 2
+
+
+class Unreachable(ChecksError):
+    """The service or the object store did not answer (connection refused, timeout, DNS)."""
+
+    exit_code = 2
+
+
+class Unhealthy(ChecksError):
+    """The target answered, but what it answered is broken (used where a check cannot return a result)."""
+
+    exit_code = 1
+
+
+class Conflict(ChecksError):
+    """The world changed since the plan was made; nothing was changed."""
+
+    exit_code = 3

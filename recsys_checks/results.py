@@ -1,0 +1,98 @@
+"""Structured results of checks and actions, shared by the CLI, the notebooks and the run record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "warn", "fail"]
+_ORDER = {"ok": 0, "warn": 1, "fail": 2}
+
+
+@dataclass
+class CheckResult:
+    """What a read-only check saw.
+
+    ``state`` is the token of the state observed (a manifest's ETag or hash, a ``config_version``), so that an
+    action planned from this result can compare-and-swap against exactly what was seen.
+    """
+
+    check: str
+    status: Status
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    target: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def worst(statuses: list[str]) -> Status:
+    """The most severe of several statuses (``ok`` for none)."""
+    return max(statuses, key=lambda s: _ORDER[s], default="ok")  # type: ignore[return-value]
+
+
+ActionStatus = Literal["planned", "applied", "noop", "conflict"]
+
+
+@dataclass
+class Plan:
+    """Exactly what an action would change, computed without changing anything.
+
+    ``observed`` is the state token the plan was made against; ``apply`` refuses to act when the world no longer
+    matches it. ``changes`` lists each pointer or document move as ``{"what", "before", "after"}``.
+    """
+
+    action: str
+    target: str
+    observed: str | None
+    changes: list[dict[str, Any]]
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def noop(self) -> bool:
+        return all(c.get("before") == c.get("after") for c in self.changes)
+
+    @property
+    def plan_hash(self) -> str:
+        import hashlib
+        import json
+
+        body = json.dumps(
+            {"action": self.action, "target": self.target, "observed": self.observed, "changes": self.changes},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["noop"] = self.noop
+        d["plan_hash"] = self.plan_hash
+        return d
+
+
+@dataclass
+class ActionResult:
+    """The outcome of an action: only planned (dry-run), applied, a no-op (already in the planned state)."""
+
+    status: ActionStatus
+    summary: str
+    plan: Plan
+    audit: str | None = None
+    verification: CheckResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "summary": self.summary,
+            "plan": self.plan.to_dict(),
+            "audit": self.audit,
+            "verification": self.verification.to_dict() if self.verification else None,
+        }
