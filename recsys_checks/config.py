@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from .errors import BadInput
 
@@ -120,3 +121,18 @@ class Target:
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``26h`` or ``7d`` into a timedelta; anything else is :class:`BadInput`."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise BadInput(f"bad duration {text!r}: use a number and a unit s, m, h or d, e.g. 26h or 7d")
+    seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds <= 0:
+        raise BadInput(f"bad duration {text!r}: it must be greater than zero")
+    return timedelta(seconds=seconds)

@@ -1,0 +1,289 @@
+"""``recsys-checks``: read-only checks and safe actions against a RecSys deployment.
+
+Exit codes: 0 healthy / done, 1 check failed or not recovered, 2 bad input or configuration, 3 conflict (the world
+changed since the plan; nothing was changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import Target, parse_duration, safe_segment
+from .errors import ChecksError
+from .output import emit
+from .results import ActionResult, CheckResult
+
+KINDS = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
+CACHE_TARGETS = ("popularity", "config", "rules")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error style of the rest of the CLI (and its exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n  (run `{self.prog} --help` for usage)\n")
+
+
+def _segment(what: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        try:
+            return safe_segment(value, what)
+        except ChecksError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = what
+    return parse
+
+
+def _duration(value: str):
+    try:
+        return parse_duration(value)
+    except ChecksError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _targets(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = sorted(set(names) - set(CACHE_TARGETS))
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one target: popularity, config, rules")
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown target(s) {', '.join(unknown)}; use popularity, config, rules")
+    return names
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("target (flags override the environment)")
+    g.add_argument("--base-url", help="service URL (env RECSYS_BASE_URL)")
+    g.add_argument("--manifest-template", help="manifest URI template (env RECSYS_ARTIFACT_MANIFEST_TEMPLATE)")
+    g.add_argument("--s3-endpoint", help="S3 API endpoint for s3:// URIs (env RECSYS_ARTIFACT_S3_ENDPOINT)")
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    return common
+
+
+def _tenant(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--tenant", required=required, type=_segment("tenant"), help="tenant id, e.g. demo")
+
+
+def _surface(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--surface", required=required, type=_segment("surface"), help="surface, e.g. home")
+
+
+def _version_choice(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--to", metavar="VERSION", help="the version to go back to (see the history command)")
+    which.add_argument("--previous", action="store_true", help="the newest valid version older than the current one")
+
+
+def _execute(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--execute", action="store_true", help="apply the plan (default: dry-run, nothing is changed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(
+        prog="recsys-checks",
+        description="Read-only checks and safe actions for a RecSys deployment. Actions are dry-run unless "
+        "--execute is given.",
+        epilog="exit codes: 0 healthy/done, 1 check failed or not recovered, 2 bad input or configuration, "
+        "3 conflict (the world changed since the plan)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("health", parents=[common], help="liveness, readiness, dependencies and key metrics")
+    p.set_defaults(run=_health)
+
+    manifest = sub.add_parser("manifest", help="the current manifest, its history, rollback")
+    msub = manifest.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    p = msub.add_parser("status", parents=[common], help="validate the current manifest and everything it names")
+    _tenant(p), _surface(p)
+    p.add_argument("--max-age", type=_duration, default=parse_duration("26h"),
+                   help="oldest acceptable updated_at (default 26h: a daily publish plus 2h of slack)")
+    p.set_defaults(run=_manifest_status)
+    p = msub.add_parser("history", parents=[common], help="published versions, newest first, with rollback targets")
+    _tenant(p), _surface(p)
+    p.add_argument("--kind", choices=KINDS, help="only this artifact kind")
+    p.set_defaults(run=_manifest_history)
+    p = msub.add_parser("rollback", parents=[common], help="repoint the manifest to a previous version (plan first)")
+    _tenant(p), _surface(p)
+    p.add_argument("--kind", choices=KINDS, help="only move this kind (default: every kind the version applies to)")
+    _version_choice(p), _execute(p)
+    p.add_argument("--reason", default="", help="why, for the audit record")
+    p.set_defaults(run=_manifest_rollback)
+
+    p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
+    p.add_argument("--max-age", type=_duration, default=parse_duration("26h"), help="default 26h")
+    _tenant(p, required=False)
+    p.set_defaults(run=_freshness)
+
+    recs = sub.add_parser("recs", help="recommendation probes")
+    rsub = recs.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    p = rsub.add_parser("probe", parents=[common],
+                        help="request recommendations, classify an empty or failing answer, compare with the manifest")
+    _tenant(p), _surface(p)
+    p.add_argument("--user-id", default="runbook-probe", help="user id of the probe request")
+    p.add_argument("-k", type=int, default=10, help="number of items to ask for (1..200)")
+    p.set_defaults(run=_recs_probe)
+
+    for kind in ("config", "rules"):
+        doc = sub.add_parser(kind, help=f"the tenant's {kind}: show, history, revert")
+        dsub = doc.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+        p = dsub.add_parser("show", parents=[common], help=f"the current {kind} document and its version")
+        _tenant(p)
+        p.set_defaults(run=_doc_show, kind=kind)
+        p = dsub.add_parser("history", parents=[common], help=f"who changed the {kind}, when, from which version")
+        _tenant(p)
+        p.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
+        p.set_defaults(run=_doc_history, kind=kind)
+        p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)")
+        _tenant(p), _version_choice(p), _execute(p)
+        p.add_argument("--reason", default="", help="why, shown in the plan")
+        p.set_defaults(run=_doc_revert, kind=kind)
+
+    cache = sub.add_parser("cache", help="the service's caches")
+    csub = cache.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    p = csub.add_parser("invalidate", parents=[common], help="invalidate popularity, config and/or rules caches")
+    _tenant(p), _surface(p, required=False)
+    p.add_argument("--targets", type=_targets, required=True, help="comma-separated: popularity,config,rules")
+    _execute(p)
+    p.set_defaults(run=_cache_invalidate)
+
+    p = sub.add_parser("timeline", parents=[common], help="what was shipped, when, by whom and why")
+    _tenant(p), _surface(p, required=False)
+    p.add_argument("--since", type=_duration, default=parse_duration("7d"), help="how far back (default 7d)")
+    p.set_defaults(run=_timeline)
+    return parser
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return Target.from_env(
+        base_url=args.base_url, manifest_template=args.manifest_template, s3_endpoint=args.s3_endpoint
+    )
+
+
+def _health(args: argparse.Namespace) -> list[Any]:
+    from .health import check_health
+
+    return [check_health(_target(args))]
+
+
+def _manifest_status(args: argparse.Namespace) -> list[Any]:
+    from .manifest import status
+
+    return [status(_target(args), args.tenant, args.surface, max_age=args.max_age)]
+
+
+def _manifest_history(args: argparse.Namespace) -> list[Any]:
+    from .manifest import history_check
+
+    return [history_check(_target(args), args.tenant, args.surface, kind=args.kind)]
+
+
+def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
+    from .manifest import apply_rollback, plan_rollback
+
+    target = _target(args)
+    plan = plan_rollback(
+        target, args.tenant, args.surface, to=args.to, previous=args.previous, kind=args.kind, reason=args.reason
+    )
+    return [apply_rollback(target, plan, execute=args.execute)]
+
+
+def _freshness(args: argparse.Namespace) -> list[Any]:
+    from .freshness import fleet
+
+    progress = _progress_bar() if not args.json and sys.stderr.isatty() else None
+    return [fleet(_target(args), args.max_age, tenant=args.tenant, progress=progress)]
+
+
+def _recs_probe(args: argparse.Namespace) -> list[Any]:
+    from .recs import probe, served_vs_published
+
+    target = _target(args)
+    if not 1 <= args.k <= 200:
+        raise ChecksError(f"-k {args.k} is out of range: the service accepts 1..200")
+    result = probe(target, args.tenant, args.surface, user_id=args.user_id, k=args.k)
+    return [result, served_vs_published(target, args.tenant, args.surface)]
+
+
+def _doc_show(args: argparse.Namespace) -> list[Any]:
+    from .configrules import show
+
+    return [show(_target(args), args.tenant, args.kind)]
+
+
+def _doc_history(args: argparse.Namespace) -> list[Any]:
+    from .configrules import history
+
+    return [history(_target(args), args.tenant, args.kind, limit=args.limit)]
+
+
+def _doc_revert(args: argparse.Namespace) -> list[Any]:
+    from .configrules import apply_revert, plan_revert
+
+    target = _target(args)
+    plan = plan_revert(target, args.tenant, args.kind, to=args.to, previous=args.previous, reason=args.reason)
+    return [apply_revert(target, plan, execute=args.execute)]
+
+
+def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
+    from .cache import apply_invalidate, plan_invalidate
+
+    target = _target(args)
+    plan = plan_invalidate(target, args.tenant, args.targets, surface=args.surface)
+    return [apply_invalidate(target, plan, execute=args.execute)]
+
+
+def _timeline(args: argparse.Namespace) -> list[Any]:
+    from .timeline import timeline
+
+    return [timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
+
+
+def _progress_bar() -> Callable[[int, int, str], None]:
+    def progress(done: int, total: int, label: str) -> None:
+        width = 24
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40}")
+        if done >= total:
+            sys.stderr.write("\r" + " " * (width + 60) + "\r")
+        sys.stderr.flush()
+
+    return progress
+
+
+def exit_code(results: Sequence[CheckResult | ActionResult]) -> int:
+    """0 when every check passed (warnings included) and every action succeeded, 1 otherwise, 3 on conflict."""
+    code = 0
+    for r in results:
+        if isinstance(r, ActionResult):
+            if r.status == "conflict":
+                return 3
+            if r.verification is not None and r.verification.status == "fail":
+                code = 1
+        elif r.status == "fail":
+            code = 1
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        results = args.run(args)
+    except ChecksError as exc:
+        sys.stderr.write(f"recsys-checks: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("recsys-checks: interrupted; nothing further was changed\n")
+        return 130
+    emit(results, args.json)
+    return exit_code(results)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

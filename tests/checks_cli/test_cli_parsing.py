@@ -1,0 +1,122 @@
+"""The recsys-checks command line: argument validation, exit codes and rendering, without any network."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from recsys_checks import cli
+from recsys_checks.config import Target
+from recsys_checks.output import emit, table
+from recsys_checks.results import ActionResult, CheckResult, Plan
+
+LEAF_COMMANDS = [
+    ["health"],
+    ["manifest", "status"],
+    ["manifest", "history"],
+    ["manifest", "rollback"],
+    ["freshness"],
+    ["recs", "probe"],
+    ["config", "show"],
+    ["config", "history"],
+    ["config", "revert"],
+    ["rules", "show"],
+    ["rules", "history"],
+    ["rules", "revert"],
+    ["cache", "invalidate"],
+    ["timeline"],
+]
+
+
+@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+def test_every_command_has_help_and_json(command, capsys):
+    """Each command answers --help with exit 0 and offers --json."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*command, "--help"])
+    assert exc.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["manifest", "status", "--tenant", "../x", "--surface", "home"],
+        ["manifest", "status", "--tenant", "demo", "--surface", ".."],
+        ["manifest", "status", "--tenant", "demo", "--surface", "a/b"],
+        ["manifest", "status", "--tenant", " demo", "--surface", "home"],
+        ["manifest", "status", "--tenant", "demo", "--surface", "home", "--max-age", "soon"],
+        ["manifest", "rollback", "--tenant", "demo", "--surface", "home"],
+        ["manifest", "rollback", "--tenant", "demo", "--surface", "home", "--to", "ab", "--previous"],
+        ["cache", "invalidate", "--tenant", "demo", "--targets", "everything"],
+        ["cache", "invalidate", "--tenant", "demo", "--targets", ","],
+        ["timeline", "--tenant", "demo", "--since", "-3d"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line_reason(argv, capsys):
+    """Unsafe names, bad durations and contradictory flags are refused before anything is contacted."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+
+
+def test_bad_environment_is_a_configuration_error(monkeypatch, capsys):
+    """A malformed RECSYS_BASE_URL is reported as exit 2 naming the variable."""
+    monkeypatch.setenv("RECSYS_BASE_URL", "localhost:8080")
+    assert cli.main(["health"]) == 2
+    assert "RECSYS_BASE_URL" in capsys.readouterr().err
+
+
+def _plan(before: str, after: str) -> Plan:
+    return Plan("manifest.rollback", "demo/home", "etag-1", [{"what": "popularity", "before": before, "after": after}])
+
+
+def test_exit_code_follows_results():
+    """Fail → 1, warn → 0, conflict → 3, an applied action whose verification failed → 1."""
+    ok = CheckResult("x", "ok", "fine")
+    warn = CheckResult("x", "warn", "hmm")
+    fail = CheckResult("x", "fail", "broken")
+    assert cli.exit_code([ok, warn]) == 0
+    assert cli.exit_code([ok, fail]) == 1
+    assert cli.exit_code([ActionResult("conflict", "moved", _plan("a", "b"))]) == 3
+    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), verification=fail)]) == 1
+    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), verification=ok)]) == 0
+
+
+def test_plain_output_when_piped_has_no_colour_codes():
+    """Output to a pipe is plain text; a dry-run says nothing was changed and how to apply."""
+    out = io.StringIO()
+    emit([ActionResult("planned", "would repoint popularity", _plan("old-uri", "new-uri"))], as_json=False, stream=out)
+    text = out.getvalue()
+    assert "\033[" not in text
+    assert "DRY-RUN" in text and "--execute" in text
+    assert "old-uri" in text and "new-uri" in text
+
+
+def test_json_output_is_the_result_dict():
+    """--json prints the structured result a machine can read back."""
+    out = io.StringIO()
+    result = CheckResult("manifest.status", "fail", "stale", {"age_seconds": 99}, state="e1", target="demo/home")
+    emit([result], as_json=True, stream=out)
+    assert json.loads(out.getvalue()) == result.to_dict()
+
+
+def test_table_aligns_columns_and_shows_missing_values():
+    """Tables have a header per column and '-' for missing values."""
+    text = table([{"kind": "popularity", "version": "abc"}, {"kind": "cooc", "version": None}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["KIND", "VERSION"]
+    assert lines[-1].split() == ["cooc", "-"]
+
+
+def test_secrets_never_appear_in_target_repr_or_public_dict():
+    """The API key and S3 secret are kept out of repr() and the public view."""
+    target = Target.from_env(
+        {"RECSYS_API_KEY": "sekret-api-key", "RECSYS_ARTIFACT_S3_SECRET_KEY": "sekret-s3", "RECSYS_BASE_URL": "http://x"}
+    )
+    text = repr(target) + json.dumps(target.to_public_dict())
+    assert "sekret" not in text
+    assert target.to_public_dict()["api_key_set"] is True

@@ -1,0 +1,70 @@
+"""Targets from the environment: templates, derived locations, durations and safe names."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from recsys_checks.config import DEFAULT_MANIFEST_TEMPLATE, Target, parse_duration, safe_segment
+from recsys_checks.errors import BadInput
+
+
+def test_default_template_is_the_suites():
+    """With nothing set, the manifest template is the suite's default bucket layout."""
+    assert Target.from_env({}).manifest_template == DEFAULT_MANIFEST_TEMPLATE
+
+
+def test_records_prefix_is_derived_from_the_manifest_template():
+    """records live beside current/: …/current/{t}/{s}/manifest.json → …/records/{t}/{s}/."""
+    t = Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE": "file:///srv/reg/current/{tenant}/{surface}/manifest.json"})
+    assert t.manifest_uri("demo", "home") == "file:///srv/reg/current/demo/home/manifest.json"
+    assert t.records_prefix("demo", "home") == "file:///srv/reg/records/demo/home/"
+    assert t.registry_root() == "file:///srv/reg"
+
+
+def test_records_template_is_required_when_it_cannot_be_derived():
+    """A template not ending in current/{tenant}/{surface}/manifest.json needs an explicit records template."""
+    t = Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE": "s3://b/{tenant}-{surface}.json"})
+    with pytest.raises(BadInput, match="RECSYS_ARTIFACT_RECORDS_TEMPLATE"):
+        t.records_prefix("demo", "home")
+
+
+def test_flags_override_the_environment():
+    """A non-None override wins over the variable."""
+    t = Target.from_env({"RECSYS_BASE_URL": "http://a:1"}, base_url="http://b:2")
+    assert t.base_url == "http://b:2"
+
+
+@pytest.mark.parametrize("template", ["/abs/{tenant}/{surface}", "s3://bucket/manifest.json", "http://x/{tenant}/{surface}"])
+def test_bad_templates_are_refused(template):
+    """Templates must be file:// or s3:// and contain both placeholders."""
+    with pytest.raises(BadInput):
+        Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE": template})
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "a\\b", " demo", "demo\n", "de\x00mo"])
+def test_unsafe_segments_are_refused(bad):
+    """Names that could escape a path or hide in a log are rejected before any path is built."""
+    with pytest.raises(BadInput):
+        safe_segment(bad)
+    with pytest.raises(BadInput):
+        Target.from_env({}).manifest_uri("demo", bad)
+
+
+def test_safe_segments_pass_through():
+    """Ordinary tenant and surface names are accepted unchanged."""
+    assert safe_segment("acme-eu_1") == "acme-eu_1"
+
+
+@pytest.mark.parametrize("text,expected", [("26h", timedelta(hours=26)), ("7d", timedelta(days=7)), ("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15))])
+def test_durations_parse(text, expected):
+    """Durations take s, m, h and d units."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["26", "h", "0h", "-1d", "1w", ""])
+def test_bad_durations_are_refused(text):
+    """Missing units, zero, negative and unknown units are bad input."""
+    with pytest.raises(BadInput):
+        parse_duration(text)
