@@ -9,7 +9,7 @@ ROOT   ?= .stack
 STORE  ?= file
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,9 @@ docs: $(STAMP) ## Build the site strictly into site/
 serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
 	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
 
+cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
+	$(PY) scripts/gen_cli_reference.py
+
 lint: $(STAMP) ## Static checks
 	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts
 
@@ -41,4 +44,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test docs serve lint stack-up stack-down
+.PHONY: help install demo test docs serve cli-reference lint stack-up stack-down
