@@ -34,3 +34,9 @@ class Conflict(ChecksError):
     """The world changed since the plan was made; nothing was changed."""
 
     exit_code = 3
+
+
+class NotFound(Unhealthy):
+    """The store answered, but the object (manifest, record, blob) is not there."""
+
+    exit_code = 1

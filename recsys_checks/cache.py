@@ -1,0 +1,73 @@
+"""Invalidate the service's caches (popularity artifacts, config, rules), dry-run by default.
+
+The service caches the manifest and blobs for their TTLs and the admin documents until told otherwise, so a fixed
+manifest or a reverted config can keep serving the old state; invalidating makes the next request reload.
+Invalidation is idempotent: applying the same plan twice is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .config import Target, safe_segment
+from .errors import BadInput
+from .results import ActionResult, Plan
+from .service import CACHE_TARGETS, ServiceClient, using
+
+
+def parse_targets(targets: Iterable[str] | str) -> list[str]:
+    """``"popularity,config"`` or a list → the validated, de-duplicated list, in the suite's order."""
+    if isinstance(targets, str):
+        targets = targets.split(",")
+    names = {t.strip() for t in targets if t and t.strip()}
+    if not names:
+        raise BadInput(f"no cache targets given: pass one or more of {', '.join(CACHE_TARGETS)}")
+    unknown = sorted(names - set(CACHE_TARGETS))
+    if unknown:
+        raise BadInput(f"unknown cache target(s) {', '.join(unknown)}: use {', '.join(CACHE_TARGETS)}")
+    return [t for t in CACHE_TARGETS if t in names]
+
+
+def plan_invalidate(
+    target: Target, tenant: str, targets: Iterable[str] | str, *, surface: str | None = None, reason: str = ""
+) -> Plan:
+    """What invalidating ``targets`` for the tenant (optionally one surface) would do; changes nothing."""
+    safe_segment(tenant, "tenant")
+    if surface is not None:
+        safe_segment(surface, "surface")
+    names = parse_targets(targets)
+    scope = f"{tenant}/{surface}" if surface else f"{tenant} (all surfaces)"
+    return Plan(
+        action="cache.invalidate",
+        target=f"{tenant}/{surface}" if surface else tenant,
+        observed=None,
+        changes=[{"what": f"{name} cache of {scope}", "before": "cached", "after": "reload on next request"}
+                 for name in names],
+        reason=reason,
+        details={"tenant": tenant, "surface": surface, "targets": names, "base_url": target.base_url},
+    )
+
+
+def apply_invalidate(
+    target: Target,
+    plan: Plan,
+    *,
+    execute: bool = False,
+    actor: str | None = None,
+    client: ServiceClient | None = None,
+) -> ActionResult:
+    """Dry-run by default; with ``execute``, ask the service to drop the planned caches (audited by the service)."""
+    tenant, surface, names = plan.details["tenant"], plan.details.get("surface"), plan.details["targets"]
+    scope = f"{tenant}/{surface}" if surface else tenant
+    if not execute:
+        return ActionResult("planned", f"dry-run: would invalidate the {', '.join(names)} cache(s) of {scope}; "
+                            "nothing changed — run again with execute to apply", plan)
+    with using(target, client, actor=actor) as c:
+        answer = c.invalidate(tenant, names, surface)
+        request_id = c.last_request_id
+    counts = answer.get("invalidated") or {}
+    shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
+    return ActionResult(
+        "applied", f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else ""),
+        plan, f"service audit log of {tenant}: cache.invalidate, request id {request_id}",
+    )

@@ -1,0 +1,301 @@
+"""Config and rules documents: show, history from the service's audit log, and revert with ``If-Match``.
+
+A document's version is the SHA-256 of its canonical jsonb text, exactly as the service computes it (PostgreSQL's
+jsonb output: object keys sorted by UTF-8 length then bytes, ``", "`` and ``": "`` separators, non-ASCII kept), so
+the versions of the documents in ``before_state``/``after_state`` of the audit log can be recomputed here and a
+revert can name any version the log has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .config import Target, safe_segment
+from .errors import BadInput, ChecksError, Conflict, Unreachable
+from .results import ActionResult, CheckResult, Plan
+from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, using
+
+DEFAULT_PROBE_SURFACE = "home"
+MAX_AUDIT_SCAN = 5000
+_MIN_PREFIX = 8
+
+
+def canonical_jsonb(value: Any) -> str:
+    """The canonical jsonb text of a JSON document (see the module docstring)."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+        inner = ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {canonical_jsonb(value[k])}" for k in keys)
+        return "{" + inner + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(canonical_jsonb(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def doc_version(doc: Any) -> str:
+    """Version of a config or rules document: bare 64-hex SHA-256 of its canonical jsonb text."""
+    return hashlib.sha256(canonical_jsonb(doc).encode("utf-8")).hexdigest()
+
+
+def short(version: str | None) -> str | None:
+    return version[:12] if version else version
+
+
+def _kind(kind: str) -> str:
+    if kind not in ADMIN_KINDS:
+        raise BadInput(f"unknown document kind {kind!r}: use config or rules")
+    return kind
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix or "(document)": value}
+
+
+def diff(before: Any, after: Any) -> list[dict[str, Any]]:
+    """Leaf-level differences between two documents as ``[{path, before, after}]`` (``None`` = absent)."""
+    a, b = _flatten(before), _flatten(after)
+    return [
+        {"path": path, "before": a.get(path), "after": b.get(path)}
+        for path in sorted(set(a) | set(b))
+        if a.get(path) != b.get(path) or (path in a) != (path in b)
+    ]
+
+
+def _fail(check: str, exc: ChecksError, tenant: str, kind: str, target: Target) -> CheckResult:
+    data: dict[str, Any] = {"tenant": tenant, "kind": kind}
+    if isinstance(exc, ServiceProblem):
+        data["problem"] = exc.to_dict()
+    return CheckResult(check, "fail", str(exc), data, None, target.base_url)
+
+
+def show(target: Target, tenant: str, kind: str, *, client: ServiceClient | None = None) -> CheckResult:
+    """The tenant's current config or rules document; ``state`` is its version (the ``ETag``)."""
+    safe_segment(tenant, "tenant")
+    _kind(kind)
+    check = f"{kind}.show"
+    try:
+        with using(target, client) as c:
+            doc, version = c.get_doc(tenant, kind)
+    except (Unreachable, ServiceProblem) as exc:
+        return _fail(check, exc, tenant, kind, target)
+    computed = doc_version(doc)
+    data = {"tenant": tenant, "kind": kind, "version": version, "document": doc}
+    if version and computed != version:
+        data["computed_version"] = computed
+        return CheckResult(
+            check, "warn",
+            f"{kind} of {tenant} is version {short(version)}, but its canonical hash is {short(computed)}: versions "
+            "in the audit history may not be recognised for revert", data, version, target.base_url,
+        )
+    return CheckResult(check, "ok", f"{kind} of {tenant} is version {short(version)}", data, version,
+                       target.base_url)
+
+
+def _entries(c: ServiceClient, tenant: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Audit entries that changed this kind of document, newest first."""
+    action = f"{kind}.update"
+    out = []
+    for entry in c.audit(tenant, limit=200, max_entries=MAX_AUDIT_SCAN):
+        if entry.get("action") == action or (
+            entry.get("entity_type") == kind and entry.get("action") != "cache.invalidate"
+        ):
+            out.append(entry)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def change_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """One audit entry as a table row: when, who, before → after (versions recomputed from the states)."""
+    before, after = entry.get("before_state"), entry.get("after_state")
+    return {
+        "when": entry.get("occurred_at"),
+        "who": entry.get("actor_sub"),
+        "actor_type": entry.get("actor_type"),
+        "before": short(doc_version(before)) if before is not None else None,
+        "after": short(doc_version(after)) if after is not None else None,
+        "request_id": entry.get("request_id"),
+        "id": entry.get("id"),
+    }
+
+
+def history(
+    target: Target, tenant: str, kind: str, limit: int = 20, *, client: ServiceClient | None = None
+) -> CheckResult:
+    """The last ``limit`` changes of the tenant's config or rules from the service's audit log, newest first."""
+    safe_segment(tenant, "tenant")
+    _kind(kind)
+    check = f"{kind}.history"
+    try:
+        with using(target, client) as c:
+            _, current = c.get_doc(tenant, kind)
+            entries = _entries(c, tenant, kind, limit)
+    except (Unreachable, ServiceProblem) as exc:
+        return _fail(check, exc, tenant, kind, target)
+    rows = [change_row(e) for e in entries]
+    data = {"tenant": tenant, "kind": kind, "version": current, "changes": rows}
+    n = len(rows)
+    return CheckResult(
+        check, "ok", f"{n} {kind} change{'s' if n != 1 else ''} of {tenant} in the audit log; current version "
+        f"{short(current)}", data, current, target.base_url,
+    )
+
+
+def _known_versions(entries: list[dict[str, Any]], current: str, current_doc: Any) -> dict[str, Any]:
+    docs: dict[str, Any] = {current: current_doc}
+    for entry in entries:
+        for key in ("after_state", "before_state"):
+            state = entry.get(key)
+            if state is not None:
+                docs.setdefault(doc_version(state), state)
+    return docs
+
+
+def plan_revert(
+    target: Target,
+    tenant: str,
+    kind: str,
+    *,
+    to: str | None = None,
+    previous: bool = False,
+    reason: str = "",
+    surface: str | None = None,
+    client: ServiceClient | None = None,
+) -> Plan:
+    """What reverting the tenant's config or rules to a version seen in the audit log would change.
+
+    ``to`` is a version (or an unambiguous prefix of at least 8 hex digits); ``previous`` is the version before the
+    current one. ``surface`` is the surface the verification probe asks on after the revert (default ``home``).
+    Nothing is changed.
+    """
+    safe_segment(tenant, "tenant")
+    _kind(kind)
+    if surface is not None:
+        safe_segment(surface, "surface")
+    if (to is None) == (not previous):
+        raise BadInput(f"say which {kind} version to revert to: pass exactly one of --to VERSION or --previous")
+    how_to_list = f"list versions with `recsys-checks {kind} history --tenant {tenant}`"
+    with using(target, client) as c:
+        current_doc, current = c.get_doc(tenant, kind)
+        entries = _entries(c, tenant, kind)
+    docs = _known_versions(entries, current, current_doc)
+    if previous:
+        into_current = [e for e in entries if e.get("after_state") is not None
+                        and doc_version(e["after_state"]) == current]
+        if not into_current:
+            raise BadInput(f"no audit entry shows how {kind} of {tenant} became {short(current)}, so there is no "
+                           f"known previous version; {how_to_list} and pass --to VERSION")
+        before = into_current[0].get("before_state")
+        if before is None:
+            raise BadInput(f"{kind} {short(current)} of {tenant} is the first version: there is no previous one")
+        wanted = doc_version(before)
+    else:
+        text = (to or "").strip().lower()
+        matches = [v for v in docs if v == text or (len(text) >= _MIN_PREFIX and v.startswith(text))]
+        if not matches:
+            raise BadInput(f"unknown {kind} version {to!r} for tenant {tenant}: it is not in the service's audit log; "
+                           f"{how_to_list}")
+        if len(matches) > 1:
+            raise BadInput(f"{kind} version prefix {to!r} is ambiguous ({len(matches)} versions); give more digits")
+        wanted = matches[0]
+    target_doc = docs[wanted]
+    return Plan(
+        action=f"{kind}.revert",
+        target=f"{tenant}/{kind}",
+        observed=current,
+        changes=[{"what": f"{kind} version of {tenant}", "before": current, "after": wanted}],
+        reason=reason,
+        details={
+            "tenant": tenant,
+            "kind": kind,
+            "surface": surface or DEFAULT_PROBE_SURFACE,
+            "document": target_doc,
+            "diff": diff(current_doc, target_doc),
+        },
+    )
+
+
+def verify_version(
+    c: ServiceClient, target: Target, tenant: str, kind: str, expected: str, surface: str
+) -> CheckResult:
+    """Does a probe request report ``meta.<kind>_version == expected``?"""
+    check = f"{kind}.verify"
+    field = f"{kind}_version"
+    body = ServiceClient.recommend_body(surface, user_id="runbook-verify", k=1)
+    try:
+        meta = (c.recommend(tenant, body).get("meta") or {})
+    except (Unreachable, ServiceProblem) as exc:
+        return CheckResult(check, "fail", f"cannot verify the served {kind} version: {exc}",
+                           {"tenant": tenant, "surface": surface, "expected": expected}, None, target.base_url)
+    served = meta.get(field)
+    data = {"tenant": tenant, "surface": surface, "expected": expected, "served": served}
+    if served is None:
+        return CheckResult(check, "warn", f"the service's answer has no meta.{field}; cannot verify", data, None,
+                           target.base_url)
+    if served != expected:
+        return CheckResult(check, "fail", f"the service still serves {kind} {short(served)} for {tenant}/{surface}, "
+                           f"not {short(expected)}; invalidate the {kind} cache again and re-check", data, served,
+                           target.base_url)
+    return CheckResult(check, "ok", f"the service serves {kind} {short(served)} for {tenant}/{surface}", data, served,
+                       target.base_url)
+
+
+def apply_revert(
+    target: Target,
+    plan: Plan,
+    *,
+    execute: bool = False,
+    actor: str | None = None,
+    client: ServiceClient | None = None,
+) -> ActionResult:
+    """Apply a revert plan: dry-run by default; with ``execute``, PUT with ``If-Match`` on the observed version.
+
+    Then invalidate the service's cache for that document and verify the served version on a probe request. The
+    service's own audit log records the change (``actor`` is sent as ``X-Actor``). Raises
+    :class:`~recsys_checks.errors.Conflict` when the document changed since the plan.
+    """
+    tenant, kind = plan.details["tenant"], _kind(plan.details["kind"])
+    surface = plan.details.get("surface") or DEFAULT_PROBE_SURFACE
+    wanted = plan.changes[0]["after"]
+    move = f"{kind} of {tenant} from {short(plan.observed)} to {short(wanted)}"
+    if not execute:
+        if plan.noop:
+            return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing to do", plan)
+        return ActionResult("planned", f"dry-run: would revert {move} ({len(plan.details.get('diff') or [])} "
+                            "field(s) change); nothing changed — run again with execute to apply", plan)
+    with using(target, client, actor=actor) as c:
+        _, current = c.get_doc(tenant, kind)
+        if current == wanted:
+            verification = verify_version(c, target, tenant, kind, wanted, surface)
+            return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing changed", plan,
+                                None, verification)
+        if current != plan.observed:
+            raise Conflict(f"{kind} of {tenant} changed since the plan (planned against {short(plan.observed)}, now "
+                           f"{short(current)}); nothing changed — make a new plan")
+        try:
+            _, new_version = c.put_doc(tenant, kind, plan.details["document"], if_match=plan.observed)
+        except ServiceProblem as p:
+            if p.status == 409:
+                raise Conflict(f"{kind} of {tenant} changed since the plan (the service answered 409 "
+                               f"{p.code or ''} to If-Match {short(plan.observed)}); nothing changed — make a new "
+                               "plan") from None
+            raise
+        request_id = c.last_request_id
+        c.invalidate(tenant, [kind])
+        verification = verify_version(c, target, tenant, kind, wanted, surface)
+    note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
+    return ActionResult(
+        "applied", f"reverted {move}{note}; {kind} cache invalidated; verification: {verification.status}", plan,
+        f"service audit log of {tenant}: {kind}.update, request id {request_id}", verification,
+    )

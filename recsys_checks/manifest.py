@@ -1,0 +1,651 @@
+"""The manifest v1 — the pointer that is shipped and rolled back: model, status, history and rollback.
+
+A manifest names, per artifact kind, the blob the service serves for one (tenant, surface). Rollback moves that
+pointer only (records and blobs are append-only), after validating the target, with compare-and-swap on the
+manifest's ETag, and leaves one audit object per applied change under ``<registry>/audit/<tenant>/<surface>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .artifact import KINDS, validate_artifact, version_from_uri
+from .config import Target, safe_segment
+from .errors import BadInput, ChecksError, Conflict, NotFound
+from .records import VersionRecord, history, load_records
+from .results import ActionResult, CheckResult, Plan
+from .store import Stores
+from .timefmt import format_z, parse_seconds_z
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "Manifest",
+    "VersionRecord",
+    "apply_rollback",
+    "history",
+    "history_check",
+    "manifest_bytes",
+    "parse_manifest",
+    "plan_rollback",
+    "read_audit",
+    "read_current",
+    "status",
+    "validate_artifact",
+]
+
+# A daily pipeline runs at 01:00-02:00 UTC for the previous day: 24 h between publishes plus 2 h of slack.
+DEFAULT_MAX_AGE = timedelta(hours=26)
+_FIELDS = ("v", "tenant", "surface", "current", "updated_at")
+_FUTURE_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Manifest v1: exactly these five fields."""
+
+    v: int
+    tenant: str
+    surface: str
+    current: dict[str, str] = field(default_factory=dict)
+    updated_at: str = ""
+
+    @property
+    def updated_at_dt(self) -> datetime:
+        return parse_seconds_z(self.updated_at, "updated_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "tenant": self.tenant,
+            "surface": self.surface,
+            "current": {k: self.current[k] for k in sorted(self.current)},
+            "updated_at": self.updated_at,
+        }
+
+
+def parse_manifest(data: bytes | str) -> Manifest:
+    """Parse a manifest strictly as v1; :class:`BadInput` names the field that is wrong."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"manifest is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BadInput("manifest is not a JSON object")
+    extra = sorted(set(doc) - set(_FIELDS))
+    if extra:
+        raise BadInput(f"manifest has unknown field {extra[0]!r} (v1 allows only {', '.join(_FIELDS)})")
+    for name in _FIELDS:
+        if name not in doc:
+            raise BadInput(f"manifest is missing field {name!r}")
+    v = doc["v"]
+    if type(v) is not int or v != 1:
+        raise BadInput(f"manifest field 'v' is {v!r}; only manifest v1 (the integer 1) is supported")
+    for name in ("tenant", "surface"):
+        if not isinstance(doc[name], str):
+            raise BadInput(f"manifest field {name!r} must be a string")
+        try:
+            safe_segment(doc[name], name)
+        except BadInput as exc:
+            raise BadInput(f"manifest field {name!r}: {exc}") from None
+    current = doc["current"]
+    if not isinstance(current, dict):
+        raise BadInput("manifest field 'current' must be an object of kind -> blob URI")
+    for kind, uri in current.items():
+        if kind not in KINDS:
+            raise BadInput(f"manifest field 'current' has unknown kind {kind!r} (known: {', '.join(KINDS)})")
+        if not isinstance(uri, str) or not uri.startswith(("file://", "s3://")):
+            raise BadInput(f"manifest field 'current.{kind}' must be a file:// or s3:// URI, got {uri!r}")
+    parse_seconds_z(doc["updated_at"], "manifest field 'updated_at'")
+    return Manifest(1, doc["tenant"], doc["surface"], dict(current), doc["updated_at"])
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest exactly as the suite writes it: Go's MarshalIndent with two spaces, no trailing newline."""
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
+    # Go's encoder escapes these in strings; JSON syntax never contains them, so replacing globally is safe.
+    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                     ("\u2029", "\\u2029")):
+        text = text.replace(raw, esc)
+    return text.encode("utf-8")
+
+
+def _stores(target: Target, stores: Stores | None) -> tuple[Stores, bool]:
+    return (stores, False) if stores is not None else (Stores(target), True)
+
+
+def read_current(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> tuple[Manifest, str]:
+    """Fetch and parse the current manifest; return it with its ETag.
+
+    Raises :class:`NotFound` when there is none and :class:`BadInput` when it is not a valid v1 manifest of this
+    tenant and surface.
+    """
+    uri = target.manifest_uri(tenant, surface)
+    st, own = _stores(target, stores)
+    try:
+        try:
+            data, etag = st.get(uri)
+        except NotFound:
+            raise NotFound(
+                f"no manifest for {tenant}/{surface} at {uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, or list "
+                f"versions with `recsys-checks manifest history --tenant {tenant} --surface {surface}`"
+            ) from None
+    finally:
+        if own:
+            st.close()
+    return _parse_for(data, tenant, surface, uri), etag
+
+
+def _parse_for(data: bytes, tenant: str, surface: str, uri: str) -> Manifest:
+    try:
+        m = parse_manifest(data)
+    except BadInput as exc:
+        raise BadInput(
+            f"manifest for {tenant}/{surface} at {uri} is invalid: {exc}; roll back with "
+            f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`"
+        ) from None
+    if (m.tenant, m.surface) != (tenant, surface):
+        raise BadInput(
+            f"manifest at {uri} is for {m.tenant}/{m.surface}, not {tenant}/{surface}: the service rejects it "
+            "(422); roll back or republish this surface"
+        )
+    return m
+
+
+# --------------------------------------------------------------------------------------------------- status
+
+
+def status(
+    target: Target,
+    tenant: str,
+    surface: str,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    now: datetime | None = None,
+    *,
+    validate_blobs: bool = True,
+    stores: Stores | None = None,
+) -> CheckResult:
+    """Is the surface's manifest present, valid, fresh, and does every blob it names validate?
+
+    ``data["condition"]`` is ``healthy``, ``stale``, ``missing`` or ``invalid`` (the worst seen); ``state`` is
+    the manifest's ETag.
+    """
+    safe_segment(tenant, "tenant")
+    safe_segment(surface, "surface")
+    now = now or datetime.now(UTC)
+    uri = target.manifest_uri(tenant, surface)
+    data: dict[str, Any] = {
+        "tenant": tenant,
+        "surface": surface,
+        "manifest_uri": uri,
+        "max_age_seconds": int(max_age.total_seconds()),
+        "problems": [],
+        "artifacts": [],
+    }
+    st, own = _stores(target, stores)
+    try:
+        try:
+            raw, etag = st.get(uri)
+        except NotFound:
+            data["condition"] = "missing"
+            data["problems"].append(f"no manifest at {uri}")
+            return CheckResult(
+                "manifest.status", "fail",
+                f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish "
+                "or roll back this surface", data, None, uri,
+            )
+        data["etag"] = etag
+        try:
+            m = _parse_for(raw, tenant, surface, uri)
+        except BadInput as exc:
+            data["condition"] = "invalid"
+            data["problems"].append(str(exc))
+            return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
+        data["manifest"] = m.to_dict()
+        data["updated_at"] = m.updated_at
+        age = now - m.updated_at_dt
+        data["age_seconds"] = int(age.total_seconds())
+        stale = age > max_age
+        notes: list[str] = []
+        if stale:
+            data["problems"].append(
+                f"manifest updated_at {m.updated_at} is {_human(age)} old, above the {_human(max_age)} limit"
+            )
+        elif age < -_FUTURE_SKEW:
+            notes.append(f"updated_at {m.updated_at} is in the future: check the publisher's clock")
+        broken = False
+        if "popularity" not in m.current:
+            broken = True
+            data["problems"].append("manifest has no popularity artifact: the service serves empty recommendations")
+        for kind in sorted(m.current):
+            if validate_blobs:
+                res = validate_artifact(target, m.current[kind], tenant=tenant, surface=surface, kind=kind, stores=st)
+                row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                       "status": res.status, "summary": res.summary, "items": res.data.get("items")}
+                if res.status == "fail":
+                    broken = True
+                    data["problems"].append(res.summary)
+            else:
+                row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                       "status": "unchecked", "summary": "", "items": None}
+            data["artifacts"].append(row)
+        data["notes"] = notes
+    finally:
+        if own:
+            st.close()
+    data["condition"] = "invalid" if broken else "stale" if stale else "healthy"
+    kinds = ", ".join(f"{r['kind']} {str(r['version'] or '?')[:12]}" for r in data["artifacts"]) or "nothing"
+    if data["problems"]:
+        more = f" (+{len(data['problems']) - 1} more)" if len(data["problems"]) > 1 else ""
+        summary = f"{tenant}/{surface} is {data['condition']}: {data['problems'][0]}{more}"
+        return CheckResult("manifest.status", "fail", summary, data, etag, uri)
+    summary = f"{tenant}/{surface} is healthy: updated {_human(age)} ago at {m.updated_at}, serving {kinds}"
+    return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
+
+
+def _human(delta: timedelta) -> str:
+    secs = int(abs(delta.total_seconds()))
+    sign = "-" if delta.total_seconds() < 0 else ""
+    if secs < 120:
+        return f"{sign}{secs}s"
+    if secs < 7200:
+        return f"{sign}{secs // 60}m"
+    hours, rest = divmod(secs, 3600)
+    return f"{sign}{hours}h{rest // 60:02d}m"
+
+
+# -------------------------------------------------------------------------------------------------- history
+
+
+def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> tuple[str, Manifest | None, str | None, bytes | None, str | None]:
+    """``(state, manifest, etag, raw, problem)`` with state ``valid``, ``invalid`` or ``missing``."""
+    uri = target.manifest_uri(tenant, surface)
+    try:
+        raw, etag = st.get(uri)
+    except NotFound:
+        return "missing", None, None, None, f"no manifest at {uri}"
+    try:
+        return "valid", _parse_for(raw, tenant, surface, uri), etag, raw, None
+    except BadInput as exc:
+        return "invalid", None, etag, raw, str(exc)
+
+
+class _Validator:
+    """Validates each record's blob once per call (blobs are immutable)."""
+
+    def __init__(self, target: Target, st: Stores, allow_empty: bool = False) -> None:
+        self.target, self.st, self.allow_empty = target, st, allow_empty
+        self._seen: dict[tuple[str, str], CheckResult] = {}
+
+    def __call__(self, rec: VersionRecord) -> CheckResult:
+        key = (rec.kind, rec.uri)
+        if key not in self._seen:
+            self._seen[key] = validate_artifact(
+                self.target, rec.uri, tenant=rec.tenant, surface=rec.surface, kind=rec.kind, version=rec.version,
+                window=(rec.window_start, rec.window_end), allow_empty=self.allow_empty, stores=self.st,
+            )
+        return self._seen[key]
+
+
+def history_check(
+    target: Target,
+    tenant: str,
+    surface: str,
+    kind: str | None = None,
+    *,
+    validate: bool = True,
+    stores: Stores | None = None,
+) -> CheckResult:
+    """Published versions newest first, each marked ``current`` and whether it is a valid rollback target.
+
+    Fails when there are no records at all; warns when a kind currently served has no valid version to roll back
+    to, or when some records cannot be read.
+    """
+    safe_segment(tenant, "tenant")
+    safe_segment(surface, "surface")
+    st, own = _stores(target, stores)
+    try:
+        state, m, etag, _, problem = _try_current(st, target, tenant, surface)
+        records, problems = load_records(target, tenant, surface, kind, stores=st)
+        current = m.current if m else {}
+        check = _Validator(target, st)
+        rows = []
+        for rec in records:
+            is_current = current.get(rec.kind) == rec.uri
+            row = rec.to_dict()
+            row["current"] = is_current
+            if validate:
+                res = check(rec)
+                row["valid"] = res.status != "fail"
+                row["problems"] = res.data.get("problems", [])
+                row["items"] = res.data.get("items")
+            else:
+                row["valid"] = None
+                row["problems"] = []
+            row["rollback_target"] = bool(row["valid"]) and not is_current if validate else not is_current
+            rows.append(row)
+    finally:
+        if own:
+            st.close()
+    data: dict[str, Any] = {
+        "tenant": tenant, "surface": surface, "kind": kind, "manifest_state": state, "current": current,
+        "records_prefix": target.records_prefix(tenant, surface), "versions": rows, "record_problems": problems,
+    }
+    if problem:
+        data["manifest_problem"] = problem
+    warnings: list[str] = []
+    for k in sorted(current):
+        if kind is not None and k != kind:
+            continue
+        if not any(r["kind"] == k and r["current"] for r in rows):
+            warnings.append(f"current {k} {current[k]} has no version record")
+        if validate and not any(r["kind"] == k and r["rollback_target"] for r in rows):
+            warnings.append(f"no valid {k} version to roll back to")
+    if problems:
+        warnings.append(f"{len(problems)} unreadable version record(s)")
+    data["warnings"] = warnings
+    scope = f"{tenant}/{surface}" + (f" {kind}" if kind else "")
+    if not rows:
+        return CheckResult("manifest.history", "fail",
+                           f"no version records for {scope} under {data['records_prefix']}: nothing to roll back to",
+                           data, etag, target.manifest_uri(tenant, surface))
+    n_targets = sum(1 for r in rows if r["rollback_target"])
+    summary = f"{len(rows)} version(s) of {scope}, {n_targets} valid rollback target(s)"
+    if warnings:
+        summary += "; " + "; ".join(warnings)
+    return CheckResult("manifest.history", "warn" if warnings else "ok", summary, data, etag,
+                       target.manifest_uri(tenant, surface))
+
+
+# ------------------------------------------------------------------------------------------------- rollback
+
+
+def _history_hint(tenant: str, surface: str) -> str:
+    return f"list versions with `recsys-checks manifest history --tenant {tenant} --surface {surface}`"
+
+
+def plan_rollback(
+    target: Target,
+    tenant: str,
+    surface: str,
+    *,
+    to: str | None = None,
+    previous: bool = False,
+    kind: str | None = None,
+    reason: str = "",
+    allow_empty: bool = False,
+    stores: Stores | None = None,
+) -> Plan:
+    """Plan repointing the manifest to a recorded version; changes nothing.
+
+    ``to``: a version (full hash, or a unique prefix of at least 8 hex), in whichever kind(s) it was recorded.
+    ``previous``: per kind, the newest valid version older than the current one (when the manifest is missing or
+    unreadable: the newest valid version of each kind). ``kind`` restricts either. Every target blob is validated
+    before the plan is returned; an unknown or invalid target raises :class:`BadInput`.
+    """
+    safe_segment(tenant, "tenant")
+    safe_segment(surface, "surface")
+    if (to is None) == (not previous):
+        raise BadInput("say where to roll back to: give either a version (--to VERSION) or --previous, not both")
+    if kind is not None and kind not in KINDS:
+        raise BadInput(f"unknown artifact kind {kind!r}: use one of {', '.join(KINDS)}")
+    manifest_uri = target.manifest_uri(tenant, surface)
+    st, own = _stores(target, stores)
+    try:
+        state, m, etag, raw, problem = _try_current(st, target, tenant, surface)
+        current = dict(m.current) if m else {}
+        records, _ = load_records(target, tenant, surface, kind, stores=st)
+        check = _Validator(target, st, allow_empty=allow_empty)
+        notes: list[str] = []
+        chosen: dict[str, VersionRecord] = {}
+        if to is not None:
+            chosen = _resolve_to(to, records, tenant, surface, kind)
+            for rec in chosen.values():
+                res = check(rec)
+                if res.status == "fail":
+                    raise BadInput(
+                        f"refusing to roll back {tenant}/{surface} {rec.kind} to {rec.version}: "
+                        f"{'; '.join(res.data.get('problems', [])) or res.summary}; pick another version "
+                        f"({_history_hint(tenant, surface)})"
+                    )
+            if m is None:
+                notes.append(
+                    f"the current manifest is {state}; the new manifest holds only {', '.join(sorted(chosen))}"
+                )
+        else:
+            kinds = [kind] if kind else sorted(current) if m is not None else sorted({r.kind for r in records})
+            if m is None:
+                notes.append(f"the current manifest is {state}: restoring the newest valid version of each kind")
+            for k in kinds:
+                rec, why = _previous_for(k, current.get(k), records, check, m is not None)
+                if rec is None:
+                    if kind is not None:
+                        raise BadInput(
+                            f"no valid earlier {k} version for {tenant}/{surface} ({why}); "
+                            f"{_history_hint(tenant, surface)}"
+                        )
+                    notes.append(f"{k} left as is: {why}")
+                    continue
+                chosen[k] = rec
+            if not chosen:
+                raise BadInput(
+                    f"nothing to roll back for {tenant}/{surface}: no kind has a valid earlier version; "
+                    f"{_history_hint(tenant, surface)}"
+                )
+    finally:
+        if own:
+            st.close()
+    after = dict(current)
+    changes = []
+    for k in sorted(chosen):
+        rec = chosen[k]
+        after[k] = rec.uri
+        changes.append({
+            "what": f"current.{k}",
+            "kind": k,
+            "before": current.get(k),
+            "after": rec.uri,
+            "before_version": version_from_uri(current[k]) if k in current else None,
+            "after_version": rec.version,
+        })
+    details: dict[str, Any] = {
+        "tenant": tenant,
+        "surface": surface,
+        "manifest_uri": manifest_uri,
+        "mode": "to" if to is not None else "previous",
+        "requested": to,
+        "kind": kind,
+        "allow_empty": allow_empty,
+        "before": {
+            "state": state,
+            "etag": etag,
+            "manifest": m.to_dict() if m else None,
+            "raw": raw.decode("utf-8", "replace")[:4096] if raw is not None and m is None else None,
+            "problem": problem,
+            "current": current,
+        },
+        "after_current": {k: after[k] for k in sorted(after)},
+        "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
+        "notes": notes,
+    }
+    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details)
+
+
+def _resolve_to(
+    to: str, records: list[VersionRecord], tenant: str, surface: str, kind: str | None
+) -> dict[str, VersionRecord]:
+    wanted = to.strip().lower()
+    if len(wanted) < 8 or any(c not in "0123456789abcdef" for c in wanted):
+        raise BadInput(f"version {to!r} is not a version hash (64 hex, or a unique prefix of at least 8); "
+                       f"{_history_hint(tenant, surface)}")
+    matches = [r for r in records if r.version.startswith(wanted)]
+    if len({r.version for r in matches}) > 1:
+        shown = ", ".join(sorted({r.version[:16] for r in matches}))
+        raise BadInput(f"version prefix {to!r} is ambiguous ({shown}); give more characters")
+    if not matches:
+        scope = f"{kind} " if kind else ""
+        raise BadInput(f"version {to} is not a recorded {scope}version of {tenant}/{surface}; "
+                       f"{_history_hint(tenant, surface)}")
+    return {r.kind: r for r in matches}
+
+
+def _previous_for(
+    kind: str, current_uri: str | None, records: list[VersionRecord], check: _Validator, manifest_ok: bool
+) -> tuple[VersionRecord | None, str]:
+    mine = [r for r in records if r.kind == kind]
+    if not mine:
+        return None, f"no {kind} version records"
+    if manifest_ok and current_uri is not None:
+        cur_version = version_from_uri(current_uri)
+        idx = next((i for i, r in enumerate(mine) if r.uri == current_uri or r.version == cur_version), None)
+        # Unrecorded current (e.g. hand-edited): every recorded version other than it is a candidate.
+        candidates = mine[idx + 1:] if idx is not None else [r for r in mine if r.version != cur_version]
+    else:
+        candidates = mine
+    for rec in candidates:
+        if check(rec).status != "fail":
+            return rec, ""
+    return None, f"no valid {kind} version older than the current one"
+
+
+def _audit_prefix(target: Target, tenant: str, surface: str) -> str:
+    return f"{target.registry_root()}/audit/{tenant}/{surface}/"
+
+
+def apply_rollback(
+    target: Target,
+    plan: Plan,
+    *,
+    execute: bool = False,
+    actor: str | None = None,
+    runbook: str | None = None,
+    now: datetime | None = None,
+    stores: Stores | None = None,
+) -> ActionResult:
+    """Apply a rollback plan; a dry-run unless ``execute``.
+
+    With execute: re-read the manifest; already at the plan's target → ``noop``; moved since the plan →
+    :class:`Conflict` (nothing changed); else write the new manifest with compare-and-swap on the observed ETag,
+    then one audit object (never overwritten), then read it back as verification.
+    """
+    if plan.action != "manifest.rollback":
+        raise BadInput(f"not a manifest rollback plan: {plan.action}")
+    d = plan.details
+    tenant, surface = safe_segment(d["tenant"], "tenant"), safe_segment(d["surface"], "surface")
+    uri = target.manifest_uri(tenant, surface)
+    if uri != plan.target:
+        raise BadInput(f"the plan was made for {plan.target}, but this target's manifest is {uri}")
+    moves = ", ".join(f"{c['kind']} {str(c['before_version'] or c['before'])[:12]} -> {c['after_version'][:12]}"
+                      for c in plan.changes)
+    if not execute:
+        if plan.noop:
+            return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing to do",
+                                plan)
+        return ActionResult("planned", f"dry-run: would repoint {tenant}/{surface}: {moves}; nothing changed "
+                                       "(run with execute to apply)", plan)
+    now = now or datetime.now(UTC)
+    st, own = _stores(target, stores)
+    try:
+        try:
+            raw, etag = st.get(uri)
+        except NotFound:
+            raw, etag = None, None
+        if raw is not None and _already_applied(raw, tenant, surface, plan):
+            return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
+                                plan, verification=_verify(target, st, tenant, surface, plan))
+        if etag != plan.observed:
+            raise Conflict(
+                f"manifest for {tenant}/{surface} changed since the plan (planned against {plan.observed}, now "
+                f"{etag}); nothing was changed: plan again and review"
+            )
+        for k, rec in d["targets"].items():
+            res = validate_artifact(target, rec["uri"], tenant=tenant, surface=surface, kind=k,
+                                    version=rec["version"], window=(rec["window_start"], rec["window_end"]),
+                                    allow_empty=bool(d.get("allow_empty")), stores=st)
+            if res.status == "fail":
+                raise Conflict(f"rollback target {k} {rec['version']} no longer validates ({res.summary}); "
+                               "nothing was changed")
+        new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
+        new_etag = st.put(uri, manifest_bytes(new), if_match=plan.observed, if_none_match=plan.observed is None)
+        audit_uri = _audit_prefix(target, tenant, surface) + f"{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.plan_hash[:12]}.json"
+        record = {
+            "v": 1,
+            "action": plan.action,
+            "tenant": tenant,
+            "surface": surface,
+            "who": actor or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown",
+            "when": format_z(now),
+            "why": plan.reason,
+            "runbook": runbook,
+            "plan_hash": plan.plan_hash,
+            "manifest_uri": uri,
+            "changes": plan.changes,
+            "before": d["before"],
+            "after": {"etag": new_etag, "manifest": new.to_dict(), "current": new.to_dict()["current"]},
+        }
+        body = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            st.put(audit_uri, body, if_none_match=True)
+        except ChecksError as exc:
+            raise ChecksError(
+                f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record {audit_uri} "
+                f"could not be written: {exc}; record the change by hand"
+            ) from None
+        verification = _verify(target, st, tenant, surface, plan)
+    finally:
+        if own:
+            st.close()
+    return ActionResult("applied", f"repointed {tenant}/{surface}: {moves}", plan, audit_uri, verification)
+
+
+def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:
+    try:
+        m = parse_manifest(raw)
+    except BadInput:
+        return False
+    if (m.tenant, m.surface) != (tenant, surface):
+        return False
+    return all(m.current.get(c["kind"]) == c["after"] for c in plan.changes)
+
+
+def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -> CheckResult:
+    uri = target.manifest_uri(tenant, surface)
+    try:
+        raw, etag = st.get(uri)
+        m = _parse_for(raw, tenant, surface, uri)
+    except (NotFound, BadInput) as exc:
+        return CheckResult("manifest.rollback.verify", "fail", str(exc), {}, None, uri)
+    wrong = [c["kind"] for c in plan.changes if m.current.get(c["kind"]) != c["after"]]
+    data = {"manifest": m.to_dict(), "wrong": wrong}
+    if wrong:
+        return CheckResult("manifest.rollback.verify", "fail",
+                           f"{tenant}/{surface} does not point at the planned {', '.join(wrong)}", data, etag, uri)
+    return CheckResult("manifest.rollback.verify", "ok",
+                       f"{tenant}/{surface} points at the planned versions (updated_at {m.updated_at})", data, etag, uri)
+
+
+def read_audit(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
+    """The audit objects of a surface's manifest actions, newest first, each with its ``uri``."""
+    prefix = _audit_prefix(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"))
+    st, own = _stores(target, stores)
+    try:
+        out = []
+        for uri in sorted(st.list(prefix), reverse=True):
+            if not uri.endswith(".json"):
+                continue
+            try:
+                data, _ = st.get(uri)
+                doc = json.loads(data)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                doc["uri"] = uri
+            except (NotFound, ValueError, UnicodeDecodeError) as exc:
+                doc = {"uri": uri, "error": f"unreadable audit record: {exc}"}
+            out.append(doc)
+        return out
+    finally:
+        if own:
+            st.close()

@@ -1,0 +1,438 @@
+"""Object store access by URI (``file://`` and ``s3://``) with compare-and-swap writes.
+
+ETags are the quoted MD5 hex of the content on both stores (what S3 returns for a single-part upload), so that a
+state token seen on one store means the same thing on the other. Conditional writes:
+
+- S3: ``If-Match: <etag>`` to replace exactly what was read, ``If-None-Match: *`` to create only.
+- Files: a ``<name>.lock`` file (created exclusively) around a compare of the current content hash, then a write to
+  a temporary file, fsync and rename, so that a reader never sees a half-written manifest. Create-only writes are
+  a hard link of the finished temporary file, which fails atomically when the name already exists.
+
+Errors: an unreachable store raises :class:`Unreachable`, a missing object :class:`NotFound`, a failed
+precondition :class:`Conflict`, bad credentials or a malformed URI :class:`BadInput`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from .config import Target
+from .errors import BadInput, ChecksError, Conflict, NotFound, Unreachable
+
+_LOCK_SUFFIX = ".lock"
+_TMP_SUFFIX = ".tmp"
+
+
+def etag_of(data: bytes) -> str:
+    """The ETag the stores give ``data``: quoted MD5 hex (S3 single-part semantics)."""
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+def _same_etag(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.strip('"') == b.strip('"')
+
+
+class Store(ABC):
+    """Get, put (with compare-and-swap), list and test objects by URI."""
+
+    scheme: str
+
+    @abstractmethod
+    def get(self, uri: str) -> tuple[bytes, str]:
+        """Return ``(content, etag)``; raise :class:`NotFound` when the object does not exist."""
+
+    @abstractmethod
+    def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Write ``data`` and return its ETag.
+
+        ``if_match``: only replace the object whose ETag is this one; ``if_none_match``: only create. A failed
+        precondition raises :class:`Conflict` and changes nothing.
+        """
+
+    @abstractmethod
+    def list(self, prefix_uri: str) -> list[str]:
+        """URIs of every object whose key starts with ``prefix_uri`` (recursively), sorted."""
+
+    @abstractmethod
+    def children(self, prefix_uri: str) -> list[str]:
+        """Names of the immediate "directories" under ``prefix_uri`` (which should end with ``/``), sorted."""
+
+    @abstractmethod
+    def exists(self, uri: str) -> bool:
+        """Whether an object exists at ``uri``."""
+
+    def close(self) -> None:
+        """Release connections (a no-op for files)."""
+        return None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def file_path(uri: str) -> Path:
+    """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        raise BadInput(f"{uri!r} is not a local file URI: use file:///absolute/path")
+    path = unquote(parsed.path)
+    if not path.startswith("/"):
+        raise BadInput(f"{uri!r} does not name an absolute path: use file:///absolute/path")
+    return Path(path)
+
+
+def s3_location(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI (the key may be empty for a prefix)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise BadInput(f"{uri!r} is not an S3 URI: use s3://bucket/key")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class FileStore(Store):
+    """Objects are files named by absolute ``file://`` URIs."""
+
+    scheme = "file"
+
+    def __init__(self, lock_timeout: float = 5.0) -> None:
+        self.lock_timeout = lock_timeout
+
+    def get(self, uri: str) -> tuple[bytes, str]:
+        path = file_path(uri)
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
+        except OSError as exc:
+            raise Unreachable(f"cannot read {uri}: {exc.strerror}; check the file store is mounted and readable") from None
+        return data, etag_of(data)
+
+    def exists(self, uri: str) -> bool:
+        try:
+            return file_path(uri).is_file()
+        except OSError as exc:
+            raise Unreachable(f"cannot stat {uri}: {exc}; check the file store is mounted") from None
+
+    def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        path = file_path(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked(path, uri):
+                current = path.read_bytes() if path.is_file() else None
+                if if_none_match and current is not None:
+                    raise Conflict(f"{uri} already exists and is never overwritten; nothing was written")
+                if if_match is not None and (current is None or not _same_etag(etag_of(current), if_match)):
+                    seen = "missing" if current is None else etag_of(current)
+                    raise Conflict(f"{uri} changed since it was read (expected {if_match}, now {seen}); nothing was written")
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+                try:
+                    with open(tmp, "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    if if_none_match:
+                        # link() refuses an existing name atomically, even against writers that take no lock.
+                        try:
+                            os.link(tmp, path)
+                        except FileExistsError:
+                            raise Conflict(f"{uri} already exists and is never overwritten; nothing was written") from None
+                    else:
+                        os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                _fsync_dir(path.parent)
+        except ChecksError:
+            raise
+        except OSError as exc:
+            raise Unreachable(f"cannot write {uri}: {exc.strerror or exc}; check the file store is mounted and writable") from None
+        return etag_of(data)
+
+    def list(self, prefix_uri: str) -> list[str]:
+        if prefix_uri.endswith("/"):
+            base_uri, name_prefix = prefix_uri, ""
+        else:
+            cut = prefix_uri.rfind("/") + 1
+            base_uri, name_prefix = prefix_uri[:cut], prefix_uri[cut:]
+        base = file_path(base_uri)
+        out: list[str] = []
+        try:
+            if not base.is_dir():
+                return []
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames.sort()
+                rel_dir = os.path.relpath(dirpath, base)
+                rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+                for name in sorted(filenames):
+                    if _is_internal(name):
+                        continue
+                    rel = rel_dir + name
+                    if rel.startswith(name_prefix):
+                        out.append(base_uri + rel)
+        except OSError as exc:
+            raise Unreachable(f"cannot list {prefix_uri}: {exc}; check the file store is mounted and readable") from None
+        return sorted(out)
+
+    def children(self, prefix_uri: str) -> list[str]:
+        base = file_path(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
+        try:
+            if not base.is_dir():
+                return []
+            return sorted(p.name for p in base.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise Unreachable(f"cannot list {prefix_uri}: {exc}; check the file store is mounted and readable") from None
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path, uri: str) -> Iterator[None]:
+        lock = path.with_name(path.name + _LOCK_SUFFIX)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                if time.monotonic() >= deadline:
+                    raise Conflict(
+                        f"{uri} is locked by another writer ({lock}); retry, or remove the lock file if no writer "
+                        "is running"
+                    ) from None
+                time.sleep(0.02)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.close(fd)
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+def _is_internal(name: str) -> bool:
+    return name.endswith(_LOCK_SUFFIX) or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class S3Store(Store):
+    """Objects in any bucket of one S3 endpoint (``s3://bucket/key``)."""
+
+    scheme = "s3"
+
+    def __init__(
+        self,
+        endpoint: str | None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str = "us-east-1",
+        timeout: float = 5.0,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.endpoint = endpoint
+        config = Config(
+            connect_timeout=min(timeout, 3.0),
+            read_timeout=timeout,
+            retries={"total_max_attempts": 2, "mode": "standard"},  # at most one retry
+            s3={"addressing_style": "path"},
+            # S3-compatible stores do not all accept the newer default checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = boto3.session.Session()
+        self._client: Any = session.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=config,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _where(self) -> str:
+        return self.endpoint or "the default AWS S3 endpoint"
+
+    def _translate(self, exc: Exception, uri: str, doing: str) -> ChecksError:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionClosedError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+        from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
+
+        if isinstance(exc, NoCredentialsError):
+            return BadInput(
+                f"no S3 credentials for {uri}: set RECSYS_ARTIFACT_S3_ACCESS_KEY and RECSYS_ARTIFACT_S3_SECRET_KEY"
+            )
+        if isinstance(exc, EndpointConnectionError | BotoConnectTimeout | ReadTimeoutError | ConnectionClosedError):
+            return Unreachable(
+                f"object store {self._where()} unreachable while {doing} {uri}: check RECSYS_ARTIFACT_S3_ENDPOINT "
+                "and that the store is up"
+            )
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                return Conflict(f"{uri} changed since it was read (precondition failed); nothing was written")
+            if code == "NoSuchBucket":
+                return NotFound(f"bucket of {uri} does not exist at {self._where()}: check the manifest template")
+            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+                return NotFound(f"no object at {uri}: check the key, or list what exists under its prefix")
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or status == 403:
+                return BadInput(
+                    f"access to {uri} denied ({code}): check RECSYS_ARTIFACT_S3_ACCESS_KEY/_SECRET_KEY and the bucket "
+                    "policy"
+                )
+            return Unreachable(f"object store {self._where()} failed while {doing} {uri}: {code or status}")
+        if isinstance(exc, BotoCoreError):
+            return Unreachable(
+                f"object store {self._where()} failed while {doing} {uri}: {exc}; check RECSYS_ARTIFACT_S3_ENDPOINT"
+            )
+        raise exc
+
+    def get(self, uri: str) -> tuple[bytes, str]:
+        bucket, key = s3_location(uri)
+        try:
+            resp = self._client.get_object(Bucket=bucket, Key=key)
+            with contextlib.closing(resp["Body"]) as body:
+                data = body.read()
+        except Exception as exc:  # noqa: BLE001 - translated into the operator-facing errors
+            raise self._translate(exc, uri, "reading") from None
+        return data, resp.get("ETag") or etag_of(data)
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = s3_location(uri)
+        try:
+            self._client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            err = self._translate(exc, uri, "checking")
+            if isinstance(err, NotFound) and "bucket" not in str(err):
+                return False
+            raise err from None
+        return True
+
+    def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        bucket, key = s3_location(uri)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "ContentType": "application/json"}
+        if if_match is not None:
+            kwargs["IfMatch"] = if_match
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            resp = self._client.put_object(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            err = self._translate(exc, uri, "writing")
+            if isinstance(err, NotFound) and if_match is not None:
+                # If-Match against an object that is gone: the world moved.
+                err = Conflict(f"{uri} no longer exists (expected {if_match}); nothing was written")
+            raise err from None
+        return resp.get("ETag") or etag_of(data)
+
+    def list(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = s3_location(prefix_uri)
+        out: list[str] = []
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                out.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, prefix_uri, "listing") from None
+        return sorted(out)
+
+    def children(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = s3_location(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
+        names: set[str] = set()
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                for cp in page.get("CommonPrefixes", []):
+                    names.add(cp["Prefix"][len(prefix) :].rstrip("/"))
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, prefix_uri, "listing") from None
+        return sorted(n for n in names if n)
+
+
+def open_store(uri: str, target: Target) -> Store:
+    """A store able to read and write ``uri`` (any object of the same scheme); close it when done."""
+    if uri.startswith("file://"):
+        return FileStore(lock_timeout=target.timeout)
+    if uri.startswith("s3://"):
+        return S3Store(
+            target.s3_endpoint,
+            target.s3_access_key,
+            target.s3_secret_key,
+            region=target.s3_region,
+            timeout=target.timeout,
+        )
+    raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
+
+
+class Stores:
+    """One open store per scheme for a target, reused across many URIs (an S3 client is costly to create)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._open: dict[str, Store] = {}
+        self._lock = threading.Lock()
+
+    def for_uri(self, uri: str) -> Store:
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        with self._lock:  # checks run in threads; one client per scheme
+            if scheme not in self._open:
+                self._open[scheme] = open_store(uri, self.target)
+            return self._open[scheme]
+
+    def get(self, uri: str) -> tuple[bytes, str]:
+        return self.for_uri(uri).get(uri)
+
+    def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        return self.for_uri(uri).put(uri, data, if_match=if_match, if_none_match=if_none_match)
+
+    def list(self, prefix_uri: str) -> list[str]:
+        return self.for_uri(prefix_uri).list(prefix_uri)
+
+    def children(self, prefix_uri: str) -> list[str]:
+        return self.for_uri(prefix_uri).children(prefix_uri)
+
+    def exists(self, uri: str) -> bool:
+        return self.for_uri(uri).exists(uri)
+
+    def close(self) -> None:
+        for store in self._open.values():
+            store.close()
+        self._open.clear()
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,208 @@
+"""What was shipped, when, by whom and why: one chronological view over every source of change.
+
+Sources: artifact publishes (the registry's version records), manifest rollbacks (our audit objects next to the
+registry), and config/rules changes and cache invalidations (the service's admin audit log). One source being
+unavailable makes the result a warning naming it; the others are still shown.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from .config import Target, safe_segment
+from .configrules import doc_version, short
+from .errors import ChecksError
+from .recs import parse_time
+from .results import CheckResult
+from .service import ServiceClient, using
+from .timefmt import format_z, is_zero_time
+
+MAX_AUDIT_SCAN = 5000
+
+
+def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: str, before: Any, after: Any,
+         why: Any, source: str) -> dict[str, Any]:
+    return {
+        "when": format_z(when) if when else None,
+        "kind": kind,
+        "surface": surface,
+        "who": who,
+        "what": what,
+        "before": before,
+        "after": after,
+        "why": why or None,
+        "source": source,
+        "_at": when,
+    }
+
+
+def _surfaces(target: Target, tenant: str) -> list[str]:
+    from .store import Stores
+
+    root = target.registry_root()
+    with Stores(target) as stores:
+        names = set(stores.children(f"{root}/current/{tenant}/"))
+        names |= set(stores.children(f"{root}/records/{tenant}/"))
+    return sorted(n for n in names if n)
+
+
+def _publishes(registry: Any, target: Target, tenant: str, surface: str, start: datetime) -> list[dict[str, Any]]:
+    records = list(registry.history(target, tenant, surface))
+    rows = []
+    by_kind: dict[str, list[Any]] = {}
+    for rec in reversed(records):  # oldest first, so each record's predecessor is known
+        by_kind.setdefault(rec.kind, []).append(rec)
+    for kind, recs in by_kind.items():
+        for i, rec in enumerate(recs):
+            built = None if is_zero_time(rec.built_at) else parse_time(rec.built_at)
+            when = built or parse_time(rec.window_end)
+            if when is None or when < start:
+                continue
+            before = recs[i - 1].version if i > 0 else None
+            who = "pipeline" if built else "pipeline (from staging)"
+            rows.append(_row(when, "publish", surface, who, f"{kind} {short(rec.version)}", short(before),
+                             short(rec.version), f"window {rec.window_start} .. {rec.window_end}", "registry records"))
+    return rows
+
+
+def _versions(side: Any, changes: list[Any], key: str) -> str | None:
+    parts = []
+    for change in changes:
+        if isinstance(change, dict):
+            version = change.get(f"{key}_version") or change.get(key)
+            if isinstance(version, str) and "/" in version:
+                version = version.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+            parts.append(f"{change.get('kind', '?')} {short(version) if isinstance(version, str) else version}")
+    return "; ".join(parts) or (str(side) if isinstance(side, str) else None)
+
+
+def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
+               start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    rows, problems = [], []
+    for doc in registry.read_audit(target, tenant, surface):
+        if doc.get("error"):
+            problems.append(str(doc["error"]))
+            continue
+        when = parse_time(doc.get("when") or doc.get("occurred_at") or doc.get("at"))
+        if when is None or when < start:
+            continue
+        changes = doc.get("changes") or []
+        why = doc.get("why") or doc.get("reason")
+        if doc.get("runbook"):
+            why = f"{why or ''} (runbook {doc['runbook']})".strip()
+        rows.append(_row(when, "rollback", surface, doc.get("who") or doc.get("actor"),
+                         str(doc.get("action") or "manifest.rollback"), _versions(doc.get("before"), changes, "before"),
+                         _versions(doc.get("after"), changes, "after"), why, "registry audit"))
+    return rows, problems
+
+
+def _service_events(c: ServiceClient, tenant: str, surface: str | None, start: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for entry in c.audit(tenant, limit=200, max_entries=MAX_AUDIT_SCAN):
+        when = parse_time(entry.get("occurred_at"))
+        if when is not None and when < start:
+            break  # newest first: everything after this is older
+        action = str(entry.get("action") or "")
+        who = entry.get("actor_sub")
+        if entry.get("actor_type"):
+            who = f"{who} ({entry['actor_type']})"
+        extra = entry.get("extra") if isinstance(entry.get("extra"), dict) else {}
+        why = extra.get("reason") or extra.get("why")
+        if action == "cache.invalidate":
+            state = entry.get("after_state") if isinstance(entry.get("after_state"), dict) else {}
+            targets = state.get("targets") or extra.get("targets") or []
+            where = state.get("surface") or extra.get("surface")
+            if surface is not None and where not in (None, "", surface):
+                continue
+            what = f"invalidate {', '.join(map(str, targets)) or 'caches'}"
+            rows.append(_row(when, "cache", where, who, what, None, None, why, "service audit"))
+            continue
+        kind = action.split(".", 1)[0] if "." in action else str(entry.get("entity_type") or action)
+        before, after = entry.get("before_state"), entry.get("after_state")
+        rows.append(_row(when, kind, None, who, action,
+                         short(doc_version(before)) if before is not None else None,
+                         short(doc_version(after)) if after is not None else None, why, "service audit"))
+    return rows
+
+
+def timeline(
+    target: Target,
+    tenant: str,
+    surface: str | None = None,
+    since: timedelta = timedelta(days=7),
+    now: datetime | None = None,
+    *,
+    client: ServiceClient | None = None,
+    registry: ModuleType | Any | None = None,
+    surfaces: list[str] | None = None,
+) -> CheckResult:
+    """Every change to the tenant (optionally one surface) in the last ``since``, oldest first.
+
+    ``registry`` provides ``history(target, tenant, surface)`` and ``read_audit(target, tenant, surface)`` (default:
+    :mod:`recsys_checks.manifest`); ``surfaces`` overrides discovering the tenant's surfaces in the registry.
+    """
+    safe_segment(tenant, "tenant")
+    if surface is not None:
+        safe_segment(surface, "surface")
+    now = now or datetime.now(UTC)
+    start = now - since
+    if registry is None:
+        from . import manifest as registry_module
+
+        registry = registry_module
+    rows: list[dict[str, Any]] = []
+    sources: dict[str, str] = {}
+    problems: list[str] = []
+
+    names: list[str] = []
+    try:
+        names = [surface] if surface is not None else (surfaces if surfaces is not None else _surfaces(target, tenant))
+        sources["registry"] = "ok"
+    except ChecksError as exc:
+        sources["registry"] = f"unavailable: {exc}"
+    for name in names:
+        try:
+            rows += _publishes(registry, target, tenant, name, start)
+            sources.setdefault("registry", "ok")
+        except ChecksError as exc:
+            sources["registry"] = f"unavailable: {exc}"
+        try:
+            found, bad = _rollbacks(registry, target, tenant, name, start)
+            rows += found
+            problems += bad
+            sources.setdefault("registry audit", "ok")
+        except ChecksError as exc:
+            sources["registry audit"] = f"unavailable: {exc}"
+
+    if not target.base_url:
+        sources["service audit"] = "unavailable: no RECSYS_BASE_URL"
+    elif not target.api_key and client is None:
+        sources["service audit"] = "unavailable: the admin audit log needs RECSYS_API_KEY"
+    else:
+        try:
+            with using(target, client) as c:
+                rows += _service_events(c, tenant, surface, start)
+            sources["service audit"] = "ok"
+        except ChecksError as exc:
+            sources["service audit"] = f"unavailable: {exc}"
+
+    epoch = datetime.min.replace(tzinfo=UTC)
+    rows.sort(key=lambda r: (r["_at"] or epoch, r["kind"], str(r["what"])))
+    for r in rows:
+        r.pop("_at")
+    down = {k: v for k, v in sources.items() if v != "ok"}
+    scope = f"{tenant}/{surface}" if surface else tenant
+    data = {"tenant": tenant, "surface": surface, "since": format_z(start), "until": format_z(now),
+            "events": rows, "sources": sources, "problems": problems}
+    summary = f"{len(rows)} change(s) to {scope} since {format_z(start)}"
+    if down and len(down) == len(sources):
+        return CheckResult("timeline", "fail", f"no source of changes could be read for {scope}: "
+                           + "; ".join(f"{k} {v}" for k, v in down.items()), data, None, target.base_url)
+    if down or problems:
+        missing = "; ".join(f"{k} {v}" for k, v in down.items())
+        if problems:
+            missing = "; ".join(filter(None, [missing, f"{len(problems)} unreadable audit record(s)"]))
+        return CheckResult("timeline", "warn", f"{summary} (incomplete: {missing})", data, None, target.base_url)
+    return CheckResult("timeline", "ok", summary, data, None, target.base_url)

@@ -1,0 +1,126 @@
+"""Manifest v1: strict parsing and the suite's byte format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys_checks import manifest as M
+from recsys_checks.config import Target
+from recsys_checks.errors import BadInput
+
+
+def _doc(**over):
+    doc = {
+        "v": 1,
+        "tenant": "demo",
+        "surface": "home",
+        "current": {"popularity": "file:///x/objectstore/demo/home/popularity/a.json"},
+        "updated_at": "2026-01-02T01:23:45Z",
+    }
+    doc.update(over)
+    return json.dumps(doc).encode()
+
+
+def test_suite_manifest_round_trips_byte_identical(file_registry):
+    """A manifest written by the suite parses and re-serialises to exactly the same bytes."""
+    raw = file_registry.read("registry/current/demo/home/manifest.json")
+    assert M.manifest_bytes(M.parse_manifest(raw)) == raw
+
+
+def test_manifest_bytes_sorts_current_and_has_no_trailing_newline():
+    """Current keys are sorted, indentation is two spaces and there is no trailing newline."""
+    m = M.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json", "cooc": "s3://b/c.json"}, "2026-01-02T01:23:45Z")
+    text = M.manifest_bytes(m).decode()
+    assert text == (
+        '{\n  "v": 1,\n  "tenant": "demo",\n  "surface": "home",\n  "current": {\n'
+        '    "cooc": "s3://b/c.json",\n    "popularity": "s3://b/p.json"\n  },\n'
+        '  "updated_at": "2026-01-02T01:23:45Z"\n}'
+    )
+
+
+def test_manifest_bytes_escapes_html_characters_like_go():
+    """Go's encoder writes <, > and & as \\u escapes; so do we."""
+    m = M.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json?a=1&b=<2>"}, "2026-01-02T01:23:45Z")
+    assert b"\\u0026b=\\u003c2\\u003e" in M.manifest_bytes(m)
+
+
+def test_manifest_bytes_of_empty_current_is_an_empty_object():
+    """An empty current map is written as {} as Go writes an empty map."""
+    assert b'"current": {},' in M.manifest_bytes(M.Manifest(1, "demo", "home", {}, "2026-01-02T01:23:45Z"))
+
+
+@pytest.mark.parametrize(
+    ("data", "names"),
+    [
+        (_doc(extra=1), "extra"),
+        (_doc(v=2), "'v'"),
+        (_doc(v="1"), "'v'"),
+        (_doc(v=True), "'v'"),
+        (_doc(v=1.0), "'v'"),
+        (_doc(updated_at="2026-01-02T01:23:45.5Z"), "updated_at"),
+        (_doc(updated_at="2026-01-02T01:23:45+00:00"), "updated_at"),
+        (_doc(updated_at="2026-13-02T01:23:45Z"), "updated_at"),
+        (_doc(current={"embeddings": "s3://b/e.json"}), "embeddings"),
+        (_doc(current={"popularity": "https://x/p.json"}), "current.popularity"),
+        (_doc(current=[]), "current"),
+        (_doc(tenant="../x"), "tenant"),
+        (_doc(surface="a/b"), "surface"),
+        (_doc(tenant=" demo"), "tenant"),
+        (json.dumps({"v": 1, "tenant": "demo", "surface": "home", "current": {}}).encode(), "updated_at"),
+        (b"{not json", "JSON"),
+        (b"[]", "object"),
+    ],
+)
+def test_parse_manifest_rejects_anything_but_strict_v1(data, names):
+    """Extra fields, v other than the integer 1, bad times, unknown kinds, unsafe names: BadInput naming the field."""
+    with pytest.raises(BadInput) as exc:
+        M.parse_manifest(data)
+    assert names in str(exc.value)
+
+
+def test_parse_manifest_accepts_a_valid_v1():
+    """A valid manifest parses (quiet case of the strict parser)."""
+    m = M.parse_manifest(_doc())
+    assert (m.v, m.tenant, m.surface, m.updated_at) == (1, "demo", "home", "2026-01-02T01:23:45Z")
+
+
+def _no_store(*_a, **_k):
+    raise AssertionError("the store was reached with an unsafe name")
+
+
+@pytest.mark.parametrize("bad", ["../x", "..", "a/b", "a\\b", "", " demo", "x\n"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, bad: M.status(t, bad, "home"),
+        lambda t, bad: M.status(t, "demo", bad),
+        lambda t, bad: M.history_check(t, bad, "home"),
+        lambda t, bad: M.history(t, "demo", bad),
+        lambda t, bad: M.plan_rollback(t, bad, "home", previous=True),
+        lambda t, bad: M.read_audit(t, bad, "home"),
+        lambda t, bad: M.read_current(t, bad, "home"),
+        lambda t, bad: M.validate_artifact(t, "file:///x.json", tenant=bad, surface="home", kind="popularity"),
+    ],
+)
+def test_unsafe_tenant_or_surface_is_rejected_before_any_path_is_built(monkeypatch, tmp_path, call, bad):
+    """'../x' and friends raise BadInput without touching the store."""
+    from recsys_checks import store
+
+    for cls in (store.FileStore, store.S3Store):
+        for name in ("get", "put", "list", "exists", "children"):
+            monkeypatch.setattr(cls, name, _no_store)
+    target = Target(manifest_template=tmp_path.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    with pytest.raises(BadInput):
+        call(target, bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fleet_rejects_an_unsafe_tenant_before_listing(tmp_path):
+    """freshness.fleet with tenant '../x' raises BadInput."""
+    from recsys_checks.freshness import fleet
+
+    target = Target(manifest_template=tmp_path.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    with pytest.raises(BadInput):
+        fleet(target, tenant="../x")

@@ -1,0 +1,258 @@
+"""Manifest status, history and rollback over both stores (file, and S3 on loopback)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from recsys_checks import manifest as M
+from recsys_checks.errors import BadInput, Conflict
+
+MANIFEST = "registry/current/demo/home/manifest.json"
+FRESH = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)  # 7.5 h after the fixture's publish
+PREVIOUS_AT = datetime(2026, 1, 4, 9, 15, tzinfo=UTC)
+TO_AT = datetime(2026, 1, 4, 9, 20, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------------------- status
+
+
+def test_status_is_ok_for_a_fresh_valid_manifest(registry):
+    """A fresh manifest whose blobs all validate is healthy; state is the manifest's ETag."""
+    res = M.status(registry.target, "demo", "home", now=FRESH)
+    assert res.status == "ok", res.summary
+    assert res.data["condition"] == "healthy"
+    assert res.state and res.state.strip('"')
+    assert {a["kind"] for a in res.data["artifacts"]} == {"cooc", "popularity"}
+
+
+def test_status_fires_when_older_than_max_age(registry):
+    """27 h after the publish the default 26 h limit makes the manifest stale."""
+    res = M.status(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    assert res.status == "fail" and res.data["condition"] == "stale"
+    assert "stale" in res.summary and "26h" in res.summary
+
+
+def test_status_max_age_follows_the_schedule(registry):
+    """The same age is fresh under a wider limit (e.g. for a weekly pipeline)."""
+    res = M.status(registry.target, "demo", "home", max_age=timedelta(days=8), now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    assert res.status == "ok"
+
+
+def test_status_fires_on_missing_manifest(registry):
+    """No manifest: fail with condition missing."""
+    registry.remove(MANIFEST)
+    res = M.status(registry.target, "demo", "home", now=FRESH)
+    assert res.status == "fail" and res.data["condition"] == "missing" and res.state is None
+
+
+@pytest.mark.parametrize("change", [{"extra": True}, {"v": 2}, {"updated_at": "2026-01-04 01:24:05"},
+                                    {"tenant": "acme"}])
+def test_status_fires_on_invalid_manifest(registry, change):
+    """A manifest that is not strict v1 for this tenant/surface fails as invalid, naming the problem."""
+    doc = json.loads(registry.read(MANIFEST))
+    doc.update(change)
+    registry.write(MANIFEST, json.dumps(doc).encode())
+    res = M.status(registry.target, "demo", "home", now=FRESH)
+    assert res.status == "fail" and res.data["condition"] == "invalid"
+    assert "rollback" in res.summary or "roll back" in res.summary
+
+
+def test_status_fires_when_a_blob_is_missing(registry, versions):
+    """A manifest pointing at a missing blob is invalid even when fresh."""
+    registry.remove(f"objectstore/demo/home/cooc/{versions.cooc_day3_current}.json")
+    res = M.status(registry.target, "demo", "home", now=FRESH)
+    assert res.status == "fail" and res.data["condition"] == "invalid" and "missing" in res.summary
+
+
+# ------------------------------------------------------------------------------------------------ history
+
+
+def test_history_marks_current_and_valid_rollback_targets(registry, versions):
+    """Current versions are marked; the empty popularity is not a valid rollback target."""
+    res = M.history_check(registry.target, "demo", "home")
+    assert res.status == "ok", res.summary
+    rows = {r["version"]: r for r in res.data["versions"]}
+    assert [r["version"] for r in res.data["versions"]][0] == versions.pop_day4_empty
+    assert rows[versions.pop_day3_current]["current"] and not rows[versions.pop_day3_current]["rollback_target"]
+    assert not rows[versions.pop_day4_empty]["valid"] and not rows[versions.pop_day4_empty]["rollback_target"]
+    assert rows[versions.pop_day1_staging]["rollback_target"] and rows[versions.pop_day1_staging]["from_staging"]
+
+
+def test_history_fails_without_records(registry):
+    """No records at all is a failure: there is nothing to roll back to."""
+    res = M.history_check(registry.target, "demo", "search")
+    assert res.status == "fail" and "no version records" in res.summary
+
+
+# ----------------------------------------------------------------------------------------------- rollback
+
+
+def test_rollback_previous_writes_the_suite_format(registry, versions):
+    """--previous moves each kind to its newest valid older version; the manifest is byte-identical to the expected."""
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
+    assert {c["kind"]: c["after_version"] for c in plan.changes} == {
+        "popularity": versions.pop_day2_later, "cooc": versions.cooc_day2}
+    res = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
+                           now=PREVIOUS_AT)
+    assert res.status == "applied" and res.verification.ok
+    assert registry.read(MANIFEST) == registry.expected("manifest-after-previous.json")
+
+
+def test_rollback_to_a_version_resolves_its_kind(registry, versions):
+    """--to a (prefix of a) staging version moves only popularity; byte-identical to the expected."""
+    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day1_staging[:10])
+    assert [c["kind"] for c in plan.changes] == ["popularity"]
+    res = M.apply_rollback(registry.target, plan, execute=True, actor="bob", now=TO_AT)
+    assert res.status == "applied"
+    assert registry.read(MANIFEST) == registry.expected("manifest-after-to-staging.json")
+
+
+def test_rollback_kind_restricts_previous(registry, versions):
+    """--previous with kind=cooc leaves popularity alone."""
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, kind="cooc")
+    assert [(c["kind"], c["after_version"]) for c in plan.changes] == [("cooc", versions.cooc_day2)]
+    assert plan.details["after_current"]["popularity"] == registry.blob_uri("popularity", versions.pop_day3_current)
+
+
+def test_rollback_to_unknown_version_names_how_to_list(registry):
+    """An unknown version raises BadInput that names the history command."""
+    with pytest.raises(BadInput) as exc:
+        M.plan_rollback(registry.target, "demo", "home", to="deadbeef" * 8)
+    assert "recsys-checks manifest history --tenant demo --surface home" in str(exc.value)
+
+
+def test_rollback_needs_exactly_one_destination(registry):
+    """Neither or both of to/previous is bad input."""
+    with pytest.raises(BadInput):
+        M.plan_rollback(registry.target, "demo", "home")
+    with pytest.raises(BadInput):
+        M.plan_rollback(registry.target, "demo", "home", to="a" * 64, previous=True)
+
+
+def test_rollback_refuses_an_empty_artifact_unless_allowed(registry, versions):
+    """The recorded empty popularity is refused before a plan exists; allow_empty permits it."""
+    with pytest.raises(BadInput) as exc:
+        M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty)
+    assert "no items" in str(exc.value)
+    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty, allow_empty=True)
+    assert plan.changes[0]["after_version"] == versions.pop_day4_empty
+
+
+def test_rollback_refuses_a_blob_that_fails_its_hash(registry, versions):
+    """A target whose blob no longer hashes to its version is refused at plan time."""
+    rel = f"objectstore/demo/home/popularity/{versions.pop_day2_later}.json"
+    registry.write(rel, registry.read(rel).replace(b'"count": 12', b'"count": 99'))
+    with pytest.raises(BadInput) as exc:
+        M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+    assert "hash mismatch" in str(exc.value)
+
+
+def test_previous_skips_invalid_versions(registry, versions):
+    """--previous passes over a broken older version to the next valid one."""
+    registry.remove(f"objectstore/demo/home/popularity/{versions.pop_day2_later}.json")
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, kind="popularity")
+    assert plan.changes[0]["after_version"] == versions.pop_day2_earlier
+
+
+def test_dry_run_changes_no_byte(registry):
+    """Planning and a dry-run apply leave every object of the store identical."""
+    before = registry.snapshot()
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    res = M.apply_rollback(registry.target, plan)
+    assert res.status == "planned" and res.audit is None
+    assert "dry-run" in res.summary
+    assert registry.snapshot() == before
+
+
+def test_conflict_when_the_manifest_moved_after_planning(registry):
+    """If the manifest changed after the plan, apply raises Conflict (exit 3) and changes nothing."""
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    moved = registry.read(MANIFEST).replace(b"2026-01-04T01:24:05Z", b"2026-01-04T01:30:00Z")
+    registry.write(MANIFEST, moved)
+    before = registry.snapshot()
+    with pytest.raises(Conflict) as exc:
+        M.apply_rollback(registry.target, plan, execute=True)
+    assert exc.value.exit_code == 3
+    assert registry.snapshot() == before
+
+
+def test_applying_the_same_plan_twice_is_a_noop_with_one_audit(registry):
+    """The second apply is a no-op success; the audit record is written once and nothing is deleted."""
+    before = registry.snapshot()
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
+    first = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
+    after_first = registry.snapshot()
+    second = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
+    assert (first.status, second.status) == ("applied", "noop")
+    assert registry.snapshot() == after_first
+    assert set(before) <= set(after_first)  # nothing deleted
+    changed = {k for k in before if before[k] != after_first[k]}
+    assert changed == {MANIFEST}
+    audits = M.read_audit(registry.target, "demo", "home")
+    assert len(audits) == 1 and audits[0]["uri"] == first.audit
+
+
+def test_audit_record_says_who_when_why_and_is_never_rewritten(registry):
+    """The audit object holds who/when/why/runbook/before/after/plan hash; a second write to it is refused."""
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish on day 3")
+    res = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
+                           now=PREVIOUS_AT)
+    assert res.audit.startswith(registry.uri("registry/audit/demo/home/20260104T091500Z-" + plan.plan_hash[:12]))
+    (audit,) = M.read_audit(registry.target, "demo", "home")
+    assert (audit["who"], audit["when"], audit["why"], audit["runbook"]) == (
+        "alice", "2026-01-04T09:15:00Z", "bad publish on day 3", "rollback-manifest")
+    assert audit["plan_hash"] == plan.plan_hash
+    assert audit["before"]["current"] == plan.details["before"]["current"]
+    assert audit["after"]["current"] == plan.details["after_current"]
+    from recsys_checks.store import Stores
+
+    with Stores(registry.target) as st, pytest.raises(Conflict):
+        st.put(res.audit, b"{}", if_none_match=True)
+    assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "alice"
+
+
+def test_actor_defaults_to_user(registry, monkeypatch):
+    """Without an actor the audit's who is $USER."""
+    monkeypatch.setenv("USER", "oncall-carol")
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    M.apply_rollback(registry.target, plan, execute=True)
+    assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "oncall-carol"
+
+
+def test_rollback_repairs_a_corrupt_manifest(registry, versions):
+    """With an unreadable manifest --previous restores the newest valid version of each kind."""
+    registry.write(MANIFEST, b"{garbage")
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    assert plan.details["before"]["state"] == "invalid"
+    assert {c["kind"]: c["after_version"] for c in plan.changes} == {
+        "popularity": versions.pop_day3_current, "cooc": versions.cooc_day3_current}
+    assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
+    assert M.status(registry.target, "demo", "home").data["condition"] == "healthy"
+
+
+def test_rollback_recreates_a_missing_manifest_create_only(registry, versions):
+    """With no manifest the plan observes nothing; apply creates it only if nobody else did meanwhile."""
+    original = registry.read(MANIFEST)
+    registry.remove(MANIFEST)
+    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+    assert plan.observed is None
+    registry.write(MANIFEST, original)  # a publish landed after the plan
+    with pytest.raises(Conflict):
+        M.apply_rollback(registry.target, plan, execute=True)
+    assert registry.read(MANIFEST) == original
+    registry.remove(MANIFEST)
+    assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
+    m, _ = M.read_current(registry.target, "demo", "home")
+    assert m.current == {"popularity": registry.blob_uri("popularity", versions.pop_day2_later)}
+
+
+def test_noop_plan_is_reported_as_noop_even_in_dry_run(registry, versions):
+    """Rolling back to what is already current plans nothing to change."""
+    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day3_current)
+    assert plan.noop
+    assert M.apply_rollback(registry.target, plan).status == "noop"
+    assert M.apply_rollback(registry.target, plan, execute=True).status == "noop"
+    assert M.read_audit(registry.target, "demo", "home") == []

@@ -1,0 +1,117 @@
+"""Object store by URI: compare-and-swap semantics on both stores, and errors that name the fix."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from recsys_checks.config import Target
+from recsys_checks.errors import BadInput, Conflict, NotFound, Unreachable
+from recsys_checks.store import FileStore, Stores, etag_of, open_store
+
+
+@pytest.fixture
+def store(registry):
+    """An open store over the registry fixture (file or S3), closed after the test."""
+    with Stores(registry.target) as st:
+        yield st
+
+
+def test_get_returns_content_and_md5_etag(registry, store):
+    """get gives the bytes and the quoted MD5 ETag, the same on both stores."""
+    uri = registry.uri("registry/current/demo/home/manifest.json")
+    data, etag = store.get(uri)
+    assert data == registry.read("registry/current/demo/home/manifest.json")
+    assert etag == etag_of(data)
+
+
+def test_get_of_a_missing_object_is_not_found(registry, store):
+    """A missing key raises NotFound naming the URI."""
+    uri = registry.uri("registry/current/demo/nope/manifest.json")
+    with pytest.raises(NotFound, match="nope"):
+        store.get(uri)
+    assert not store.exists(uri)
+
+
+def test_put_if_match_replaces_only_what_was_read(registry, store):
+    """If-Match with the current ETag writes; with a stale ETag it raises Conflict and writes nothing."""
+    uri = registry.uri("scratch/doc.json")
+    e1 = store.put(uri, b"one")
+    e2 = store.put(uri, b"two", if_match=e1)
+    assert store.get(uri) == (b"two", e2)
+    with pytest.raises(Conflict):
+        store.put(uri, b"three", if_match=e1)
+    assert store.get(uri)[0] == b"two"
+
+
+def test_put_if_match_on_a_missing_object_conflicts(registry, store):
+    """If-Match against an object that does not exist is a conflict."""
+    with pytest.raises(Conflict):
+        store.put(registry.uri("scratch/absent.json"), b"x", if_match=etag_of(b"x"))
+
+
+def test_put_if_none_match_never_overwrites(registry, store):
+    """Create-only writes succeed once, then raise Conflict."""
+    uri = registry.uri("scratch/once.json")
+    store.put(uri, b"first", if_none_match=True)
+    with pytest.raises(Conflict):
+        store.put(uri, b"second", if_none_match=True)
+    assert store.get(uri)[0] == b"first"
+
+
+def test_list_is_recursive_under_a_prefix(registry, store, versions):
+    """list returns every object URI under a prefix, sorted; a name prefix also works."""
+    recs = store.list(registry.uri("registry/records/demo/home/"))
+    assert len(recs) == 7 and recs == sorted(recs)
+    pops = store.list(registry.uri("registry/records/demo/home/pop"))
+    assert len(pops) == 5
+    assert store.list(registry.uri("registry/records/acme/")) == []
+    assert store.children(registry.uri("registry/records/demo/home/")) == ["cooc", "popularity"]
+
+
+def test_file_put_is_atomic_and_leaves_no_lock_or_temp(file_registry):
+    """After a conditional write no lock or temporary file remains, and list never shows them."""
+    st = FileStore()
+    uri = file_registry.uri("scratch/x.json")
+    st.put(uri, b"a", if_none_match=True)
+    st.put(uri, b"b", if_match=etag_of(b"a"))
+    names = sorted(p.name for p in (file_registry.root / "scratch").iterdir())
+    assert names == ["x.json"]
+
+
+def test_file_put_waits_for_the_lock_then_conflicts(file_registry):
+    """A held lock makes a writer give up with Conflict naming the lock file."""
+    uri = file_registry.uri("scratch/locked.json")
+    st = FileStore(lock_timeout=0.2)
+    st.put(uri, b"a")
+    lock = file_registry.root / "scratch" / "locked.json.lock"
+    lock.write_text("4242\n")
+    with pytest.raises(Conflict, match="locked.json.lock"):
+        st.put(uri, b"b", if_match=etag_of(b"a"))
+    assert st.list(file_registry.uri("scratch/")) == [uri]
+    assert st.get(uri)[0] == b"a"
+
+
+def test_unsupported_or_relative_uris_are_bad_input():
+    """Only file:///abs and s3://bucket/key are accepted."""
+    with pytest.raises(BadInput):
+        open_store("https://example/x.json", Target())
+    with pytest.raises(BadInput):
+        FileStore().get("file://relative/path.json")
+
+
+@pytest.mark.stack
+def test_unreachable_s3_endpoint_fails_fast(closed_port):
+    """A closed local port raises Unreachable within seconds, naming the URI and the setting to check."""
+    target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
+                    s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
+    from recsys_checks import manifest as M
+
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as exc:
+        M.status(target, "demo", "home")
+    assert time.monotonic() - started < 5
+    msg = str(exc.value)
+    assert "s3://recsys-artifacts/registry/current/demo/home/manifest.json" in msg
+    assert "RECSYS_ARTIFACT_S3_ENDPOINT" in msg and "\n" not in msg

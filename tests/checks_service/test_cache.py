@@ -1,0 +1,61 @@
+"""cache: plan and apply invalidation of the service's caches, dry-run by default."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from recsys_checks.cache import apply_invalidate, parse_targets, plan_invalidate
+from recsys_checks.errors import BadInput
+
+from .conftest import API_KEY, POP_V2
+
+
+def test_targets_are_validated_deduplicated_and_ordered():
+    """Comma text or a list; unknown or empty → BadInput naming the valid targets."""
+    assert parse_targets("rules, popularity,rules") == ["popularity", "rules"]
+    with pytest.raises(BadInput, match="popularity, config, rules"):
+        parse_targets(["cooc"])
+    with pytest.raises(BadInput, match="no cache targets"):
+        parse_targets("")
+
+
+def test_dry_run_sends_nothing(service, target, client):
+    """Without execute: planned, no request, served state unchanged."""
+    service.published["home"] = copy.deepcopy(POP_V2)
+    before = service.snapshot()
+    plan = plan_invalidate(target, "demo", "popularity", surface="home")
+    result = apply_invalidate(target, plan, client=client)
+    assert result.status == "planned" and "dry-run" in result.summary
+    assert service.requests == [] and service.snapshot() == before
+
+
+def test_execute_invalidates_the_planned_caches_for_the_surface(service, target, client):
+    """Execute: one POST with targets and surface; the service reloads popularity; audited by the service."""
+    service.published["home"] = copy.deepcopy(POP_V2)
+    plan = plan_invalidate(target, "demo", ["popularity", "config"], surface="home", reason="stale cache")
+    result = apply_invalidate(target, plan, execute=True, client=client)
+    assert result.status == "applied" and "popularity: 1" in result.summary
+    (post,) = service.mutating_requests()
+    assert json.loads(post.content) == {"targets": ["popularity", "config"], "surface": "home"}
+    assert service.served["home"] == POP_V2
+    assert service.audit_log[-1]["action"] == "cache.invalidate"
+    assert post.headers["X-Request-Id"] in result.audit
+
+
+def test_invalidating_twice_is_harmless(service, target, client):
+    """Idempotent: a second apply succeeds and changes nothing more."""
+    plan = plan_invalidate(target, "demo", "rules")
+    apply_invalidate(target, plan, execute=True, client=client)
+    state = service.served, dict(service.cached)
+    assert apply_invalidate(target, plan, execute=True, client=client).status == "applied"
+    assert (service.served, dict(service.cached)) == state
+
+
+def test_plan_without_surface_covers_all_surfaces_and_hides_the_key(target):
+    """No surface → tenant-wide; the plan carries no secret."""
+    plan = plan_invalidate(target, "demo", "popularity")
+    assert plan.target == "demo" and "all surfaces" in plan.changes[0]["what"]
+    assert API_KEY not in json.dumps(plan.to_dict())

@@ -1,0 +1,216 @@
+"""configrules: canonical versions, show, history from the audit log, and the revert safety contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from recsys_checks.configrules import apply_revert, canonical_jsonb, diff, doc_version, history, plan_revert, show
+from recsys_checks.errors import BadInput, Conflict
+
+from .conftest import API_KEY, CONFIG_SEED, version_of
+
+BAD_CONFIG = {**CONFIG_SEED, "weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}
+
+
+@pytest.fixture
+def bad_config(service):
+    """The fake after a bad config change (weights zeroed), applied and invalidated as an operator would."""
+    service.write("demo", "config", BAD_CONFIG, actor_sub="alice", actor_type="user", request_id="req-bad")
+    service.cached[("demo", "config")] = service.current[("demo", "config")]
+    return service
+
+
+def test_canonical_jsonb_sorts_keys_by_length_then_bytes_with_spaced_separators():
+    """Shorter keys first, then bytewise; ", " and ": " separators; non-ASCII kept."""
+    doc = {"bb": 1, "a": [1, {"zz": "é", "y": None}], "c": True}
+    assert canonical_jsonb(doc) == '{"a": [1, {"y": null, "zz": "é"}], "c": true, "bb": 1}'
+    assert doc_version(doc) == hashlib.sha256(canonical_jsonb(doc).encode()).hexdigest()
+
+
+def test_doc_version_matches_the_services_etag(service):
+    """The version recomputed here equals the one the service reports."""
+    assert doc_version(CONFIG_SEED) == version_of(CONFIG_SEED) == service.current[("demo", "config")]
+    assert doc_version({"é": 1, "ab": 2}) == version_of({"é": 1, "ab": 2})
+
+
+def test_show_reports_the_current_version_as_state(service, target, client):
+    """show → ok, state = the version."""
+    result = show(target, "demo", "config", client=client)
+    assert result.status == "ok" and result.state == service.current[("demo", "config")]
+    assert result.data["document"] == CONFIG_SEED
+
+
+def test_show_warns_when_the_etag_is_not_the_canonical_hash(service, target, client):
+    """A service whose versions are not the canonical hash is flagged (revert by version would misfire)."""
+    key = ("demo", "config")
+    odd = "f" * 64
+    service.docs[key][odd] = service.docs[key][service.current[key]]
+    service.current[key] = odd
+    result = show(target, "demo", "config", client=client)
+    assert result.status == "warn" and result.data["computed_version"] == version_of(CONFIG_SEED)
+
+
+def test_show_of_an_unknown_tenant_fails(target, client):
+    """404 RECSYS_TENANT_NOT_FOUND → fail result with the problem."""
+    result = show(target, "nobody", "rules", client=client)
+    assert result.status == "fail" and result.data["problem"]["code"] == "RECSYS_TENANT_NOT_FOUND"
+
+
+def test_history_lists_who_when_and_before_after_versions(bad_config, target, client):
+    """Rows come from the audit log, newest first, versions recomputed from the states."""
+    result = history(target, "demo", "config", client=client)
+    assert result.status == "ok"
+    newest, seed = result.data["changes"]
+    assert newest["who"] == "alice" and newest["before"] == version_of(CONFIG_SEED)[:12]
+    assert newest["after"] == version_of(BAD_CONFIG)[:12]
+    assert seed["before"] is None and seed["who"] == "recsys-stack"
+
+
+def test_history_ignores_cache_invalidations_and_other_kinds(bad_config, target, client):
+    """Only config.update entries are config history."""
+    client.invalidate("demo", ["config"])
+    assert len(history(target, "demo", "config", client=client).data["changes"]) == 2
+    assert len(history(target, "demo", "rules", client=client).data["changes"]) == 1
+
+
+def test_plan_previous_targets_the_version_before_the_current_one(bad_config, target, client):
+    """--previous → the before_state of the entry that produced the current version, with a field diff."""
+    plan = plan_revert(target, "demo", "config", previous=True, reason="weights zeroed", client=client)
+    assert plan.observed == version_of(BAD_CONFIG)
+    assert plan.changes == [{"what": "config version of demo", "before": version_of(BAD_CONFIG),
+                             "after": version_of(CONFIG_SEED)}]
+    assert plan.details["document"] == CONFIG_SEED
+    assert {"path": "weights.pop", "before": 0.0, "after": 1.0} in plan.details["diff"]
+
+
+def test_plan_to_accepts_a_unique_prefix(bad_config, target, client):
+    """--to with 12 hex digits (as history shows) resolves."""
+    plan = plan_revert(target, "demo", "config", to=version_of(CONFIG_SEED)[:12], client=client)
+    assert plan.changes[0]["after"] == version_of(CONFIG_SEED)
+
+
+def test_plan_to_an_unknown_version_says_how_to_list_versions(bad_config, target, client):
+    """Unknown version → BadInput naming the history command."""
+    with pytest.raises(BadInput, match="recsys-checks config history --tenant demo"):
+        plan_revert(target, "demo", "config", to="deadbeef" * 8, client=client)
+
+
+def test_plan_needs_exactly_one_of_to_and_previous(target, client):
+    """Neither or both → BadInput."""
+    with pytest.raises(BadInput):
+        plan_revert(target, "demo", "config", client=client)
+    with pytest.raises(BadInput):
+        plan_revert(target, "demo", "config", to="abc", previous=True, client=client)
+
+
+def test_plan_previous_of_the_first_version_is_refused(target, client):
+    """The seed version has no predecessor."""
+    with pytest.raises(BadInput, match="first version"):
+        plan_revert(target, "demo", "config", previous=True, client=client)
+
+
+def test_dry_run_changes_nothing(bad_config, target, client):
+    """Without execute: status planned, service state byte-identical, no mutating request."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    before = bad_config.snapshot()
+    result = apply_revert(target, plan, client=client)
+    assert result.status == "planned" and "dry-run" in result.summary
+    assert bad_config.snapshot() == before and bad_config.mutating_requests() == []
+
+
+def test_execute_reverts_with_if_match_invalidates_and_verifies(bad_config, target, client):
+    """Execute: PUT with bare If-Match, config cache invalidated, meta.config_version verified, audited by service."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    result = apply_revert(target, plan, execute=True, client=client)
+    assert result.status == "applied", result.summary
+    assert bad_config.current[("demo", "config")] == version_of(CONFIG_SEED)
+    put = next(r for r in bad_config.requests if r.method == "PUT")
+    assert put.headers["If-Match"] == version_of(BAD_CONFIG)
+    assert json.loads(put.content) == {"config": CONFIG_SEED}
+    assert result.verification is not None and result.verification.status == "ok"
+    actions = [e["action"] for e in bad_config.audit_log]
+    assert actions[-2:] == ["config.update", "cache.invalidate"]
+    assert put.headers["X-Request-Id"] in (result.audit or "")
+
+
+def test_execute_without_invalidation_would_leave_the_old_version_served(bad_config, target, client):
+    """The verification detector fires when the served version is not the reverted one."""
+    from recsys_checks.configrules import verify_version
+
+    bad_config.write("demo", "config", CONFIG_SEED, actor_sub="bob", actor_type="user", request_id=None)
+    check = verify_version(client, target, "demo", "config", version_of(CONFIG_SEED), "home")
+    assert check.status == "fail" and "still serves" in check.summary
+
+
+def test_reapplying_the_same_plan_is_a_noop(bad_config, target, client):
+    """Second execute: already at the target → noop, no PUT."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    apply_revert(target, plan, execute=True, client=client)
+    puts = len([r for r in bad_config.requests if r.method == "PUT"])
+    again = apply_revert(target, plan, execute=True, client=client)
+    assert again.status == "noop" and again.verification.status == "ok"
+    assert len([r for r in bad_config.requests if r.method == "PUT"]) == puts
+
+
+def test_a_change_since_the_plan_is_a_conflict_and_changes_nothing(bad_config, target, client):
+    """Someone else changed the config after the plan → Conflict (exit 3), no PUT."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    bad_config.write("demo", "config", {**BAD_CONFIG, "algo": "other"}, actor_sub="carol", actor_type="user",
+                     request_id=None)
+    before = bad_config.snapshot()
+    with pytest.raises(Conflict) as info:
+        apply_revert(target, plan, execute=True, client=client)
+    assert info.value.exit_code == 3
+    assert bad_config.snapshot() == before and not any(r.method == "PUT" for r in bad_config.requests)
+
+
+def test_a_race_answered_409_by_the_service_is_a_conflict(bad_config, target, client):
+    """The document changes between our read and our PUT: the service's 409 becomes Conflict."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+
+    def race() -> None:
+        bad_config.before_put = None
+        bad_config.write("demo", "config", {**BAD_CONFIG, "algo": "race"}, actor_sub="dave", actor_type="user",
+                         request_id=None)
+
+    bad_config.before_put = race
+    with pytest.raises(Conflict, match="409"):
+        apply_revert(target, plan, execute=True, client=client)
+    assert bad_config.doc("config")["algo"] == "race"
+
+
+def test_rules_revert_round_trip(service, target, client):
+    """Rules work the same way: a bad block rule is reverted to the empty list."""
+    bad = [{"action": "block", "target_type": "category", "target_key": "books"}]
+    service.write("demo", "rules", bad, actor_sub="erin", actor_type="user", request_id=None)
+    plan = plan_revert(target, "demo", "rules", previous=True, client=client)
+    assert plan.details["document"] == []
+    result = apply_revert(target, plan, execute=True, client=client)
+    assert result.status == "applied" and service.doc("rules") == []
+    assert result.verification.data["served"] == version_of([])
+
+
+def test_results_and_plans_never_contain_the_api_key(bad_config, target, client):
+    """Key absent from show/history results, plan and action result (JSON and repr)."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    outputs = [show(target, "demo", "config", client=client), history(target, "demo", "config", client=client),
+               plan, apply_revert(target, plan, execute=True, client=client)]
+    for out in outputs:
+        assert API_KEY not in json.dumps(out.to_dict(), default=str) and API_KEY not in repr(out)
+
+
+def test_history_of_an_unreachable_service_is_a_fail_result(service, target, client):
+    """Connection refused → fail result."""
+    service.down = httpx.ConnectError("refused")
+    result = history(target, "demo", "config", client=client)
+    assert result.status == "fail" and "did not answer" in result.summary
+
+
+def test_diff_lists_changed_added_and_removed_paths():
+    """Leaf paths with before/after."""
+    rows = diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": [1]})
+    assert rows == [{"path": "b.c", "before": 2, "after": 3}, {"path": "d[0]", "before": None, "after": 1}]
