@@ -1,0 +1,478 @@
+"""The stack's pipeline: build a UTC day's popularity and co-occurrence artifacts and publish them (§1.4).
+
+For each kind: (1) write the blob, (2) validate what the store now holds, (3) write the version record (never
+rewritten; an existing record is a no-op). Only after every kind succeeded: (4) swap the manifest, merging the
+existing ``current`` and compare-and-swapping against the manifest read at the start. Any failure stops before (4),
+so serving keeps the previous versions. Every run leaves a run log under ``ROOT/runs/<tenant>/<surface>/``; a
+successful one also advances ``ROOT/checkpoints/<tenant>/<surface>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .events import ensure_events, read_events
+from .formats import (
+    ArtifactInvalid,
+    UnsafeSegment,
+    artifact_bytes,
+    build_artifact,
+    check_artifact,
+    cooc_rows,
+    day_window,
+    go_json,
+    manifest_bytes,
+    manifest_dict,
+    parse_manifest,
+    parse_time,
+    popularity_items,
+    record_bytes,
+    record_dict,
+    rfc3339,
+    rfc3339_nano,
+    safe_segment,
+)
+from .objstore import (
+    NotFound,
+    ObjectStore,
+    PreconditionFailed,
+    StoreError,
+    blob_key,
+    manifest_key,
+    record_key,
+    write_file_atomic,
+)
+
+KINDS: tuple[str, ...] = ("popularity", "cooc")
+STEPS: tuple[str, ...] = ("blob", "validate", "record", "swap")
+ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency")
+RECORD_SEGMENT = "default"
+DEFAULT_MAX_ITEMS = 10_000  # distinct items in a day's events
+DEFAULT_MAX_EVENTS = 1_000_000  # events in a day
+
+# What an injected failure looks like to the operator, per step.
+_INJECTED_KIND = {"blob": "dependency", "validate": "validation_failed", "record": "dependency", "swap": "dependency"}
+
+
+class PublishError(Exception):
+    """A failed publish: ``str()`` is the pipeline's error line ``run failed: <kind>: <message>``."""
+
+    def __init__(self, kind: str, message: str, *, exit_code: int = 1, step: str | None = None) -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown publish error kind {kind!r}: use one of {', '.join(ERROR_KINDS)}")
+        super().__init__(kind, message)
+        self.kind = kind
+        self.message = message
+        self.exit_code = exit_code
+        self.step = step
+        self.run_log: dict | None = None
+
+    def __str__(self) -> str:
+        return f"run failed: {self.kind}: {self.message}"
+
+
+# --- paths ---------------------------------------------------------------------------------------------------------
+
+
+def runs_dir(root: Path, tenant: str, surface: str) -> Path:
+    return Path(root) / "runs" / safe_segment(tenant) / safe_segment(surface, "surface")
+
+
+def checkpoint_path(root: Path, tenant: str, surface: str) -> Path:
+    return Path(root) / "checkpoints" / safe_segment(tenant) / f"{safe_segment(surface, 'surface')}.json"
+
+
+def read_checkpoint(root: Path, tenant: str, surface: str) -> date | None:
+    """The last successfully published day, or None before the first success."""
+    path = checkpoint_path(root, tenant, surface)
+    try:
+        return date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["day"])
+    except FileNotFoundError:
+        return None
+
+
+def run_logs(root: Path, tenant: str, surface: str) -> list[dict]:
+    """Run logs of ``tenant``/``surface``, newest first."""
+    folder = runs_dir(root, tenant, surface)
+    logs = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(logs, key=lambda log: (log.get("started_at", ""), log.get("run_id", "")), reverse=True)
+
+
+# --- arguments -----------------------------------------------------------------------------------------------------
+
+
+def _parse_fail_at(fail_at: str | None, kinds: Sequence[str]) -> tuple[str, str | None] | None:
+    if fail_at is None:
+        return None
+    step, _, kind = fail_at.partition(":")
+    valid = ", ".join(list(STEPS[:3]) + [f"{s}:<kind>" for s in STEPS[:3]] + ["swap"])
+    if step not in STEPS or (step == "swap" and kind) or (kind and kind not in kinds):
+        raise PublishError("invalid_argument", f"fail_at {fail_at!r} is not one of {valid}", exit_code=2)
+    return step, kind or None
+
+
+def _check_arguments(
+    tenant: str, surface: str, day: date, kinds: Sequence[str], override: Mapping[str, list] | None
+) -> None:
+    try:
+        safe_segment(tenant, "tenant")
+        safe_segment(surface, "surface")
+    except UnsafeSegment as exc:
+        raise PublishError("invalid_argument", str(exc), exit_code=2) from None
+    if not isinstance(day, date) or isinstance(day, datetime):
+        raise PublishError("invalid_argument", f"day {day!r} must be a date such as 2026-01-01", exit_code=2)
+    unknown = [k for k in kinds if k not in KINDS]
+    if not kinds or unknown or len(set(kinds)) != len(kinds):
+        raise PublishError(
+            "invalid_argument", f"kinds {list(kinds)!r} must be distinct values of {', '.join(KINDS)}", exit_code=2
+        )
+    for kind, payload in (override or {}).items():
+        if kind not in kinds or not isinstance(payload, list):
+            raise PublishError(
+                "invalid_argument", f"override for {kind!r} must be a list payload of a published kind", exit_code=2
+            )
+
+
+# --- building ------------------------------------------------------------------------------------------------------
+
+
+def _popularity(events: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for event in events:
+        counts[event["item_id"]] += 1
+    return counts
+
+
+def _cooc(events: list[dict]) -> dict[str, dict[str, int]]:
+    # Items co-occur when shown in the same session (as in the suite's pipeline).
+    sessions: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        sessions[event["session_id"]].add(event["item_id"])
+    pairs: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for items in sessions.values():
+        ordered = sorted(items)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                pairs[a][b] += 1
+                pairs[b][a] += 1
+    return pairs
+
+
+def _payload(kind: str, events: list[dict]) -> list[dict]:
+    return popularity_items(_popularity(events)) if kind == "popularity" else cooc_rows(_cooc(events))
+
+
+# --- the run -------------------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """Collects the steps of one publish and writes its run log."""
+
+    def __init__(self, root: Path, tenant: str, surface: str, day: date, started: datetime, fixed: bool) -> None:
+        self.root, self.tenant, self.surface, self.day = root, tenant, surface, day
+        self.started, self.fixed = started, fixed
+        self.run_id = f"{started:%Y%m%dT%H%M%S}Z-{day:%Y%m%d}-{secrets.token_hex(3)}"
+        self.steps: list[dict] = []
+        self.log: dict[str, Any] = {}
+
+    def step(self, step: str, kind: str | None, status: str, detail: str = "", **extra: Any) -> None:
+        self.steps.append({"step": step, "kind": kind, "status": status, "detail": detail, **extra})
+
+    def now(self) -> datetime:
+        return self.started if self.fixed else datetime.now(UTC)
+
+    def finish(self, *, error: PublishError | None, versions: dict, manifest: dict) -> dict:
+        self.log = {
+            "run_id": self.run_id,
+            "tenant": self.tenant,
+            "surface": self.surface,
+            "day": self.day.isoformat(),
+            "started_at": rfc3339_nano(self.started),
+            "ended_at": rfc3339_nano(self.now()),
+            "status": "failed" if error else "ok",
+            "error": str(error) if error else None,
+            "exit_code": error.exit_code if error else 0,
+            "steps": self.steps,
+            "versions": versions,
+            "manifest": manifest,
+        }
+        path = runs_dir(self.root, self.tenant, self.surface) / f"{self.run_id}.json"
+        write_file_atomic(path, (json.dumps(self.log, indent=2) + "\n").encode("utf-8"))
+        self.log["path"] = str(path)
+        return self.log
+
+
+def publish(
+    store: ObjectStore,
+    root: Path,
+    *,
+    tenant: str,
+    surface: str,
+    day: date,
+    now: datetime | None = None,
+    fail_at: str | None = None,
+    kinds: Sequence[str] = KINDS,
+    override: Mapping[str, list] | None = None,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    volume: int | None = None,
+) -> dict:
+    """Build and publish ``tenant``/``surface``'s artifacts for UTC ``day`` and return the run log.
+
+    ``fail_at`` injects a failure at ``blob``, ``validate``, ``record`` (optionally ``:<kind>``; the first kind
+    otherwise) or ``swap``. ``override`` replaces the built payload of a kind (``{"popularity": []}`` publishes a
+    valid but empty artifact). More than ``max_events`` events or ``max_items`` distinct items fail with
+    ``limit_exceeded``. Raises :class:`PublishError` (with ``run_log`` set once the run log is written).
+    """
+    root = Path(root)
+    kinds = tuple(kinds)
+    _check_arguments(tenant, surface, day, kinds, override)  # before any path is built
+    injected = _parse_fail_at(fail_at, kinds)
+    if now is not None and now.tzinfo is None:
+        raise PublishError("invalid_argument", f"now {now!r} is naive: pass an aware UTC datetime", exit_code=2)
+    if now is None:
+        built_ns = time.time_ns()
+        started = datetime.fromtimestamp(built_ns / 1e9, UTC)
+    else:
+        started = now.astimezone(UTC)
+        built_ns = None
+    run = _Run(root, tenant, surface, day, started, fixed=now is not None)
+    versions: dict[str, str] = {}
+    manifest_info: dict[str, Any] = {"key": manifest_key(tenant, surface), "before": None, "after": None}
+
+    def inject(step: str, kind: str | None) -> None:
+        if injected and injected[0] == step and (injected[1] in (None, kind)):
+            raise PublishError(
+                _INJECTED_KIND[step], f"injected failure at {step}{':' + kind if kind else ''}", step=step
+            )
+
+    current_step: list[Any] = ["manifest", None]
+    try:
+        before, etag = _read_manifest(store, tenant, surface)
+        manifest_info["before"] = etag
+        run.step("manifest", None, "ok", f"etag {etag}" if etag else "no manifest yet")
+
+        current_step[:] = ["events", None]
+        events, source_hash = _load_events(root, tenant, surface, day, volume, max_events, max_items)
+        run.step("events", None, "ok", f"{len(events)} events", count=len(events))
+
+        start, end = day_window(day)
+        uris: dict[str, str] = {}
+        for kind in kinds:
+            current_step[:] = ["build", kind]
+            payload = list(override[kind]) if override and kind in override else _payload(kind, events)
+            artifact = build_artifact(
+                kind, tenant, surface, start, end, payload, built_at=started, source_hash=source_hash
+            )
+            version = artifact["build"]["version"]
+            key = blob_key(tenant, surface, kind, version)
+            uri = store.uri(key)
+            run.step(
+                "build",
+                kind,
+                "ok",
+                f"{len(payload)} {'items' if kind == 'popularity' else 'rows'}",
+                version=version,
+                overridden=bool(override and kind in override),
+            )
+
+            current_step[:] = ["blob", kind]
+            inject("blob", kind)
+            try:
+                store.put(key, artifact_bytes(artifact), if_none_match=True)
+                run.step("blob", kind, "ok", uri, uri=uri)
+            except PreconditionFailed:
+                # Blobs are content-addressed and immutable: the same version is already stored.
+                run.step("blob", kind, "noop", f"{uri} already stored", uri=uri)
+
+            current_step[:] = ["validate", kind]
+            inject("validate", kind)
+            try:
+                check_artifact(
+                    store.get(key),
+                    kind=kind,
+                    tenant=tenant,
+                    surface=surface,
+                    window_start=start,
+                    window_end=end,
+                    version=version,
+                )
+            except ArtifactInvalid as exc:
+                raise PublishError("validation_failed", f"{kind} blob {uri}: {exc}", step="validate") from None
+            run.step("validate", kind, "ok", "type, tenant/surface, window, limits and version hash check out")
+
+            current_step[:] = ["record", kind]
+            inject("record", kind)
+            rkey = record_key(tenant, surface, kind, version)
+            record = record_dict(
+                tenant,
+                surface,
+                kind,
+                version,
+                uri,
+                start,
+                end,
+                built_ns if built_ns is not None else started,
+                segment=RECORD_SEGMENT,
+            )
+            if store.exists(rkey):
+                run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
+            else:
+                try:
+                    store.put(rkey, record_bytes(record), if_none_match=True)
+                    run.step("record", kind, "ok", store.uri(rkey), uri=store.uri(rkey))
+                except PreconditionFailed:
+                    run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
+            versions[kind] = version
+            uris[kind] = uri
+
+        # The manifest is swapped last: until here a failure leaves serving on the previous versions.
+        current_step[:] = ["swap", None]
+        inject("swap", None)
+        manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
+
+        current_step[:] = ["checkpoint", None]
+        cp = checkpoint_path(root, tenant, surface)
+        write_file_atomic(cp, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
+        run.step("checkpoint", None, "ok", day.isoformat())
+    except PublishError as exc:
+        error = exc
+    except StoreError as exc:
+        error = PublishError("dependency", f"object store: {exc}", step=current_step[0])
+    except (OSError, ValueError) as exc:
+        error = PublishError("dependency", f"{type(exc).__name__}: {exc}", step=current_step[0])
+    else:
+        return run.finish(error=None, versions=versions, manifest=manifest_info)
+
+    run.step(error.step or current_step[0], current_step[1], "failed", str(error))
+    error.run_log = run.finish(error=error, versions=versions, manifest=manifest_info)
+    raise error
+
+
+def _read_manifest(store: ObjectStore, tenant: str, surface: str) -> tuple[dict | None, str | None]:
+    key = manifest_key(tenant, surface)
+    try:
+        data, etag = store.get_with_etag(key)
+    except NotFound:
+        return None, None
+    try:
+        manifest = parse_manifest(data)
+    except ValueError as exc:
+        raise PublishError(
+            "dependency",
+            f"current manifest {store.uri(key)} is unreadable ({exc}); a publish merges into it, so roll it back "
+            f"first: recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous --execute",
+            step="manifest",
+        ) from None
+    if manifest["tenant"] != tenant or manifest["surface"] != surface:
+        raise PublishError(
+            "dependency",
+            f"manifest {store.uri(key)} is for {manifest['tenant']}/{manifest['surface']}, not {tenant}/{surface}",
+            step="manifest",
+        )
+    return manifest, etag
+
+
+def _load_events(
+    root: Path, tenant: str, surface: str, day: date, volume: int | None, max_events: int, max_items: int
+) -> tuple[list[dict], str]:
+    path = ensure_events(root, tenant, surface, day, volume)
+    data = path.read_bytes()
+    events = read_events(path)
+    if max_events is not None and len(events) > max_events:
+        raise PublishError(
+            "limit_exceeded",
+            f"{len(events)} events for {tenant}/{surface} on {day} exceed max_events={max_events}; "
+            "raise the limit if the volume is expected, else find the duplicate or runaway producer",
+            step="events",
+        )
+    prefix = day.isoformat()
+    for number, event in enumerate(events, start=1):
+        if (
+            event.get("tenant") != tenant
+            or event.get("surface") != surface
+            or not str(event.get("ts", "")).startswith(prefix)
+            or not event.get("item_id")
+        ):
+            raise PublishError(
+                "validation_failed",
+                f"{path}:{number} is not an exposure of {tenant}/{surface} on {day}",
+                step="events",
+            )
+    distinct = len({event["item_id"] for event in events})
+    if max_items is not None and distinct > max_items:
+        raise PublishError(
+            "limit_exceeded",
+            f"{distinct} distinct items for {tenant}/{surface} on {day} exceed max_items={max_items}; "
+            "raise the limit if the catalog grew, else check the events for bad item ids",
+            step="events",
+        )
+    return events, hashlib.sha256(data).hexdigest()
+
+
+def _swap(
+    store: ObjectStore,
+    tenant: str,
+    surface: str,
+    before: dict | None,
+    etag: str | None,
+    uris: dict[str, str],
+    run: _Run,
+) -> str | None:
+    key = manifest_key(tenant, surface)
+    merged = dict(before["current"]) if before else {}
+    merged.update(uris)  # a publish overwrites only the kinds it produced
+    if before is not None and merged == before["current"]:
+        run.step("swap", None, "noop", "manifest already points at these versions")
+        return etag
+    data = manifest_bytes(manifest_dict(tenant, surface, merged, rfc3339(run.now())))
+    try:
+        if etag is None:
+            new_etag = store.put(key, data, if_none_match=True)
+        else:
+            new_etag = store.put(key, data, if_match=etag)
+    except PreconditionFailed:
+        raise PublishError(
+            "dependency",
+            f"manifest {store.uri(key)} changed during the publish (read {etag or 'no manifest'}); nothing was "
+            "swapped: re-run the publish",
+            step="swap",
+        ) from None
+    run.step("swap", None, "ok", f"{store.uri(key)} -> {new_etag}", etag=new_etag)
+    return new_etag
+
+
+def next_day(store: ObjectStore, tenant: str, surface: str, *, today: date | None = None) -> date:
+    """The day to publish next: the day the current popularity window ends on, else yesterday (UTC)."""
+    try:
+        safe_segment(tenant, "tenant")
+        safe_segment(surface, "surface")
+    except UnsafeSegment as exc:
+        raise PublishError("invalid_argument", str(exc), exit_code=2) from None
+    fallback = (today or datetime.now(UTC).date()) - timedelta(days=1)
+    try:
+        manifest, _ = _read_manifest(store, tenant, surface)
+        uri = (manifest or {}).get("current", {}).get("popularity")
+        if not uri:
+            return fallback
+        version = uri.rsplit("/", 1)[-1].removesuffix(".json")
+        try:
+            record = json.loads(store.get(record_key(tenant, surface, "popularity", version)))
+            end = record["Window"]["End"]
+        except (NotFound, ValueError, KeyError, TypeError):
+            end = json.loads(store.get(store.key_for_uri(uri)))["window"]["end"]
+        return parse_time(end).date()
+    except StoreError as exc:
+        if isinstance(exc, NotFound):
+            return fallback
+        raise PublishError("dependency", f"object store: {exc}") from None
+    except (ValueError, KeyError, TypeError):
+        return fallback

@@ -1,0 +1,275 @@
+"""Publish invariants (§1.4), on both stores: the manifest moves last, records are never rewritten, failures
+leave serving untouched and say why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from recsys_stack.formats import artifact_version, check_artifact, parse_manifest
+from recsys_stack.objstore import S3Store, manifest_key, record_key
+from recsys_stack.publisher import PublishError, checkpoint_path, next_day, publish, read_checkpoint, run_logs
+
+pytestmark = pytest.mark.stack
+
+T, S = "demo", "home"
+DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
+NOW1 = datetime(2026, 1, 2, 1, 30, tzinfo=UTC)
+NOW2 = datetime(2026, 1, 3, 1, 30, tzinfo=UTC)
+MANIFEST = manifest_key(T, S)
+
+
+@pytest.fixture
+def published(object_store, tmp_path: Path):
+    """A store and stack root where demo/home has day 1 published: (store, root, run log)."""
+    run = publish(object_store, tmp_path, tenant=T, surface=S, day=DAY1, now=NOW1)
+    return object_store, tmp_path, run
+
+
+def _current(store) -> dict:
+    return parse_manifest(store.get(MANIFEST))["current"]
+
+
+def test_a_publish_writes_blobs_records_and_the_manifest_then_the_checkpoint(published):
+    """Success: both kinds in current, a record per version, a run log with every step, checkpoint = the day."""
+    store, root, run = published
+    manifest = parse_manifest(store.get(MANIFEST))
+    assert manifest["updated_at"] == "2026-01-02T01:30:00Z"
+    assert set(manifest["current"]) == {"popularity", "cooc"}
+    for kind, version in run["versions"].items():
+        assert manifest["current"][kind] == store.uri(f"objectstore/{T}/{S}/{kind}/{version}.json")
+        record = json.loads(store.get(record_key(T, S, kind, version)))
+        assert record["URI"] == manifest["current"][kind] and record["Version"] == version
+        assert record["Window"] == {"Start": "2026-01-01T00:00:00Z", "End": "2026-01-02T00:00:00Z"}
+    assert run["status"] == "ok" and run["exit_code"] == 0 and run["error"] is None
+    steps = [(s["step"], s["kind"]) for s in run["steps"]]
+    assert steps == [
+        ("manifest", None), ("events", None),
+        ("build", "popularity"), ("blob", "popularity"), ("validate", "popularity"), ("record", "popularity"),
+        ("build", "cooc"), ("blob", "cooc"), ("validate", "cooc"), ("record", "cooc"),
+        ("swap", None), ("checkpoint", None),
+    ]  # fmt: skip
+    assert read_checkpoint(root, T, S) == DAY1
+    assert json.loads(checkpoint_path(root, T, S).read_text()) == {"day": "2026-01-01"}
+    saved = json.loads(Path(run["path"]).read_text())
+    assert saved["run_id"] == run["run_id"] and Path(run["path"]).parent == root / "runs" / T / S
+
+
+def test_every_published_blob_recomputes_to_its_version(published):
+    """Each blob under objectstore/ hashes to the version in its name, its build and its record."""
+    store, _, _ = published
+    blobs = store.list(f"objectstore/{T}/{S}/")
+    assert len(blobs) == 2
+    for key in blobs:
+        kind, name = key.split("/")[-2:]
+        doc = check_artifact(store.get(key), kind=kind, tenant=T, surface=S)
+        assert artifact_version(doc) == doc["build"]["version"] == name.removesuffix(".json")
+
+
+def test_the_next_day_publishes_new_versions_and_advances_the_checkpoint(published):
+    """Day 2 has different popularity, so new versions are swapped in; the day-1 records stay."""
+    store, root, first = published
+    second = publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2)
+    assert second["versions"]["popularity"] != first["versions"]["popularity"]
+    assert _current(store)["popularity"].endswith(second["versions"]["popularity"] + ".json")
+    assert len(store.list(f"registry/records/{T}/{S}/popularity/")) == 2
+    assert read_checkpoint(root, T, S) == DAY2
+    assert next_day(store, T, S) == date(2026, 1, 3)
+
+
+def test_publishing_the_same_day_twice_rewrites_no_record_blob_or_manifest(published, store_kind):
+    """A re-publish of an identical day is a no-op: record and blob bytes, ETags (and file mtimes) unchanged."""
+    store, root, _ = published
+    keys = store.list("registry/") + store.list("objectstore/")
+    before = {key: store.get_with_etag(key) for key in keys}
+    mtimes = {key: (root / "store" / key).stat().st_mtime_ns for key in keys} if store_kind == "file" else {}
+    again = publish(store, root, tenant=T, surface=S, day=DAY1, now=NOW2)
+    assert {key: store.get_with_etag(key) for key in keys} == before
+    assert store.list("registry/") + store.list("objectstore/") == keys
+    if mtimes:
+        assert {key: (root / "store" / key).stat().st_mtime_ns for key in keys} == mtimes
+    status = {(s["step"], s["kind"]): s["status"] for s in again["steps"]}
+    assert status[("record", "popularity")] == status[("record", "cooc")] == "noop"
+    assert status[("blob", "popularity")] == status[("swap", None)] == "noop"
+
+
+def test_a_publish_of_one_kind_merges_into_current(published):
+    """Publishing only popularity replaces that pointer and keeps the existing cooc pointer."""
+    store, root, _ = published
+    before = _current(store)
+    run = publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, kinds=("popularity",))
+    after = _current(store)
+    assert after["cooc"] == before["cooc"]
+    assert after["popularity"] != before["popularity"]
+    assert after["popularity"].endswith(run["versions"]["popularity"] + ".json")
+
+
+def test_a_publish_keeps_kinds_it_does_not_produce(published):
+    """current entries of other kinds (e.g. implicit from another job) survive a publish."""
+    store, root, _ = published
+    data, etag = store.get_with_etag(MANIFEST)
+    manifest = parse_manifest(data)
+    manifest["current"]["implicit"] = "s3://elsewhere/implicit.json"
+    from recsys_stack.formats import manifest_bytes
+
+    store.put(MANIFEST, manifest_bytes(manifest), if_match=etag)
+    publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2)
+    assert _current(store)["implicit"] == "s3://elsewhere/implicit.json"
+
+
+FAILURES = [
+    ("blob", "popularity", "dependency"),
+    ("validate", "popularity", "validation_failed"),
+    ("record", "popularity", "dependency"),
+    ("blob", "cooc", "dependency"),
+    ("validate", "cooc", "validation_failed"),
+    ("record", "cooc", "dependency"),
+    ("swap", None, "dependency"),
+]
+
+
+@pytest.mark.parametrize(("step", "kind", "error_kind"), FAILURES, ids=[f"{s}:{k}" for s, k, _ in FAILURES])
+def test_a_failure_at_any_step_leaves_the_manifest_untouched(published, step, kind, error_kind):
+    """Failing at blob, validate, record or swap: manifest bytes unchanged, error named, run log failed,
+    checkpoint not advanced."""
+    store, root, _ = published
+    before = store.get_with_etag(MANIFEST)
+    fail_at = f"{step}:{kind}" if kind else step
+    with pytest.raises(PublishError) as caught:
+        publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, fail_at=fail_at)
+    error = caught.value
+    assert error.kind == error_kind and error.exit_code == 1
+    assert str(error) == f"run failed: {error_kind}: injected failure at {fail_at}"
+    assert store.get_with_etag(MANIFEST) == before
+    assert read_checkpoint(root, T, S) == DAY1
+    log = run_logs(root, T, S)[0]
+    assert log == {k: v for k, v in error.run_log.items() if k != "path"}
+    assert log["status"] == "failed" and log["exit_code"] == 1 and log["error"] == str(error)
+    assert log["day"] == "2026-01-02"
+    assert log["steps"][-1] == {**log["steps"][-1], "step": step, "kind": kind, "status": "failed"}
+
+
+def test_a_failed_record_leaves_an_orphan_blob_but_no_record(published):
+    """fail_at record: the blob was written and validated, the record was not, serving is unchanged."""
+    store, root, _ = published
+    with pytest.raises(PublishError) as caught:
+        publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, fail_at="record")
+    version = caught.value.run_log["steps"][2]["version"]
+    assert store.exists(f"objectstore/{T}/{S}/popularity/{version}.json")
+    assert not store.exists(record_key(T, S, "popularity", version))
+    assert version not in _current(store)["popularity"]
+
+
+class _RacingStore:
+    """Delegates to a store, but another writer replaces the manifest just before our swap."""
+
+    def __init__(self, inner, rival: bytes) -> None:
+        self._inner, self._rival = inner, rival
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def put(self, key, data, **condition):
+        if key == MANIFEST:
+            self._inner.put(key, self._rival)
+        return self._inner.put(key, data, **condition)
+
+
+def test_a_manifest_changed_during_the_publish_is_not_overwritten(published):
+    """Compare-and-swap: if the manifest moved after it was read, the swap fails and the other write stays."""
+    store, root, _ = published
+    rival = store.get(MANIFEST).replace(b"2026-01-02T01:30:00Z", b"2026-01-02T09:00:00Z")
+    with pytest.raises(PublishError) as caught:
+        publish(_RacingStore(store, rival), root, tenant=T, surface=S, day=DAY2, now=NOW2)
+    assert caught.value.kind == "dependency" and "changed during the publish" in str(caught.value)
+    assert store.get(MANIFEST) == rival
+    assert read_checkpoint(root, T, S) == DAY1
+
+
+def test_too_many_events_or_items_fail_with_limit_exceeded(published):
+    """max_events and max_items below the day's volume stop the run with limit_exceeded before any blob."""
+    store, root, _ = published
+    before = store.get_with_etag(MANIFEST)
+    blobs = store.list("objectstore/")
+    for limits, needle in (({"max_events": 100}, "max_events=100"), ({"max_items": 5}, "max_items=5")):
+        with pytest.raises(PublishError) as caught:
+            publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, **limits)
+        assert caught.value.kind == "limit_exceeded" and needle in str(caught.value)
+        assert str(caught.value).startswith("run failed: limit_exceeded: ")
+    assert store.get_with_etag(MANIFEST) == before and store.list("objectstore/") == blobs
+    assert read_checkpoint(root, T, S) == DAY1
+
+
+def test_an_invalid_payload_fails_with_validation_failed(published):
+    """An artifact that fails validation (negative count) is never recorded nor swapped in."""
+    store, root, _ = published
+    before = store.get(MANIFEST)
+    with pytest.raises(PublishError) as caught:
+        publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2,
+                override={"popularity": [{"item_id": "sku-0001", "count": -3}]})  # fmt: skip
+    assert caught.value.kind == "validation_failed" and "non-negative" in str(caught.value)
+    assert store.get(MANIFEST) == before
+    assert len(store.list(f"registry/records/{T}/{S}/popularity/")) == 1
+
+
+def test_an_empty_override_publishes_a_valid_empty_popularity_artifact(published):
+    """override {"popularity": []}: a valid, empty artifact is recorded and swapped in (the bad-publish fault)."""
+    store, root, _ = published
+    run = publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, override={"popularity": []})
+    uri = _current(store)["popularity"]
+    doc = check_artifact(store.get(store.key_for_uri(uri)), kind="popularity", tenant=T, surface=S)
+    assert doc["items"] == [] and doc["build"]["version"] == run["versions"]["popularity"]
+    assert store.exists(record_key(T, S, "popularity", run["versions"]["popularity"]))
+
+
+@pytest.mark.parametrize("tenant", ["../x", "", "a/b", " demo"])
+def test_an_unsafe_tenant_is_refused_before_any_path_is_built(object_store, tmp_path, tenant):
+    """A bad tenant raises invalid_argument (exit 2) and creates no events, runs or store keys."""
+    with pytest.raises(PublishError) as caught:
+        publish(object_store, tmp_path, tenant=tenant, surface=S, day=DAY1, now=NOW1)
+    assert caught.value.kind == "invalid_argument" and caught.value.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["store"] if (tmp_path / "store").exists() else [])
+    assert object_store.list("") == []
+
+
+def test_an_unknown_fail_at_or_kind_is_a_usage_error(object_store, tmp_path):
+    """fail_at and kinds are checked up front: invalid_argument with exit code 2."""
+    for kwargs in ({"fail_at": "publish"}, {"fail_at": "swap:cooc"}, {"kinds": ("implicit",)}):
+        with pytest.raises(PublishError) as caught:
+            publish(object_store, tmp_path, tenant=T, surface=S, day=DAY1, now=NOW1, **kwargs)
+        assert caught.value.kind == "invalid_argument" and caught.value.exit_code == 2
+
+
+def test_next_day_falls_back_to_yesterday_without_a_manifest(object_store):
+    """No manifest yet: the day to publish is yesterday (UTC)."""
+    assert next_day(object_store, T, S, today=date(2026, 3, 1)) == date(2026, 2, 28)
+
+
+def test_next_day_is_the_end_of_the_current_popularity_window(published):
+    """After day 1 is published the next day is day 2, whatever today is."""
+    store, _, _ = published
+    assert next_day(store, T, S, today=date(2030, 1, 1)) == DAY2
+
+
+def test_an_unreachable_store_fails_with_dependency_and_a_run_log(tmp_path, closed_port):
+    """Store down: run failed: dependency, the run log says so, no checkpoint."""
+    with S3Store(f"http://127.0.0.1:{closed_port}", "recsys-artifacts", "k", "s") as store:
+        with pytest.raises(PublishError) as caught:
+            publish(store, tmp_path, tenant=T, surface=S, day=DAY1, now=NOW1)
+    assert caught.value.kind == "dependency" and "unreachable" in str(caught.value)
+    assert run_logs(tmp_path, T, S)[0]["status"] == "failed"
+    assert read_checkpoint(tmp_path, T, S) is None
+
+
+def test_a_corrupt_manifest_stops_the_publish_and_names_the_fix(published):
+    """A manifest that is not valid JSON cannot be merged into: dependency error pointing at rollback."""
+    store, root, _ = published
+    _, etag = store.get_with_etag(MANIFEST)
+    store.put(MANIFEST, b'{"v": 1, "ten', if_match=etag)
+    with pytest.raises(PublishError) as caught:
+        publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2)
+    assert caught.value.kind == "dependency" and "manifest rollback" in str(caught.value)
+    assert store.get(MANIFEST) == b'{"v": 1, "ten'
