@@ -4,8 +4,11 @@ ETags are the quoted MD5 hex of the content on both stores (what S3 returns for 
 state token seen on one store means the same thing on the other. Conditional writes:
 
 - S3: ``If-Match: <etag>`` to replace exactly what was read, ``If-None-Match: *`` to create only.
-- Files: a ``<name>.lock`` file (created exclusively) around a compare of the current content hash, then a write to
-  a temporary file, fsync and rename, so that a reader never sees a half-written manifest. Create-only writes are
+- Files: an exclusive ``flock`` on a ``<name>.lock`` file beside the object, held around a compare of the current
+  content hash and a write to a temporary file, fsync and rename, so that a reader never sees a half-written
+  manifest. The local stack's publisher takes the same lock, so a rollback and a publish exclude each other; the
+  kernel drops the lock when a writer dies, so a crash never leaves the object locked. Lock files are kept (removing
+  one while another writer waits on it would break the exclusion) and are never listed. Create-only writes are
   a hard link of the finished temporary file, which fails atomically when the name already exists.
 
 Errors: an unreachable store raises :class:`Unreachable`, a missing object :class:`NotFound`, a failed
@@ -15,6 +18,7 @@ precondition :class:`Conflict`, bad credentials or a malformed URI :class:`BadIn
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import threading
@@ -198,24 +202,22 @@ class FileStore(Store):
     def _locked(self, path: Path, uri: str) -> Iterator[None]:
         lock = path.with_name(path.name + _LOCK_SUFFIX)
         deadline = time.monotonic() + self.lock_timeout
-        while True:
+        with open(lock, "a+b") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise Conflict(
+                            f"{uri} is being written by another process (lock {lock} held for "
+                            f"{self.lock_timeout:g}s); wait for it to finish and retry"
+                        ) from None
+                    time.sleep(0.02)
             try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                if time.monotonic() >= deadline:
-                    raise Conflict(
-                        f"{uri} is locked by another writer ({lock}); retry, or remove the lock file if no writer "
-                        "is running"
-                    ) from None
-                time.sleep(0.02)
-        try:
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.close(fd)
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _is_internal(name: str) -> bool:

@@ -147,11 +147,13 @@ class ObjectStore:
 # --- files ---------------------------------------------------------------------------------------------------------
 
 
+_LOCK_SUFFIX = ".lock"
+
+
 class FileStore(ObjectStore):
     """A directory as an object store: ``file://`` URIs, atomic writes, lock-file conditional puts."""
 
     kind = "file"
-    _LOCKS = ".locks"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).absolute()
@@ -180,12 +182,13 @@ class FileStore(ObjectStore):
 
     @contextlib.contextmanager
     def _lock(self, key: str) -> Iterator[None]:
-        # One lock file per key, outside the key space so that list() never sees it. flock() locks belong to the
-        # open file description, so they exclude other threads of this process as well as other processes.
-        locks = self.root / self._LOCKS
-        locks.mkdir(exist_ok=True)
-        name = hashlib.sha256(key.encode("utf-8")).hexdigest() + ".lock"
-        with open(locks / name, "a+b") as handle:
+        # flock() on a "<name>.lock" file beside the object: the same lock recsys_checks takes for a rollback, so a
+        # publish and a rollback exclude each other. flock() locks belong to the open file description, so they
+        # exclude other threads of this process as well as other processes, and die with their holder. Lock files
+        # are kept (unlinking one while another writer waits on it would break the exclusion) and never listed.
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + _LOCK_SUFFIX), "a+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -221,10 +224,8 @@ class FileStore(ObjectStore):
         keys = []
         for dirpath, dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if d != self._LOCKS]
             for name in filenames:
-                if name.startswith("."):  # temp files of in-flight writes
+                if name.startswith(".") or name.endswith(_LOCK_SUFFIX):  # in-flight temp files, writer locks
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+
 import time
 
 import pytest
@@ -70,27 +72,52 @@ def test_list_is_recursive_under_a_prefix(registry, store, versions):
     assert store.children(registry.uri("registry/records/demo/home/")) == ["cooc", "popularity"]
 
 
-def test_file_put_is_atomic_and_leaves_no_lock_or_temp(file_registry):
-    """After a conditional write no lock or temporary file remains, and list never shows them."""
+def test_file_put_is_atomic_and_leaves_no_temp_file(file_registry):
+    """After conditional writes no temporary file remains; the kept lock file is never listed."""
     st = FileStore()
     uri = file_registry.uri("scratch/x.json")
     st.put(uri, b"a", if_none_match=True)
     st.put(uri, b"b", if_match=etag_of(b"a"))
     names = sorted(p.name for p in (file_registry.root / "scratch").iterdir())
-    assert names == ["x.json"]
+    assert names == ["x.json", "x.json.lock"]
+    assert st.list(file_registry.uri("scratch/")) == [uri]
 
 
-def test_file_put_waits_for_the_lock_then_conflicts(file_registry):
-    """A held lock makes a writer give up with Conflict naming the lock file."""
+def test_file_put_waits_for_a_held_lock_then_conflicts(file_registry):
+    """A writer holding the object's lock makes another give up with Conflict, changing nothing."""
     uri = file_registry.uri("scratch/locked.json")
     st = FileStore(lock_timeout=0.2)
     st.put(uri, b"a")
-    lock = file_registry.root / "scratch" / "locked.json.lock"
-    lock.write_text("4242\n")
-    with pytest.raises(Conflict, match="locked.json.lock"):
-        st.put(uri, b"b", if_match=etag_of(b"a"))
-    assert st.list(file_registry.uri("scratch/")) == [uri]
+    with open(file_registry.root / "scratch" / "locked.json.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(Conflict, match="another process"):
+            st.put(uri, b"b", if_match=etag_of(b"a"))
     assert st.get(uri)[0] == b"a"
+
+
+def test_a_lock_file_left_by_a_dead_writer_does_not_block(file_registry):
+    """The lock is an flock, released by the kernel when its holder dies: a stale lock file is harmless."""
+    uri = file_registry.uri("scratch/stale.json")
+    st = FileStore(lock_timeout=0.2)
+    st.put(uri, b"a")
+    (file_registry.root / "scratch" / "stale.json.lock").write_text("4242\n")
+    st.put(uri, b"b", if_match=etag_of(b"a"))
+    assert st.get(uri)[0] == b"b"
+
+
+def test_the_stacks_publisher_and_our_rollback_take_the_same_lock(file_registry):
+    """While the local stack's file store writes an object, a rollback of the same object waits for it."""
+    from recsys_stack.objstore import FileStore as StackFileStore
+
+    stack_store = StackFileStore(file_registry.root)
+    stack_store.put("scratch/shared.json", b"a")
+    uri = file_registry.uri("scratch/shared.json")
+    st = FileStore(lock_timeout=0.2)
+    with stack_store._lock("scratch/shared.json"):
+        with pytest.raises(Conflict):
+            st.put(uri, b"b", if_match=etag_of(b"a"))
+    st.put(uri, b"b", if_match=etag_of(b"a"))
+    assert stack_store.get("scratch/shared.json") == b"b"
 
 
 def test_unsupported_or_relative_uris_are_bad_input():
