@@ -49,11 +49,19 @@ def _answer_dict(answer: Answer) -> dict[str, Any]:
     return {"path": answer.path, "status_code": answer.status, "body": answer.body, "request_id": answer.request_id}
 
 
+def _sum_present(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
 def key_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
     """The few series on-call looks at first (cumulative since the service started)."""
     return {
         "requests_total": metric_sum(metrics, "recsys_recommendation_requests_total"),
-        "requests_error": metric_sum(metrics, "recsys_recommendation_requests_total", outcome="error"),
+        "requests_error": _sum_present(
+            metric_sum(metrics, "recsys_recommendation_requests_total", outcome=outcome)
+            for outcome in ("error", "server_error")
+        ),
         "requests_empty": metric_sum(metrics, "recsys_recommendation_requests_total", empty="true"),
         "artifact_load_failures_total": metric_sum(metrics, "recsys_artifact_load_failures_total"),
         "manifest_age_seconds": metric_sum(metrics, "recsys_artifact_manifest_age_seconds"),

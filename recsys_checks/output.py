@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -25,7 +26,7 @@ def _paint(text: str, status: str, colour: bool) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if value is None or value == [] or value == {}:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -48,42 +49,125 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _split_data(data: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, list[dict[str, Any]]]]]:
-    scalars, tables = [], []
-    for key, value in data.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            tables.append((key, value))
-        elif isinstance(value, (dict, list)) and len(json.dumps(value, default=str)) > _MAX_CELL:
-            continue  # large nested data is for --json readers
-        else:
-            scalars.append((key, value))
-    return scalars, tables
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# What a person sees of each check at a glance: a few fields and the columns that matter. ``--json`` has everything.
+VIEWS: dict[str, dict[str, Any]] = {
+    "manifest.status": {"fields": ["condition", "updated_at", "age_seconds", "problems", "notes"],
+                        "tables": {"artifacts": ["kind", "version", "status", "items", "summary"]}},
+    "manifest.history": {"fields": ["manifest_state", "record_problems", "warnings"],
+                         "tables": {"versions": ["kind", "version", "window_end", "built_at", "current", "valid",
+                                                 "rollback_target", "items", "problems"]}},
+    "freshness": {"fields": ["registry", "counts"],
+                  "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "summary"]}},
+    "recs.probe": {"fields": ["cause", "runbook", "config_version", "rules_version", "warnings", "problem"],
+                   "tables": {"items": ["rank", "item_id", "score"]}},
+    "recs.served_vs_published": {"fields": ["verdict", "served_version", "manifest_version", "manifest_age_seconds"],
+                                 "tables": {}},
+    "config.show": {"fields": ["version", "document"], "tables": {}},
+    "rules.show": {"fields": ["version", "document"], "tables": {}},
+    "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
+    "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
+    "timeline": {"fields": ["since", "sources", "problems"],
+                 "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
+}
+
+
+def _age(seconds: Any) -> str:
+    try:
+        total = int(float(seconds))
+    except (TypeError, ValueError):
+        return _cell(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def _human(key: str, value: Any) -> Any:
+    """Shorten what a person does not need in full: version hashes to 12 characters, ages to 3h05m."""
+    if key.endswith("age_seconds"):
+        return _age(value)
+    if isinstance(value, str) and _HEX64.match(value):
+        return value[:12]
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {} or value == ""
+
+
+def _health_view(data: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, list[dict[str, Any]], list[str]]]]:
+    fields = [(name, (data.get(name) or {}).get("status_code")) for name in ("live", "ready")]
+    metrics = data.get("metrics") or {}
+    fields += [(k, v) for k, v in metrics.items() if v is not None]
+    if data.get("error"):
+        fields.append(("error", data["error"]))
+    checks = (data.get("detail") or {}).get("checks") or []
+    return fields, [("dependencies", checks, ["name", "status", "detail"])] if checks else []
+
+
+def _view(result: CheckResult) -> tuple[list[tuple[str, Any]], list[tuple[str, list[dict[str, Any]], list[str]]]]:
+    if result.check == "health":
+        return _health_view(result.data)
+    spec = VIEWS.get(result.check)
+    if spec is None:  # a check without a view: every scalar, every table
+        fields, tables = [], []
+        for key, value in result.data.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                tables.append((key, value, list(value[0].keys())))
+            elif not isinstance(value, (dict, list)) or len(json.dumps(value, default=str)) <= _MAX_CELL:
+                fields.append((key, value))
+        return fields, tables
+    fields = [(k, result.data.get(k)) for k in spec["fields"]]
+    tables = [(k, result.data.get(k) or [], cols) for k, cols in spec["tables"].items() if k in result.data]
+    return fields, tables
 
 
 def render_check(result: CheckResult, colour: bool = False) -> str:
     label = _paint(result.status.upper().ljust(4), result.status, colour)
     where = f" {result.target}" if result.target else ""
     lines = [f"{label} {result.check}{where}: {result.summary}"]
-    scalars, tables = _split_data(result.data)
-    for key, value in scalars:
-        lines.append(f"  {key}: {_cell(value)}")
-    for key, rows in tables:
+    fields, tables = _view(result)
+    for key, value in fields:
+        if _empty(value):
+            continue
+        if key == "document":
+            lines.append("  document:")
+            lines += ["    " + line for line in json.dumps(value, indent=2, sort_keys=True).splitlines()]
+            continue
+        lines.append(f"  {key}: {_cell(_human(key, value))}")
+    for key, rows, cols in tables:
         lines.append(f"  {key}:")
-        lines.append(table(rows))
+        lines.append(table([{c: _human(c, r.get(c)) for c in cols} for r in rows], cols))
     return "\n".join(lines)
 
 
 def render_plan(plan: Plan) -> str:
     lines = [f"  {plan.action} {plan.target}" + (f"  (reason: {plan.reason})" if plan.reason else "")]
-    rows = [{"what": c.get("what"), "before": c.get("before"), "after": c.get("after")} for c in plan.changes]
+    rows = [
+        {
+            "what": c.get("what"),
+            "before": _human("before", c.get("before_version") or c.get("before")),
+            "after": _human("after", c.get("after_version") or c.get("after")),
+        }
+        for c in plan.changes
+    ]
     lines.append(table(rows, ["what", "before", "after"]))
-    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(plan.observed)}")
+    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}")
     return "\n".join(lines)
 
 
 def render_action(result: ActionResult, colour: bool = False) -> str:
     label = _paint(_LABELS.get(result.status, result.status.upper()), result.status, colour)
-    lines = [f"{label} {result.summary}", render_plan(result.plan)]
+    summary = result.summary
+    if result.status == "planned" and summary.lower().startswith("dry-run: "):
+        summary = summary[len("dry-run: "):]  # the label already says so
+    lines = [f"{label} {summary}", render_plan(result.plan)]
     if result.audit:
         lines.append(f"  audit record: {result.audit}")
     if result.verification is not None:
