@@ -1,0 +1,366 @@
+"""Faults that break the running stack the way production breaks, each answered by one runbook.
+
+A fault acts only through the stack's real interfaces (the object store, the publisher, the admin API, the
+service's processes and files), so what a runbook sees afterwards is what it would see in production.
+``heal`` undoes the infrastructure faults; the others are undone by the runbook that answers them (or by a publish).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from . import runner
+from .runner import StackError
+
+FAULT_ACTOR = "fault-injector"
+STALE_AGE = timedelta(hours=72)
+MISSING_VERSION = "0" * 64
+
+
+@dataclass
+class FaultContext:
+    """What a fault needs: the stack's description, its secrets and its object store."""
+
+    root: Path
+    info: dict
+    secrets: dict[str, str] = field(repr=False)
+    _store: object = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, root: Path) -> FaultContext:
+        root = Path(root).resolve()
+        info = runner.require_stack(root)
+        if not runner.running_processes(info).get("service"):
+            raise StackError(f"the stack in {root} is not running: start it with `recsys-stack up --detach --root {root}`")
+        return cls(root=root, info=info, secrets=runner.read_secrets(root))
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = runner.open_store(self.info, self.secrets)
+        return self._store
+
+    def manifest_key(self, tenant: str, surface: str) -> str:
+        return f"registry/current/{tenant}/{surface}/manifest.json"
+
+    def blob_uri(self, tenant: str, surface: str, kind: str, version: str) -> str:
+        return f"{self.info['objectstore_uri']}/{tenant}/{surface}/{kind}/{version}.json"
+
+    def read_manifest(self, tenant: str, surface: str) -> tuple[dict, str]:
+        data, etag = self.store.get_with_etag(self.manifest_key(tenant, surface))
+        return json.loads(data), etag
+
+    def write_manifest(self, manifest: dict, etag: str | None) -> None:
+        from .formats import manifest_bytes
+
+        key = self.manifest_key(manifest["tenant"], manifest["surface"])
+        self.store.put(key, manifest_bytes(manifest), if_match=etag)
+
+    def request(self, method: str, path: str, *, tenant: str, body=None, headers=None) -> httpx.Response:
+        hdrs = {"X-API-Key": self.secrets.get("RECSYS_API_KEY", ""), "X-Org-Id": tenant, "X-Actor": FAULT_ACTOR}
+        hdrs.update(headers or {})
+        with httpx.Client(base_url=self.info["base_url"], timeout=15.0, trust_env=False) as client:
+            return client.request(method, path, json=body, headers=hdrs)
+
+    def invalidate(self, tenant: str, surface: str | None, targets: tuple[str, ...] = ("popularity",)) -> None:
+        body: dict = {"targets": list(targets)}
+        if surface:
+            body["surface"] = surface
+        resp = self.request("POST", f"/v1/admin/tenants/{tenant}/cache/invalidate", tenant=tenant, body=body)
+        if resp.status_code != 200:
+            raise StackError(
+                f"cache invalidation for {tenant}/{surface or '*'} failed: HTTP {resp.status_code} {resp.text[:200]}",
+                exit_code=1,
+            )
+
+    def invalidate_all(self) -> None:
+        for tenant, surfaces in self.info.get("tenants", {}).items():
+            for surface in surfaces:
+                self.invalidate(tenant, surface)
+
+    def recommend(self, tenant: str, surface: str, k: int = 10) -> httpx.Response:
+        body = {"surface": surface, "k": k, "user": {"user_id": "fault-probe"}}
+        return self.request("POST", "/v1/recommend", tenant=tenant, body=body)
+
+    def put_admin(self, tenant: str, kind: str, doc) -> str:
+        resp = self.request("GET", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant)
+        headers = {"If-Match": resp.headers["ETag"].strip('"')} if resp.status_code == 200 and "ETag" in resp.headers else {}
+        resp = self.request("PUT", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant, body={kind: doc}, headers=headers)
+        if resp.status_code != 200:
+            raise StackError(f"PUT {kind} for {tenant} failed: HTTP {resp.status_code} {resp.text[:200]}", exit_code=1)
+        return resp.json().get(f"{kind}_version", "")
+
+    def publish(self, tenant: str, surface: str, **kwargs) -> dict:
+        from .publisher import next_day, publish
+
+        day = kwargs.pop("day", None) or next_day(self.store, tenant, surface)
+        return publish(self.store, self.root, tenant=tenant, surface=surface, day=day, **kwargs)
+
+    def publish_failing(self, tenant: str, surface: str, expected: str, **kwargs) -> str:
+        """Run a publish that must fail with error kind ``expected``; returns its ``run failed: ...`` line."""
+        from .publisher import PublishError
+
+        try:
+            self.publish(tenant, surface, **kwargs)
+        except PublishError as exc:
+            if exc.kind != expected:
+                raise StackError(
+                    f"could not inject the fault: the publish for {tenant}/{surface} failed for another reason "
+                    f"({exc}); fix that first (`recsys-stack status`, `recsys-stack heal`)",
+                    exit_code=1,
+                ) from None
+            return str(exc)
+        raise StackError(f"the publish for {tenant}/{surface} was meant to fail but succeeded", exit_code=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the faults; each returns one line saying what it did
+
+
+def _stale_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    stamp = datetime.now(UTC).replace(microsecond=0) - STALE_AGE
+    manifest["updated_at"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.write_manifest(manifest, etag)
+    ctx.invalidate(tenant, surface)
+    return f"manifest of {tenant}/{surface} now says updated_at {manifest['updated_at']} (72 h ago, pipeline stopped)"
+
+
+def _stale_cache(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.recommend(tenant, surface)
+    if resp.status_code != 200:
+        raise StackError(f"warming the cache of {tenant}/{surface} failed: HTTP {resp.status_code}", exit_code=1)
+    run = ctx.publish(tenant, surface, now=datetime.now(UTC))
+    return (
+        f"published {tenant}/{surface} day {run.get('day', '?')} without invalidating: the service keeps serving "
+        f"the previous version until its cache TTL ({ctx.info.get('cache_ttl_seconds')} s) expires"
+    )
+
+
+def _bad_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
+    run = ctx.publish(tenant, surface, now=datetime.now(UTC), override={"popularity": []})
+    ctx.invalidate(tenant, surface)
+    return f"published {tenant}/{surface} day {run.get('day', '?')} with an empty popularity artifact and swapped it in"
+
+
+def _missing_blob(ctx: FaultContext, tenant: str, surface: str) -> str:
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    uri = ctx.blob_uri(tenant, surface, "popularity", MISSING_VERSION)
+    manifest["current"]["popularity"] = uri
+    ctx.write_manifest(manifest, etag)
+    ctx.invalidate(tenant, surface)
+    return f"manifest of {tenant}/{surface} now points popularity at {uri}, which does not exist"
+
+
+def _corrupt_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
+    _, etag = ctx.read_manifest(tenant, surface)
+    ctx.store.put(ctx.manifest_key(tenant, surface), b'{"v": 1, "tenant": "' + tenant.encode() + b'", "curr', if_match=etag)
+    ctx.invalidate(tenant, surface)
+    return f"manifest of {tenant}/{surface} overwritten with truncated JSON"
+
+
+def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
+    line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record")
+    return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
+
+
+def _validation_failed(ctx: FaultContext, tenant: str, surface: str) -> str:
+    line = ctx.publish_failing(tenant, surface, "validation_failed", now=datetime.now(UTC), fail_at="validate")
+    return f"publish of {tenant}/{surface} failed validation, manifest unchanged: {line}"
+
+
+def _limit_exceeded(ctx: FaultContext, tenant: str, surface: str) -> str:
+    line = _publish_over_limit(ctx, tenant, surface)
+    return f"publish of {tenant}/{surface} exceeded its event limit, manifest unchanged: {line}"
+
+
+def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
+    from .events import ensure_events
+    from .publisher import next_day
+
+    day = next_day(ctx.store, tenant, surface)
+    path = ensure_events(ctx.root, tenant, surface, day)
+    with open(path, "rb") as fh:
+        count = sum(1 for line in fh if line.strip())
+    # The day's events exceed the job's limit: the job refuses the day rather than publish a truncated artifact.
+    return ctx.publish_failing(
+        tenant, surface, "limit_exceeded", day=day, now=datetime.now(UTC), max_events=max(1, count // 2)
+    )
+
+
+def _bad_rules(ctx: FaultContext, tenant: str, surface: str) -> str:
+    from .catalog import CATEGORIES
+
+    rules = [
+        {"action": "block", "target_type": "category", "target_key": c, "priority": 100, "enabled": True}
+        for c in sorted(CATEGORIES)
+    ]
+    version = ctx.put_admin(tenant, "rules", rules)
+    # The service caches rules like the manifest; without this the fault would show only after the TTL.
+    ctx.invalidate(tenant, None, ("rules",))
+    return f"rules of {tenant} now block every category ({len(rules)} rules, version {version[:12]}…)"
+
+
+def _bad_config(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
+    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config["weights"] = {"pop": 0.0, "cooc": 0.0, "emb": 0.0}
+    version = ctx.put_admin(tenant, "config", config)
+    ctx.invalidate(tenant, None, ("config",))
+    return f"config of {tenant} now has every weight at 0 (version {version[:12]}…): no signal, empty recommendations"
+
+
+def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
+    if ctx.info["store"] == "s3":
+        pid = runner.running_processes(ctx.info).get("s3")
+        if not pid:
+            raise StackError("the S3 server of this stack is not running; restart with `recsys-stack up`", exit_code=1)
+        os.kill(pid, signal.SIGSTOP)
+        what = f"S3 server (pid {pid}) frozen with SIGSTOP"
+    else:
+        store, aside = ctx.root / "store", ctx.root / "store.down"
+        if aside.exists():
+            what = "file store already down"
+        else:
+            store.rename(aside)
+            store.write_text("the object store is down (recsys-stack inject store-down); `recsys-stack heal`\n")
+            what = f"file store moved to {aside} and replaced by a regular file"
+    ctx.invalidate_all()
+    return what
+
+
+def _not_ready(ctx: FaultContext, tenant: str, surface: str) -> str:
+    db, aside = ctx.root / "admin.db", ctx.root / "admin.db.down"
+    if aside.exists():
+        return "admin database already unavailable"
+    db.rename(aside)
+    db.mkdir()
+    return f"admin database moved to {aside} and replaced by a directory: the service's dependency check fails"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: its name, what it breaks, the runbook that answers it and how to inject it."""
+
+    name: str
+    breaks: str
+    runbook: str
+    inject: Callable[[FaultContext, str, str], str] = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "breaks": self.breaks, "runbook": self.runbook}
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault("stale-manifest", "manifest updated_at is 72 h old, as if the pipeline stopped", "stale-manifest",
+              _stale_manifest),
+        Fault("stale-cache", "a new day is published but the service cache keeps serving the old version",
+              "stale-manifest", _stale_cache),
+        Fault("bad-publish", "a valid but empty popularity artifact is published and swapped in",
+              "rollback-manifest", _bad_publish),
+        Fault("missing-blob", "the manifest points popularity at a blob that does not exist", "empty-recs",
+              _missing_blob),
+        Fault("corrupt-manifest", "the manifest is not valid JSON (recommend answers 422)", "rollback-manifest",
+              _corrupt_manifest),
+        Fault("partial-publish", "a publish fails after its blob, before the swap (orphan blob, failed run)",
+              "pipeline-failed", _partial_publish),
+        Fault("validation-failed", "a publish fails validation (run failed: validation_failed)", "validation-failed",
+              _validation_failed),
+        Fault("limit-exceeded", "a day's events exceed the limit (run failed: limit_exceeded)", "limit-exceeded",
+              _limit_exceeded),
+        Fault("bad-rules", "rules that block every category: recommendations are empty", "rollback-config-rules",
+              _bad_rules),
+        Fault("bad-config", "config with every weight at 0: SIGNAL_UNAVAILABLE, empty recommendations",
+              "rollback-config-rules", _bad_config),
+        Fault("store-down", "the object store is unreachable: recommend answers 500", "service-not-ready",
+              _store_down),
+        Fault("not-ready", "the admin database is unavailable: /readyz answers 503", "service-not-ready",
+              _not_ready),
+    )
+}
+
+
+def get_fault(name: str) -> Fault:
+    try:
+        return FAULTS[name]
+    except KeyError:
+        raise StackError(f"unknown fault {name!r}; valid faults: {', '.join(FAULTS)}") from None
+
+
+def inject(root: Path, name: str, tenant: str = "demo", surface: str = "home") -> str:
+    """Inject fault ``name`` into the stack running in ``root`` for one tenant/surface; returns what it did."""
+    fault = get_fault(name)
+    ctx = FaultContext.load(root)
+    try:
+        check_target(ctx.info, tenant, surface)
+        return fault.inject(ctx, tenant, surface)
+    finally:
+        ctx.close()
+
+
+def check_target(info: Mapping, tenant: str, surface: str) -> None:
+    """Raise (exit 2) unless tenant/surface are safe segments the stack serves."""
+    from .formats import safe_segment
+
+    try:
+        safe_segment(tenant, "tenant")
+        safe_segment(surface, "surface")
+    except ValueError as exc:
+        raise StackError(str(exc)) from None
+    tenants = info.get("tenants") or {}
+    if tenant not in tenants:
+        raise StackError(f"unknown tenant {tenant!r}: this stack serves {', '.join(tenants)}")
+    if surface not in tenants[tenant]:
+        raise StackError(f"unknown surface {surface!r} for {tenant}: this stack serves {', '.join(tenants[tenant])}")
+
+
+def heal(root: Path) -> list[str]:
+    """Undo store-down and not-ready; returns what was undone (empty when nothing was broken)."""
+    root = Path(root).resolve()
+    info = runner.require_stack(root)
+    done = []
+    store, aside = root / "store", root / "store.down"
+    if aside.exists():
+        if store.is_dir() and not store.is_symlink():
+            shutil.rmtree(store)
+        elif store.exists() or store.is_symlink():
+            store.unlink()
+        aside.rename(store)
+        done.append("file store restored")
+    pid = (info.get("processes") or {}).get("s3")
+    if pid and runner.running_processes(info).get("s3") and _is_stopped(int(pid)):
+        os.kill(int(pid), signal.SIGCONT)
+        done.append(f"S3 server (pid {pid}) resumed")
+    db, db_aside = root / "admin.db", root / "admin.db.down"
+    if db_aside.exists():
+        if db.is_dir() and not db.is_symlink():
+            shutil.rmtree(db)
+        elif db.exists():
+            db.unlink()
+        db_aside.rename(db)
+        done.append("admin database restored")
+    return done
+
+
+def _is_stopped(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # cannot tell: SIGCONT is harmless on a running process
+    return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")

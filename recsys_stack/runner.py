@@ -1,0 +1,530 @@
+"""Start and stop the local stack's processes: moto's S3 server (for ``--store s3``) and the service on uvicorn.
+
+Everything the stack knows about itself lives under its root: ``stack.json`` (where things are, which processes
+belong to it; never a secret), ``secrets.env`` (mode 0600), logs, the store and the admin database. ``down`` only
+ever signals the PIDs recorded in ``stack.json``, and only when the process still looks like the one ``up`` started,
+so a recycled PID is never killed by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from . import seed
+
+BUCKET = "recsys-artifacts"
+REGION = "us-east-1"
+DEFAULT_ROOT = ".stack"
+# Longer than the suite's 1m default on purpose: a stale cache behind a fresh manifest must stay observable for
+# the length of a drill instead of healing itself while on-call is still looking.
+DEFAULT_TTL_SECONDS = 600
+MAX_BYTES = 10_000_000
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+# What each process's command line contains; checked before a recorded PID is signalled.
+_MARKERS = {"service": "recsys_stack.service.app", "s3": "moto.server"}
+# State under ROOT that `up` replaces with a freshly seeded one (nothing else under ROOT is touched).
+_STATE_NAMES = (
+    "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",
+    "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env",
+)
+
+
+class StackError(Exception):
+    """A stack command cannot go on; the message names the thing and the fix. ``exit_code`` is the CLI's."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stack.json and secrets.env
+
+
+def stack_json_path(root: Path) -> Path:
+    return Path(root) / "stack.json"
+
+
+def secrets_path(root: Path) -> Path:
+    return Path(root) / "secrets.env"
+
+
+def read_stack(root: Path) -> dict | None:
+    """The stack description under ``root``, or None when no stack was ever started there."""
+    path = stack_json_path(root)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StackError(f"cannot read {path}: {exc}; remove it and run `recsys-stack up --root {root}` again") from exc
+
+
+def require_stack(root: Path) -> dict:
+    """The stack description, or a StackError telling how to start one."""
+    info = read_stack(root)
+    if info is None:
+        raise StackError(f"no stack in {root}: start one with `recsys-stack up --detach --root {root}`")
+    return info
+
+
+def write_stack(root: Path, info: Mapping) -> None:
+    _atomic_write(stack_json_path(root), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+
+
+def read_secrets(root: Path) -> dict[str, str]:
+    """KEY=VALUE pairs of ``secrets.env`` (empty when the file does not exist)."""
+    try:
+        text = secrets_path(root).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def write_secrets(root: Path, values: Mapping[str, str]) -> None:
+    body = "".join(f"{k}={v}\n" for k, v in values.items())
+    _atomic_write(secrets_path(root), body.encode(), 0o600)
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow what was asked for
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def client_env(info: Mapping, secret_values: Mapping[str, str]) -> dict[str, str]:
+    """What a client of this stack (recsys-checks, the demo, tests) needs in its environment."""
+    env = {
+        "RECSYS_BASE_URL": info["base_url"],
+        "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": info["manifest_template"],
+    }
+    if info.get("s3_endpoint"):
+        env["RECSYS_ARTIFACT_S3_ENDPOINT"] = info["s3_endpoint"]
+        env["RECSYS_ARTIFACT_S3_REGION"] = REGION
+    env.update({k: v for k, v in secret_values.items() if k.startswith("RECSYS_")})
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# processes
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a live (not zombie) process."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _owned(name: str, pid: int) -> bool:
+    """True when ``pid`` is alive and its command line is the one ``up`` started for ``name``."""
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return True  # no /proc: trust stack.json
+    return _MARKERS.get(name, "") in cmdline
+
+
+def running_processes(info: Mapping | None) -> dict[str, int]:
+    """The stack's recorded processes that are still running, by name."""
+    if not info:
+        return {}
+    return {name: pid for name, pid in (info.get("processes") or {}).items() if pid and _owned(name, int(pid))}
+
+
+def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGCONT (a fault may have stopped it), SIGTERM, then SIGKILL after ``timeout``; waits until it is gone."""
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        _signal(pid, sig)
+    if _wait_gone(pid, timeout):
+        return
+    _signal(pid, signal.SIGKILL)
+    if not _wait_gone(pid, timeout):
+        raise StackError(f"process {pid} survived SIGKILL; stop it by hand (kill -9 {pid})", exit_code=1)
+
+
+def _signal(pid: int, sig: int) -> None:
+    # Each child leads its own session and process group, so the group catches anything it spawned.
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our own child (foreground `up`); otherwise this raises and we poll.
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _spawn(args: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
+            start_new_session=True, close_fds=True,
+        )
+
+
+def _log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _wait_tcp(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode} while starting; see {log}:\n{_log_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s; see {log}")
+
+
+def wait_ready(base_url: str, proc: subprocess.Popen | None, log: Path, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Poll ``/readyz`` until it answers 200; a StackError (with the log's tail) on exit or timeout."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise StackError(
+                    f"the service exited with code {proc.returncode} while starting; see {log}:\n{_log_tail(log)}",
+                    exit_code=1,
+                )
+            try:
+                resp = client.get(f"{base_url}/readyz")
+                if resp.status_code == 200:
+                    return
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.1)
+    raise StackError(
+        f"the service at {base_url} was not ready within {timeout:.0f}s (last /readyz: {last}); see {log}:\n"
+        f"{_log_tail(log)}",
+        exit_code=1,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# up / down
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _reset_state(root: Path) -> None:
+    for name in _STATE_NAMES:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _service_env(info: Mapping, secret_values: Mapping[str, str], root: Path, base: Mapping[str, str]) -> dict:
+    # Start from the caller's environment without any RECSYS_*/AWS_* so that nothing configures the service
+    # except what is written here.
+    env = {k: v for k, v in base.items() if not k.startswith(("RECSYS_", "AWS_"))}
+    env.update(
+        RECSYS_ARTIFACT_MODE_ENABLED="true",
+        RECSYS_ARTIFACT_MANIFEST_TEMPLATE=info["manifest_template"],
+        RECSYS_ARTIFACT_MANIFEST_TTL=f"{info['manifest_ttl_seconds']}s",
+        RECSYS_ARTIFACT_CACHE_TTL=f"{info['cache_ttl_seconds']}s",
+        RECSYS_ARTIFACT_MAX_BYTES=str(MAX_BYTES),
+        RECSYS_API_KEY=secret_values["RECSYS_API_KEY"],
+        RECSYS_STACK_DB=str(root / "admin.db"),
+        PYTHONUNBUFFERED="1",
+    )
+    if info["store"] == "s3":
+        env.update(
+            RECSYS_ARTIFACT_S3_ENDPOINT=info["s3_endpoint"],
+            RECSYS_ARTIFACT_S3_ACCESS_KEY=secret_values["RECSYS_ARTIFACT_S3_ACCESS_KEY"],
+            RECSYS_ARTIFACT_S3_SECRET_KEY=secret_values["RECSYS_ARTIFACT_S3_SECRET_KEY"],
+            RECSYS_ARTIFACT_S3_REGION=REGION,
+            RECSYS_ARTIFACT_S3_USE_SSL="false",
+        )
+    return env
+
+
+def open_store(info: Mapping, secret_values: Mapping[str, str]):
+    """The stack's object store (file or S3) as recsys_stack.objstore sees it."""
+    from .objstore import store_from_stack
+
+    try:
+        return store_from_stack(dict(info), dict(secret_values))
+    except OSError as exc:
+        raise StackError(
+            f"the object store of {info.get('root')} cannot be opened ({exc}); if a fault took it down, run "
+            f"`recsys-stack heal --root {info.get('root')}`",
+            exit_code=1,
+        ) from None
+
+
+def up(
+    root: Path,
+    *,
+    store: str = "file",
+    port: int | None = None,
+    manifest_ttl: int = DEFAULT_TTL_SECONDS,
+    cache_ttl: int = DEFAULT_TTL_SECONDS,
+    environ: Mapping[str, str] | None = None,
+    log=print,
+) -> tuple[dict, dict[str, subprocess.Popen]]:
+    """Start a freshly seeded stack in ``root`` and return (stack.json contents, started processes).
+
+    Refuses (exit 2) when a stack is already running there or ``port`` is taken. On any failure everything started
+    so far is stopped again before the error propagates.
+    """
+    environ = os.environ if environ is None else environ
+    root = Path(root).resolve()
+    if store not in ("file", "s3"):
+        raise StackError(f"unknown store {store!r}: use --store file or --store s3")
+    existing = read_stack(root) if stack_json_path(root).exists() else None
+    alive = running_processes(existing)
+    if alive:
+        raise StackError(
+            f"a stack is already running in {root} (service at {existing.get('base_url')}, pids "
+            f"{', '.join(f'{n}={p}' for n, p in alive.items())}); stop it with `recsys-stack down --root {root}`"
+        )
+    if port is not None and port_in_use(port):
+        raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
+
+    if root.is_dir() and existing is None and any(root.iterdir()):
+        # `up` replaces the state under ROOT; never do that to a directory that is not a stack root.
+        raise StackError(f"{root} is not empty and holds no stack.json: pick an empty or new directory with --root")
+    root.mkdir(parents=True, exist_ok=True)
+    _reset_state(root)
+    (root / "logs").mkdir()
+
+    secret_values = {"RECSYS_API_KEY": environ.get("RECSYS_API_KEY") or secrets.token_hex(32)}
+    if store == "s3":
+        secret_values["RECSYS_ARTIFACT_S3_ACCESS_KEY"] = "AKIA" + secrets.token_hex(8).upper()
+        secret_values["RECSYS_ARTIFACT_S3_SECRET_KEY"] = secrets.token_urlsafe(30)
+    write_secrets(root, secret_values)
+
+    service_port = port or free_port()
+    info: dict = {
+        "root": str(root),
+        "store": store,
+        "base_url": f"http://127.0.0.1:{service_port}",
+        "processes": {},
+        "status": "starting",
+        "started_at": _rfc3339(_now()),
+        "tenants": {t: list(s) for t, s in seed.TENANTS.items()},
+        "manifest_ttl_seconds": int(manifest_ttl),
+        "cache_ttl_seconds": int(cache_ttl),
+    }
+    if store == "file":
+        store_dir = root / "store"
+        store_dir.mkdir()
+        info["manifest_template"] = f"{store_dir.as_uri()}/registry/current/{{tenant}}/{{surface}}/manifest.json"
+        info["objectstore_uri"] = f"{store_dir.as_uri()}/objectstore"
+    else:
+        info["manifest_template"] = f"s3://{BUCKET}/registry/current/{{tenant}}/{{surface}}/manifest.json"
+        info["objectstore_uri"] = f"s3://{BUCKET}/objectstore"
+        info["bucket"] = BUCKET
+
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        if store == "s3":
+            s3_port = free_port()
+            info["s3_endpoint"] = f"http://127.0.0.1:{s3_port}"
+            s3_log = root / "logs" / "s3.log"
+            base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
+            procs["s3"] = _spawn(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], s3_log, base_env
+            )
+            info["processes"]["s3"] = procs["s3"].pid
+            write_stack(root, info)
+            log(f"started S3 server (moto) pid {procs['s3'].pid} at {info['s3_endpoint']}")
+            _wait_tcp(s3_port, procs["s3"], "the S3 server (moto)", s3_log, READY_TIMEOUT_SECONDS)
+
+        log("seeding tenants " + ", ".join(f"{t} ({'/'.join(s)})" for t, s in seed.TENANTS.items()))
+        store_client = open_store(info, secret_values)
+        try:
+            if store == "s3":
+                store_client.ensure_bucket()
+            seed.seed(store_client, root, root / "admin.db")
+        finally:
+            store_client.close()
+
+        if port is None and port_in_use(service_port):  # taken since we picked it
+            service_port = free_port()
+            info["base_url"] = f"http://127.0.0.1:{service_port}"
+        elif port is not None and port_in_use(port):
+            raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
+        service_log = root / "logs" / "service.log"
+        procs["service"] = _spawn(
+            [
+                sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
+                "--host", "127.0.0.1", "--port", str(service_port), "--no-access-log",
+            ],
+            service_log,
+            _service_env(info, secret_values, root, environ),
+        )
+        info["processes"]["service"] = procs["service"].pid
+        write_stack(root, info)
+        log(f"started service pid {procs['service'].pid} at {info['base_url']}")
+        wait_ready(info["base_url"], procs["service"], service_log)
+    except BaseException:
+        for proc in procs.values():
+            if proc.poll() is None:
+                stop_pid(proc.pid)
+            proc.wait()
+        info.update(processes={}, status="failed", stopped_at=_rfc3339(_now()))
+        write_stack(root, info)
+        raise
+
+    info["status"] = "running"
+    info["ready_at"] = _rfc3339(_now())
+    write_stack(root, info)
+    return info, procs
+
+
+def down(root: Path, log=print) -> list[str]:
+    """Stop every process ``up`` recorded for ``root``; idempotent. Returns what was stopped (``name pid``)."""
+    root = Path(root).resolve()
+    info = read_stack(root)
+    if info is None:
+        log(f"no stack in {root}: nothing to stop")
+        return []
+    stopped = []
+    # The service first: it would otherwise log connection errors against a store that went away.
+    for name in sorted(running_processes(info), key=lambda n: n != "service"):
+        pid = int(info["processes"][name])
+        stop_pid(pid)
+        stopped.append(f"{name} {pid}")
+        log(f"stopped {name} (pid {pid})")
+    if info.get("status") != "stopped" or info.get("processes"):
+        info.update(processes={}, status="stopped", stopped_at=_rfc3339(_now()))
+        write_stack(root, info)
+    if not stopped:
+        log(f"no process of the stack in {root} was running")
+    return stopped
+
+
+class StopRequested(BaseException):
+    """Ctrl-C or SIGTERM arrived: stop the stack (a BaseException so that no ``except Exception`` swallows it)."""
+
+
+def install_stop_handlers() -> dict:
+    """Make SIGINT and SIGTERM raise StopRequested; returns the previous handlers for ``restore_handlers``."""
+
+    def _handler(signum, frame):  # noqa: ARG001
+        raise StopRequested()
+
+    return {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_handlers(previous: Mapping) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def serve_foreground(root: Path, info: Mapping, procs: Mapping[str, subprocess.Popen], log=print) -> int:
+    """Stay in the foreground until StopRequested (see install_stop_handlers) or a process dies, then stop all."""
+    code = 0
+    try:
+        log(f"serving at {info['base_url']}; press Ctrl-C to stop")
+        while True:
+            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+            if dead:
+                log(
+                    "stopping: " + ", ".join(f"{n} exited with code {c}" for n, c in dead.items())
+                    + f"; see {Path(root) / 'logs'}"
+                )
+                code = 1
+                break
+            time.sleep(0.3)
+    except (StopRequested, KeyboardInterrupt):
+        log("stopping")
+    finally:
+        # A second Ctrl-C must not interrupt the shutdown half-way.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            down(root, log=log)
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.wait()
+        finally:
+            restore_handlers(previous)
+    return code

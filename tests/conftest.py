@@ -1,0 +1,12 @@
+"""Shared test setup: make ``tests/`` importable (for ``stackfixture``) and register the stack fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from stackfixture import stack, stack_file, stack_s3  # noqa: E402,F401

@@ -1,0 +1,90 @@
+"""recsys-stack argument handling and the fault registry: no stack is started here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recsys_stack.cli import main
+from recsys_stack.faults import FAULTS
+
+CONTRACT_FAULTS = {
+    "stale-manifest": "stale-manifest",
+    "stale-cache": "stale-manifest",
+    "bad-publish": "rollback-manifest",
+    "missing-blob": "empty-recs",
+    "corrupt-manifest": "rollback-manifest",
+    "partial-publish": "pipeline-failed",
+    "validation-failed": "validation-failed",
+    "limit-exceeded": "limit-exceeded",
+    "bad-rules": "rollback-config-rules",
+    "bad-config": "rollback-config-rules",
+    "store-down": "service-not-ready",
+    "not-ready": "service-not-ready",
+}
+
+
+def test_fault_registry_names_every_fault_with_its_runbook() -> None:
+    """Every fault of the stack is registered with the runbook that answers it and a description."""
+    assert {name: f.runbook for name, f in FAULTS.items()} == CONTRACT_FAULTS
+    assert all(f.breaks for f in FAULTS.values())
+
+
+def test_faults_prints_a_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`faults` lists name, runbook and what breaks; `--json` gives the same as objects."""
+    assert main(["faults"]) == 0
+    table = capsys.readouterr().out
+    for name, runbook in CONTRACT_FAULTS.items():
+        assert any(line.split()[:2] == [name, runbook] for line in table.splitlines())
+    assert main(["faults", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: r["runbook"] for r in rows} == CONTRACT_FAULTS
+
+
+def test_unknown_fault_exits_2_and_lists_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown fault name is a usage error naming every valid fault."""
+    assert main(["inject", "no-such-fault", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-fault" in err and all(name in err for name in FAULTS)
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["inject", "bad-rules", "--tenant", "../x"],
+        ["inject", "bad-rules", "--surface", "a/b"],
+        ["publish", "--tenant", "..", "--surface", "home"],
+        ["publish", "--tenant", "demo", "--surface", "home", "--day", "2026-13-01"],
+        ["publish", "--tenant", "demo", "--surface", "home", "--day", "yesterday"],
+        ["up", "--store", "gcs"],
+        ["up", "--port", "70000"],
+        ["up", "--cache-ttl", "0"],
+        ["frobnicate"],
+    ],
+    ids=["tenant-dotdot", "surface-slash", "publish-tenant", "bad-month", "bad-day", "store", "port", "ttl", "command"],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unsafe tenants/surfaces, impossible days and unknown choices are rejected with exit 2 and one line."""
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--root", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error:" in err
+
+
+def test_commands_without_a_stack_say_how_to_start_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status, publish, inject and heal on an empty root exit 2 and point at `recsys-stack up`."""
+    for argv in (["status"], ["publish", "--tenant", "demo", "--surface", "home"], ["inject", "bad-rules"], ["heal"]):
+        assert main([*argv, "--root", str(tmp_path)]) == 2
+        assert "recsys-stack up" in capsys.readouterr().err
+
+
+def test_down_without_a_stack_is_a_noop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`down` on a root where nothing was started succeeds and says there was nothing to stop."""
+    assert main(["down", "--root", str(tmp_path)]) == 0
+    assert "nothing to stop" in capsys.readouterr().out

@@ -1,0 +1,284 @@
+"""Publishing into and breaking a running stack: every fault is observed through the API or the store.
+
+One stack per store serves the whole module; each fault test saves what it breaks and restores it afterwards
+(manifest bytes put back, admin documents PUT back, `heal`), so the next test starts from a healthy stack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from stackfixture import StackHandle, running_stack
+
+from recsys_stack.cli import main
+from recsys_stack.faults import FAULTS
+from recsys_stack.objstore import NotFound
+from recsys_stack.publisher import run_logs
+from recsys_stack.runner import open_store
+
+pytestmark = pytest.mark.stack
+
+# Faults that publish run on their own surface so that one fault's published day never hides another's effect
+# (e.g. an orphan blob needs a day that was never published before).
+TARGETS = {
+    "partial-publish": ("acme", "search"),
+    "validation-failed": ("acme", "home"),
+    "limit-exceeded": ("acme", "home"),
+}
+PUBLISH_TARGET = ("demo", "search")
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def fault_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
+    """A running stack of each store, private to this module because its tests break it on purpose."""
+    with running_stack(request.param, tmp_path_factory.mktemp(f"faults-{request.param}")) as handle:
+        yield handle
+
+
+def _headers(handle: StackHandle, tenant: str) -> dict[str, str]:
+    return {"X-API-Key": handle.api_key, "X-Org-Id": tenant, "X-Actor": "stack-cli-tests"}
+
+
+def call(handle: StackHandle, method: str, path: str, tenant: str = "demo", body=None) -> httpx.Response:
+    with httpx.Client(base_url=handle.base_url, timeout=15.0, trust_env=False) as client:
+        return client.request(method, path, json=body, headers=_headers(handle, tenant))
+
+
+def recommend(handle: StackHandle, tenant: str = "demo", surface: str = "home") -> httpx.Response:
+    body = {"surface": surface, "k": 10, "user": {"user_id": "u-test"}}
+    return call(handle, "POST", "/v1/recommend", tenant, body)
+
+
+def served(handle: StackHandle, tenant: str = "demo", surface: str = "home") -> list[str]:
+    resp = recommend(handle, tenant, surface)
+    assert resp.status_code == 200, resp.text
+    return [item["item_id"] for item in resp.json()["items"]]
+
+
+def invalidate(handle: StackHandle, tenant: str, surface: str, targets: tuple[str, ...] = ("popularity",)) -> None:
+    body = {"targets": list(targets), "surface": surface}
+    resp = call(handle, "POST", f"/v1/admin/tenants/{tenant}/cache/invalidate", tenant, body)
+    assert resp.status_code == 200, resp.text
+
+
+def manifest_key(tenant: str, surface: str) -> str:
+    return f"registry/current/{tenant}/{surface}/manifest.json"
+
+
+def read_manifest_bytes(handle: StackHandle, tenant: str, surface: str) -> bytes:
+    with closing(open_store(handle.info, handle.env)) as store:
+        return store.get(manifest_key(tenant, surface))
+
+
+def stack_cli(handle: StackHandle, *argv: str) -> int:
+    return main([*argv, "--root", str(handle.root)])
+
+
+@dataclass
+class Saved:
+    """What a fault may break, captured before it is injected."""
+
+    tenant: str
+    surface: str
+    manifest: bytes
+    config: dict
+    rules: list
+
+
+def save(handle: StackHandle, tenant: str, surface: str) -> Saved:
+    config = call(handle, "GET", f"/v1/admin/tenants/{tenant}/config", tenant).json()["config"]
+    rules = call(handle, "GET", f"/v1/admin/tenants/{tenant}/rules", tenant).json()["rules"]
+    return Saved(tenant, surface, read_manifest_bytes(handle, tenant, surface), config, rules)
+
+
+def restore(handle: StackHandle, saved: Saved) -> None:
+    assert stack_cli(handle, "heal") == 0
+    with closing(open_store(handle.info, handle.env)) as store:
+        store.put(manifest_key(saved.tenant, saved.surface), saved.manifest)
+    for kind, doc in (("config", saved.config), ("rules", saved.rules)):
+        resp = call(handle, "PUT", f"/v1/admin/tenants/{saved.tenant}/{kind}", saved.tenant, {kind: doc})
+        assert resp.status_code == 200, resp.text
+    invalidate(handle, saved.tenant, saved.surface, ("popularity", "config", "rules"))
+    assert call(handle, "GET", "/readyz").status_code == 200
+    assert served(handle, saved.tenant, saved.surface)
+
+
+# --- what each fault must visibly break --------------------------------------------------------------------------
+
+
+def _latest_run(handle: StackHandle, saved: Saved) -> dict:
+    return run_logs(handle.root, saved.tenant, saved.surface)[0]
+
+
+def _assert_failed_run(handle: StackHandle, saved: Saved, kind: str) -> dict:
+    run = _latest_run(handle, saved)
+    assert run["status"] == "failed" and run["error"].startswith(f"run failed: {kind}: ")
+    assert read_manifest_bytes(handle, saved.tenant, saved.surface) == saved.manifest
+    return run
+
+
+def observe_stale_manifest(handle: StackHandle, saved: Saved) -> None:
+    manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
+    updated = datetime.strptime(manifest["updated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert datetime.now(UTC) - updated > timedelta(hours=71)
+    assert served(handle, saved.tenant, saved.surface)  # still serving: only freshness is broken
+
+
+def observe_stale_cache(handle: StackHandle, saved: Saved, before: list[str]) -> None:
+    manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
+    old = json.loads(saved.manifest)
+    assert manifest["current"]["popularity"] != old["current"]["popularity"]
+    assert manifest["updated_at"] >= old["updated_at"]
+    assert served(handle, saved.tenant, saved.surface) == before  # the cache hides the new version
+    invalidate(handle, saved.tenant, saved.surface)
+    assert served(handle, saved.tenant, saved.surface) != before
+
+
+def observe_empty(handle: StackHandle, saved: Saved) -> None:
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 200 and resp.json()["items"] == [], resp.text
+
+
+def observe_missing_blob(handle: StackHandle, saved: Saved) -> None:
+    observe_empty(handle, saved)
+    uri = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))["current"]["popularity"]
+    with closing(open_store(handle.info, handle.env)) as store, pytest.raises(NotFound):
+        store.get(store.key_for_uri(uri))
+
+
+def observe_corrupt_manifest(handle: StackHandle, saved: Saved) -> None:
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 422 and resp.json()["code"] == "RECSYS_ARTIFACT_INCOMPATIBLE", resp.text
+
+
+def observe_partial_publish(handle: StackHandle, saved: Saved) -> None:
+    run = _assert_failed_run(handle, saved, "dependency")
+    blob = next(s for s in run["steps"] if s["step"] == "blob" and s["kind"] == "popularity")
+    assert blob["status"] == "ok"
+    version = blob["uri"].rsplit("/", 1)[-1].removesuffix(".json")
+    base = f"{saved.tenant}/{saved.surface}/popularity/{version}.json"
+    with closing(open_store(handle.info, handle.env)) as store:
+        assert store.exists(f"objectstore/{base}")  # the orphan blob
+        assert not store.exists(f"registry/records/{base}")  # never recorded
+
+
+def observe_validation_failed(handle: StackHandle, saved: Saved) -> None:
+    _assert_failed_run(handle, saved, "validation_failed")
+
+
+def observe_limit_exceeded(handle: StackHandle, saved: Saved) -> None:
+    _assert_failed_run(handle, saved, "limit_exceeded")
+
+
+def observe_bad_rules(handle: StackHandle, saved: Saved) -> None:
+    observe_empty(handle, saved)
+    entries = call(handle, "GET", f"/v1/admin/tenants/{saved.tenant}/audit?limit=5", saved.tenant).json()["entries"]
+    entry = next(e for e in entries if e["action"] == "rules.update")
+    assert entry["actor_sub"] == "fault-injector" and entry["after_state"] != saved.rules
+
+
+def observe_bad_config(handle: StackHandle, saved: Saved) -> None:
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 200 and resp.json()["items"] == []
+    assert "SIGNAL_UNAVAILABLE" in [w["code"] for w in resp.json().get("warnings", [])]
+
+
+def observe_store_down(handle: StackHandle, saved: Saved) -> None:
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 500 and resp.json()["code"] == "RECSYS_INTERNAL", resp.text
+
+
+def observe_not_ready(handle: StackHandle, saved: Saved) -> None:
+    assert call(handle, "GET", "/readyz").status_code == 503
+    assert call(handle, "GET", "/healthz").status_code == 200
+
+
+OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
+    "stale-manifest": observe_stale_manifest,
+    "bad-publish": observe_empty,
+    "missing-blob": observe_missing_blob,
+    "corrupt-manifest": observe_corrupt_manifest,
+    "partial-publish": observe_partial_publish,
+    "validation-failed": observe_validation_failed,
+    "limit-exceeded": observe_limit_exceeded,
+    "bad-rules": observe_bad_rules,
+    "bad-config": observe_bad_config,
+    "store-down": observe_store_down,
+    "not-ready": observe_not_ready,
+}
+
+
+def test_every_fault_has_an_observation() -> None:
+    """Each registered fault is covered by the parametrized test below."""
+    assert set(OBSERVE) | {"stale-cache"} == set(FAULTS)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_injected_fault_breaks_the_running_stack(fault: str, fault_stack: StackHandle) -> None:
+    """`recsys-stack inject FAULT` visibly breaks the stack (API or store), and the break can be undone."""
+    tenant, surface = TARGETS.get(fault, ("demo", "home"))
+    saved = save(fault_stack, tenant, surface)
+    before = served(fault_stack, tenant, surface)
+    assert before, "a healthy stack serves recommendations"
+    try:
+        assert stack_cli(fault_stack, "inject", fault, "--tenant", tenant, "--surface", surface) == 0
+        if fault == "stale-cache":
+            observe_stale_cache(fault_stack, saved, before)
+        else:
+            OBSERVE[fault](fault_stack, saved)
+    finally:
+        restore(fault_stack, saved)
+
+
+def test_publish_advances_the_manifest_and_changes_served_recommendations(
+    fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`publish` swaps in the next day and invalidates the cache: the service serves the new version at once."""
+    tenant, surface = PUBLISH_TARGET
+    before_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
+    before = served(fault_stack, tenant, surface)
+    assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface) == 0
+    assert "invalidated" in capsys.readouterr().out
+    after_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
+    assert after_manifest["current"]["popularity"] != before_manifest["current"]["popularity"]
+    assert after_manifest["updated_at"] >= before_manifest["updated_at"]
+    assert served(fault_stack, tenant, surface) != before
+    assert run_logs(fault_stack.root, tenant, surface)[0]["status"] == "ok"
+
+
+def test_failed_publish_exits_1_with_the_run_failed_line(
+    fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A publish whose manifest cannot be read exits 1 and prints the pipeline's `run failed:` line."""
+    tenant, surface = PUBLISH_TARGET
+    saved = save(fault_stack, tenant, surface)
+    with closing(open_store(fault_stack.info, fault_stack.env)) as store:
+        store.put(manifest_key(tenant, surface), b"{broken")
+    try:
+        assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface) == 1
+        assert capsys.readouterr().err.startswith("run failed: dependency: ")
+    finally:
+        restore(fault_stack, saved)
+
+
+def test_publish_rejects_a_tenant_the_stack_does_not_serve(
+    fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown tenant is a usage error (exit 2) that names the tenants the stack serves."""
+    assert stack_cli(fault_stack, "publish", "--tenant", "nobody", "--surface", "home") == 2
+    err = capsys.readouterr().err
+    assert "nobody" in err and "demo" in err and "acme" in err
+
+
+def test_heal_with_nothing_broken_changes_nothing(fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    """`heal` on a healthy stack is a no-op that says so."""
+    assert stack_cli(fault_stack, "heal") == 0
+    assert "nothing to heal" in capsys.readouterr().out
+    assert Path(fault_stack.root, "store").is_dir() or fault_stack.info["store"] == "s3"
