@@ -120,3 +120,23 @@ def test_secrets_never_appear_in_target_repr_or_public_dict():
     text = repr(target) + json.dumps(target.to_public_dict())
     assert "sekret" not in text
     assert target.to_public_dict()["api_key_set"] is True
+
+
+def test_human_view_shortens_versions_and_ages_and_keeps_json_whole():
+    """A person sees 12-character versions and a readable age; --json keeps the full values."""
+    version = "ab" * 32
+    result = CheckResult(
+        "manifest.status", "fail", "stale", target="demo/home",
+        data={"condition": "stale", "age_seconds": 3 * 86400 + 3600, "manifest_uri": "file:///x/manifest.json",
+              "artifacts": [{"kind": "popularity", "version": version, "status": "ok", "items": 3, "summary": "ok",
+                             "uri": "file:///very/long/uri"}]},
+    )
+    out = io.StringIO()
+    emit([result], as_json=False, stream=out)
+    text = out.getvalue()
+    assert "abababababab" in text and version not in text
+    assert "3d01h" in text
+    assert "file:///very/long/uri" not in text
+    out = io.StringIO()
+    emit([result], as_json=True, stream=out)
+    assert json.loads(out.getvalue())["data"]["artifacts"][0]["version"] == version
