@@ -8,11 +8,14 @@ Invalidation is idempotent: applying the same plan twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
+from . import audit
 from .config import Target, safe_segment
-from .errors import BadInput
+from .errors import BadInput, ChecksError
 from .results import ActionResult, Plan
 from .service import CACHE_TARGETS, ServiceClient, using
+from .store import Stores
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -54,20 +57,37 @@ def apply_invalidate(
     *,
     execute: bool = False,
     actor: str | None = None,
+    runbook: str | None = None,
     client: ServiceClient | None = None,
+    now: datetime | None = None,
 ) -> ActionResult:
-    """Dry-run by default; with ``execute``, ask the service to drop the planned caches (audited by the service)."""
+    """Dry-run by default; with ``execute``, ask the service to drop the planned caches.
+
+    The service audits the invalidation; an audit object of ours records who, why and the runbook under
+    ``<registry>/audit/<tenant>/<surface or _tenant>/``.
+    """
     tenant, surface, names = plan.details["tenant"], plan.details.get("surface"), plan.details["targets"]
     scope = f"{tenant}/{surface}" if surface else tenant
     if not execute:
         return ActionResult("planned", f"dry-run: would invalidate the {', '.join(names)} cache(s) of {scope}; "
                             "nothing changed — run again with execute to apply", plan)
+    actor = audit.who(actor)
+    audit_scope = surface or audit.TENANT_SCOPE
+    audit.audit_prefix(target, tenant, audit_scope)  # refuse before acting if audit records cannot be placed
     with using(target, client, actor=actor) as c:
         answer = c.invalidate(tenant, names, surface)
         request_id = c.last_request_id
     counts = answer.get("invalidated") or {}
     shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
-    return ActionResult(
-        "applied", f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else ""),
-        plan, f"service audit log of {tenant}: cache.invalidate, request id {request_id}",
-    )
+    summary = f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else "")
+    now = now or datetime.now(UTC)
+    uri = audit.audit_uri(target, tenant, audit_scope, plan, now)
+    doc = audit.record(plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook,
+                       before="cached", after={"invalidated": counts}, service_request_id=request_id)
+    try:
+        with Stores(target) as st:
+            audit.write(st, uri, doc)
+    except ChecksError as exc:
+        uri = None
+        summary += f"; our audit record could not be written ({exc}); the service's audit log has it"
+    return ActionResult("applied", summary, plan, uri)

@@ -73,10 +73,12 @@ def _surface(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--surface", required=required, type=_segment("surface"), help="surface, e.g. home")
 
 
-def _version_choice(p: argparse.ArgumentParser) -> None:
+def _version_choice(p: argparse.ArgumentParser, previous_help: str) -> None:
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--to", metavar="VERSION", help="the version to go back to (see the history command)")
-    which.add_argument("--previous", action="store_true", help="the newest valid version older than the current one")
+    which.add_argument("--to", metavar="VERSION",
+                       help="the version to go back to: full hash or a unique prefix of 8+ hex (see the history "
+                       "command); repeating the command is then a no-op")
+    which.add_argument("--previous", action="store_true", help=previous_help)
 
 
 def _execute(p: argparse.ArgumentParser) -> None:
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("rollback", parents=[common], help="repoint the manifest to a previous version (plan first)")
     _tenant(p), _surface(p)
     p.add_argument("--kind", choices=KINDS, help="only move this kind (default: every kind the version applies to)")
-    _version_choice(p), _execute(p)
+    _version_choice(p, "per kind, the newest valid version older than the current one (each run steps back "
+                       "once more)")
+    _execute(p)
     p.add_argument("--reason", default="", help="why, for the audit record")
     p.set_defaults(run=_manifest_rollback)
 
@@ -140,8 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
         p.set_defaults(run=_doc_history, kind=kind)
         p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)")
-        _tenant(p), _version_choice(p), _execute(p)
-        p.add_argument("--reason", default="", help="why, shown in the plan")
+        _tenant(p)
+        _version_choice(p, f"the newest {kind} version that appeared in the audit log before the current one "
+                           "(each run steps back once more)")
+        _execute(p)
+        p.add_argument("--reason", default="", help="why, for the audit record")
         p.set_defaults(run=_doc_revert, kind=kind)
 
     cache = sub.add_parser("cache", help="the service's caches")
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tenant(p), _surface(p, required=False)
     p.add_argument("--targets", type=_targets, required=True, help="comma-separated: popularity,config,rules")
     _execute(p)
+    p.add_argument("--reason", default="", help="why, for the audit record")
     p.set_defaults(run=_cache_invalidate)
 
     p = sub.add_parser("timeline", parents=[common], help="what was shipped, when, by whom and why")
@@ -207,7 +215,7 @@ def _recs_probe(args: argparse.Namespace) -> list[Any]:
     if not 1 <= args.k <= 200:
         raise ChecksError(f"-k {args.k} is out of range: the service accepts 1..200")
     result = probe(target, args.tenant, args.surface, user_id=args.user_id, k=args.k)
-    return [result, served_vs_published(target, args.tenant, args.surface)]
+    return [result, served_vs_published(target, args.tenant, args.surface, k=args.k, user_id=args.user_id)]
 
 
 def _doc_show(args: argparse.Namespace) -> list[Any]:
@@ -234,7 +242,7 @@ def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
     from .cache import apply_invalidate, plan_invalidate
 
     target = _target(args)
-    plan = plan_invalidate(target, args.tenant, args.targets, surface=args.surface)
+    plan = plan_invalidate(target, args.tenant, args.targets, surface=args.surface, reason=args.reason)
     return [apply_invalidate(target, plan, execute=args.execute)]
 
 

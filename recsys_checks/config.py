@@ -110,6 +110,23 @@ class Target:
             raise BadInput(f"the manifest template {self.manifest_template!r} does not end in {_CURRENT_SUFFIX}")
         return self.manifest_template[: -len(_CURRENT_SUFFIX)]
 
+    def audit_root(self) -> str:
+        """URI of the registry root under which our audit records go (``<root>/audit/<tenant>/<scope>/``).
+
+        The registry root of the manifest template, else of a records template ending in
+        ``/records/{tenant}/{surface}/``; checked before any action changes anything.
+        """
+        if self.manifest_template.endswith(_CURRENT_SUFFIX):
+            return self.manifest_template[: -len(_CURRENT_SUFFIX)]
+        records_suffix = "/records/{tenant}/{surface}/"
+        if self.records_template and self.records_template.rstrip("/") + "/" == self.records_template and \
+                self.records_template.endswith(records_suffix):
+            return self.records_template[: -len(records_suffix)]
+        raise BadInput(
+            "cannot place audit records: neither the manifest template ends in /current/{tenant}/{surface}/"
+            "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
+        )
+
     def to_public_dict(self) -> dict[str, object]:
         """Everything but the secrets (whether each is set is shown, never its value)."""
         return {

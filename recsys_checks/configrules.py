@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from . import audit
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, Unreachable
 from .results import ActionResult, CheckResult, Plan
 from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, using
+from .store import Stores
 
 DEFAULT_PROBE_SURFACE = "home"
 MAX_AUDIT_SCAN = 5000
@@ -162,6 +165,34 @@ def _known_versions(entries: list[dict[str, Any]], current: str, current_doc: An
     return docs
 
 
+def introduction_order(entries: list[dict[str, Any]]) -> list[str]:
+    """Versions in the order they first appeared in the audit log (``entries`` newest first), oldest first."""
+    order: list[str] = []
+    for entry in reversed(entries):
+        for key in ("before_state", "after_state"):
+            state = entry.get(key)
+            if state is not None and (version := doc_version(state)) not in order:
+                order.append(version)
+    return order
+
+
+def _previous_version(entries: list[dict[str, Any]], current: str, kind: str, tenant: str, how_to_list: str) -> str:
+    """The newest version that first appeared before the current one did.
+
+    Ordered by first appearance rather than "undo the last change", so that running ``--previous`` again after a
+    revert steps further back instead of flipping back to the bad version it just replaced.
+    """
+    order = introduction_order(entries)
+    if current not in order:
+        raise BadInput(f"the audit log does not show when {kind} {short(current)} of {tenant} first appeared, so "
+                       f"there is no known previous version; {how_to_list} and pass --to VERSION")
+    index = order.index(current)
+    if index == 0:
+        raise BadInput(f"{kind} {short(current)} of {tenant} is the oldest version in the audit log: there is no "
+                       f"previous one; {how_to_list}")
+    return order[index - 1]
+
+
 def plan_revert(
     target: Target,
     tenant: str,
@@ -175,8 +206,8 @@ def plan_revert(
 ) -> Plan:
     """What reverting the tenant's config or rules to a version seen in the audit log would change.
 
-    ``to`` is a version (or an unambiguous prefix of at least 8 hex digits); ``previous`` is the version before the
-    current one. ``surface`` is the surface the verification probe asks on after the revert (default ``home``).
+    ``to`` is a version (or an unambiguous prefix of at least 8 hex digits); ``previous`` is the newest version that
+    first appeared before the current one did. ``surface`` is the surface the verification probe asks on after the revert (default ``home``).
     Nothing is changed.
     """
     safe_segment(tenant, "tenant")
@@ -191,15 +222,7 @@ def plan_revert(
         entries = _entries(c, tenant, kind)
     docs = _known_versions(entries, current, current_doc)
     if previous:
-        into_current = [e for e in entries if e.get("after_state") is not None
-                        and doc_version(e["after_state"]) == current]
-        if not into_current:
-            raise BadInput(f"no audit entry shows how {kind} of {tenant} became {short(current)}, so there is no "
-                           f"known previous version; {how_to_list} and pass --to VERSION")
-        before = into_current[0].get("before_state")
-        if before is None:
-            raise BadInput(f"{kind} {short(current)} of {tenant} is the first version: there is no previous one")
-        wanted = doc_version(before)
+        wanted = _previous_version(entries, current, kind, tenant, how_to_list)
     else:
         text = (to or "").strip().lower()
         matches = [v for v in docs if v == text or (len(text) >= _MIN_PREFIX and v.startswith(text))]
@@ -257,12 +280,15 @@ def apply_revert(
     *,
     execute: bool = False,
     actor: str | None = None,
+    runbook: str | None = None,
     client: ServiceClient | None = None,
+    now: datetime | None = None,
 ) -> ActionResult:
     """Apply a revert plan: dry-run by default; with ``execute``, PUT with ``If-Match`` on the observed version.
 
     Then invalidate the service's cache for that document and verify the served version on a probe request. The
-    service's own audit log records the change (``actor`` is sent as ``X-Actor``). Raises
+    service's own audit log records the change (``actor`` is sent as ``X-Actor``) and an audit object of ours records
+    who, why, the runbook and the plan under ``<registry>/audit/<tenant>/_tenant/``. Raises
     :class:`~recsys_checks.errors.Conflict` when the document changed since the plan.
     """
     tenant, kind = plan.details["tenant"], _kind(plan.details["kind"])
@@ -274,6 +300,8 @@ def apply_revert(
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing to do", plan)
         return ActionResult("planned", f"dry-run: would revert {move} ({len(plan.details.get('diff') or [])} "
                             "field(s) change); nothing changed — run again with execute to apply", plan)
+    actor = audit.who(actor)
+    audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed
     with using(target, client, actor=actor) as c:
         _, current = c.get_doc(tenant, kind)
         if current == wanted:
@@ -295,7 +323,25 @@ def apply_revert(
         c.invalidate(tenant, [kind])
         verification = verify_version(c, target, tenant, kind, wanted, surface)
     note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
-    return ActionResult(
-        "applied", f"reverted {move}{note}; {kind} cache invalidated; verification: {verification.status}", plan,
-        f"service audit log of {tenant}: {kind}.update, request id {request_id}", verification,
-    )
+    summary = f"reverted {move}{note}; {kind} cache invalidated; verification: {verification.status}"
+    audit_ref, problem = _write_audit(target, plan, tenant, actor, runbook, now, request_id,
+                                      before=plan.observed, after=new_version or wanted)
+    if problem:
+        summary += f"; {problem}"
+    return ActionResult("applied", summary, plan, audit_ref, verification)
+
+
+def _write_audit(target: Target, plan: Plan, tenant: str, actor: str, runbook: str | None, now: datetime | None,
+                 request_id: str | None, *, before: Any, after: Any) -> tuple[str | None, str | None]:
+    """Write our audit object of an applied tenant-wide change; the change already happened, so a failure here
+    is reported (the service's own audit log still has the change), not raised."""
+    now = now or datetime.now(UTC)
+    uri = audit.audit_uri(target, tenant, audit.TENANT_SCOPE, plan, now)
+    doc = audit.record(plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
+                       before=before, after=after, service_request_id=request_id)
+    try:
+        with Stores(target) as st:
+            return audit.write(st, uri, doc), None
+    except ChecksError as exc:
+        return None, (f"the audit record {uri} could not be written ({exc}); the service's audit log has the change "
+                      f"(request id {request_id})")

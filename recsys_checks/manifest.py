@@ -8,11 +8,11 @@ manifest's ETag, and leaves one audit object per applied change under ``<registr
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import audit
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, NotFound
@@ -393,6 +393,7 @@ def plan_rollback(
     if kind is not None and kind not in KINDS:
         raise BadInput(f"unknown artifact kind {kind!r}: use one of {', '.join(KINDS)}")
     manifest_uri = target.manifest_uri(tenant, surface)
+    audit.audit_prefix(target, tenant, surface)  # refuse now, not after the swap, if audit records cannot be placed
     st, own = _stores(target, stores)
     try:
         state, m, etag, raw, problem = _try_current(st, target, tenant, surface)
@@ -511,10 +512,6 @@ def _previous_for(
     return None, f"no valid {kind} version older than the current one"
 
 
-def _audit_prefix(target: Target, tenant: str, surface: str) -> str:
-    return f"{target.registry_root()}/audit/{tenant}/{surface}/"
-
-
 def apply_rollback(
     target: Target,
     plan: Plan,
@@ -570,25 +567,14 @@ def apply_rollback(
                                "nothing was changed")
         new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
         new_etag = st.put(uri, manifest_bytes(new), if_match=plan.observed, if_none_match=plan.observed is None)
-        audit_uri = _audit_prefix(target, tenant, surface) + f"{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.plan_hash[:12]}.json"
-        record = {
-            "v": 1,
-            "action": plan.action,
-            "tenant": tenant,
-            "surface": surface,
-            "who": actor or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown",
-            "when": format_z(now),
-            "why": plan.reason,
-            "runbook": runbook,
-            "plan_hash": plan.plan_hash,
-            "manifest_uri": uri,
-            "changes": plan.changes,
-            "before": d["before"],
-            "after": {"etag": new_etag, "manifest": new.to_dict(), "current": new.to_dict()["current"]},
-        }
-        body = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        audit_uri = audit.audit_uri(target, tenant, surface, plan, now)
+        record = audit.record(
+            plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook, before=d["before"],
+            after={"etag": new_etag, "manifest": new.to_dict(), "current": new.to_dict()["current"]},
+            manifest_uri=uri,
+        )
         try:
-            st.put(audit_uri, body, if_none_match=True)
+            audit.write(st, audit_uri, record)
         except ChecksError as exc:
             raise ChecksError(
                 f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record {audit_uri} "
@@ -628,24 +614,5 @@ def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -
 
 
 def read_audit(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
-    """The audit objects of a surface's manifest actions, newest first, each with its ``uri``."""
-    prefix = _audit_prefix(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"))
-    st, own = _stores(target, stores)
-    try:
-        out = []
-        for uri in sorted(st.list(prefix), reverse=True):
-            if not uri.endswith(".json"):
-                continue
-            try:
-                data, _ = st.get(uri)
-                doc = json.loads(data)
-                if not isinstance(doc, dict):
-                    raise ValueError("not a JSON object")
-                doc["uri"] = uri
-            except (NotFound, ValueError, UnicodeDecodeError) as exc:
-                doc = {"uri": uri, "error": f"unreadable audit record: {exc}"}
-            out.append(doc)
-        return out
-    finally:
-        if own:
-            st.close()
+    """The audit objects of a surface's actions, newest first, each with its ``uri``."""
+    return audit.read(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"), stores=stores)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
+from . import audit
 from .config import Target, safe_segment
 from .configrules import doc_version, short
 from .errors import ChecksError
@@ -78,8 +79,14 @@ def _versions(side: Any, changes: list[Any], key: str) -> str | None:
     return "; ".join(parts) or (str(side) if isinstance(side, str) else None)
 
 
+# What our audit records are called on the timeline, by action.
+_AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rules.revert": "rules",
+                "cache.invalidate": "cache"}
+
+
 def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
                start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for our audit records of one scope (a surface, or the tenant-wide scope)."""
     rows, problems = [], []
     for doc in registry.read_audit(target, tenant, surface):
         if doc.get("error"):
@@ -92,9 +99,16 @@ def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
         why = doc.get("why") or doc.get("reason")
         if doc.get("runbook"):
             why = f"{why or ''} (runbook {doc['runbook']})".strip()
-        rows.append(_row(when, "rollback", surface, doc.get("who") or doc.get("actor"),
-                         str(doc.get("action") or "manifest.rollback"), _versions(doc.get("before"), changes, "before"),
-                         _versions(doc.get("after"), changes, "after"), why, "registry audit"))
+        action = str(doc.get("action") or "manifest.rollback")
+        if action == "manifest.rollback":
+            before, after = _versions(doc.get("before"), changes, "before"), _versions(doc.get("after"), changes, "after")
+        else:
+            before = short(doc["before"]) if isinstance(doc.get("before"), str) else None
+            after = short(doc["after"]) if isinstance(doc.get("after"), str) else None
+        row = _row(when, _AUDIT_KINDS.get(action, action), doc.get("surface"), doc.get("who") or doc.get("actor"),
+                   action, before, after, why, "registry audit")
+        row["_rid"] = doc.get("service_request_id")
+        rows.append(row)
     return rows, problems
 
 
@@ -117,14 +131,30 @@ def _service_events(c: ServiceClient, tenant: str, surface: str | None, start: d
             if surface is not None and where not in (None, "", surface):
                 continue
             what = f"invalidate {', '.join(map(str, targets)) or 'caches'}"
-            rows.append(_row(when, "cache", where, who, what, None, None, why, "service audit"))
+            rows.append({**_row(when, "cache", where, who, what, None, None, why, "service audit"),
+                         "_rid": entry.get("request_id")})
             continue
         kind = action.split(".", 1)[0] if "." in action else str(entry.get("entity_type") or action)
         before, after = entry.get("before_state"), entry.get("after_state")
-        rows.append(_row(when, kind, None, who, action,
-                         short(doc_version(before)) if before is not None else None,
-                         short(doc_version(after)) if after is not None else None, why, "service audit"))
+        rows.append({**_row(when, kind, None, who, action,
+                            short(doc_version(before)) if before is not None else None,
+                            short(doc_version(after)) if after is not None else None, why, "service audit"),
+                     "_rid": entry.get("request_id")})
     return rows
+
+
+def _join_audits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per change: where our audit record and the service's describe the same request, keep the service's
+    row and add our why and runbook to it."""
+    ours = {r["_rid"]: r for r in rows if r["source"] == "registry audit" and r.get("_rid")}
+    joined = set()
+    for r in rows:
+        mine = ours.get(r.get("_rid")) if r["source"] == "service audit" else None
+        if mine is not None:
+            r["why"] = r["why"] or mine["why"]
+            r["who"] = mine["who"] if str(r["who"] or "").startswith("api-key:") else r["who"]
+            joined.add(id(mine))
+    return [r for r in rows if id(r) not in joined]
 
 
 def timeline(
@@ -162,7 +192,17 @@ def timeline(
         sources["registry"] = "ok"
     except ChecksError as exc:
         sources["registry"] = f"unavailable: {exc}"
-    for name in names:
+    audit_scopes = [(name, True) for name in names] + [(audit.TENANT_SCOPE, False)]
+    for name, is_surface in audit_scopes:
+        if not is_surface:
+            try:
+                found, bad = _rollbacks(registry, target, tenant, name, start)
+                rows += found
+                problems += bad
+                sources.setdefault("registry audit", "ok")
+            except ChecksError as exc:
+                sources["registry audit"] = f"unavailable: {exc}"
+            continue
         try:
             rows += _publishes(registry, target, tenant, name, start)
             sources.setdefault("registry", "ok")
@@ -188,10 +228,12 @@ def timeline(
         except ChecksError as exc:
             sources["service audit"] = f"unavailable: {exc}"
 
+    rows = _join_audits(rows)
     epoch = datetime.min.replace(tzinfo=UTC)
     rows.sort(key=lambda r: (r["_at"] or epoch, r["kind"], str(r["what"])))
     for r in rows:
         r.pop("_at")
+        r.pop("_rid", None)
     down = {k: v for k, v in sources.items() if v != "ok"}
     scope = f"{tenant}/{surface}" if surface else tenant
     data = {"tenant": tenant, "surface": surface, "since": format_z(start), "until": format_z(now),

@@ -301,10 +301,10 @@ def service() -> FakeService:
 
 
 @pytest.fixture
-def target() -> Target:
-    """A target pointing at the fake service, with an API key."""
-    return Target(base_url=BASE_URL, manifest_template="file:///nowhere/registry/current/{tenant}/{surface}/manifest.json",
-                  api_key=API_KEY)
+def target(tmp_path) -> Target:
+    """A target pointing at the fake service, with an API key; its registry (for audit records) is a temp dir."""
+    template = (tmp_path / "registry").as_uri() + "/current/{tenant}/{surface}/manifest.json"
+    return Target(base_url=BASE_URL, manifest_template=template, api_key=API_KEY)
 
 
 @pytest.fixture

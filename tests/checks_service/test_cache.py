@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,8 @@ def test_execute_invalidates_the_planned_caches_for_the_surface(service, target,
     assert json.loads(post.content) == {"targets": ["popularity", "config"], "surface": "home"}
     assert service.served["home"] == POP_V2
     assert service.audit_log[-1]["action"] == "cache.invalidate"
-    assert post.headers["X-Request-Id"] in result.audit
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
+    assert record["service_request_id"] == post.headers["X-Request-Id"] and record["surface"] == "home"
 
 
 def test_invalidating_twice_is_harmless(service, target, client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -109,7 +110,7 @@ def test_plan_needs_exactly_one_of_to_and_previous(target, client):
 
 def test_plan_previous_of_the_first_version_is_refused(target, client):
     """The seed version has no predecessor."""
-    with pytest.raises(BadInput, match="first version"):
+    with pytest.raises(BadInput, match="oldest version"):
         plan_revert(target, "demo", "config", previous=True, client=client)
 
 
@@ -134,7 +135,19 @@ def test_execute_reverts_with_if_match_invalidates_and_verifies(bad_config, targ
     assert result.verification is not None and result.verification.status == "ok"
     actions = [e["action"] for e in bad_config.audit_log]
     assert actions[-2:] == ["config.update", "cache.invalidate"]
-    assert put.headers["X-Request-Id"] in (result.audit or "")
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
+    assert record["action"] == "config.revert" and record["service_request_id"] == put.headers["X-Request-Id"]
+    assert record["before"] == version_of(BAD_CONFIG) and record["after"] == version_of(CONFIG_SEED)
+    assert record["who"] and record["plan_hash"] == plan.plan_hash
+
+
+def test_previous_twice_steps_back_instead_of_restoring_the_bad_version(bad_config, target, client):
+    """After reverting a bad change, --previous again goes further back, never to the version just replaced."""
+    first = plan_revert(target, "demo", "config", previous=True, client=client)
+    apply_revert(target, first, execute=True, client=client)
+    assert bad_config.current[("demo", "config")] == version_of(CONFIG_SEED)
+    with pytest.raises(BadInput, match="oldest version"):
+        plan_revert(target, "demo", "config", previous=True, client=client)
 
 
 def test_execute_without_invalidation_would_leave_the_old_version_served(bad_config, target, client):

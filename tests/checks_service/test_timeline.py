@@ -34,6 +34,8 @@ def registry(fail: bool = False) -> SimpleNamespace:
     def read_audit(target, tenant, surface):
         if fail:
             raise Unreachable("cannot reach s3://recsys-artifacts: connection refused")
+        if surface == "_tenant":
+            return []
         return [{"action": "manifest.rollback", "who": "oncall-ann", "when": "2026-01-11T09:00:00Z",
                  "why": "empty recs", "runbook": "rollback-manifest",
                  "changes": [{"kind": "popularity", "before_version": V2, "after_version": V1}]},
@@ -111,3 +113,26 @@ def test_without_an_api_key_the_service_audit_is_reported_missing(service, clien
     target = Target(base_url="http://recsys.test:8080")
     result = timeline(target, "demo", "home", now=NOW, registry=registry())
     assert result.status == "warn" and "RECSYS_API_KEY" in result.summary
+
+
+def test_our_audit_record_and_the_services_entry_of_one_change_show_as_one_row_with_the_reason(
+    service, target, client
+):
+    """A revert audited by us (why, runbook) and by the service (same request id) is one timeline row."""
+    service.clock = datetime(2026, 1, 11, 10, 0, tzinfo=UTC)
+    service.write("demo", "config", {**CONFIG_SEED, "algo": "x"}, actor_sub="api-key:1234abcd", actor_type="api_key",
+                  request_id="req-42")
+
+    def read_audit(target, tenant, surface):
+        if surface != "_tenant":
+            return []
+        return [{"action": "config.revert", "who": "oncall-bo", "when": "2026-01-11T10:00:01Z", "why": "bad weights",
+                 "runbook": "rollback-config-rules", "before": "a" * 64, "after": "b" * 64,
+                 "service_request_id": "req-42"}]
+
+    reg = SimpleNamespace(history=lambda *a, **k: [], read_audit=read_audit)
+    result = timeline(target, "demo", "home", now=NOW, client=client, registry=reg)
+    rows = [e for e in result.data["events"] if e["when"] >= "2026-01-11T10:00:00Z" and e["kind"] == "config"]
+    assert len(rows) == 1
+    assert rows[0]["source"] == "service audit" and rows[0]["who"] == "oncall-bo"
+    assert "bad weights" in rows[0]["why"]

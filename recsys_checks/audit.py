@@ -1,0 +1,90 @@
+"""Audit records of applied actions: who, when, why, runbook, before, after and the plan hash.
+
+One object per applied action, under ``<registry>/audit/<tenant>/<scope>/`` in the same store as the registry, written
+create-only (S3 ``If-None-Match``; a hard link for files) and never rewritten: S3 has no append, and an audit trail
+that can be edited is not one. ``scope`` is the surface for surface-level actions (manifest rollback, a cache
+invalidation of one surface) and :data:`TENANT_SCOPE` for tenant-wide ones (config and rules reverts, invalidations
+of every surface). The service keeps its own audit log of config, rules and cache changes as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+from .config import Target, safe_segment
+from .errors import NotFound
+from .results import Plan
+from .store import Stores
+from .timefmt import format_z
+
+TENANT_SCOPE = "_tenant"
+
+
+def who(actor: str | None = None) -> str:
+    """The person or system acting: ``actor``, else ``$RECSYS_ACTOR``, else the login name."""
+    return actor or os.environ.get("RECSYS_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def audit_prefix(target: Target, tenant: str, scope: str) -> str:
+    """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed)."""
+    return f"{target.audit_root()}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/"
+
+
+def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime) -> str:
+    """Where the audit object of ``plan`` applied at ``now`` goes: sortable by time, unique per plan."""
+    return audit_prefix(target, tenant, scope) + f"{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.plan_hash[:12]}.json"
+
+
+def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | None, runbook: str | None,
+           before: Any, after: Any, **extra: Any) -> dict[str, Any]:
+    """The audit document of an applied plan."""
+    return {
+        "v": 1,
+        "action": plan.action,
+        "tenant": tenant,
+        "surface": None if scope == TENANT_SCOPE else scope,
+        "who": who(actor),
+        "when": format_z(now),
+        "why": plan.reason,
+        "runbook": runbook,
+        "plan_hash": plan.plan_hash,
+        "target": plan.target,
+        "changes": plan.changes,
+        "before": before,
+        "after": after,
+        **extra,
+    }
+
+
+def write(stores: Stores, uri: str, doc: dict[str, Any]) -> str:
+    """Write one audit object create-only; raises Conflict if the name exists (it is never overwritten)."""
+    body = (json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    stores.put(uri, body, if_none_match=True)
+    return uri
+
+
+def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
+    """The audit objects of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged."""
+    prefix = audit_prefix(target, tenant, scope)
+    st = stores or Stores(target)
+    try:
+        out = []
+        for uri in sorted(st.list(prefix), reverse=True):
+            if not uri.endswith(".json"):
+                continue
+            try:
+                data, _ = st.get(uri)
+                doc = json.loads(data)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                doc["uri"] = uri
+            except (NotFound, ValueError, UnicodeDecodeError) as exc:
+                doc = {"uri": uri, "error": f"unreadable audit record {uri}: {exc}"}
+            out.append(doc)
+        return out
+    finally:
+        if stores is None:
+            st.close()
