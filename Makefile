@@ -6,6 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.install-stamp
 ROOT   ?= .stack
+# Material prints a notice about MkDocs 2 on every build; the build itself is what we check.
+export NO_MKDOCS_2_WARNING := 1
 STORE  ?= file
 
 help: ## List the targets
