@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from . import audit
@@ -33,6 +35,9 @@ def canonical_jsonb(value: Any) -> str:
         return "{" + inner + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(canonical_jsonb(v) for v in value) + "]"
+    if isinstance(value, float) and math.isfinite(value):
+        text = repr(value)  # jsonb's numeric never prints an exponent: 1e-07 is 0.0000001
+        return format(Decimal(text), "f") if "e" in text or "E" in text else text
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 ARTIFACT_KINDS: tuple[str, ...] = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
@@ -137,13 +139,18 @@ def go_json(value: Any, *, indent: bool) -> str:
 
 def canonical_jsonb(doc: Any) -> str:
     """The text PostgreSQL's ``jsonb`` prints for ``doc``: object keys sorted by UTF-8 length, then bytes;
-    separators ``", "`` and ``": "``; non-ASCII kept as is."""
+    separators ``", "`` and ``": "``; non-ASCII kept as is; numbers never in exponent form (jsonb's numeric)."""
     if isinstance(doc, Mapping):
         keys = sorted(doc, key=lambda k: (len(str(k).encode("utf-8")), str(k).encode("utf-8")))
         inner = ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {canonical_jsonb(doc[k])}" for k in keys)
         return "{" + inner + "}"
     if isinstance(doc, list | tuple):
         return "[" + ", ".join(canonical_jsonb(v) for v in doc) + "]"
+    if isinstance(doc, float):
+        if not math.isfinite(doc):
+            raise ValueError(f"{doc!r} cannot be stored in a JSON document: use a finite number")
+        text = repr(doc)
+        return format(Decimal(text), "f") if "e" in text or "E" in text else text
     return json.dumps(doc, ensure_ascii=False, allow_nan=False)
 
 
