@@ -95,7 +95,7 @@ def show(target: Target, tenant: str, kind: str, *, client: ServiceClient | None
     try:
         with using(target, client) as c:
             doc, version = c.get_doc(tenant, kind)
-    except (Unreachable, ServiceProblem) as exc:
+    except ServiceProblem as exc:  # the service answered; an unreachable one raises (exit 2)
         return _fail(check, exc, tenant, kind, target)
     computed = doc_version(doc)
     data = {"tenant": tenant, "kind": kind, "version": version, "document": doc}
@@ -149,7 +149,7 @@ def history(
         with using(target, client) as c:
             _, current = c.get_doc(tenant, kind)
             entries = _entries(c, tenant, kind, limit)
-    except (Unreachable, ServiceProblem) as exc:
+    except ServiceProblem as exc:  # the service answered; an unreachable one raises (exit 2)
         return _fail(check, exc, tenant, kind, target)
     rows = [change_row(e) for e in entries]
     data = {"tenant": tenant, "kind": kind, "version": current, "changes": rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .config import Target
@@ -55,8 +56,12 @@ def _sum_present(values: Any) -> float | None:
 
 
 def key_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
-    """The few series on-call looks at first (cumulative since the service started)."""
-    return {
+    """The few series on-call looks at first (cumulative since the service started).
+
+    A gauge the service exports as NaN (e.g. the manifest age before any manifest was loaded) is ``None``: NaN is
+    not JSON.
+    """
+    values = {
         "requests_total": metric_sum(metrics, "recsys_recommendation_requests_total"),
         "requests_error": _sum_present(
             metric_sum(metrics, "recsys_recommendation_requests_total", outcome=outcome)
@@ -67,6 +72,7 @@ def key_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
         "manifest_age_seconds": metric_sum(metrics, "recsys_artifact_manifest_age_seconds"),
         "manifest_artifacts": metric_sum(metrics, "recsys_artifact_manifest_artifacts"),
     }
+    return {k: None if v is not None and math.isnan(v) else v for k, v in values.items()}
 
 
 def check_health(target: Target, client: ServiceClient | None = None) -> CheckResult:

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import threading
 import time
 import uuid
@@ -117,15 +118,24 @@ class FileStore(Store):
         path = file_path(uri)
         try:
             data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except NotADirectoryError:
+            _require_directories(path.parent, uri)
+            raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
         except OSError as exc:
             raise Unreachable(f"cannot read {uri}: {exc.strerror}; check the file store is mounted and readable") from None
         return data, etag_of(data)
 
     def exists(self, uri: str) -> bool:
+        path = file_path(uri)
         try:
-            return file_path(uri).is_file()
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            return False
+        except NotADirectoryError:
+            _require_directories(path.parent, uri)
+            return False
         except OSError as exc:
             raise Unreachable(f"cannot stat {uri}: {exc}; check the file store is mounted") from None
 
@@ -174,6 +184,7 @@ class FileStore(Store):
         out: list[str] = []
         try:
             if not base.is_dir():
+                _require_directories(base, prefix_uri)
                 return []
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames.sort()
@@ -193,6 +204,7 @@ class FileStore(Store):
         base = file_path(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
         try:
             if not base.is_dir():
+                _require_directories(base, prefix_uri)
                 return []
             return sorted(p.name for p in base.iterdir() if p.is_dir())
         except OSError as exc:
@@ -218,6 +230,23 @@ class FileStore(Store):
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _require_directories(directory: Path, uri: str) -> None:
+    """Raise :class:`Unreachable` when ``directory`` or one of its ancestors exists but is not a directory.
+
+    That is a broken or unmounted store (e.g. a mount point replaced by a file), not a missing object.
+    """
+    for p in (directory, *directory.parents):
+        try:
+            mode = os.stat(p).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISDIR(mode):
+            raise Unreachable(
+                f"file store unusable while reading {uri}: {p} is not a directory; check the file store is mounted"
+            )
+        return
 
 
 def _is_internal(name: str) -> bool:

@@ -222,7 +222,7 @@ class FileStore(ObjectStore):
         if not start.is_dir():
             return []
         keys = []
-        for dirpath, dirnames, filenames in os.walk(start):
+        for dirpath, _dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
                 if name.startswith(".") or name.endswith(_LOCK_SUFFIX):  # in-flight temp files, writer locks

@@ -56,6 +56,7 @@ class UriReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._s3: Any = None
+        self._s3_probe: Any = None
         self._lock = threading.Lock()
 
     def read(self, uri: str, kind: str) -> bytes:
@@ -85,7 +86,7 @@ class UriReader:
         if parsed.scheme == "s3":
             bucket = parsed.netloc
             try:
-                self._client().head_bucket(Bucket=bucket)
+                self._client(probe=True).head_bucket(Bucket=bucket)
             except Exception as exc:  # botocore raises many unrelated types; all mean the same here
                 raise StoreUnavailable(
                     "manifest", prefix, f"bucket {bucket!r} is not reachable: {_describe(exc)}"
@@ -113,32 +114,40 @@ class UriReader:
             raise StoreUnavailable(kind, uri, f"{kind} {uri} is over RECSYS_ARTIFACT_MAX_BYTES={limit}")
         return data
 
-    def _client(self) -> Any:
+    def _client(self, probe: bool = False) -> Any:
+        """The S3 client; ``probe`` gives one with 1 s timeouts, so a hung store cannot hang the health endpoint."""
         with self._lock:
+            if probe:
+                if self._s3_probe is None:
+                    self._s3_probe = self._new_client(connect_timeout=1.0, read_timeout=1.0)
+                return self._s3_probe
             if self._s3 is None:
-                import boto3
-                from botocore.config import Config
-
-                s = self.settings
-                endpoint = s.s3_endpoint
-                if endpoint and "://" not in endpoint:
-                    endpoint = ("https://" if s.s3_use_ssl else "http://") + endpoint
-                use_ssl = endpoint.startswith("https://") if endpoint else s.s3_use_ssl
-                self._s3 = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=endpoint,
-                    region_name=s.s3_region,
-                    aws_access_key_id=s.s3_access_key,
-                    aws_secret_access_key=s.s3_secret_key,
-                    use_ssl=use_ssl,
-                    config=Config(
-                        connect_timeout=s.s3_connect_timeout,
-                        read_timeout=s.s3_read_timeout,
-                        retries={"total_max_attempts": 1, "mode": "standard"},
-                        s3={"addressing_style": "path"},
-                    ),
-                )
+                self._s3 = self._new_client(self.settings.s3_connect_timeout, self.settings.s3_read_timeout)
             return self._s3
+
+    def _new_client(self, connect_timeout: float, read_timeout: float) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        s = self.settings
+        endpoint = s.s3_endpoint
+        if endpoint and "://" not in endpoint:
+            endpoint = ("https://" if s.s3_use_ssl else "http://") + endpoint
+        use_ssl = endpoint.startswith("https://") if endpoint else s.s3_use_ssl
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=s.s3_region,
+            aws_access_key_id=s.s3_access_key,
+            aws_secret_access_key=s.s3_secret_key,
+            use_ssl=use_ssl,
+            config=Config(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
 
     def _read_s3(self, uri: str, kind: str, bucket: str, key: str) -> bytes:
         from botocore.exceptions import ClientError

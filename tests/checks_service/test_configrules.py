@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from recsys_checks.configrules import apply_revert, canonical_jsonb, diff, doc_version, history, plan_revert, show
-from recsys_checks.errors import BadInput, Conflict
+from recsys_checks.errors import BadInput, Conflict, Unreachable
 
 from .conftest import API_KEY, CONFIG_SEED, version_of
 
@@ -216,11 +216,11 @@ def test_results_and_plans_never_contain_the_api_key(bad_config, target, client)
         assert API_KEY not in json.dumps(out.to_dict(), default=str) and API_KEY not in repr(out)
 
 
-def test_history_of_an_unreachable_service_is_a_fail_result(service, target, client):
-    """Connection refused → fail result."""
+def test_history_of_an_unreachable_service_is_a_configuration_error(service, target, client):
+    """Connection refused → Unreachable (exit 2): there was nothing to judge, so it is not a failed check."""
     service.down = httpx.ConnectError("refused")
-    result = history(target, "demo", "config", client=client)
-    assert result.status == "fail" and "did not answer" in result.summary
+    with pytest.raises(Unreachable, match="did not answer"):
+        history(target, "demo", "config", client=client)
 
 
 def test_diff_lists_changed_added_and_removed_paths():
