@@ -195,7 +195,7 @@ def parse_manifest(data: bytes) -> dict:
     if set(doc) != expected:
         extra, missing = sorted(set(doc) - expected), sorted(expected - set(doc))
         raise ValueError(f"manifest fields wrong (missing {missing}, unexpected {extra})")
-    if doc["v"] != 1 or isinstance(doc["v"], bool):
+    if type(doc["v"]) is not int or doc["v"] != 1:
         raise ValueError(f"manifest v is {doc['v']!r}, expected 1")
     for field in ("tenant", "surface", "updated_at"):
         if not isinstance(doc[field], str) or not doc[field]:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from .. import formats
 from .settings import Settings
 
 DEFAULT_SURFACE = "default"
-MANIFEST_FIELDS = ("v", "tenant", "surface", "current", "updated_at")
 
 
 class ArtifactError(Exception):
@@ -253,32 +253,13 @@ class Blob:
 
 def parse_manifest(data: bytes, uri: str, tenant: str, surface: str) -> Manifest:
     """Parse a v1 manifest strictly and check it is the one for (tenant, surface)."""
-
-    def bad(why: str) -> ArtifactIncompatible:
-        return ArtifactIncompatible("manifest", uri, f"manifest {uri} is not a usable v1 manifest: {why}")
-
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad(f"not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise bad("not a JSON object")
-    missing = [name for name in MANIFEST_FIELDS if name not in doc]
-    extra = sorted(set(doc) - set(MANIFEST_FIELDS))
-    if missing:
-        raise bad("missing " + ", ".join(missing))
-    if extra:
-        raise bad("unexpected field " + ", ".join(extra))
-    if type(doc["v"]) is not int or doc["v"] != 1:
-        raise bad(f"v is {doc['v']!r}, expected 1")
-    if doc["tenant"] != tenant or doc["surface"] != surface:
-        raise bad(f"it is for {doc['tenant']!r}/{doc['surface']!r}, not {tenant!r}/{surface!r}")
-    current = doc["current"]
-    if not isinstance(current, dict) or not all(isinstance(v, str) for v in current.values()):
-        raise bad("current is not an object of kind -> URI")
-    if not isinstance(doc["updated_at"], str):
-        raise bad("updated_at is not a string")
-    return Manifest(tenant, surface, dict(current), doc["updated_at"], uri)
+        doc = formats.parse_manifest(data)
+        if doc["tenant"] != tenant or doc["surface"] != surface:
+            raise ValueError(f"it is for {doc['tenant']!r}/{doc['surface']!r}, not {tenant!r}/{surface!r}")
+    except ValueError as exc:
+        raise ArtifactIncompatible("manifest", uri, f"manifest {uri} is not a usable v1 manifest: {exc}") from exc
+    return Manifest(tenant, surface, dict(doc["current"]), doc["updated_at"], uri)
 
 
 def parse_blob(data: bytes, uri: str, kind: str, tenant: str, surface: str) -> Blob:
