@@ -192,24 +192,15 @@ def timeline(
         sources["registry"] = "ok"
     except ChecksError as exc:
         sources["registry"] = f"unavailable: {exc}"
-    audit_scopes = [(name, True) for name in names] + [(audit.TENANT_SCOPE, False)]
-    for name, is_surface in audit_scopes:
-        if not is_surface:
-            try:
-                found, bad = _rollbacks(registry, target, tenant, name, start)
-                rows += found
-                problems += bad
-                sources.setdefault("registry audit", "ok")
-            except ChecksError as exc:
-                sources["registry audit"] = f"unavailable: {exc}"
-            continue
+    for name in names:
         try:
             rows += _publishes(registry, target, tenant, name, start)
             sources.setdefault("registry", "ok")
         except ChecksError as exc:
             sources["registry"] = f"unavailable: {exc}"
+    for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:
-            found, bad = _rollbacks(registry, target, tenant, name, start)
+            found, bad = _rollbacks(registry, target, tenant, scope, start)
             rows += found
             problems += bad
             sources.setdefault("registry audit", "ok")

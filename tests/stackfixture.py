@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from recsys_stack.runner import client_env, read_secrets
+
 UP_TIMEOUT = 180
 CLI_TIMEOUT = 120
 
@@ -68,28 +70,6 @@ def run_cli(*args: str, check: bool = True, timeout: float = CLI_TIMEOUT) -> sub
 def _cli_env() -> dict[str, str]:
     # The stack generates its own key; an operator's RECSYS_* settings must not leak into a test stack.
     return {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-
-
-def read_secrets(root: Path) -> dict[str, str]:
-    values = {}
-    for line in (Path(root) / "secrets.env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def client_env(info: dict, secrets: dict[str, str]) -> dict[str, str]:
-    """RECSYS_BASE_URL, the manifest template, the S3 endpoint (s3) and the secrets, as recsys-checks reads them."""
-    env = {
-        "RECSYS_BASE_URL": info["base_url"],
-        "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": info["manifest_template"],
-    }
-    if info.get("s3_endpoint"):
-        env["RECSYS_ARTIFACT_S3_ENDPOINT"] = info["s3_endpoint"]
-        env["RECSYS_ARTIFACT_S3_REGION"] = "us-east-1"
-    env.update(secrets)
-    return env
 
 
 def pid_alive(pid: int) -> bool:
