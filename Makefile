@@ -34,11 +34,14 @@ docs: $(STAMP) ## Build the site strictly into site/
 serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
 	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
 
+bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in the same run
+	$(PY) bench/bench_checks.py
+
 cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
 	$(PY) scripts/gen_cli_reference.py
 
 lint: $(STAMP) ## Static checks
-	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts
+	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts bench
 
 stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE=file|s3)
 	$(VENV)/bin/recsys-stack up --detach --root $(ROOT) --store $(STORE)
@@ -46,4 +49,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test docs serve cli-reference lint stack-up stack-down
+.PHONY: help install demo test docs serve bench cli-reference lint stack-up stack-down

@@ -38,14 +38,29 @@ class _Number(str):
     """A JSON number kept as the exact text it was written with."""
 
 
+class _Document(dict):
+    """A decoded JSON object that knows whether it holds any non-integer number (kept as text)."""
+
+    number_text = True
+
+
 def load_json(data: bytes | str) -> Any:
     """Decode JSON keeping non-integer numbers as their original text (see :func:`go_compact`)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
+    seen: list[str] = []
+
+    def _number(literal: str) -> _Number:
+        seen.append(literal)
+        return _Number(literal)
 
     def _reject(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
-    return json.loads(text, parse_float=_Number, parse_constant=_reject)
+    value = json.loads(text, parse_float=_number, parse_constant=_reject)
+    if isinstance(value, dict):
+        value = _Document(value)
+        value.number_text = bool(seen)
+    return value
 
 
 def _go_string(value: str) -> str:
@@ -59,8 +74,41 @@ def _go_string(value: str) -> str:
     )
 
 
-def go_compact(value: Any) -> str:
-    """Serialise like Go's ``json.Marshal``: no spaces, insertion order, Go string escaping."""
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _has_number_text(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Number):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def go_compact(value: Any, *, number_text: bool | None = None) -> str:
+    """Serialise like Go's ``json.Marshal``: no spaces, insertion order, Go string escaping.
+
+    Documents without non-integer numbers (popularity and co-occurrence counts) go through the C encoder in one
+    call, then Go's escapes; those characters can only occur inside strings, so escaping the whole text is exact.
+    Non-integer numbers are written back as the text they were read with, which needs the slower walk.
+    ``number_text`` says whether ``value`` holds such numbers, when the caller knows (see :func:`load_json`).
+    """
+    if number_text is None:
+        number_text = _has_number_text(value)
+    if not number_text:
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).translate(_GO_ESCAPES)
+        except (TypeError, ValueError):
+            pass  # not plain JSON data: let the walk below name the problem
+    return _go_compact_walk(value)
+
+
+def _go_compact_walk(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -76,9 +124,9 @@ def go_compact(value: Any) -> str:
     if isinstance(value, str):
         return _go_string(value)
     if isinstance(value, dict):
-        return "{" + ",".join(_go_string(str(k)) + ":" + go_compact(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(_go_string(str(k)) + ":" + _go_compact_walk(v) for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(go_compact(v) for v in value) + "]"
+        return "[" + ",".join(_go_compact_walk(v) for v in value) + "]"
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -99,7 +147,8 @@ def artifact_version(doc: dict[str, Any]) -> str:
     canon["window"] = {"start": window.get("start"), "end": window.get("end")}
     canon[PAYLOAD_KEY[kind]] = doc.get(PAYLOAD_KEY[kind])
     canon["build"] = {"built_at": "", "version": ""}
-    return hashlib.sha256(go_compact(canon).encode("utf-8")).hexdigest()
+    number_text = doc.number_text if isinstance(doc, _Document) else None
+    return hashlib.sha256(go_compact(canon, number_text=number_text).encode("utf-8")).hexdigest()
 
 
 def version_from_uri(uri: str) -> str | None:

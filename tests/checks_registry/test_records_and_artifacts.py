@@ -162,3 +162,18 @@ def test_inspect_artifact_enforces_the_size_limit(file_registry, versions):
     data = file_registry.read(f"objectstore/demo/home/popularity/{versions.pop_day3_current}.json")
     problems, _, _ = inspect_artifact(data, tenant="demo", surface="home", kind="popularity", max_bytes=10)
     assert any("limit" in p for p in problems)
+
+
+def test_fast_compact_serialisation_matches_the_go_walk_exactly():
+    """The one-call encoder path gives the same text as the Go-style walk, escapes and number text included."""
+    from recsys_checks.artifact import _go_compact_walk, go_compact, load_json
+
+    docs = [
+        load_json('{"a":"<b>&\u2028\u2029é\\u0001","n":[1,-2,0],"o":{"z":null,"t":true,"f":false}}'),
+        load_json('{"score":1.50,"big":2e3,"items":[{"item_id":"x","score":0.1}]}'),
+        {"plain": [1, 2, {"k": "v"}], "s": 'quote" and backslash\\'},
+    ]
+    for doc in docs:
+        assert go_compact(doc) == _go_compact_walk(doc)
+        assert go_compact(doc, number_text=getattr(doc, "number_text", None)) == _go_compact_walk(doc)
+    assert go_compact(docs[1]) == '{"score":1.50,"big":2e3,"items":[{"item_id":"x","score":0.1}]}'
