@@ -74,7 +74,7 @@ class DatabaseUnavailable(AdminStoreError):
 
 class TenantNotFound(AdminStoreError):
     def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r} does not exist: create it first (recsys-stack seed does)")
+        super().__init__(f"tenant {tenant_id!r} does not exist: check the tenant id (the local stack serves demo and acme)")
         self.tenant_id = tenant_id
 
 
