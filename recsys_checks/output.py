@@ -36,14 +36,19 @@ def _cell(value: Any) -> str:
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
+def _label(key: str) -> str:
+    """What a person reads for a data key: ages are shown as 3h05m, so ``age_seconds`` reads ``age``."""
+    return key.removesuffix("_seconds") if key.endswith("age_seconds") else key
+
+
 def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     """A plain text table: a header, a rule, one line per row; columns default to the first row's keys."""
     if not rows:
         return "  (none)"
     columns = columns or list(rows[0].keys())
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  " + "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    widths = [max(len(_label(c)), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  " + "  ".join(_label(c).upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  " + "  ".join("-" * w for w in widths))
     lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
@@ -140,7 +145,7 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
             lines.append("  document:")
             lines += ["    " + line for line in json.dumps(value, indent=2, sort_keys=True).splitlines()]
             continue
-        lines.append(f"  {key}: {_cell(_human(key, value))}")
+        lines.append(f"  {_label(key)}: {_cell(_human(key, value))}")
     for key, rows, cols in tables:
         lines.append(f"  {key}:")
         lines.append(table([{c: _human(c, r.get(c)) for c in cols} for r in rows], cols))
