@@ -256,7 +256,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC))
         except PublishError as exc:
             print(str(exc), file=sys.stderr, flush=True)
-            return 1
+            return exc.exit_code  # 1 runtime failure, 2 usage error, as the suite's pipelines exit
         _out(f"published {args.tenant}/{args.surface} day {run.get('day', args.day)} (run {run.get('run_id', '?')})")
         if args.no_invalidate:
             _out("service caches left alone (--no-invalidate): it serves the previous version until the TTL expires")

@@ -141,13 +141,16 @@ def _stale_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _stale_cache(ctx: FaultContext, tenant: str, surface: str) -> str:
+    # Drop, then warm: the cached entries are loaded now, so the old version stays served for a full TTL rather
+    # than only for what was left of an entry loaded earlier.
+    ctx.invalidate(tenant, surface)
     resp = ctx.recommend(tenant, surface)
     if resp.status_code != 200:
         raise StackError(f"warming the cache of {tenant}/{surface} failed: HTTP {resp.status_code}", exit_code=1)
     run = ctx.publish(tenant, surface, now=datetime.now(UTC))
     return (
         f"published {tenant}/{surface} day {run.get('day', '?')} without invalidating: the service keeps serving "
-        f"the previous version until its cache TTL ({ctx.info.get('cache_ttl_seconds')} s) expires"
+        f"the previous version until its cached manifest expires (manifest TTL {ctx.info.get('manifest_ttl_seconds')} s)"
     )
 
 
@@ -178,8 +181,16 @@ def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
 
+# Bad upstream data as the builder would carry it into the artifact: an exposure without an item id.
+INVALID_POPULARITY = [{"item_id": "sku-0001", "count": 12}, {"item_id": "", "count": 7}]
+
+
 def _validation_failed(ctx: FaultContext, tenant: str, surface: str) -> str:
-    line = ctx.publish_failing(tenant, surface, "validation_failed", now=datetime.now(UTC), fail_at="validate")
+    # A real validation failure, not an injected one: the blob written at step 1 is invalid, as in production, so
+    # a runbook that validates the orphan blob finds what the pipeline found.
+    line = ctx.publish_failing(
+        tenant, surface, "validation_failed", now=datetime.now(UTC), override={"popularity": INVALID_POPULARITY}
+    )
     return f"publish of {tenant}/{surface} failed validation, manifest unchanged: {line}"
 
 

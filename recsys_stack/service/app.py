@@ -32,7 +32,9 @@ from .runtime import ServiceRuntime, load_catalog
 from .settings import Settings
 
 log = logging.getLogger("recsys_stack.service")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Any printable ASCII id a client or proxy sends is echoed (UUIDs, traceparent, "Root=1-..;Parent=..", "drill/42");
+# only an empty, over-long or non-printable value is replaced by a generated one.
+_REQUEST_ID = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -47,7 +49,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         sent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

@@ -88,3 +88,36 @@ def test_down_without_a_stack_is_a_noop(tmp_path: Path, capsys: pytest.CaptureFi
     """`down` on a root where nothing was started succeeds and says there was nothing to stop."""
     assert main(["down", "--root", str(tmp_path)]) == 0
     assert "nothing to stop" in capsys.readouterr().out
+
+
+class _RecordingContext:
+    """Stands in for a FaultContext and records the calls a fault makes, in order."""
+
+    info = {"manifest_ttl_seconds": 600, "cache_ttl_seconds": 5}
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def invalidate(self, tenant: str, surface: str | None, targets: tuple[str, ...] = ("popularity",)) -> None:
+        self.calls.append(f"invalidate {tenant}/{surface} {','.join(targets)}")
+
+    def recommend(self, tenant: str, surface: str, k: int = 10):
+        self.calls.append(f"recommend {tenant}/{surface}")
+
+        class _Ok:
+            status_code = 200
+
+        return _Ok()
+
+    def publish(self, tenant: str, surface: str, **kwargs) -> dict:
+        self.calls.append(f"publish {tenant}/{surface}")
+        return {"day": "2026-01-02"}
+
+
+def test_stale_cache_drops_the_cache_before_warming_it() -> None:
+    """stale-cache invalidates, warms, then publishes without invalidating: the old version is cached for a
+    full TTL from now, not for what was left of an entry loaded earlier."""
+    ctx = _RecordingContext()
+    line = FAULTS["stale-cache"].inject(ctx, "demo", "home")  # type: ignore[arg-type]
+    assert "manifest TTL 600 s" in line  # the cached manifest, not the blob cache, decides how long
+    assert ctx.calls == ["invalidate demo/home popularity", "recommend demo/home", "publish demo/home"]

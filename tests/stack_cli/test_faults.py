@@ -19,6 +19,7 @@ from stackfixture import StackHandle, running_stack
 
 from recsys_stack.cli import main
 from recsys_stack.faults import FAULTS
+from recsys_stack.formats import ArtifactInvalid, check_artifact
 from recsys_stack.objstore import NotFound
 from recsys_stack.publisher import run_logs
 from recsys_stack.runner import open_store
@@ -170,7 +171,13 @@ def observe_partial_publish(handle: StackHandle, saved: Saved) -> None:
 
 
 def observe_validation_failed(handle: StackHandle, saved: Saved) -> None:
-    _assert_failed_run(handle, saved, "validation_failed")
+    run = _assert_failed_run(handle, saved, "validation_failed")
+    assert "injected" not in run["error"]  # a real validation failure, with the reason the validator gave
+    blob = next(s for s in run["steps"] if s["step"] == "blob" and s["kind"] == "popularity")
+    with closing(open_store(handle.info, handle.env)) as store:
+        data = store.get(store.key_for_uri(blob["uri"]))  # the orphan blob is there, and it is invalid
+    with pytest.raises(ArtifactInvalid):
+        check_artifact(data, kind="popularity", tenant=saved.tenant, surface=saved.surface)
 
 
 def observe_limit_exceeded(handle: StackHandle, saved: Saved) -> None:

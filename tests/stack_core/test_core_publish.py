@@ -80,20 +80,31 @@ def test_the_next_day_publishes_new_versions_and_advances_the_checkpoint(publish
     assert next_day(store, T, S) == date(2026, 1, 3)
 
 
-def test_publishing_the_same_day_twice_rewrites_no_record_blob_or_manifest(published, store_kind):
-    """A re-publish of an identical day is a no-op: record and blob bytes, ETags (and file mtimes) unchanged."""
+def test_publishing_the_same_day_twice_rewrites_no_record_or_blob(published, store_kind):
+    """A re-publish of an identical day leaves record and blob bytes, ETags (and file mtimes) unchanged."""
     store, root, _ = published
-    keys = store.list("registry/") + store.list("objectstore/")
+    keys = [k for k in store.list("registry/") + store.list("objectstore/") if k != MANIFEST]
     before = {key: store.get_with_etag(key) for key in keys}
     mtimes = {key: (root / "store" / key).stat().st_mtime_ns for key in keys} if store_kind == "file" else {}
     again = publish(store, root, tenant=T, surface=S, day=DAY1, now=NOW2)
     assert {key: store.get_with_etag(key) for key in keys} == before
-    assert store.list("registry/") + store.list("objectstore/") == keys
+    assert [k for k in store.list("registry/") + store.list("objectstore/") if k != MANIFEST] == keys
     if mtimes:
         assert {key: (root / "store" / key).stat().st_mtime_ns for key in keys} == mtimes
     status = {(s["step"], s["kind"]): s["status"] for s in again["steps"]}
     assert status[("record", "popularity")] == status[("record", "cooc")] == "noop"
-    assert status[("blob", "popularity")] == status[("swap", None)] == "noop"
+    assert status[("blob", "popularity")] == "noop"
+
+
+def test_a_re_publish_of_the_same_day_refreshes_updated_at(published):
+    """The swap always happens: same pointers, but updated_at is the time of this publish (§1.1), as in the suite."""
+    store, root, _ = published
+    before = parse_manifest(store.get(MANIFEST))
+    again = publish(store, root, tenant=T, surface=S, day=DAY1, now=NOW2)
+    after = parse_manifest(store.get(MANIFEST))
+    assert after["current"] == before["current"]
+    assert (before["updated_at"], after["updated_at"]) == ("2026-01-02T01:30:00Z", "2026-01-03T01:30:00Z")
+    assert {(s["step"], s["status"]) for s in again["steps"]} >= {("swap", "ok"), ("checkpoint", "ok")}
 
 
 def test_a_publish_of_one_kind_merges_into_current(published):

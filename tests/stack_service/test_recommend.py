@@ -315,3 +315,37 @@ def test_metrics_count_requests_with_the_suite_names(file_stack, client, tenant)
     assert re.search(r"^recsys_artifact_manifest_age_seconds \d", text, re.M)
     assert re.search(r"^recsys_artifact_manifest_artifacts \d", text, re.M)
     assert 'recsys_artifact_load_failures_total{kind="popularity"}' in text
+
+
+@pytest.mark.parametrize("sent", ["drill/42 probe=1", "Root=1-67a2-abc;Parent=53995c3f;Sampled=1", "a+b/c=="])
+def test_any_printable_request_id_is_echoed(client, tenant, sent):
+    """X-Request-Id is echoed as sent (header and meta), not only when it looks like a UUID."""
+    response = client.post(
+        "/v1/recommend",
+        json={"surface": "home", "k": 1, "user": {"user_id": "u1"}},
+        headers={"X-Org-Id": tenant, "X-Request-Id": sent},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == sent == response.json()["meta"]["request_id"]
+
+
+def test_an_over_long_request_id_is_replaced(client, tenant):
+    """An X-Request-Id longer than 200 characters is not echoed; a generated id takes its place."""
+    response = client.post(
+        "/v1/recommend",
+        json={"surface": "home", "k": 1, "user": {"user_id": "u1"}},
+        headers={"X-Org-Id": tenant, "X-Request-Id": "r" * 201},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == response.json()["meta"]["request_id"] != "r" * 201
+
+
+def test_popularity_is_served_by_count_then_item_id_whatever_the_blob_order(file_stack, client):
+    """Served popularity = items by count desc, ties by item_id, even when the blob lists them otherwise (§2.1)."""
+    name = file_stack.new_tenant("order")
+    file_stack.publish(name, "home", [("sku-0003", 5), ("sku-0001", 9), ("sku-0004", 9), ("sku-0002", 5)])
+    response = file_stack.recommend(client, name, k=4)
+    assert response.status_code == 200, response.text
+    assert [(i["item_id"], i["score"]) for i in response.json()["items"]] == [
+        ("sku-0001", 9), ("sku-0004", 9), ("sku-0002", 5), ("sku-0003", 5),
+    ]  # fmt: skip
