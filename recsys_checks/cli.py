@@ -7,11 +7,12 @@ changed since the plan; nothing was changed).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import Target, parse_duration, safe_segment
+from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
 from .errors import ChecksError
 from .output import emit
 from .results import ActionResult, CheckResult
@@ -284,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = args.run(args)
     except ChecksError as exc:
-        sys.stderr.write(f"recsys-checks: error: {exc}\n")
+        # Last line of defence: no credential from the environment is ever printed, whatever built the message.
+        message = redact(str(exc), (os.environ.get(name) for name in SECRET_VARIABLES))
+        sys.stderr.write(f"recsys-checks: error: {message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("recsys-checks: interrupted; nothing further was changed\n")

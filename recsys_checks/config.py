@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,6 +17,9 @@ from .errors import BadInput
 DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
 _CURRENT_SUFFIX = "/current/{tenant}/{surface}/manifest.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace: what a key or header value can carry
+SECRET_VARIABLES = ("RECSYS_API_KEY", "RECSYS_ARTIFACT_S3_ACCESS_KEY", "RECSYS_ARTIFACT_S3_SECRET_KEY",
+                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def safe_segment(value: str, what: str = "tenant") -> str:
@@ -30,6 +33,30 @@ def safe_segment(value: str, what: str = "tenant") -> str:
     if "/" in value or "\\" in value or _CONTROL.search(value):
         raise BadInput(f"unsafe {what} {value!r}: a {what} cannot contain '/', '\\' or control characters")
     return value
+
+
+def credential_problem(value: str | None, variable: str) -> str | None:
+    """Why ``value`` cannot be a credential (a stray newline, a space, a non-ASCII character), without showing it.
+
+    Checked before the credential is sent: an HTTP library refusing it would put the value into its error message.
+    """
+    if value is None or _CREDENTIAL.fullmatch(value):
+        return None
+    if value != value.strip():
+        why = "starts or ends with whitespace or a newline (copied from a file with a trailing newline?)"
+    elif _CONTROL.search(value) or " " in value:
+        why = "contains whitespace or control characters"
+    else:
+        why = "contains non-ASCII characters"
+    return f"{variable} {why}: set it again to the bare key (its value is not shown)"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,18 @@ class Target:
     def validate(self) -> None:
         if self.base_url is not None and not re.match(r"^https?://", self.base_url):
             raise BadInput(f"RECSYS_BASE_URL {self.base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
+        if self.s3_endpoint is not None and not re.match(r"^https?://[^/\s]+", self.s3_endpoint):
+            raise BadInput(
+                f"RECSYS_ARTIFACT_S3_ENDPOINT {self.s3_endpoint!r} is not an http(s) URL, e.g. http://127.0.0.1:9000"
+            )
+        for variable, value in (
+            ("RECSYS_API_KEY", self.api_key),
+            ("RECSYS_ARTIFACT_S3_ACCESS_KEY (or AWS_ACCESS_KEY_ID)", self.s3_access_key),
+            ("RECSYS_ARTIFACT_S3_SECRET_KEY (or AWS_SECRET_ACCESS_KEY)", self.s3_secret_key),
+        ):
+            problem = credential_problem(value, variable)
+            if problem:
+                raise BadInput(problem)
         for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
             if tpl is None:
                 continue
@@ -126,6 +165,10 @@ class Target:
             "cannot place audit records: neither the manifest template ends in /current/{tenant}/{surface}/"
             "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
         )
+
+    def redact(self, text: str) -> str:
+        """``text`` with this target's credentials masked (for messages built from third-party exceptions)."""
+        return redact(text, (self.api_key, self.s3_access_key, self.s3_secret_key))
 
     def to_public_dict(self) -> dict[str, object]:
         """Everything but the secrets (whether each is set is shown, never its value)."""

@@ -325,10 +325,17 @@ def apply_revert(
                                "plan") from None
             raise
         request_id = c.last_request_id
-        c.invalidate(tenant, [kind])
+        # The document has changed: from here on a failure is reported, never raised, so that the audit record
+        # below is always written and the operator is told the revert stands.
+        try:
+            c.invalidate(tenant, [kind])
+            invalidated = f"{kind} cache invalidated"
+        except ChecksError as exc:
+            invalidated = (f"{kind} cache NOT invalidated ({exc}); run `recsys-checks cache invalidate --tenant "
+                           f"{tenant} --targets {kind} --execute`")
         verification = verify_version(c, target, tenant, kind, wanted, surface)
     note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
-    summary = f"reverted {move}{note}; {kind} cache invalidated; verification: {verification.status}"
+    summary = f"reverted {move}{note}; {invalidated}; verification: {verification.status}"
     audit_ref, problem = _write_audit(target, plan, tenant, actor, runbook, now, request_id,
                                       before=plan.observed, after=new_version or wanted)
     if problem:

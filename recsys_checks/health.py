@@ -128,6 +128,12 @@ def check_health(target: Target, client: ServiceClient | None = None) -> CheckRe
             "health", "fail", f"service is live and /readyz answers 200, but a dependency fails: {names(failing)}; "
             "recommendations will fail (service-not-ready runbook)", data, state, target.base_url,
         )
+    if detail.status == 200 and not isinstance(detail.body, dict):
+        # A proxy, a login portal or another application answers 200 with a page on every path.
+        return CheckResult(
+            "health", "warn", f"{detail.path} answered 200 but not with JSON, so the dependencies are unknown: check "
+            "that RECSYS_BASE_URL points at recsys-service", data, state, target.base_url,
+        )
     if degraded or overall in ("degraded", "warn", "warning"):
         why = names(degraded) or f"overall status {overall!r}"
         return CheckResult("health", "warn", f"service is live and ready but degraded: {why}", data, state,

@@ -8,6 +8,7 @@ manifest's ETag, and leaves one audit object per applied change under ``<registr
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -283,11 +284,23 @@ class _Validator:
     def __call__(self, rec: VersionRecord) -> CheckResult:
         key = (rec.kind, rec.uri)
         if key not in self._seen:
-            self._seen[key] = validate_artifact(
-                self.target, rec.uri, tenant=rec.tenant, surface=rec.surface, kind=rec.kind, version=rec.version,
-                window=(rec.window_start, rec.window_end), allow_empty=self.allow_empty, stores=self.st,
-            )
+            self._seen[key] = self._validate(rec)
         return self._seen[key]
+
+    def _validate(self, rec: VersionRecord) -> CheckResult:
+        return validate_artifact(
+            self.target, rec.uri, tenant=rec.tenant, surface=rec.surface, kind=rec.kind, version=rec.version,
+            window=(rec.window_start, rec.window_end), allow_empty=self.allow_empty, stores=self.st,
+        )
+
+    def prefetch(self, records: list[VersionRecord], workers: int = 8) -> None:
+        """Validate many records' blobs concurrently (a registry can hold thousands of versions)."""
+        todo = list({(r.kind, r.uri): r for r in records if (r.kind, r.uri) not in self._seen}.values())
+        if len(todo) < 2:
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            for rec, res in zip(todo, pool.map(self._validate, todo), strict=True):
+                self._seen[(rec.kind, rec.uri)] = res
 
 
 def history_check(
@@ -312,6 +325,8 @@ def history_check(
         records, problems = load_records(target, tenant, surface, kind, stores=st)
         current = m.current if m else {}
         check = _Validator(target, st)
+        if validate:
+            check.prefetch(records)
         rows = []
         for rec in records:
             is_current = current.get(rec.kind) == rec.uri

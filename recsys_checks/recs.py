@@ -230,7 +230,10 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
     code = f"{p.status} {p.code}" if p.code else str(p.status)
     if state is not None:
         data["manifest"] = state.to_dict()
-    if p.status == 422 and p.code == "RECSYS_ARTIFACT_INCOMPATIBLE":
+    if p.status < 400:
+        data["cause"], data["runbook"] = "bad_answer", None
+        summary = f"cannot classify {where}: {p}"
+    elif p.status == 422 and p.code == "RECSYS_ARTIFACT_INCOMPATIBLE":
         seen = f"; the registry says: {state.detail}" if state is not None and state.detail else ""
         data["cause"], data["runbook"] = "artifact_incompatible", "rollback-manifest"
         summary = (f"service refuses the artifacts of {where} ({code}): the manifest or the blob it names is corrupt "

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .config import Target, safe_segment
+from .config import Target, credential_problem, safe_segment
 from .errors import BadInput, ChecksError, Unreachable
 
 ADMIN_KINDS = ("config", "rules")
@@ -66,6 +66,9 @@ class ServiceProblem(ChecksError):
 
     def _message(self) -> str:
         what = f"{self.method} {self.path}".strip() or "request"
+        if self.status < 400:  # the call succeeded at the HTTP level, but the body is not what the API answers
+            rid = f" (request id {self.request_id})" if self.request_id else ""
+            return f"service gave an unusable answer to {what}: {self.detail}{rid}"
         code = f" {self.code}" if self.code else ""
         hint = ""
         if self.status == 401 or self.code in ("RECSYS_AUTH_REQUIRED", "RECSYS_AUTH_INVALID"):
@@ -209,6 +212,9 @@ class ServiceClient:
         if admin and not self.target.api_key:
             raise BadInput("the admin API needs an API key: set RECSYS_API_KEY in the environment (never a parameter)")
         if self.target.api_key:
+            problem = credential_problem(self.target.api_key, "RECSYS_API_KEY")
+            if problem:  # refused here: the HTTP library would quote the value in its error
+                raise BadInput(problem)
             headers["X-API-Key"] = self.target.api_key
         if admin and self.actor:
             headers["X-Actor"] = self.actor
@@ -231,10 +237,16 @@ class ServiceClient:
         try:
             return self._client.request(method, path, headers=headers, json=json_body, params=params)
         except httpx.TransportError as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = self.target.redact(str(exc)) or type(exc).__name__
             raise Unreachable(
                 f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
                 "check RECSYS_BASE_URL / is the service up?"
+            ) from None
+        except httpx.RequestError as exc:  # an answer that cannot be decoded (bad Content-Encoding, ...)
+            reason = self.target.redact(str(exc)) or type(exc).__name__
+            raise ServiceProblem(
+                0, None, f"unreadable answer ({type(exc).__name__}: {reason}); check that RECSYS_BASE_URL points at "
+                "recsys-service and not at a proxy or another application", None, method=method, path=path,
             ) from None
 
     @staticmethod
@@ -248,7 +260,7 @@ class ServiceClient:
         body = self._json(response)
         request_id = response.headers.get("X-Request-Id") or self.last_request_id
         if isinstance(body, dict) and ("code" in body or "title" in body or "detail" in body):
-            detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
+            detail = self.target.redact(str(body.get("detail") or body.get("title") or response.reason_phrase))
             return ServiceProblem(
                 response.status_code,
                 body.get("code"),
@@ -258,7 +270,7 @@ class ServiceClient:
                 path=path,
                 title=str(body.get("title") or ""),
             )
-        snippet = " ".join(response.text.split())[:160] if response.content else ""
+        snippet = " ".join(self.target.redact(response.text).split())[:160] if response.content else ""
         detail = response.reason_phrase + (f" ({snippet})" if snippet else "")
         return ServiceProblem(response.status_code, None, detail, request_id, method=method, path=path)
 
@@ -266,7 +278,19 @@ class ServiceClient:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise self._problem(response, method, path)
-        return self._json(response), response
+        body = self._json(response)
+        if body is None and response.content:
+            raise self._garbage(response, method, path, "is not JSON")
+        return body, response
+
+    def _garbage(self, response: httpx.Response, method: str, path: str, what: str) -> ServiceProblem:
+        """A success status with a body the API never sends (an HTML page from a proxy or a login portal...)."""
+        kind = response.headers.get("Content-Type") or "no Content-Type"
+        snippet = " ".join(self.target.redact(response.text).split())[:80] if response.content else ""
+        detail = (f"{response.status_code} answer {what} ({kind}{': ' + snippet if snippet else ''}); check that "
+                  "RECSYS_BASE_URL points at recsys-service and not at a proxy or another application")
+        return ServiceProblem(response.status_code, None, detail,
+                              response.headers.get("X-Request-Id") or self.last_request_id, method=method, path=path)
 
     def _answer(self, path: str, *, tenant: str | None = None) -> Answer:
         response = self._send("GET", path, tenant=tenant)
@@ -319,8 +343,17 @@ class ServiceClient:
     def recommend(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /v1/recommend``; returns the response document (``items``, ``meta``, ``warnings``)."""
         safe_segment(tenant, "tenant")
-        data, _ = self._call("POST", "/v1/recommend", tenant=tenant, json_body=body)
-        return data if isinstance(data, dict) else {"items": [], "meta": {}}
+        data, response = self._call("POST", "/v1/recommend", tenant=tenant, json_body=body)
+        items = data.get("items") if isinstance(data, dict) else None
+        if (
+            not isinstance(items, list)
+            or not all(isinstance(i, dict) for i in items)
+            or not isinstance(data.get("meta", {}), dict)
+            or not isinstance(data.get("warnings") or [], list)
+        ):
+            # Never read as "no recommendations": that would send on-call after the manifest for nothing.
+            raise self._garbage(response, "POST", "/v1/recommend", "is not a recommendation response")
+        return data
 
     def validate(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /v1/recommend/validate``: the normalised request and warnings, without ranking."""

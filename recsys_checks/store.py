@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -31,11 +32,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .config import Target
+from .config import Target, credential_problem, redact
 from .errors import BadInput, ChecksError, Conflict, NotFound, Unreachable
 
 _LOCK_SUFFIX = ".lock"
 _TMP_SUFFIX = ".tmp"
+_HEADER_VALUE = re.compile(r"b'[^']*'|b\"[^\"]*\"")
 
 
 def etag_of(data: bytes) -> str:
@@ -186,7 +188,7 @@ class FileStore(Store):
             if not base.is_dir():
                 _require_directories(base, prefix_uri)
                 return []
-            for dirpath, dirnames, filenames in os.walk(base):
+            for dirpath, dirnames, filenames in os.walk(base, onerror=_raise):  # never skip an unreadable directory
                 dirnames.sort()
                 rel_dir = os.path.relpath(dirpath, base)
                 rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
@@ -249,6 +251,10 @@ def _require_directories(directory: Path, uri: str) -> None:
         return
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def _is_internal(name: str) -> bool:
     return name.endswith(_LOCK_SUFFIX) or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
 
@@ -292,15 +298,26 @@ class S3Store(Store):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        self._secrets = (access_key, secret_key)
+        for value, variable in ((access_key, "RECSYS_ARTIFACT_S3_ACCESS_KEY"), (secret_key, "RECSYS_ARTIFACT_S3_SECRET_KEY")):
+            problem = credential_problem(value, variable)
+            if problem:  # refused here: the HTTP library would quote the signed header in its error
+                raise BadInput(problem)
         session = boto3.session.Session()
-        self._client: Any = session.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=config,
-        )
+        try:
+            self._client: Any = session.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                config=config,
+            )
+        except ValueError as exc:  # "Invalid endpoint: ...", InvalidRegionError
+            raise BadInput(
+                f"cannot use the S3 endpoint {endpoint!r} in region {region!r}: {exc}; set RECSYS_ARTIFACT_S3_ENDPOINT "
+                "to an http(s) URL and RECSYS_ARTIFACT_S3_REGION to a region name such as us-east-1"
+            ) from None
 
     def close(self) -> None:
         self._client.close()
@@ -345,8 +362,11 @@ class S3Store(Store):
                 )
             return Unreachable(f"object store {self._where()} failed while {doing} {uri}: {code or status}")
         if isinstance(exc, BotoCoreError):
+            # botocore quotes header values in some errors (the signed Authorization header, for one).
+            reason = redact(_HEADER_VALUE.sub("b'…'", str(exc)), self._secrets)
             return Unreachable(
-                f"object store {self._where()} failed while {doing} {uri}: {exc}; check RECSYS_ARTIFACT_S3_ENDPOINT"
+                f"object store {self._where()} failed while {doing} {uri}: {type(exc).__name__}: {reason}; check "
+                "RECSYS_ARTIFACT_S3_ENDPOINT"
             )
         raise exc
 

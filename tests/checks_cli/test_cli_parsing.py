@@ -140,3 +140,19 @@ def test_human_view_shortens_versions_and_ages_and_keeps_json_whole():
     out = io.StringIO()
     emit([result], as_json=True, stream=out)
     assert json.loads(out.getvalue())["data"]["artifacts"][0]["version"] == version
+
+
+def test_an_error_message_never_prints_a_credential_from_the_environment(monkeypatch, capsys):
+    """Whatever built an error message, the CLI masks RECSYS_API_KEY and the S3 keys before printing it."""
+    from recsys_checks.errors import Unreachable
+
+    monkeypatch.setenv("RECSYS_API_KEY", "sekret-api-key")
+    monkeypatch.setenv("RECSYS_ARTIFACT_S3_SECRET_KEY", "sekret-s3-key")
+
+    def leaky(args):
+        raise Unreachable("library said: header b'sekret-api-key' / sig of sekret-s3-key")
+
+    monkeypatch.setattr(cli, "_health", leaky)
+    assert cli.main(["health"]) == 2
+    err = capsys.readouterr().err
+    assert "sekret" not in err and "***" in err

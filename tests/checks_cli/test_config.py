@@ -68,3 +68,23 @@ def test_bad_durations_are_refused(text):
     """Missing units, zero, negative and unknown units are bad input."""
     with pytest.raises(BadInput):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("variable", ["RECSYS_API_KEY", "RECSYS_ARTIFACT_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"])
+def test_credentials_with_a_trailing_newline_are_refused_without_showing_them(variable):
+    """A key exported with its file's newline is configuration error naming the variable, never the value."""
+    with pytest.raises(BadInput, match="newline") as info:
+        Target.from_env({variable: "k3y-value-123\n"})
+    assert "k3y-value-123" not in str(info.value)
+
+
+def test_an_s3_endpoint_without_a_scheme_is_refused():
+    """RECSYS_ARTIFACT_S3_ENDPOINT must be an http(s) URL; boto3 would otherwise fail with a traceback."""
+    with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_ENDPOINT"):
+        Target.from_env({"RECSYS_ARTIFACT_S3_ENDPOINT": "127.0.0.1:9000"})
+
+
+def test_redact_masks_every_credential_of_the_target():
+    """Target.redact replaces the API key and the S3 keys with ***."""
+    t = Target(api_key="api-k3y", s3_access_key="AKIAX", s3_secret_key="s3cr3t")
+    assert t.redact("a api-k3y b AKIAX c s3cr3t") == "a *** b *** c ***"

@@ -256,3 +256,34 @@ def test_noop_plan_is_reported_as_noop_even_in_dry_run(registry, versions):
     assert M.apply_rollback(registry.target, plan).status == "noop"
     assert M.apply_rollback(registry.target, plan, execute=True).status == "noop"
     assert M.read_audit(registry.target, "demo", "home") == []
+
+
+def test_history_validates_the_blobs_concurrently(file_registry):
+    """A registry with thousands of versions is validated by a pool of readers, not one blob after another."""
+    import threading
+    import time
+
+    from recsys_checks.store import Stores
+
+    class Counting(Stores):
+        def __init__(self, target):
+            super().__init__(target)
+            self.active = self.peak = 0
+            self.gate = threading.Lock()
+
+        def get(self, uri):
+            if "/objectstore/" not in uri:
+                return super().get(uri)
+            with self.gate:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            try:
+                time.sleep(0.05)
+                return super().get(uri)
+            finally:
+                with self.gate:
+                    self.active -= 1
+
+    with Counting(file_registry.target) as st:
+        res = M.history_check(file_registry.target, "demo", "home", stores=st)
+    assert res.data["versions"] and st.peak > 1

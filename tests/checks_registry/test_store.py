@@ -141,3 +141,51 @@ def test_unreachable_s3_endpoint_fails_fast(closed_port):
     msg = str(exc.value)
     assert "s3://recsys-artifacts/registry/current/demo/home/manifest.json" in msg
     assert "RECSYS_ARTIFACT_S3_ENDPOINT" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("endpoint,region", [("127.0.0.1:9000", "us-east-1"), ("http://127.0.0.1:9", "us east")])
+def test_an_unusable_s3_endpoint_or_region_is_bad_input_not_a_traceback(endpoint, region):
+    """botocore's ValueError for an endpoint without scheme or a malformed region becomes one line, exit 2."""
+    target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
+                    s3_endpoint=endpoint, s3_region=region, s3_access_key="k", s3_secret_key="s")
+    with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_ENDPOINT"):
+        with Stores(target) as st:
+            st.get("s3://recsys-artifacts/registry/current/demo/home/manifest.json")
+
+
+@pytest.mark.parametrize("access,secret", [("AKIAEXAMPLE\n", "s3cr3t-value"), ("AKIAEXAMPLE", "s3cr3t value")])
+def test_s3_credentials_with_whitespace_are_refused_without_showing_them(access, secret):
+    """A stray newline in a key would make the HTTP client quote the signed header in its error: refused first."""
+    with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_") as info:
+        open_store("s3://recsys-artifacts/x.json", Target(s3_endpoint="http://127.0.0.1:9", s3_access_key=access,
+                                                          s3_secret_key=secret))
+    assert "AKIAEXAMPLE" not in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_botocore_errors_quoting_header_values_are_not_repeated():
+    """An HTTPClientError quoting the Authorization header is reported by class, without the header value."""
+    from botocore.exceptions import HTTPClientError
+
+    with open_store("s3://b/k", Target(s3_endpoint="http://127.0.0.1:9", s3_access_key="AKIAEXAMPLE",
+                                       s3_secret_key="s3cr3t")) as st:
+        exc = HTTPClientError(error=ValueError("Invalid header value b'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/x'"))
+        err = st._translate(exc, "s3://b/k", "reading")
+    assert isinstance(err, Unreachable) and "HTTPClientError" in str(err)
+    assert "AKIAEXAMPLE" not in str(err)
+
+
+def test_an_unreadable_directory_is_unreachable_not_an_empty_listing(file_registry, monkeypatch):
+    """A records directory the store cannot read (permissions, a stale mount) is an error, not "no versions"."""
+    import os
+
+    real = os.scandir
+    records = str(file_registry.root / "registry" / "records" / "demo" / "home" / "popularity")
+
+    def scandir(path="."):
+        if os.fspath(path) == records:
+            raise PermissionError(13, "Permission denied", records)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(Unreachable, match="cannot list"):
+        FileStore().list(file_registry.uri("registry/records/demo/home/"))

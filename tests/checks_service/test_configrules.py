@@ -227,3 +227,24 @@ def test_diff_lists_changed_added_and_removed_paths():
     """Leaf paths with before/after."""
     rows = diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": [1]})
     assert rows == [{"path": "b.c", "before": 2, "after": 3}, {"path": "d[0]", "before": None, "after": 1}]
+
+
+def test_a_failed_cache_invalidation_after_the_revert_is_reported_and_still_audited(bad_config, target, client):
+    """The PUT went through but the invalidation answers 500: the revert is reported as done, the verification
+    fails (exit 1), the summary says how to invalidate, and our audit record is written all the same."""
+    admin = bad_config.admin
+
+    def failing_invalidate(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/cache/invalidate"):
+            return httpx.Response(500, json={"code": "RECSYS_INTERNAL", "detail": "cache backend down"})
+        return admin(request)
+
+    bad_config.admin = failing_invalidate
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    result = apply_revert(target, plan, execute=True, client=client)
+    assert result.status == "applied" and bad_config.current[("demo", "config")] == version_of(CONFIG_SEED)
+    assert "NOT invalidated" in result.summary and "cache invalidate --tenant demo --targets config" in result.summary
+    assert result.verification is not None and result.verification.status == "fail"
+    assert result.audit is not None
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
+    assert record["action"] == "config.revert" and record["after"] == version_of(CONFIG_SEED)

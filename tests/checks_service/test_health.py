@@ -66,3 +66,15 @@ def test_dependency_rows_accept_the_list_and_boolean_shapes():
     rows = dependency_checks({"checks": [{"name": "db", "status": "UP"}, {"name": "s3", "ok": False}]})
     assert rows == [{"name": "db", "status": "up", "detail": ""}, {"name": "s3", "status": "fail", "detail": ""}]
     assert dependency_checks("plain text") == []
+
+
+def test_a_base_url_that_answers_html_pages_is_not_reported_healthy(target):
+    """A proxy or UI answering 200 with a page everywhere: warn naming RECSYS_BASE_URL, not ok."""
+    from recsys_checks.service import ServiceClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>dashboard</html>", headers={"Content-Type": "text/html"})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        result = check_health(target, c)
+    assert result.status == "warn" and "RECSYS_BASE_URL" in result.summary

@@ -207,3 +207,16 @@ def test_probe_results_never_contain_the_api_key(service, target, client, manife
     bad = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
     for result in (ok, bad):
         assert target.api_key not in repr(result) and target.api_key not in str(result.to_dict())
+
+
+def test_probe_of_a_service_answering_an_html_page_is_a_bad_answer_not_an_empty_result(target, manifest_of):
+    """A 200 HTML page (wrong RECSYS_BASE_URL, a proxy) is not blamed on the manifest or the cache."""
+    from recsys_checks.service import ServiceClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>gateway</html>", headers={"Content-Type": "text/html"})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        result = probe(target, "demo", "home", client=c, manifest_reader=manifest_of())
+    assert result.status == "fail" and result.data["cause"] == "bad_answer"
+    assert "RECSYS_BASE_URL" in result.summary

@@ -167,3 +167,60 @@ def test_the_api_key_never_appears_in_reprs_or_problem_messages(service, target)
             c.get_doc("demo", "config")
     assert info.value.status == 401 and "RECSYS_API_KEY" in str(info.value)
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)
+
+
+@pytest.mark.parametrize("key", [API_KEY + "\n", API_KEY + "\r", " " + API_KEY, "clé-" + API_KEY])
+def test_an_api_key_with_a_stray_newline_or_non_ascii_is_refused_without_showing_it(service, key):
+    """A key the HTTP library would reject (and quote in its error) is refused first, naming the variable only."""
+    target = Target(base_url=BASE_URL, api_key=key)
+    with ServiceClient(target, transport=httpx.MockTransport(service.handler)) as c:
+        with pytest.raises(BadInput, match="RECSYS_API_KEY") as info:
+            c.get_doc("demo", "config")
+    assert API_KEY not in str(info.value) and service.requests == []
+
+
+def test_a_transport_error_quoting_the_api_key_is_redacted(target):
+    """An HTTP library error that quotes a header value never carries the key into the message."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError(f"Illegal header value b'{API_KEY}'")
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(Unreachable) as info:
+            c.get_doc("demo", "config")
+    assert API_KEY not in str(info.value) and "***" in str(info.value)
+
+
+def test_a_success_answer_that_is_not_json_is_a_problem_naming_the_base_url_fix(target):
+    """A 200 HTML page (a proxy, a login portal) is an unusable answer with exit 1, never an empty document."""
+    page = "<html><body>Please sign in</body></html>"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=page, headers={"Content-Type": "text/html"})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(ServiceProblem, match="RECSYS_BASE_URL") as info:
+            c.get_doc("demo", "config")
+        with pytest.raises(ServiceProblem, match="not a recommendation response|not JSON"):
+            c.recommend("demo", ServiceClient.recommend_body("home", user_id="u1"))
+    assert info.value.exit_code == 1 and "\n" not in str(info.value)
+
+
+def test_a_json_answer_without_an_items_list_is_not_read_as_no_recommendations(target):
+    """{"items": "x"} or a JSON list is garbage, not an empty result."""
+    for body in ([1, 2], {"items": "none"}, {"items": [1]}, {"items": [], "meta": []}):
+        def handler(request: httpx.Request, body=body) -> httpx.Response:
+            return httpx.Response(200, json=body)
+
+        with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+            with pytest.raises(ServiceProblem, match="not a recommendation response"):
+                c.recommend("demo", ServiceClient.recommend_body("home", user_id="u1"))
+
+
+def test_an_undecodable_answer_is_a_problem_not_a_traceback(target):
+    """A body that cannot be decoded (bad Content-Encoding) is a one-line problem, not an httpx exception."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(ServiceProblem, match="unreadable answer"):
+            c.get_doc("demo", "config")
