@@ -148,7 +148,12 @@ def artifact_version(doc: dict[str, Any]) -> str:
     canon[PAYLOAD_KEY[kind]] = doc.get(PAYLOAD_KEY[kind])
     canon["build"] = {"built_at": "", "version": ""}
     number_text = doc.number_text if isinstance(doc, _Document) else None
-    return hashlib.sha256(go_compact(canon, number_text=number_text).encode("utf-8")).hexdigest()
+    try:
+        text = go_compact(canon, number_text=number_text).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput("the artifact holds a lone UTF-16 surrogate (an invalid \\ud800-\\udfff escape), so its "
+                       "version cannot be recomputed: the blob is not what any pipeline writes") from None
+    return hashlib.sha256(text).hexdigest()
 
 
 def version_from_uri(uri: str) -> str | None:

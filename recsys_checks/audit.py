@@ -34,8 +34,10 @@ def audit_prefix(target: Target, tenant: str, scope: str) -> str:
 
 
 def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime) -> str:
-    """Where the audit object of ``plan`` applied at ``now`` goes: sortable by time, unique per plan."""
-    return audit_prefix(target, tenant, scope) + f"{now.strftime('%Y%m%dT%H%M%SZ')}-{plan.plan_hash[:12]}.json"
+    """Where the audit object of ``plan`` applied at ``now`` goes: sortable by time (to the microsecond, so that the
+    same plan applied twice in one second, e.g. a cache invalidation, gets two records), unique per plan."""
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond:06d}Z"
+    return audit_prefix(target, tenant, scope) + f"{stamp}-{plan.plan_hash[:12]}.json"
 
 
 def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | None, runbook: str | None,

@@ -46,6 +46,16 @@ def _duration(value: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
+
+
 def _targets(value: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = sorted(set(names) - set(CACHE_TARGETS))
@@ -142,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=_doc_show, kind=kind)
         p = dsub.add_parser("history", parents=[common], help=f"who changed the {kind}, when, from which version")
         _tenant(p)
-        p.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
+        p.add_argument("--limit", type=_positive, default=50, help="entries to show (default 50)")
         p.set_defaults(run=_doc_history, kind=kind)
         p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)")
         _tenant(p)
@@ -292,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("recsys-checks: interrupted; nothing further was changed\n")
         return 130
+    except Exception as exc:  # a defect of ours: one masked line by default, the traceback when asked for
+        if os.environ.get("RECSYS_CHECKS_DEBUG"):
+            raise
+        message = redact(f"{type(exc).__name__}: {exc}", (os.environ.get(name) for name in SECRET_VARIABLES))
+        sys.stderr.write(f"recsys-checks: internal error ({message}); nothing further was done. Re-run with "
+                         "RECSYS_CHECKS_DEBUG=1 for the traceback and report it.\n")
+        return 1
     emit(results, args.json)
     return exit_code(results)
 

@@ -156,3 +156,29 @@ def test_an_error_message_never_prints_a_credential_from_the_environment(monkeyp
     assert cli.main(["health"]) == 2
     err = capsys.readouterr().err
     assert "sekret" not in err and "***" in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_history_limit_must_be_a_positive_whole_number(limit, capsys):
+    """--limit 0, negative or not a number is bad input (exit 2), not a silently odd answer."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["config", "history", "--tenant", "demo", "--limit", limit])
+    assert exc.value.code == 2
+
+
+def test_an_internal_error_is_one_masked_line_and_exit_1(monkeypatch, capsys):
+    """A defect prints one line without any credential, says how to get the traceback, and exits 1."""
+    monkeypatch.setenv("RECSYS_API_KEY", "sekret-key-123")
+    monkeypatch.delenv("RECSYS_CHECKS_DEBUG", raising=False)
+
+    def broken(args):
+        raise RuntimeError("boom while sending sekret-key-123")
+
+    monkeypatch.setattr(cli, "_timeline", broken)
+    assert cli.main(["timeline", "--tenant", "demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "RECSYS_CHECKS_DEBUG=1" in err
+    assert "sekret-key-123" not in err
+    monkeypatch.setenv("RECSYS_CHECKS_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main(["timeline", "--tenant", "demo"])

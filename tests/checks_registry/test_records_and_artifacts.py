@@ -177,3 +177,14 @@ def test_fast_compact_serialisation_matches_the_go_walk_exactly():
         assert go_compact(doc) == _go_compact_walk(doc)
         assert go_compact(doc, number_text=getattr(doc, "number_text", None)) == _go_compact_walk(doc)
     assert go_compact(docs[1]) == '{"score":1.50,"big":2e3,"items":[{"item_id":"x","score":0.1}]}'
+
+
+def test_a_blob_with_a_lone_surrogate_is_invalid_not_a_crash():
+    """An invalid \\ud800 escape makes the version unrecomputable: a problem is reported, nothing raises."""
+    from recsys_checks.artifact import inspect_artifact
+
+    blob = (b'{"v":1,"artifact_type":"popularity","tenant":"demo","surface":"home",'
+            b'"window":{"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z"},'
+            b'"items":[{"item_id":"\\ud800","count":1}],"build":{"built_at":"","version":"' + b"0" * 64 + b'"}}')
+    problems, _notes, _info = inspect_artifact(blob, tenant="demo", surface="home", kind="popularity")
+    assert any("surrogate" in p for p in problems)

@@ -61,3 +61,14 @@ def test_plan_without_surface_covers_all_surfaces_and_hides_the_key(target):
     plan = plan_invalidate(target, "demo", "popularity")
     assert plan.target == "demo" and "all surfaces" in plan.changes[0]["what"]
     assert API_KEY not in json.dumps(plan.to_dict())
+
+
+def test_invalidating_twice_in_one_second_leaves_two_audit_records(service, target, client):
+    """Each applied invalidation gets its own audit object, even within the same second."""
+    from datetime import UTC, datetime
+
+    plan = plan_invalidate(target, "demo", ["popularity"], surface="home")
+    first = apply_invalidate(target, plan, execute=True, client=client, now=datetime(2026, 1, 2, 3, 4, 5, 1000, UTC))
+    second = apply_invalidate(target, plan, execute=True, client=client, now=datetime(2026, 1, 2, 3, 4, 5, 2000, UTC))
+    assert first.audit and second.audit and first.audit != second.audit
+    assert Path(first.audit.removeprefix("file://")).exists() and Path(second.audit.removeprefix("file://")).exists()
