@@ -200,7 +200,7 @@ def test_audit_record_says_who_when_why_and_is_never_rewritten(registry):
     plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish on day 3")
     res = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
                            now=PREVIOUS_AT)
-    assert res.audit.startswith(registry.uri("registry/audit/demo/home/20260104T091500Z-" + plan.plan_hash[:12]))
+    assert res.audit.startswith(registry.uri("registry/audit/demo/home/20260104T091500.000000Z-" + plan.plan_hash[:12]))
     (audit,) = M.read_audit(registry.target, "demo", "home")
     assert (audit["who"], audit["when"], audit["why"], audit["runbook"]) == (
         "alice", "2026-01-04T09:15:00Z", "bad publish on day 3", "rollback-manifest")
