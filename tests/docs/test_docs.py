@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -117,3 +118,22 @@ def test_readme_quick_start_is_exactly_make_demo_and_make_test():
 def test_pages_speak_of_the_project_only(page):
     """No page refers to the shared design notes outside the project."""
     assert "../shared" not in page.read_text()
+
+
+def test_the_built_site_loads_nothing_from_the_internet(tmp_path):
+    """On-call reads the site during outages: no page pulls a script, style sheet or font from another host."""
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ,
+                                                                          "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stderr
+    remote = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.I)
+    offenders = {}
+    for page in site.rglob("*.html"):
+        found = remote.findall(page.read_text())
+        if found:
+            offenders[str(page.relative_to(site))] = found[:3]
+    assert not offenders, f"pages load remote resources: {offenders}"
+    mermaid_pages = [p for p in site.rglob("*.html") if 'class="mermaid"' in p.read_text()]
+    assert mermaid_pages, "no page renders a diagram, so the local Mermaid copy is untested"
+    assert all("mermaid-11.12.0.min.js" in p.read_text() for p in mermaid_pages)
