@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surface", type=_segment("surface"), required=True)
     p.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: the day after the current window)")
     p.add_argument("--no-invalidate", action="store_true", help="leave the service's caches alone")
+    p.add_argument("--fail-at", metavar="STEP[:KIND]",
+                   help="make the run fail at blob, validate, record (optionally for one kind, e.g. record:cooc) or "
+                   "swap, as a broken pipeline would; the manifest stays as it was")
 
     from .faults import FAULTS
 
@@ -253,7 +256,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         check_target(ctx.info, args.tenant, args.surface)
         try:
-            run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC))
+            run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC), fail_at=args.fail_at)
         except PublishError as exc:
             print(str(exc), file=sys.stderr, flush=True)
             return exc.exit_code  # 1 runtime failure, 2 usage error, as the suite's pipelines exit

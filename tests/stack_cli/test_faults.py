@@ -275,6 +275,31 @@ def test_failed_publish_exits_1_with_the_run_failed_line(
         restore(fault_stack, saved)
 
 
+@pytest.mark.parametrize("fail_at", ["blob", "validate:cooc", "record:popularity", "swap"])
+def test_publish_told_to_fail_at_a_step_leaves_the_manifest_and_exits_1(
+    fault_stack: StackHandle, capsys: pytest.CaptureFixture[str], fail_at: str
+) -> None:
+    """`publish --fail-at STEP` fails like a broken pipeline: `run failed:` line, exit 1, manifest bytes unchanged."""
+    tenant, surface = PUBLISH_TARGET
+    before = read_manifest_bytes(fault_stack, tenant, surface)
+    code = stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface, "--fail-at", fail_at)
+    assert code == 1
+    assert capsys.readouterr().err.startswith("run failed: ")
+    assert read_manifest_bytes(fault_stack, tenant, surface) == before
+    assert run_logs(fault_stack.root, tenant, surface)[0]["status"] == "failed"
+
+
+def test_publish_with_an_unknown_failure_step_is_a_usage_error(
+    fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fail-at nowhere` exits 2 naming the valid steps, and publishes nothing."""
+    tenant, surface = PUBLISH_TARGET
+    before = read_manifest_bytes(fault_stack, tenant, surface)
+    assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface, "--fail-at", "nowhere") == 2
+    assert "validate" in capsys.readouterr().err
+    assert read_manifest_bytes(fault_stack, tenant, surface) == before
+
+
 def test_publish_rejects_a_tenant_the_stack_does_not_serve(
     fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
