@@ -163,6 +163,10 @@ def render_plan(plan: Plan) -> str:
         for c in plan.changes
     ]
     lines.append(table(rows, ["what", "before", "after"]))
+    for c in plan.changes:  # pointer moves: the exact blobs, old and new, not only their short versions
+        if c.get("after_version") and isinstance(c.get("after"), str):
+            lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
+            lines.append(f"  {' ' * len(str(c.get('what')))}  -> {c['after']}")
     lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}")
     return "\n".join(lines)
 

@@ -182,3 +182,16 @@ def test_an_internal_error_is_one_masked_line_and_exit_1(monkeypatch, capsys):
     monkeypatch.setenv("RECSYS_CHECKS_DEBUG", "1")
     with pytest.raises(RuntimeError):
         cli.main(["timeline", "--tenant", "demo"])
+
+
+def test_a_rollback_plan_shows_the_old_and_new_blob_of_each_kind():
+    """A person sees exactly which blob each pointer moves from and to, not only the short versions."""
+    old, new = "a" * 64, "b" * 64
+    plan = Plan("manifest.rollback", "s3://b/registry/current/demo/home/manifest.json", '"e1"', [
+        {"what": "current.popularity", "kind": "popularity", "before": f"s3://b/o/popularity/{old}.json",
+         "after": f"s3://b/o/popularity/{new}.json", "before_version": old, "after_version": new}])
+    out = io.StringIO()
+    emit([ActionResult("planned", "dry-run: would repoint", plan)], as_json=False, stream=out)
+    text = out.getvalue()
+    assert f"s3://b/o/popularity/{old}.json" in text and f"-> s3://b/o/popularity/{new}.json" in text
+    assert "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text
