@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Target, safe_segment
-from .errors import NotFound
+from .errors import ChecksError, NotFound
 from .results import Plan
 from .store import Stores
 from .timefmt import format_z
@@ -90,3 +90,23 @@ def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = Non
     finally:
         if stores is None:
             st.close()
+
+
+def record_service_change(target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime | None,
+                          actor: str | None, runbook: str | None, request_id: str | None, before: Any,
+                          after: Any) -> tuple[str | None, str | None]:
+    """Write our audit object of a change the service has already applied (and audited itself).
+
+    Returns ``(uri, None)``, or ``(None, problem)`` when the object could not be written: the change happened and
+    the service's audit log has it, so the failure is reported to the operator, not raised.
+    """
+    now = now or datetime.now(UTC)
+    uri = audit_uri(target, tenant, scope, plan, now)
+    doc = record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
+                 after=after, service_request_id=request_id)
+    try:
+        with Stores(target) as st:
+            return write(st, uri, doc), None
+    except ChecksError as exc:
+        return None, (f"our audit record {uri} could not be written ({exc}); the service's audit log has the "
+                      f"change (request id {request_id})")

@@ -8,14 +8,13 @@ Invalidation is idempotent: applying the same plan twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from . import audit
 from .config import Target, safe_segment
-from .errors import BadInput, ChecksError
+from .errors import BadInput
 from .results import ActionResult, Plan
 from .service import CACHE_TARGETS, ServiceClient, using
-from .store import Stores
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -80,14 +79,10 @@ def apply_invalidate(
     counts = answer.get("invalidated") or {}
     shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
     summary = f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else "")
-    now = now or datetime.now(UTC)
-    uri = audit.audit_uri(target, tenant, audit_scope, plan, now)
-    doc = audit.record(plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook,
-                       before="cached", after={"invalidated": counts}, service_request_id=request_id)
-    try:
-        with Stores(target) as st:
-            audit.write(st, uri, doc)
-    except ChecksError as exc:
-        uri = None
-        summary += f"; our audit record could not be written ({exc}); the service's audit log has it"
+    uri, problem = audit.record_service_change(
+        target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook,
+        request_id=request_id, before="cached", after={"invalidated": counts},
+    )
+    if problem:
+        summary += f"; {problem}"
     return ActionResult("applied", summary, plan, uri)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,6 @@ from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, Unreachable
 from .results import ActionResult, CheckResult, Plan
 from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, using
-from .store import Stores
 
 DEFAULT_PROBE_SURFACE = "home"
 MAX_AUDIT_SCAN = 5000
@@ -336,24 +335,11 @@ def apply_revert(
         verification = verify_version(c, target, tenant, kind, wanted, surface)
     note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
     summary = f"reverted {move}{note}; {invalidated}; verification: {verification.status}"
-    audit_ref, problem = _write_audit(target, plan, tenant, actor, runbook, now, request_id,
-                                      before=plan.observed, after=new_version or wanted)
+    audit_ref, problem = audit.record_service_change(
+        target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
+        request_id=request_id, before=plan.observed, after=new_version or wanted,
+    )
     if problem:
         summary += f"; {problem}"
     return ActionResult("applied", summary, plan, audit_ref, verification)
 
-
-def _write_audit(target: Target, plan: Plan, tenant: str, actor: str, runbook: str | None, now: datetime | None,
-                 request_id: str | None, *, before: Any, after: Any) -> tuple[str | None, str | None]:
-    """Write our audit object of an applied tenant-wide change; the change already happened, so a failure here
-    is reported (the service's own audit log still has the change), not raised."""
-    now = now or datetime.now(UTC)
-    uri = audit.audit_uri(target, tenant, audit.TENANT_SCOPE, plan, now)
-    doc = audit.record(plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
-                       before=before, after=after, service_request_id=request_id)
-    try:
-        with Stores(target) as st:
-            return audit.write(st, uri, doc), None
-    except ChecksError as exc:
-        return None, (f"the audit record {uri} could not be written ({exc}); the service's audit log has the change "
-                      f"(request id {request_id})")
