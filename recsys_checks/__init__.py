@@ -1,0 +1,63 @@
+"""recsys_checks: read-only checks and safe actions for operating a RecSys suite deployment.
+
+The names in ``__all__`` are the public API that notebooks and other programs may call; everything else is
+internal and may change. Names are imported on first use, so ``import recsys_checks`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> (module, attribute)
+_PUBLIC: dict[str, tuple[str, str]] = {
+    # where the deployment is
+    "Target": ("config", "Target"),
+    # results
+    "CheckResult": ("results", "CheckResult"),
+    "Plan": ("results", "Plan"),
+    "ActionResult": ("results", "ActionResult"),
+    # errors
+    "ChecksError": ("errors", "ChecksError"),
+    "BadInput": ("errors", "BadInput"),
+    "Unreachable": ("errors", "Unreachable"),
+    "Conflict": ("errors", "Conflict"),
+    # checks (read-only)
+    "check_health": ("health", "check_health"),
+    "manifest_status": ("manifest", "status"),
+    "manifest_history": ("manifest", "history_check"),
+    "freshness": ("freshness", "fleet"),
+    "probe_recommendations": ("recs", "probe"),
+    "served_vs_published": ("recs", "served_vs_published"),
+    "show_document": ("configrules", "show"),
+    "document_history": ("configrules", "history"),
+    "timeline": ("timeline", "timeline"),
+    # actions: plan (changes nothing), then apply (dry-run unless execute)
+    "plan_rollback": ("manifest", "plan_rollback"),
+    "apply_rollback": ("manifest", "apply_rollback"),
+    "plan_revert": ("configrules", "plan_revert"),
+    "apply_revert": ("configrules", "apply_revert"),
+    "plan_invalidate": ("cache", "plan_invalidate"),
+    "apply_invalidate": ("cache", "apply_invalidate"),
+    # runbooks
+    "RunbookRun": ("runrecord", "RunbookRun"),
+    "Remedy": ("runrecord", "Remedy"),
+    "load_spec": ("runbook", "load_spec"),
+    "run_runbook": ("execute", "run_runbook"),
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'recsys_checks' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

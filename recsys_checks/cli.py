@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
-from .errors import ChecksError
+from .errors import BadInput, ChecksError
 from .output import emit
 from .results import ActionResult, CheckResult
 
@@ -175,7 +175,64 @@ def build_parser() -> argparse.ArgumentParser:
     _tenant(p), _surface(p, required=False)
     p.add_argument("--since", type=_duration, default=parse_duration("7d"), help="how far back (default 7d)")
     p.set_defaults(run=_timeline)
+
+    rb = sub.add_parser("runbook", help="list, show and run the executable runbooks")
+    bsub = rb.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    p = bsub.add_parser("list", help="every runbook with its layer and the faults its drills answer")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    p.set_defaults(run=_runbook_list)
+    p = bsub.add_parser("show", help="a runbook's symptoms, parameters, steps and commands")
+    p.add_argument("id", metavar="ID", help="runbook id, e.g. empty-recs")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    p.set_defaults(run=_runbook_show)
+    p = bsub.add_parser("run", help="execute a runbook's notebook (dry run unless --execute) and write its run record",
+                        epilog="exit codes: 0 healthy or mitigated, 1 action-required or failed, 2 bad input")
+    p.add_argument("id", metavar="ID", help="runbook id, e.g. empty-recs")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
+                   help="set a parameter (repeatable), e.g. -p tenant=demo -p surface=home")
+    p.add_argument("--execute", action="store_true", help="let mutating steps apply their plan (default: dry run)")
+    p.add_argument("--out", metavar="DIR", help="where the executed notebook and the run record go (default "
+                   "incidents/<UTC time>-ID)")
+    p.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
+                   help="longest a single step may run (default 600)")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.set_defaults(run=_runbook_run)
     return parser
+
+
+def _param(value: str) -> tuple[str, str]:
+    name, sep, text = value.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=VALUE")
+    return name.strip(), text
+
+
+def _runbook_list(args: argparse.Namespace) -> int:
+    from .runbook import load_all
+    from .runbook_output import print_list
+
+    return print_list(load_all(), args.json)
+
+
+def _runbook_show(args: argparse.Namespace) -> int:
+    from .runbook import load_spec
+    from .runbook_output import print_spec
+
+    return print_spec(load_spec(args.id), args.json)
+
+
+def _runbook_run(args: argparse.Namespace) -> int:
+    from .execute import OK_VERDICTS, run_runbook
+    from .runbook_output import print_record
+
+    given: dict[str, str] = {}
+    for name, value in args.param:
+        if name in given:
+            raise BadInput(f"parameter {name} is given twice")
+        given[name] = value
+    record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
+    print_record(record, out, args.json)
+    return 0 if record.get("verdict") in OK_VERDICTS else 1
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -294,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         results = args.run(args)
+        if isinstance(results, int):  # a command that printed its own output
+            return results
     except ChecksError as exc:
         # Last line of defence: no credential from the environment is ever printed, whatever built the message.
         message = redact(str(exc), (os.environ.get(name) for name in SECRET_VARIABLES))

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     add("heal", "Undo the infrastructure faults (store-down, not-ready).")
+
+    add("env", "Print the export lines that point recsys-checks at this stack: eval \"$(recsys-stack env)\".")
     return parser
 
 
@@ -295,6 +297,15 @@ def cmd_faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    import shlex
+
+    info = runner.require_stack(Path(args.root).resolve())
+    for name, value in runner.client_env(info, runner.read_secrets(Path(info["root"]))).items():
+        _out(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
 def cmd_heal(args: argparse.Namespace) -> int:
     from .faults import heal
 
@@ -305,7 +316,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "publish": cmd_publish, "inject": cmd_inject,
-    "faults": cmd_faults, "heal": cmd_heal,
+    "faults": cmd_faults, "heal": cmd_heal, "env": cmd_env,
 }
 
 

@@ -1,0 +1,161 @@
+"""``recsys-checks runbook run``: execute a runbook's notebook with papermill and keep its run record.
+
+Parameters are type-checked against the spec before anything starts. The notebook runs in a private temporary
+folder; only when neither the executed notebook nor the run record contains the value of a secret from the
+environment are both moved to ``<out>/ID.ipynb`` and ``<out>/ID.result.json`` (fail closed). A cell that fails, a
+kernel that dies or a step that runs past the timeout is verdict ``failed`` with the cell named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import SECRET_VARIABLES
+from .errors import BadInput
+from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
+from .runrecord import RECORD_ENV, find_secrets
+from .timefmt import format_z
+
+DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
+KERNEL_START_TIMEOUT = 60.0
+OK_VERDICTS = ("healthy", "mitigated")
+
+
+def default_out_dir(runbook_id: str, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
+    return Path("incidents") / f"{stamp}-{runbook_id}"
+
+
+def check_parameters(spec: RunbookSpec, given: dict[str, Any], execute: bool) -> dict[str, Any]:
+    """The run's parameters, typed; BadInput for an unknown, mistyped or secret-carrying one."""
+    params = spec.parse_parameters({**given, "execute": True} if execute else dict(given))
+    for name, value in params.items():
+        for secret in SECRET_VARIABLES:
+            env = os.environ.get(secret)
+            if env and len(env) >= 4 and isinstance(value, str) and env in value:
+                raise BadInput(f"parameter {name} contains the value of {secret}: credentials come from the "
+                               "environment only, never from a parameter (a notebook keeps its parameters)")
+    return params
+
+
+def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute: bool = False,
+                out_dir: str | Path | None = None, timeout: float = DEFAULT_TIMEOUT,
+                directory: Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Run one runbook; returns (run record, output folder). Raises BadInput before starting on bad input."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    spec = load_spec(runbook_id, directory or runbooks_dir())
+    params = check_parameters(spec, dict(given or {}), execute)
+    notebook = notebooks_dir(directory) / f"{spec.id}.ipynb"
+    if not notebook.is_file():
+        raise BadInput(f"runbook {spec.id} has no notebook at {notebook}: run `make notebooks`")
+    out = Path(out_dir) if out_dir else default_out_dir(spec.id)
+    if (out / f"{spec.id}.result.json").exists():
+        raise BadInput(f"{out} already holds a run of {spec.id}: give another --out folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+
+    started = datetime.now(UTC)
+    work = Path(tempfile.mkdtemp(prefix=f"recsys-runbook-{spec.id}-"))
+    executed, record_path = work / f"{spec.id}.ipynb", work / f"{spec.id}.result.json"
+    failure: dict[str, Any] | None = None
+    previous = os.environ.get(RECORD_ENV)
+    os.environ[RECORD_ENV] = str(record_path)
+    try:
+        pm.execute_notebook(
+            str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
+            request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
+            cwd=os.getcwd(),
+        )
+    except PapermillExecutionError as exc:
+        failure = {"cell": _cell_name(executed, exc.cell_index), "error": f"{exc.ename}: {exc.evalue}"}
+    except CellTimeoutError:
+        failure = {"cell": _running_cell(executed), "error": f"a cell ran longer than the {timeout:.0f} s timeout"}
+    except DeadKernelError as exc:
+        failure = {"cell": _running_cell(executed), "error": f"the kernel died ({exc})"}
+    except (RuntimeError, OSError) as exc:
+        failure = {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
+    finally:
+        if previous is None:
+            os.environ.pop(RECORD_ENV, None)
+        else:
+            os.environ[RECORD_ENV] = previous
+    record = _load_record(record_path)
+    if record is None or failure is not None:
+        record = _failed_record(spec, record, params, started, failure)
+        record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    leaked = set(find_secrets(record_path.read_text(encoding="utf-8")))
+    if executed.exists():
+        leaked |= set(find_secrets(executed.read_text(encoding="utf-8", errors="replace")))
+    if leaked:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BadInput(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written to "
+                       f"{out}; the run's own changes (if any) are in the audit records")
+    for path in (executed, record_path):
+        if path.exists():
+            shutil.move(str(path), out / path.name)
+    shutil.rmtree(work, ignore_errors=True)
+    return record, out
+
+
+def _load_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _failed_record(spec: RunbookSpec, partial: dict[str, Any] | None, params: dict[str, Any], started: datetime,
+                   failure: dict[str, Any] | None) -> dict[str, Any]:
+    record = dict(partial or {})
+    failure = failure or {"cell": None, "error": "the notebook ended without writing its run record"}
+    where = f" at {failure['cell']}" if failure.get("cell") else ""
+    record.update({
+        "format": record.get("format", 1), "runbook": spec.id, "title": spec.title,
+        "started_at": record.get("started_at", format_z(started)), "ended_at": format_z(datetime.now(UTC)),
+        "parameters": record.get("parameters", params), "execute": bool(params.get("execute")),
+        "verdict": "failed", "next_action": f"the runbook could not run{where}: {failure['error']}",
+        "failure": failure,
+    })
+    record.setdefault("steps", [])
+    record.setdefault("detected", [])
+    record.setdefault("changed", [])
+    return record
+
+
+def _cells(path: Path) -> list[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("cells") or []
+    except (OSError, ValueError):
+        return []
+
+
+def _name(cell: dict[str, Any]) -> str:
+    tags = (cell.get("metadata") or {}).get("tags") or []
+    return next((t for t in tags if t.startswith("step:")), tags[0] if tags else "an untagged cell")
+
+
+def _cell_name(path: Path, index: int | None) -> str | None:
+    cells = _cells(path)
+    if index is None or not 0 <= index < len(cells):
+        return _running_cell(path)
+    return _name(cells[index])
+
+
+def _running_cell(path: Path) -> str | None:
+    """The cell papermill marked as running or failed when execution stopped."""
+    for cell in _cells(path):
+        status = ((cell.get("metadata") or {}).get("papermill") or {}).get("status")
+        if status in ("running", "failed"):
+            return _name(cell)
+    return None

@@ -1,0 +1,264 @@
+"""One run of a runbook inside its notebook: the step results it collects, its verdict and its run record.
+
+A notebook makes one :class:`RunbookRun` from its parameters, calls ``run.step(step_id, function)`` once per step
+(the function does the work and returns a result; the run keeps it and shows it as a table), and ends with
+``run.finish()``, which decides the verdict and writes the run record ``<out>/<id>.result.json``:
+
+- ``healthy``: the diagnosis found nothing wrong;
+- ``mitigated``: it found a problem, the fix was applied and every verification step passed;
+- ``action-required``: it found a problem that is not fixed: a dry run, no lever within reach, or a fix that did
+  not verify (``next_action`` says which);
+- ``failed``: the runbook itself could not run (a step raised, or the diagnosis was never reached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from .config import SECRET_VARIABLES, Target
+from .errors import BadInput, ChecksError
+from .results import ActionResult, CheckResult
+from .runbook import RunbookSpec, load_spec
+from .timefmt import format_z
+
+RECORD_ENV = "RECSYS_RUNBOOK_RECORD"  # set by `recsys-checks runbook run`: where the kernel writes the run record
+RECORD_FORMAT = 1
+
+RemedyStatus = Literal["not-needed", "no-lever", "planned", "applied", "failed"]
+
+
+@dataclass
+class CommandRun:
+    """A command a runbook ran for its fix (a scheduler's re-run of a publish, a restart), as given to it."""
+
+    argv: list[str]
+    exit_code: int | None
+    seconds: float
+    output: str  # the last lines of stdout and stderr, secrets redacted
+
+
+@dataclass
+class Remedy:
+    """What the act step did: the lever pulled (or why none), and every action and command it involved."""
+
+    status: RemedyStatus
+    lever: str | None
+    summary: str
+    actions: list[ActionResult] = field(default_factory=list)
+    commands: list[CommandRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "lever": self.lever, "summary": self.summary,
+            "actions": [a.to_dict() for a in self.actions], "commands": [asdict(c) for c in self.commands],
+        }
+
+
+StepResult = CheckResult | ActionResult | Remedy
+
+
+@dataclass
+class StepOutcome:
+    step: str
+    role: str
+    status: str
+    summary: str
+    seconds: float
+    result: dict[str, Any]
+
+
+def status_of(result: StepResult) -> str:
+    if isinstance(result, CheckResult):
+        return result.status
+    return result.status
+
+
+class RunbookRun:
+    """The state of one runbook run in its notebook (see the module docstring)."""
+
+    def __init__(self, runbook_id: str, *, execute: bool = False, reason: str = "", spec: RunbookSpec | None = None,
+                 target: Target | None = None, record_path: str | Path | None = None, **params: Any) -> None:
+        self.spec = spec or load_spec(runbook_id)
+        given = {**params, "execute": execute, "reason": reason}
+        self.params = self.spec.parse_parameters(given)
+        self.tenant: str = self.params["tenant"]
+        self.surface: str = self.params["surface"]
+        self.execute: bool = self.params["execute"]
+        self.reason: str = self.params["reason"] or f"runbook {self.spec.id}"
+        self.target = target or Target.from_env()
+        self.started_at = datetime.now(UTC)
+        self._clock = time.monotonic()
+        self.results: dict[str, StepResult] = {}
+        self.outcomes: list[StepOutcome] = []
+        self.error: dict[str, str] | None = None
+        self.record_path = Path(record_path or os.environ.get(RECORD_ENV) or self._default_path())
+
+    def _default_path(self) -> Path:
+        stamp = self.started_at.strftime("%Y%m%dT%H%M%SZ")
+        return Path("incidents") / f"{stamp}-{self.spec.id}" / f"{self.spec.id}.result.json"
+
+    def param(self, name: str) -> Any:
+        return self.params[name]
+
+    def result(self, step_id: str) -> StepResult | None:
+        return self.results.get(step_id)
+
+    # ----------------------------------------------------------------------------------------------- steps
+
+    def step(self, step_id: str, function: Any, *, show: bool = True) -> None:
+        """Run one step's function with this run, keep its result and print it as a table (see :meth:`result`)."""
+        spec_step = self.spec.step(step_id)
+        started = time.monotonic()
+        try:
+            result = function(self)
+        except ChecksError as exc:
+            self.error = {"step": step_id, "error": self.redact(str(exc))}
+            self._save()
+            raise
+        self.results[step_id] = result
+        self.outcomes.append(StepOutcome(
+            step=step_id, role=spec_step.role, status=status_of(result), summary=self.redact(result.summary),
+            seconds=round(time.monotonic() - started, 3), result=result.to_dict(),
+        ))
+        self._save()
+        if show:
+            print(render(result))
+
+    # ----------------------------------------------------------------------------------------------- verdict
+
+    def verdict(self) -> tuple[str, str]:
+        """(verdict, next action) from the recorded steps; see the module docstring."""
+        return decide(self.spec, self.results, self.error)
+
+    def record(self) -> dict[str, Any]:
+        """The run record as a dict (secret-free)."""
+        verdict, next_action = self.verdict()
+        diagnosis = self._by_role("diagnose")
+        remedy = self._by_role("act")
+        detected = []
+        if isinstance(diagnosis, CheckResult) and diagnosis.data.get("problem"):
+            detected.append({"cause": diagnosis.data.get("cause"), "summary": diagnosis.summary})
+        changed = changes_of(remedy) if isinstance(remedy, Remedy) else []
+        doc = {
+            "format": RECORD_FORMAT,
+            "runbook": self.spec.id,
+            "title": self.spec.title,
+            "started_at": format_z(self.started_at),
+            "ended_at": format_z(datetime.now(UTC)),
+            "seconds": round(time.monotonic() - self._clock, 3),
+            "deployment": os.environ.get("RECSYS_DEPLOYMENT") or None,
+            "target": self.target.to_public_dict(),
+            "parameters": self.params,
+            "execute": self.execute,
+            "verdict": verdict,
+            "next_action": next_action,
+            "cause": diagnosis.data.get("cause") if isinstance(diagnosis, CheckResult) else None,
+            "detected": detected,
+            "changed": changed,
+            "steps": [asdict(o) for o in self.outcomes],
+            "error": self.error,
+        }
+        return json.loads(self.redact(json.dumps(doc, default=str)))
+
+    def finish(self) -> dict[str, Any]:
+        """Decide the verdict, write the run record and print the verdict line; returns the record."""
+        doc = self._save()
+        print(f"verdict: {doc['verdict'].upper()}" + (f" — {doc['next_action']}" if doc["next_action"] else ""))
+        print(f"run record: {self.record_path}")
+        return doc
+
+    def _save(self) -> dict[str, Any]:
+        doc = self.record()
+        self.record_path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(doc, indent=2) + "\n"
+        leaked = find_secrets(text)
+        if leaked:
+            raise BadInput(f"refusing to write the run record: it would contain the value of {', '.join(leaked)}")
+        tmp = self.record_path.with_name(f".{self.record_path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.record_path)
+        return doc
+
+    def _by_role(self, role: str) -> StepResult | None:
+        for s in self.spec.steps:
+            if s.role == role and s.id in self.results:
+                return self.results[s.id]
+        return None
+
+    def redact(self, text: str) -> str:
+        for name in SECRET_VARIABLES:
+            value = os.environ.get(name)
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+
+def find_secrets(text: str, env: dict[str, str] | None = None) -> list[str]:
+    """Names of the secret variables whose values appear in ``text``."""
+    env = os.environ if env is None else env
+    return [name for name in SECRET_VARIABLES if env.get(name) and len(env[name]) >= 4 and env[name] in text]
+
+
+def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None) -> tuple[str, str]:
+    """The verdict rule, on the results of a run's steps."""
+    if error is not None:
+        return "failed", f"step {error['step']} could not run: {error['error']}"
+    diagnose = next(s for s in spec.steps if s.role == "diagnose")
+    diagnosis = results.get(diagnose.id)
+    if not isinstance(diagnosis, CheckResult):
+        return "failed", f"the runbook stopped before its diagnosis ({diagnose.id})"
+    if not diagnosis.data.get("problem"):
+        return "healthy", ""
+    act = next((s for s in spec.steps if s.role == "act"), None)
+    remedy = results.get(act.id) if act else None
+    if not isinstance(remedy, Remedy):
+        return "action-required", diagnosis.data.get("next") or diagnosis.summary
+    if remedy.status == "planned":
+        return "action-required", f"dry run: {remedy.summary}"
+    if remedy.status in ("no-lever", "failed", "not-needed"):
+        return "action-required", remedy.summary
+    verify = [s for s in spec.steps if s.role == "verify"]
+    unverified = [s.id for s in verify if not isinstance(results.get(s.id), CheckResult)
+                  or results[s.id].status == "fail"]  # type: ignore[union-attr]
+    if unverified:
+        return "action-required", (f"the fix was applied ({remedy.summary}) but verification failed at "
+                                   f"{', '.join(unverified)}")
+    return "mitigated", ""
+
+
+def changes_of(remedy: Remedy) -> list[dict[str, Any]]:
+    """Before → after of every change a remedy applied, with the audit record's location."""
+    out: list[dict[str, Any]] = []
+    for action in remedy.actions:
+        if action.status != "applied":
+            continue
+        for change in action.plan.changes:
+            out.append({"action": action.plan.action, "what": change.get("what") or change.get("kind"),
+                        "before": change.get("before"), "after": change.get("after"), "audit": action.audit})
+    for command in remedy.commands:
+        out.append({"action": "command", "what": " ".join(command.argv), "exit_code": command.exit_code})
+    return out
+
+
+def render(result: StepResult) -> str:
+    """A result as the CLI would print it (plain text, no colour)."""
+    from .output import render_action, render_check
+
+    if isinstance(result, CheckResult):
+        return render_check(result)
+    if isinstance(result, ActionResult):
+        return render_action(result)
+    lines = [f"[{result.status.upper()}] {result.summary}"]
+    for action in result.actions:
+        lines.append(render_action(action))
+    for command in result.commands:
+        lines.append(f"$ {' '.join(command.argv)}  (exit {command.exit_code}, {command.seconds:.1f} s)")
+        if command.output:
+            lines.extend("    " + line for line in command.output.splitlines())
+    return "\n".join(lines)

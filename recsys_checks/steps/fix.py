@@ -1,0 +1,202 @@
+"""Diagnoses and the fix step: a diagnosis names a cause and the smallest lever that fixes it; ``apply_fix`` pulls it.
+
+Levers (``data["lever"]`` of a diagnosis, with ``data["lever_args"]``):
+
+- ``manifest-rollback``: repoint the manifest (``kind``, ``to`` or the previous valid version), then invalidate the
+  service's popularity cache so that it serves what the manifest now names;
+- ``doc-revert``: put the previous (or a given) config or rules version back, with ``If-Match``; the revert
+  invalidates that cache itself;
+- ``cache-invalidate``: drop the service's caches (``targets``);
+- ``command``: run the command the operator gave as a parameter (a scheduler's re-run of a day, a restart).
+
+A diagnosis with a problem and no lever says why in ``data["no_lever"]``. Every lever is a dry run unless the run
+has ``execute``; every change is compare-and-swap and leaves an audit record (see the actions).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..cache import apply_invalidate, plan_invalidate
+from ..configrules import apply_revert, plan_revert
+from ..errors import BadInput, ChecksError, Conflict
+from ..manifest import apply_rollback, plan_rollback
+from ..results import ActionResult, CheckResult
+from ..runrecord import CommandRun, Remedy
+
+if TYPE_CHECKING:
+    from ..runrecord import RunbookRun
+
+COMMAND_TIMEOUT = 600.0
+_OUTPUT_LINES = 12
+
+
+def diagnosis(run: RunbookRun, summary: str, *, cause: str | None = None, lever: str | None = None,
+              lever_args: dict[str, Any] | None = None, no_lever: str | None = None, runbook: str | None = None,
+              evidence: list[dict[str, Any]] | None = None) -> CheckResult:
+    """The result of a diagnose step: ``ok`` when ``cause`` is None (nothing wrong), else ``fail``."""
+    problem = cause is not None
+    data = {"problem": problem, "cause": cause, "lever": lever if problem else None,
+            "lever_args": lever_args or {}, "no_lever": no_lever if problem and not lever else None,
+            "runbook": runbook, "evidence": evidence or []}
+    return CheckResult(f"{run.spec.id}.diagnosis", "fail" if problem else "ok", summary, data, None,
+                       f"{run.tenant}/{run.surface}")
+
+
+def rerun_lever(run: RunbookRun, summary: str, *, cause: str, runbook: str | None = None,
+                   values: dict[str, Any] | None = None) -> CheckResult:
+    """A diagnosis whose fix is re-running a publish: the operator's command when given, else no lever."""
+    command = str(run.params.get("rerun_command") or "").strip()
+    if command:
+        return diagnosis(run, summary, cause=cause, lever="command", runbook=runbook,
+                         lever_args={"command": command, "what": "re-run the publish", "values": values or {}})
+    return diagnosis(run, summary, cause=cause, runbook=runbook,
+                     no_lever="re-run the publish with your scheduler (pass its command as the rerun_command "
+                              "parameter to let this runbook run it)")
+
+
+def apply_fix(run: RunbookRun) -> Remedy:
+    """Pull the lever the diagnosis chose: plan it, and apply it only when the run has ``execute``."""
+    diag = _diagnosis(run)
+    if diag is None:
+        return Remedy("failed", None, "no diagnosis to act on")
+    if not diag.data.get("problem"):
+        return Remedy("not-needed", None, "nothing to fix: the diagnosis found no problem")
+    lever = diag.data.get("lever")
+    if not lever:
+        return Remedy("no-lever", None, f"no lever within reach of this runbook: {diag.data.get('no_lever')}")
+    args = dict(diag.data.get("lever_args") or {})
+    try:
+        return _LEVERS[lever](run, args)
+    except Conflict as exc:
+        return Remedy("failed", lever, f"conflict, nothing changed: {exc}")
+    except BadInput as exc:
+        return Remedy("no-lever", lever, f"the {lever} lever cannot be planned: {exc}")
+    except ChecksError as exc:
+        return Remedy("failed", lever, f"the {lever} lever failed: {exc}")
+
+
+def _diagnosis(run: RunbookRun) -> CheckResult | None:
+    for s in run.spec.steps:
+        if s.role == "diagnose":
+            result = run.result(s.id)
+            return result if isinstance(result, CheckResult) else None
+    return None
+
+
+def _actor_kwargs(run: RunbookRun) -> dict[str, Any]:
+    return {"runbook": run.spec.id}
+
+
+def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str) -> Remedy:
+    if not run.execute:
+        return Remedy("planned", lever, f"would {what}; nothing was changed (run again with execute=True to apply)",
+                      actions)
+    if all(a.status in ("applied", "noop") for a in actions):
+        return Remedy("applied", lever, f"{what}: done", actions)
+    return Remedy("failed", lever, f"{what}: not every action applied", actions)
+
+
+def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    to = args.get("to") or None
+    plan = plan_rollback(run.target, run.tenant, run.surface, to=to, previous=to is None, kind=args.get("kind"),
+                         reason=run.reason)
+    actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run))]
+    if run.target.base_url:
+        # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
+        cache_plan = plan_invalidate(run.target, run.tenant, ["popularity"], surface=run.surface, reason=run.reason)
+        actions.append(apply_invalidate(run.target, cache_plan, execute=run.execute, **_actor_kwargs(run)))
+    moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {c['after_version'][:12]}"
+                      for c in plan.changes)
+    return _finish(run, "manifest-rollback", actions, f"roll {run.tenant}/{run.surface} back ({moves}) and "
+                   "invalidate the service's popularity cache")
+
+
+def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    kind = args["kind"]
+    to = args.get("to") or None
+    plan = plan_revert(run.target, run.tenant, kind, to=to, previous=to is None, reason=run.reason,
+                       surface=run.surface)
+    action = apply_revert(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    change = plan.changes[0]
+    return _finish(run, "doc-revert", [action], f"revert the {kind} of {run.tenant} from "
+                   f"{str(change['before'])[:12]} to {str(change['after'])[:12]}")
+
+
+def _cache_invalidate(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    targets = args.get("targets") or ["popularity"]
+    plan = plan_invalidate(run.target, run.tenant, targets, surface=run.surface, reason=run.reason)
+    action = apply_invalidate(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    return _finish(run, "cache-invalidate", [action],
+                   f"invalidate the {', '.join(targets)} cache(s) of {run.tenant}/{run.surface}")
+
+
+def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    template = str(args["command"])
+    what = str(args.get("what") or "run the given command")
+    argv = command_argv(template, {"tenant": run.tenant, "surface": run.surface, **(args.get("values") or {})})
+    shown = " ".join(shlex.quote(a) for a in argv)
+    if not run.execute:
+        return Remedy("planned", "command", f"would {what}: `{shown}`; nothing was run (run again with "
+                      "execute=True to run it)")
+    command = run_command(argv, timeout=float(args.get("timeout") or COMMAND_TIMEOUT), redact=run.redact)
+    if command.exit_code == 0:
+        return Remedy("applied", "command", f"{what}: `{shown}` exited 0", commands=[command])
+    why = "timed out" if command.exit_code is None else f"exited {command.exit_code}"
+    return Remedy("failed", "command", f"{what}: `{shown}` {why}; see its output", commands=[command])
+
+
+def command_argv(template: str, values: dict[str, Any]) -> list[str]:
+    """Split a command template like a shell would (no shell runs it) and fill ``{tenant}``, ``{surface}``, ``{day}``."""
+    try:
+        parts = shlex.split(template)
+    except ValueError as exc:
+        raise BadInput(f"command {template!r} cannot be split into arguments: {exc}") from None
+    if not parts:
+        raise BadInput("the command is empty")
+    out = []
+    for part in parts:
+        try:
+            out.append(part.format_map(values))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise BadInput(f"command {template!r}: unknown placeholder {exc}; use {{tenant}}, {{surface}}, "
+                           "{day}") from None
+    return out
+
+
+def run_command(argv: list[str], *, timeout: float, redact: Any = None) -> CommandRun:
+    """Run ``argv`` (no shell) with a timeout; the last lines of its output are kept, secrets redacted."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+                              stdin=subprocess.DEVNULL, errors="replace")
+        code: int | None = proc.returncode
+        output = (proc.stdout or "") + (proc.stderr or "")
+    except subprocess.TimeoutExpired as exc:
+        code = None
+        output = _text(exc.stdout) + _text(exc.stderr) + f"\n(timed out after {timeout:.0f} s)"
+    except OSError as exc:
+        code, output = 127, f"cannot run {argv[0]!r}: {exc.strerror or exc}"
+    tail = "\n".join(output.strip().splitlines()[-_OUTPUT_LINES:])
+    if redact is not None:
+        tail = redact(tail)
+    return CommandRun(argv=list(argv), exit_code=code, seconds=round(time.monotonic() - started, 3), output=tail)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+_LEVERS = {
+    "manifest-rollback": _manifest_rollback,
+    "doc-revert": _doc_revert,
+    "cache-invalidate": _cache_invalidate,
+    "command": _command,
+}
+LEVERS = tuple(_LEVERS)

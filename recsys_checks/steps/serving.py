@@ -1,0 +1,280 @@
+"""Steps of the serving runbooks: probes, manifest and config/rules reads, and the decisions built on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..config import parse_duration
+from ..configrules import show
+from ..errors import ChecksError
+from ..health import check_health
+from ..manifest import history_check, status
+from ..recs import DEFAULT_USER, probe, served_vs_published
+from ..results import CheckResult
+from .fix import diagnosis, rerun_lever
+
+if TYPE_CHECKING:
+    from ..runrecord import RunbookRun
+
+DEFAULT_MAX_AGE = "26h"
+
+# Empty or failing recommendations: the probe's cause → (lever, lever_args, read-next runbook).
+_MANIFEST_CAUSES = {
+    "empty_artifact": {"kind": "popularity"},
+    "missing_blob": {"kind": "popularity"},
+    "no_popularity": {"kind": "popularity"},
+    "artifact_invalid": {},
+    "artifact_incompatible": {},
+    "manifest_missing": {},
+}
+_NO_LEVER = {
+    "request_filters": "the request's own filters (candidates, constraints) removed every item: fix the caller's "
+                       "request, not the deployment",
+    "bad_request": "the service rejected the request itself: fix the caller's request",
+    "unknown_tenant": "the service does not know this tenant: check the tenant id or create the tenant",
+    "auth": "the service refused the API key: check RECSYS_API_KEY",
+    "unreachable": "the service does not answer: follow the service-not-ready runbook",
+    "store_unreachable": "the service cannot read its artifact store: follow the service-not-ready runbook",
+    "bad_answer": "the service's answer could not be classified: look at it with `recsys-checks recs probe --json`",
+}
+
+
+def _guarded(check: str, run: RunbookRun, fn: Callable[[], CheckResult]) -> CheckResult:
+    """``fn()``, or a ``fail`` result naming the problem when it cannot run (unreachable, refused)."""
+    try:
+        return fn()
+    except ChecksError as exc:
+        return CheckResult(check, "fail", run.redact(str(exc)), {"error": run.redact(str(exc))}, None,
+                           f"{run.tenant}/{run.surface}")
+
+
+def _max_age(run: RunbookRun):
+    return parse_duration(str(run.params.get("max_age") or DEFAULT_MAX_AGE))
+
+
+def _user(run: RunbookRun) -> str:
+    return str(run.params.get("user_id") or DEFAULT_USER)
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def probe_recommendations(run: RunbookRun) -> CheckResult:
+    """Ask the service for recommendations as a client would, and name the cause when the answer is empty."""
+    return _guarded("recs.probe", run, lambda: probe(run.target, run.tenant, run.surface, user_id=_user(run)))
+
+
+def manifest_status(run: RunbookRun) -> CheckResult:
+    """The current manifest: present, valid, fresh, and every blob it names validates."""
+    return _guarded("manifest.status", run,
+                    lambda: status(run.target, run.tenant, run.surface, max_age=_max_age(run)))
+
+
+def manifest_history(run: RunbookRun) -> CheckResult:
+    """Published versions, newest first, with the valid rollback targets marked."""
+    return _guarded("manifest.history", run, lambda: history_check(run.target, run.tenant, run.surface))
+
+
+def served_vs_published_check(run: RunbookRun) -> CheckResult:
+    """What the service serves against what the manifest publishes: consistent, cache stale or pipeline stale."""
+    return _guarded("recs.served_vs_published", run, lambda: served_vs_published(
+        run.target, run.tenant, run.surface, user_id=_user(run), max_age=_max_age(run)))
+
+
+def config_and_rules(run: RunbookRun) -> CheckResult:
+    """The tenant's current config and rules documents and their versions (missing ones named)."""
+    rows: list[dict[str, Any]] = []
+    for kind in ("config", "rules"):
+        result = _guarded(f"{kind}.show", run, lambda kind=kind: show(run.target, run.tenant, kind))
+        problem = result.data.get("problem") or {}
+        missing = result.status == "fail" and (problem.get("status") == 404 or "NOT_FOUND" in str(problem))
+        rows.append({"kind": kind, "status": result.status, "version": result.data.get("version"),
+                     "missing": missing, "summary": result.summary})
+    failing = [r for r in rows if r["status"] == "fail"]
+    summary = "; ".join(r["summary"] for r in rows)
+    data = {"documents": rows, "missing": [r["kind"] for r in rows if r["missing"]]}
+    return CheckResult("config_rules.show", "fail" if failing else "ok", summary, data, None, run.tenant)
+
+
+def service_health(run: RunbookRun) -> CheckResult:
+    """Liveness, readiness, each dependency and key metrics of the service."""
+    return _guarded("health", run, lambda: check_health(run.target))
+
+
+# --------------------------------------------------------------------------------------------------- diagnoses
+
+
+def _probe_cause(run: RunbookRun, step: str = "probe") -> tuple[str | None, CheckResult | None]:
+    result = run.result(step)
+    if not isinstance(result, CheckResult):
+        return None, None
+    if result.status != "fail":
+        return None, result
+    return result.data.get("cause") or "unknown", result
+
+
+def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
+    """Tell a bad publish from rules that filter everything, missing config/rules, a stale cache and a bad request."""
+    cause, probe_result = _probe_cause(run)
+    if probe_result is None:
+        return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+    if cause is None:
+        return diagnosis(run, f"recommendations are served: {probe_result.summary}")
+    docs = run.result("config-rules")
+    missing = docs.data.get("missing") if isinstance(docs, CheckResult) else []
+    if missing and cause in ("cache_stale", "unknown"):
+        kinds = " and ".join(missing)
+        return diagnosis(run, f"{run.tenant} has no {kinds} document: the service ranks without it", cause=f"{missing[0]}_missing",
+                         no_lever=f"restore the tenant's {kinds} (PUT the last known document; `recsys-checks "
+                         f"{missing[0]} history --tenant {run.tenant}` shows earlier versions)",
+                         runbook="rollback-config-rules")
+    return _serving_diagnosis(run, cause, probe_result)
+
+
+def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -> CheckResult:
+    summary = probe_result.summary
+    if cause in _MANIFEST_CAUSES:
+        return diagnosis(run, summary, cause=cause, lever="manifest-rollback", lever_args=_MANIFEST_CAUSES[cause],
+                         runbook="rollback-manifest")
+    if cause == "rules_block_all":
+        return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args={"kind": "rules"},
+                         runbook="rollback-config-rules")
+    if cause == "config_weights":
+        return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args={"kind": "config"},
+                         runbook="rollback-config-rules")
+    if cause == "cache_stale":
+        return diagnosis(run, summary, cause=cause, lever="cache-invalidate", lever_args={"targets": ["popularity"]},
+                         runbook="stale-manifest")
+    return diagnosis(run, summary, cause=cause, no_lever=_NO_LEVER.get(cause, summary),
+                     runbook=probe_result.data.get("runbook"))
+
+
+def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
+    """Tell "the pipeline did not publish" from "the service serves a cache older than a fresh manifest" from
+    "the manifest cannot be read"."""
+    ms = run.result("manifest-status")
+    svp = run.result("served-vs-published")
+    if not isinstance(ms, CheckResult):
+        return diagnosis(run, "the manifest was not read", cause="manifest_unread", no_lever="run manifest-status")
+    condition = ms.data.get("condition")
+    if condition in ("missing", "invalid"):
+        return diagnosis(run, f"the manifest cannot be used: {ms.summary}", cause="manifest_unreadable",
+                         lever="manifest-rollback", runbook="rollback-manifest")
+    if condition == "stale" or ms.status == "fail" and condition is None:
+        if condition is None:
+            return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable",
+                             no_lever="check the object store and the credentials (service-not-ready runbook)",
+                             runbook="service-not-ready")
+        return rerun_lever(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
+                              cause="pipeline_not_published", runbook="stale-artifacts")
+    if isinstance(svp, CheckResult) and svp.data.get("verdict") == "cache_stale":
+        return diagnosis(run, svp.summary, cause="service_cache_stale", lever="cache-invalidate",
+                         lever_args={"targets": ["popularity"]})
+    if isinstance(svp, CheckResult) and svp.status == "fail" and svp.data.get("verdict") not in ("pipeline_stale",):
+        return diagnosis(run, svp.summary, cause="served_unexplained",
+                         no_lever="the manifest is fresh but what the service serves is not explained by it; "
+                                  "look at `recsys-checks recs probe` and the service's logs",
+                         runbook="empty-recs")
+    return diagnosis(run, f"the manifest is fresh and the service serves it: {ms.summary}")
+
+
+def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
+    """A broken current version (invalid, empty, missing blob, unreadable manifest) or an explicit request."""
+    to = str(run.params.get("to_version") or "").strip()
+    kind = str(run.params.get("kind") or "").strip() or None
+    args: dict[str, Any] = {"to": to or None, "kind": kind}
+    ms = run.result("manifest-status")
+    cause, probe_result = _probe_cause(run)
+    if to:
+        return diagnosis(run, f"rollback of {run.tenant}/{run.surface} to {to} requested", cause="requested",
+                         lever="manifest-rollback", lever_args=args)
+    if probe_result is not None and cause in _MANIFEST_CAUSES:
+        return diagnosis(run, probe_result.summary, cause=cause, lever="manifest-rollback",
+                         lever_args={**_MANIFEST_CAUSES[cause], **({"kind": kind} if kind else {})})
+    if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
+        failing = [r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"]
+        one = kind or (failing[0] if len(failing) == 1 else None)
+        return diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
+                         lever="manifest-rollback", lever_args={"kind": one})
+    if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
+        return diagnosis(run, ms.summary, cause="stale", runbook="stale-manifest",
+                         no_lever="a stale manifest is fixed by a publish, not a rollback (stale-manifest runbook)")
+    return diagnosis(run, "the current version is valid and nothing asked for a rollback (set to_version to roll "
+                     "back a version that is valid but wrong)")
+
+
+def diagnose_config_rules(run: RunbookRun) -> CheckResult:
+    """Config weights that leave no signal, or rules that block everything; or a revert the operator asked for."""
+    kind = str(run.params.get("kind") or "auto")
+    to = str(run.params.get("to_version") or "").strip() or None
+    cause, probe_result = _probe_cause(run)
+    if to and kind in ("config", "rules"):
+        return diagnosis(run, f"revert of the {kind} of {run.tenant} to {to} requested", cause="requested",
+                         lever="doc-revert", lever_args={"kind": kind, "to": to})
+    if probe_result is None:
+        return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+    if cause is None:
+        return diagnosis(run, f"recommendations are served: {probe_result.summary}")
+    if cause in ("config_weights", "rules_block_all"):
+        which = "config" if cause == "config_weights" else "rules"
+        if kind in ("config", "rules") and kind != which:
+            which = kind
+        return diagnosis(run, probe_result.summary, cause=cause, lever="doc-revert", lever_args={"kind": which})
+    return diagnosis(run, probe_result.summary, cause=cause, runbook=probe_result.data.get("runbook") or "empty-recs",
+                     no_lever="the empty answer is not explained by config or rules; follow the empty-recs runbook")
+
+
+def diagnose_not_ready(run: RunbookRun) -> CheckResult:
+    """Down, not ready (which dependency), or up but unable to read its artifact store."""
+    health = run.result("health")
+    cause, probe_result = _probe_cause(run)
+    if not isinstance(health, CheckResult):
+        return diagnosis(run, "health was not checked", cause="health_missing", no_lever="run the health step")
+    data = health.data
+    checks = (data.get("detail") or {}).get("checks") or []
+    failing = [c["name"] for c in checks if c.get("status") not in ("ok", "up", "pass", "healthy", "ready")]
+    if data.get("error"):
+        found, summary = "service_down", f"the service does not answer: {health.summary}"
+    elif (data.get("live") or {}).get("status_code") not in (200, None) and not failing:
+        found, summary = "service_down", health.summary
+    elif (data.get("ready") or {}).get("status_code") not in (200, None):
+        found, summary = "not_ready", health.summary
+    elif failing:
+        found, summary = "dependency_failed", health.summary
+    elif cause == "store_unreachable" and probe_result is not None:
+        found, summary = "store_unreachable", probe_result.summary
+    else:
+        return diagnosis(run, f"the service is live and ready: {health.summary}")
+    evidence = [{"dependency": name} for name in failing]
+    command = str(run.params.get("recovery_command") or "").strip()
+    if command:
+        return diagnosis(run, summary, cause=found, lever="command", evidence=evidence,
+                         lever_args={"command": command, "what": "run the recovery command"})
+    return diagnosis(run, summary, cause=found, evidence=evidence,
+                     no_lever="the fix is in the infrastructure (" + (", ".join(failing) or "the service process")
+                              + "): restore it, or pass your platform's restart or failover command as "
+                              "recovery_command")
+
+
+# --------------------------------------------------------------------------------------------------- verification
+
+
+def verify_recommendations(run: RunbookRun) -> CheckResult:
+    """After the fix: the service answers the probe with items."""
+    return probe_recommendations(run)
+
+
+def verify_manifest(run: RunbookRun) -> CheckResult:
+    """After the fix: the manifest is present, valid and fresh."""
+    return manifest_status(run)
+
+
+def verify_served(run: RunbookRun) -> CheckResult:
+    """After the fix: the service serves what the manifest publishes."""
+    return served_vs_published_check(run)
+
+
+def verify_health(run: RunbookRun) -> CheckResult:
+    """After the fix: the service is live and ready and every dependency answers."""
+    return service_health(run)
