@@ -318,8 +318,10 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
     return RunbookSpec(
         id=runbook_id, title=_text(doc["title"], f"{where}: title"), layer=layer,
         summary=_text(doc["summary"], f"{where}: summary"),
-        symptoms=tuple(_text(s, f"{where}: symptoms[]") for s in _list(doc["symptoms"], f"{where}: symptoms")),
-        alerts=tuple(_text(s, f"{where}: alerts[]") for s in _list(doc.get("alerts") or [], f"{where}: alerts")),
+        symptoms=tuple(_text(s, f"{where}: symptoms[{n}]")
+                       for n, s in enumerate(_list(doc["symptoms"], f"{where}: symptoms"))),
+        alerts=tuple(_text(s, f"{where}: alerts[{n}]")
+                     for n, s in enumerate(_list(doc.get("alerts") or [], f"{where}: alerts"))),
         parameters=params, steps=tuple(steps), decision=decision,
         verification=_text(doc["verification"], f"{where}: verification"), read_next=read_next, drills=drills,
         manual=manual, path=path,

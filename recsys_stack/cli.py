@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-at", metavar="STEP[:KIND]",
                    help="make the run fail at blob, validate, record (optionally for one kind, e.g. record:cooc) or "
                    "swap, as a broken pipeline would; the manifest stays as it was")
+    p.add_argument("--max-events", type=_positive_int, metavar="N",
+                   help="most events a day may have (default: the job's configured limit, 1000000)")
+    p.add_argument("--max-items", type=_positive_int, metavar="N",
+                   help="most distinct items a day may have (default: the job's configured limit, 10000)")
 
     from .faults import FAULTS
 
@@ -258,7 +262,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         check_target(ctx.info, args.tenant, args.surface)
         try:
-            run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC), fail_at=args.fail_at)
+            run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC), fail_at=args.fail_at,
+                              max_events=args.max_events, max_items=args.max_items)
         except PublishError as exc:
             print(str(exc), file=sys.stderr, flush=True)
             return exc.exit_code  # 1 runtime failure, 2 usage error, as the suite's pipelines exit

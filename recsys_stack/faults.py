@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from . import runner
+from .publisher import reset_job_limits, set_job_limits
 from .runner import StackError
 
 FAULT_ACTOR = "fault-injector"
@@ -105,9 +106,13 @@ class FaultContext:
         return resp.json().get(f"{kind}_version", "")
 
     def publish(self, tenant: str, surface: str, **kwargs) -> dict:
-        from .publisher import next_day, publish
+        from .publisher import job_limits, next_day, publish
 
         day = kwargs.pop("day", None) or next_day(self.store, tenant, surface)
+        for name, value in job_limits(self.root).items():  # the job's configured limits, unless overridden
+            if kwargs.get(name) is None:
+                kwargs[name] = value
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         return publish(self.store, self.root, tenant=tenant, surface=surface, day=day, **kwargs)
 
     def publish_failing(self, tenant: str, surface: str, expected: str, **kwargs) -> str:
@@ -207,10 +212,10 @@ def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
     path = ensure_events(ctx.root, tenant, surface, day)
     with open(path, "rb") as fh:
         count = sum(1 for line in fh if line.strip())
-    # The day's events exceed the job's limit: the job refuses the day rather than publish a truncated artifact.
-    return ctx.publish_failing(
-        tenant, surface, "limit_exceeded", day=day, now=datetime.now(UTC), max_events=max(1, count // 2)
-    )
+    # The job's configured limit is now below a day's volume: every run refuses the day rather than publish a
+    # truncated artifact, until the limit is raised (`recsys-stack publish --max-events N`) or restored (`heal`).
+    set_job_limits(ctx.root, max_events=max(1, count // 2))
+    return ctx.publish_failing(tenant, surface, "limit_exceeded", day=day, now=datetime.now(UTC))
 
 
 def _bad_rules(ctx: FaultContext, tenant: str, surface: str) -> str:
@@ -342,7 +347,7 @@ def check_target(info: Mapping, tenant: str, surface: str) -> None:
 
 
 def heal(root: Path) -> list[str]:
-    """Undo store-down and not-ready; returns what was undone (empty when nothing was broken)."""
+    """Undo store-down, not-ready and a lowered job limit; returns what was undone (empty when nothing was broken)."""
     root = Path(root).resolve()
     info = runner.require_stack(root)
     done = []
@@ -366,6 +371,8 @@ def heal(root: Path) -> list[str]:
             db.unlink()
         db_aside.rename(db)
         done.append("admin database restored")
+    if reset_job_limits(root):
+        done.append("pipeline job limits restored")
     return done
 
 

@@ -106,6 +106,32 @@ def run_logs(root: Path, tenant: str, surface: str) -> list[dict]:
     return sorted(logs, key=lambda log: (log.get("started_at", ""), log.get("run_id", "")), reverse=True)
 
 
+def job_limits_path(root: Path) -> Path:
+    return Path(root) / "pipeline.json"
+
+
+def job_limits(root: Path) -> dict[str, int]:
+    """The job's configured limits (``max_events``, ``max_items``) from ``ROOT/pipeline.json``; empty: defaults."""
+    try:
+        doc = json.loads(job_limits_path(root).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {k: int(v) for k, v in doc.items() if k in ("max_events", "max_items")}
+
+
+def set_job_limits(root: Path, **limits: int) -> None:
+    write_file_atomic(job_limits_path(root), (json.dumps({**job_limits(root), **limits}, indent=2) + "\n").encode())
+
+
+def reset_job_limits(root: Path) -> bool:
+    """Back to the default limits; True when something was reset."""
+    path = job_limits_path(root)
+    if not path.exists():
+        return False
+    path.unlink()
+    return True
+
+
 # --- arguments -----------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,82 @@
+"""Every runbook's drill against a fresh local stack, through `recsys-checks runbook run`, as CI proves them.
+
+For each drill (fault × store): a healthy stack is ``healthy`` and nothing changes; with the fault injected a dry
+run is ``action-required`` with the right cause and nothing changes; ``--execute`` ends as the drill says
+(``mitigated``, with audit records, or ``action-required`` where the fix is out of reach); and a run after a
+mitigation is ``healthy`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from checks_integration.checkskit import Checks
+from stackfixture import running_stack
+
+from recsys_checks.runbook import load_all
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import drills  # noqa: E402
+
+SPECS = load_all()
+CASES = [
+    pytest.param(spec, drill, store, id=f"{spec.id}-{drill.fault}-{store}")
+    for spec in SPECS for drill in spec.drills for store in drill.stores
+]
+
+
+def _state(checks: Checks) -> dict:
+    return {"store": checks.store_snapshot(), "admin": checks.admin_state("demo")}
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize(("spec", "drill", "store"), CASES)
+def test_drill(spec, drill, store, tmp_path: Path) -> None:
+    """Healthy → fault (dry run, nothing changed) → execute (as the drill says) → healthy again, nothing changed."""
+    with running_stack(store, tmp_path / "stack") as stack:
+        checks = Checks(stack)
+        env = drills.client_env(stack.env)
+        params = drills.drill_params(drill, stack.root)
+        secrets = [v for k, v in stack.env.items() if k in ("RECSYS_API_KEY", "RECSYS_ARTIFACT_S3_SECRET_KEY") and v]
+
+        def run(phase: str, execute: bool) -> drills.Outcome:
+            outcome = drills.run_runbook(spec.id, params, env, tmp_path / phase, execute=execute, phase=phase)
+            for path in (outcome.out / f"{spec.id}.ipynb", outcome.out / f"{spec.id}.result.json"):
+                assert path.exists(), f"{path} missing\n{outcome.describe()}"
+                text = path.read_text()
+                assert not any(s in text for s in secrets), f"a secret reached {path}"
+            assert not any(s in outcome.stdout + outcome.stderr for s in secrets)
+            return outcome
+
+        before = _state(checks)
+        healthy = run("healthy", execute=False)
+        assert (healthy.exit_code, healthy.verdict) == (0, "healthy"), healthy.describe()
+        assert _state(checks) == before, "a healthy run changed the stack"
+
+        drills.inject(stack.root, drill.fault)
+        broken = _state(checks)
+        dry = run("dry-run", execute=False)
+        assert drills.matches(dry, drill.dry_run.verdict, drill.dry_run.cause), dry.describe()
+        assert dry.exit_code == 1
+        assert _state(checks) == broken, "a dry run changed the stack"
+
+        fixed = run("execute", execute=True)
+        assert drills.matches(fixed, drill.execute.verdict, drill.execute.cause), fixed.describe()
+        if drill.execute.verdict == "mitigated":
+            assert fixed.exit_code == 0
+            changed = fixed.record["changed"]
+            assert changed, "a mitigation that changed nothing"
+            for change in changed:
+                if change["action"] != "command":
+                    assert change["audit"], f"no audit record for {change}"
+        else:
+            assert fixed.exit_code == 1
+
+        if drill.rerun is not None:
+            settled = _state(checks)
+            again = run("rerun", execute=False)
+            assert drills.matches(again, drill.rerun.verdict, drill.rerun.cause), again.describe()
+            assert _state(checks) == settled, "a run after the fix changed the stack"
