@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
                    help="set a parameter (repeatable), e.g. -p tenant=demo -p surface=home")
     p.add_argument("--execute", action="store_true", help="let mutating steps apply their plan (default: dry run)")
+    p.add_argument("--reason", help="why, for the audit records of any change (the same as -p reason=TEXT)")
     p.add_argument("--out", metavar="DIR", help="where the executed notebook and the run record go (default "
                    "incidents/<UTC time>-ID)")
     p.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
@@ -230,6 +231,10 @@ def _runbook_run(args: argparse.Namespace) -> int:
         if name in given:
             raise BadInput(f"parameter {name} is given twice")
         given[name] = value
+    if args.reason is not None:
+        if "reason" in given:
+            raise BadInput("give the reason once: --reason or -p reason=..., not both")
+        given["reason"] = args.reason
     record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
     print_record(record, out, args.json)
     return 0 if record.get("verdict") in OK_VERDICTS else 1

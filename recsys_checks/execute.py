@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SECRET_VARIABLES
-from .errors import BadInput
+from .errors import BadInput, ChecksError
 from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
 from .runrecord import RECORD_ENV, find_secrets
 from .timefmt import format_z
@@ -25,6 +25,12 @@ from .timefmt import format_z
 DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
 KERNEL_START_TIMEOUT = 60.0
 OK_VERDICTS = ("healthy", "mitigated")
+
+
+class OutputRefused(ChecksError):
+    """The run's outputs would carry a secret: nothing is written (exit 1, the run failed)."""
+
+    exit_code = 1
 
 
 def default_out_dir(runbook_id: str, now: datetime | None = None) -> Path:
@@ -76,13 +82,15 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
             str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
             request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
             cwd=os.getcwd(),
+            # The kernel listens on loopback only; its notice about unencrypted TCP would be noise on every run.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
-        failure = {"cell": _cell_name(executed, exc.cell_index), "error": f"{exc.ename}: {exc.evalue}"}
+        failure = {"cell": _stopped_cell(executed), "error": f"{exc.ename}: {exc.evalue}"}
     except CellTimeoutError:
-        failure = {"cell": _running_cell(executed), "error": f"a cell ran longer than the {timeout:.0f} s timeout"}
+        failure = {"cell": _stopped_cell(executed), "error": f"a cell ran longer than the {timeout:.0f} s timeout"}
     except DeadKernelError as exc:
-        failure = {"cell": _running_cell(executed), "error": f"the kernel died ({exc})"}
+        failure = {"cell": _stopped_cell(executed), "error": f"the kernel died ({exc})"}
     except (RuntimeError, OSError) as exc:
         failure = {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
     finally:
@@ -99,7 +107,7 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         leaked |= set(find_secrets(executed.read_text(encoding="utf-8", errors="replace")))
     if leaked:
         shutil.rmtree(work, ignore_errors=True)
-        raise BadInput(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written to "
+        raise OutputRefused(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written to "
                        f"{out}; the run's own changes (if any) are in the audit records")
     for path in (executed, record_path):
         if path.exists():
@@ -145,17 +153,12 @@ def _name(cell: dict[str, Any]) -> str:
     return next((t for t in tags if t.startswith("step:")), tags[0] if tags else "an untagged cell")
 
 
-def _cell_name(path: Path, index: int | None) -> str | None:
-    cells = _cells(path)
-    if index is None or not 0 <= index < len(cells):
-        return _running_cell(path)
-    return _name(cells[index])
-
-
-def _running_cell(path: Path) -> str | None:
-    """The cell papermill marked as running or failed when execution stopped."""
-    for cell in _cells(path):
-        status = ((cell.get("metadata") or {}).get("papermill") or {}).get("status")
-        if status in ("running", "failed"):
-            return _name(cell)
-    return None
+def _stopped_cell(path: Path) -> str | None:
+    """The cell execution stopped at: the one papermill marked with an exception, else the last one started."""
+    cells = [c for c in _cells(path) if c.get("cell_type") == "code"]
+    marks = [(c, (c.get("metadata") or {}).get("papermill") or {}) for c in cells]
+    failed = [c for c, m in marks if m.get("exception")]
+    if failed:
+        return _name(failed[0])
+    started = [c for c, m in marks if m.get("start_time")]
+    return _name(started[-1]) if started else None

@@ -323,6 +323,14 @@ class ServiceClient:
             answer = self._answer("/health")
         return answer
 
+    def metric_families(self) -> set[str]:
+        """The metric names ``/metrics`` declares (``# TYPE`` lines), whether or not they have samples yet."""
+        response = self._send("GET", "/metrics")
+        if response.status_code >= 400:
+            raise self._problem(response, "GET", "/metrics")
+        return {line.split()[2] for line in response.text.splitlines()
+                if line.startswith("# TYPE ") and len(line.split()) >= 4}
+
     def metrics(self) -> dict[str, float]:
         """``GET /metrics`` parsed into ``{name{labels}: value}``."""
         response = self._send("GET", "/metrics")

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("publish", "Publish one day for a tenant/surface, then invalidate the service's popularity cache.")
     p.add_argument("--tenant", type=_segment("tenant"), required=True)
     p.add_argument("--surface", type=_segment("surface"), required=True)
-    p.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: the day after the current window)")
+    p.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: the day after the checkpoint and the current window)")
     p.add_argument("--no-invalidate", action="store_true", help="leave the service's caches alone")
     p.add_argument("--fail-at", metavar="STEP[:KIND]",
                    help="make the run fail at blob, validate, record (optionally for one kind, e.g. record:cooc) or "

@@ -106,9 +106,9 @@ class FaultContext:
         return resp.json().get(f"{kind}_version", "")
 
     def publish(self, tenant: str, surface: str, **kwargs) -> dict:
-        from .publisher import job_limits, next_day, publish
+        from .publisher import job_limits, publish, scheduled_day
 
-        day = kwargs.pop("day", None) or next_day(self.store, tenant, surface)
+        day = kwargs.pop("day", None) or scheduled_day(self.store, self.root, tenant, surface)
         for name, value in job_limits(self.root).items():  # the job's configured limits, unless overridden
             if kwargs.get(name) is None:
                 kwargs[name] = value
@@ -206,9 +206,9 @@ def _limit_exceeded(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
     from .events import ensure_events
-    from .publisher import next_day
+    from .publisher import scheduled_day
 
-    day = next_day(ctx.store, tenant, surface)
+    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
     path = ensure_events(ctx.root, tenant, surface, day)
     with open(path, "rb") as fh:
         count = sum(1 for line in fh if line.strip())

@@ -501,3 +501,14 @@ def next_day(store: ObjectStore, tenant: str, surface: str, *, today: date | Non
         raise PublishError("dependency", f"object store: {exc}") from None
     except (ValueError, KeyError, TypeError):
         return fallback
+
+
+def scheduled_day(store: ObjectStore, root: Path, tenant: str, surface: str, *, today: date | None = None) -> date:
+    """The day a scheduler runs next: after the last successful day (the checkpoint) and after the current window.
+
+    After a rollback the manifest's window is older than the checkpoint; the pipeline still continues from its
+    checkpoint, so it never re-publishes a day it already published.
+    """
+    day = next_day(store, tenant, surface, today=today)
+    done = read_checkpoint(root, tenant, surface)
+    return max(day, done + timedelta(days=1)) if done is not None else day

@@ -1,9 +1,12 @@
-"""`make demo`: start the local stack, ask it for a real recommendation, stop it again.
+"""`make demo`: a game day on the local stack.
 
-    python scripts/demo.py [--store file|s3]
+    python scripts/demo.py [--store file|s3] [--out DIR]
 
-The stack runs in a temporary directory and is always stopped, even when something fails; the script exits
-non-zero if any step failed or a process of the stack is still running afterwards.
+Starts the stack, asks it for one recommendation (evidence that it serves), then for every fault of the stack:
+injects it, runs the runbook that answers it with ``--execute`` exactly as on-call would
+(``recsys-checks runbook run ID --execute``), and records the detected cause, the verdict and the seconds from the
+start of the run to the verified recovery. Prints one table, leaves the executed notebooks and run records under
+``incidents/gameday-<UTC time>/``, stops the stack, and exits 0 only if every scenario ended as its drill expects.
 """
 
 from __future__ import annotations
@@ -15,9 +18,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drills  # noqa: E402
+
+from recsys_checks.runbook import load_all  # noqa: E402
+from recsys_stack.faults import FAULTS  # noqa: E402
+from recsys_stack.runner import client_env, read_secrets  # noqa: E402
 
 TENANT, SURFACE = "demo", "home"
 
@@ -26,41 +38,22 @@ def stack(*args: str) -> None:
     """Run one `recsys-stack` command, showing it as a person would type it."""
     print(f"$ recsys-stack {' '.join(args)}", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    subprocess.run([sys.executable, "-m", "recsys_stack.cli", *args], check=True, env=env)
+    subprocess.run([sys.executable, "-m", "recsys_stack.cli", *args], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def read_secrets(root: Path) -> dict[str, str]:
-    lines = (root / "secrets.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
-
-
-def recommend(base_url: str, api_key: str) -> dict:
-    """POST /v1/recommend for demo/home, as any client of the service would."""
-    body = {"surface": SURFACE, "k": 10, "user": {"user_id": "demo-user"}}
+def first_recommendation(base_url: str, api_key: str) -> str:
+    body = {"surface": SURFACE, "k": 5, "user": {"user_id": "demo-user"}}
     headers = {"X-Org-Id": TENANT, "X-API-Key": api_key, "X-Request-Id": "make-demo"}
-    print(f"\nPOST {base_url}/v1/recommend  (tenant {TENANT})  {json.dumps(body)}", flush=True)
     with httpx.Client(timeout=10.0, trust_env=False) as client:
         resp = client.post(f"{base_url}/v1/recommend", json=body, headers=headers)
     resp.raise_for_status()
-    return resp.json()
-
-
-def show(result: dict) -> None:
-    items = result.get("items") or []
-    print(f"\n{'rank':>4}  {'item_id':<10} {'score':>8}")
-    for item in items:
-        print(f"{item['rank']:>4}  {item['item_id']:<10} {item['score']:>8}")
-    meta = result.get("meta", {})
-    print(f"\nconfig_version: {meta.get('config_version')}")
-    print(f"rules_version:  {meta.get('rules_version')}")
-    for warning in result.get("warnings") or []:
-        print(f"warning: {warning.get('code')}: {warning.get('detail')}")
+    items = resp.json().get("items") or []
     if not items:
-        raise RuntimeError("the service answered with no items")
+        raise RuntimeError("the freshly started stack served no items")
+    return ", ".join(f"{i['item_id']} ({i['score']})" for i in items)
 
 
 def recorded_processes(root: Path) -> dict[str, int]:
-    """The processes stack.json says the stack is running."""
     try:
         return json.loads((root / "stack.json").read_text()).get("processes") or {}
     except FileNotFoundError:
@@ -68,35 +61,89 @@ def recorded_processes(root: Path) -> dict[str, int]:
 
 
 def leftover_processes(started: dict[str, int]) -> dict[str, int]:
-    """Those of ``started`` that are still alive."""
-    left = {}
-    for name, pid in started.items():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    return {name: pid for name, pid in started.items() if _alive(pid)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return True
+    return state not in ("Z", "X")
+
+
+def game_day(root: Path, out: Path) -> list[dict]:
+    info = json.loads((root / "stack.json").read_text())
+    env = drills.client_env(client_env(info, read_secrets(root)))
+    specs = load_all()
+    rows = []
+    for n, fault in enumerate(FAULTS.values(), 1):
+        drill = drills.drill_for_fault(specs, fault.name, fault.runbook)
+        row = {"fault": fault.name, "runbook": fault.runbook, "cause": "-", "verdict": "-", "seconds": None,
+               "expected": drill.execute.verdict if drill else "a drill", "ok": False}
+        rows.append(row)
+        if drill is None:
+            row["verdict"] = f"no drill for {fault.name} in {fault.runbook}"
             continue
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] if Path("/proc").exists() else "?"
-        if state not in ("Z", "X"):
-            left[name] = pid
-    return left
+        try:
+            drills.inject(root, fault.name, TENANT, SURFACE)
+            params = drills.drill_params(drill, root, TENANT, SURFACE)
+            outcome = drills.run_runbook(fault.runbook, {**params, "reason": f"game day: {fault.name}"}, env,
+                                         out / f"{n:02d}-{fault.name}", execute=True, phase="execute")
+        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+            row["verdict"] = f"error: {exc}"
+            continue
+        finally:
+            drills.heal(root)
+        row.update(cause=outcome.cause or "-", verdict=outcome.verdict or f"exit {outcome.exit_code}",
+                   seconds=outcome.seconds,
+                   ok=drills.matches(outcome, drill.execute.verdict, drill.execute.cause))
+        mark = "ok " if row["ok"] else "UNEXPECTED"
+        print(f"  {mark} {fault.name:<18} -> {fault.runbook:<22} {row['verdict']:<16} {row['cause']:<28} "
+              f"{outcome.seconds:5.1f} s", flush=True)
+    return rows
+
+
+def show(rows: list[dict]) -> None:
+    header = f"{'FAULT':<18}  {'RUNBOOK':<22}  {'DETECTED CAUSE':<28}  {'VERDICT':<16}  {'RECOVERY':>8}"
+    print("\n" + header)
+    print("-" * len(header))
+    for r in rows:
+        seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
+        flag = "" if r["ok"] else f"   (expected {r['expected']})"
+        print(f"{r['fault']:<18}  {r['runbook']:<22}  {r['cause']:<28}  {r['verdict']:<16}  {seconds:>8}{flag}")
+    times = sorted(r["seconds"] for r in rows if r["seconds"] is not None)
+    if times:
+        median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
+        print(f"\n{sum(r['ok'] for r in rows)} of {len(rows)} scenarios ended as expected; median fault-to-verified-"
+              f"recovery {median:.1f} s (from the start of the runbook run)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=("file", "s3"), default="file")
+    parser.add_argument("--out", type=Path, help="where the incidents go (default incidents/gameday-<UTC time>)")
     args = parser.parse_args(argv)
 
+    out = args.out or Path("incidents") / f"gameday-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     root = Path(tempfile.mkdtemp(prefix="recsys-stack-demo-"))
+    started_at = time.monotonic()
     ok = False
+    rows: list[dict] = []
     try:
         stack("up", "--detach", "--store", args.store, "--root", str(root))
         info = json.loads((root / "stack.json").read_text())
-        show(recommend(info["base_url"], read_secrets(root)["RECSYS_API_KEY"]))
-        ok = True
+        print(f"the stack serves {TENANT}/{SURFACE}: {first_recommendation(info['base_url'], read_secrets(root)['RECSYS_API_KEY'])}")
+        print(f"\ngame day: {len(FAULTS)} faults, each answered by its runbook with --execute", flush=True)
+        rows = game_day(root, out)
+        ok = bool(rows) and all(r["ok"] for r in rows)
     except Exception as exc:  # noqa: BLE001 - the demo reports and still stops the stack
         print(f"\ndemo failed: {exc}", file=sys.stderr)
     finally:
-        print(flush=True)
         started = recorded_processes(root)
         try:
             stack("down", "--root", str(root))
@@ -107,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         if left:
             print(f"processes still running after down: {left}", file=sys.stderr)
             ok = False
+    if rows:
+        show(rows)
+    print(f"executed notebooks and run records: {out}/   ({time.monotonic() - started_at:.0f} s in all)")
     if ok:
         shutil.rmtree(root, ignore_errors=True)
-        print("demo ok: the stack served a recommendation and is stopped")
+        print("game day ok: every fault was detected and recovered as its runbook's drill expects; the stack is stopped")
         return 0
-    print(f"demo failed; logs kept in {root / 'logs'}", file=sys.stderr)
+    print(f"game day FAILED; the stack's logs are kept in {root / 'logs'}", file=sys.stderr)
     return 1
 
 

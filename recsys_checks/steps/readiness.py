@@ -45,8 +45,8 @@ def health_and_metrics(run: RunbookRun) -> CheckResult:
     rows = [_item("health endpoints", health.status != "fail", health.summary)]
     try:
         with ServiceClient(run.target) as c:
-            names = {key.split("{", 1)[0] for key in c.metrics()}
-        missing = [m for m in SUITE_METRICS if not any(n.startswith(m) for n in names)]
+            names = c.metric_families()
+        missing = [m for m in SUITE_METRICS if m not in names and m.removesuffix("_total") not in names]
         rows.append(_item("metrics", not missing, "missing " + ", ".join(missing) if missing
                           else f"{len(SUITE_METRICS)} suite metrics exposed on /metrics"))
     except ChecksError as exc:

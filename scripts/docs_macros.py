@@ -1,0 +1,99 @@
+"""mkdocs-macros module: renders each runbook's how-to page from its spec (``{{ runbook_page("empty-recs") }}``).
+
+The spec is the single source: symptoms, the decision tree (as a Mermaid flowchart), each step with its command
+and notebook cell, parameters, verification, the drill CI runs and read-next all come from ``runbooks/ID.yaml``.
+The notebooks are copied into the built site so that each page links to its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from recsys_checks.runbook import RunbookSpec, load_all, load_spec, notebooks_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+_ROLE = {"check": "check", "info": "context", "diagnose": "decision", "act": "fix", "verify": "verification"}
+
+
+def _label(text: str) -> str:
+    """Text safe inside a Mermaid ``["..."]`` label."""
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;").replace("`", "")
+
+
+def flowchart(spec: RunbookSpec) -> str:
+    lines = ["```mermaid", "flowchart TD"]
+    checks = [s for s in spec.steps if s.role in ("check", "info")]
+    first = _label(spec.symptoms[0]) if spec.symptoms else _label(spec.title)
+    lines.append(f'  S["{first}"] --> C["{_label(" · ".join(s.title for s in checks))}"]')
+    lines.append('  C --> D{"What is the cause?"}')
+    lines.append('  D -->|"nothing wrong"| H(["healthy: nothing to do"])')
+    for n, d in enumerate(spec.decision):
+        lines.append(f'  D -->|"{_label(d["cause"])}"| K{n}["{_label(d["when"])}"]')
+        lines.append(f'  K{n} --> L{n}["{_label(d["lever"])}"]')
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def render(spec: RunbookSpec) -> str:
+    out = [f"# Runbook: {spec.title}", ""]
+    out += [f'!!! tip "Run it ({spec.layer} layer)"',
+            f"    From a shell: `recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home` is a dry run "
+            "that changes nothing; add `--execute` to let the fix step apply its plan.",
+            f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
+            f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
+            "", spec.summary, "", "## Symptoms", ""]
+    out += [f"- {s}" for s in spec.symptoms]
+    if spec.alerts:
+        out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
+    out += ["", "## Decision tree", "", flowchart(spec), ""]
+    out += ["| cause | when | lever |", "|---|---|---|"]
+    out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]
+    out += ["", "## Steps", ""]
+    for n, step in enumerate(spec.steps, 1):
+        mark = " — changes the deployment only with `--execute`" if step.mutates else ""
+        out += [f"### {n}. {step.title}", "", f"*{_ROLE[step.role]}{mark}.* {step.why}", ""]
+        if step.command:
+            out += ["```bash", step.command, "```", ""]
+        out += [f"Notebook cell `step:{step.id}`: `run.step({step.id!r}, {step.function})`", ""]
+    out += ["## Parameters", "", "Set with `-p NAME=VALUE` or in the notebook's parameters cell. Credentials are "
+            "never parameters: they come from the environment.", "", "| name | type | default | meaning |",
+            "|---|---|---|---|"]
+    for p in spec.parameters.values():
+        default = f"`{p.default!r}`"
+        out.append(f"| `{p.name}` | {p.type} | {default} | {p.help.replace('|', '/')} |")
+    if spec.manual:
+        out += ["", "## Checked by hand", "", "| item | what to look at |", "|---|---|"]
+        out += [f"| {m['item']} | {m['look_at']} |" for m in spec.manual]
+    out += ["", "## Verification", "", spec.verification, ""]
+    out += ["## Drill", "", "CI runs this runbook against the local stack with each fault below injected "
+            "(`make test`): a healthy run finds nothing, a dry run finds the cause and changes nothing, "
+            "`--execute` ends as shown, and a run after a fix finds nothing again.", "",
+            "| fault | stores | dry run | with `--execute` |", "|---|---|---|---|"]
+    for d in spec.drills:
+        cause = f" (`{d.dry_run.cause}`)" if d.dry_run.cause else ""
+        out.append(f"| `{d.fault}` | {', '.join(d.stores)} | {d.dry_run.verdict}{cause} | {d.execute.verdict} |")
+    if spec.read_next:
+        out += ["", "## Read next", ""]
+        out += [f"- [{r['title']}]({r['href']})" for r in spec.read_next]
+    return "\n".join(out) + "\n"
+
+
+def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
+    @env.macro
+    def runbook_page(runbook_id: str) -> str:
+        return render(load_spec(runbook_id))
+
+    @env.macro
+    def runbook_table() -> str:
+        rows = ["| runbook | layer | symptoms |", "|---|---|---|"]
+        for spec in load_all():
+            rows.append(f"| [{spec.title}](runbooks/{spec.id}.md) | {spec.layer} | {spec.symptoms[0]} |")
+        return "\n".join(rows)
+
+
+def on_post_build(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
+    site = Path(env.conf["site_dir"]) / "notebooks"
+    site.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted(notebooks_dir().glob("*.ipynb")):
+        shutil.copy2(notebook, site / notebook.name)

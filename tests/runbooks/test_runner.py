@@ -1,0 +1,133 @@
+"""`recsys-checks runbook run`: parameters checked before anything starts, failures named by cell, secrets never
+written. Runs real notebooks with papermill against a service that does not answer (no stack needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from recsys_checks.errors import BadInput
+from recsys_checks.execute import OutputRefused, run_runbook
+from recsys_checks.runbook import notebooks_dir, runbooks_dir
+
+SECRET = "not-a-real-key-5f2b9c"
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the runbooks and notebooks, and an environment whose service and store do not answer."""
+    shutil.copytree(runbooks_dir(), tmp_path / "runbooks")
+    shutil.copytree(notebooks_dir(), tmp_path / "notebooks")
+    monkeypatch.setenv("RECSYS_RUNBOOKS_DIR", str(tmp_path / "runbooks"))
+    monkeypatch.setenv("RECSYS_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RECSYS_ARTIFACT_MANIFEST_TEMPLATE",
+                       f"file://{tmp_path}/store/registry/current/{{tenant}}/{{surface}}/manifest.json")
+    monkeypatch.setenv("RECSYS_API_KEY", SECRET)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _replace_cell(root: Path, runbook_id: str, tag: str, source: str) -> None:
+    path = root / "notebooks" / f"{runbook_id}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if tag in (cell.metadata.get("tags") or []):
+            cell.source = source
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_a_runbook_against_a_dead_service_says_so(offline):
+    """Every step runs; the probe names the unreachable service; the verdict is action-required, not a crash."""
+    record, out = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert record["verdict"] == "action-required", record
+    assert record["cause"] == "unreachable"
+    assert [s["step"] for s in record["steps"]] == ["probe", "manifest-status", "config-rules", "diagnose", "fix",
+                                                     "verify"]
+    assert (out / "empty-recs.ipynb").is_file() and (out / "empty-recs.result.json").is_file()
+    assert SECRET not in (out / "empty-recs.ipynb").read_text() + (out / "empty-recs.result.json").read_text()
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_verdict_failed_with_the_cell_named(offline):
+    _replace_cell(offline, "empty-recs", "step:config-rules", "raise RuntimeError('the cell broke')")
+    record, out = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert record["verdict"] == "failed"
+    assert record["failure"]["cell"] == "step:config-rules"
+    assert record["failure"]["error"] == "RuntimeError: the cell broke"
+    assert [s["step"] for s in record["steps"]] == ["probe", "manifest-status"]  # what ran before it is kept
+    assert json.loads((out / "empty-recs.result.json").read_text())["verdict"] == "failed"
+
+
+@pytest.mark.slow
+def test_a_step_that_runs_past_the_timeout_is_failed(offline):
+    _replace_cell(offline, "empty-recs", "step:probe", "import time\ntime.sleep(60)")
+    record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out", timeout=3)
+    assert record["verdict"] == "failed"
+    assert record["failure"]["cell"] == "step:probe" and "timeout" in record["failure"]["error"]
+
+
+@pytest.mark.slow
+def test_outputs_carrying_a_secret_are_never_written(offline):
+    """A cell that prints the API key: nothing reaches the output folder, and the run fails closed."""
+    _replace_cell(offline, "empty-recs", "step:probe", "import os\nprint(os.environ['RECSYS_API_KEY'])")
+    with pytest.raises(OutputRefused, match="RECSYS_API_KEY"):
+        run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert not list((offline / "out").iterdir())
+
+
+def test_a_parameter_carrying_a_secret_value_is_refused(offline):
+    with pytest.raises(BadInput, match="contains the value of RECSYS_API_KEY"):
+        run_runbook("empty-recs", {"reason": f"key is {SECRET}"}, directory=offline / "runbooks",
+                    out_dir=offline / "out")
+    assert not (offline / "out" / "empty-recs.result.json").exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused(offline):
+    (offline / "out").mkdir()
+    (offline / "out" / "empty-recs.result.json").write_text("{}")
+    with pytest.raises(BadInput, match="already holds a run"):
+        run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-p", "tenant=../other"], "unsafe tenant"),
+    (["-p", "api_key=abc"], "looks like a credential"),
+    (["-p", "colour=red"], "has no parameter 'colour'"),
+    (["-p", "execute=perhaps"], "not true or false"),
+    (["-p", "tenant"], "is not NAME=VALUE"),
+])
+def test_bad_parameters_exit_2_before_anything_starts(offline, args, message):
+    proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "run", "empty-recs", *args,
+                           "--out", str(offline / "out")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    assert not (offline / "out").exists()
+
+
+def test_list_and_show_describe_the_runbooks(offline):
+    proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "list", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    ids = [r["id"] for r in json.loads(proc.stdout)["runbooks"]]
+    assert proc.returncode == 0 and "empty-recs" in ids and "rollback-manifest" in ids
+    proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "show", "empty-recs"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "recsys-checks recs probe --tenant {tenant} --surface {surface}" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "show", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown runbook 'nope'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_is_verdict_failed_with_the_cell_named(offline):
+    _replace_cell(offline, "empty-recs", "step:manifest-status", "import os\nos._exit(9)")
+    record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert record["verdict"] == "failed"
+    assert record["failure"]["cell"] == "step:manifest-status" and "kernel died" in record["failure"]["error"]

@@ -1,0 +1,296 @@
+"""The verdict rule and the decisions of each runbook, on results built by hand (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recsys_checks.config import Target
+from recsys_checks.results import ActionResult, CheckResult, Plan
+from recsys_checks.runrecord import Remedy, RunbookRun, changes_of, decide
+from recsys_checks.steps import fix, pipelines, serving
+
+
+def _run(runbook_id: str, tmp_path: Path, **params) -> RunbookRun:
+    target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
+                              "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
+    return RunbookRun(runbook_id, target=target, record_path=tmp_path / "out" / "record.json", **params)
+
+
+def _check(name: str, status: str, **data) -> CheckResult:
+    return CheckResult(name, status, f"{name} {status}", data)
+
+
+def _probe(cause: str | None) -> CheckResult:
+    return _check("recs.probe", "fail" if cause else "ok", cause=cause, runbook=None)
+
+
+# --- the verdict rule -------------------------------------------------------------------------------------------
+
+
+def test_nothing_found_is_healthy(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "fine")
+    assert decide(run.spec, run.results, None) == ("healthy", "")
+
+
+def test_found_and_dry_run_is_action_required(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["fix"] = Remedy("planned", "manifest-rollback", "would roll back")
+    verdict, why = decide(run.spec, run.results, None)
+    assert verdict == "action-required" and why.startswith("dry run: would roll back")
+
+
+def test_found_fixed_and_verified_is_mitigated(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
+    run.results["verify"] = _check("recs.probe", "ok")
+    assert decide(run.spec, run.results, None)[0] == "mitigated"
+
+
+def test_a_fix_that_does_not_verify_is_not_mitigated(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
+    run.results["verify"] = _check("recs.probe", "fail")
+    verdict, why = decide(run.spec, run.results, None)
+    assert verdict == "action-required" and "verification failed at verify" in why
+
+
+def test_no_lever_is_action_required_with_the_reason(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "filters", cause="request_filters", no_lever="fix the request")
+    run.results["fix"] = fix.apply_fix(run)
+    verdict, why = decide(run.spec, run.results, None)
+    assert verdict == "action-required" and "fix the request" in why
+
+
+def test_a_step_error_or_a_missing_diagnosis_is_failed(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    assert decide(run.spec, run.results, None)[0] == "failed"
+    assert decide(run.spec, run.results, {"step": "probe", "error": "boom"}) == (
+        "failed", "step probe could not run: boom")
+
+
+def test_changes_list_before_after_and_audit_of_applied_actions_only():
+    plan = Plan("manifest.rollback", "m", "e1", [{"what": "current.popularity", "before": "a", "after": "b"}])
+    applied = ActionResult("applied", "done", plan, audit="file:///audit/1.json")
+    planned = ActionResult("planned", "would", plan)
+    remedy = Remedy("applied", "manifest-rollback", "x", [applied, planned])
+    assert changes_of(remedy) == [{"action": "manifest.rollback", "what": "current.popularity", "before": "a",
+                                   "after": "b", "audit": "file:///audit/1.json"}]
+
+
+def test_the_run_record_is_written_and_secret_free(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_API_KEY", "sekrit-value-123")
+    run = _run("empty-recs", tmp_path, reason="drill")
+    run.results["diagnose"] = fix.diagnosis(run, "fine")
+    doc = run.finish()
+    stored = json.loads((tmp_path / "out" / "record.json").read_text())
+    assert stored["verdict"] == doc["verdict"] == "healthy"
+    assert stored["parameters"]["reason"] == "drill" and stored["execute"] is False
+    assert "sekrit-value-123" not in json.dumps(stored)
+
+
+def test_a_secret_in_a_step_summary_is_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_API_KEY", "sekrit-value-123")
+    run = _run("empty-recs", tmp_path)
+    run.step("probe", lambda r: _check("recs.probe", "fail", cause="auth", note="key sekrit-value-123"), show=False)
+    text = (tmp_path / "out" / "record.json").read_text()
+    assert "sekrit-value-123" not in text and "***" in text
+
+
+# --- decisions ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cause", "lever", "args"), [
+    ("empty_artifact", "manifest-rollback", {"kind": "popularity"}),
+    ("missing_blob", "manifest-rollback", {"kind": "popularity"}),
+    ("artifact_incompatible", "manifest-rollback", {}),
+    ("rules_block_all", "doc-revert", {"kind": "rules"}),
+    ("config_weights", "doc-revert", {"kind": "config"}),
+    ("cache_stale", "cache-invalidate", {"targets": ["popularity"]}),
+    ("request_filters", None, {}),
+    ("store_unreachable", None, {}),
+])
+def test_empty_recs_pulls_the_smallest_lever_for_each_cause(tmp_path, cause, lever, args):
+    run = _run("empty-recs", tmp_path)
+    run.results["probe"] = _probe(cause)
+    run.results["config-rules"] = _check("config_rules.show", "ok", missing=[])
+    found = serving.diagnose_empty_recs(run)
+    assert found.data["cause"] == cause and found.data["lever"] == lever
+    assert found.data["lever_args"] == args
+    assert (found.data["no_lever"] is None) == (lever is not None)
+
+
+def test_empty_recs_names_missing_config_before_guessing_a_stale_cache(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["probe"] = _probe("cache_stale")
+    run.results["config-rules"] = _check("config_rules.show", "fail", missing=["rules"])
+    found = serving.diagnose_empty_recs(run)
+    assert found.data["cause"] == "rules_missing" and found.data["lever"] is None
+
+
+def test_empty_recs_is_quiet_when_items_are_served(tmp_path):
+    run = _run("empty-recs", tmp_path)
+    run.results["probe"] = _probe(None)
+    assert serving.diagnose_empty_recs(run).data["problem"] is False
+
+
+@pytest.mark.parametrize(("condition", "verdict", "command", "cause", "lever"), [
+    ("stale", "pipeline_stale", "", "pipeline_not_published", None),
+    ("stale", "pipeline_stale", "publish {tenant}", "pipeline_not_published", "command"),
+    ("healthy", "cache_stale", "", "service_cache_stale", "cache-invalidate"),
+    ("invalid", None, "", "manifest_unreadable", "manifest-rollback"),
+    ("missing", None, "", "manifest_unreadable", "manifest-rollback"),
+    ("healthy", "consistent", "", None, None),
+])
+def test_stale_manifest_tells_pipeline_from_cache_from_unreadable(tmp_path, condition, verdict, command, cause, lever):
+    run = _run("stale-manifest", tmp_path, rerun_command=command)
+    run.results["manifest-status"] = _check("manifest.status", "ok" if condition == "healthy" else "fail",
+                                            condition=condition)
+    if verdict:
+        run.results["served-vs-published"] = _check("recs.served_vs_published",
+                                                    "ok" if verdict == "consistent" else "fail", verdict=verdict)
+    found = serving.diagnose_stale_manifest(run)
+    assert found.data["cause"] == cause and found.data["lever"] == lever
+
+
+def test_not_ready_names_the_failing_dependency_and_uses_only_a_given_command(tmp_path):
+    run = _run("service-not-ready", tmp_path)
+    health = _check("health", "fail", live={"status_code": 200}, ready={"status_code": 503},
+                    detail={"checks": [{"name": "database", "status": "fail"}]})
+    run.results["health"] = health
+    run.results["probe"] = _probe(None)
+    found = serving.diagnose_not_ready(run)
+    assert found.data["cause"] == "not_ready" and found.data["lever"] is None
+    assert "database" in found.data["no_lever"]
+    run = _run("service-not-ready", tmp_path, recovery_command="systemctl restart recsys")
+    run.results["health"], run.results["probe"] = health, _probe(None)
+    assert serving.diagnose_not_ready(run).data["lever"] == "command"
+
+
+def test_not_ready_is_quiet_on_a_ready_service(tmp_path):
+    run = _run("service-not-ready", tmp_path)
+    run.results["health"] = _check("health", "ok", live={"status_code": 200}, ready={"status_code": 200},
+                                   detail={"checks": [{"name": "database", "status": "ok"}]})
+    run.results["probe"] = _probe(None)
+    assert serving.diagnose_not_ready(run).data["problem"] is False
+
+
+# --- pipelines -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "kind", "rule"), [
+    ("run failed: limit_exceeded: 1200 events for demo/home on 2026-01-02 exceed max_events=600; raise the limit",
+     "limit_exceeded", "max_events"),
+    ("run failed: limit_exceeded: 20000 distinct items for demo/home on 2026-01-02 exceed max_items=10000; x",
+     "limit_exceeded", "max_items"),
+    ("run failed: validation_failed: popularity blob file:///o/demo/home/popularity/ab.json: item_id must be a "
+     "non-empty string", "validation_failed", "item_id"),
+    ("run failed: validation_failed: popularity blob s3://b/x/popularity/ab.json: blob content hashes to 1, not its "
+     "build.version 2", "validation_failed", "version_hash"),
+    ("run failed: dependency: object store: connection refused", "dependency", "object_store"),
+    ("run failed: dependency: manifest s3://b/m.json changed during the publish", "dependency", "concurrent_publish"),
+    ("run failed: invalid_argument: day '2026-13-01' must be a date", "invalid_argument", "arguments"),
+])
+def test_failures_are_classified_down_to_the_rule(line, kind, rule):
+    failure = pipelines.classify(f"some output\n{line}\n")
+    assert failure is not None and (failure.kind, failure.rule) == (kind, rule)
+
+
+def test_limit_failure_carries_observed_and_limit_and_day():
+    failure = pipelines.classify("run failed: limit_exceeded: 1200 events for demo/home on 2026-01-02 exceed "
+                                 "max_events=600; raise")
+    assert (failure.observed, failure.limit, failure.day) == (1200, 600, "2026-01-02")
+
+
+def test_a_log_without_a_failure_classifies_as_none():
+    assert pipelines.classify("published demo/home day 2026-01-02\nok\n") is None
+
+
+def _pipeline_run(tmp_path, runbook_id, *, kind, rule, day, checkpoint_day, condition="healthy", command=""):
+    run = _run(runbook_id, tmp_path, rerun_command=command)
+    run.results["job-log"] = _check("pipeline.job_log", "fail", given=True, kind=kind, rule=rule, day=day,
+                                    observed=10, limit=5)
+    run.results["checkpoint"] = _check("pipeline.checkpoint", "ok", given=True, day=checkpoint_day)
+    run.results["serving"] = _check("manifest.status", "ok" if condition == "healthy" else "fail", condition=condition)
+    return run
+
+
+def test_a_transient_failure_is_rerun_with_the_given_command_only(tmp_path):
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="dependency", rule="object_store", day="2026-01-03",
+                        checkpoint_day="2026-01-02")
+    found = pipelines.diagnose_pipeline_failed(run)
+    assert found.data["cause"] == "dependency:object_store" and found.data["lever"] is None
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="dependency", rule="object_store", day="2026-01-03",
+                        checkpoint_day="2026-01-02", command="rerun --day {day}")
+    found = pipelines.diagnose_pipeline_failed(run)
+    assert found.data["lever"] == "command" and found.data["lever_args"]["values"] == {"day": "2026-01-03"}
+
+
+def test_a_failure_already_published_since_is_healthy(tmp_path):
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="dependency", rule="object_store", day="2026-01-03",
+                        checkpoint_day="2026-01-03")
+    assert pipelines.diagnose_pipeline_failed(run).data["problem"] is False
+
+
+def test_pipeline_failed_sends_limits_and_validation_to_their_runbooks(tmp_path):
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="limit_exceeded", rule="max_events", day="2026-01-03",
+                        checkpoint_day="2026-01-02", command="rerun")
+    found = pipelines.diagnose_pipeline_failed(run)
+    assert found.data["runbook"] == "limit-exceeded" and found.data["lever"] is None
+
+
+def test_a_broken_manifest_comes_before_the_failed_run(tmp_path):
+    run = _pipeline_run(tmp_path, "validation-failed", kind="validation_failed", rule="item_id", day="2026-01-03",
+                        checkpoint_day="2026-01-02", condition="invalid")
+    found = pipelines.diagnose_validation_failed(run)
+    assert found.data["cause"] == "serving_broken" and found.data["lever"] == "manifest-rollback"
+
+
+def test_limit_exceeded_says_what_to_decide_without_a_command(tmp_path):
+    run = _pipeline_run(tmp_path, "limit-exceeded", kind="limit_exceeded", rule="max_events", day="2026-01-03",
+                        checkpoint_day="2026-01-02")
+    found = pipelines.diagnose_limit_exceeded(run)
+    assert found.data["cause"] == "limit_exceeded:max_events"
+    assert "raise max_events" in found.data["no_lever"]
+
+
+# --- the command lever ---------------------------------------------------------------------------------------------
+
+
+def test_command_templates_are_split_without_a_shell_and_filled():
+    assert fix.command_argv("publish --tenant {tenant} --day {day} 'a b'", {"tenant": "demo", "day": "2026-01-02"}) == [
+        "publish", "--tenant", "demo", "--day", "2026-01-02", "a b"]
+    with pytest.raises(Exception, match="unknown placeholder"):
+        fix.command_argv("publish {nope}", {})
+
+
+def test_a_command_runs_only_with_execute_and_reports_its_exit(tmp_path):
+    marker = tmp_path / "ran"
+    args = {"command": f"touch {marker}", "what": "touch"}
+    run = _run("stale-manifest", tmp_path)
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published", lever="command",
+                                            lever_args=args)
+    remedy = fix.apply_fix(run)
+    assert remedy.status == "planned" and not marker.exists()
+    run = _run("stale-manifest", tmp_path, execute=True)
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published", lever="command",
+                                            lever_args=args)
+    remedy = fix.apply_fix(run)
+    assert remedy.status == "applied" and marker.exists() and remedy.commands[0].exit_code == 0
+    run.results["diagnose"].data["lever_args"] = {"command": "false"}
+    assert fix.apply_fix(run).status == "failed"
+
+
+def test_a_command_that_hangs_is_stopped_at_its_timeout(tmp_path):
+    run = _run("stale-manifest", tmp_path, execute=True)
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="x", lever="command",
+                                            lever_args={"command": "sleep 30", "timeout": 0.5})
+    remedy = fix.apply_fix(run)
+    assert remedy.status == "failed" and "timed out" in remedy.summary
