@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
-demo: $(STAMP) ## Start the local stack, serve a real recommendation, stop it
+demo: $(STAMP) ## Game day: inject every fault of the local stack, run its runbook with --execute, show the table
 	$(PY) scripts/demo.py
 
 test: $(STAMP) ## Run everything CI runs: unit, stack and docs tests, then the strict docs build
@@ -36,9 +36,13 @@ serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
 
 bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in the same run
 	$(PY) bench/bench_checks.py
+	$(PY) bench/bench_runbooks.py
 
 cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
 	$(PY) scripts/gen_cli_reference.py
+
+notebooks: $(STAMP) ## Regenerate notebooks/ID.ipynb from runbooks/ID.yaml (a test fails when they differ)
+	$(PY) -m recsys_checks.notebook
 
 lint: $(STAMP) ## Static checks
 	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts bench
@@ -49,4 +53,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test docs serve bench cli-reference lint stack-up stack-down
+.PHONY: help install demo test docs serve bench cli-reference notebooks lint stack-up stack-down

@@ -131,3 +131,19 @@ def test_a_kernel_that_dies_is_verdict_failed_with_the_cell_named(offline):
     record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:manifest-status" and "kernel died" in record["failure"]["error"]
+
+
+@pytest.mark.slow
+def test_the_notebook_run_as_jupyter_runs_it_gives_the_same_verdict(offline):
+    """Executed cell by cell outside the runner (as Jupyter does), the notebook writes the same run record."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(offline / "notebooks" / "empty-recs.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(offline)}}).execute()
+    records = list((offline / "incidents").glob("*-empty-recs/empty-recs.result.json"))
+    assert len(records) == 1, "the notebook wrote no run record under incidents/"
+    direct = json.loads(records[0].read_text())
+    via_runner, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert (direct["verdict"], direct["cause"]) == (via_runner["verdict"], via_runner["cause"]) == (
+        "action-required", "unreachable")
+    assert [s["step"] for s in direct["steps"]] == [s["step"] for s in via_runner["steps"]]

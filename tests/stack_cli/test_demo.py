@@ -1,29 +1,45 @@
-"""`make demo` (scripts/demo.py): a real recommendation from a stack that is stopped afterwards."""
+"""`make demo` (scripts/demo.py): the game day over every fault, ending with a table and a stopped stack."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from stackfixture import _cli_env, pid_alive
+from stackfixture import _cli_env
+
+from recsys_stack.faults import FAULTS
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 
 
 @pytest.mark.stack
-def test_demo_prints_a_recommendation_and_leaves_no_process() -> None:
-    """The demo prints ranked items with 64-hex config/rules versions, stops the stack and exits 0."""
-    proc = subprocess.run(
-        [sys.executable, str(DEMO)], capture_output=True, text=True, timeout=180, env=_cli_env()
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert re.search(r"^\s+1\s+sku-\d{4}\s+\d", out, re.MULTILINE), out
-    assert re.search(r"^config_version: [0-9a-f]{64}$", out, re.MULTILINE), out
-    assert re.search(r"^rules_version:\s+[0-9a-f]{64}$", out, re.MULTILINE), out
-    pids = [int(p) for p in re.findall(r"started \w[\w ()]* pid (\d+)", out)]
-    assert pids and not [pid for pid in pids if pid_alive(pid)]
-    assert "stopped service" in out
+@pytest.mark.slow
+def test_game_day_recovers_every_fault_and_leaves_no_process(tmp_path: Path) -> None:
+    """Every fault is injected and answered by its runbook with --execute; each run record says mitigated."""
+    out = tmp_path / "incidents"
+    proc = subprocess.run([sys.executable, str(DEMO), "--out", str(out)], capture_output=True, text=True,
+                          timeout=600, env=_cli_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert re.search(r"the stack serves demo/home: sku-\d{4} \(", text), text
+    for name, fault in FAULTS.items():
+        row = next((line for line in text.splitlines() if line.startswith(f"{name} ")), None)
+        assert row is not None and fault.runbook in row and "mitigated" in row, f"{name}: {row}"
+    assert f"{len(FAULTS)} of {len(FAULTS)} scenarios ended as expected" in text
+    records = sorted(out.glob("*/*.result.json"))
+    assert len(records) == len(FAULTS)
+    assert {json.loads(p.read_text())["verdict"] for p in records} == {"mitigated"}
+    assert all(json.loads(p.read_text())["execute"] is True for p in records)
+    root = Path(re.search(r"\$ recsys-stack down --root (\S+)", text).group(1))
+    assert not root.exists(), "a successful game day removes its stack root"
+
+
+def test_a_game_day_that_cannot_start_exits_non_zero(tmp_path: Path) -> None:
+    """A bad argument stops the demo before any stack starts."""
+    proc = subprocess.run([sys.executable, str(DEMO), "--store", "tape"], capture_output=True, text=True,
+                          timeout=60, env=_cli_env())
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
