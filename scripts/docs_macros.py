@@ -40,6 +40,7 @@ def render(spec: RunbookSpec) -> str:
     out += [f'!!! tip "Run it ({spec.layer} layer)"',
             f"    From a shell: `recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home` is a dry run "
             "that changes nothing; add `--execute` to let the fix step apply its plan.",
+            "",
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
             "", spec.summary, "", "## Symptoms", ""]
@@ -49,7 +50,8 @@ def render(spec: RunbookSpec) -> str:
     out += ["", "## Decision tree", "", flowchart(spec), ""]
     out += ["| cause | when | lever |", "|---|---|---|"]
     out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]
-    out += ["", "## Steps", ""]
+    out += ["", "## Steps", "", "Each step is one cell of the notebook and one command you can also run by hand "
+            "(with your tenant and surface in place of `{tenant}` and `{surface}`).", ""]
     for n, step in enumerate(spec.steps, 1):
         mark = " — changes the deployment only with `--execute`" if step.mutates else ""
         out += [f"### {n}. {step.title}", "", f"*{_ROLE[step.role]}{mark}.* {step.why}", ""]
