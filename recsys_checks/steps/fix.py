@@ -94,8 +94,8 @@ def _actor_kwargs(run: RunbookRun) -> dict[str, Any]:
 
 def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str) -> Remedy:
     if not run.execute:
-        return Remedy("planned", lever, f"would {what}; nothing was changed (run again with execute=True to apply)",
-                      actions)
+        return Remedy("planned", lever, f"would {what}; nothing was changed (re-run with --execute, or execute = "
+                      "True in the notebook, to apply it)", actions)
     if all(a.status in ("applied", "noop") for a in actions):
         return Remedy("applied", lever, f"{what}: done", actions)
     return Remedy("failed", lever, f"{what}: not every action applied", actions)
@@ -141,8 +141,8 @@ def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     argv = command_argv(template, {"tenant": run.tenant, "surface": run.surface, **(args.get("values") or {})})
     shown = " ".join(shlex.quote(a) for a in argv)
     if not run.execute:
-        return Remedy("planned", "command", f"would {what}: `{shown}`; nothing was run (run again with "
-                      "execute=True to run it)")
+        return Remedy("planned", "command", f"would {what}: `{shown}`; nothing was run (re-run with --execute, or "
+                      "execute = True in the notebook, to run it)")
     command = run_command(argv, timeout=float(args.get("timeout") or COMMAND_TIMEOUT), redact=run.redact)
     if command.exit_code == 0:
         return Remedy("applied", "command", f"{what}: `{shown}` exited 0", commands=[command])
