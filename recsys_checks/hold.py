@@ -98,8 +98,9 @@ def hold_status(target: Target, tenant: str, surface: str, *, stores: Stores | N
     uri = hold_uri(target, tenant, surface)
     marker, etag, problem = read_hold(target, tenant, surface, stores=stores)
     held = _held(marker, problem)
+    described = problem or _describe(marker) or ("held, no reason given" if held else "")
     data = {"tenant": tenant, "surface": surface, "held": held, "marker_uri": uri, "marker": marker,
-            "problem": problem}
+            "problem": problem, "description": described}
     if problem:
         return CheckResult("hold.status", "fail", f"{tenant}/{surface} is treated as held: {problem}; set or clear "
                            f"the hold again with `recsys-checks hold set|clear --tenant {tenant} --surface {surface}`",
