@@ -134,3 +134,14 @@ def test_manifest_status_shows_a_held_surface_as_held_not_stale(registry):
     H.apply_hold(registry.target, _clear, execute=True)
     res = M.status(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.data["condition"] == "stale" and res.status == "fail"
+
+
+def test_freshness_shows_a_held_surface_as_held(registry):
+    """Fleet freshness lists a held surface as held, a warning rather than a stale failure."""
+    from recsys_checks.freshness import fleet
+
+    _set(registry)
+    res = fleet(registry.target, tenant="demo", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    row = next(r for r in res.data["rows"] if r["surface"] == "home")
+    assert row["condition"] == "held" and res.data["counts"]["held"] == 1
+    assert "held" in res.summary and "demo/home" in res.summary
