@@ -28,7 +28,7 @@ from .results import ActionResult, CheckResult, Plan
 from .store import Stores
 from .timefmt import format_z
 
-__all__ = ["apply_hold", "hold_status", "hold_uri", "plan_hold", "read_hold"]
+__all__ = ["apply_hold", "clear_hold", "hold_status", "hold_uri", "plan_hold", "read_hold", "set_hold"]
 
 _MANIFEST_NAME = "/manifest.json"
 _MAX_MARKER_BYTES = 64 * 1024
@@ -196,3 +196,17 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
                                verification.state, verification.target)
     return ActionResult("applied", f"{'set the hold on' if want else 'cleared the hold of'} {tenant}/{surface}",
                         plan, audit_uri, verification)
+
+
+def set_hold(target: Target, tenant: str, surface: str, reason: str, *, execute: bool = False,
+             actor: str | None = None, runbook: str | None = None) -> ActionResult:
+    """Plan and apply setting the hold in one call (a notebook cell): a dry-run unless ``execute``."""
+    plan = plan_hold(target, tenant, surface, held=True, reason=reason)
+    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook)
+
+
+def clear_hold(target: Target, tenant: str, surface: str, reason: str, *, execute: bool = False,
+               actor: str | None = None, runbook: str | None = None) -> ActionResult:
+    """Plan and apply clearing the hold in one call (a notebook cell): a dry-run unless ``execute``."""
+    plan = plan_hold(target, tenant, surface, held=False, reason=reason)
+    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook)

@@ -145,3 +145,14 @@ def test_freshness_shows_a_held_surface_as_held(registry):
     row = next(r for r in res.data["rows"] if r["surface"] == "home")
     assert row["condition"] == "held" and res.data["counts"]["held"] == 1
     assert "held" in res.summary and "demo/home" in res.summary
+
+
+def test_one_call_set_and_clear_for_notebooks(file_registry):
+    """set_hold / clear_hold plan and apply in one call, dry-run unless execute."""
+    t = file_registry.target
+    assert H.set_hold(t, "demo", "home", "why").status == "planned"
+    assert H.hold_status(t, "demo", "home").status == "ok"
+    assert H.set_hold(t, "demo", "home", "why", execute=True, runbook="hold-changes").status == "applied"
+    assert H.hold_status(t, "demo", "home").status == "fail"
+    assert H.clear_hold(t, "demo", "home", "done", execute=True).status == "applied"
+    assert H.hold_status(t, "demo", "home").status == "ok"
