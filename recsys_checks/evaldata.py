@@ -140,28 +140,37 @@ def parse_exposure(doc: Any) -> dict:
     if not isinstance(items, list):
         raise LineError(f"items must be an array, got {_type(items)}")
     for i, item in enumerate(items):
-        where = f"items[{i}]."
-        if not isinstance(item, dict):
-            raise LineError(f"items[{i}] must be an object, got {_type(item)}")
-        for name in _ITEM_FIELDS[0]:
-            if name not in item:
-                raise LineError(f"{where}{name} is missing")
-        _string(item, "item_id", where)
-        rank = item["rank"]
-        if isinstance(rank, bool) or not isinstance(rank, int):
-            if not (isinstance(rank, float) and rank.is_integer()):
-                raise LineError(f"{where}rank must be an integer, got {rank!r}")
-        if rank < 1:
-            raise LineError(f"{where}rank is {rank}, ranks start at 1")
-        for name in _ITEM_FIELDS[1]:
-            if name in item:
-                _number(item, name, 0, where)
+        # The common case (a plain item: a non-empty id, an int rank >= 1, no propensities) is checked in one
+        # expression; anything else goes through the full checks, which say what is wrong.
+        if type(item) is dict and len(item) == 2 and type(item.get("item_id")) is str and item["item_id"] and \
+                type(item.get("rank")) is int and item["rank"] >= 1:
+            continue
+        _check_item(item, i)
     _context(doc)
     if "latency_ms" in doc:
         _number(doc, "latency_ms", 0)
     if "error" in doc and not isinstance(doc["error"], bool):
         raise LineError(f"error must be a boolean, got {_type(doc['error'])}")
     return doc
+
+
+def _check_item(item: Any, i: int) -> None:
+    where = f"items[{i}]."
+    if not isinstance(item, dict):
+        raise LineError(f"items[{i}] must be an object, got {_type(item)}")
+    for name in _ITEM_FIELDS[0]:
+        if name not in item:
+            raise LineError(f"{where}{name} is missing")
+    _string(item, "item_id", where)
+    rank = item["rank"]
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        if not (isinstance(rank, float) and rank.is_integer()):
+            raise LineError(f"{where}rank must be an integer, got {rank!r}")
+    if rank < 1:
+        raise LineError(f"{where}rank is {rank}, ranks start at 1")
+    for name in _ITEM_FIELDS[1]:
+        if name in item:
+            _number(item, name, 0, where)
 
 
 def parse_outcome(doc: Any) -> dict:
@@ -192,6 +201,9 @@ PARSERS = {"exposure": parse_exposure, "outcome": parse_outcome, "assignment": p
 
 def _reject_constant(name: str) -> float:
     raise LineError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one decoder: building one per line is costly
 
 
 def open_log(path: str | os.PathLike[str], kind: str) -> Path:
@@ -246,7 +258,7 @@ def read_log(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, dic
                 yield number, None, BadLine(name, number, "not UTF-8 text")
                 continue
             try:
-                doc = json.loads(text, parse_constant=_reject_constant)
+                doc = _DECODER.decode(text)
             except LineError as exc:
                 yield number, None, BadLine(name, number, f"not valid JSON ({exc})")
                 continue

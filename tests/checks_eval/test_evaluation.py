@@ -298,3 +298,17 @@ def test_partitions_do_not_change_the_answer(worked):
     assert many.data["partitions"] > 1
     for key in ("join_integrity", "variants", "guardrails", "srm", "decision_detail"):
         assert many.data[key] == one.data[key]
+
+
+def test_item_objects_follow_the_schema_extra_fields_allowed_bounds_checked(jsonl):
+    """Inside items the schema allows extra fields; a negative propensity or a missing rank is a bad line."""
+    e = jsonl("e.jsonl", [
+        {**exp("r1", []), "items": [{"item_id": "a", "rank": 1, "score": 0.3, "propensity": 0.2}]},
+        {**exp("r2", []), "items": [{"item_id": "a", "rank": 1, "propensity": -0.1}]},
+        {**exp("r3", []), "items": [{"item_id": "a"}]},
+        {**exp("r4", []), "items": [{"item_id": "", "rank": 1}]},
+    ])
+    res = eval_quality(e, jsonl("o.jsonl", [out("r1", "a")]))
+    problems = {b["line"]: b["problem"] for b in res.data["bad_lines"]}
+    assert set(problems) == {2, 3, 4}
+    assert "propensity is -0.1" in problems[2] and "rank is missing" in problems[3] and "item_id is empty" in problems[4]
