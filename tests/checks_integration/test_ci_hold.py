@@ -1,5 +1,9 @@
 """The hold lever end to end on the running stack (each store): a held surface is not published, can still be
-rolled back, shows as held, and publishes again once cleared."""
+rolled back, shows as held, and publishes again once cleared.
+
+It runs on the session's shared stacks (no stack of its own to start), on acme/search, and leaves that surface
+unheld and freshly published.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,18 @@ import json
 
 import pytest
 from checks_integration.checkskit import Checks
+from stackfixture import StackHandle
 
 pytestmark = pytest.mark.stack
 
-T, S = "demo", "home"
+T, S = "acme", "search"
 WHERE = ("--tenant", T, "--surface", S)
+
+
+@pytest.fixture
+def checks(stack: StackHandle) -> Checks:
+    """`recsys-checks` bound to the session's shared stack of each store."""
+    return Checks(stack)
 
 
 def test_a_held_surface_refuses_publishes_allows_rollback_and_publishes_after_clear(checks: Checks) -> None:
