@@ -37,6 +37,7 @@ serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
 bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in the same run
 	$(PY) bench/bench_checks.py
 	$(PY) bench/bench_runbooks.py
+	$(PY) bench/bench_eval.py
 
 cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
 	$(PY) scripts/gen_cli_reference.py

@@ -66,6 +66,46 @@ def _targets(value: str) -> list[str]:
     return names
 
 
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction between 0 and 1, e.g. 0.95")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of at least 0")
+    return number
+
+
+def _weights(value: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in value.split(","):
+        name, sep, weight = part.partition("=")
+        try:
+            number = float(weight)
+        except ValueError:
+            number = -1.0
+        if not sep or not name.strip() or not number >= 0 or number == float("inf"):
+            raise argparse.ArgumentTypeError(f"bad weights {value!r}: use VARIANT=WEIGHT pairs, e.g. control=1,treatment=1")
+        out[name.strip()] = number
+    if not sum(out.values()) > 0:
+        raise argparse.ArgumentTypeError(f"bad weights {value!r}: at least one weight must be above 0")
+    return out
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("target (flags override the environment)")
@@ -198,6 +238,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest a single step may run (default 600)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(run=_runbook_run)
+
+    json_only = argparse.ArgumentParser(add_help=False)
+    json_only.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    ev = sub.add_parser("eval", help="can evaluation data be trusted: joins, SRM, guardrails, impossible lift")
+    esub = ev.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    p = esub.add_parser("quality", parents=[json_only],
+                        help="read exposure/outcome/assignment JSONL logs; exit 0 trusted, 1 not, 2 unreadable")
+    p.add_argument("--exposures", required=True, metavar="FILE", help="exposure JSONL (the suite's exposure.v1)")
+    p.add_argument("--outcomes", required=True, metavar="FILE", help="outcome JSONL (outcome.v1)")
+    p.add_argument("--assignments", metavar="FILE", help="assignment JSONL (assignment.v1): makes it an experiment")
+    p.add_argument("--experiment-id", help="only this experiment's assignments (case-insensitive, as the suite)")
+    p.add_argument("--min-join-rate", type=_fraction, default=0.95,
+                   help="outcome and assignment join rates below this are not trusted (default 0.95)")
+    p.add_argument("--srm-alpha", type=_fraction, default=0.001, help="SRM significance level (default 0.001)")
+    p.add_argument("--srm-min-sample", type=int, default=100, help="fewest assignments for SRM (default 100)")
+    p.add_argument("--weights", type=_weights, help="expected variant weights, e.g. control=1,treatment=1 "
+                   "(default: equal)")
+    p.add_argument("--slice-keys", type=_names, help="context keys for SRM per segment, e.g. country,device")
+    p.add_argument("--control", help="control variant (default: the one with the most exposures)")
+    p.add_argument("--candidate", help="candidate variant (default: the next largest)")
+    p.add_argument("--max-latency-p95-ms", type=_non_negative, default=250.0, help="guardrail (default 250; 0 off)")
+    p.add_argument("--max-error-rate", type=_fraction, default=0.01, help="guardrail (default 0.01; 0 off)")
+    p.add_argument("--max-empty-rate", type=_fraction, default=0.02, help="guardrail (default 0.02; 0 off)")
+    p.add_argument("--max-relative-lift", type=_non_negative, default=0.5,
+                   help="a relative lift above this is impossible, not a win (default 0.5 = +50%%; 0 off)")
+    p.set_defaults(run=_eval_quality)
+    p = esub.add_parser("report", parents=[json_only],
+                        help="triage a report recsys-eval wrote; exit 0 trusted, 1 not, 2 unreadable")
+    p.add_argument("file", metavar="FILE", help="the report JSON")
+    p.add_argument("--min-join-rate", type=_fraction, default=0.95, help="default 0.95")
+    p.add_argument("--max-relative-lift", type=_non_negative, default=0.5, help="default 0.5 (+50%%; 0 off)")
+    p.set_defaults(run=_eval_report)
+
+    hold = sub.add_parser("hold", help="stop shipping a surface: set, clear or show its hold")
+    hsub = hold.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
+    for name, help_text in (("set", "hold a surface: publishers refuse to swap its manifest (plan first)"),
+                            ("clear", "lift the hold of a surface (plan first; the marker is kept, marked cleared)")):
+        p = hsub.add_parser(name, parents=[common], help=help_text)
+        _tenant(p), _surface(p)
+        _execute(p)
+        p.add_argument("--reason", default="", help="why, for the marker and the audit record")
+        p.set_defaults(run=_hold_change, held=name == "set")
+    p = hsub.add_parser("status", parents=[common], help="is the surface held? exit 1 while held (gate publishes on it)")
+    _tenant(p), _surface(p)
+    p.set_defaults(run=_hold_status)
     return parser
 
 
@@ -323,6 +408,38 @@ def _timeline(args: argparse.Namespace) -> list[Any]:
     from .timeline import timeline
 
     return [timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
+
+
+def _eval_quality(args: argparse.Namespace) -> list[Any]:
+    from .evaluation import eval_quality
+
+    return [eval_quality(
+        args.exposures, args.outcomes, args.assignments, args.experiment_id, min_join_rate=args.min_join_rate,
+        srm_alpha=args.srm_alpha, srm_min_sample=args.srm_min_sample, expected_weights=args.weights,
+        slice_keys=args.slice_keys, control_variant=args.control, candidate_variant=args.candidate,
+        max_latency_p95_ms=args.max_latency_p95_ms, max_error_rate=args.max_error_rate,
+        max_empty_rate=args.max_empty_rate, max_relative_lift=args.max_relative_lift,
+    )]
+
+
+def _eval_report(args: argparse.Namespace) -> list[Any]:
+    from .evalreport import eval_report
+
+    return [eval_report(args.file, min_join_rate=args.min_join_rate, max_relative_lift=args.max_relative_lift)]
+
+
+def _hold_change(args: argparse.Namespace) -> list[Any]:
+    from .hold import apply_hold, plan_hold
+
+    target = _target(args)
+    plan = plan_hold(target, args.tenant, args.surface, held=args.held, reason=args.reason)
+    return [apply_hold(target, plan, execute=args.execute)]
+
+
+def _hold_status(args: argparse.Namespace) -> list[Any]:
+    from .hold import hold_status
+
+    return [hold_status(_target(args), args.tenant, args.surface)]
 
 
 def _progress_bar() -> Callable[[int, int, str], None]:

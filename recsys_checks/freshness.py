@@ -1,7 +1,8 @@
 """Fleet-wide freshness: every (tenant, surface) manifest under ``<registry>/current/``, checked concurrently.
 
 Each surface is classified ``healthy``, ``stale`` (older than ``max_age``), ``missing`` (a surface directory
-without a manifest, or a tenant without surfaces) or ``invalid`` (a manifest or a blob it names fails validation).
+without a manifest, or a tenant without surfaces), ``invalid`` (a manifest or a blob it names fails validation) or
+``held`` (publishing stopped on purpose with ``recsys-checks hold set``: shown, but not a failure).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .manifest import DEFAULT_MAX_AGE, status
 from .results import CheckResult
 from .store import Stores
 
-CONDITIONS = ("healthy", "stale", "missing", "invalid", "unreachable")
+CONDITIONS = ("healthy", "stale", "missing", "invalid", "unreachable", "held")
 Progress = Callable[[int, int, str], None]
 
 
@@ -107,8 +108,12 @@ def fleet(
     if not rows:
         return CheckResult("freshness", "fail", f"no surfaces found under {current_prefix} for {scope}: check "
                            "RECSYS_ARTIFACT_MANIFEST_TEMPLATE", data, None, current_prefix)
-    bad = [r for r in rows if r["condition"] != "healthy"]
-    healthy = len(rows) - len(bad)
+    bad = [r for r in rows if r["condition"] not in ("healthy", "held")]
+    healthy = sum(1 for r in rows if r["condition"] == "healthy")
+    held = [f"{r['tenant']}/{r['surface']}" for r in rows if r["condition"] == "held"]
+    if not bad and held:
+        return CheckResult("freshness", "warn", f"{healthy} of {len(rows)} surface(s) of {scope} fresh and valid; "
+                           f"held (not published on purpose): {', '.join(held)}", data, None, current_prefix)
     if not bad:
         return CheckResult("freshness", "ok", f"all {len(rows)} surface(s) of {scope} are fresh and valid", data,
                            None, current_prefix)

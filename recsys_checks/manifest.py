@@ -239,12 +239,31 @@ def status(
             st.close()
     data["condition"] = "invalid" if broken else "stale" if stale else "healthy"
     kinds = ", ".join(f"{r['kind']} {str(r['version'] or '?')[:12]}" for r in data["artifacts"]) or "nothing"
+    hold = _hold(target, tenant, surface, stores)
+    data["hold"] = hold
+    if hold and hold["held"] and not broken:
+        # Held on purpose: publishing is stopped, so an old manifest is expected, not a pipeline failure.
+        data["condition"] = "held"
+        age_note = f"; manifest updated {_human(age)} ago" + (" (stale, as expected while held)" if stale else "")
+        return CheckResult("manifest.status", "warn", f"{tenant}/{surface} is held: {hold['summary']}{age_note}, "
+                           f"serving {kinds}", data, etag, uri)
     if data["problems"]:
         more = f" (+{len(data['problems']) - 1} more)" if len(data["problems"]) > 1 else ""
         summary = f"{tenant}/{surface} is {data['condition']}: {data['problems'][0]}{more}"
         return CheckResult("manifest.status", "fail", summary, data, etag, uri)
     summary = f"{tenant}/{surface} is healthy: updated {_human(age)} ago at {m.updated_at}, serving {kinds}"
     return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
+
+
+def _hold(target: Target, tenant: str, surface: str, stores: Stores | None) -> dict[str, Any] | None:
+    """The surface's hold, or None when its location cannot be derived from the manifest template."""
+    from .hold import hold_status
+
+    try:
+        res = hold_status(target, tenant, surface, stores=stores)
+    except BadInput:
+        return None
+    return {"held": res.data["held"], "marker_uri": res.target, "summary": res.data["description"]}
 
 
 def _human(delta: timedelta) -> str:

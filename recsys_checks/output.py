@@ -73,6 +73,22 @@ VIEWS: dict[str, dict[str, Any]] = {
     "rules.show": {"fields": ["version", "document"], "tables": {}},
     "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
     "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
+    "eval.quality": {"fields": ["trusted", "decision", "trust_problems", "outcome_join_rate", "assignment_join_rate",
+                                "exposure_join_rate", "duplicates", "notes"],
+                     "tables": {"lines": ["kind", "file", "lines", "good", "bad"],
+                                "bad_lines": ["file", "line", "problem"],
+                                "variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
+                                "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
+                                               "pass_error_rate", "pass_empty_rate"],
+                                "impossible": ["check", "count", "detail", "examples"]}},
+    "eval.report": {"fields": ["trusted", "decision", "reported_decision", "trust_problems", "mode", "run_id",
+                               "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "notes"],
+                    "tables": {"variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
+                               "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
+                                              "pass_error_rate", "pass_empty_rate"],
+                               "impossible": ["check", "detail"]}},
+    "hold.status": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
+    "hold.verify": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
     "timeline": {"fields": ["since", "sources", "problems"],
                  "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
 }
@@ -94,9 +110,11 @@ def _age(seconds: Any) -> str:
 
 
 def _human(key: str, value: Any) -> Any:
-    """Shorten what a person does not need in full: version hashes to 12 characters, ages to 3h05m."""
+    """Shorten what a person does not need in full: version hashes to 12 characters, ages to 3h05m, rates to %."""
     if key.endswith("age_seconds"):
         return _age(value)
+    if (key.endswith("_rate") or key == "ctr") and isinstance(value, float):
+        return f"{value:.2%}"
     if isinstance(value, str) and _HEX64.match(value):
         return value[:12]
     return value
@@ -144,6 +162,10 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
         if key == "document":
             lines.append("  document:")
             lines += ["    " + line for line in json.dumps(value, indent=2, sort_keys=True).splitlines()]
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            lines.append(f"  {_label(key)}:")  # one line each: problems and notes are read, not scanned
+            lines += [f"    - {v}" for v in value]
             continue
         lines.append(f"  {_label(key)}: {_cell(_human(key, value))}")
     for key, rows, cols in tables:

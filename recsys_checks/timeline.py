@@ -81,7 +81,7 @@ def _versions(side: Any, changes: list[Any], key: str) -> str | None:
 
 # What our audit records are called on the timeline, by action.
 _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rules.revert": "rules",
-                "cache.invalidate": "cache"}
+                "cache.invalidate": "cache", "hold.set": "hold", "hold.clear": "hold"}
 
 
 def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
@@ -102,6 +102,8 @@ def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
         action = str(doc.get("action") or "manifest.rollback")
         if action == "manifest.rollback":
             before, after = _versions(doc.get("before"), changes, "before"), _versions(doc.get("after"), changes, "after")
+        elif action.startswith("hold.") and changes and isinstance(changes[0], dict):
+            before, after = changes[0].get("before"), changes[0].get("after")  # "held" / "not held"
         else:
             before = short(doc["before"]) if isinstance(doc.get("before"), str) else None
             after = short(doc["after"]) if isinstance(doc.get("after"), str) else None

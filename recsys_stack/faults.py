@@ -268,6 +268,24 @@ def _not_ready(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"admin database moved to {aside} and replaced by a directory: the service's dependency check fails"
 
 
+def eval_dir(root: Path, tenant: str, surface: str) -> Path:
+    """Where the evaluation faults write their dataset: ``ROOT/eval/<tenant>/<surface>/``."""
+    return Path(root) / "eval" / tenant / surface
+
+
+def _eval_data(scenario: str) -> Callable[[FaultContext, str, str], str]:
+    def inject_eval(ctx: FaultContext, tenant: str, surface: str) -> str:
+        from .evalgen import EXPERIMENT_ID, generate
+
+        paths = generate(eval_dir(ctx.root, tenant, surface), scenario, tenant=tenant, surface=surface)
+        return (f"wrote a {scenario} evaluation dataset for {tenant}/{surface}: check it with `recsys-checks eval "
+                f"quality --exposures {paths['exposure']} --outcomes {paths['outcome']} --assignments "
+                f"{paths['assignment']} --experiment-id {EXPERIMENT_ID}`")
+
+    inject_eval.__name__ = f"_eval_{scenario.replace('-', '_')}"
+    return inject_eval
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault: its name, what it breaks, the runbook that answers it and how to inject it."""
@@ -308,6 +326,16 @@ FAULTS: dict[str, Fault] = {
               _store_down),
         Fault("not-ready", "the admin database is unavailable: /readyz answers 503", "service-not-ready",
               _not_ready),
+        Fault("eval-srm", "evaluation data with a 60/40 split where 50/50 was intended (sample ratio mismatch)",
+              "eval-report-suspect", _eval_data("srm")),
+        Fault("eval-low-join", "evaluation data where 30 % of outcomes match no exposure (low join rate)",
+              "eval-report-suspect", _eval_data("low-join")),
+        Fault("eval-impossible-lift", "evaluation data whose treatment outcomes are counted three times "
+              "(impossible lift)", "eval-report-suspect", _eval_data("impossible-lift")),
+        Fault("eval-schema-break", "evaluation data where a quarter of exposures rename latency_ms (schema break)",
+              "eval-report-suspect", _eval_data("schema-break")),
+        Fault("eval-clean", "nothing: a clean evaluation dataset that the suite's rules ship (the baseline)",
+              "eval-report-suspect", _eval_data("clean")),
     )
 }
 

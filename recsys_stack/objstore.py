@@ -72,6 +72,11 @@ def blob_key(tenant: str, surface: str, kind: str, version: str) -> str:
     )
 
 
+def hold_key(tenant: str, surface: str) -> str:
+    """The surface's hold marker, beside its manifest: while it says held, the publisher does not swap."""
+    return f"{REGISTRY_PREFIX}/current/{safe_segment(tenant)}/{safe_segment(surface, 'surface')}/hold.json"
+
+
 def audit_prefix(tenant: str, surface: str) -> str:
     return f"{REGISTRY_PREFIX}/audit/{safe_segment(tenant)}/{safe_segment(surface, 'surface')}/"
 

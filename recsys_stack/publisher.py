@@ -46,6 +46,7 @@ from .objstore import (
     PreconditionFailed,
     StoreError,
     blob_key,
+    hold_key,
     manifest_key,
     record_key,
     write_file_atomic,
@@ -53,7 +54,8 @@ from .objstore import (
 
 KINDS: tuple[str, ...] = ("popularity", "cooc")
 STEPS: tuple[str, ...] = ("blob", "validate", "record", "swap")
-ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency")
+# The suite's four kinds, and ``held``: this stack's publisher also refuses to swap while the surface is held.
+ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency", "held")
 RECORD_SEGMENT = "default"
 DEFAULT_MAX_ITEMS = 10_000  # distinct items in a day's events
 DEFAULT_MAX_EVENTS = 1_000_000  # events in a day
@@ -280,8 +282,12 @@ def publish(
                 _INJECTED_KIND[step], f"injected failure at {step}{':' + kind if kind else ''}", step=step
             )
 
-    current_step: list[Any] = ["manifest", None]
+    current_step: list[Any] = ["hold", None]
     try:
+        _check_hold(store, tenant, surface, "hold")
+        run.step("hold", None, "ok", "not held")
+
+        current_step[:] = ["manifest", None]
         before, etag = _read_manifest(store, tenant, surface)
         manifest_info["before"] = etag
         run.step("manifest", None, "ok", f"etag {etag}" if etag else "no manifest yet")
@@ -362,6 +368,7 @@ def publish(
 
         # The manifest is swapped last: until here a failure leaves serving on the previous versions.
         current_step[:] = ["swap", None]
+        _check_hold(store, tenant, surface, "swap")  # a hold set while this run built its artifacts still stops it
         inject("swap", None)
         manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
 
@@ -381,6 +388,28 @@ def publish(
     run.step(error.step or current_step[0], current_step[1], "failed", str(error))
     error.run_log = run.finish(error=error, versions=versions, manifest=manifest_info)
     raise error
+
+
+def _check_hold(store: ObjectStore, tenant: str, surface: str, step: str) -> None:
+    """Raise ``held`` when the surface's hold marker says held; an unreadable marker counts as held."""
+    key = hold_key(tenant, surface)
+    try:
+        data = store.get(key)
+    except NotFound:
+        return
+    try:
+        marker = json.loads(data)
+        held = not isinstance(marker, dict) or marker.get("held") is not False
+        why = ", ".join(f"{k} {marker[k]}" for k in ("reason", "by", "at") if isinstance(marker, dict) and marker.get(k))
+    except ValueError:
+        held, why = True, "the marker is unreadable"
+    if held:
+        raise PublishError(
+            "held",
+            f"{tenant}/{surface} is held ({why or 'no reason given'}): the manifest was not swapped; once the data "
+            f"can be trusted, clear it with `recsys-checks hold clear --tenant {tenant} --surface {surface} --execute`",
+            step=step,
+        )
 
 
 def _read_manifest(store: ObjectStore, tenant: str, surface: str) -> tuple[dict | None, str | None]:

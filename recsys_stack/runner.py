@@ -40,7 +40,7 @@ _MARKERS = {"service": "recsys_stack.service.app", "s3": "moto.server"}
 # State under ROOT that `up` replaces with a freshly seeded one (nothing else under ROOT is touched).
 _STATE_NAMES = (
     "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",
-    "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env",
+    "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env", "eval",
 )
 
 

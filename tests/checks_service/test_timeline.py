@@ -136,3 +136,19 @@ def test_our_audit_record_and_the_services_entry_of_one_change_show_as_one_row_w
     assert len(rows) == 1
     assert rows[0]["source"] == "service audit" and rows[0]["who"] == "oncall-bo"
     assert "bad weights" in rows[0]["why"]
+
+
+def test_a_hold_set_and_cleared_shows_on_the_timeline(service, target, client):
+    """Our hold.set and hold.clear records appear as kind hold, before/after held and not held, with the reason."""
+    holds = [
+        {"action": "hold.set", "who": "alice", "when": "2026-01-11T09:00:00Z", "why": "SRM in exp-1",
+         "changes": [{"what": "hold of demo/home", "before": "not held", "after": "held"}]},
+        {"action": "hold.clear", "who": "bob", "when": "2026-01-11T11:00:00Z", "why": "fixed",
+         "changes": [{"what": "hold of demo/home", "before": "held", "after": "not held"}]},
+    ]
+    reg = SimpleNamespace(history=lambda *a, **k: [],
+                          read_audit=lambda target, tenant, surface: holds if surface == "home" else [])
+    result = timeline(target, "demo", "home", now=NOW, client=client, registry=reg)
+    rows = [e for e in result.data["events"] if e["kind"] == "hold"]
+    assert [(r["who"], r["before"], r["after"], r["why"]) for r in rows] == [
+        ("alice", "not held", "held", "SRM in exp-1"), ("bob", "held", "not held", "fixed")]

@@ -23,6 +23,11 @@ CONTRACT_FAULTS = {
     "bad-config": "rollback-config-rules",
     "store-down": "service-not-ready",
     "not-ready": "service-not-ready",
+    "eval-srm": "eval-report-suspect",
+    "eval-low-join": "eval-report-suspect",
+    "eval-impossible-lift": "eval-report-suspect",
+    "eval-schema-break": "eval-report-suspect",
+    "eval-clean": "eval-report-suspect",
 }
 
 

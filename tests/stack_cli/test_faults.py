@@ -207,6 +207,21 @@ def observe_not_ready(handle: StackHandle, saved: Saved) -> None:
     assert call(handle, "GET", "/healthz").status_code == 200
 
 
+def observe_eval(expect: str, trusted: bool = False) -> Callable[[StackHandle, Saved], None]:
+    """An evaluation fault writes a dataset under ROOT/eval/; the checks find ``expect`` in it."""
+    def observe(handle: StackHandle, saved: Saved) -> None:
+        from recsys_checks.evaluation import eval_quality
+        from recsys_stack.evalgen import EXPERIMENT_ID
+        from recsys_stack.faults import eval_dir
+
+        folder = eval_dir(handle.root, saved.tenant, saved.surface)
+        res = eval_quality(folder / "exposures.jsonl", folder / "outcomes.jsonl", folder / "assignments.jsonl",
+                           EXPERIMENT_ID)
+        assert res.data["trusted"] is trusted and expect in res.summary, res.summary
+
+    return observe
+
+
 OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "stale-manifest": observe_stale_manifest,
     "bad-publish": observe_empty,
@@ -219,6 +234,11 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "bad-config": observe_bad_config,
     "store-down": observe_store_down,
     "not-ready": observe_not_ready,
+    "eval-srm": observe_eval("sample ratio mismatch"),
+    "eval-low-join": observe_eval("outcome join rate 69.4% is below 95%"),
+    "eval-impossible-lift": observe_eval("impossible"),
+    "eval-schema-break": observe_eval("break the contract"),
+    "eval-clean": observe_eval("the suite's rules say ship", trusted=True),
 }
 
 

@@ -47,7 +47,7 @@ def test_a_publish_writes_blobs_records_and_the_manifest_then_the_checkpoint(pub
     assert run["status"] == "ok" and run["exit_code"] == 0 and run["error"] is None
     steps = [(s["step"], s["kind"]) for s in run["steps"]]
     assert steps == [
-        ("manifest", None), ("events", None),
+        ("hold", None), ("manifest", None), ("events", None),
         ("build", "popularity"), ("blob", "popularity"), ("validate", "popularity"), ("record", "popularity"),
         ("build", "cooc"), ("blob", "cooc"), ("validate", "cooc"), ("record", "cooc"),
         ("swap", None), ("checkpoint", None),
@@ -168,7 +168,7 @@ def test_a_failed_record_leaves_an_orphan_blob_but_no_record(published):
     store, root, _ = published
     with pytest.raises(PublishError) as caught:
         publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, fail_at="record")
-    version = caught.value.run_log["steps"][2]["version"]
+    version = next(s for s in caught.value.run_log["steps"] if s["step"] == "build")["version"]
     assert store.exists(f"objectstore/{T}/{S}/popularity/{version}.json")
     assert not store.exists(record_key(T, S, "popularity", version))
     assert version not in _current(store)["popularity"]
