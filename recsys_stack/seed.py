@@ -90,7 +90,17 @@ def seed_admin(db_path: Path, now: datetime | None = None) -> dict[str, dict[str
     return current
 
 
+def seed_evaluation(root: Path) -> None:
+    """A clean evaluation dataset (exposures, outcomes, assignments) for every surface, as a deployment logs them."""
+    from .evalgen import generate
+
+    for tenant, surfaces in TENANTS.items():
+        for surface in surfaces:
+            generate(Path(root) / "eval" / tenant / surface, "clean", tenant=tenant, surface=surface)
+
+
 def seed(store, root: Path, db_path: Path, now: datetime | None = None) -> None:
-    """Seed artifacts and admin documents for every tenant."""
+    """Seed artifacts and admin documents for every tenant, and a clean evaluation dataset for every surface."""
     seed_artifacts(store, root, now)
     seed_admin(db_path, now)
+    seed_evaluation(root)

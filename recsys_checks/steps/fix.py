@@ -7,7 +7,8 @@ Levers (``data["lever"]`` of a diagnosis, with ``data["lever_args"]``):
 - ``doc-revert``: put the previous (or a given) config or rules version back, with ``If-Match``; the revert
   invalidates that cache itself;
 - ``cache-invalidate``: drop the service's caches (``targets``);
-- ``command``: run the command the operator gave as a parameter (a scheduler's re-run of a day, a restart).
+- ``command``: run the command the operator gave as a parameter (a scheduler's re-run of a day, a restart);
+- ``hold``: set (or clear) the surface's hold marker, so that publishers stop (or resume) swapping its manifest.
 
 A diagnosis with a problem and no lever says why in ``data["no_lever"]``. Every lever is a dry run unless the run
 has ``execute``; every change is compare-and-swap and leaves an audit record (see the actions).
@@ -150,6 +151,17 @@ def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     return Remedy("failed", "command", f"{what}: `{shown}` {why}; see its output", commands=[command])
 
 
+def _hold(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    from ..hold import apply_hold, plan_hold
+
+    held = bool(args.get("held", True))
+    reason = run.params.get("reason") or args.get("reason") or run.reason
+    plan = plan_hold(run.target, run.tenant, run.surface, held=held, reason=str(reason))
+    action = apply_hold(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    what = f"{'hold' if held else 'release'} publishing of {run.tenant}/{run.surface}"
+    return _finish(run, "hold", [action], what)
+
+
 def command_argv(template: str, values: dict[str, Any]) -> list[str]:
     """Split a command template like a shell would (no shell runs it) and fill ``{tenant}``, ``{surface}``, ``{day}``."""
     try:
@@ -198,5 +210,6 @@ _LEVERS = {
     "doc-revert": _doc_revert,
     "cache-invalidate": _cache_invalidate,
     "command": _command,
+    "hold": _hold,
 }
 LEVERS = tuple(_LEVERS)

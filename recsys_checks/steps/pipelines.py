@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 ERROR_KINDS = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency")
 MAX_LOG_BYTES = 1_000_000
-_FAILED = re.compile(r"run failed: (invalid_argument|limit_exceeded|validation_failed|dependency): ([^\"\n]*)")
+_FAILED = re.compile(r"run failed: (invalid_argument|limit_exceeded|validation_failed|dependency|held): ([^\"\n]*)")
 _DAY = re.compile(r"\"day\": \"(\d{4}-\d{2}-\d{2})\"|\bday (\d{4}-\d{2}-\d{2})\b|\bon (\d{4}-\d{2}-\d{2})\b")
 _STEP = re.compile(r"\"step\": \"(\w+)\", \"kind\": (?:\"(\w+)\"|null), \"status\": \"failed\"")
 _URI = re.compile(r"((?:file|s3)://\S+?\.json)")
@@ -77,6 +77,8 @@ def classify(text: str) -> Failure | None:
             observed, rule, limit = int(m.group(1)), m.group(3), int(m.group(4))
     elif kind == "validation_failed":
         rule = next((name for needle, name in _VALIDATION_RULES if needle in message), "other")
+    elif kind == "held":
+        rule = "hold"
     elif kind == "dependency":
         rule = next((name for needle, name in _DEPENDENCY_RULES if needle in message), "other")
         at = re.search(r"injected failure at (\w+)", message)
@@ -233,6 +235,10 @@ def _pipeline_diagnosis(run: RunbookRun, expected: str | None) -> CheckResult:
         return diagnosis(run, f"the {kind} failure of day {day} is already superseded: the checkpoint is at "
                          f"{checkpoint.data['day']}")  # type: ignore[union-attr]
     values = {"day": day or ""}
+    if kind == "held":
+        return diagnosis(run, f"publishing is held on purpose: {log.summary}", cause="held", runbook="hold-changes",
+                         no_lever="the surface is held (stop shipping); clear the hold with the hold-changes runbook "
+                                  "once the reason is resolved, then re-run the day")
     if expected is not None and kind != expected:
         other = kind.replace("_", "-")
         runbook = other if kind in ("limit_exceeded", "validation_failed") else "pipeline-failed"

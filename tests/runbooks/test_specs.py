@@ -17,7 +17,8 @@ from recsys_stack.faults import FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 IDS = ["empty-recs", "stale-manifest", "stale-artifacts", "pipeline-failed", "validation-failed", "limit-exceeded",
-       "service-not-ready", "rollback-config-rules", "rollback-manifest", "production-readiness"]
+       "service-not-ready", "rollback-config-rules", "rollback-manifest", "production-readiness", "eval-report-suspect",
+       "hold-changes"]
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def _edit(spec_dir: Path, runbook_id: str, change) -> None:
 
 
 def test_every_runbook_exists_with_spec_notebook_and_page():
-    """The ten runbooks each have a spec, a generated notebook and a how-to page."""
+    """The twelve runbooks each have a spec, a generated notebook and a how-to page."""
     assert set(IDS) <= {s.id for s in load_all()}
     for runbook_id in IDS:
         assert (notebooks_dir() / f"{runbook_id}.ipynb").is_file(), runbook_id

@@ -294,3 +294,61 @@ def test_a_command_that_hangs_is_stopped_at_its_timeout(tmp_path):
                                             lever_args={"command": "sleep 30", "timeout": 0.5})
     remedy = fix.apply_fix(run)
     assert remedy.status == "failed" and "timed out" in remedy.summary
+
+
+def test_a_publish_refused_by_a_hold_is_not_rerun(tmp_path):
+    """`run failed: held: ...` is the hold working: no re-run, the hold-changes runbook says how to release it."""
+    failure = pipelines.classify("run failed: held: demo/home is held (evaluation data untrusted)")
+    assert (failure.kind, failure.rule) == ("held", "hold")
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="held", rule="hold", day="2026-01-03",
+                        checkpoint_day="2026-01-02", command="rerun")
+    found = pipelines.diagnose_pipeline_failed(run)
+    assert found.data["cause"] == "held" and found.data["lever"] is None and found.data["runbook"] == "hold-changes"
+
+
+# --- evaluation ----------------------------------------------------------------------------------------------------
+
+from recsys_checks.steps import evaluation  # noqa: E402
+
+
+def _quality(**data) -> CheckResult:
+    base = {"given": True, "trusted": False, "bad_lines": [], "srm": {"global": {"detected": False}},
+            "outcome_join_rate": 1.0, "assignment_join_rate": 1.0, "impossible": [],
+            "thresholds": {"min_join_rate": 0.95}, "trust_problems": ["x"]}
+    return _check("eval.quality", "fail" if not data.get("trusted", False) else "ok", **{**base, **data})
+
+
+@pytest.mark.parametrize(("data", "cause"), [
+    ({"bad_lines": [{"line": 4}], "outcome_join_rate": 0.4}, "schema_break"),
+    ({"srm": {"global": {"detected": True}}, "outcome_join_rate": 0.5}, "srm"),
+    ({"outcome_join_rate": 0.69}, "low_join_rate"),
+    ({"assignment_join_rate": 0.75}, "low_join_rate"),
+    ({"impossible": ["ctr +230%"]}, "impossible_lift"),
+    ({"trusted": True, "trust_problems": []}, None),
+])
+def test_untrusted_data_names_the_most_fundamental_problem_and_holds(tmp_path, data, cause):
+    run = _run("eval-report-suspect", tmp_path)
+    run.results["quality"] = _quality(**data)
+    run.results["report"] = _check("eval.report", "ok", given=False)
+    run.results["hold"] = _check("hold.status", "ok", held=False)
+    found = evaluation.diagnose_eval_data(run)
+    assert found.data["cause"] == cause
+    assert found.data["lever"] == ("hold" if cause else None)
+
+
+@pytest.mark.parametrize(("action", "held", "trusted", "cause", "want"), [
+    ("auto", False, False, "hold_needed", True),
+    ("auto", True, False, None, None),
+    ("auto", True, True, None, None),     # trusted data alone never lifts a hold
+    ("set", False, True, "hold_needed", True),
+    ("clear", True, True, "release_needed", False),
+    ("clear", False, True, None, None),
+])
+def test_the_hold_runbook_moves_the_hold_only_where_needed(tmp_path, action, held, trusted, cause, want):
+    run = _run("hold-changes", tmp_path, action=action)
+    run.results["hold"] = _check("hold.status", "fail" if held else "ok", held=held)
+    run.results["quality"] = _quality(trusted=trusted, **({"outcome_join_rate": 0.5} if not trusted else {}))
+    found = evaluation.diagnose_hold(run)
+    assert found.data["cause"] == cause
+    if want is not None:
+        assert found.data["lever"] == "hold" and found.data["lever_args"]["held"] is want

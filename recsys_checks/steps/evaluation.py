@@ -1,0 +1,186 @@
+"""Steps of the evaluation runbooks: can the evaluation data be trusted, and the "stop shipping" hold lever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ChecksError
+from ..evalreport import eval_report
+from ..evaluation import eval_quality
+from ..hold import hold_status
+from ..results import CheckResult
+from .fix import diagnosis
+
+if TYPE_CHECKING:
+    from ..runrecord import RunbookRun
+
+# What makes evaluation data untrusted, most fundamental first: a broken contract explains low joins, low joins
+# explain odd lifts.
+_CAUSES = ("schema_break", "srm", "low_join_rate", "impossible_lift")
+
+
+def _path(run: RunbookRun, name: str) -> str | None:
+    value = str(run.params.get(name) or "").strip()
+    return value.replace("{tenant}", run.tenant).replace("{surface}", run.surface) or None
+
+
+def _where(run: RunbookRun) -> str:
+    return f"{run.tenant}/{run.surface}"
+
+
+def data_quality(run: RunbookRun) -> CheckResult:
+    """Read the exposure, outcome (and assignment) logs in the suite's contracts: joins, SRM, guardrails, lifts."""
+    exposures, outcomes = _path(run, "exposures"), _path(run, "outcomes")
+    if not exposures or not outcomes:
+        return CheckResult("eval.quality", "ok", "no evaluation logs given (exposures and outcomes): not checked",
+                           {"given": False}, None, _where(run))
+    try:
+        result = eval_quality(exposures, outcomes, _path(run, "assignments"),
+                              str(run.params.get("experiment_id") or "") or None,
+                              min_join_rate=float(run.params.get("min_join_rate") or 0.95),
+                              max_relative_lift=float(run.params.get("max_relative_lift") or 0.5))
+    except ChecksError as exc:
+        return CheckResult("eval.quality", "fail", f"the evaluation logs cannot be read: {exc}",
+                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
+    result.data["given"] = True
+    return result
+
+
+def report_triage(run: RunbookRun) -> CheckResult:
+    """Triage the report recsys-eval wrote (its data quality, joins, SRM and metrics), when one is given."""
+    report = _path(run, "report")
+    if not report:
+        return CheckResult("eval.report", "ok", "no recsys-eval report given: not checked", {"given": False}, None,
+                           _where(run))
+    try:
+        result = eval_report(Path(report), min_join_rate=float(run.params.get("min_join_rate") or 0.95),
+                             max_relative_lift=float(run.params.get("max_relative_lift") or 0.5))
+    except ChecksError as exc:
+        return CheckResult("eval.report", "fail", f"the report cannot be read: {exc}",
+                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
+    result.data["given"] = True
+    return result
+
+
+def hold_state(run: RunbookRun) -> CheckResult:
+    """Is publishing held for the surface (the marker beside its manifest)?"""
+    try:
+        return hold_status(run.target, run.tenant, run.surface)
+    except ChecksError as exc:
+        return CheckResult("hold.status", "fail", f"the hold marker cannot be read: {exc}",
+                           {"held": None, "error": str(exc)}, None, _where(run))
+
+
+def _held(result: Any) -> bool | None:
+    if not isinstance(result, CheckResult):
+        return None
+    held = result.data.get("held")
+    return bool(held) if held is not None else None
+
+
+def untrusted_cause(result: CheckResult) -> str | None:
+    """Which of the known problems makes the data untrusted (``None`` when trusted or not checked)."""
+    data = result.data
+    if not data.get("given") or data.get("trusted", True):
+        return None
+    if data.get("unreadable") or data.get("bad_lines"):
+        return "schema_break"
+    srm = data.get("srm") or {}
+    if isinstance(srm, dict) and ((srm.get("global") or {}).get("detected") or srm.get("detected")):
+        return "srm"
+    threshold = float((data.get("thresholds") or {}).get("min_join_rate") or 0.95)
+    for name in ("outcome_join_rate", "assignment_join_rate"):
+        rate = data.get(name)
+        if isinstance(rate, int | float) and rate < threshold:
+            return "low_join_rate"
+    if data.get("impossible"):
+        return "impossible_lift"
+    return "untrusted"
+
+
+def _evidence(*results: Any) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        if isinstance(result, CheckResult):
+            for problem in result.data.get("trust_problems") or []:
+                rows.append({"source": result.check, "problem": problem})
+    return rows
+
+
+def diagnose_eval_data(run: RunbookRun) -> CheckResult:
+    """Untrusted data is a data problem, never a win: name it, and hold shipping for the surface until it is fixed."""
+    quality, report, hold = run.result("quality"), run.result("report"), run.result("hold")
+    causes = [untrusted_cause(r) for r in (quality, report) if isinstance(r, CheckResult)]
+    found = next((c for c in _CAUSES + ("untrusted",) if c in causes), None)
+    evidence = _evidence(quality, report)
+    if found is None:
+        checked = [r for r in (quality, report) if isinstance(r, CheckResult) and r.data.get("given")]
+        if not checked:
+            return diagnosis(run, "no evaluation data or report given: nothing to judge")
+        return diagnosis(run, "the evaluation data can be trusted: " + "; ".join(r.summary for r in checked))
+    first = evidence[0]["problem"] if evidence else found
+    summary = f"the evaluation data cannot be trusted ({found}): {first}"
+    if _held(hold):
+        summary += "; the surface is already held"
+    return diagnosis(run, summary, cause=found, lever="hold", evidence=evidence,
+                     lever_args={"held": True, "reason": f"evaluation data untrusted: {found}"})
+
+
+def diagnose_hold(run: RunbookRun) -> CheckResult:
+    """Hold, clear, or leave the hold as it is: as asked, or (``auto``) as the evaluation data warrants."""
+    action = str(run.params.get("action") or "auto")
+    held = _held(run.result("hold"))
+    quality = run.result("quality")
+    if held is None:
+        return diagnosis(run, "the hold state cannot be read", cause="hold_unreadable",
+                         no_lever="fix access to the registry, then run again")
+    if action == "auto":
+        cause = untrusted_cause(quality) if isinstance(quality, CheckResult) else None
+        want = True if cause else None  # trusted or unchecked data never lifts a hold by itself
+    else:
+        cause, want = None, action == "set"
+    if want is None or want == held:
+        state = "held" if held else "not held"
+        return diagnosis(run, f"{run.tenant}/{run.surface} is {state}, as it should be")
+    why = f"evaluation data untrusted ({cause})" if cause else f"{action} requested"
+    return diagnosis(run, f"{run.tenant}/{run.surface} must be {'held' if want else 'released'}: {why}",
+                     cause="hold_needed" if want else "release_needed", lever="hold",
+                     lever_args={"held": want, "reason": why})
+
+
+def verify_hold(run: RunbookRun) -> CheckResult:
+    """After the fix: the hold is in the state the diagnosis asked for."""
+    diag = next((run.result(s.id) for s in run.spec.steps if s.role == "diagnose"), None)
+    want = bool((diag.data.get("lever_args") or {}).get("held", True)) if isinstance(diag, CheckResult) else True
+    current = hold_state(run)
+    held = current.data.get("held")
+    if held is None:
+        return CheckResult("hold.verify", "fail", current.summary, current.data, None, _where(run))
+    if bool(held) != want:
+        return CheckResult("hold.verify", "fail", f"{_where(run)} is {'held' if held else 'not held'}, not "
+                           f"{'held' if want else 'released'}", current.data, current.state, _where(run))
+    return CheckResult("hold.verify", "ok", f"{_where(run)} is {'held' if held else 'not held'}: {current.summary}",
+                       current.data, current.state, _where(run))
+
+
+def verify_publish_refused(run: RunbookRun) -> CheckResult:
+    """While held, a publish attempt (the probe_publish_command you give) must be refused, and change nothing."""
+    from .fix import command_argv, run_command
+
+    command = str(run.params.get("probe_publish_command") or "").strip()
+    held = _held(hold_state(run))
+    if not command or not held:
+        why = "no probe_publish_command given" if not command else "the surface is not held"
+        return CheckResult("hold.publish_refused", "ok", f"not tried: {why}", {"tried": False}, None, _where(run))
+    argv = command_argv(command, {"tenant": run.tenant, "surface": run.surface})
+    result = run_command(argv, timeout=300, redact=run.redact)
+    data = {"tried": True, "argv": argv, "exit_code": result.exit_code, "output": result.output}
+    if result.exit_code == 0:
+        return CheckResult("hold.publish_refused", "fail", "the publish went through although the surface is held: "
+                           "the publisher does not honour the hold", data, None, _where(run))
+    if "held" not in result.output:
+        return CheckResult("hold.publish_refused", "fail", f"the publish failed (exit {result.exit_code}) but not "
+                           "because of the hold; look at its output", data, None, _where(run))
+    return CheckResult("hold.publish_refused", "ok", f"a publish was refused because of the hold (exit "
+                       f"{result.exit_code})", data, None, _where(run))
