@@ -295,8 +295,11 @@ def diagnose_stale_artifacts(run: RunbookRun) -> CheckResult:
     why = serving.summary if stale and serving is not None else checkpoint.summary  # type: ignore[union-attr]
     if log is not None and log.status == "fail":
         why += f"; the last run failed: {log.summary}"
-    return rerun_lever(run, why, cause="pipeline_behind",
-                          runbook="pipeline-failed" if log is not None and log.status == "fail" else None)
+    values = {}
+    if checkpoint is not None and checkpoint.data.get("day"):  # the scheduler's next day: the one after the last
+        values["day"] = (date.fromisoformat(checkpoint.data["day"]) + timedelta(days=1)).isoformat()
+    return rerun_lever(run, why, cause="pipeline_behind", values=values,
+                       runbook="pipeline-failed" if log is not None and log.status == "fail" else None)
 
 
 # --------------------------------------------------------------------------------------------------- verification

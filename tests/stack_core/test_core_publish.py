@@ -284,3 +284,28 @@ def test_a_corrupt_manifest_stops_the_publish_and_names_the_fix(published):
         publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2)
     assert caught.value.kind == "dependency" and "manifest rollback" in str(caught.value)
     assert store.get(MANIFEST) == b'{"v": 1, "ten'
+
+
+def test_the_scheduled_day_continues_from_the_checkpoint_after_a_rollback(published):
+    """Day 2 published, then the manifest put back on day 1: the next scheduled day is day 3, not day 2 again."""
+    from recsys_stack.publisher import scheduled_day
+
+    store, root, _ = published
+    day1_manifest = store.get(MANIFEST)
+    publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2)
+    store.put(MANIFEST, day1_manifest)  # a rollback to day 1
+    assert next_day(store, T, S) == DAY2  # the manifest's window alone would re-publish day 2
+    assert scheduled_day(store, root, T, S) == date(2026, 1, 3)
+
+
+def test_configured_job_limits_apply_until_restored(published):
+    """A lowered max_events in pipeline.json fails every run of the day; resetting restores the default."""
+    from recsys_stack.publisher import job_limits, reset_job_limits, set_job_limits
+
+    store, root, _ = published
+    set_job_limits(root, max_events=1)
+    assert job_limits(root) == {"max_events": 1}
+    with pytest.raises(PublishError) as failed:
+        publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, **job_limits(root))
+    assert failed.value.kind == "limit_exceeded" and "max_events=1" in str(failed.value)
+    assert reset_job_limits(root) is True and job_limits(root) == {} and reset_job_limits(root) is False
