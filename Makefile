@@ -28,6 +28,9 @@ test: $(STAMP) ## Run everything CI runs: unit, stack and docs tests, then the s
 	$(VENV)/bin/pytest
 	$(MAKE) docs
 
+test-fast: $(STAMP) ## The edit-test loop: unit tests only (no stack, no notebook runs), in seconds
+	$(VENV)/bin/pytest -q -m "not stack and not slow"
+
 docs: $(STAMP) ## Build the site strictly into site/
 	$(VENV)/bin/mkdocs build --strict
 
@@ -54,4 +57,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test docs serve bench cli-reference notebooks lint stack-up stack-down
+.PHONY: help install demo test test-fast docs serve bench cli-reference notebooks lint stack-up stack-down
