@@ -382,7 +382,7 @@ class ServiceClient:
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
         extra = {"If-Match": bare_etag(if_match) or ""} if if_match else None
         body, response = self._call(
-            "PUT", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True, json_body={k: doc}, extra_headers=extra
+            "PUT", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True, json_body=doc, extra_headers=extra
         )
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")

@@ -99,7 +99,7 @@ class FaultContext:
     def put_admin(self, tenant: str, kind: str, doc) -> str:
         resp = self.request("GET", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant)
         headers = {"If-Match": resp.headers["ETag"].strip('"')} if resp.status_code == 200 and "ETag" in resp.headers else {}
-        resp = self.request("PUT", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant, body={kind: doc}, headers=headers)
+        resp = self.request("PUT", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant, body=doc, headers=headers)
         if resp.status_code != 200:
             raise StackError(f"PUT {kind} for {tenant} failed: HTTP {resp.status_code} {resp.text[:200]}", exit_code=1)
         return resp.json().get(f"{kind}_version", "")

@@ -12,7 +12,7 @@ from typing import Any
 
 from .adminstore import AdminStore, DatabaseUnavailable, DocumentNotFound, TenantNotFound
 from .artifacts import ArtifactIncompatible, Artifacts, Signals, StoreUnavailable, TtlCache
-from .documents import config_max_k, config_weights, parse_rules
+from .documents import config_max_k, config_weights, served_rules
 from .metrics import ServiceMetrics
 from .problems import Problem, internal, invalid_request
 from .ranking import Catalog, rank
@@ -148,7 +148,7 @@ class ServiceRuntime:
         if request.weights:
             weights.update(request.weights)
         try:
-            rules = parse_rules(rules_doc) if rules_doc is not None else []
+            rules = served_rules(rules_doc)
         except ValueError as exc:
             # Stored rules were validated on PUT; a row edited behind the API's back must not break serving.
             rules = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -123,6 +125,7 @@ def test_put_doc_sends_if_match_as_bare_hex(service, client):
     new = {**service.doc("config"), "algo": "v2"}
     _, new_version = client.put_doc("demo", "config", new, if_match=f'W/"{version}"')
     assert service.requests[-1].headers["If-Match"] == version
+    assert json.loads(service.requests[-1].content) == new  # the raw document, never {"config": ...}
     assert new_version == service.current[("demo", "config")] != version
 
 
