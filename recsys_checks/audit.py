@@ -14,7 +14,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import Target, safe_segment
+from .config import Target, prove_under, safe_segment
 from .errors import ChecksError, NotFound
 from .results import Plan
 from .store import Stores
@@ -30,7 +30,8 @@ def who(actor: str | None = None) -> str:
 
 def audit_prefix(target: Target, tenant: str, scope: str) -> str:
     """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed)."""
-    return f"{target.audit_root()}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/"
+    root = target.audit_root()
+    return prove_under(f"{root}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/", root + "/")
 
 
 def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime) -> str:

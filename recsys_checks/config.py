@@ -35,6 +35,37 @@ def safe_segment(value: str, what: str = "tenant") -> str:
     return value
 
 
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, host or bucket, path)`` of a URI, taken literally.
+
+    The suite uses ``file://`` paths and ``s3://`` keys as written: no percent-decoding, no query or fragment. So do
+    we, or a name with ``%2f`` would become a path separator after it was checked, and a name with ``#`` or ``%41``
+    that the suite serves would look missing here.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return "", "", uri
+    host, slash, path = rest.partition("/")
+    return scheme, host, slash + path
+
+
+def prove_under(uri: str, root_uri: str) -> str:
+    """Return ``uri`` if the file it names stays under ``root_uri`` once both are resolved, else raise BadInput.
+
+    Names are checked before they are put into a path; this proves the result too (a symlink placed in the store,
+    or a name the checks missed, cannot lead a write outside the store). Other schemes have no paths to escape.
+    """
+    scheme, _, path = split_uri(uri)
+    root_scheme, _, root = split_uri(root_uri)
+    if scheme != "file" or root_scheme != "file":
+        return uri
+    real_root = os.path.realpath(root if root.endswith("/") else os.path.dirname(root))
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise BadInput(f"{uri} resolves to {real}, outside the store root {real_root}: refusing to use it")
+    return uri
+
+
 def credential_problem(value: str | None, variable: str) -> str | None:
     """Why ``value`` cannot be a credential (a stray newline, a space, a non-ASCII character), without showing it.
 
@@ -121,8 +152,7 @@ class Target:
         return self.base_url.rstrip("/")
 
     def manifest_uri(self, tenant: str, surface: str) -> str:
-        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
-        return self.manifest_template.replace("{tenant}", t).replace("{surface}", s)
+        return _fill(self.manifest_template, tenant, surface)
 
     def records_prefix(self, tenant: str, surface: str) -> str:
         """URI prefix under which the version records of one surface live (ends with ``/``).
@@ -140,7 +170,7 @@ class Target:
                 "cannot derive the records location from the manifest template "
                 f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
             )
-        uri = tpl.replace("{tenant}", t).replace("{surface}", s)
+        uri = _fill(tpl, t, s)
         return uri if uri.endswith("/") else uri + "/"
 
     def registry_root(self) -> str:
@@ -181,6 +211,12 @@ class Target:
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
+
+
+def _fill(template: str, tenant: str, surface: str) -> str:
+    """``template`` with the checked tenant and surface put in, proven to stay under the template's fixed part."""
+    t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+    return prove_under(template.replace("{tenant}", t).replace("{surface}", s), template.split("{", 1)[0])
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")

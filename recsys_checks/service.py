@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -95,6 +96,11 @@ class Answer:
     path: str
     elapsed_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def _path_segment(name: str) -> str:
+    """A checked name as one URL path segment: every reserved character percent-encoded (``%`` too)."""
+    return quote(name, safe="")
 
 
 def bare_etag(value: str | None) -> str | None:
@@ -372,7 +378,7 @@ class ServiceClient:
     def get_doc(self, tenant: str, kind: str) -> tuple[Any, str]:
         """The tenant's current config or rules document and its version (the bare-hex ``ETag``)."""
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
-        body, response = self._call("GET", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True)
+        body, response = self._call("GET", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True)
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
         return body.get(k), str(version or "")
@@ -382,7 +388,7 @@ class ServiceClient:
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
         extra = {"If-Match": bare_etag(if_match) or ""} if if_match else None
         body, response = self._call(
-            "PUT", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True, json_body=doc, extra_headers=extra
+            "PUT", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True, json_body=doc, extra_headers=extra
         )
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
@@ -398,7 +404,7 @@ class ServiceClient:
             params["before"] = before
         if before_id is not None:
             params["before_id"] = before_id
-        body, _ = self._call("GET", f"/v1/admin/tenants/{t}/audit", tenant=t, admin=True, params=params)
+        body, _ = self._call("GET", f"/v1/admin/tenants/{_path_segment(t)}/audit", tenant=t, admin=True, params=params)
         return body if isinstance(body, dict) else {"entries": []}
 
     def audit(
@@ -433,7 +439,7 @@ class ServiceClient:
         body: dict[str, Any] = {"targets": list(targets)}
         if surface is not None:
             body["surface"] = safe_segment(surface, "surface")
-        data, _ = self._call("POST", f"/v1/admin/tenants/{t}/cache/invalidate", tenant=t, admin=True, json_body=body)
+        data, _ = self._call("POST", f"/v1/admin/tenants/{_path_segment(t)}/cache/invalidate", tenant=t, admin=True, json_body=body)
         return data if isinstance(data, dict) else {}
 
 

@@ -30,9 +30,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from .config import Target, credential_problem, redact
+from .config import Target, credential_problem, redact, split_uri
 from .errors import BadInput, ChecksError, Conflict, NotFound, Unreachable
 
 _LOCK_SUFFIX = ".lock"
@@ -90,22 +89,23 @@ class Store(ABC):
 
 
 def file_path(uri: str) -> Path:
-    """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+    """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``), literally."""
+    scheme, host, path = split_uri(uri)
+    if scheme != "file" or host not in ("", "localhost"):
         raise BadInput(f"{uri!r} is not a local file URI: use file:///absolute/path")
-    path = unquote(parsed.path)
     if not path.startswith("/"):
         raise BadInput(f"{uri!r} does not name an absolute path: use file:///absolute/path")
+    if "\x00" in path:
+        raise BadInput(f"{uri!r} contains a NUL character, which no file name can hold")
     return Path(path)
 
 
 def s3_location(uri: str) -> tuple[str, str]:
-    """``(bucket, key)`` of an ``s3://bucket/key`` URI (the key may be empty for a prefix)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI (the key may be empty for a prefix), literally."""
+    scheme, bucket, path = split_uri(uri)
+    if scheme != "s3" or not bucket:
         raise BadInput(f"{uri!r} is not an S3 URI: use s3://bucket/key")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, path.lstrip("/")
 
 
 class FileStore(Store):

@@ -41,6 +41,21 @@ class UnsafeSegment(ValueError):
     """A tenant, surface, kind or segment that cannot be used as a path segment."""
 
 
+def file_uri(path: Any) -> str:
+    """``file://`` + the absolute path, literally: the suite neither percent-encodes nor decodes file URIs."""
+    return "file://" + str(path)
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, host or bucket, path)`` of a ``file://`` or ``s3://`` URI, taken literally (no percent-decoding,
+    no query or fragment): the suite uses these paths as written, so ``%41``, ``#`` and ``?`` are name characters."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return "", "", uri
+    host, slash, path = rest.partition("/")
+    return scheme, host, slash + path
+
+
 def safe_segment(value: str, what: str = "tenant") -> str:
     """Return ``value`` if it is a safe path segment, else raise :class:`UnsafeSegment`.
 

@@ -24,9 +24,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
 
-from .formats import safe_segment
+from .formats import file_uri, safe_segment, split_uri
 
 BUCKET = "recsys-artifacts"
 BLOB_PREFIX = "objectstore"
@@ -233,13 +232,13 @@ class FileStore(ObjectStore):
         return sorted(keys)
 
     def uri(self, key: str) -> str:
-        return "file://" + quote(self._path(key).as_posix(), safe="/")
+        return file_uri(self._path(key).as_posix())
 
     def key_for_uri(self, uri: str) -> str:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file":
+        scheme, host, raw_path = split_uri(uri)
+        if scheme != "file" or host not in ("", "localhost"):
             raise ValueError(f"{uri!r} is not a file:// URI of this store ({self.root})")
-        path = Path(unquote(parsed.path))
+        path = Path(raw_path)
         try:
             rel = path.relative_to(self.root)
         except ValueError:
@@ -396,10 +395,10 @@ class S3Store(ObjectStore):
         return f"s3://{self.bucket}/{_check_key(key)}"
 
     def key_for_uri(self, uri: str) -> str:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+        scheme, bucket, key = split_uri(uri)
+        if scheme != "s3" or bucket != self.bucket:
             raise ValueError(f"{uri!r} is not an s3:// URI in bucket {self.bucket!r}")
-        return _check_key(parsed.path.lstrip("/"))
+        return _check_key(key.lstrip("/"))
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (local S3 only; production buckets are provisioned)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from . import seed
+from .formats import file_uri
 
 BUCKET = "recsys-artifacts"
 REGION = "us-east-1"
@@ -396,8 +397,8 @@ def up(
     if store == "file":
         store_dir = root / "store"
         store_dir.mkdir()
-        info["manifest_template"] = f"{store_dir.as_uri()}/registry/current/{{tenant}}/{{surface}}/manifest.json"
-        info["objectstore_uri"] = f"{store_dir.as_uri()}/objectstore"
+        info["manifest_template"] = f"{file_uri(store_dir)}/registry/current/{{tenant}}/{{surface}}/manifest.json"
+        info["objectstore_uri"] = f"{file_uri(store_dir)}/objectstore"
     else:
         info["manifest_template"] = f"s3://{BUCKET}/registry/current/{{tenant}}/{{surface}}/manifest.json"
         info["objectstore_uri"] = f"s3://{BUCKET}/objectstore"
