@@ -9,13 +9,15 @@ of every surface). The service keeps its own audit log of config, rules and cach
 
 from __future__ import annotations
 
-import json
 import os
+import pwd
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from . import jsonio
 from .config import Target, prove_under, safe_segment
-from .errors import ChecksError, NotFound
+from .errors import ChecksError, InvalidObject, NotFound
 from .results import Plan
 from .store import Stores
 from .timefmt import format_z
@@ -24,8 +26,16 @@ TENANT_SCOPE = "_tenant"
 
 
 def who(actor: str | None = None) -> str:
-    """The person or system acting: ``actor``, else ``$RECSYS_ACTOR``, else the login name."""
-    return actor or os.environ.get("RECSYS_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    """The person or system acting: ``actor``, else ``$RECSYS_ACTOR``, else ``$USER``/``$USERNAME``, else (in
+    containers, CI and ``kubectl exec``, where neither is set) the account's login name and the host: ``name@host``."""
+    named = actor or os.environ.get("RECSYS_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME")
+    if named:
+        return named
+    try:
+        login = pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        login = f"uid-{os.getuid()}"
+    return f"{login}@{socket.gethostname() or 'unknown-host'}"
 
 
 def audit_prefix(target: Target, tenant: str, scope: str) -> str:
@@ -64,7 +74,7 @@ def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | N
 
 def write(stores: Stores, uri: str, doc: dict[str, Any]) -> str:
     """Write one audit object create-only; raises Conflict if the name exists (it is never overwritten)."""
-    body = (json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    body = (jsonio.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
     stores.put(uri, body, if_none_match=True)
     return uri
 
@@ -80,11 +90,11 @@ def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = Non
                 continue
             try:
                 data, _ = st.get(uri)
-                doc = json.loads(data)
+                doc = jsonio.loads(data)
                 if not isinstance(doc, dict):
                     raise ValueError("not a JSON object")
                 doc["uri"] = uri
-            except (NotFound, ValueError, UnicodeDecodeError) as exc:
+            except (NotFound, InvalidObject, ValueError, UnicodeDecodeError) as exc:
                 doc = {"uri": uri, "error": f"unreadable audit record {uri}: {exc}"}
             out.append(doc)
         return out

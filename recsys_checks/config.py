@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from .deadline import DEFAULT_DEADLINE
 from .errors import BadInput
 
 DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
@@ -60,7 +62,10 @@ def prove_under(uri: str, root_uri: str) -> str:
     if scheme != "file" or root_scheme != "file":
         return uri
     real_root = os.path.realpath(root if root.endswith("/") else os.path.dirname(root))
-    real = os.path.realpath(path)
+    # The directories are resolved; a last component that is a symlink is not followed here: a write replaces the
+    # link itself, and a read checks what it finds (a device or a FIFO is refused as a damaged object).
+    real = os.path.realpath(path) if path.endswith("/") else \
+        os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
         raise BadInput(f"{uri} resolves to {real}, outside the store root {real_root}: refusing to use it")
     return uri
@@ -103,6 +108,8 @@ class Target:
     s3_access_key: str | None = field(default=None, repr=False)
     s3_secret_key: str | None = field(default=None, repr=False)
     timeout: float = 5.0
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = 10_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
@@ -118,18 +125,18 @@ class Target:
             "s3_access_key": env.get("RECSYS_ARTIFACT_S3_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or None,
             "s3_secret_key": env.get("RECSYS_ARTIFACT_S3_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or None,
         }
+        if env.get("RECSYS_ARTIFACT_MAX_BYTES"):
+            values["max_bytes"] = _positive_int(env["RECSYS_ARTIFACT_MAX_BYTES"], "RECSYS_ARTIFACT_MAX_BYTES")
         values.update({k: v for k, v in overrides.items() if v is not None})
         target = cls(**values)  # type: ignore[arg-type]
         target.validate()
         return target
 
     def validate(self) -> None:
-        if self.base_url is not None and not re.match(r"^https?://", self.base_url):
-            raise BadInput(f"RECSYS_BASE_URL {self.base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
-        if self.s3_endpoint is not None and not re.match(r"^https?://[^/\s]+", self.s3_endpoint):
-            raise BadInput(
-                f"RECSYS_ARTIFACT_S3_ENDPOINT {self.s3_endpoint!r} is not an http(s) URL, e.g. http://127.0.0.1:9000"
-            )
+        for variable, url, example in (("RECSYS_BASE_URL", self.base_url, "http://127.0.0.1:8080"),
+                                       ("RECSYS_ARTIFACT_S3_ENDPOINT", self.s3_endpoint, "http://127.0.0.1:9000")):
+            if url is not None:
+                _check_http_url(variable, url, example)
         for variable, value in (
             ("RECSYS_API_KEY", self.api_key),
             ("RECSYS_ARTIFACT_S3_ACCESS_KEY (or AWS_ACCESS_KEY_ID)", self.s3_access_key),
@@ -211,6 +218,33 @@ class Target:
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
+
+
+def _check_http_url(variable: str, url: str, example: str) -> None:
+    """Raise BadInput unless ``url`` is an http(s) URL with a host and, if given, a numeric port."""
+    problem = None
+    if not re.match(r"^https?://[^/\s]+", url) or _CONTROL.search(url) or " " in url:
+        problem = "is not an http(s) URL"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+            if not parts.hostname:
+                problem = "has no host"
+        except ValueError as exc:
+            problem = f"is not a valid URL ({exc})"
+    if problem:
+        raise BadInput(f"{variable} {url!r} {problem}: use e.g. {example}")
+
+
+def _positive_int(text: str, variable: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInput(f"{variable} {text!r} is not a whole number of bytes of at least 1")
+    return value
 
 
 def _fill(template: str, tenant: str, surface: str) -> str:

@@ -34,6 +34,8 @@ def canonical_jsonb(value: Any) -> str:
         return "{" + inner + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(canonical_jsonb(v) for v in value) + "]"
+    if isinstance(value, Decimal):  # a number read as written: jsonb keeps its digits, never an exponent
+        return format(value.copy_abs() if value.is_zero() else value, "f")
     if isinstance(value, float) and math.isfinite(value):
         text = repr(value)  # jsonb's numeric never prints an exponent: 1e-07 is 0.0000001
         return format(Decimal(text), "f") if "e" in text or "E" in text else text

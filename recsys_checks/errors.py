@@ -40,3 +40,16 @@ class NotFound(Unhealthy):
     """The store answered, but the object (manifest, record, blob) is not there."""
 
     exit_code = 1
+
+
+class InvalidObject(Unhealthy):
+    """The store answered, but the object cannot be a document: not a regular file, or larger than the limit.
+
+    ``etag`` is a token of what is there now, so that a repair can still compare-and-swap against it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, etag: str) -> None:
+        super().__init__(message)
+        self.etag = etag

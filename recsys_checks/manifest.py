@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import audit
+from . import audit, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
-from .errors import BadInput, ChecksError, Conflict, NotFound
+from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .records import VersionRecord, history, load_records
 from .results import ActionResult, CheckResult, Plan
 from .store import Stores
@@ -71,7 +71,7 @@ class Manifest:
 def parse_manifest(data: bytes | str) -> Manifest:
     """Parse a manifest strictly as v1; :class:`BadInput` names the field that is wrong."""
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"manifest is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -129,6 +129,9 @@ def read_current(target: Target, tenant: str, surface: str, *, stores: Stores | 
     try:
         try:
             data, etag = st.get(uri)
+        except InvalidObject as exc:
+            raise BadInput(f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with "
+                           f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`") from None
         except NotFound:
             raise NotFound(
                 f"no manifest for {tenant}/{surface} at {uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, or list "
@@ -190,6 +193,13 @@ def status(
     try:
         try:
             raw, etag = st.get(uri)
+        except InvalidObject as exc:
+            data["etag"] = exc.etag
+            data["condition"] = "invalid"
+            problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
+                       f"rollback --tenant {tenant} --surface {surface} --previous`")
+            data["problems"].append(problem)
+            return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
         except NotFound:
             data["condition"] = "missing"
             data["problems"].append(f"no manifest at {uri}")
@@ -268,6 +278,8 @@ def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> tuple
         raw, etag = st.get(uri)
     except NotFound:
         return "missing", None, None, None, f"no manifest at {uri}"
+    except InvalidObject as exc:
+        return "invalid", None, exc.etag, None, str(exc)
     try:
         return "valid", _parse_for(raw, tenant, surface, uri), etag, raw, None
     except BadInput as exc:
@@ -565,6 +577,8 @@ def apply_rollback(
             raw, etag = st.get(uri)
         except NotFound:
             raw, etag = None, None
+        except InvalidObject as exc:  # damaged (a FIFO, a huge file...): replaced if it is what the plan saw
+            raw, etag = None, exc.etag
         if raw is not None and _already_applied(raw, tenant, surface, plan):
             return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
                                 plan, verification=_verify(target, st, tenant, surface, plan))
@@ -617,7 +631,7 @@ def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -
     try:
         raw, etag = st.get(uri)
         m = _parse_for(raw, tenant, surface, uri)
-    except (NotFound, BadInput) as exc:
+    except (NotFound, BadInput, InvalidObject) as exc:
         return CheckResult("manifest.rollback.verify", "fail", str(exc), {}, None, uri)
     wrong = [c["kind"] for c in plan.changes if m.current.get(c["kind"]) != c["after"]]
     data = {"manifest": m.to_dict(), "wrong": wrong}

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+from . import jsonio
 from .results import ActionResult, CheckResult, Plan
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32", "conflict": "31"}
@@ -31,7 +32,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (dict, list)):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        value = jsonio.dumps(value, sort_keys=True, separators=(",", ":"))
     text = str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
@@ -143,7 +144,7 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
             continue
         if key == "document":
             lines.append("  document:")
-            lines += ["    " + line for line in json.dumps(value, indent=2, sort_keys=True).splitlines()]
+            lines += ["    " + line for line in jsonio.dumps(value, indent=2, sort_keys=True).splitlines()]
             continue
         lines.append(f"  {_label(key)}: {_cell(_human(key, value))}")
     for key, rows, cols in tables:
@@ -190,7 +191,7 @@ def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextI
     stream = stream or sys.stdout
     if as_json:
         payload: Any = [r.to_dict() for r in results]
-        json.dump(payload[0] if len(payload) == 1 else payload, stream, indent=2, default=str)
+        stream.write(jsonio.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str))
         stream.write("\n")
         return
     colour = use_colour(stream)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import jsonio
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
 from .results import CheckResult
@@ -98,7 +99,7 @@ def version_from_uri(uri: str | None) -> str | None:
 
 def _artifact_items(raw: bytes) -> list[dict[str, Any]] | None:
     try:
-        doc = json.loads(raw)
+        doc = jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     items = doc.get("items") if isinstance(doc, dict) else None

@@ -21,7 +21,7 @@ from .adminstore import (
 from .documents import InvalidDocument, validate_config, validate_rules_document
 from .problems import Problem, internal, invalid_request, request_id_of
 from .recommend_request import safe_segment
-from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for
+from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for, header_text
 
 _NOT_FOUND_CODES = {"config": "RECSYS_CONFIG_NOT_FOUND", "rules": "RECSYS_RULES_NOT_FOUND"}
 _INVALID_CODES = {"config": "RECSYS_INVALID_CONFIG", "rules": "RECSYS_INVALID_RULES"}
@@ -37,7 +37,7 @@ def authorize(request: Request) -> tuple[ServiceRuntime, str, str]:
     key = runtime.check_api_key(request.headers, required=True)
     assert key is not None
     tenant = request.path_params["tenant_id"]
-    scope = request.headers.get("x-org-id")
+    scope = header_text(request.headers, "x-org-id")
     if scope is not None and scope != tenant:
         raise Problem(
             403,

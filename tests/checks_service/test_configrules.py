@@ -11,6 +11,7 @@ import pytest
 
 from recsys_checks.configrules import apply_revert, canonical_jsonb, diff, doc_version, history, plan_revert, show
 from recsys_checks.errors import BadInput, Conflict, Unreachable
+from recsys_checks.service import ServiceClient
 
 from .conftest import API_KEY, CONFIG_SEED, version_of
 
@@ -248,3 +249,27 @@ def test_a_failed_cache_invalidation_after_the_revert_is_reported_and_still_audi
     assert result.audit is not None
     record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
     assert record["action"] == "config.revert" and record["after"] == version_of(CONFIG_SEED)
+
+
+def test_a_non_ascii_actor_is_sent_as_utf8_and_a_control_character_is_refused(bad_config, target, client):
+    """RECSYS_ACTOR='José Núñez' works on an action; an actor with a newline is a clear bad input, nothing sent."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    with ServiceClient(target, transport=httpx.MockTransport(bad_config.handler), actor="José Núñez") as named:
+        result = apply_revert(target, plan, execute=True, client=named, actor="José Núñez")
+    assert result.status == "applied", result.summary
+    put = next(r for r in bad_config.requests if r.method == "PUT")
+    assert put.headers.raw and ("José Núñez".encode() in [v for k, v in put.headers.raw if k.lower() == b"x-actor"])
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
+    assert record["who"] == "José Núñez"
+    before = len(bad_config.requests)
+    evil = ServiceClient(target, transport=httpx.MockTransport(bad_config.handler), actor="eve\r\nX-Evil: 1")
+    with evil, pytest.raises(BadInput, match="control character"):
+        apply_revert(target, plan_revert(target, "demo", "config", previous=True, client=evil), execute=True,
+                     client=evil, actor="eve\r\nX-Evil: 1")
+    assert all(r.method == "GET" for r in bad_config.requests[before:])
+
+
+def test_a_cyrillic_tenant_is_asked_for_not_a_crash(bad_config, target, client):
+    """A tenant name with a Cyrillic letter reaches the service (which does not know it): a fail result."""
+    result = show(target, "dеmo", "config", client=client)  # the 'е' is Cyrillic
+    assert result.status == "fail" and "RECSYS_TENANT_NOT_FOUND" in result.summary

@@ -271,7 +271,7 @@ def test_rules_block_pin_and_boost_change_the_ranking(file_stack, client, tenant
         {"action": "pin", "target_type": "item", "item_ids": ["sku-0012"], "enabled": False},
     ]
     assert ids(file_stack.recommend(client, tenant, k=4))[0] == "sku-0001"  # loads the empty rules into the cache
-    put = client.put(f"/v1/admin/tenants/{tenant}/rules", json={"rules": rules}, headers=file_stack.admin_headers())
+    put = client.put(f"/v1/admin/tenants/{tenant}/rules", json=rules, headers=file_stack.admin_headers())
     assert put.status_code == 200
     before = file_stack.recommend(client, tenant, k=4)
     assert ids(before)[0] == "sku-0001"  # the service still serves its cached rules
@@ -288,7 +288,7 @@ def test_config_weights_change_the_ranking(file_stack, client, tenant):
     headers = file_stack.admin_headers()
     client.put(
         f"/v1/admin/tenants/{tenant}/config",
-        json={"config": {"weights": {"pop": 2.0, "cooc": 0.0, "emb": 0.0}}},
+        json={"weights": {"pop": 2.0, "cooc": 0.0, "emb": 0.0}},
         headers=headers,
     )
     file_stack.invalidate(client, tenant, ["config"])
@@ -296,7 +296,7 @@ def test_config_weights_change_the_ranking(file_stack, client, tenant):
     assert doubled.json()["items"] == [{"item_id": "sku-0001", "rank": 1, "score": 100}]
     client.put(
         f"/v1/admin/tenants/{tenant}/config",
-        json={"config": {"weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}},
+        json={"weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}},
         headers=headers,
     )
     file_stack.invalidate(client, tenant, ["config"])
