@@ -12,9 +12,9 @@ from datetime import datetime
 
 from . import audit
 from .config import Target, safe_segment
-from .errors import BadInput
+from .errors import BadInput, Unreachable
 from .results import ActionResult, Plan
-from .service import CACHE_TARGETS, ServiceClient, using
+from .service import CACHE_TARGETS, ServiceClient, ServiceProblem, using
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -74,15 +74,27 @@ def apply_invalidate(
     audit_scope = surface or audit.TENANT_SCOPE
     audit.audit_prefix(target, tenant, audit_scope)  # refuse before acting if audit records cannot be placed
     with using(target, client, actor=actor) as c:
-        answer = c.invalidate(tenant, names, surface)
+        # One read of the admin API first: an unreachable service, a refused key or an unknown tenant stops here,
+        # before an intent is written for a change that cannot be made.
+        c.audit_page(tenant, limit=1)
+        audit.settle_service(target, tenant, audit_scope, None)
+        intent_uri, intent = audit.begin_service_change(
+            target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook, before="cached",
+            after="reload on next request", expect={},
+        )
+        try:
+            answer = c.invalidate(tenant, names, surface)
+        except (ServiceProblem, Unreachable) as exc:
+            if not audit.may_have_happened(exc):
+                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                            state="abandoned", note=f"not done: {exc}")
+            raise
         request_id = c.last_request_id
     counts = answer.get("invalidated") or {}
     shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
     summary = f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else "")
-    uri, problem = audit.record_service_change(
-        target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook,
-        request_id=request_id, before="cached", after={"invalidated": counts},
-    )
+    uri, problem = audit.finish_service_change(target, intent_uri, intent, request_id=request_id,
+                                               after={"invalidated": counts})
     if problem:
         summary += f"; {problem}"
     return ActionResult("applied", summary, plan, uri)

@@ -95,6 +95,11 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+def redact_environment(text: str) -> str:
+    """``text`` with the value of every credential variable set in the environment masked (see SECRET_VARIABLES)."""
+    return redact(text, (os.environ.get(name) for name in SECRET_VARIABLES))
+
+
 @dataclass(frozen=True)
 class Target:
     """One deployment: the service's base URL, the manifest template and the store credentials."""
@@ -203,9 +208,12 @@ class Target:
             "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
         )
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key, self.s3_access_key, self.s3_secret_key)
+
     def redact(self, text: str) -> str:
         """``text`` with this target's credentials masked (for messages built from third-party exceptions)."""
-        return redact(text, (self.api_key, self.s3_access_key, self.s3_secret_key))
+        return redact(text, self.secrets())
 
     def to_public_dict(self) -> dict[str, object]:
         """Everything but the secrets (whether each is set is shown, never its value)."""
@@ -253,6 +261,7 @@ def _fill(template: str, tenant: str, surface: str) -> str:
     return prove_under(template.replace("{tenant}", t).replace("{surface}", s), template.split("{", 1)[0])
 
 
+MAX_DURATION = timedelta(days=36500)  # far beyond any history, and well inside what a date can express
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -265,4 +274,6 @@ def parse_duration(text: str) -> timedelta:
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise BadInput(f"bad duration {text!r}: it must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise BadInput(f"bad duration {text!r}: it must be at most {MAX_DURATION.days}d (100 years)")
     return timedelta(seconds=seconds)

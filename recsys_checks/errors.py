@@ -19,9 +19,17 @@ class BadInput(ChecksError):
 
 
 class Unreachable(ChecksError):
-    """The service or the object store did not answer (connection refused, timeout, DNS)."""
+    """The service or the object store did not answer (connection refused, timeout, DNS).
+
+    ``sent`` is False when the request certainly never reached the peer (no connection was made), so an action
+    knows that nothing was changed.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class Unhealthy(ChecksError):

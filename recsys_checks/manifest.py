@@ -19,7 +19,7 @@ from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .records import VersionRecord, history, load_records
 from .results import ActionResult, CheckResult, Plan
-from .store import Stores
+from .store import Stores, etag_of
 from .timefmt import format_z, parse_seconds_z
 
 __all__ = [
@@ -579,6 +579,8 @@ def apply_rollback(
             raw, etag = None, None
         except InvalidObject as exc:  # damaged (a FIFO, a huge file...): replaced if it is what the plan saw
             raw, etag = None, exc.etag
+        # A crash between an earlier swap and its record left an intent: complete it now that the world shows it.
+        audit.settle(st, target, tenant, surface, audit.judge_by_state(etag), now=now)
         if raw is not None and _already_applied(raw, tenant, surface, plan):
             return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
                                 plan, verification=_verify(target, st, tenant, surface, plan))
@@ -595,25 +597,38 @@ def apply_rollback(
                 raise Conflict(f"rollback target {k} {rec['version']} no longer validates ({res.summary}); "
                                "nothing was changed")
         new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
-        new_etag = st.put(uri, manifest_bytes(new), if_match=plan.observed, if_none_match=plan.observed is None)
-        audit_uri = audit.audit_uri(target, tenant, surface, plan, now)
-        record = audit.record(
-            plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook, before=d["before"],
-            after={"etag": new_etag, "manifest": new.to_dict(), "current": new.to_dict()["current"]},
+        body = manifest_bytes(new)
+        after = {"etag": etag_of(body), "manifest": new.to_dict(), "current": new.to_dict()["current"]}
+        # The intent goes first: if it cannot be written, nothing is changed; if the process dies after the swap,
+        # the next run finds the intent and completes it.
+        intent_uri, intent = audit.begin(
+            st, target, plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
+            before=d["before"], after=after, expect={"observed": plan.observed, "result": after["etag"]},
             manifest_uri=uri,
         )
         try:
-            audit.write(st, audit_uri, record)
+            new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)
+        except Conflict:
+            audit.complete(st, intent_uri, intent, state="abandoned",
+                           note="another change won the compare-and-swap; nothing was changed")
+            raise
+        except ChecksError:
+            raise  # the intent stays pending; the next run settles it from what the manifest shows
+        after["etag"] = new_etag
+        audit_uri: str | None
+        try:
+            audit_uri = audit.complete(st, intent_uri, intent, after=after)
+            problem = None
         except ChecksError as exc:
-            raise ChecksError(
-                f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record {audit_uri} "
-                f"could not be written: {exc}; record the change by hand"
-            ) from None
+            audit_uri = None
+            problem = (f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record could not "
+                       f"be written ({exc}); the intent {intent_uri} stands and the next rollback run completes it")
         verification = _verify(target, st, tenant, surface, plan)
     finally:
         if own:
             st.close()
-    return ActionResult("applied", f"repointed {tenant}/{surface}: {moves}", plan, audit_uri, verification)
+    summary = f"repointed {tenant}/{surface}: {moves}" + (f"; {problem}" if problem else "")
+    return ActionResult("applied", summary, plan, audit_uri, verification)
 
 
 def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:

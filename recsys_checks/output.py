@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from . import jsonio
+from .config import redact_environment
 from .results import ActionResult, CheckResult, Plan
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32", "conflict": "31"}
@@ -188,12 +189,14 @@ def render_action(result: ActionResult, colour: bool = False) -> str:
 
 
 def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None) -> None:
+    """Print ``results``; any credential of the environment that a peer echoed into them is masked."""
     stream = stream or sys.stdout
     if as_json:
         payload: Any = [r.to_dict() for r in results]
-        stream.write(jsonio.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str))
-        stream.write("\n")
-        return
-    colour = use_colour(stream)
-    blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour) for r in results]
-    stream.write("\n\n".join(blocks) + "\n")
+        text = jsonio.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str) + "\n"
+    else:
+        colour = use_colour(stream)
+        blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)
+                  for r in results]
+        text = "\n\n".join(blocks) + "\n"
+    stream.write(redact_environment(text))

@@ -228,6 +228,7 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
                     target: Target) -> CheckResult:
     where = f"{tenant}/{surface}"
     data["problem"] = p.to_dict()
+    data["exit_code"] = p.exit_code
     code = f"{p.status} {p.code}" if p.code else str(p.status)
     if state is not None:
         data["manifest"] = state.to_dict()
@@ -321,6 +322,7 @@ def probe(
             return _classify(c, target, tenant, surface, response, data, reader, where)
     except Unreachable as exc:
         data["cause"], data["runbook"] = "unreachable", "service-not-ready"
+        data["exit_code"] = exc.exit_code
         return CheckResult("recs.probe", "fail", str(exc), data, None, target.base_url)
 
 
@@ -479,10 +481,10 @@ def served_vs_published(
         with using(target, client) as c:
             response = c.recommend(tenant, body)
     except Unreachable as exc:
-        data["verdict"] = "unreachable"
+        data["verdict"], data["exit_code"] = "unreachable", exc.exit_code
         return CheckResult(check, "fail", str(exc), data, None, target.base_url)
     except ServiceProblem as p:
-        data["verdict"], data["problem"] = "service_error", p.to_dict()
+        data["verdict"], data["problem"], data["exit_code"] = "service_error", p.to_dict(), p.exit_code
         return CheckResult(check, "fail", f"{where}: cannot compare, {p} (run recs probe for the cause)", data, None,
                            target.base_url)
 

@@ -277,7 +277,8 @@ class ServiceClient:
             reason = self.target.redact(str(exc)) or type(exc).__name__
             raise Unreachable(
                 f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
-                "check RECSYS_BASE_URL / is the service up?"
+                "check RECSYS_BASE_URL / is the service up?",
+                sent=not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
             ) from None
         except httpx.RequestError as exc:  # an answer that cannot be decoded (bad Content-Encoding, ...)
             reason = self.target.redact(str(exc)) or type(exc).__name__

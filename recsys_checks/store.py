@@ -153,7 +153,8 @@ class FileStore(Store):
         path = file_path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked(path, uri):
+            # A create-only write needs no lock: link() refuses an existing name atomically.
+            with contextlib.nullcontext() if if_none_match else self._locked(path, uri):
                 current = _etag_now(path, uri, self.max_bytes)
                 if if_none_match and current is not None:
                     raise Conflict(f"{uri} already exists and is never overwritten; nothing was written")

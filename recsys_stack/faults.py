@@ -21,7 +21,6 @@ import httpx
 from . import runner
 from .runner import StackError
 
-FAULT_ACTOR = "fault-injector"
 STALE_AGE = timedelta(hours=72)
 MISSING_VERSION = "0" * 64
 
@@ -71,7 +70,7 @@ class FaultContext:
         self.store.put(key, manifest_bytes(manifest), if_match=etag)
 
     def request(self, method: str, path: str, *, tenant: str, body=None, headers=None) -> httpx.Response:
-        hdrs = {"X-API-Key": self.secrets.get("RECSYS_API_KEY", ""), "X-Org-Id": tenant, "X-Actor": FAULT_ACTOR}
+        hdrs = {"X-API-Key": self.secrets.get("RECSYS_API_KEY", ""), "X-Org-Id": tenant}
         hdrs.update(headers or {})
         with httpx.Client(base_url=self.info["base_url"], timeout=15.0, trust_env=False) as client:
             return client.request(method, path, json=body, headers=hdrs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -369,6 +370,11 @@ def up(
     if port is not None and port_in_use(port):
         raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
 
+    given_key = environ.get("RECSYS_API_KEY")
+    if given_key and not re.fullmatch(r"[\x21-\x7e]+", given_key):
+        # A key with a trailing newline (copied from a file) would be accepted here and then never match a header.
+        raise StackError("RECSYS_API_KEY has whitespace, a newline or non-ASCII characters: set it to the bare key "
+                         "(its value is not shown)")
     if root.is_dir() and existing is None and any(root.iterdir()):
         # `up` replaces the state under ROOT; never do that to a directory that is not a stack root.
         raise StackError(f"{root} is not empty and holds no stack.json: pick an empty or new directory with --root")

@@ -34,8 +34,9 @@ def invalidate(checks: Checks, tenant: str, surface: str) -> None:
 
 
 def audit_records(checks: Checks, tenant: str, scope: str) -> dict[str, dict]:
-    """The audit objects under ``registry/audit/<tenant>/<scope>/``, by key, read straight from the store."""
-    keys = [k for k in checks.list_keys(f"registry/audit/{tenant}/{scope}/") if k.endswith(".json")]
+    """The audit records under ``registry/audit/<tenant>/<scope>/`` (not their intents), by key, from the store."""
+    keys = [k for k in checks.list_keys(f"registry/audit/{tenant}/{scope}/")
+            if k.endswith(".json") and not k.endswith(".intent.json")]
     return {k: json.loads(checks.read_object(k)) for k in keys}
 
 
