@@ -87,16 +87,17 @@ def test_recommend_defaults_k_and_generates_a_request_id(client, tenant):
         ({"surface": "home", "user": {"user_id": "u", "email": "x"}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "candidates": {"only": []}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "k": "10"}, 400),
-        ({"user": {"user_id": "u"}}, 422),
+        ({"user": {"user_id": "u"}}, 400),
+        ({"surface": "", "user": {"user_id": "u"}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "k": 0}, 422),
         ({"surface": "home", "user": {"user_id": "u"}, "k": 201}, 422),
         ({"surface": "home"}, 422),
         ({"surface": "home", "user": {}}, 422),
-        ({"surface": "../etc", "user": {"user_id": "u"}}, 422),
+        ({"surface": "../etc", "user": {"user_id": "u"}}, 400),
     ],
 )
 def test_recommend_rejects_bad_requests(client, tenant, body, status):
-    """Unknown fields and wrong types are 400; a missing surface or user, or k outside 1..200, is 422."""
+    """Unknown fields, wrong types, a missing or unsafe surface: 400; no user, or k outside 1..200: 422."""
     response = client.post("/v1/recommend", json=body, headers={"X-Org-Id": tenant})
     assert_problem(response, status, "RECSYS_INVALID_REQUEST")
 
