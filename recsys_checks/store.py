@@ -4,12 +4,12 @@ ETags are the quoted MD5 hex of the content on both stores (what S3 returns for 
 state token seen on one store means the same thing on the other. Conditional writes:
 
 - S3: ``If-Match: <etag>`` to replace exactly what was read, ``If-None-Match: *`` to create only.
-- Files: an exclusive ``flock`` on a ``<name>.lock`` file beside the object, held around a compare of the current
-  content hash and a write to a temporary file, fsync and rename, so that a reader never sees a half-written
-  manifest. The local stack's publisher takes the same lock, so a rollback and a publish exclude each other; the
-  kernel drops the lock when a writer dies, so a crash never leaves the object locked. Lock files are kept (removing
-  one while another writer waits on it would break the exclusion) and are never listed. Create-only writes are
-  a hard link of the finished temporary file, which fails atomically when the name already exists.
+- Files: the file-store protocol of docs/reference/formats.md ("File store protocol"), shared with the local
+  stack's publisher so that a rollback and a publish exclude each other: an exclusive ``flock`` on ``<name>.lock``
+  beside the object, waited for at most ``lock_timeout``, held around the compare and the write of
+  ``.<name>.<hex>.tmp`` (mode 0644, fsync) renamed over the name; create-only writes are a hard link of the
+  finished temporary file (no lock: ``link`` refuses an existing name atomically). The kernel drops a lock when
+  its holder dies; lock files are kept and, like every name starting with a dot, never listed.
 
 Errors: an unreachable store raises :class:`Unreachable`, a missing object :class:`NotFound`, a failed
 precondition :class:`Conflict`, bad credentials or a malformed URI :class:`BadInput`.
@@ -37,6 +37,9 @@ from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound, Un
 
 T = TypeVar("T")
 DEFAULT_DEADLINE = deadline.DEFAULT_DEADLINE
+# The suite's writer leaves objects readable by a service running as another user, whatever the umask.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 # What one object may weigh: the suite's RECSYS_ARTIFACT_MAX_BYTES default. Nothing larger is read.
 MAX_OBJECT_BYTES = 10_000_000
 _LOCK_SUFFIX = ".lock"
@@ -152,7 +155,7 @@ class FileStore(Store):
     def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         path = file_path(uri)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(path.parent)
             # A create-only write needs no lock: link() refuses an existing name atomically.
             with contextlib.nullcontext() if if_none_match else self._locked(path, uri):
                 current = _etag_now(path, uri, self.max_bytes)
@@ -166,7 +169,9 @@ class FileStore(Store):
                                    "and run again")
                 tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
                 try:
-                    with open(tmp, "wb") as fh:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+                    with os.fdopen(fd, "wb") as fh:
+                        os.fchmod(fh.fileno(), FILE_MODE)  # the suite's mode, whatever the umask
                         fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
@@ -316,7 +321,23 @@ def _raise(exc: OSError) -> None:
 
 
 def _is_internal(name: str) -> bool:
-    return name.endswith(_LOCK_SUFFIX) or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
+    """Lock files and in-flight temporary files (any name starting with a dot) are never objects."""
+    return name.endswith(_LOCK_SUFFIX) or name.startswith(".")
+
+
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents with mode 0755, whatever the umask."""
+    missing = []
+    for p in (directory, *directory.parents):
+        if p.is_dir():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(p, DIR_MODE)
 
 
 def _fsync_dir(path: Path) -> None:
