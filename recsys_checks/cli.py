@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "once more)")
     _execute(p)
     p.add_argument("--reason", default="", help="why, for the audit record")
+    p.add_argument("--invalidate-cache", action="store_true",
+                   help="with --execute and a service configured: also invalidate the service's popularity cache "
+                   "for the surface (audited), so that it serves the rolled-back version now, not after its TTL")
     p.set_defaults(run=_manifest_rollback)
 
     p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
@@ -209,7 +212,7 @@ def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
     plan = plan_rollback(
         target, args.tenant, args.surface, to=args.to, previous=args.previous, kind=args.kind, reason=args.reason
     )
-    return [apply_rollback(target, plan, execute=args.execute)]
+    return [apply_rollback(target, plan, execute=args.execute, invalidate_cache=args.invalidate_cache)]
 
 
 def _freshness(args: argparse.Namespace) -> list[Any]:
@@ -305,6 +308,8 @@ def exit_code(results: Sequence[CheckResult | ActionResult]) -> int:
             if r.verification is not None and r.verification.status == "fail":
                 codes.add(r.verification.data.get("exit_code") if r.verification.data.get("exit_code") == 2 else 1)
             if r.status == "applied" and not r.audit:
+                codes.add(1)
+            if r.service is not None and r.service.status == "fail":
                 codes.add(1)
         elif r.status == "fail":
             codes.add(2 if r.data.get("exit_code") == 2 else 3 if r.data.get("exit_code") == 3 else 1)

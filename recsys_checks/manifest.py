@@ -548,12 +548,17 @@ def apply_rollback(
     runbook: str | None = None,
     now: datetime | None = None,
     stores: Stores | None = None,
+    invalidate_cache: bool = False,
 ) -> ActionResult:
     """Apply a rollback plan; a dry-run unless ``execute``.
 
     With execute: re-read the manifest; already at the plan's target → ``noop``; moved since the plan →
     :class:`Conflict` (nothing changed); else write the new manifest with compare-and-swap on the observed ETag,
     then one audit object (never overwritten), then read it back as verification.
+
+    When the target has a service (``base_url``), the result's ``service`` says what the service serves now: it
+    keeps its cached artifact until a TTL expires, so a rollback it does not serve yet is reported (``fail``,
+    exit 1) with the invalidation that fixes it; ``invalidate_cache`` performs that invalidation (audited) first.
     """
     if plan.action != "manifest.rollback":
         raise BadInput(f"not a manifest rollback plan: {plan.action}")
@@ -628,7 +633,50 @@ def apply_rollback(
         if own:
             st.close()
     summary = f"repointed {tenant}/{surface}: {moves}" + (f"; {problem}" if problem else "")
-    return ActionResult("applied", summary, plan, audit_uri, verification)
+    served = _served_after(target, plan, tenant, surface, actor=actor, runbook=runbook,
+                           invalidate_cache=invalidate_cache, verified=verification.status == "ok")
+    if served is not None:
+        summary += f"; service: {served.summary}"
+    return ActionResult("applied", summary, plan, audit_uri, verification, served)
+
+
+def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, actor: str | None,
+                  runbook: str | None, invalidate_cache: bool, verified: bool) -> CheckResult | None:
+    """What the service serves for the surface after a rollback (None without a service or a popularity move)."""
+    if not target.base_url or not verified or not any(c.get("kind") == "popularity" for c in plan.changes):
+        return None
+    from . import cache
+    from .recs import served_vs_published
+
+    fix = (f"recsys-checks cache invalidate --tenant {tenant} --surface {surface} --targets popularity --execute")
+    invalidated = ""
+    if invalidate_cache:
+        inv_plan = cache.plan_invalidate(target, tenant, ["popularity"], surface=surface,
+                                         reason=f"serve the rolled-back manifest of {tenant}/{surface} now")
+        try:
+            inv = cache.apply_invalidate(target, inv_plan, execute=True, actor=actor, runbook=runbook)
+            invalidated = f" (popularity cache invalidated, audit {inv.audit})"
+        except ChecksError as exc:
+            return CheckResult("manifest.rollback.service", "fail",
+                               f"the popularity cache could not be invalidated ({exc}); run `{fix}`",
+                               {"fix": fix, "exit_code": 1}, None, target.base_url)
+    seen = served_vs_published(target, tenant, surface, max_age=timedelta(days=36500))
+    verdict = seen.data.get("verdict")
+    data = {"verdict": verdict, "served_version": seen.data.get("served_version"), "fix": fix,
+            "invalidated": bool(invalidated)}
+    if verdict == "consistent":
+        return CheckResult("manifest.rollback.service", "ok",
+                           f"the service serves the rolled-back popularity{invalidated}", data, seen.state,
+                           target.base_url)
+    if verdict == "cache_stale":
+        return CheckResult(
+            "manifest.rollback.service", "fail",
+            f"the service still serves popularity {str(seen.data.get('served_version'))[:12]} from its cache, not "
+            f"the rolled-back version; users get the old answer until the cache TTL expires or `{fix}` (or re-run "
+            "the rollback with --invalidate-cache)", data, seen.state, target.base_url)
+    return CheckResult("manifest.rollback.service", "warn",
+                       f"cannot confirm what the service serves ({seen.summary}); if it is cached, `{fix}`",
+                       data, seen.state, target.base_url)
 
 
 def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:

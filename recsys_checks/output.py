@@ -183,6 +183,8 @@ def render_action(result: ActionResult, colour: bool = False) -> str:
         lines.append(f"  audit record: {result.audit}")
     if result.verification is not None:
         lines.append(render_check(result.verification, colour))
+    if result.service is not None:
+        lines.append(render_check(result.service, colour))
     if result.status == "planned" and not result.plan.noop:
         lines.append("  Nothing was changed. Re-run with --execute to apply this plan.")
     return "\n".join(lines)

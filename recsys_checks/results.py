@@ -87,6 +87,9 @@ class ActionResult:
     plan: Plan
     audit: str | None = None
     verification: CheckResult | None = None
+    # What the service serves after the change, when a service is configured (a rollback of the manifest: the
+    # service may keep serving its cached artifact until a TTL expires or its cache is invalidated).
+    service: CheckResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,4 +98,5 @@ class ActionResult:
             "plan": self.plan.to_dict(),
             "audit": self.audit,
             "verification": self.verification.to_dict() if self.verification else None,
+            "service": self.service.to_dict() if self.service else None,
         }

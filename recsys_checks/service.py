@@ -268,17 +268,23 @@ class ServiceClient:
         def too_slow() -> Unreachable:
             return Unreachable(
                 f"service at {self.base_url} answered too slowly: {method} {path} did not finish within "
-                f"{seconds:g}s; check RECSYS_BASE_URL, the service's load and the network in between"
+                f"{seconds:g}s; it is up but slow, often because it waits on a dependency (object store, admin "
+                "database): run `recsys-checks health`, and check its load and the network in between"
             )
 
         try:
             return deadline.run(lambda: self._read(request), seconds, too_slow)
         except httpx.TransportError as exc:
             reason = self.target.redact(str(exc)) or type(exc).__name__
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise Unreachable(
+                    f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
+                    "check RECSYS_BASE_URL / is the service up?", sent=False,
+                ) from None
             raise Unreachable(
-                f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
-                "check RECSYS_BASE_URL / is the service up?",
-                sent=not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
+                f"service at {self.base_url} accepted the connection but gave no complete answer "
+                f"({type(exc).__name__}: {reason}); it may be waiting on a dependency (object store, admin database): "
+                "run `recsys-checks health`",
             ) from None
         except httpx.RequestError as exc:  # an answer that cannot be decoded (bad Content-Encoding, ...)
             reason = self.target.redact(str(exc)) or type(exc).__name__

@@ -441,6 +441,13 @@ class S3Store(Store):
                 err.no_bucket = True  # type: ignore[attr-defined]
                 return err
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+                if doing != "checking" and code != "NoSuchKey":
+                    # An S3 API names a missing key NoSuchKey (HEAD has no body, so "404" is normal there only);
+                    # a bare 404 is a web server or a proxy at the endpoint, not an empty registry.
+                    return Unreachable(
+                        f"the endpoint {self._where()} answered 404 without an S3 error code while {doing} {uri}: it "
+                        "does not look like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT"
+                    )
                 return NotFound(f"no object at {uri}: check the key, or list what exists under its prefix")
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or status == 403:
                 return BadInput(
@@ -478,6 +485,10 @@ class S3Store(Store):
         def call() -> tuple[bytes, str]:
             resp = self._client.get_object(Bucket=bucket, Key=key)
             etag = resp.get("ETag") or ""
+            if not etag:  # every S3 GET carries one; a web server's page does not
+                resp["Body"].close()
+                raise Unreachable(f"the endpoint {self._where()} answered {uri} without an ETag: it does not look "
+                                  "like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT")
             with contextlib.closing(resp["Body"]) as body:
                 size = resp.get("ContentLength")
                 if isinstance(size, int) and size > self.max_bytes:

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..formats import dumps_document, loads_document
 from .adminstore import (
     DEFAULT_AUDIT_LIMIT,
     MAX_AUDIT_LIMIT,
@@ -25,6 +26,13 @@ from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for, header_text
 
 _NOT_FOUND_CODES = {"config": "RECSYS_CONFIG_NOT_FOUND", "rules": "RECSYS_RULES_NOT_FOUND"}
 _INVALID_CODES = {"config": "RECSYS_INVALID_CONFIG", "rules": "RECSYS_INVALID_RULES"}
+
+
+class DocumentResponse(JSONResponse):
+    """A JSON answer whose admin documents keep their numbers as written (``0.70`` stays ``0.70``)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_document(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -71,7 +79,7 @@ async def get_document(request: Request) -> Response:
         doc, version = await run_in_threadpool(_store_call, runtime.store.get, tenant, kind)
     except DocumentNotFound as exc:
         raise Problem(404, _NOT_FOUND_CODES[kind], str(exc)) from exc
-    return JSONResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
+    return DocumentResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
 
 
 async def put_document(request: Request) -> Response:
@@ -83,7 +91,7 @@ async def put_document(request: Request) -> Response:
     if not raw.strip():
         raise Problem(400, invalid, f"the body is empty: send the {kind} document itself as the body")
     try:
-        doc = json.loads(raw)
+        doc = loads_document(raw)  # numbers kept as written, as jsonb keeps them
     except (ValueError, RecursionError) as exc:
         raise Problem(400, invalid, f"the body is not valid JSON: {exc}") from None
     try:
@@ -120,7 +128,7 @@ async def put_document(request: Request) -> Response:
         version, _changed = await run_in_threadpool(_store_call, put)
     except VersionMismatch as exc:
         raise Problem(409, "RECSYS_VERSION_MISMATCH", str(exc)) from exc
-    return JSONResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
+    return DocumentResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -150,7 +158,7 @@ async def get_audit(request: Request) -> Response:
             ) from None
     before_id = _int_param(request, "before_id")
     page = await run_in_threadpool(_store_call, runtime.store.audit, tenant, limit, before, before_id)
-    return JSONResponse(page.to_dict(tenant))
+    return DocumentResponse(page.to_dict(tenant))
 
 
 async def invalidate_cache(request: Request) -> Response:

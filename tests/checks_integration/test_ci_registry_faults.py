@@ -41,7 +41,8 @@ def audit_records(checks: Checks, tenant: str, scope: str) -> dict[str, dict]:
 
 
 def test_bad_publish_is_detected_rolled_back_audited_and_idempotent(checks: Checks) -> None:
-    """Empty popularity: status 1 and probe empty; rollback --execute 0; probe items after invalidation; repeat is noop."""
+    """Empty popularity: status 1, probe empty; rollback --execute repoints but exits 1 while the service serves its
+    cache, naming the invalidation; probe items after it; repeating the rollback is a no-op."""
     good = served_popularity(checks, "demo", "home")
     inject(checks, "bad-publish", "demo", "home")
 
@@ -53,9 +54,12 @@ def test_bad_publish_is_detected_rolled_back_audited_and_idempotent(checks: Chec
 
     reason = "bad publish: empty popularity (integration test)"
     run = checks("manifest", "rollback", "--tenant", "demo", "--surface", "home", "--previous", "--execute",
-                 "--reason", reason, expect=0)
+                 "--reason", reason, expect=1)
     result = run.json
     assert result["status"] == "applied" and result["verification"]["status"] == "ok"
+    # The swap is done, but users still get the cached (empty) artifact: the result says so and names the fix.
+    assert result["service"]["status"] == "fail" and result["service"]["data"]["verdict"] == "cache_stale"
+    assert "cache invalidate" in result["service"]["summary"] and "--invalidate-cache" in result["service"]["summary"]
     moved = {c["kind"]: c["after_version"] for c in result["plan"]["changes"]}
     assert moved["popularity"] == good
 
@@ -189,3 +193,16 @@ def test_no_secret_reached_any_output(checks: Checks) -> None:
     for run in checks.runs:
         for value in checks.secrets.values():
             assert value not in run.stdout and value not in run.stderr
+
+
+def test_rollback_with_invalidate_cache_makes_the_service_serve_it_now(checks: Checks) -> None:
+    """--invalidate-cache invalidates the surface's popularity cache after the swap (audited): exit 0, served."""
+    good = served_popularity(checks, "demo", "search")
+    inject(checks, "bad-publish", "demo", "search")
+    result = checks("manifest", "rollback", "--tenant", "demo", "--surface", "search", "--previous", "--execute",
+                    "--invalidate-cache", expect=0).json
+    assert result["status"] == "applied" and result["service"]["status"] == "ok"
+    assert result["service"]["data"]["invalidated"] is True
+    assert served_popularity(checks, "demo", "search") == good
+    actions = sorted(r["action"] for r in audit_records(checks, "demo", "search").values())
+    assert actions == ["cache.invalidate", "manifest.rollback"]

@@ -113,3 +113,10 @@ def html(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
     body = b"<!doctype html><html><body><h1>Welcome</h1></body></html>"
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def not_found_html(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
+    """404 with an HTML page on every path (a web server where an S3 endpoint should be)."""
+    body = b"<!doctype html><html><body>Not Found</body></html>"
+    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)

@@ -15,7 +15,7 @@ from recsys_checks.manifest import status
 from recsys_checks.recs import probe
 from recsys_checks.store import S3Store
 
-from .peerkit import echo, html, peer, silent, trickle
+from .peerkit import echo, html, not_found_html, peer, silent, trickle
 
 SECRET = "sk-peer-test-0123456789-SECRET"
 FAST = {"timeout": 0.5, "deadline": 1.0}
@@ -30,7 +30,7 @@ def test_health_ends_within_its_deadline_against_a_slow_peer(behaviour):
         elapsed = time.monotonic() - started
     assert result.status == "fail"
     assert elapsed < 3.0, elapsed
-    assert "too slowly" in result.summary or "did not answer" in result.summary
+    assert "too slowly" in result.summary or "no complete answer" in result.summary
 
 
 def test_a_recommendation_probe_ends_within_its_deadline_against_a_trickling_peer():
@@ -74,3 +74,27 @@ def test_health_against_an_html_page_says_the_url_is_not_the_service():
         result = check_health(Target(base_url=server.url, **FAST))
     assert result.status in ("warn", "fail")
     assert "RECSYS_BASE_URL" in result.summary and "store" not in result.summary.lower()
+
+
+@pytest.mark.parametrize("behaviour", [html, not_found_html], ids=["200-html", "404-html"])
+def test_a_web_server_as_s3_endpoint_is_named_not_read_as_a_missing_manifest(behaviour):
+    """An S3 endpoint that is a web server: 'does not look like an S3 API', never 'no manifest, publish'."""
+    with peer(behaviour) as server:
+        target = Target(manifest_template="s3://b/registry/current/{tenant}/{surface}/manifest.json",
+                        s3_endpoint=server.url, s3_access_key="k", s3_secret_key="s", **FAST)
+        with pytest.raises(Unreachable, match="S3 API"):
+            status(target, "demo", "home")
+
+
+def test_a_probe_against_an_html_error_page_is_not_blamed_on_the_store():
+    """A 500 HTML page is 'not the service', not 'cannot read the artifact store'."""
+    def error_page(conn, head, stop):
+        body = b"<html>Internal Server Error</html>"
+        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    with peer(error_page) as server:
+        result = probe(Target(base_url=server.url, manifest_template="file:///nonexistent/registry/current/"
+                              "{tenant}/{surface}/manifest.json", **FAST), "demo", "home")
+    assert result.data["cause"] == "not_the_service" and "RECSYS_BASE_URL" in result.summary
+    assert "artifact store" not in result.summary

@@ -273,3 +273,20 @@ def test_a_wrapped_document_is_stored_as_given_like_the_suite_does(client, tenan
     assert client.get(url, headers=headers).json()["config"] == wrapped
     rules = client.put(f"/v1/admin/tenants/{tenant}/rules", json={"rules": []}, headers=headers)
     assert rules.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("written", "jsonb"),
+    [("0.70", "0.70"), ("2.50", "2.50"), ("3.14159265358979323846", "3.14159265358979323846"), ("1E+2", "100"),
+     ("1.5e-3", "0.0015"), ("100e-2", "1.00"), ("-0.0", "0.0"), ("12345678901234567890", "12345678901234567890")],
+)
+def test_versions_keep_numbers_as_written_like_jsonb(client, tenant, headers, written, jsonb):
+    """The version hashes the number as jsonb prints it (digits as written, no exponent, no -0), and GET gives it
+    back as written."""
+    url = f"/v1/admin/tenants/{tenant}/config"
+    body = f'{{"weights": {{"pop": {written}}}}}'.encode()
+    put = client.put(url, content=body, headers={**headers, "Content-Type": "application/json"})
+    assert put.status_code == 200, put.text
+    text = f'{{"weights": {{"pop": {jsonb}}}}}'
+    assert put.headers["etag"] == hashlib.sha256(text.encode()).hexdigest()
+    assert f'"pop":{jsonb}' in client.get(url, headers=headers).text
