@@ -9,10 +9,10 @@ of every surface). The service keeps its own audit log of config, rules and cach
 The trail survives a crash at any point. Before the change, an *intent* ``<name>.intent.json`` is written with what
 the change expects to find afterwards (the manifest's new ETag, the document's new version); after the change, the
 record ``<name>.json`` completes it. A process killed in between leaves an intent without a record; the next action
-on the same scope *settles* it: an intent whose change is visible is completed as ``applied``; one whose change
-did not happen (the world is as the plan saw it) as ``abandoned``, and one that cannot be told any more as
-``unknown`` -- the last two only once the intent is older than :data:`SETTLE_GRACE`, so that a change still in
-flight in another process is never judged.
+on the same scope *settles* it once it is older than :data:`SETTLE_GRACE` (younger ones may belong to an action
+still running in another process, and two identical rollbacks in the same second expect the very same manifest
+bytes): an intent whose change is visible is completed as ``applied``; one whose change did not happen (the world is
+as the plan saw it) as ``abandoned``, and one that cannot be told any more as ``unknown``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .timefmt import format_z, parse_seconds_z
 TENANT_SCOPE = "_tenant"
 INTENT_SUFFIX = ".intent.json"
 # An intent younger than this may belong to an action still running elsewhere (its deadline-bounded calls take
-# well under a minute), so only its "applied" outcome, which the world proves, is settled before.
+# well under a minute), so it is left alone.
 SETTLE_GRACE = timedelta(minutes=2)
 
 
@@ -162,7 +162,7 @@ def settle(stores: Stores, target: Target, tenant: str, scope: str, judge: Calla
             when: datetime | None = parse_seconds_z(intent.get("when"), "when")
         except BadInput:
             when = None
-        if outcome != "applied" and when is not None and now - when < grace:
+        if when is not None and now - when < grace:
             continue
         notes = {"applied": "completed by a later run: the change it announced is in place",
                  "abandoned": "the change it announced did not happen (the process stopped before it)",

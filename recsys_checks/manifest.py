@@ -668,12 +668,14 @@ def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, acto
         return CheckResult("manifest.rollback.service", "ok",
                            f"the service serves the rolled-back popularity{invalidated}", data, seen.state,
                            target.base_url)
-    if verdict == "cache_stale":
+    if verdict in ("cache_stale", "empty"):
+        what = (f"popularity {str(seen.data.get('served_version'))[:12]}" if verdict == "cache_stale"
+                else "no items (most likely the cached artifact that was rolled back)")
         return CheckResult(
             "manifest.rollback.service", "fail",
-            f"the service still serves popularity {str(seen.data.get('served_version'))[:12]} from its cache, not "
-            f"the rolled-back version; users get the old answer until the cache TTL expires or `{fix}` (or re-run "
-            "the rollback with --invalidate-cache)", data, seen.state, target.base_url)
+            f"the service still serves {what} from its cache, not the rolled-back version; users get the old answer "
+            f"until the cache TTL expires or `{fix}` (or re-run the rollback with --invalidate-cache)", data,
+            seen.state, target.base_url)
     return CheckResult("manifest.rollback.service", "warn",
                        f"cannot confirm what the service serves ({seen.summary}); if it is cached, `{fix}`",
                        data, seen.state, target.base_url)

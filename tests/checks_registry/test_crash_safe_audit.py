@@ -51,15 +51,18 @@ def _pending(registry) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_kill_after_the_swap_leaves_an_intent_that_the_next_run_completes(registry, versions):
-    """Killed between the swap and the record: the manifest is whole and moved, the intent is there, and the
-    next run of the same rollback is a no-op that writes the record."""
+    """Killed between the swap and the record: the manifest is whole and moved, the intent is there; a run at
+    once leaves it (it could be another run's, in flight); a later run of the same rollback completes it."""
     _killed_rollback(registry, "after-swap", versions.pop_day2_later)
     current = M.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
     assert current.current["popularity"].endswith(versions.pop_day2_later + ".json")
     assert M.read_audit(registry.target, "demo", "home") == [] and len(_pending(registry)) == 1
 
     plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
-    again = M.apply_rollback(registry.target, plan, execute=True)
+    assert M.apply_rollback(registry.target, plan, execute=True).status == "noop"
+    assert len(_pending(registry)) == 1
+    later = datetime.now(UTC) + audit.SETTLE_GRACE + timedelta(seconds=5)
+    again = M.apply_rollback(registry.target, plan, execute=True, now=later)
     assert again.status == "noop"
     records = M.read_audit(registry.target, "demo", "home")
     assert len(records) == 1 and records[0]["state"] == "applied" and records[0]["who"] == "crash-drill"
