@@ -37,7 +37,10 @@ serve: $(STAMP) ## Serve the docs on http://127.0.0.1:8000
 bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in the same run
 	$(PY) bench/bench_checks.py
 
-cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
+soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50 per store)
+	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)
+
+cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md and the exit-code table from the recsys-checks code
 	$(PY) scripts/gen_cli_reference.py
 
 lint: $(STAMP) ## Static checks
@@ -49,4 +52,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test docs serve bench cli-reference lint stack-up stack-down
+.PHONY: help install demo test docs serve bench soak cli-reference lint stack-up stack-down

@@ -87,10 +87,13 @@ def credential_problem(value: str | None, variable: str) -> str | None:
     return f"{variable} {why}: set it again to the bare key (its value is not shown)"
 
 
+MIN_MASKED = 8  # a shorter "secret" (a test key such as "soak") would mask ordinary words in names and URIs
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
+    """``text`` with every occurrence of each secret of at least MIN_MASKED characters replaced by ``***``."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= MIN_MASKED:
             text = text.replace(secret, "***")
     return text
 

@@ -140,3 +140,24 @@ def test_recsys_stack_refuses_hostile_input_cleanly(tmp_path, monkeypatch, capsy
     assert "Traceback" not in out + err and SECRET not in out + err
     assert err.strip() and len(err.strip().splitlines()) <= 3
     assert not (tmp_path / "new").exists() and not (tmp_path / "nothing").exists()
+
+
+def test_a_closed_pipe_ends_quietly_with_the_commands_exit_code(file_registry, monkeypatch, capsys):
+    """`... --json | head -c 10`: the reader goes away; no BrokenPipeError traceback, the exit code is kept."""
+    import io
+    import os
+    import sys
+
+    monkeypatch.setenv("RECSYS_ARTIFACT_MANIFEST_TEMPLATE", file_registry.target.manifest_template)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    saved = os.dup(1)
+    stream = io.TextIOWrapper(os.fdopen(write_end, "wb"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        code = cli.main(["manifest", "history", "--tenant", "demo", "--surface", "home", "--json"])
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    assert code == 0
+    assert "Traceback" not in capsys.readouterr().err
