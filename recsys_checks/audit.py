@@ -77,6 +77,7 @@ def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | N
         "why": plan.reason,
         "runbook": runbook,
         "plan_hash": plan.plan_hash,
+        "deployment": plan.deployment,
         "target": plan.target,
         "changes": plan.changes,
         "before": before,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from . import audit
+from . import audit, guard
 from .config import Target, safe_segment
 from .errors import BadInput, Unreachable
 from .results import ActionResult, Plan
@@ -47,6 +47,7 @@ def plan_invalidate(
                  for name in names],
         reason=reason,
         details={"tenant": tenant, "surface": surface, "targets": names, "base_url": target.base_url},
+        deployment=target.deployment,
     )
 
 
@@ -59,6 +60,8 @@ def apply_invalidate(
     runbook: str | None = None,
     client: ServiceClient | None = None,
     now: datetime | None = None,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Dry-run by default; with ``execute``, ask the service to drop the planned caches.
 
@@ -70,6 +73,7 @@ def apply_invalidate(
     if not execute:
         return ActionResult("planned", f"dry-run: would invalidate the {', '.join(names)} cache(s) of {scope}; "
                             "nothing changed — run again with execute to apply", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit_scope = surface or audit.TENANT_SCOPE
     audit.audit_prefix(target, tenant, audit_scope)  # refuse before acting if audit records cannot be placed

@@ -94,6 +94,12 @@ def _version_choice(p: argparse.ArgumentParser, previous_help: str) -> None:
 
 def _execute(p: argparse.ArgumentParser) -> None:
     p.add_argument("--execute", action="store_true", help="apply the plan (default: dry-run, nothing is changed)")
+    p.add_argument("--plan-id", metavar="ID",
+                   help="with --execute: apply only if the fresh plan has this id (the 12+ hex digits a reviewed dry "
+                   "run printed after 'plan'); otherwise exit 3 and change nothing")
+    p.add_argument("--confirm", metavar="DEPLOYMENT",
+                   help="the deployment's name (RECSYS_DEPLOYMENT), required with --execute on a deployment marked "
+                   "protected (RECSYS_DEPLOYMENT_PROTECTED)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,7 +218,8 @@ def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
     plan = plan_rollback(
         target, args.tenant, args.surface, to=args.to, previous=args.previous, kind=args.kind, reason=args.reason
     )
-    return [apply_rollback(target, plan, execute=args.execute, invalidate_cache=args.invalidate_cache)]
+    return [apply_rollback(target, plan, execute=args.execute, invalidate_cache=args.invalidate_cache,
+                           plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _freshness(args: argparse.Namespace) -> list[Any]:
@@ -249,7 +256,7 @@ def _doc_revert(args: argparse.Namespace) -> list[Any]:
 
     target = _target(args)
     plan = plan_revert(target, args.tenant, args.kind, to=args.to, previous=args.previous, reason=args.reason)
-    return [apply_revert(target, plan, execute=args.execute)]
+    return [apply_revert(target, plan, execute=args.execute, plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
@@ -257,7 +264,7 @@ def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
 
     target = _target(args)
     plan = plan_invalidate(target, args.tenant, args.targets, surface=args.surface, reason=args.reason)
-    return [apply_invalidate(target, plan, execute=args.execute)]
+    return [apply_invalidate(target, plan, execute=args.execute, plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _timeline(args: argparse.Namespace) -> list[Any]:

@@ -118,6 +118,8 @@ class Target:
     timeout: float = 5.0
     deadline: float = DEFAULT_DEADLINE
     max_bytes: int = 10_000_000
+    deployment: str | None = None
+    protected: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
@@ -133,6 +135,10 @@ class Target:
             "s3_access_key": env.get("RECSYS_ARTIFACT_S3_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or None,
             "s3_secret_key": env.get("RECSYS_ARTIFACT_S3_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or None,
         }
+        if env.get("RECSYS_DEPLOYMENT"):
+            values["deployment"] = env["RECSYS_DEPLOYMENT"]
+        if env.get("RECSYS_DEPLOYMENT_PROTECTED"):
+            values["protected"] = _flag(env["RECSYS_DEPLOYMENT_PROTECTED"], "RECSYS_DEPLOYMENT_PROTECTED")
         if env.get("RECSYS_ARTIFACT_MAX_BYTES"):
             values["max_bytes"] = _positive_int(env["RECSYS_ARTIFACT_MAX_BYTES"], "RECSYS_ARTIFACT_MAX_BYTES")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -153,6 +159,11 @@ class Target:
             problem = credential_problem(value, variable)
             if problem:
                 raise BadInput(problem)
+        if self.deployment is not None and (not self.deployment.strip() or _CONTROL.search(self.deployment)):
+            raise BadInput(f"RECSYS_DEPLOYMENT {self.deployment!r} is not a usable name: use e.g. prod-eu")
+        if self.protected and not self.deployment:
+            raise BadInput("RECSYS_DEPLOYMENT_PROTECTED is set but RECSYS_DEPLOYMENT is not: name the deployment, so "
+                           "that --confirm can name it back")
         for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
             if tpl is None:
                 continue
@@ -226,6 +237,8 @@ class Target:
             "records_template": self.records_template,
             "s3_endpoint": self.s3_endpoint,
             "s3_region": self.s3_region,
+            "deployment": self.deployment,
+            "protected": self.protected,
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
@@ -246,6 +259,15 @@ def _check_http_url(variable: str, url: str, example: str) -> None:
             problem = f"is not a valid URL ({exc})"
     if problem:
         raise BadInput(f"{variable} {url!r} {problem}: use e.g. {example}")
+
+
+def _flag(text: str, variable: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"{variable} {text!r} is not a yes/no value: use true or false")
 
 
 def _positive_int(text: str, variable: str) -> int:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from . import audit
+from . import audit, guard
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, Unreachable
 from .results import ActionResult, CheckResult, Plan
@@ -252,6 +252,7 @@ def plan_revert(
             "document": target_doc,
             "diff": diff(current_doc, target_doc),
         },
+        deployment=target.deployment,
     )
 
 
@@ -289,6 +290,8 @@ def apply_revert(
     runbook: str | None = None,
     client: ServiceClient | None = None,
     now: datetime | None = None,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Apply a revert plan: dry-run by default; with ``execute``, PUT with ``If-Match`` on the observed version.
 
@@ -306,6 +309,7 @@ def apply_revert(
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing to do", plan)
         return ActionResult("planned", f"dry-run: would revert {move} ({len(plan.details.get('diff') or [])} "
                             "field(s) change); nothing changed — run again with execute to apply", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed
     if not plan.observed:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import audit, jsonio
+from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
@@ -499,7 +499,7 @@ def plan_rollback(
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
     }
-    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details)
+    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details, deployment=target.deployment)
 
 
 def _resolve_to(
@@ -549,12 +549,16 @@ def apply_rollback(
     now: datetime | None = None,
     stores: Stores | None = None,
     invalidate_cache: bool = False,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Apply a rollback plan; a dry-run unless ``execute``.
 
     With execute: re-read the manifest; already at the plan's target → ``noop``; moved since the plan →
     :class:`Conflict` (nothing changed); else write the new manifest with compare-and-swap on the observed ETag,
     then one audit object (never overwritten), then read it back as verification.
+
+    ``plan_id`` and ``confirm``: see :mod:`recsys_checks.guard` (checked before anything is changed).
 
     When the target has a service (``base_url``), the result's ``service`` says what the service serves now: it
     keeps its cached artifact until a TTL expires, so a rollback it does not serve yet is reported (``fail``,
@@ -575,6 +579,7 @@ def apply_rollback(
                                 plan)
         return ActionResult("planned", f"dry-run: would repoint {tenant}/{surface}: {moves}; nothing changed "
                                        "(run with execute to apply)", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st, own = _stores(target, stores)
     try:
@@ -654,7 +659,8 @@ def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, acto
         inv_plan = cache.plan_invalidate(target, tenant, ["popularity"], surface=surface,
                                          reason=f"serve the rolled-back manifest of {tenant}/{surface} now")
         try:
-            inv = cache.apply_invalidate(target, inv_plan, execute=True, actor=actor, runbook=runbook)
+            inv = cache.apply_invalidate(target, inv_plan, execute=True, actor=actor, runbook=runbook,
+                                         confirm=target.deployment)
             invalidated = f" (popularity cache invalidated, audit {inv.audit})"
         except ChecksError as exc:
             return CheckResult("manifest.rollback.service", "fail",

@@ -169,7 +169,8 @@ def render_plan(plan: Plan) -> str:
         if c.get("after_version") and isinstance(c.get("after"), str):
             lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
             lines.append(f"  {' ' * len(str(c.get('what')))}  -> {c['after']}")
-    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}")
+    where = f" on deployment {plan.deployment}" if plan.deployment else ""
+    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}{where}")
     return "\n".join(lines)
 
 
@@ -187,6 +188,7 @@ def render_action(result: ActionResult, colour: bool = False) -> str:
         lines.append(render_check(result.service, colour))
     if result.status == "planned" and not result.plan.noop:
         lines.append("  Nothing was changed. Re-run with --execute to apply this plan.")
+        lines.append(f"  To apply exactly this plan once reviewed: --execute --plan-id {result.plan.plan_hash[:12]}")
     return "\n".join(lines)
 
 

@@ -273,3 +273,35 @@ def test_a_cyrillic_tenant_is_asked_for_not_a_crash(bad_config, target, client):
     """A tenant name with a Cyrillic letter reaches the service (which does not know it): a fail result."""
     result = show(target, "dеmo", "config", client=client)  # the 'е' is Cyrillic
     assert result.status == "fail" and "RECSYS_TENANT_NOT_FOUND" in result.summary
+
+
+def test_a_revert_with_a_stale_plan_id_or_without_confirmation_sends_nothing(bad_config, target, client):
+    """The same guard as the rollback: a plan id that is not the fresh plan's, or a protected deployment without
+    --confirm, stops before any request that changes something."""
+    import dataclasses
+
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    with pytest.raises(Conflict):
+        apply_revert(target, plan, execute=True, client=client, plan_id="f" * 12)
+    protected = dataclasses.replace(target, deployment="prod", protected=True)
+    with pytest.raises(BadInput, match="protected"):
+        apply_revert(protected, plan, execute=True, client=client)
+    assert bad_config.mutating_requests() == []
+
+
+def test_a_revert_without_an_etag_from_the_service_is_refused(bad_config, target):
+    """A service (or proxy) that gives no ETag and no version: the revert refuses instead of writing without
+    If-Match (comparing "" with "")."""
+    def no_version(request: httpx.Request) -> httpx.Response:
+        response = bad_config.handler(request)
+        if request.method == "GET" and request.url.path.endswith("/config"):
+            body = json.loads(response.content)
+            body.pop("config_version", None)
+            return httpx.Response(response.status_code, json=body)
+        return response
+
+    with ServiceClient(target, transport=httpx.MockTransport(no_version)) as bare:
+        plan = plan_revert(target, "demo", "config", to=version_of(CONFIG_SEED), client=bare)
+        with pytest.raises(BadInput, match="ETag"):
+            apply_revert(target, plan, execute=True, client=bare)
+    assert bad_config.mutating_requests() == []
