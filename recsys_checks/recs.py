@@ -245,13 +245,16 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
         data["cause"], data["runbook"] = "not_the_service", None
         summary = (f"{where}: {code} answer that is not the service's (no problem+json): {p.detail}; check that "
                    "RECSYS_BASE_URL points at recsys-service and not at a proxy or another application")
-    elif p.status >= 500 and failing:
+    elif p.status >= 500 and failing and not any(_is_store(name) for name in failing):
         data["cause"], data["runbook"] = "dependency_failed", "service-not-ready"
         data["failing_dependencies"] = failing
         summary = (f"service fails {where} ({code}: {p.detail}) and reports failing dependencies: "
                    f"{', '.join(failing)}; fix them (service-not-ready runbook)")
     elif p.status >= 500:
         seen = f"; from here the registry says: {state.detail}" if state is not None and state.detail else ""
+        if failing:
+            seen += f"; the service reports failing: {', '.join(failing)}"
+            data["failing_dependencies"] = failing
         data["cause"], data["runbook"] = "store_unreachable", "service-not-ready"
         summary = (f"service cannot read the artifact store for {where} ({code}: {p.detail}): the store is "
                    f"unreachable, denies access or the object is too large{seen}; check the store and the "
@@ -266,6 +269,11 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
         data["cause"], data["runbook"] = "bad_request", None
         summary = f"service rejected the probe request for {where} ({code}): {p.detail}"
     return CheckResult("recs.probe", "fail", summary, data, state.etag if state else None, target.base_url)
+
+
+def _is_store(dependency: str) -> bool:
+    name = dependency.split(" ", 1)[0].lower()
+    return any(word in name for word in ("store", "artifact", "s3", "bucket", "blob"))
 
 
 def _failing_dependencies(c: ServiceClient) -> list[str]:

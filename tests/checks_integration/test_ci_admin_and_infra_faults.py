@@ -105,11 +105,16 @@ def test_store_down_fails_health_and_status_until_healed(checks: Checks) -> None
 
 
 def test_not_ready_fails_health_naming_the_database_until_healed(checks: Checks) -> None:
-    """Admin database unavailable: health exits 1 naming the database; heal: health exits 0."""
+    """Admin database unavailable: health exits 1 naming the database, and the probe blames the database, not the
+    artifact store; heal: health exits 0."""
     checks.stack.cli("inject", "not-ready", "--tenant", "demo", "--surface", "home")
     try:
         health = checks("health", expect=1).json
         assert health["data"]["ready"]["status_code"] == 503 and "database" in health["summary"]
+        probe = checks("recs", "probe", "--tenant", "demo", "--surface", "home").by_check("recs.probe")
+        if probe["status"] == "fail":  # the service may still answer from its caches
+            assert probe["data"]["cause"] != "store_unreachable", probe["summary"]
+            assert "artifact store" not in probe["summary"]
     finally:
         checks.stack.cli("heal")
     assert checks("health", expect=0).json["status"] == "ok"

@@ -59,3 +59,17 @@ def test_a_manifest_replaced_by_a_directory_is_named_and_is_bad_input_not_a_conf
     with pytest.raises(BadInput, match="directory"):
         M.apply_rollback(file_registry.target, plan, execute=True)
     assert path.is_dir()
+
+
+@pytest.mark.parametrize("kind", ["large", "deep"])
+def test_a_large_or_deep_manifest_is_invalid_and_repairable_on_both_stores(registry, kind):
+    """On S3 too: a manifest above the limit is not read (invalid), a deeply nested one is invalid, and a rollback
+    --previous replaces it."""
+    target = replace(registry.target, max_bytes=4096)
+    body = b" " * 5000 + registry.read(MANIFEST) if kind == "large" else b"[" * 100_000 + b"]" * 100_000
+    registry.write(MANIFEST, body)
+    res = M.status(target, "demo", "home")
+    assert res.data["condition"] == "invalid", res.summary
+    plan = M.plan_rollback(target, "demo", "home", previous=True)
+    assert M.apply_rollback(target, plan, execute=True).status == "applied"
+    assert M.status(target, "demo", "home").data["condition"] in ("healthy", "stale")

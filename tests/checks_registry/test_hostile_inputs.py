@@ -161,3 +161,16 @@ def test_a_closed_pipe_ends_quietly_with_the_commands_exit_code(file_registry, m
         os.close(saved)
     assert code == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unexpected_failure_of_a_stack_command_is_one_line(monkeypatch, capsys):
+    """Any exception inside a recsys-stack command (e.g. a fault injected over another) is one line, exit 1."""
+    def broken(args):
+        raise json_error
+
+    json_error = ValueError("Expecting value: line 1 column 1 (char 0)")
+    monkeypatch.setitem(stack_cli.COMMANDS, "faults", broken)
+    code = stack_cli.main(["faults"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "ValueError" in err and "RECSYS_STACK_DEBUG" in err

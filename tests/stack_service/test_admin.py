@@ -290,3 +290,11 @@ def test_versions_keep_numbers_as_written_like_jsonb(client, tenant, headers, wr
     text = f'{{"weights": {{"pop": {jsonb}}}}}'
     assert put.headers["etag"] == hashlib.sha256(text.encode()).hexdigest()
     assert f'"pop":{jsonb}' in client.get(url, headers=headers).text
+
+
+def test_a_utf8_org_id_matches_the_same_tenant_in_the_path(client, headers):
+    """X-Org-Id is read as UTF-8, as the suite reads it: a Cyrillic tenant is 'not found', not a scope mismatch."""
+    name = "дemo"
+    response = client.get(f"/v1/admin/tenants/{name}/config",
+                          headers={"X-API-Key": headers["X-API-Key"], "X-Org-Id": name.encode()})
+    assert_problem(response, 404, "RECSYS_TENANT_NOT_FOUND")
