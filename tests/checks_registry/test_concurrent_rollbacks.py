@@ -36,7 +36,8 @@ except Conflict:
 
 @pytest.mark.slow
 def test_concurrent_rollbacks_have_one_winner_and_one_record(registry, versions, tmp_path):
-    """Six processes planned against the same manifest apply at once: one applied, five conflicts, one record."""
+    """Six processes planned against the same manifest apply at once: one applied, the others conflict (or find the
+    winner's version already in place), one applied record."""
     fields = json.dumps(dataclasses.asdict(registry.target))
     go = tmp_path / "go"
     targets = [versions.pop_day2_later, versions.pop_day2_earlier, versions.pop_day1_staging] * 2
@@ -50,8 +51,11 @@ def test_concurrent_rollbacks_have_one_winner_and_one_record(registry, versions,
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-2000:]
         outcomes.append(out.strip())
-    assert sorted(outcomes) == ["applied"] + ["conflict"] * (WRITERS - 1), outcomes
+    assert outcomes.count("applied") == 1, outcomes
     winner = targets[outcomes.index("applied")]
+    # Every other writer changed nothing: a conflict, or a no-op when it asked for the version the winner installed.
+    for target, outcome in zip(targets, outcomes, strict=True):
+        assert outcome in ("applied", "conflict") or (outcome == "noop" and target == winner), outcomes
     current = M.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
     assert current.current["popularity"].endswith(f"/{winner}.json")
     records = M.read_audit(registry.target, "demo", "home")
