@@ -42,7 +42,10 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_runbooks.py
 	$(PY) bench/bench_eval.py
 
-cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md from the recsys-checks parser
+soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50 per store)
+	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)
+
+cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md and the exit-code table from the recsys-checks code
 	$(PY) scripts/gen_cli_reference.py
 
 notebooks: $(STAMP) ## Regenerate notebooks/ID.ipynb from runbooks/ID.yaml (a test fails when they differ)
@@ -57,4 +60,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test test-fast docs serve bench cli-reference notebooks lint stack-up stack-down
+.PHONY: help install demo test test-fast docs serve bench soak cli-reference notebooks lint stack-up stack-down

@@ -14,8 +14,9 @@ import json
 import re
 from typing import Any
 
+from . import jsonio
 from .config import Target, safe_segment
-from .errors import BadInput, NotFound
+from .errors import BadInput, InvalidObject, NotFound
 from .results import CheckResult
 from .store import Stores
 from .timefmt import parse_go_time
@@ -56,7 +57,7 @@ def load_json(data: bytes | str) -> Any:
     def _reject(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
-    value = json.loads(text, parse_float=_number, parse_constant=_reject)
+    value = jsonio.loads(text, parse_float=_number, parse_constant=_reject)
     if isinstance(value, dict):
         value = _Document(value)
         value.number_text = bool(seen)
@@ -294,6 +295,10 @@ def validate_artifact(
         except BadInput as exc:
             data_out["problems"] = [str(exc)]
             return CheckResult("artifact", "fail", f"{kind} blob URI for {tenant}/{surface} is unusable: {exc}",
+                               data_out, None, uri)
+        except InvalidObject as exc:
+            data_out["problems"] = [str(exc)]
+            return CheckResult("artifact", "fail", f"{kind} blob for {tenant}/{surface} is unreadable: {exc}",
                                data_out, None, uri)
     finally:
         if own:

@@ -5,32 +5,56 @@ create-only (S3 ``If-None-Match``; a hard link for files) and never rewritten: S
 that can be edited is not one. ``scope`` is the surface for surface-level actions (manifest rollback, a cache
 invalidation of one surface) and :data:`TENANT_SCOPE` for tenant-wide ones (config and rules reverts, invalidations
 of every surface). The service keeps its own audit log of config, rules and cache changes as well.
+
+The trail survives a crash at any point. Before the change, an *intent* ``<name>.intent.json`` is written with what
+the change expects to find afterwards (the manifest's new ETag, the document's new version); after the change, the
+record ``<name>.json`` completes it. A process killed in between leaves an intent without a record; the next action
+on the same scope *settles* it once it is older than :data:`SETTLE_GRACE` (younger ones may belong to an action
+still running in another process, and two identical rollbacks in the same second expect the very same manifest
+bytes): an intent whose change is visible is completed as ``applied``; one whose change did not happen (the world is
+as the plan saw it) as ``abandoned``, and one that cannot be told any more as ``unknown``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import UTC, datetime
+import pwd
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .config import Target, safe_segment
-from .errors import ChecksError, NotFound
+from . import jsonio
+from .config import Target, prove_under, redact, redact_environment, safe_segment
+from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .results import Plan
 from .store import Stores
-from .timefmt import format_z
+from .timefmt import format_z, parse_seconds_z
 
 TENANT_SCOPE = "_tenant"
+INTENT_SUFFIX = ".intent.json"
+# An intent younger than this may belong to an action still running elsewhere (its deadline-bounded calls take
+# well under a minute), so it is left alone.
+SETTLE_GRACE = timedelta(minutes=2)
 
 
 def who(actor: str | None = None) -> str:
-    """The person or system acting: ``actor``, else ``$RECSYS_ACTOR``, else the login name."""
-    return actor or os.environ.get("RECSYS_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    """The person or system acting: ``actor``, else ``$RECSYS_ACTOR``, else ``$USER``/``$USERNAME``, else (in
+    containers, CI and ``kubectl exec``, where neither is set) the account's login name and the host: ``name@host``."""
+    named = actor or os.environ.get("RECSYS_ACTOR") or os.environ.get("USER") or os.environ.get("USERNAME")
+    if named:
+        return named
+    try:
+        login = pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        login = f"uid-{os.getuid()}"
+    return f"{login}@{socket.gethostname() or 'unknown-host'}"
 
 
 def audit_prefix(target: Target, tenant: str, scope: str) -> str:
     """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed)."""
-    return f"{target.audit_root()}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/"
+    root = target.audit_root()
+    return prove_under(f"{root}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/", root + "/")
 
 
 def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime) -> str:
@@ -53,6 +77,7 @@ def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | N
         "why": plan.reason,
         "runbook": runbook,
         "plan_hash": plan.plan_hash,
+        "deployment": plan.deployment,
         "target": plan.target,
         "changes": plan.changes,
         "before": before,
@@ -63,27 +88,131 @@ def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | N
 
 def write(stores: Stores, uri: str, doc: dict[str, Any]) -> str:
     """Write one audit object create-only; raises Conflict if the name exists (it is never overwritten)."""
-    body = (json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    text = jsonio.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    body = redact(redact_environment(text), stores.target.secrets()).encode("utf-8")
     stores.put(uri, body, if_none_match=True)
     return uri
 
 
+def begin(stores: Stores, target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime,
+          actor: str | None, runbook: str | None, before: Any, after: Any, expect: dict[str, Any],
+          **extra: Any) -> tuple[str, dict[str, Any]]:
+    """Write the intent of a change about to be made (create-only); return its URI and document.
+
+    ``expect`` says how a later run recognises the change in the world: ``{"observed": <state before>,
+    "result": <state after>}`` (ETags or versions), or ``{}`` when the world cannot tell (a cache invalidation).
+    """
+    uri = audit_uri(target, tenant, scope, plan, now).removesuffix(".json") + INTENT_SUFFIX
+    doc = record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
+                 after=after, state="intent", expect=expect, **extra)
+    write(stores, uri, doc)
+    return uri, doc
+
+
+def record_uri(intent_uri: str) -> str:
+    """The URI of the record that completes ``intent_uri``."""
+    return intent_uri.removesuffix(INTENT_SUFFIX) + ".json"
+
+
+def complete(stores: Stores, intent_uri: str, intent: dict[str, Any], *, state: str = "applied",
+             note: str | None = None, **updates: Any) -> str:
+    """Write the record completing an intent (create-only); an existing one (written by a concurrent settle)
+    is accepted as is."""
+    uri = record_uri(intent_uri)
+    doc = {k: v for k, v in intent.items() if k not in ("uri", "expect")}
+    doc.update(updates, state=state, intent=intent_uri)
+    if note:
+        doc["note"] = note
+    try:
+        write(stores, uri, doc)
+    except Conflict:
+        if not stores.exists(uri):
+            raise
+    return uri
+
+
+def pending(stores: Stores, target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
+    """Intents of one scope that no record completes, oldest first, each with its ``uri``."""
+    uris = set(stores.list(audit_prefix(target, tenant, scope)))
+    out = []
+    for uri in sorted(u for u in uris if u.endswith(INTENT_SUFFIX)):
+        if record_uri(uri) in uris:
+            continue
+        try:
+            data, _ = stores.get(uri)
+            doc = jsonio.loads(data)
+        except (NotFound, InvalidObject, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict):
+            doc["uri"] = uri
+            out.append(doc)
+    return out
+
+
+def settle(stores: Stores, target: Target, tenant: str, scope: str, judge: Callable[[dict[str, Any]], str | None],
+           *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE) -> list[str]:
+    """Complete the intents a crash left behind; ``judge(intent)`` says ``applied``, ``abandoned``, ``unknown`` or
+    ``None`` (cannot tell yet). Returns the records written."""
+    now = now or datetime.now(UTC)
+    written = []
+    for intent in pending(stores, target, tenant, scope):
+        outcome = judge(intent)
+        if outcome is None:
+            continue
+        try:
+            when: datetime | None = parse_seconds_z(intent.get("when"), "when")
+        except BadInput:
+            when = None
+        if when is not None and now - when < grace:
+            continue
+        notes = {"applied": "completed by a later run: the change it announced is in place",
+                 "abandoned": "the change it announced did not happen (the process stopped before it)",
+                 "unknown": "settled by a later run, which cannot tell whether the change happened; check the "
+                            "service's audit log"}
+        written.append(complete(stores, intent["uri"], intent, state=outcome, note=notes.get(outcome),
+                                settled_at=format_z(now)))
+    return written
+
+
+def judge_by_state(current: str | None) -> Callable[[dict[str, Any]], str | None]:
+    """A judge comparing the state now with what an intent expected before and after its change."""
+    def judge(intent: dict[str, Any]) -> str | None:
+        expect = intent.get("expect") or {}
+        if "result" not in expect:
+            return "unknown"
+        now, before, after = (_token(v) for v in (current, expect.get("observed"), expect.get("result")))
+        if now is not None and now == after:
+            return "applied"
+        if now == before:
+            return "abandoned"
+        return "unknown"
+
+    return judge
+
+
+def _token(value: Any) -> str | None:
+    return value.strip('"') if isinstance(value, str) else None
+
+
 def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
-    """The audit objects of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged."""
+    """The audit records of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged.
+
+    Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`.
+    """
     prefix = audit_prefix(target, tenant, scope)
     st = stores or Stores(target)
     try:
         out = []
         for uri in sorted(st.list(prefix), reverse=True):
-            if not uri.endswith(".json"):
+            if not uri.endswith(".json") or uri.endswith(INTENT_SUFFIX):
                 continue
             try:
                 data, _ = st.get(uri)
-                doc = json.loads(data)
+                doc = jsonio.loads(data)
                 if not isinstance(doc, dict):
                     raise ValueError("not a JSON object")
                 doc["uri"] = uri
-            except (NotFound, ValueError, UnicodeDecodeError) as exc:
+            except (NotFound, InvalidObject, ValueError, UnicodeDecodeError) as exc:
                 doc = {"uri": uri, "error": f"unreadable audit record {uri}: {exc}"}
             out.append(doc)
         return out
@@ -92,21 +221,42 @@ def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = Non
             st.close()
 
 
-def record_service_change(target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime | None,
-                          actor: str | None, runbook: str | None, request_id: str | None, before: Any,
-                          after: Any) -> tuple[str | None, str | None]:
-    """Write our audit object of a change the service has already applied (and audited itself).
-
-    Returns ``(uri, None)``, or ``(None, problem)`` when the object could not be written: the change happened and
-    the service's audit log has it, so the failure is reported to the operator, not raised.
-    """
+def begin_service_change(target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime | None,
+                         actor: str | None, runbook: str | None, before: Any, after: Any,
+                         expect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Write the intent of a change the service is about to apply; raises (and nothing is changed) if it cannot."""
     now = now or datetime.now(UTC)
-    uri = audit_uri(target, tenant, scope, plan, now)
-    doc = record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
-                 after=after, service_request_id=request_id)
+    with Stores(target) as st:
+        return begin(st, target, plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook,
+                     before=before, after=after, expect=expect)
+
+
+def finish_service_change(target: Target, intent_uri: str, intent: dict[str, Any], *, request_id: str | None,
+                          state: str = "applied", **updates: Any) -> tuple[str | None, str | None]:
+    """Complete the intent of a change the service has applied (and audited itself).
+
+    Returns ``(uri, None)``, or ``(None, problem)`` when the record could not be written: the change happened, the
+    service's audit log has it and the next action on this scope completes the intent, so the failure is
+    reported, not raised.
+    """
     try:
         with Stores(target) as st:
-            return write(st, uri, doc), None
+            return complete(st, intent_uri, intent, state=state, service_request_id=request_id, **updates), None
     except ChecksError as exc:
-        return None, (f"our audit record {uri} could not be written ({exc}); the service's audit log has the "
-                      f"change (request id {request_id})")
+        return None, (f"our audit record {record_uri(intent_uri)} could not be written ({exc}); its intent "
+                      f"{intent_uri} stands, the next run completes it, and the service's audit log has the change "
+                      f"(request id {request_id})")
+
+
+def may_have_happened(exc: Exception) -> bool:
+    """Whether a service call that raised ``exc`` may still have changed something (then its intent stays)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status == 0 or status >= 500
+    return bool(getattr(exc, "sent", True))
+
+
+def settle_service(target: Target, tenant: str, scope: str, current: str | None) -> list[str]:
+    """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable)."""
+    with Stores(target) as st:
+        return settle(st, target, tenant, scope, judge_by_state(current))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from . import audit
+from . import audit, guard
 from .config import Target, safe_segment
-from .errors import BadInput
+from .errors import BadInput, Unreachable
 from .results import ActionResult, Plan
-from .service import CACHE_TARGETS, ServiceClient, using
+from .service import CACHE_TARGETS, ServiceClient, ServiceProblem, using
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -47,6 +47,7 @@ def plan_invalidate(
                  for name in names],
         reason=reason,
         details={"tenant": tenant, "surface": surface, "targets": names, "base_url": target.base_url},
+        deployment=target.deployment,
     )
 
 
@@ -59,6 +60,8 @@ def apply_invalidate(
     runbook: str | None = None,
     client: ServiceClient | None = None,
     now: datetime | None = None,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Dry-run by default; with ``execute``, ask the service to drop the planned caches.
 
@@ -70,19 +73,32 @@ def apply_invalidate(
     if not execute:
         return ActionResult("planned", f"dry-run: would invalidate the {', '.join(names)} cache(s) of {scope}; "
                             "nothing changed — run again with execute to apply", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit_scope = surface or audit.TENANT_SCOPE
     audit.audit_prefix(target, tenant, audit_scope)  # refuse before acting if audit records cannot be placed
     with using(target, client, actor=actor) as c:
-        answer = c.invalidate(tenant, names, surface)
+        # One read of the admin API first: an unreachable service, a refused key or an unknown tenant stops here,
+        # before an intent is written for a change that cannot be made.
+        c.audit_page(tenant, limit=1)
+        audit.settle_service(target, tenant, audit_scope, None)
+        intent_uri, intent = audit.begin_service_change(
+            target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook, before="cached",
+            after="reload on next request", expect={},
+        )
+        try:
+            answer = c.invalidate(tenant, names, surface)
+        except (ServiceProblem, Unreachable) as exc:
+            if not audit.may_have_happened(exc):
+                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                            state="abandoned", note=f"not done: {exc}")
+            raise
         request_id = c.last_request_id
     counts = answer.get("invalidated") or {}
     shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else str(counts)
     summary = f"invalidated the {', '.join(names)} cache(s) of {scope}" + (f" ({shown})" if shown else "")
-    uri, problem = audit.record_service_change(
-        target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook,
-        request_id=request_id, before="cached", after={"invalidated": counts},
-    )
+    uri, problem = audit.finish_service_change(target, intent_uri, intent, request_id=request_id,
+                                               after={"invalidated": counts})
     if problem:
         summary += f"; {problem}"
     return ActionResult("applied", summary, plan, uri)

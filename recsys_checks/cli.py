@@ -134,6 +134,12 @@ def _version_choice(p: argparse.ArgumentParser, previous_help: str) -> None:
 
 def _execute(p: argparse.ArgumentParser) -> None:
     p.add_argument("--execute", action="store_true", help="apply the plan (default: dry-run, nothing is changed)")
+    p.add_argument("--plan-id", metavar="ID",
+                   help="with --execute: apply only if the fresh plan has this id (the 12+ hex digits a reviewed dry "
+                   "run printed after 'plan'); otherwise exit 3 and change nothing")
+    p.add_argument("--confirm", metavar="DEPLOYMENT",
+                   help="the deployment's name (RECSYS_DEPLOYMENT), required with --execute on a deployment marked "
+                   "protected (RECSYS_DEPLOYMENT_PROTECTED)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "once more)")
     _execute(p)
     p.add_argument("--reason", default="", help="why, for the audit record")
+    p.add_argument("--invalidate-cache", action="store_true",
+                   help="with --execute and a service configured: also invalidate the service's popularity cache "
+                   "for the surface (audited), so that it serves the rolled-back version now, not after its TTL")
     p.set_defaults(run=_manifest_rollback)
 
     p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
@@ -356,7 +365,8 @@ def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
     plan = plan_rollback(
         target, args.tenant, args.surface, to=args.to, previous=args.previous, kind=args.kind, reason=args.reason
     )
-    return [apply_rollback(target, plan, execute=args.execute)]
+    return [apply_rollback(target, plan, execute=args.execute, invalidate_cache=args.invalidate_cache,
+                           plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _freshness(args: argparse.Namespace) -> list[Any]:
@@ -393,7 +403,7 @@ def _doc_revert(args: argparse.Namespace) -> list[Any]:
 
     target = _target(args)
     plan = plan_revert(target, args.tenant, args.kind, to=args.to, previous=args.previous, reason=args.reason)
-    return [apply_revert(target, plan, execute=args.execute)]
+    return [apply_revert(target, plan, execute=args.execute, plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
@@ -401,7 +411,7 @@ def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
 
     target = _target(args)
     plan = plan_invalidate(target, args.tenant, args.targets, surface=args.surface, reason=args.reason)
-    return [apply_invalidate(target, plan, execute=args.execute)]
+    return [apply_invalidate(target, plan, execute=args.execute, plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _timeline(args: argparse.Namespace) -> list[Any]:
@@ -454,18 +464,42 @@ def _progress_bar() -> Callable[[int, int, str], None]:
     return progress
 
 
+# The one rule every command follows, in order of precedence (the highest code that applies wins). The reference
+# pages are generated from this table (scripts/gen_cli_reference.py), so the docs say what the code does.
+EXIT_CODES: tuple[tuple[int, str, str], ...] = (
+    (0, "healthy, or done",
+     "every check returned `ok` or `warn`; every action was planned (dry-run), applied with its audit record and a "
+     "passing verification, or was already in the planned state (a no-op)"),
+    (1, "check failed, or not recovered",
+     "a check looked and found the target broken (`fail`); an applied action's verification failed; an action "
+     "was applied but its audit record could not be written (its intent stands and the next run completes it); "
+     "an internal error"),
+    (2, "bad input, configuration, or could not look",
+     "an unsafe name, an unknown version, a malformed setting, a key the service refuses (401/403), an unknown "
+     "tenant; or the service or store could not be reached or answered too slowly — for every command, checks "
+     "included, because nothing was observed"),
+    (3, "conflict",
+     "an action found that the state it planned against had changed (or another run won the compare-and-swap); "
+     "nothing was changed"),
+)
+
+
 def exit_code(results: Sequence[CheckResult | ActionResult]) -> int:
-    """0 when every check passed (warnings included) and every action succeeded, 1 otherwise, 3 on conflict."""
-    code = 0
+    """The exit code of :data:`EXIT_CODES` for these results: 3 over 2 over 1 over 0."""
+    codes = {0}
     for r in results:
         if isinstance(r, ActionResult):
             if r.status == "conflict":
-                return 3
+                codes.add(3)
             if r.verification is not None and r.verification.status == "fail":
-                code = 1
+                codes.add(r.verification.data.get("exit_code") if r.verification.data.get("exit_code") == 2 else 1)
+            if r.status == "applied" and not r.audit:
+                codes.add(1)
+            if r.service is not None and r.service.status == "fail":
+                codes.add(1)
         elif r.status == "fail":
-            code = 1
-    return code
+            codes.add(2 if r.data.get("exit_code") == 2 else 3 if r.data.get("exit_code") == 3 else 1)
+    return max(codes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -490,8 +524,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"recsys-checks: internal error ({message}); nothing further was done. Re-run with "
                          "RECSYS_CHECKS_DEBUG=1 for the traceback and report it.\n")
         return 1
-    emit(results, args.json)
-    return exit_code(results)
+    code = exit_code(results)
+    try:
+        emit(results, args.json)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`... | head`): what was done is done; say nothing more and keep the exit code.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from .deadline import DEFAULT_DEADLINE
 from .errors import BadInput
 
 DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
@@ -35,6 +37,40 @@ def safe_segment(value: str, what: str = "tenant") -> str:
     return value
 
 
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, host or bucket, path)`` of a URI, taken literally.
+
+    The suite uses ``file://`` paths and ``s3://`` keys as written: no percent-decoding, no query or fragment. So do
+    we, or a name with ``%2f`` would become a path separator after it was checked, and a name with ``#`` or ``%41``
+    that the suite serves would look missing here.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return "", "", uri
+    host, slash, path = rest.partition("/")
+    return scheme, host, slash + path
+
+
+def prove_under(uri: str, root_uri: str) -> str:
+    """Return ``uri`` if the file it names stays under ``root_uri`` once both are resolved, else raise BadInput.
+
+    Names are checked before they are put into a path; this proves the result too (a symlink placed in the store,
+    or a name the checks missed, cannot lead a write outside the store). Other schemes have no paths to escape.
+    """
+    scheme, _, path = split_uri(uri)
+    root_scheme, _, root = split_uri(root_uri)
+    if scheme != "file" or root_scheme != "file":
+        return uri
+    real_root = os.path.realpath(root if root.endswith("/") else os.path.dirname(root))
+    # The directories are resolved; a last component that is a symlink is not followed here: a write replaces the
+    # link itself, and a read checks what it finds (a device or a FIFO is refused as a damaged object).
+    real = os.path.realpath(path) if path.endswith("/") else \
+        os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise BadInput(f"{uri} resolves to {real}, outside the store root {real_root}: refusing to use it")
+    return uri
+
+
 def credential_problem(value: str | None, variable: str) -> str | None:
     """Why ``value`` cannot be a credential (a stray newline, a space, a non-ASCII character), without showing it.
 
@@ -51,12 +87,20 @@ def credential_problem(value: str | None, variable: str) -> str | None:
     return f"{variable} {why}: set it again to the bare key (its value is not shown)"
 
 
+MIN_MASKED = 8  # a shorter "secret" (a test key such as "soak") would mask ordinary words in names and URIs
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
+    """``text`` with every occurrence of each secret of at least MIN_MASKED characters replaced by ``***``."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= MIN_MASKED:
             text = text.replace(secret, "***")
     return text
+
+
+def redact_environment(text: str) -> str:
+    """``text`` with the value of every credential variable set in the environment masked (see SECRET_VARIABLES)."""
+    return redact(text, (os.environ.get(name) for name in SECRET_VARIABLES))
 
 
 @dataclass(frozen=True)
@@ -72,6 +116,10 @@ class Target:
     s3_access_key: str | None = field(default=None, repr=False)
     s3_secret_key: str | None = field(default=None, repr=False)
     timeout: float = 5.0
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = 10_000_000
+    deployment: str | None = None
+    protected: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
@@ -87,18 +135,22 @@ class Target:
             "s3_access_key": env.get("RECSYS_ARTIFACT_S3_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or None,
             "s3_secret_key": env.get("RECSYS_ARTIFACT_S3_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or None,
         }
+        if env.get("RECSYS_DEPLOYMENT"):
+            values["deployment"] = env["RECSYS_DEPLOYMENT"]
+        if env.get("RECSYS_DEPLOYMENT_PROTECTED"):
+            values["protected"] = _flag(env["RECSYS_DEPLOYMENT_PROTECTED"], "RECSYS_DEPLOYMENT_PROTECTED")
+        if env.get("RECSYS_ARTIFACT_MAX_BYTES"):
+            values["max_bytes"] = _positive_int(env["RECSYS_ARTIFACT_MAX_BYTES"], "RECSYS_ARTIFACT_MAX_BYTES")
         values.update({k: v for k, v in overrides.items() if v is not None})
         target = cls(**values)  # type: ignore[arg-type]
         target.validate()
         return target
 
     def validate(self) -> None:
-        if self.base_url is not None and not re.match(r"^https?://", self.base_url):
-            raise BadInput(f"RECSYS_BASE_URL {self.base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080")
-        if self.s3_endpoint is not None and not re.match(r"^https?://[^/\s]+", self.s3_endpoint):
-            raise BadInput(
-                f"RECSYS_ARTIFACT_S3_ENDPOINT {self.s3_endpoint!r} is not an http(s) URL, e.g. http://127.0.0.1:9000"
-            )
+        for variable, url, example in (("RECSYS_BASE_URL", self.base_url, "http://127.0.0.1:8080"),
+                                       ("RECSYS_ARTIFACT_S3_ENDPOINT", self.s3_endpoint, "http://127.0.0.1:9000")):
+            if url is not None:
+                _check_http_url(variable, url, example)
         for variable, value in (
             ("RECSYS_API_KEY", self.api_key),
             ("RECSYS_ARTIFACT_S3_ACCESS_KEY (or AWS_ACCESS_KEY_ID)", self.s3_access_key),
@@ -107,6 +159,11 @@ class Target:
             problem = credential_problem(value, variable)
             if problem:
                 raise BadInput(problem)
+        if self.deployment is not None and (not self.deployment.strip() or _CONTROL.search(self.deployment)):
+            raise BadInput(f"RECSYS_DEPLOYMENT {self.deployment!r} is not a usable name: use e.g. prod-eu")
+        if self.protected and not self.deployment:
+            raise BadInput("RECSYS_DEPLOYMENT_PROTECTED is set but RECSYS_DEPLOYMENT is not: name the deployment, so "
+                           "that --confirm can name it back")
         for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
             if tpl is None:
                 continue
@@ -121,8 +178,7 @@ class Target:
         return self.base_url.rstrip("/")
 
     def manifest_uri(self, tenant: str, surface: str) -> str:
-        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
-        return self.manifest_template.replace("{tenant}", t).replace("{surface}", s)
+        return _fill(self.manifest_template, tenant, surface)
 
     def records_prefix(self, tenant: str, surface: str) -> str:
         """URI prefix under which the version records of one surface live (ends with ``/``).
@@ -140,7 +196,7 @@ class Target:
                 "cannot derive the records location from the manifest template "
                 f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
             )
-        uri = tpl.replace("{tenant}", t).replace("{surface}", s)
+        uri = _fill(tpl, t, s)
         return uri if uri.endswith("/") else uri + "/"
 
     def registry_root(self) -> str:
@@ -166,9 +222,12 @@ class Target:
             "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
         )
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key, self.s3_access_key, self.s3_secret_key)
+
     def redact(self, text: str) -> str:
         """``text`` with this target's credentials masked (for messages built from third-party exceptions)."""
-        return redact(text, (self.api_key, self.s3_access_key, self.s3_secret_key))
+        return redact(text, self.secrets())
 
     def to_public_dict(self) -> dict[str, object]:
         """Everything but the secrets (whether each is set is shown, never its value)."""
@@ -178,11 +237,56 @@ class Target:
             "records_template": self.records_template,
             "s3_endpoint": self.s3_endpoint,
             "s3_region": self.s3_region,
+            "deployment": self.deployment,
+            "protected": self.protected,
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
 
 
+def _check_http_url(variable: str, url: str, example: str) -> None:
+    """Raise BadInput unless ``url`` is an http(s) URL with a host and, if given, a numeric port."""
+    problem = None
+    if not re.match(r"^https?://[^/\s]+", url) or _CONTROL.search(url) or " " in url:
+        problem = "is not an http(s) URL"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+            if not parts.hostname:
+                problem = "has no host"
+        except ValueError as exc:
+            problem = f"is not a valid URL ({exc})"
+    if problem:
+        raise BadInput(f"{variable} {url!r} {problem}: use e.g. {example}")
+
+
+def _flag(text: str, variable: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"{variable} {text!r} is not a yes/no value: use true or false")
+
+
+def _positive_int(text: str, variable: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInput(f"{variable} {text!r} is not a whole number of bytes of at least 1")
+    return value
+
+
+def _fill(template: str, tenant: str, surface: str) -> str:
+    """``template`` with the checked tenant and surface put in, proven to stay under the template's fixed part."""
+    t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+    return prove_under(template.replace("{tenant}", t).replace("{surface}", s), template.split("{", 1)[0])
+
+
+MAX_DURATION = timedelta(days=36500)  # far beyond any history, and well inside what a date can express
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -195,4 +299,6 @@ def parse_duration(text: str) -> timedelta:
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise BadInput(f"bad duration {text!r}: it must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise BadInput(f"bad duration {text!r}: it must be at most {MAX_DURATION.days}d (100 years)")
     return timedelta(seconds=seconds)

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from . import audit
+from . import audit, guard
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, Unreachable
 from .results import ActionResult, CheckResult, Plan
@@ -34,6 +34,8 @@ def canonical_jsonb(value: Any) -> str:
         return "{" + inner + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(canonical_jsonb(v) for v in value) + "]"
+    if isinstance(value, Decimal):  # a number read as written: jsonb keeps its digits, never an exponent
+        return format(value.copy_abs() if value.is_zero() else value, "f")
     if isinstance(value, float) and math.isfinite(value):
         text = repr(value)  # jsonb's numeric never prints an exponent: 1e-07 is 0.0000001
         return format(Decimal(text), "f") if "e" in text or "E" in text else text
@@ -80,7 +82,7 @@ def diff(before: Any, after: Any) -> list[dict[str, Any]]:
 
 
 def _fail(check: str, exc: ChecksError, tenant: str, kind: str, target: Target) -> CheckResult:
-    data: dict[str, Any] = {"tenant": tenant, "kind": kind}
+    data: dict[str, Any] = {"tenant": tenant, "kind": kind, "exit_code": exc.exit_code}
     if isinstance(exc, ServiceProblem):
         data["problem"] = exc.to_dict()
     return CheckResult(check, "fail", str(exc), data, None, target.base_url)
@@ -250,6 +252,7 @@ def plan_revert(
             "document": target_doc,
             "diff": diff(current_doc, target_doc),
         },
+        deployment=target.deployment,
     )
 
 
@@ -287,6 +290,8 @@ def apply_revert(
     runbook: str | None = None,
     client: ServiceClient | None = None,
     now: datetime | None = None,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Apply a revert plan: dry-run by default; with ``execute``, PUT with ``If-Match`` on the observed version.
 
@@ -304,10 +309,18 @@ def apply_revert(
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing to do", plan)
         return ActionResult("planned", f"dry-run: would revert {move} ({len(plan.details.get('diff') or [])} "
                             "field(s) change); nothing changed — run again with execute to apply", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed
+    if not plan.observed:
+        raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}, so the revert cannot be "
+                       "made conditional (If-Match) and is refused; check that RECSYS_BASE_URL is recsys-service")
     with using(target, client, actor=actor) as c:
         _, current = c.get_doc(tenant, kind)
+        if not current:
+            raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}: refusing to write "
+                           "without a version to compare against")
+        audit.settle_service(target, tenant, audit.TENANT_SCOPE, current)
         if current == wanted:
             verification = verify_version(c, target, tenant, kind, wanted, surface)
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing changed", plan,
@@ -315,13 +328,27 @@ def apply_revert(
         if current != plan.observed:
             raise Conflict(f"{kind} of {tenant} changed since the plan (planned against {short(plan.observed)}, now "
                            f"{short(current)}); nothing changed — make a new plan")
+        intent_uri, intent = audit.begin_service_change(
+            target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
+            before=plan.observed, after=wanted, expect={"observed": plan.observed, "result": wanted},
+        )
         try:
             _, new_version = c.put_doc(tenant, kind, plan.details["document"], if_match=plan.observed)
         except ServiceProblem as p:
             if p.status == 409:
+                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                            state="abandoned", note="the service refused the If-Match")
                 raise Conflict(f"{kind} of {tenant} changed since the plan (the service answered 409 "
                                f"{p.code or ''} to If-Match {short(plan.observed)}); nothing changed — make a new "
                                "plan") from None
+            if not audit.may_have_happened(p):
+                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                            state="abandoned", note=f"not done: {p}")
+            raise
+        except Unreachable as exc:
+            if not audit.may_have_happened(exc):
+                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                            state="abandoned", note=f"not done: {exc}")
             raise
         request_id = c.last_request_id
         # The document has changed: from here on a failure is reported, never raised, so that the audit record
@@ -335,11 +362,8 @@ def apply_revert(
         verification = verify_version(c, target, tenant, kind, wanted, surface)
     note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
     summary = f"reverted {move}{note}; {invalidated}; verification: {verification.status}"
-    audit_ref, problem = audit.record_service_change(
-        target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
-        request_id=request_id, before=plan.observed, after=new_version or wanted,
-    )
+    audit_ref, problem = audit.finish_service_change(target, intent_uri, intent, request_id=request_id,
+                                                     after=new_version or wanted)
     if problem:
         summary += f"; {problem}"
     return ActionResult("applied", summary, plan, audit_ref, verification)
-

@@ -19,9 +19,17 @@ class BadInput(ChecksError):
 
 
 class Unreachable(ChecksError):
-    """The service or the object store did not answer (connection refused, timeout, DNS)."""
+    """The service or the object store did not answer (connection refused, timeout, DNS).
+
+    ``sent`` is False when the request certainly never reached the peer (no connection was made), so an action
+    knows that nothing was changed.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class Unhealthy(ChecksError):
@@ -40,3 +48,16 @@ class NotFound(Unhealthy):
     """The store answered, but the object (manifest, record, blob) is not there."""
 
     exit_code = 1
+
+
+class InvalidObject(Unhealthy):
+    """The store answered, but the object cannot be a document: not a regular file, or larger than the limit.
+
+    ``etag`` is a token of what is there now, so that a repair can still compare-and-swap against it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, etag: str) -> None:
+        super().__init__(message)
+        self.etag = etag

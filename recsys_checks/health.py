@@ -100,6 +100,7 @@ def check_health(target: Target, client: ServiceClient | None = None) -> CheckRe
                 data["metrics_error"] = str(exc)
     except Unreachable as exc:
         data["error"] = str(exc)
+        data["exit_code"] = exc.exit_code  # could not look: configuration or connectivity, not a broken service
         return CheckResult("health", "fail", str(exc), data, target=target.base_url)
 
     checks = data["detail"]["checks"]

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import audit
+from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
-from .errors import BadInput, ChecksError, Conflict, NotFound
+from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .records import VersionRecord, history, load_records
 from .results import ActionResult, CheckResult, Plan
-from .store import Stores
+from .store import Stores, etag_of
 from .timefmt import format_z, parse_seconds_z
 
 __all__ = [
@@ -71,7 +71,7 @@ class Manifest:
 def parse_manifest(data: bytes | str) -> Manifest:
     """Parse a manifest strictly as v1; :class:`BadInput` names the field that is wrong."""
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"manifest is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -129,6 +129,9 @@ def read_current(target: Target, tenant: str, surface: str, *, stores: Stores | 
     try:
         try:
             data, etag = st.get(uri)
+        except InvalidObject as exc:
+            raise BadInput(f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with "
+                           f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`") from None
         except NotFound:
             raise NotFound(
                 f"no manifest for {tenant}/{surface} at {uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, or list "
@@ -190,6 +193,13 @@ def status(
     try:
         try:
             raw, etag = st.get(uri)
+        except InvalidObject as exc:
+            data["etag"] = exc.etag
+            data["condition"] = "invalid"
+            problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
+                       f"rollback --tenant {tenant} --surface {surface} --previous`")
+            data["problems"].append(problem)
+            return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
         except NotFound:
             data["condition"] = "missing"
             data["problems"].append(f"no manifest at {uri}")
@@ -287,6 +297,8 @@ def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> tuple
         raw, etag = st.get(uri)
     except NotFound:
         return "missing", None, None, None, f"no manifest at {uri}"
+    except InvalidObject as exc:
+        return "invalid", None, exc.etag, None, str(exc)
     try:
         return "valid", _parse_for(raw, tenant, surface, uri), etag, raw, None
     except BadInput as exc:
@@ -506,7 +518,7 @@ def plan_rollback(
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
     }
-    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details)
+    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details, deployment=target.deployment)
 
 
 def _resolve_to(
@@ -555,12 +567,21 @@ def apply_rollback(
     runbook: str | None = None,
     now: datetime | None = None,
     stores: Stores | None = None,
+    invalidate_cache: bool = False,
+    plan_id: str | None = None,
+    confirm: str | None = None,
 ) -> ActionResult:
     """Apply a rollback plan; a dry-run unless ``execute``.
 
     With execute: re-read the manifest; already at the plan's target → ``noop``; moved since the plan →
     :class:`Conflict` (nothing changed); else write the new manifest with compare-and-swap on the observed ETag,
     then one audit object (never overwritten), then read it back as verification.
+
+    ``plan_id`` and ``confirm``: see :mod:`recsys_checks.guard` (checked before anything is changed).
+
+    When the target has a service (``base_url``), the result's ``service`` says what the service serves now: it
+    keeps its cached artifact until a TTL expires, so a rollback it does not serve yet is reported (``fail``,
+    exit 1) with the invalidation that fixes it; ``invalidate_cache`` performs that invalidation (audited) first.
     """
     if plan.action != "manifest.rollback":
         raise BadInput(f"not a manifest rollback plan: {plan.action}")
@@ -577,6 +598,7 @@ def apply_rollback(
                                 plan)
         return ActionResult("planned", f"dry-run: would repoint {tenant}/{surface}: {moves}; nothing changed "
                                        "(run with execute to apply)", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st, own = _stores(target, stores)
     try:
@@ -584,6 +606,10 @@ def apply_rollback(
             raw, etag = st.get(uri)
         except NotFound:
             raw, etag = None, None
+        except InvalidObject as exc:  # damaged (a FIFO, a huge file...): replaced if it is what the plan saw
+            raw, etag = None, exc.etag
+        # A crash between an earlier swap and its record left an intent: complete it now that the world shows it.
+        audit.settle(st, target, tenant, surface, audit.judge_by_state(etag), now=now)
         if raw is not None and _already_applied(raw, tenant, surface, plan):
             return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
                                 plan, verification=_verify(target, st, tenant, surface, plan))
@@ -600,25 +626,84 @@ def apply_rollback(
                 raise Conflict(f"rollback target {k} {rec['version']} no longer validates ({res.summary}); "
                                "nothing was changed")
         new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
-        new_etag = st.put(uri, manifest_bytes(new), if_match=plan.observed, if_none_match=plan.observed is None)
-        audit_uri = audit.audit_uri(target, tenant, surface, plan, now)
-        record = audit.record(
-            plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook, before=d["before"],
-            after={"etag": new_etag, "manifest": new.to_dict(), "current": new.to_dict()["current"]},
+        body = manifest_bytes(new)
+        after = {"etag": etag_of(body), "manifest": new.to_dict(), "current": new.to_dict()["current"]}
+        # The intent goes first: if it cannot be written, nothing is changed; if the process dies after the swap,
+        # the next run finds the intent and completes it.
+        intent_uri, intent = audit.begin(
+            st, target, plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
+            before=d["before"], after=after, expect={"observed": plan.observed, "result": after["etag"]},
             manifest_uri=uri,
         )
         try:
-            audit.write(st, audit_uri, record)
+            new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)
+        except Conflict:
+            audit.complete(st, intent_uri, intent, state="abandoned",
+                           note="another change won the compare-and-swap; nothing was changed")
+            raise
+        except ChecksError:
+            raise  # the intent stays pending; the next run settles it from what the manifest shows
+        after["etag"] = new_etag
+        audit_uri: str | None
+        try:
+            audit_uri = audit.complete(st, intent_uri, intent, after=after)
+            problem = None
         except ChecksError as exc:
-            raise ChecksError(
-                f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record {audit_uri} "
-                f"could not be written: {exc}; record the change by hand"
-            ) from None
+            audit_uri = None
+            problem = (f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record could not "
+                       f"be written ({exc}); the intent {intent_uri} stands and the next rollback run completes it")
         verification = _verify(target, st, tenant, surface, plan)
     finally:
         if own:
             st.close()
-    return ActionResult("applied", f"repointed {tenant}/{surface}: {moves}", plan, audit_uri, verification)
+    summary = f"repointed {tenant}/{surface}: {moves}" + (f"; {problem}" if problem else "")
+    served = _served_after(target, plan, tenant, surface, actor=actor, runbook=runbook,
+                           invalidate_cache=invalidate_cache, verified=verification.status == "ok")
+    if served is not None:
+        summary += f"; service: {served.summary}"
+    return ActionResult("applied", summary, plan, audit_uri, verification, served)
+
+
+def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, actor: str | None,
+                  runbook: str | None, invalidate_cache: bool, verified: bool) -> CheckResult | None:
+    """What the service serves for the surface after a rollback (None without a service or a popularity move)."""
+    if not target.base_url or not verified or not any(c.get("kind") == "popularity" for c in plan.changes):
+        return None
+    from . import cache
+    from .recs import served_vs_published
+
+    fix = (f"recsys-checks cache invalidate --tenant {tenant} --surface {surface} --targets popularity --execute")
+    invalidated = ""
+    if invalidate_cache:
+        inv_plan = cache.plan_invalidate(target, tenant, ["popularity"], surface=surface,
+                                         reason=f"serve the rolled-back manifest of {tenant}/{surface} now")
+        try:
+            inv = cache.apply_invalidate(target, inv_plan, execute=True, actor=actor, runbook=runbook,
+                                         confirm=target.deployment)
+            invalidated = f" (popularity cache invalidated, audit {inv.audit})"
+        except ChecksError as exc:
+            return CheckResult("manifest.rollback.service", "fail",
+                               f"the popularity cache could not be invalidated ({exc}); run `{fix}`",
+                               {"fix": fix, "exit_code": 1}, None, target.base_url)
+    seen = served_vs_published(target, tenant, surface, max_age=timedelta(days=36500))
+    verdict = seen.data.get("verdict")
+    data = {"verdict": verdict, "served_version": seen.data.get("served_version"), "fix": fix,
+            "invalidated": bool(invalidated)}
+    if verdict == "consistent":
+        return CheckResult("manifest.rollback.service", "ok",
+                           f"the service serves the rolled-back popularity{invalidated}", data, seen.state,
+                           target.base_url)
+    if verdict in ("cache_stale", "empty"):
+        what = (f"popularity {str(seen.data.get('served_version'))[:12]}" if verdict == "cache_stale"
+                else "no items (most likely the cached artifact that was rolled back)")
+        return CheckResult(
+            "manifest.rollback.service", "fail",
+            f"the service still serves {what} from its cache, not the rolled-back version; users get the old answer "
+            f"until the cache TTL expires or `{fix}` (or re-run the rollback with --invalidate-cache)", data,
+            seen.state, target.base_url)
+    return CheckResult("manifest.rollback.service", "warn",
+                       f"cannot confirm what the service serves ({seen.summary}); if it is cached, `{fix}`",
+                       data, seen.state, target.base_url)
 
 
 def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:
@@ -636,7 +721,7 @@ def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -
     try:
         raw, etag = st.get(uri)
         m = _parse_for(raw, tenant, surface, uri)
-    except (NotFound, BadInput) as exc:
+    except (NotFound, BadInput, InvalidObject) as exc:
         return CheckResult("manifest.rollback.verify", "fail", str(exc), {}, None, uri)
     wrong = [c["kind"] for c in plan.changes if m.current.get(c["kind"]) != c["after"]]
     data = {"manifest": m.to_dict(), "wrong": wrong}

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any, TextIO
 
+from . import jsonio
+from .config import redact_environment
 from .results import ActionResult, CheckResult, Plan
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32", "conflict": "31"}
@@ -31,7 +33,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (dict, list)):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        value = jsonio.dumps(value, sort_keys=True, separators=(",", ":"))
     text = str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
@@ -161,7 +163,7 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
             continue
         if key == "document":
             lines.append("  document:")
-            lines += ["    " + line for line in json.dumps(value, indent=2, sort_keys=True).splitlines()]
+            lines += ["    " + line for line in jsonio.dumps(value, indent=2, sort_keys=True).splitlines()]
             continue
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             lines.append(f"  {_label(key)}:")  # one line each: problems and notes are read, not scanned
@@ -189,7 +191,8 @@ def render_plan(plan: Plan) -> str:
         if c.get("after_version") and isinstance(c.get("after"), str):
             lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
             lines.append(f"  {' ' * len(str(c.get('what')))}  -> {c['after']}")
-    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}")
+    where = f" on deployment {plan.deployment}" if plan.deployment else ""
+    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}{where}")
     return "\n".join(lines)
 
 
@@ -203,18 +206,23 @@ def render_action(result: ActionResult, colour: bool = False) -> str:
         lines.append(f"  audit record: {result.audit}")
     if result.verification is not None:
         lines.append(render_check(result.verification, colour))
+    if result.service is not None:
+        lines.append(render_check(result.service, colour))
     if result.status == "planned" and not result.plan.noop:
         lines.append("  Nothing was changed. Re-run with --execute to apply this plan.")
+        lines.append(f"  To apply exactly this plan once reviewed: --execute --plan-id {result.plan.plan_hash[:12]}")
     return "\n".join(lines)
 
 
 def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None) -> None:
+    """Print ``results``; any credential of the environment that a peer echoed into them is masked."""
     stream = stream or sys.stdout
     if as_json:
         payload: Any = [r.to_dict() for r in results]
-        json.dump(payload[0] if len(payload) == 1 else payload, stream, indent=2, default=str)
-        stream.write("\n")
-        return
-    colour = use_colour(stream)
-    blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour) for r in results]
-    stream.write("\n\n".join(blocks) + "\n")
+        text = jsonio.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str) + "\n"
+    else:
+        colour = use_colour(stream)
+        blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)
+                  for r in results]
+        text = "\n\n".join(blocks) + "\n"
+    stream.write(redact_environment(text))

@@ -7,14 +7,14 @@ tags; Go reads keys case-insensitively, and so do we. ``BuiltAt`` is nanosecond 
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonio
 from .artifact import KINDS, VERSION_RE
 from .config import Target, safe_segment
-from .errors import BadInput, NotFound
+from .errors import BadInput, InvalidObject, NotFound
 from .store import Stores
 from .timefmt import is_zero_time, parse_go_time
 
@@ -83,7 +83,7 @@ def parse_record(data: bytes | str, *, where: str = "") -> VersionRecord:
     """Parse one record in the suite's format; :class:`BadInput` names the field that is wrong."""
     where = where or "(inline)"
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"version record {where} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -128,7 +128,7 @@ def load_records(
         try:
             data, _ = stores.get(uri)
             rec = parse_record(data, where=uri)
-        except (BadInput, NotFound) as exc:
+        except (BadInput, NotFound, InvalidObject) as exc:
             return str(exc)
         rel = uri[len(target.records_prefix(tenant, surface)):]
         if (rec.tenant, rec.surface) != (tenant, surface):

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import jsonio
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
 from .results import CheckResult
@@ -98,7 +99,7 @@ def version_from_uri(uri: str | None) -> str | None:
 
 def _artifact_items(raw: bytes) -> list[dict[str, Any]] | None:
     try:
-        doc = json.loads(raw)
+        doc = jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     items = doc.get("items") if isinstance(doc, dict) else None
@@ -224,9 +225,10 @@ def active_blocks(rules: Any, surface: str, now: datetime | None = None) -> list
 
 
 def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str, Any], state: ManifestState | None,
-                    target: Target) -> CheckResult:
+                    target: Target, failing: list[str] | None = None) -> CheckResult:
     where = f"{tenant}/{surface}"
     data["problem"] = p.to_dict()
+    data["exit_code"] = p.exit_code
     code = f"{p.status} {p.code}" if p.code else str(p.status)
     if state is not None:
         data["manifest"] = state.to_dict()
@@ -239,8 +241,20 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
         summary = (f"service refuses the artifacts of {where} ({code}): the manifest or the blob it names is corrupt "
                    f"or does not match tenant/surface{seen}; roll the manifest back to a valid version "
                    f"(recsys-checks manifest history --tenant {tenant} --surface {surface})")
+    elif p.status >= 500 and p.code is None:
+        data["cause"], data["runbook"] = "not_the_service", None
+        summary = (f"{where}: {code} answer that is not the service's (no problem+json): {p.detail}; check that "
+                   "RECSYS_BASE_URL points at recsys-service and not at a proxy or another application")
+    elif p.status >= 500 and failing and not any(_is_store(name) for name in failing):
+        data["cause"], data["runbook"] = "dependency_failed", "service-not-ready"
+        data["failing_dependencies"] = failing
+        summary = (f"service fails {where} ({code}: {p.detail}) and reports failing dependencies: "
+                   f"{', '.join(failing)}; fix them (service-not-ready runbook)")
     elif p.status >= 500:
         seen = f"; from here the registry says: {state.detail}" if state is not None and state.detail else ""
+        if failing:
+            seen += f"; the service reports failing: {', '.join(failing)}"
+            data["failing_dependencies"] = failing
         data["cause"], data["runbook"] = "store_unreachable", "service-not-ready"
         summary = (f"service cannot read the artifact store for {where} ({code}: {p.detail}): the store is "
                    f"unreachable, denies access or the object is too large{seen}; check the store and the "
@@ -257,15 +271,35 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
     return CheckResult("recs.probe", "fail", summary, data, state.etag if state else None, target.base_url)
 
 
+def _is_store(dependency: str) -> bool:
+    name = dependency.split(" ", 1)[0].lower()
+    return any(word in name for word in ("store", "artifact", "s3", "bucket", "blob"))
+
+
+def _failing_dependencies(c: ServiceClient) -> list[str]:
+    """Names of the dependencies the service's detailed health reports failing (the admin database, the store...)."""
+    from .health import _BAD, dependency_checks
+
+    try:
+        answer = c.health_detailed()
+    except ChecksError:
+        return []
+    return [f"{row['name']} ({row['detail'] or row['status']})" for row in dependency_checks(answer.body)
+            if row["status"] in _BAD]
+
+
 def _blocked_cause(c: ServiceClient, target: Target, tenant: str, surface: str,
                    state: ManifestState) -> tuple[str, str] | None:
-    """(cause, summary) when the rules explain an empty answer, else ``None``."""
+    """(cause, summary) when the rules explain an empty answer, or cannot be read to rule that out; else ``None``."""
     if not target.api_key:
-        return None
+        return ("rules_unreadable", f"the rules of {tenant} cannot be read without RECSYS_API_KEY, so block rules "
+                "that remove every candidate cannot be ruled out; set RECSYS_API_KEY and run the probe again, then "
+                f"`recsys-checks rules show --tenant {tenant}`")
     try:
         rules, rules_version = c.get_doc(tenant, "rules")
-    except ChecksError:
-        return None
+    except ChecksError as exc:
+        return ("rules_unreadable", f"the rules of {tenant} could not be read ({exc}), so block rules that remove "
+                "every candidate cannot be ruled out; fix the access and run the probe again")
     blocks = active_blocks(rules if isinstance(rules, list) else [], surface)
     if not blocks:
         return None
@@ -310,7 +344,8 @@ def probe(
                 response = c.recommend(tenant, body)
             except ServiceProblem as p:
                 state = reader(target, tenant, surface) if p.status in (422,) or p.status >= 500 else None
-                return _problem_result(p, tenant, surface, data, state, target)
+                failing = _failing_dependencies(c) if p.status >= 500 and p.code is not None else []
+                return _problem_result(p, tenant, surface, data, state, target, failing)
             try:
                 checked = c.validate(tenant, body)
                 data["validate"] = {"warnings": _codes(checked.get("warnings")),
@@ -320,6 +355,7 @@ def probe(
             return _classify(c, target, tenant, surface, response, data, reader, where)
     except Unreachable as exc:
         data["cause"], data["runbook"] = "unreachable", "service-not-ready"
+        data["exit_code"] = exc.exit_code
         return CheckResult("recs.probe", "fail", str(exc), data, None, target.base_url)
 
 
@@ -378,7 +414,8 @@ def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, respo
 
     blocked = _blocked_cause(c, target, tenant, surface, state)
     if blocked:
-        data["cause"], data["runbook"] = blocked[0], "rollback-config-rules"
+        data["cause"] = blocked[0]
+        data["runbook"] = None if blocked[0] == "rules_unreadable" else "rollback-config-rules"
         return CheckResult("recs.probe", "fail", f"{where} is empty: {blocked[1]}", data, state.etag,
                            target.base_url)
     filters = [code for code in codes if code in _FILTERS]
@@ -478,10 +515,10 @@ def served_vs_published(
         with using(target, client) as c:
             response = c.recommend(tenant, body)
     except Unreachable as exc:
-        data["verdict"] = "unreachable"
+        data["verdict"], data["exit_code"] = "unreachable", exc.exit_code
         return CheckResult(check, "fail", str(exc), data, None, target.base_url)
     except ServiceProblem as p:
-        data["verdict"], data["problem"] = "service_error", p.to_dict()
+        data["verdict"], data["problem"], data["exit_code"] = "service_error", p.to_dict(), p.exit_code
         return CheckResult(check, "fail", f"{where}: cannot compare, {p} (run recs probe for the cause)", data, None,
                            target.base_url)
 

@@ -54,6 +54,9 @@ class Plan:
     changes: list[dict[str, Any]]
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # The deployment the plan was made for (RECSYS_DEPLOYMENT); part of the plan id when set, so that a plan reviewed
+    # for one deployment is not the plan of another.
+    deployment: str | None = None
 
     @property
     def noop(self) -> bool:
@@ -64,11 +67,11 @@ class Plan:
         import hashlib
         import json
 
-        body = json.dumps(
-            {"action": self.action, "target": self.target, "observed": self.observed, "changes": self.changes},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        fields: dict[str, Any] = {"action": self.action, "target": self.target, "observed": self.observed,
+                                  "changes": self.changes}
+        if self.deployment is not None:
+            fields["deployment"] = self.deployment
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +90,9 @@ class ActionResult:
     plan: Plan
     audit: str | None = None
     verification: CheckResult | None = None
+    # What the service serves after the change, when a service is configured (a rollback of the manifest: the
+    # service may keep serving its cached artifact until a TTL expires or its cache is invalidated).
+    service: CheckResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,4 +101,5 @@ class ActionResult:
             "plan": self.plan.to_dict(),
             "audit": self.audit,
             "verification": self.verification.to_dict() if self.verification else None,
+            "service": self.service.to_dict() if self.service else None,
         }

@@ -9,22 +9,27 @@ a service that does not answer becomes :class:`~recsys_checks.errors.Unreachable
 
 from __future__ import annotations
 
-import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from . import deadline, jsonio
 from .config import Target, credential_problem, safe_segment
 from .errors import BadInput, ChecksError, Unreachable
 
 ADMIN_KINDS = ("config", "rules")
 CACHE_TARGETS = ("popularity", "config", "rules")
 AUDIT_PAGE_MAX = 200
+MAX_ANSWER_BYTES = 10_000_000  # no answer of the API comes near this; a bigger one is not the service
+_HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ETAG = re.compile(r'^(?:W/)?"?([^"]*)"?$')
 
 
@@ -95,6 +100,20 @@ class Answer:
     path: str
     elapsed_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def header_value(value: str, what: str) -> bytes:
+    """``value`` as a header value: UTF-8 bytes (the suite reads header bytes as UTF-8), so that names such as
+    'José Núñez' or a Cyrillic tenant can be sent; a control character cannot be, and is refused."""
+    if _HEADER_CONTROL.search(value):
+        raise BadInput(f"the {what} {value!r} contains a control character (a newline?) and cannot be sent in a "
+                       "header; set it again without one")
+    return value.encode("utf-8")
+
+
+def _path_segment(name: str) -> str:
+    """A checked name as one URL path segment: every reserved character percent-encoded (``%`` too)."""
+    return quote(name, safe="")
 
 
 def bare_etag(value: str | None) -> str | None:
@@ -203,21 +222,24 @@ class ServiceClient:
 
     # -- plumbing --
 
-    def _headers(self, tenant: str | None, admin: bool) -> dict[str, str]:
+    def _headers(self, tenant: str | None, admin: bool) -> dict[str, Any]:
         request_id = "runbook-" + uuid.uuid4().hex
         self.last_request_id = request_id
-        headers = {"X-Request-Id": request_id}
+        headers: dict[str, Any] = {"X-Request-Id": request_id}
         if tenant is not None:
-            headers["X-Org-Id"] = tenant
-        if admin and not self.target.api_key:
-            raise BadInput("the admin API needs an API key: set RECSYS_API_KEY in the environment (never a parameter)")
-        if self.target.api_key:
+            headers["X-Org-Id"] = header_value(tenant, "tenant")
+        if admin:
+            # The key goes to the admin API only: health and recommendation endpoints never need it, and a peer
+            # that echoes request headers must not be able to show it.
+            if not self.target.api_key:
+                raise BadInput("the admin API needs an API key: set RECSYS_API_KEY in the environment (never a "
+                               "parameter)")
             problem = credential_problem(self.target.api_key, "RECSYS_API_KEY")
             if problem:  # refused here: the HTTP library would quote the value in its error
                 raise BadInput(problem)
             headers["X-API-Key"] = self.target.api_key
-        if admin and self.actor:
-            headers["X-Actor"] = self.actor
+            if self.actor:
+                headers["X-Actor"] = header_value(self.actor, "actor (RECSYS_ACTOR)")
         return headers
 
     def _send(
@@ -234,13 +256,35 @@ class ServiceClient:
         headers = self._headers(tenant, admin)
         if extra_headers:
             headers.update(extra_headers)
+        content = None if json_body is None else jsonio.dumps(json_body, ensure_ascii=False).encode("utf-8")
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            return self._client.request(method, path, headers=headers, json=json_body, params=params)
+            request = self._client.build_request(method, path, headers=headers, content=content, params=params)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise BadInput(f"cannot build a request to {self.base_url}{path}: {self.target.redact(str(exc))}") from None
+        seconds = self.target.deadline
+
+        def too_slow() -> Unreachable:
+            return Unreachable(
+                f"service at {self.base_url} answered too slowly: {method} {path} did not finish within "
+                f"{seconds:g}s; it is up but slow, often because it waits on a dependency (object store, admin "
+                "database): run `recsys-checks health`, and check its load and the network in between"
+            )
+
+        try:
+            return deadline.run(lambda: self._read(request), seconds, too_slow)
         except httpx.TransportError as exc:
             reason = self.target.redact(str(exc)) or type(exc).__name__
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise Unreachable(
+                    f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
+                    "check RECSYS_BASE_URL / is the service up?", sent=False,
+                ) from None
             raise Unreachable(
-                f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
-                "check RECSYS_BASE_URL / is the service up?"
+                f"service at {self.base_url} accepted the connection but gave no complete answer "
+                f"({type(exc).__name__}: {reason}); it may be waiting on a dependency (object store, admin database): "
+                "run `recsys-checks health`",
             ) from None
         except httpx.RequestError as exc:  # an answer that cannot be decoded (bad Content-Encoding, ...)
             reason = self.target.redact(str(exc)) or type(exc).__name__
@@ -249,11 +293,34 @@ class ServiceClient:
                 "recsys-service and not at a proxy or another application", None, method=method, path=path,
             ) from None
 
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _read(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read at most MAX_ANSWER_BYTES of its (decoded) answer."""
+        started = time.monotonic()
+        response = self._client.send(request, stream=True)
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise ServiceProblem(
+                        response.status_code, None, f"the answer is larger than {MAX_ANSWER_BYTES} bytes; check that "
+                        "RECSYS_BASE_URL points at recsys-service", response.headers.get("X-Request-Id"),
+                        method=request.method, path=request.url.path,
+                    )
+        finally:
+            response.close()
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        answer = httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+        answer.elapsed = timedelta(seconds=time.monotonic() - started)
+        return answer
+
+    @staticmethod
+    def _json(response: httpx.Response, exact: bool = False) -> Any:
+        """The answer's JSON (``None`` if it is not JSON); ``exact`` keeps numbers as written (admin documents)."""
+        try:
+            return jsonio.loads_exact(response.content) if exact else jsonio.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
             return None
 
     def _problem(self, response: httpx.Response, method: str, path: str) -> ServiceProblem:
@@ -274,11 +341,11 @@ class ServiceClient:
         detail = response.reason_phrase + (f" ({snippet})" if snippet else "")
         return ServiceProblem(response.status_code, None, detail, request_id, method=method, path=path)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
+    def _call(self, method: str, path: str, *, exact: bool = False, **kwargs: Any) -> tuple[Any, httpx.Response]:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise self._problem(response, method, path)
-        body = self._json(response)
+        body = self._json(response, exact)
         if body is None and response.content:
             raise self._garbage(response, method, path, "is not JSON")
         return body, response
@@ -380,7 +447,8 @@ class ServiceClient:
     def get_doc(self, tenant: str, kind: str) -> tuple[Any, str]:
         """The tenant's current config or rules document and its version (the bare-hex ``ETag``)."""
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
-        body, response = self._call("GET", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True)
+        body, response = self._call("GET", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True,
+                                    exact=True)
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
         return body.get(k), str(version or "")
@@ -390,7 +458,8 @@ class ServiceClient:
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
         extra = {"If-Match": bare_etag(if_match) or ""} if if_match else None
         body, response = self._call(
-            "PUT", f"/v1/admin/tenants/{t}/{k}", tenant=t, admin=True, json_body={k: doc}, extra_headers=extra
+            "PUT", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True, json_body=doc, extra_headers=extra,
+            exact=True,
         )
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
@@ -406,7 +475,8 @@ class ServiceClient:
             params["before"] = before
         if before_id is not None:
             params["before_id"] = before_id
-        body, _ = self._call("GET", f"/v1/admin/tenants/{t}/audit", tenant=t, admin=True, params=params)
+        body, _ = self._call("GET", f"/v1/admin/tenants/{_path_segment(t)}/audit", tenant=t, admin=True,
+                             params=params, exact=True)
         return body if isinstance(body, dict) else {"entries": []}
 
     def audit(
@@ -441,7 +511,7 @@ class ServiceClient:
         body: dict[str, Any] = {"targets": list(targets)}
         if surface is not None:
             body["surface"] = safe_segment(surface, "surface")
-        data, _ = self._call("POST", f"/v1/admin/tenants/{t}/cache/invalidate", tenant=t, admin=True, json_body=body)
+        data, _ = self._call("POST", f"/v1/admin/tenants/{_path_segment(t)}/cache/invalidate", tenant=t, admin=True, json_body=body)
         return data if isinstance(data, dict) else {}
 
 

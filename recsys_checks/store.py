@@ -4,12 +4,12 @@ ETags are the quoted MD5 hex of the content on both stores (what S3 returns for 
 state token seen on one store means the same thing on the other. Conditional writes:
 
 - S3: ``If-Match: <etag>`` to replace exactly what was read, ``If-None-Match: *`` to create only.
-- Files: an exclusive ``flock`` on a ``<name>.lock`` file beside the object, held around a compare of the current
-  content hash and a write to a temporary file, fsync and rename, so that a reader never sees a half-written
-  manifest. The local stack's publisher takes the same lock, so a rollback and a publish exclude each other; the
-  kernel drops the lock when a writer dies, so a crash never leaves the object locked. Lock files are kept (removing
-  one while another writer waits on it would break the exclusion) and are never listed. Create-only writes are
-  a hard link of the finished temporary file, which fails atomically when the name already exists.
+- Files: the file-store protocol of docs/reference/formats.md ("File store protocol"), shared with the local
+  stack's publisher so that a rollback and a publish exclude each other: an exclusive ``flock`` on ``<name>.lock``
+  beside the object, waited for at most ``lock_timeout``, held around the compare and the write of
+  ``.<name>.<hex>.tmp`` (mode 0644, fsync) renamed over the name; create-only writes are a hard link of the
+  finished temporary file (no lock: ``link`` refuses an existing name atomically). The kernel drops a lock when
+  its holder dies; lock files are kept and, like every name starting with a dot, never listed.
 
 Errors: an unreachable store raises :class:`Unreachable`, a missing object :class:`NotFound`, a failed
 precondition :class:`Conflict`, bad credentials or a malformed URI :class:`BadInput`.
@@ -27,14 +27,21 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, TypeVar
 
-from .config import Target, credential_problem, redact
-from .errors import BadInput, ChecksError, Conflict, NotFound, Unreachable
+from . import deadline
+from .config import Target, credential_problem, redact, split_uri
+from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound, Unreachable
 
+T = TypeVar("T")
+DEFAULT_DEADLINE = deadline.DEFAULT_DEADLINE
+# The suite's writer leaves objects readable by a service running as another user, whatever the umask.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+# What one object may weigh: the suite's RECSYS_ARTIFACT_MAX_BYTES default. Nothing larger is read.
+MAX_OBJECT_BYTES = 10_000_000
 _LOCK_SUFFIX = ".lock"
 _TMP_SUFFIX = ".tmp"
 _HEADER_VALUE = re.compile(r"b'[^']*'|b\"[^\"]*\"")
@@ -90,22 +97,23 @@ class Store(ABC):
 
 
 def file_path(uri: str) -> Path:
-    """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+    """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``), literally."""
+    scheme, host, path = split_uri(uri)
+    if scheme != "file" or host not in ("", "localhost"):
         raise BadInput(f"{uri!r} is not a local file URI: use file:///absolute/path")
-    path = unquote(parsed.path)
     if not path.startswith("/"):
         raise BadInput(f"{uri!r} does not name an absolute path: use file:///absolute/path")
+    if "\x00" in path:
+        raise BadInput(f"{uri!r} contains a NUL character, which no file name can hold")
     return Path(path)
 
 
 def s3_location(uri: str) -> tuple[str, str]:
-    """``(bucket, key)`` of an ``s3://bucket/key`` URI (the key may be empty for a prefix)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI (the key may be empty for a prefix), literally."""
+    scheme, bucket, path = split_uri(uri)
+    if scheme != "s3" or not bucket:
         raise BadInput(f"{uri!r} is not an S3 URI: use s3://bucket/key")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, path.lstrip("/")
 
 
 class FileStore(Store):
@@ -113,26 +121,29 @@ class FileStore(Store):
 
     scheme = "file"
 
-    def __init__(self, lock_timeout: float = 5.0) -> None:
+    def __init__(self, lock_timeout: float = 5.0, max_bytes: int = MAX_OBJECT_BYTES) -> None:
         self.lock_timeout = lock_timeout
+        self.max_bytes = max_bytes
 
     def get(self, uri: str) -> tuple[bytes, str]:
         path = file_path(uri)
         try:
-            data = path.read_bytes()
+            data = _read_regular(path, uri, self.max_bytes)
         except NotADirectoryError:
             _require_directories(path.parent, uri)
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
-        except (FileNotFoundError, IsADirectoryError):
+        except FileNotFoundError:
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
         except OSError as exc:
             raise Unreachable(f"cannot read {uri}: {exc.strerror}; check the file store is mounted and readable") from None
         return data, etag_of(data)
 
     def exists(self, uri: str) -> bool:
+        """Whether anything is at ``uri``: a directory or a FIFO there is a damaged object, not a missing one."""
         path = file_path(uri)
         try:
-            return stat.S_ISREG(os.stat(path).st_mode)
+            os.stat(path)
+            return True
         except FileNotFoundError:
             return False
         except NotADirectoryError:
@@ -144,17 +155,23 @@ class FileStore(Store):
     def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         path = file_path(uri)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked(path, uri):
-                current = path.read_bytes() if path.is_file() else None
+            _make_dirs(path.parent)
+            # A create-only write needs no lock: link() refuses an existing name atomically.
+            with contextlib.nullcontext() if if_none_match else self._locked(path, uri):
+                current = _etag_now(path, uri, self.max_bytes)
                 if if_none_match and current is not None:
                     raise Conflict(f"{uri} already exists and is never overwritten; nothing was written")
-                if if_match is not None and (current is None or not _same_etag(etag_of(current), if_match)):
-                    seen = "missing" if current is None else etag_of(current)
+                if if_match is not None and (current is None or not _same_etag(current, if_match)):
+                    seen = "missing" if current is None else current
                     raise Conflict(f"{uri} changed since it was read (expected {if_match}, now {seen}); nothing was written")
+                if path.is_dir():
+                    raise BadInput(f"{uri} is a directory, not a file: move it aside (these tools never delete) "
+                                   "and run again")
                 tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
                 try:
-                    with open(tmp, "wb") as fh:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+                    with os.fdopen(fd, "wb") as fh:
+                        os.fchmod(fh.fileno(), FILE_MODE)  # the suite's mode, whatever the umask
                         fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
@@ -234,6 +251,54 @@ class FileStore(Store):
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _stat_token(st: os.stat_result) -> str:
+    """A state token for something that is not a readable document (a FIFO, a device, a huge file)."""
+    return f'"stat-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"'
+
+
+def _read_regular(path: Path, uri: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is :class:`InvalidObject`.
+
+    Opened without blocking and checked on the open descriptor, so that a FIFO never hangs the read, a device such
+    as /dev/zero is never read, and a file cannot be swapped between the check and the read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidObject(f"{uri} is a directory, not a file: move it aside (these tools never delete) so "
+                                "that it can be written", _stat_token(st))
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidObject(f"{uri} is not a regular file (a FIFO, socket or device); it is not read",
+                                _stat_token(st))
+        if st.st_size > limit:
+            raise InvalidObject(f"{uri} is {st.st_size} bytes, above the {limit}-byte limit "
+                                "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", _stat_token(st))
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise InvalidObject(f"{uri} grew above the {limit}-byte limit while it was read; it is not read",
+                                    _stat_token(st))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _etag_now(path: Path, uri: str, limit: int) -> str | None:
+    """The state token of what is at ``path`` now (None when nothing is), as :meth:`FileStore.get` reports it."""
+    try:
+        return etag_of(_read_regular(path, uri, limit))
+    except FileNotFoundError:
+        return None
+    except InvalidObject as exc:
+        return exc.etag
+
+
 def _require_directories(directory: Path, uri: str) -> None:
     """Raise :class:`Unreachable` when ``directory`` or one of its ancestors exists but is not a directory.
 
@@ -256,7 +321,23 @@ def _raise(exc: OSError) -> None:
 
 
 def _is_internal(name: str) -> bool:
-    return name.endswith(_LOCK_SUFFIX) or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
+    """Lock files and in-flight temporary files (any name starting with a dot) are never objects."""
+    return name.endswith(_LOCK_SUFFIX) or name.startswith(".")
+
+
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents with mode 0755, whatever the umask."""
+    missing = []
+    for p in (directory, *directory.parents):
+        if p.is_dir():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(p, DIR_MODE)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -284,11 +365,15 @@ class S3Store(Store):
         secret_key: str | None = None,
         region: str = "us-east-1",
         timeout: float = 5.0,
+        deadline: float = DEFAULT_DEADLINE,
+        max_bytes: int = MAX_OBJECT_BYTES,
     ) -> None:
         import boto3
         from botocore.config import Config
 
         self.endpoint = endpoint
+        self.deadline = deadline
+        self.max_bytes = max_bytes
         config = Config(
             connect_timeout=min(timeout, 3.0),
             read_timeout=timeout,
@@ -352,8 +437,17 @@ class S3Store(Store):
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 return Conflict(f"{uri} changed since it was read (precondition failed); nothing was written")
             if code == "NoSuchBucket":
-                return NotFound(f"bucket of {uri} does not exist at {self._where()}: check the manifest template")
+                err = NotFound(f"bucket of {uri} does not exist at {self._where()}: check the manifest template")
+                err.no_bucket = True  # type: ignore[attr-defined]
+                return err
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+                if doing != "checking" and code != "NoSuchKey":
+                    # An S3 API names a missing key NoSuchKey (HEAD has no body, so "404" is normal there only);
+                    # a bare 404 is a web server or a proxy at the endpoint, not an empty registry.
+                    return Unreachable(
+                        f"the endpoint {self._where()} answered 404 without an S3 error code while {doing} {uri}: it "
+                        "does not look like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT"
+                    )
                 return NotFound(f"no object at {uri}: check the key, or list what exists under its prefix")
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or status == 403:
                 return BadInput(
@@ -370,25 +464,52 @@ class S3Store(Store):
             )
         raise exc
 
+    def _run(self, fn: Callable[[], T], uri: str, doing: str) -> T:
+        """``fn()`` (one S3 call) within the overall deadline, its errors translated."""
+        seconds = self.deadline
+
+        def too_slow() -> Unreachable:
+            return Unreachable(f"object store {self._where()} answered too slowly while {doing} {uri}: no answer "
+                               f"within {seconds:g}s; check RECSYS_ARTIFACT_S3_ENDPOINT and the store's load")
+
+        try:
+            return deadline.run(fn, seconds, too_slow)
+        except ChecksError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated into the operator-facing errors
+            raise self._translate(exc, uri, doing) from None
+
     def get(self, uri: str) -> tuple[bytes, str]:
         bucket, key = s3_location(uri)
-        try:
+
+        def call() -> tuple[bytes, str]:
             resp = self._client.get_object(Bucket=bucket, Key=key)
+            etag = resp.get("ETag") or ""
+            if not etag:  # every S3 GET carries one; a web server's page does not
+                resp["Body"].close()
+                raise Unreachable(f"the endpoint {self._where()} answered {uri} without an ETag: it does not look "
+                                  "like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT")
             with contextlib.closing(resp["Body"]) as body:
-                data = body.read()
-        except Exception as exc:  # noqa: BLE001 - translated into the operator-facing errors
-            raise self._translate(exc, uri, "reading") from None
-        return data, resp.get("ETag") or etag_of(data)
+                size = resp.get("ContentLength")
+                if isinstance(size, int) and size > self.max_bytes:
+                    raise InvalidObject(f"{uri} is {size} bytes, above the {self.max_bytes}-byte limit "
+                                        "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", etag)
+                data = body.read(self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                raise InvalidObject(f"{uri} is larger than the {self.max_bytes}-byte limit "
+                                    "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", etag)
+            return data, etag or etag_of(data)
+
+        return self._run(call, uri, "reading")
 
     def exists(self, uri: str) -> bool:
         bucket, key = s3_location(uri)
         try:
-            self._client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
-            err = self._translate(exc, uri, "checking")
-            if isinstance(err, NotFound) and "bucket" not in str(err):
-                return False
-            raise err from None
+            self._run(lambda: self._client.head_object(Bucket=bucket, Key=key), uri, "checking")
+        except NotFound as err:
+            if getattr(err, "no_bucket", False):
+                raise
+            return False
         return True
 
     def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
@@ -399,43 +520,45 @@ class S3Store(Store):
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
         try:
-            resp = self._client.put_object(**kwargs)
-        except Exception as exc:  # noqa: BLE001
-            err = self._translate(exc, uri, "writing")
-            if isinstance(err, NotFound) and if_match is not None:
-                # If-Match against an object that is gone: the world moved.
-                err = Conflict(f"{uri} no longer exists (expected {if_match}); nothing was written")
-            raise err from None
+            resp = self._run(lambda: self._client.put_object(**kwargs), uri, "writing")
+        except NotFound:
+            if if_match is None:
+                raise
+            # If-Match against an object that is gone: the world moved.
+            raise Conflict(f"{uri} no longer exists (expected {if_match}); nothing was written") from None
         return resp.get("ETag") or etag_of(data)
+
+    def _pages(self, uri: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a listing, each page fetched within the deadline."""
+        token: str | None = None
+        while True:
+            args = dict(kwargs, ContinuationToken=token) if token else kwargs
+            page = self._run(lambda a=args: self._client.list_objects_v2(**a), uri, "listing")
+            yield page
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return
 
     def list(self, prefix_uri: str) -> list[str]:
         bucket, prefix = s3_location(prefix_uri)
         out: list[str] = []
-        try:
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                out.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
-        except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, prefix_uri, "listing") from None
+        for page in self._pages(prefix_uri, Bucket=bucket, Prefix=prefix):
+            out.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
         return sorted(out)
 
     def children(self, prefix_uri: str) -> list[str]:
         bucket, prefix = s3_location(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
         names: set[str] = set()
-        try:
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                for cp in page.get("CommonPrefixes", []):
-                    names.add(cp["Prefix"][len(prefix) :].rstrip("/"))
-        except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, prefix_uri, "listing") from None
+        for page in self._pages(prefix_uri, Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            for cp in page.get("CommonPrefixes", []):
+                names.add(cp["Prefix"][len(prefix) :].rstrip("/"))
         return sorted(n for n in names if n)
 
 
 def open_store(uri: str, target: Target) -> Store:
     """A store able to read and write ``uri`` (any object of the same scheme); close it when done."""
     if uri.startswith("file://"):
-        return FileStore(lock_timeout=target.timeout)
+        return FileStore(lock_timeout=target.timeout, max_bytes=target.max_bytes)
     if uri.startswith("s3://"):
         return S3Store(
             target.s3_endpoint,
@@ -443,6 +566,8 @@ def open_store(uri: str, target: Target) -> Store:
             target.s3_secret_key,
             region=target.s3_region,
             timeout=target.timeout,
+            deadline=target.deadline,
+            max_bytes=target.max_bytes,
         )
     raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
 

@@ -92,6 +92,8 @@ def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
         if doc.get("error"):
             problems.append(str(doc["error"]))
             continue
+        if doc.get("state") == "abandoned":  # an intent whose change never happened
+            continue
         when = parse_time(doc.get("when") or doc.get("occurred_at") or doc.get("at"))
         if when is None or when < start:
             continue
@@ -107,8 +109,9 @@ def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
         else:
             before = short(doc["before"]) if isinstance(doc.get("before"), str) else None
             after = short(doc["after"]) if isinstance(doc.get("after"), str) else None
+        what = action + (" (outcome unknown)" if doc.get("state") == "unknown" else "")
         row = _row(when, _AUDIT_KINDS.get(action, action), doc.get("surface"), doc.get("who") or doc.get("actor"),
-                   action, before, after, why, "registry audit")
+                   what, before, after, why, "registry audit")
         row["_rid"] = doc.get("service_request_id")
         rows.append(row)
     return rows, problems

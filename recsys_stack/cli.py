@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -338,6 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"recsys-stack {args.command}: object store: {exc}; check `recsys-stack status --root {args.root}` "
             "(`recsys-stack heal` undoes store-down)",
+            file=sys.stderr, flush=True,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(f"recsys-stack {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a defect or an unexpected state: one line, never a traceback
+        if os.environ.get("RECSYS_STACK_DEBUG"):
+            raise
+        print(
+            f"recsys-stack {args.command}: failed ({type(exc).__name__}: {exc}); check `recsys-stack status --root "
+            f"{getattr(args, 'root', runner.DEFAULT_ROOT)}`; re-run with RECSYS_STACK_DEBUG=1 for the traceback",
             file=sys.stderr, flush=True,
         )
         return 1

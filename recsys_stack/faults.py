@@ -22,7 +22,6 @@ from . import runner
 from .publisher import reset_job_limits, set_job_limits
 from .runner import StackError
 
-FAULT_ACTOR = "fault-injector"
 STALE_AGE = timedelta(hours=72)
 MISSING_VERSION = "0" * 64
 
@@ -72,7 +71,7 @@ class FaultContext:
         self.store.put(key, manifest_bytes(manifest), if_match=etag)
 
     def request(self, method: str, path: str, *, tenant: str, body=None, headers=None) -> httpx.Response:
-        hdrs = {"X-API-Key": self.secrets.get("RECSYS_API_KEY", ""), "X-Org-Id": tenant, "X-Actor": FAULT_ACTOR}
+        hdrs = {"X-API-Key": self.secrets.get("RECSYS_API_KEY", ""), "X-Org-Id": tenant}
         hdrs.update(headers or {})
         with httpx.Client(base_url=self.info["base_url"], timeout=15.0, trust_env=False) as client:
             return client.request(method, path, json=body, headers=hdrs)
@@ -100,7 +99,7 @@ class FaultContext:
     def put_admin(self, tenant: str, kind: str, doc) -> str:
         resp = self.request("GET", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant)
         headers = {"If-Match": resp.headers["ETag"].strip('"')} if resp.status_code == 200 and "ETag" in resp.headers else {}
-        resp = self.request("PUT", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant, body={kind: doc}, headers=headers)
+        resp = self.request("PUT", f"/v1/admin/tenants/{tenant}/{kind}", tenant=tenant, body=doc, headers=headers)
         if resp.status_code != 200:
             raise StackError(f"PUT {kind} for {tenant} failed: HTTP {resp.status_code} {resp.text[:200]}", exit_code=1)
         return resp.json().get(f"{kind}_version", "")

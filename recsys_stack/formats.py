@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import secrets
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +40,21 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 class UnsafeSegment(ValueError):
     """A tenant, surface, kind or segment that cannot be used as a path segment."""
+
+
+def file_uri(path: Any) -> str:
+    """``file://`` + the absolute path, literally: the suite neither percent-encodes nor decodes file URIs."""
+    return "file://" + str(path)
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, host or bucket, path)`` of a ``file://`` or ``s3://`` URI, taken literally (no percent-decoding,
+    no query or fragment): the suite uses these paths as written, so ``%41``, ``#`` and ``?`` are name characters."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return "", "", uri
+    host, slash, path = rest.partition("/")
+    return scheme, host, slash + path
 
 
 def safe_segment(value: str, what: str = "tenant") -> str:
@@ -146,12 +162,42 @@ def canonical_jsonb(doc: Any) -> str:
         return "{" + inner + "}"
     if isinstance(doc, list | tuple):
         return "[" + ", ".join(canonical_jsonb(v) for v in doc) + "]"
+    if isinstance(doc, Decimal):  # a number kept as written: jsonb keeps its digits, never an exponent or -0
+        return format(doc.copy_abs() if doc.is_zero() else doc, "f")
     if isinstance(doc, float):
         if not math.isfinite(doc):
             raise ValueError(f"{doc!r} cannot be stored in a JSON document: use a finite number")
         text = repr(doc)
         return format(Decimal(text), "f") if "e" in text or "E" in text else text
     return json.dumps(doc, ensure_ascii=False, allow_nan=False)
+
+
+def loads_document(text: str | bytes) -> Any:
+    """Parse an admin document keeping every non-integer number as written (a :class:`~decimal.Decimal`), as
+    jsonb does; ``dumps_document`` writes it back unchanged."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def dumps_document(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` writing each :class:`~decimal.Decimal` as its number text, unquoted."""
+    numbers: list[str] = []
+    marker = "\x00" + secrets.token_hex(8) + ":"
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            numbers.append(str(v))
+            return f"{marker}{len(numbers) - 1}\x00"
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [swap(x) for x in v]
+        return v
+
+    text = json.dumps(swap(value), **kwargs)
+    if not numbers:
+        return text
+    quoted = re.escape(json.dumps(marker)[:-1]) + r"(\d+)\\u0000\""
+    return re.sub(quoted, lambda m: numbers[int(m.group(1))], text)
 
 
 def doc_version(doc: Any) -> str:

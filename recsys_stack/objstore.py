@@ -19,14 +19,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
+import secrets
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
 
-from .formats import safe_segment
+from .formats import file_uri, safe_segment, split_uri
 
 BUCKET = "recsys-artifacts"
 BLOB_PREFIX = "objectstore"
@@ -153,6 +153,7 @@ class ObjectStore:
 
 
 _LOCK_SUFFIX = ".lock"
+LOCK_WAIT = 10.0  # seconds a writer waits for another's lock before giving up
 
 
 class FileStore(ObjectStore):
@@ -191,10 +192,20 @@ class FileStore(ObjectStore):
         # publish and a rollback exclude each other. flock() locks belong to the open file description, so they
         # exclude other threads of this process as well as other processes, and die with their holder. Lock files
         # are kept (unlinking one while another writer waits on it would break the exclusion) and never listed.
+        # The file-store protocol is written down once, in docs/reference/formats.md ("File store protocol").
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
+        deadline = time.monotonic() + LOCK_WAIT
         with open(path.with_name(path.name + _LOCK_SUFFIX), "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreUnavailable(f"{self.uri(key)} is being written by another process (its lock was "
+                                               f"held for {LOCK_WAIT:g}s); retry when it has finished") from None
+                    time.sleep(0.02)
             try:
                 yield
             finally:
@@ -238,13 +249,13 @@ class FileStore(ObjectStore):
         return sorted(keys)
 
     def uri(self, key: str) -> str:
-        return "file://" + quote(self._path(key).as_posix(), safe="/")
+        return file_uri(self._path(key).as_posix())
 
     def key_for_uri(self, uri: str) -> str:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file":
+        scheme, host, raw_path = split_uri(uri)
+        if scheme != "file" or host not in ("", "localhost"):
             raise ValueError(f"{uri!r} is not a file:// URI of this store ({self.root})")
-        path = Path(unquote(parsed.path))
+        path = Path(raw_path)
         try:
             rel = path.relative_to(self.root)
         except ValueError:
@@ -252,16 +263,32 @@ class FileStore(ObjectStore):
         return _check_key(rel.as_posix())
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents with mode 0755, whatever the umask."""
+    missing = []
+    for p in (directory, *directory.parents):
+        if p.is_dir():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, 0o755)
+        except FileExistsError:
+            continue
+        os.chmod(p, 0o755)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Temp file in the same directory + fsync + rename + directory fsync: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    _make_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(16)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -401,10 +428,10 @@ class S3Store(ObjectStore):
         return f"s3://{self.bucket}/{_check_key(key)}"
 
     def key_for_uri(self, uri: str) -> str:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+        scheme, bucket, key = split_uri(uri)
+        if scheme != "s3" or bucket != self.bucket:
             raise ValueError(f"{uri!r} is not an s3:// URI in bucket {self.bucket!r}")
-        return _check_key(parsed.path.lstrip("/"))
+        return _check_key(key.lstrip("/"))
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (local S3 only; production buckets are provisioned)."""

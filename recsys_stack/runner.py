@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from . import seed
+from .formats import file_uri
 
 BUCKET = "recsys-artifacts"
 REGION = "us-east-1"
@@ -368,6 +370,11 @@ def up(
     if port is not None and port_in_use(port):
         raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
 
+    given_key = environ.get("RECSYS_API_KEY")
+    if given_key and not re.fullmatch(r"[\x21-\x7e]+", given_key):
+        # A key with a trailing newline (copied from a file) would be accepted here and then never match a header.
+        raise StackError("RECSYS_API_KEY has whitespace, a newline or non-ASCII characters: set it to the bare key "
+                         "(its value is not shown)")
     if root.is_dir() and existing is None and any(root.iterdir()):
         # `up` replaces the state under ROOT; never do that to a directory that is not a stack root.
         raise StackError(f"{root} is not empty and holds no stack.json: pick an empty or new directory with --root")
@@ -396,8 +403,8 @@ def up(
     if store == "file":
         store_dir = root / "store"
         store_dir.mkdir()
-        info["manifest_template"] = f"{store_dir.as_uri()}/registry/current/{{tenant}}/{{surface}}/manifest.json"
-        info["objectstore_uri"] = f"{store_dir.as_uri()}/objectstore"
+        info["manifest_template"] = f"{file_uri(store_dir)}/registry/current/{{tenant}}/{{surface}}/manifest.json"
+        info["objectstore_uri"] = f"{file_uri(store_dir)}/objectstore"
     else:
         info["manifest_template"] = f"s3://{BUCKET}/registry/current/{{tenant}}/{{surface}}/manifest.json"
         info["objectstore_uri"] = f"s3://{BUCKET}/objectstore"

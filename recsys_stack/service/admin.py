@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..formats import dumps_document, loads_document
 from .adminstore import (
     DEFAULT_AUDIT_LIMIT,
     MAX_AUDIT_LIMIT,
@@ -18,13 +19,20 @@ from .adminstore import (
     VersionMismatch,
     parse_timestamp,
 )
-from .documents import InvalidDocument, parse_rules, validate_config
+from .documents import InvalidDocument, validate_config, validate_rules_document
 from .problems import Problem, internal, invalid_request, request_id_of
 from .recommend_request import safe_segment
-from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for
+from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for, header_text
 
 _NOT_FOUND_CODES = {"config": "RECSYS_CONFIG_NOT_FOUND", "rules": "RECSYS_RULES_NOT_FOUND"}
 _INVALID_CODES = {"config": "RECSYS_INVALID_CONFIG", "rules": "RECSYS_INVALID_RULES"}
+
+
+class DocumentResponse(JSONResponse):
+    """A JSON answer whose admin documents keep their numbers as written (``0.70`` stays ``0.70``)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_document(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -37,7 +45,7 @@ def authorize(request: Request) -> tuple[ServiceRuntime, str, str]:
     key = runtime.check_api_key(request.headers, required=True)
     assert key is not None
     tenant = request.path_params["tenant_id"]
-    scope = request.headers.get("x-org-id")
+    scope = header_text(request.headers, "x-org-id")
     if scope is not None and scope != tenant:
         raise Problem(
             403,
@@ -71,7 +79,7 @@ async def get_document(request: Request) -> Response:
         doc, version = await run_in_threadpool(_store_call, runtime.store.get, tenant, kind)
     except DocumentNotFound as exc:
         raise Problem(404, _NOT_FOUND_CODES[kind], str(exc)) from exc
-    return JSONResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
+    return DocumentResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
 
 
 async def put_document(request: Request) -> Response:
@@ -79,24 +87,18 @@ async def put_document(request: Request) -> Response:
     runtime, tenant, key = authorize(request)
     invalid = _INVALID_CODES[kind]
     raw = await request.body()
+    # The body is the document itself, as the suite takes it: never {"config": ...} (that would be stored as is).
+    if not raw.strip():
+        raise Problem(400, invalid, f"the body is empty: send the {kind} document itself as the body")
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
+        doc = loads_document(raw)  # numbers kept as written, as jsonb keeps them
+    except (ValueError, RecursionError) as exc:
         raise Problem(400, invalid, f"the body is not valid JSON: {exc}") from None
-    allowed = ("tenant_id", f"{kind}_version", kind)
-    if not isinstance(body, dict) or kind not in body:
-        raise Problem(400, invalid, f'the body must be an object like {{"{kind}": ...}}')
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise Problem(400, invalid, f"unknown field(s) {', '.join(unknown)}: allowed are {', '.join(allowed)}")
-    if body.get("tenant_id") not in (None, tenant):
-        raise Problem(400, invalid, f"body tenant_id {body['tenant_id']!r} does not match the path tenant {tenant!r}")
-    doc = body[kind]
     try:
         if kind == "config":
             validate_config(doc)
         else:
-            parse_rules(doc)
+            validate_rules_document(doc)
     except InvalidDocument as exc:
         raise Problem(422, invalid, str(exc)) from exc
     if_match = request.headers.get("if-match")
@@ -126,7 +128,7 @@ async def put_document(request: Request) -> Response:
         version, _changed = await run_in_threadpool(_store_call, put)
     except VersionMismatch as exc:
         raise Problem(409, "RECSYS_VERSION_MISMATCH", str(exc)) from exc
-    return JSONResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
+    return DocumentResponse(_document_body(kind, tenant, doc, version), headers={"ETag": version})
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -156,7 +158,7 @@ async def get_audit(request: Request) -> Response:
             ) from None
     before_id = _int_param(request, "before_id")
     page = await run_in_threadpool(_store_call, runtime.store.audit, tenant, limit, before, before_id)
-    return JSONResponse(page.to_dict(tenant))
+    return DocumentResponse(page.to_dict(tenant))
 
 
 async def invalidate_cache(request: Request) -> Response:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..formats import loads_document
 from .canonical import canonical_jsonb, doc_version
 
 KINDS = ("config", "rules")
@@ -223,7 +224,7 @@ class AdminStore:
             ).fetchone()
         if row is None:
             raise DocumentNotFound(tenant_id, kind)
-        return json.loads(row[0]), row[1]
+        return loads_document(row[0]), row[1]
 
     def versions(self, tenant_id: str, kind: str) -> list[str]:
         """Every version of ``kind`` ever stored for the tenant, oldest first."""
@@ -396,7 +397,7 @@ class AdminStore:
 
 def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
     def load(text: str | None) -> Any:
-        return None if text is None else json.loads(text)
+        return None if text is None else loads_document(text)
 
     return {
         "id": row[0],

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from .. import formats
 from .settings import Settings
@@ -60,19 +59,19 @@ class UriReader:
         self._lock = threading.Lock()
 
     def read(self, uri: str, kind: str) -> bytes:
-        parsed = urlparse(uri)
-        if parsed.scheme == "file":
-            return self._read_file(uri, kind, Path(unquote(parsed.path)))
-        if parsed.scheme == "s3":
-            return self._read_s3(uri, kind, parsed.netloc, parsed.path.lstrip("/"))
+        scheme, host, path = formats.split_uri(uri)  # literally, as the suite reads it
+        if scheme == "file" and host in ("", "localhost"):
+            return self._read_file(uri, kind, Path(path))
+        if scheme == "s3" and host:
+            return self._read_s3(uri, kind, host, path.lstrip("/"))
         raise ArtifactIncompatible(kind, uri, f"{kind} URI {uri!r} is neither file:// nor s3://")
 
     def check(self, template: str) -> str:
         """Check that the store behind the manifest template answers; return what was checked."""
         prefix = template.split("{", 1)[0]
-        parsed = urlparse(prefix)
-        if parsed.scheme == "file":
-            path = Path(unquote(parsed.path))
+        scheme, host, raw_path = formats.split_uri(prefix)
+        if scheme == "file":
+            path = Path(raw_path)
             directory = path if prefix.endswith("/") else path.parent
             try:
                 mode = os.stat(directory).st_mode
@@ -83,8 +82,8 @@ class UriReader:
             if not stat.S_ISDIR(mode):
                 raise StoreUnavailable("manifest", prefix, f"registry path {directory} is not a directory")
             return f"file://{directory}"
-        if parsed.scheme == "s3":
-            bucket = parsed.netloc
+        if scheme == "s3":
+            bucket = host
             try:
                 self._client(probe=True).head_bucket(Bucket=bucket)
             except Exception as exc:  # botocore raises many unrelated types; all mean the same here

@@ -123,10 +123,13 @@ def parse_recommend_request(body: Any) -> RecommendRequest:
 
     surface = body.get("surface")
     if surface is None or surface == "":
-        raise invalid_request('surface is required, e.g. "surface": "home"', 422)
+        raise invalid_request('surface is required, e.g. "surface": "home"')  # 400, as the suite answers
     if not isinstance(surface, str):
         raise invalid_request("surface must be a string")
-    safe_segment(surface, "surface")
+    try:
+        safe_segment(surface, "surface")
+    except Problem as exc:  # a surface that is not path-safe is a malformed request (400) in the suite
+        raise invalid_request(exc.detail) from None
 
     segment = body.get("segment")
     if segment is None or segment == "":

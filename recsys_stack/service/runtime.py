@@ -12,7 +12,7 @@ from typing import Any
 
 from .adminstore import AdminStore, DatabaseUnavailable, DocumentNotFound, TenantNotFound
 from .artifacts import ArtifactIncompatible, Artifacts, Signals, StoreUnavailable, TtlCache
-from .documents import config_max_k, config_weights, parse_rules
+from .documents import config_max_k, config_weights, served_rules
 from .metrics import ServiceMetrics
 from .problems import Problem, internal, invalid_request
 from .ranking import Catalog, rank
@@ -33,11 +33,20 @@ def load_catalog() -> Catalog | None:
 
 
 def actor_for(headers: Mapping[str, str], api_key: str) -> tuple[str, str]:
-    """Who is acting: the ``X-Actor`` header when given, else a stable id derived from the API key."""
-    named = (headers.get("x-actor") or "").strip()
-    if named:
-        return named[:200], (headers.get("x-actor-type") or "user").strip()[:50] or "user"
+    """Who is acting, as the suite records it: the identity of the API key (``api-key:<id>``), whatever headers
+    the client adds; the person is named in the client's own audit record."""
     return "api-key:" + hashlib.sha256(api_key.encode()).hexdigest()[:8], "api_key"
+
+
+def header_text(headers: Mapping[str, str], name: str) -> str | None:
+    """A header value read as UTF-8, as the suite reads it (the server hands us the bytes as Latin-1)."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 class ServiceRuntime:
@@ -72,7 +81,7 @@ class ServiceRuntime:
         return sent
 
     def tenant_from_header(self, headers: Mapping[str, str]) -> str:
-        tenant = headers.get("x-org-id")
+        tenant = header_text(headers, "x-org-id")
         if not tenant:
             raise invalid_request("the X-Org-Id header (tenant) is required")
         try:
@@ -148,7 +157,7 @@ class ServiceRuntime:
         if request.weights:
             weights.update(request.weights)
         try:
-            rules = parse_rules(rules_doc) if rules_doc is not None else []
+            rules = served_rules(rules_doc)
         except ValueError as exc:
             # Stored rules were validated on PUT; a row edited behind the API's back must not break serving.
             rules = []

@@ -82,8 +82,19 @@ def test_exit_code_follows_results():
     assert cli.exit_code([ok, warn]) == 0
     assert cli.exit_code([ok, fail]) == 1
     assert cli.exit_code([ActionResult("conflict", "moved", _plan("a", "b"))]) == 3
-    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), verification=fail)]) == 1
-    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), verification=ok)]) == 0
+    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=fail)]) == 1
+    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=ok)]) == 0
+
+
+def test_exit_code_rule_precedence_and_the_missing_audit_record():
+    """Could-not-look (2) beats broken (1); conflict (3) beats all; applied without its audit record is 1."""
+    broken = CheckResult("x", "fail", "broken")
+    unreachable = CheckResult("x", "fail", "no answer", {"exit_code": 2})
+    assert cli.exit_code([unreachable]) == 2 and cli.exit_code([broken, unreachable]) == 2
+    assert cli.exit_code([unreachable, ActionResult("conflict", "moved", _plan("a", "b"))]) == 3
+    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), None)]) == 1
+    assert cli.exit_code([ActionResult("planned", "dry-run", _plan("a", "b"), None)]) == 0
+    assert [code for code, _, _ in cli.EXIT_CODES] == [0, 1, 2, 3]
 
 
 def test_plain_output_when_piped_has_no_colour_codes():

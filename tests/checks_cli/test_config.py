@@ -86,5 +86,21 @@ def test_an_s3_endpoint_without_a_scheme_is_refused():
 
 def test_redact_masks_every_credential_of_the_target():
     """Target.redact replaces the API key and the S3 keys with ***."""
-    t = Target(api_key="api-k3y", s3_access_key="AKIAX", s3_secret_key="s3cr3t")
-    assert t.redact("a api-k3y b AKIAX c s3cr3t") == "a *** b *** c ***"
+    t = Target(api_key="api-k3y-0123", s3_access_key="AKIAX0123", s3_secret_key="s3cr3t-0123")
+    assert t.redact("a api-k3y-0123 b AKIAX0123 c s3cr3t-0123") == "a *** b *** c ***"
+
+
+def test_redact_leaves_words_alone_for_a_too_short_secret():
+    """A 'secret' shorter than 8 characters (a test key) is not masked: it would corrupt names and URIs."""
+    assert Target(s3_access_key="soak", s3_secret_key="soak").redact("s3://b/soak-1/x") == "s3://b/soak-1/x"
+
+
+def test_output_masks_a_credential_a_peer_echoed(monkeypatch, capsys):
+    """Whatever a peer echoed into a result, the printed output masks the environment's credentials."""
+    from recsys_checks.output import emit
+    from recsys_checks.results import CheckResult
+
+    monkeypatch.setenv("RECSYS_API_KEY", "sk-echoed-0123456789")
+    emit([CheckResult("health", "ok", "fine", {"body": "X-API-Key: sk-echoed-0123456789"})], as_json=True)
+    out = capsys.readouterr().out
+    assert "sk-echoed-0123456789" not in out and "***" in out

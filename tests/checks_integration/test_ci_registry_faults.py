@@ -34,13 +34,15 @@ def invalidate(checks: Checks, tenant: str, surface: str) -> None:
 
 
 def audit_records(checks: Checks, tenant: str, scope: str) -> dict[str, dict]:
-    """The audit objects under ``registry/audit/<tenant>/<scope>/``, by key, read straight from the store."""
-    keys = [k for k in checks.list_keys(f"registry/audit/{tenant}/{scope}/") if k.endswith(".json")]
+    """The audit records under ``registry/audit/<tenant>/<scope>/`` (not their intents), by key, from the store."""
+    keys = [k for k in checks.list_keys(f"registry/audit/{tenant}/{scope}/")
+            if k.endswith(".json") and not k.endswith(".intent.json")]
     return {k: json.loads(checks.read_object(k)) for k in keys}
 
 
 def test_bad_publish_is_detected_rolled_back_audited_and_idempotent(checks: Checks) -> None:
-    """Empty popularity: status 1 and probe empty; rollback --execute 0; probe items after invalidation; repeat is noop."""
+    """Empty popularity: status 1, probe empty; rollback --execute repoints but exits 1 while the service serves its
+    cache, naming the invalidation; probe items after it; repeating the rollback is a no-op."""
     good = served_popularity(checks, "demo", "home")
     inject(checks, "bad-publish", "demo", "home")
 
@@ -52,9 +54,12 @@ def test_bad_publish_is_detected_rolled_back_audited_and_idempotent(checks: Chec
 
     reason = "bad publish: empty popularity (integration test)"
     run = checks("manifest", "rollback", "--tenant", "demo", "--surface", "home", "--previous", "--execute",
-                 "--reason", reason, expect=0)
+                 "--reason", reason, expect=1)
     result = run.json
     assert result["status"] == "applied" and result["verification"]["status"] == "ok"
+    # The swap is done, but users still get the cached (empty) artifact: the result says so and names the fix.
+    assert result["service"]["status"] == "fail" and result["service"]["data"]["verdict"] in ("empty", "cache_stale")
+    assert "cache invalidate" in result["service"]["summary"] and "--invalidate-cache" in result["service"]["summary"]
     moved = {c["kind"]: c["after_version"] for c in result["plan"]["changes"]}
     assert moved["popularity"] == good
 
@@ -118,8 +123,8 @@ def test_missing_blob_is_named_and_rollback_repairs_it(checks: Checks) -> None:
     assert probe["data"]["items"] == [] and probe["data"]["cause"] == "missing_blob" and missing in probe["summary"]
 
     result = checks("manifest", "rollback", "--tenant", "acme", "--surface", "home", "--kind", "popularity",
-                    "--previous", "--execute", expect=0).json
-    assert result["status"] == "applied"
+                    "--previous", "--execute", expect=1).json  # the service still serves its cached manifest
+    assert result["status"] == "applied" and result["service"]["status"] == "fail"
     assert [(c["kind"], c["after_version"]) for c in result["plan"]["changes"]] == [("popularity", good)]
     checks("manifest", "status", "--tenant", "acme", "--surface", "home", expect=0)
     invalidate(checks, "acme", "home")
@@ -188,3 +193,17 @@ def test_no_secret_reached_any_output(checks: Checks) -> None:
     for run in checks.runs:
         for value in checks.secrets.values():
             assert value not in run.stdout and value not in run.stderr
+
+
+def test_rollback_with_invalidate_cache_makes_the_service_serve_it_now(checks: Checks) -> None:
+    """--invalidate-cache invalidates the surface's popularity cache after the swap (audited): exit 0, served."""
+    good = served_popularity(checks, "demo", "search")
+    inject(checks, "bad-publish", "demo", "search")
+    earlier = set(audit_records(checks, "demo", "search"))
+    result = checks("manifest", "rollback", "--tenant", "demo", "--surface", "search", "--previous", "--execute",
+                    "--invalidate-cache", expect=0).json
+    assert result["status"] == "applied" and result["service"]["status"] == "ok"
+    assert result["service"]["data"]["invalidated"] is True
+    assert served_popularity(checks, "demo", "search") == good
+    new = {k: r for k, r in audit_records(checks, "demo", "search").items() if k not in earlier}
+    assert sorted(r["action"] for r in new.values()) == ["cache.invalidate", "manifest.rollback"]

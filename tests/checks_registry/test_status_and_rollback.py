@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -220,6 +221,19 @@ def test_actor_defaults_to_user(registry, monkeypatch):
     plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
     M.apply_rollback(registry.target, plan, execute=True)
     assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "oncall-carol"
+
+
+def test_actor_without_user_is_the_login_name_and_host(file_registry, monkeypatch):
+    """In a container or CI without $USER the audit's who is login@host, never 'unknown'."""
+    import pwd
+    import socket
+
+    for name in ("USER", "USERNAME", "RECSYS_ACTOR", "LOGNAME"):
+        monkeypatch.delenv(name, raising=False)
+    plan = M.plan_rollback(file_registry.target, "demo", "home", previous=True)
+    M.apply_rollback(file_registry.target, plan, execute=True)
+    expected = f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
+    assert M.read_audit(file_registry.target, "demo", "home")[0]["who"] == expected
 
 
 def test_rollback_repairs_a_corrupt_manifest(registry, versions):

@@ -11,6 +11,7 @@ import pytest
 
 from recsys_checks.configrules import apply_revert, canonical_jsonb, diff, doc_version, history, plan_revert, show
 from recsys_checks.errors import BadInput, Conflict, Unreachable
+from recsys_checks.service import ServiceClient
 
 from .conftest import API_KEY, CONFIG_SEED, version_of
 
@@ -131,7 +132,7 @@ def test_execute_reverts_with_if_match_invalidates_and_verifies(bad_config, targ
     assert bad_config.current[("demo", "config")] == version_of(CONFIG_SEED)
     put = next(r for r in bad_config.requests if r.method == "PUT")
     assert put.headers["If-Match"] == version_of(BAD_CONFIG)
-    assert json.loads(put.content) == {"config": CONFIG_SEED}
+    assert json.loads(put.content) == CONFIG_SEED  # the raw document, as the suite takes it
     assert result.verification is not None and result.verification.status == "ok"
     actions = [e["action"] for e in bad_config.audit_log]
     assert actions[-2:] == ["config.update", "cache.invalidate"]
@@ -248,3 +249,59 @@ def test_a_failed_cache_invalidation_after_the_revert_is_reported_and_still_audi
     assert result.audit is not None
     record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
     assert record["action"] == "config.revert" and record["after"] == version_of(CONFIG_SEED)
+
+
+def test_a_non_ascii_actor_is_sent_as_utf8_and_a_control_character_is_refused(bad_config, target, client):
+    """RECSYS_ACTOR='José Núñez' works on an action; an actor with a newline is a clear bad input, nothing sent."""
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    with ServiceClient(target, transport=httpx.MockTransport(bad_config.handler), actor="José Núñez") as named:
+        result = apply_revert(target, plan, execute=True, client=named, actor="José Núñez")
+    assert result.status == "applied", result.summary
+    put = next(r for r in bad_config.requests if r.method == "PUT")
+    assert put.headers.raw and ("José Núñez".encode() in [v for k, v in put.headers.raw if k.lower() == b"x-actor"])
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
+    assert record["who"] == "José Núñez"
+    before = len(bad_config.requests)
+    evil = ServiceClient(target, transport=httpx.MockTransport(bad_config.handler), actor="eve\r\nX-Evil: 1")
+    with evil, pytest.raises(BadInput, match="control character"):
+        apply_revert(target, plan_revert(target, "demo", "config", previous=True, client=evil), execute=True,
+                     client=evil, actor="eve\r\nX-Evil: 1")
+    assert all(r.method == "GET" for r in bad_config.requests[before:])
+
+
+def test_a_cyrillic_tenant_is_asked_for_not_a_crash(bad_config, target, client):
+    """A tenant name with a Cyrillic letter reaches the service (which does not know it): a fail result."""
+    result = show(target, "dеmo", "config", client=client)  # the 'е' is Cyrillic
+    assert result.status == "fail" and "RECSYS_TENANT_NOT_FOUND" in result.summary
+
+
+def test_a_revert_with_a_stale_plan_id_or_without_confirmation_sends_nothing(bad_config, target, client):
+    """The same guard as the rollback: a plan id that is not the fresh plan's, or a protected deployment without
+    --confirm, stops before any request that changes something."""
+    import dataclasses
+
+    plan = plan_revert(target, "demo", "config", previous=True, client=client)
+    with pytest.raises(Conflict):
+        apply_revert(target, plan, execute=True, client=client, plan_id="f" * 12)
+    protected = dataclasses.replace(target, deployment="prod", protected=True)
+    with pytest.raises(BadInput, match="protected"):
+        apply_revert(protected, plan, execute=True, client=client)
+    assert bad_config.mutating_requests() == []
+
+
+def test_a_revert_without_an_etag_from_the_service_is_refused(bad_config, target):
+    """A service (or proxy) that gives no ETag and no version: the revert refuses instead of writing without
+    If-Match (comparing "" with "")."""
+    def no_version(request: httpx.Request) -> httpx.Response:
+        response = bad_config.handler(request)
+        if request.method == "GET" and request.url.path.endswith("/config"):
+            body = json.loads(response.content)
+            body.pop("config_version", None)
+            return httpx.Response(response.status_code, json=body)
+        return response
+
+    with ServiceClient(target, transport=httpx.MockTransport(no_version)) as bare:
+        plan = plan_revert(target, "demo", "config", to=version_of(CONFIG_SEED), client=bare)
+        with pytest.raises(BadInput, match="ETag"):
+            apply_revert(target, plan, execute=True, client=bare)
+    assert bad_config.mutating_requests() == []

@@ -220,3 +220,26 @@ def test_probe_of_a_service_answering_an_html_page_is_a_bad_answer_not_an_empty_
         result = probe(target, "demo", "home", client=c, manifest_reader=manifest_of())
     assert result.status == "fail" and result.data["cause"] == "bad_answer"
     assert "RECSYS_BASE_URL" in result.summary
+
+
+def test_an_empty_answer_with_unreadable_rules_says_so_instead_of_blaming_the_cache(service, target, manifest_of):
+    """Without an API key the rules cannot be read: the probe says that, not cache_stale."""
+    import dataclasses
+
+    from recsys_checks.service import ServiceClient
+
+    service.served["home"] = []
+    keyless = dataclasses.replace(target, api_key=None)
+    with ServiceClient(keyless, transport=httpx.MockTransport(service.handler)) as c:
+        result = probe(keyless, "demo", "home", client=c, manifest_reader=manifest_of())
+    assert result.data["cause"] == "rules_unreadable" and "RECSYS_API_KEY" in result.summary
+    assert "cache" not in result.summary
+
+
+def test_a_500_with_a_failing_admin_database_names_the_database_not_the_store(service, target, client, manifest_of):
+    """The not-ready fault: recommend fails and the detailed health names the admin database."""
+    service.recommend_problem = (500, "RECSYS_INTERNAL", "database is locked")
+    service.checks["admin_db"] = {"status": "fail", "detail": "database is locked"}
+    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    assert result.data["cause"] == "dependency_failed" and "admin_db" in result.summary
+    assert "artifact store" not in result.summary

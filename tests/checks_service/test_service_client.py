@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -58,16 +60,25 @@ def test_an_error_page_that_is_not_problem_json_still_becomes_a_problem(target):
     assert info.value.status == 502 and info.value.code is None and "Bad Gateway" in info.value.detail
 
 
-@pytest.mark.parametrize("error", [httpx.ConnectError("connection refused"), httpx.ReadTimeout("timed out")])
-def test_a_service_that_does_not_answer_is_unreachable_naming_the_url_and_the_fix(service, client, error):
-    """Connection errors and timeouts become Unreachable naming the URL and RECSYS_BASE_URL."""
-    service.down = error
+def test_a_service_that_does_not_answer_is_unreachable_naming_the_url_and_the_fix(service, client):
+    """A refused connection becomes Unreachable naming the URL and RECSYS_BASE_URL."""
+    service.down = httpx.ConnectError("connection refused")
     with pytest.raises(Unreachable) as info:
         client.healthz()
     message = str(info.value)
     assert f"service at {BASE_URL} did not answer" in message
     assert "check RECSYS_BASE_URL / is the service up?" in message
-    assert API_KEY not in message
+    assert API_KEY not in message and info.value.sent is False
+
+
+def test_a_service_that_accepts_but_times_out_is_named_slow_not_down(service, client):
+    """A read timeout means the service is up but waiting: the message points at its dependencies and health."""
+    service.down = httpx.ReadTimeout("timed out")
+    with pytest.raises(Unreachable) as info:
+        client.healthz()
+    message = str(info.value)
+    assert "accepted the connection" in message and "recsys-checks health" in message
+    assert "is the service up" not in message
 
 
 def test_health_detailed_falls_back_to_health_when_missing(service, client):
@@ -123,6 +134,7 @@ def test_put_doc_sends_if_match_as_bare_hex(service, client):
     new = {**service.doc("config"), "algo": "v2"}
     _, new_version = client.put_doc("demo", "config", new, if_match=f'W/"{version}"')
     assert service.requests[-1].headers["If-Match"] == version
+    assert json.loads(service.requests[-1].content) == new  # the raw document, never {"config": ...}
     assert new_version == service.current[("demo", "config")] != version
 
 

@@ -188,7 +188,7 @@ def observe_bad_rules(handle: StackHandle, saved: Saved) -> None:
     observe_empty(handle, saved)
     entries = call(handle, "GET", f"/v1/admin/tenants/{saved.tenant}/audit?limit=5", saved.tenant).json()["entries"]
     entry = next(e for e in entries if e["action"] == "rules.update")
-    assert entry["actor_sub"] == "fault-injector" and entry["after_state"] != saved.rules
+    assert entry["actor_sub"].startswith("api-key:") and entry["after_state"] != saved.rules
 
 
 def observe_bad_config(handle: StackHandle, saved: Saved) -> None:

@@ -87,16 +87,17 @@ def test_recommend_defaults_k_and_generates_a_request_id(client, tenant):
         ({"surface": "home", "user": {"user_id": "u", "email": "x"}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "candidates": {"only": []}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "k": "10"}, 400),
-        ({"user": {"user_id": "u"}}, 422),
+        ({"user": {"user_id": "u"}}, 400),
+        ({"surface": "", "user": {"user_id": "u"}}, 400),
         ({"surface": "home", "user": {"user_id": "u"}, "k": 0}, 422),
         ({"surface": "home", "user": {"user_id": "u"}, "k": 201}, 422),
         ({"surface": "home"}, 422),
         ({"surface": "home", "user": {}}, 422),
-        ({"surface": "../etc", "user": {"user_id": "u"}}, 422),
+        ({"surface": "../etc", "user": {"user_id": "u"}}, 400),
     ],
 )
 def test_recommend_rejects_bad_requests(client, tenant, body, status):
-    """Unknown fields and wrong types are 400; a missing surface or user, or k outside 1..200, is 422."""
+    """Unknown fields, wrong types, a missing or unsafe surface: 400; no user, or k outside 1..200: 422."""
     response = client.post("/v1/recommend", json=body, headers={"X-Org-Id": tenant})
     assert_problem(response, status, "RECSYS_INVALID_REQUEST")
 
@@ -271,7 +272,7 @@ def test_rules_block_pin_and_boost_change_the_ranking(file_stack, client, tenant
         {"action": "pin", "target_type": "item", "item_ids": ["sku-0012"], "enabled": False},
     ]
     assert ids(file_stack.recommend(client, tenant, k=4))[0] == "sku-0001"  # loads the empty rules into the cache
-    put = client.put(f"/v1/admin/tenants/{tenant}/rules", json={"rules": rules}, headers=file_stack.admin_headers())
+    put = client.put(f"/v1/admin/tenants/{tenant}/rules", json=rules, headers=file_stack.admin_headers())
     assert put.status_code == 200
     before = file_stack.recommend(client, tenant, k=4)
     assert ids(before)[0] == "sku-0001"  # the service still serves its cached rules
@@ -288,7 +289,7 @@ def test_config_weights_change_the_ranking(file_stack, client, tenant):
     headers = file_stack.admin_headers()
     client.put(
         f"/v1/admin/tenants/{tenant}/config",
-        json={"config": {"weights": {"pop": 2.0, "cooc": 0.0, "emb": 0.0}}},
+        json={"weights": {"pop": 2.0, "cooc": 0.0, "emb": 0.0}},
         headers=headers,
     )
     file_stack.invalidate(client, tenant, ["config"])
@@ -296,7 +297,7 @@ def test_config_weights_change_the_ranking(file_stack, client, tenant):
     assert doubled.json()["items"] == [{"item_id": "sku-0001", "rank": 1, "score": 100}]
     client.put(
         f"/v1/admin/tenants/{tenant}/config",
-        json={"config": {"weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}},
+        json={"weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}},
         headers=headers,
     )
     file_stack.invalidate(client, tenant, ["config"])

@@ -1,0 +1,100 @@
+"""Peers that trickle, never answer, echo the request or answer HTML: every call ends within its deadline with a
+clear message, and the API key is neither sent where it is not needed nor printed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from recsys_checks.config import Target
+from recsys_checks.errors import Unreachable
+from recsys_checks.health import check_health
+from recsys_checks.manifest import status
+from recsys_checks.recs import probe
+from recsys_checks.store import S3Store
+
+from .peerkit import echo, html, not_found_html, peer, silent, trickle
+
+SECRET = "sk-peer-test-0123456789-SECRET"
+FAST = {"timeout": 0.5, "deadline": 1.0}
+
+
+@pytest.mark.parametrize("behaviour", [trickle, silent], ids=["trickle", "silent"])
+def test_health_ends_within_its_deadline_against_a_slow_peer(behaviour):
+    """A peer that trickles headers (no read ever times out) or never answers: health fails in about a deadline."""
+    with peer(behaviour) as server:
+        started = time.monotonic()
+        result = check_health(Target(base_url=server.url, **FAST))
+        elapsed = time.monotonic() - started
+    assert result.status == "fail"
+    assert elapsed < 3.0, elapsed
+    assert "too slowly" in result.summary or "no complete answer" in result.summary
+
+
+def test_a_recommendation_probe_ends_within_its_deadline_against_a_trickling_peer():
+    """recs probe stops at the deadline with an 'answered too slowly' message."""
+    with peer(trickle) as server:
+        started = time.monotonic()
+        result = probe(Target(base_url=server.url, **FAST), "demo", "home")
+        assert time.monotonic() - started < 3.0
+    assert result.status == "fail" and "too slowly" in result.summary
+
+
+def test_an_s3_store_that_trickles_is_unreachable_within_the_deadline():
+    """Every S3 call has an overall deadline too: a trickling endpoint gives 'too slowly', not a hang."""
+    with peer(trickle) as server:
+        target = Target(manifest_template="s3://b/registry/current/{tenant}/{surface}/manifest.json",
+                        s3_endpoint=server.url, s3_access_key="k", s3_secret_key="s", **FAST)
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="too slowly"):
+            status(target, "demo", "home")
+        assert time.monotonic() - started < 3.0
+        store = S3Store(server.url, "k", "s", timeout=0.5, deadline=1.0)
+        try:
+            with pytest.raises(Unreachable, match="too slowly"):
+                store.list("s3://b/registry/")
+        finally:
+            store.close()
+
+
+def test_the_api_key_is_not_sent_to_health_endpoints_nor_printed():
+    """An echoing peer never sees the key on /healthz, /readyz, /health/detailed or /metrics; nothing prints it."""
+    with peer(echo) as server:
+        result = check_health(Target(base_url=server.url, api_key=SECRET, **FAST))
+        seen = b"\n".join(server.requests)
+    assert seen and b"x-api-key" not in seen.lower()
+    assert SECRET not in json.dumps(result.to_dict())
+
+
+def test_health_against_an_html_page_says_the_url_is_not_the_service():
+    """A web server answering HTML on every path is named as such, not blamed on the artifact store."""
+    with peer(html) as server:
+        result = check_health(Target(base_url=server.url, **FAST))
+    assert result.status in ("warn", "fail")
+    assert "RECSYS_BASE_URL" in result.summary and "store" not in result.summary.lower()
+
+
+@pytest.mark.parametrize("behaviour", [html, not_found_html], ids=["200-html", "404-html"])
+def test_a_web_server_as_s3_endpoint_is_named_not_read_as_a_missing_manifest(behaviour):
+    """An S3 endpoint that is a web server: 'does not look like an S3 API', never 'no manifest, publish'."""
+    with peer(behaviour) as server:
+        target = Target(manifest_template="s3://b/registry/current/{tenant}/{surface}/manifest.json",
+                        s3_endpoint=server.url, s3_access_key="k", s3_secret_key="s", **FAST)
+        with pytest.raises(Unreachable, match="S3 API"):
+            status(target, "demo", "home")
+
+
+def test_a_probe_against_an_html_error_page_is_not_blamed_on_the_store():
+    """A 500 HTML page is 'not the service', not 'cannot read the artifact store'."""
+    def error_page(conn, head, stop):
+        body = b"<html>Internal Server Error</html>"
+        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    with peer(error_page) as server:
+        result = probe(Target(base_url=server.url, manifest_template="file:///nonexistent/registry/current/"
+                              "{tenant}/{surface}/manifest.json", **FAST), "demo", "home")
+    assert result.data["cause"] == "not_the_service" and "RECSYS_BASE_URL" in result.summary
+    assert "artifact store" not in result.summary
