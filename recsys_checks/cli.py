@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set a parameter (repeatable), e.g. -p tenant=demo -p surface=home")
     p.add_argument("--execute", action="store_true", help="let mutating steps apply their plan (default: dry run)")
     p.add_argument("--reason", help="why, for the audit records of any change (the same as -p reason=TEXT)")
+    p.add_argument("--plan-id", metavar="ID", help="apply the fix only if its plan still has this id, as printed by "
+                   "the dry run (the same as -p plan_id=ID)")
+    p.add_argument("--confirm", metavar="DEPLOYMENT", help="on a protected deployment, its name, to let --execute "
+                   "change it (the same as -p confirm=DEPLOYMENT)")
     p.add_argument("--out", metavar="DIR", help="where the executed notebook and the run record go (default "
                    "incidents/<UTC time>-ID)")
     p.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
@@ -325,10 +329,12 @@ def _runbook_run(args: argparse.Namespace) -> int:
         if name in given:
             raise BadInput(f"parameter {name} is given twice")
         given[name] = value
-    if args.reason is not None:
-        if "reason" in given:
-            raise BadInput("give the reason once: --reason or -p reason=..., not both")
-        given["reason"] = args.reason
+    for name, value in (("reason", args.reason), ("plan_id", args.plan_id), ("confirm", args.confirm)):
+        if value is None:
+            continue
+        if name in given:
+            raise BadInput(f"give {name} once: --{name.replace('_', '-')} or -p {name}=..., not both")
+        given[name] = value
     record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
     print_record(record, out, args.json)
     return 0 if record.get("verdict") in OK_VERDICTS else 1

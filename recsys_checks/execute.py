@@ -50,6 +50,11 @@ def default_out_dir(runbook_id: str, now: datetime | None = None) -> Path:
 def check_parameters(spec: RunbookSpec, given: dict[str, Any], execute: bool) -> dict[str, Any]:
     """The run's parameters, typed; BadInput for an unknown, mistyped or secret-carrying one."""
     params = spec.parse_parameters({**given, "execute": True} if execute else dict(given))
+    if params["execute"]:
+        from .config import Target
+        from .runrecord import check_deployment
+
+        check_deployment(Target.from_env(), params.get("confirm") or None)
     for name, value in params.items():
         for secret in SECRET_VARIABLES:
             env = os.environ.get(secret)

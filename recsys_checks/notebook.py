@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from .runbook import COMMON_PARAMETERS, RunbookSpec, load_all, notebooks_dir, runbooks_dir
+from .runbook import RunbookSpec, load_all, notebooks_dir, runbooks_dir
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -36,7 +36,7 @@ def build(spec: RunbookSpec) -> nbformat.NotebookNode:
         lines.append(f"{name} = {_literal(p.default)}{comment}")
     cells.append(nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["parameters"]}))
     modules = sorted({s.function.rsplit(".", 1)[0] for s in spec.steps})
-    own = ", ".join(f"{n}={n}" for n in spec.parameters if n not in COMMON_PARAMETERS)
+    own = ", ".join(f"{n}={n}" for n in spec.parameters if n not in ("tenant", "surface", "execute", "reason"))
     setup = (f"from recsys_checks import RunbookRun\nfrom recsys_checks.steps import {', '.join(modules)}\n\n"
              f"run = RunbookRun({spec.id!r}, tenant=tenant, surface=surface, execute=execute, reason=reason"
              + (f", {own}" if own else "") + ")")

@@ -35,6 +35,10 @@ COMMON_PARAMETERS: dict[str, dict[str, Any]] = {
     "execute": {"type": "bool", "default": False,
                 "help": "apply the fix; without it every mutating step only shows its plan"},
     "reason": {"type": "str", "default": "", "help": "why, for the audit records of any change"},
+    "plan_id": {"type": "str", "default": "",
+                "help": "apply the fix only if its plan still has this id (printed by the dry run)"},
+    "confirm": {"type": "str", "default": "",
+                "help": "on a protected deployment, its name (RECSYS_DEPLOYMENT), to let execute change it"},
 }
 
 _TOP_KEYS = {"id", "title", "layer", "summary", "symptoms", "alerts", "parameters", "steps", "decision",

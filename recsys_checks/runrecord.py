@@ -92,6 +92,10 @@ class RunbookRun:
         self.execute: bool = self.params["execute"]
         self.reason: str = self.params["reason"] or f"runbook {self.spec.id}"
         self.target = target or Target.from_env()
+        self.confirm: str | None = self.params.get("confirm") or None
+        self.plan_id: str | None = self.params.get("plan_id") or None
+        if self.execute:
+            check_deployment(self.target, self.confirm)
         self.started_at = datetime.now(UTC)
         self._clock = time.monotonic()
         self.results: dict[str, StepResult] = {}
@@ -197,6 +201,14 @@ class RunbookRun:
             if value:
                 text = text.replace(value, "***")
         return text
+
+
+def check_deployment(target: Target, confirm: str | None) -> None:
+    """On a protected deployment, execute needs its name confirmed (BadInput before anything runs)."""
+    if target.protected and confirm != target.deployment:
+        raise BadInput(f"deployment {target.deployment!r} is protected: pass confirm={target.deployment} (--confirm "
+                       f"{target.deployment}) to let execute change it; nothing was run"
+                       + (f" (got {confirm!r})" if confirm else ""))
 
 
 def find_secrets(text: str, env: dict[str, str] | None = None) -> list[str]:

@@ -89,14 +89,19 @@ def _diagnosis(run: RunbookRun) -> CheckResult | None:
     return None
 
 
-def _actor_kwargs(run: RunbookRun) -> dict[str, Any]:
-    return {"runbook": run.spec.id}
+def _actor_kwargs(run: RunbookRun, *, main: bool = False) -> dict[str, Any]:
+    """What every apply gets from the run; the reviewed plan id binds only the lever's main action."""
+    out: dict[str, Any] = {"runbook": run.spec.id, "confirm": run.confirm}
+    if main:
+        out["plan_id"] = run.plan_id
+    return out
 
 
 def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str) -> Remedy:
     if not run.execute:
-        return Remedy("planned", lever, f"would {what}; nothing was changed (re-run with --execute, or execute = "
-                      "True in the notebook, to apply it)", actions)
+        plan = actions[0].plan.plan_hash[:12] if actions else None
+        return Remedy("planned", lever, f"would {what}; nothing was changed (plan {plan}: re-run with --execute, or "
+                      "execute = True in the notebook, to apply it; add plan_id to apply only this plan)", actions)
     if all(a.status in ("applied", "noop") for a in actions):
         return Remedy("applied", lever, f"{what}: done", actions)
     return Remedy("failed", lever, f"{what}: not every action applied", actions)
@@ -106,7 +111,7 @@ def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     plan = plan_rollback(run.target, run.tenant, run.surface, to=to, previous=to is None, kind=args.get("kind"),
                          reason=run.reason)
-    actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run))]
+    actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))]
     if run.target.base_url:
         # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
         cache_plan = plan_invalidate(run.target, run.tenant, ["popularity"], surface=run.surface, reason=run.reason)
@@ -122,7 +127,7 @@ def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     plan = plan_revert(run.target, run.tenant, kind, to=to, previous=to is None, reason=run.reason,
                        surface=run.surface)
-    action = apply_revert(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    action = apply_revert(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))
     change = plan.changes[0]
     return _finish(run, "doc-revert", [action], f"revert the {kind} of {run.tenant} from "
                    f"{str(change['before'])[:12]} to {str(change['after'])[:12]}")
@@ -131,7 +136,7 @@ def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
 def _cache_invalidate(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     targets = args.get("targets") or ["popularity"]
     plan = plan_invalidate(run.target, run.tenant, targets, surface=run.surface, reason=run.reason)
-    action = apply_invalidate(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    action = apply_invalidate(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))
     return _finish(run, "cache-invalidate", [action],
                    f"invalidate the {', '.join(targets)} cache(s) of {run.tenant}/{run.surface}")
 
@@ -152,12 +157,15 @@ def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
 
 
 def _hold(run: RunbookRun, args: dict[str, Any]) -> Remedy:
+    from .. import guard
     from ..hold import apply_hold, plan_hold
 
     held = bool(args.get("held", True))
     reason = run.params.get("reason") or args.get("reason") or run.reason
     plan = plan_hold(run.target, run.tenant, run.surface, held=held, reason=str(reason))
-    action = apply_hold(run.target, plan, execute=run.execute, **_actor_kwargs(run))
+    if run.execute:
+        guard.check(run.target, plan, plan_id=run.plan_id, confirm=run.confirm)
+    action = apply_hold(run.target, plan, execute=run.execute, runbook=run.spec.id)
     what = f"{'hold' if held else 'release'} publishing of {run.tenant}/{run.surface}"
     return _finish(run, "hold", [action], what)
 

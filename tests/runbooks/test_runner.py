@@ -147,3 +147,22 @@ def test_the_notebook_run_as_jupyter_runs_it_gives_the_same_verdict(offline):
     assert (direct["verdict"], direct["cause"]) == (via_runner["verdict"], via_runner["cause"]) == (
         "action-required", "unreachable")
     assert [s["step"] for s in direct["steps"]] == [s["step"] for s in via_runner["steps"]]
+
+
+def test_execute_on_a_protected_deployment_needs_its_name_confirmed(offline, monkeypatch):
+    """Without --confirm (or with another name) nothing starts: exit 2; a dry run needs no confirmation."""
+    env = {**__import__("os").environ, "RECSYS_DEPLOYMENT": "prod-eu", "RECSYS_DEPLOYMENT_PROTECTED": "true"}
+    base = [sys.executable, "-m", "recsys_checks.cli", "runbook", "run", "empty-recs"]
+    for extra in (["--execute"], ["--execute", "--confirm", "staging"]):
+        proc = subprocess.run([*base, *extra, "--out", str(offline / "out")], capture_output=True, text=True,
+                              timeout=60, env=env)
+        assert proc.returncode == 2 and "prod-eu' is protected" in proc.stderr, proc.stderr
+        assert not (offline / "out").exists()
+    monkeypatch.setenv("RECSYS_DEPLOYMENT", "prod-eu")
+    monkeypatch.setenv("RECSYS_DEPLOYMENT_PROTECTED", "true")
+    from recsys_checks.execute import check_parameters
+    from recsys_checks.runbook import load_spec
+
+    params = check_parameters(load_spec("empty-recs"), {"confirm": "prod-eu"}, execute=True)
+    assert params["execute"] is True and params["confirm"] == "prod-eu"
+    assert check_parameters(load_spec("empty-recs"), {}, execute=False)["execute"] is False

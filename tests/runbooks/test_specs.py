@@ -136,3 +136,13 @@ def test_parameters_are_type_checked(given, message):
 def test_parameters_are_typed_from_text():
     params = load_spec("empty-recs").parse_parameters({"execute": "true", "tenant": "acme"})
     assert params["execute"] is True and params["tenant"] == "acme" and params["surface"] == "home"
+
+
+def test_the_setup_cell_hands_every_parameter_to_the_run():
+    """A parameter the setup cell forgets would be silently ignored (e.g. a reviewed plan id): none is."""
+    for spec in load_all():
+        nb = json.loads((notebooks_dir() / f"{spec.id}.ipynb").read_text())
+        setup = next("".join(c["source"]) for c in nb["cells"] if "setup" in (c["metadata"].get("tags") or []))
+        call = next(n for n in ast.walk(ast.parse(setup)) if isinstance(n, ast.Call) and getattr(n.func, "id", "")
+                    == "RunbookRun")
+        assert {k.arg for k in call.keywords} == set(spec.parameters), spec.id
