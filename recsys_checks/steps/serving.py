@@ -234,6 +234,10 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
     data = health.data
     checks = (data.get("detail") or {}).get("checks") or []
     failing = [c["name"] for c in checks if c.get("status") not in ("ok", "up", "pass", "healthy", "ready")]
+    if (data.get("live") or {}).get("status_code") == 404:
+        return diagnosis(run, f"{run.target.base_url} has no /healthz: it is not recsys-service ({health.summary})",
+                         cause="not_the_service", no_lever="point RECSYS_BASE_URL (or --base-url) at recsys-service, "
+                         "not at a proxy, a login page or another application")
     if data.get("error"):
         found, summary = "service_down", f"the service does not answer: {health.summary}"
     elif (data.get("live") or {}).get("status_code") not in (200, None) and not failing:

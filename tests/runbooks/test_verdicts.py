@@ -352,3 +352,11 @@ def test_the_hold_runbook_moves_the_hold_only_where_needed(tmp_path, action, hel
     assert found.data["cause"] == cause
     if want is not None:
         assert found.data["lever"] == "hold" and found.data["lever_args"]["held"] is want
+
+
+def test_a_base_url_that_is_not_the_service_is_named_as_such(tmp_path):
+    run = _run("service-not-ready", tmp_path)
+    run.results["health"] = _check("health", "fail", live={"status_code": 404}, ready={"status_code": 404})
+    run.results["probe"] = _probe("bad_answer")
+    found = serving.diagnose_not_ready(run)
+    assert found.data["cause"] == "not_the_service" and "RECSYS_BASE_URL" in found.data["no_lever"]
