@@ -40,27 +40,37 @@ def test_every_command_has_help_and_json(command, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "named"),
     [
-        ["manifest", "status", "--tenant", "../x", "--surface", "home"],
-        ["manifest", "status", "--tenant", "demo", "--surface", ".."],
-        ["manifest", "status", "--tenant", "demo", "--surface", "a/b"],
-        ["manifest", "status", "--tenant", " demo", "--surface", "home"],
-        ["manifest", "status", "--tenant", "demo", "--surface", "home", "--max-age", "soon"],
-        ["manifest", "rollback", "--tenant", "demo", "--surface", "home"],
-        ["manifest", "rollback", "--tenant", "demo", "--surface", "home", "--to", "ab", "--previous"],
-        ["cache", "invalidate", "--tenant", "demo", "--targets", "everything"],
-        ["cache", "invalidate", "--tenant", "demo", "--targets", ","],
-        ["timeline", "--tenant", "demo", "--since", "-3d"],
+        (["manifest", "status", "--tenant", "../x", "--surface", "home"], "'../x'"),
+        (["manifest", "status", "--tenant", "demo", "--surface", ".."], "'..'"),
+        (["manifest", "status", "--tenant", "demo", "--surface", "a/b"], "'a/b'"),
+        (["manifest", "status", "--tenant", " demo", "--surface", "home"], "' demo'"),
+        (["manifest", "status", "--tenant", "demo", "--surface", "home", "--max-age", "soon"], "soon"),
+        (["manifest", "rollback", "--tenant", "demo", "--surface", "home"], "--to"),
+        (["manifest", "rollback", "--tenant", "demo", "--surface", "home", "--to", "ab", "--previous"], "--previous"),
+        (["cache", "invalidate", "--tenant", "demo", "--targets", "everything"], "everything"),
+        (["cache", "invalidate", "--tenant", "demo", "--targets", ","], "--targets"),
+        (["timeline", "--tenant", "demo", "--since", "-3d"], "--since"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_reason(argv, capsys):
-    """Unsafe names, bad durations and contradictory flags are refused before anything is contacted."""
+def test_bad_input_exits_2_with_one_line_reason(argv, named, capsys, monkeypatch):
+    """Unsafe names, bad durations and contradictory flags are refused, naming the culprit in one line, before
+    any client of the service or the store is even made."""
+    import recsys_checks.service
+    import recsys_checks.store
+
+    def contacted(*args, **kwargs):
+        raise AssertionError("a client was made before the input was checked")
+
+    monkeypatch.setattr(recsys_checks.service.ServiceClient, "__init__", contacted)
+    monkeypatch.setattr(recsys_checks.store.Stores, "__init__", contacted)
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "error:" in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("recsys-checks") and "error:" in lines[0] and named in lines[0], lines
+    assert len(lines) <= 2 and all("--help" in line for line in lines[1:]), lines
 
 
 def test_bad_environment_is_a_configuration_error(monkeypatch, capsys):

@@ -12,7 +12,8 @@ from recsys_checks.errors import BadInput
 
 def test_default_template_is_the_suites():
     """With nothing set, the manifest template is the suite's default bucket layout."""
-    assert Target.from_env({}).manifest_template == DEFAULT_MANIFEST_TEMPLATE
+    suite_default = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
+    assert Target.from_env({}).manifest_template == suite_default == DEFAULT_MANIFEST_TEMPLATE
 
 
 def test_records_prefix_is_derived_from_the_manifest_template():

@@ -51,9 +51,10 @@ def test_invalidating_twice_is_harmless(service, target, client):
     """Idempotent: a second apply succeeds and changes nothing more."""
     plan = plan_invalidate(target, "demo", "rules")
     apply_invalidate(target, plan, execute=True, client=client)
-    state = service.served, dict(service.cached)
+    state = copy.deepcopy((service.served, service.cached))  # a snapshot, not the live objects
     assert apply_invalidate(target, plan, execute=True, client=client).status == "applied"
-    assert (service.served, dict(service.cached)) == state
+    assert (service.served, service.cached) == state
+    assert len(service.mutating_requests()) == 2, "the second apply did not reach the service"
 
 
 def test_plan_without_surface_covers_all_surfaces_and_hides_the_key(target):
