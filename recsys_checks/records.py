@@ -8,7 +8,6 @@ tags; Go reads keys case-insensitively, and so do we. ``BuiltAt`` is nanosecond 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +135,8 @@ def load_records(
         if rel != f"{rec.kind}/{rec.version}.json":
             return f"version record {uri} says {rec.kind}/{rec.version}, which does not match its key"
         return rec
+
+    from concurrent.futures import ThreadPoolExecutor  # imported when needed: most commands never use it
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(uris)))) as pool:
         results = list(pool.map(_read, uris))
