@@ -14,11 +14,16 @@ from typing import Any
 
 from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
 from .errors import ChecksError
+from .freshness import DEFAULT_WORKERS
 from .output import emit
 from .results import ActionResult, CheckResult
 
 KINDS = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
 CACHE_TARGETS = ("popularity", "config", "rules")
+
+
+class Streamed(list):
+    """Results whose output the command already wrote while it ran (a fleet's rows are streamed, not held)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
     p.add_argument("--max-age", type=_duration, default=parse_duration("26h"), help="default 26h")
     _tenant(p, required=False)
+    p.add_argument("--deep", action="store_true",
+                   help="also validate every blob each manifest names (reads every blob; default: manifests only)")
+    p.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS,
+                   help=f"manifests fetched at once from an S3 store (default {DEFAULT_WORKERS}; a file store is "
+                   "read in one thread)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="print one JSON line per surface as it is checked, then one line with the result")
     p.set_defaults(run=_freshness)
 
     recs = sub.add_parser("recs", help="recommendation probes")
@@ -212,11 +224,15 @@ def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
     return [apply_rollback(target, plan, execute=args.execute)]
 
 
-def _freshness(args: argparse.Namespace) -> list[Any]:
-    from .freshness import fleet
+def _freshness(args: argparse.Namespace) -> Streamed:
+    from .freshness import stream
+    from .output import emit_stream
 
-    progress = _progress_bar() if not args.json and sys.stderr.isatty() else None
-    return [fleet(_target(args), args.max_age, tenant=args.tenant, progress=progress)]
+    if args.json and args.jsonl:
+        raise ChecksError("give --json or --jsonl, not both")
+    rows, finish = stream(_target(args), args.max_age, tenant=args.tenant, deep=args.deep, workers=args.workers)
+    fmt = "jsonl" if args.jsonl else "json" if args.json else "text"
+    return Streamed([emit_stream(rows, finish, fmt)])
 
 
 def _recs_probe(args: argparse.Namespace) -> list[Any]:
@@ -263,18 +279,6 @@ def _timeline(args: argparse.Namespace) -> list[Any]:
     return [timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
 
 
-def _progress_bar() -> Callable[[int, int, str], None]:
-    def progress(done: int, total: int, label: str) -> None:
-        width = 24
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40}")
-        if done >= total:
-            sys.stderr.write("\r" + " " * (width + 60) + "\r")
-        sys.stderr.flush()
-
-    return progress
-
-
 def exit_code(results: Sequence[CheckResult | ActionResult]) -> int:
     """0 when every check passed (warnings included) and every action succeeded, 1 otherwise, 3 on conflict."""
     code = 0
@@ -309,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"recsys-checks: internal error ({message}); nothing further was done. Re-run with "
                          "RECSYS_CHECKS_DEBUG=1 for the traceback and report it.\n")
         return 1
-    emit(results, args.json)
+    if not isinstance(results, Streamed):
+        emit(results, args.json)
     return exit_code(results)
 
 
