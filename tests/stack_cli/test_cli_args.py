@@ -23,6 +23,7 @@ CONTRACT_FAULTS = {
     "bad-config": "rollback-config-rules",
     "store-down": "service-not-ready",
     "not-ready": "service-not-ready",
+    "slow-store": "stale-manifest",
 }
 
 
