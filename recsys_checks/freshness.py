@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 CONDITIONS = ("healthy", "stale", "missing", "invalid", "unreachable")
 MODES = ("shallow", "deep")
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 32
 # A store that fails this many surfaces in a row has stopped answering: end the scan instead of waiting out a
 # timeout for every remaining surface.
 UNREACHABLE_STREAK = 3
