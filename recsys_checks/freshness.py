@@ -218,7 +218,7 @@ def check_deep(target: Target, st: Stores, tenant: str, surface: str, max_age: t
 # ------------------------------------------------------------------------------------------------ the scan
 
 
-def _concurrent(st: Stores, target: Target) -> bool:
+def _network_store(target: Target) -> bool:
     return not target.registry_root().startswith("file://")
 
 
@@ -244,13 +244,13 @@ def scan(
         if row["condition"] == "unreachable":
             streak.append(row)
             if len(streak) >= UNREACHABLE_STREAK:
-                raise Unreachable(f"the object store stopped answering: {len(streak)} surfaces in a row could not be "
-                                  f"read; last: {row['summary']}")
+                raise Unreachable(f"stopped: the object store failed {len(streak)} surfaces in a row, so the rest "
+                                  f"would fail too (last: {row['summary']})")
         else:
             streak.clear()
         return row
 
-    if workers <= 1 or not _concurrent(st, target):
+    if workers <= 1 or not _network_store(target):
         for t, s, ready in entries:
             yield guard(ready if ready is not None else check(target, st, t, s, max_age, now))  # type: ignore[arg-type]
         return

@@ -268,7 +268,7 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
     log = ctx.root / "logs" / "s3-proxy.log"
     upstream_port = int(upstream.rsplit(":", 1)[1])
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    proc = runner.spawn(
+    proc = runner._spawn(
         [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
          str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
     )
@@ -278,7 +278,7 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
     info["slow_store_latency_ms"] = ctx.latency_ms
     runner.write_stack(ctx.root, info)
     try:
-        runner.wait_tcp(port, proc, "the latency proxy", log, runner.READY_TIMEOUT_SECONDS)
+        runner._wait_tcp(port, proc, "the latency proxy", log, runner.READY_TIMEOUT_SECONDS)
     except StackError:
         _heal_slow_store(ctx.root)
         raise

@@ -224,7 +224,7 @@ def port_in_use(port: int) -> bool:
         return False
 
 
-def spawn(args: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
@@ -240,7 +240,7 @@ def _log_tail(log: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def wait_tcp(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float) -> None:
+def _wait_tcp(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -410,13 +410,13 @@ def up(
             info["s3_endpoint"] = f"http://127.0.0.1:{s3_port}"
             s3_log = root / "logs" / "s3.log"
             base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-            procs["s3"] = spawn(
+            procs["s3"] = _spawn(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], s3_log, base_env
             )
             info["processes"]["s3"] = procs["s3"].pid
             write_stack(root, info)
             log(f"started S3 server (moto) pid {procs['s3'].pid} at {info['s3_endpoint']}")
-            wait_tcp(s3_port, procs["s3"], "the S3 server (moto)", s3_log, READY_TIMEOUT_SECONDS)
+            _wait_tcp(s3_port, procs["s3"], "the S3 server (moto)", s3_log, READY_TIMEOUT_SECONDS)
 
         log("seeding tenants " + ", ".join(f"{t} ({'/'.join(s)})" for t, s in seed.TENANTS.items()))
         store_client = open_store(info, secret_values)
@@ -433,7 +433,7 @@ def up(
         elif port is not None and port_in_use(port):
             raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
         service_log = root / "logs" / "service.log"
-        procs["service"] = spawn(
+        procs["service"] = _spawn(
             [
                 sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
                 "--host", "127.0.0.1", "--port", str(service_port), "--no-access-log",

@@ -194,7 +194,7 @@ def test_a_store_that_stops_answering_ends_the_scan():
 
     target = Target(manifest_template="file:///nowhere/registry/current/{tenant}/{surface}/manifest.json")
     entries = [("demo", f"s{i}", None) for i in range(100)]
-    with pytest.raises(Unreachable, match="stopped answering"):
+    with pytest.raises(Unreachable, match="failed 3 surfaces in a row"):
         list(scan(target, _DeadStore(), entries, now=FRESH))  # type: ignore[arg-type]
     one = list(scan(target, _DeadStore(), entries[:1], now=FRESH))  # type: ignore[arg-type]
     assert one[0]["condition"] == "unreachable"
@@ -222,7 +222,11 @@ def test_the_command_streams_json_jsonl_and_text_with_the_same_rows(file_registr
 
     assert main(_cli(file_registry, "--jsonl")) == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines[:-1] == doc["data"]["rows"]
+
+    def same(row: dict) -> dict:  # a second may pass between the runs: ages can differ by one
+        return {k: v for k, v in row.items() if k not in ("age_seconds", "summary")}
+
+    assert [same(r) for r in lines[:-1]] == [same(r) for r in doc["data"]["rows"]]
     assert lines[-1]["check"] == "freshness" and "rows" not in lines[-1]["data"]
 
     assert main(_cli(file_registry)) == 1
