@@ -14,11 +14,16 @@ from typing import Any
 
 from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
 from .errors import BadInput, ChecksError
+from .freshness import DEFAULT_WORKERS
 from .output import emit
 from .results import ActionResult, CheckResult
 
 KINDS = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
 CACHE_TARGETS = ("popularity", "config", "rules")
+
+
+class Streamed(list):
+    """Results whose output the command already wrote while it ran (a fleet's rows are streamed, not held)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
     p.add_argument("--max-age", type=_duration, default=parse_duration("26h"), help="default 26h")
     _tenant(p, required=False)
+    p.add_argument("--deep", action="store_true",
+                   help="also validate every blob each manifest names (reads every blob; default: manifests only)")
+    p.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS,
+                   help=f"manifests fetched at once from an S3 store (default {DEFAULT_WORKERS}; a file store is "
+                   "read in one thread)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="print one JSON line per surface as it is checked, then one line with the result")
     p.set_defaults(run=_freshness)
 
     recs = sub.add_parser("recs", help="recommendation probes")
@@ -375,11 +387,15 @@ def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
                            plan_id=args.plan_id, confirm=args.confirm)]
 
 
-def _freshness(args: argparse.Namespace) -> list[Any]:
-    from .freshness import fleet
+def _freshness(args: argparse.Namespace) -> Streamed:
+    from .freshness import stream
+    from .output import emit_stream
 
-    progress = _progress_bar() if not args.json and sys.stderr.isatty() else None
-    return [fleet(_target(args), args.max_age, tenant=args.tenant, progress=progress)]
+    if args.json and args.jsonl:
+        raise ChecksError("give --json or --jsonl, not both")
+    rows, finish = stream(_target(args), args.max_age, tenant=args.tenant, deep=args.deep, workers=args.workers)
+    fmt = "jsonl" if args.jsonl else "json" if args.json else "text"
+    return Streamed([emit_stream(rows, finish, fmt)])
 
 
 def _recs_probe(args: argparse.Namespace) -> list[Any]:
@@ -458,18 +474,6 @@ def _hold_status(args: argparse.Namespace) -> list[Any]:
     return [hold_status(_target(args), args.tenant, args.surface)]
 
 
-def _progress_bar() -> Callable[[int, int, str], None]:
-    def progress(done: int, total: int, label: str) -> None:
-        width = 24
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40}")
-        if done >= total:
-            sys.stderr.write("\r" + " " * (width + 60) + "\r")
-        sys.stderr.flush()
-
-    return progress
-
-
 # The one rule every command follows, in order of precedence (the highest code that applies wins). The reference
 # pages are generated from this table (scripts/gen_cli_reference.py), so the docs say what the code does.
 EXIT_CODES: tuple[tuple[int, str, str], ...] = (
@@ -532,7 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     code = exit_code(results)
     try:
-        emit(results, args.json)
+        if not isinstance(results, Streamed):  # a streamed command has written its rows and its result already
+            emit(results, args.json)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): what was done is done; say nothing more and keep the exit code.

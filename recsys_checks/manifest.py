@@ -7,8 +7,8 @@ manifest's ETag, and leaves one audit object per applied change under ``<registr
 
 from __future__ import annotations
 
+import functools
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
 # A daily pipeline runs at 01:00-02:00 UTC for the previous day: 24 h between publishes plus 2 h of slack.
 DEFAULT_MAX_AGE = timedelta(hours=26)
 _FIELDS = ("v", "tenant", "surface", "current", "updated_at")
+_FIELD_SET = frozenset(_FIELDS)
 _FUTURE_SKEW = timedelta(minutes=5)
 
 
@@ -54,7 +55,7 @@ class Manifest:
     current: dict[str, str] = field(default_factory=dict)
     updated_at: str = ""
 
-    @property
+    @functools.cached_property
     def updated_at_dt(self) -> datetime:
         return parse_seconds_z(self.updated_at, "updated_at")
 
@@ -76,12 +77,13 @@ def parse_manifest(data: bytes | str) -> Manifest:
         raise BadInput(f"manifest is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise BadInput("manifest is not a JSON object")
-    extra = sorted(set(doc) - set(_FIELDS))
-    if extra:
-        raise BadInput(f"manifest has unknown field {extra[0]!r} (v1 allows only {', '.join(_FIELDS)})")
-    for name in _FIELDS:
-        if name not in doc:
-            raise BadInput(f"manifest is missing field {name!r}")
+    if doc.keys() != _FIELD_SET:
+        extra = sorted(set(doc) - _FIELD_SET)
+        if extra:
+            raise BadInput(f"manifest has unknown field {extra[0]!r} (v1 allows only {', '.join(_FIELDS)})")
+        for name in _FIELDS:
+            if name not in doc:
+                raise BadInput(f"manifest is missing field {name!r}")
     v = doc["v"]
     if type(v) is not int or v != 1:
         raise BadInput(f"manifest field 'v' is {v!r}; only manifest v1 (the integer 1) is supported")
@@ -100,8 +102,10 @@ def parse_manifest(data: bytes | str) -> Manifest:
             raise BadInput(f"manifest field 'current' has unknown kind {kind!r} (known: {', '.join(KINDS)})")
         if not isinstance(uri, str) or not uri.startswith(("file://", "s3://")):
             raise BadInput(f"manifest field 'current.{kind}' must be a file:// or s3:// URI, got {uri!r}")
-    parse_seconds_z(doc["updated_at"], "manifest field 'updated_at'")
-    return Manifest(1, doc["tenant"], doc["surface"], dict(current), doc["updated_at"])
+    updated = parse_seconds_z(doc["updated_at"], "manifest field 'updated_at'")
+    m = Manifest(1, doc["tenant"], doc["surface"], dict(current), doc["updated_at"])
+    m.__dict__["updated_at_dt"] = updated  # parsed once: the cached property's value
+    return m
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
@@ -329,6 +333,8 @@ class _Validator:
         todo = list({(r.kind, r.uri): r for r in records if (r.kind, r.uri) not in self._seen}.values())
         if len(todo) < 2:
             return
+        from concurrent.futures import ThreadPoolExecutor  # imported when needed: most commands never use it
+
         with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
             for rec, res in zip(todo, pool.map(self._validate, todo), strict=True):
                 self._seen[(rec.kind, rec.uri)] = res

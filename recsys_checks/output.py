@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from . import jsonio
@@ -65,7 +66,7 @@ VIEWS: dict[str, dict[str, Any]] = {
     "manifest.history": {"fields": ["manifest_state", "record_problems", "warnings"],
                          "tables": {"versions": ["kind", "version", "window_end", "built_at", "current", "valid",
                                                  "rollback_target", "items", "problems"]}},
-    "freshness": {"fields": ["registry", "counts"],
+    "freshness": {"fields": ["registry", "mode", "counts"],
                   "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "summary"]}},
     "recs.probe": {"fields": ["cause", "runbook", "config_version", "rules_version", "warnings", "problem"],
                    "tables": {"items": ["rank", "item_id", "score"]}},
@@ -226,3 +227,95 @@ def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextI
                   for r in results]
         text = "\n\n".join(blocks) + "\n"
     stream.write(redact_environment(text))
+
+
+_SAMPLE_ROWS = 200
+
+
+def _json_lines(value: Any, indent: str) -> str:
+    """``value`` as indented JSON whose lines after the first start with ``indent`` (to nest it in a document)."""
+    return json.dumps(value, indent=2, default=str).replace("\n", "\n" + indent)
+
+
+def _stream_cell(key: str, value: Any) -> str:
+    """:func:`_cell` of :func:`_human` for the plain values of streamed rows, cheaply (a fleet has many)."""
+    if value is None:
+        return "-"
+    if key.endswith("age_seconds"):
+        return _age(value)
+    if type(value) is str and len(value) != 64:
+        return value if len(value) <= _MAX_CELL else value[: _MAX_CELL - 1] + "…"
+    return _cell(_human(key, value))
+
+
+def emit_stream(
+    rows: Iterable[dict[str, Any]],
+    finish: Callable[[], CheckResult],
+    fmt: str = "text",
+    stream: TextIO | None = None,
+) -> CheckResult:
+    """Write a check whose rows arrive one by one, then its result; hold no more than a sample of rows.
+
+    ``fmt``: ``text`` (a table, its column widths taken from the first rows, then the result as
+    :func:`render_check` shows it), ``json`` (one document, as :func:`emit` writes it, with the rows under
+    ``data.rows``) or ``jsonl`` (one line per row, then one line with the result, the only line with a ``check``
+    key). Nothing is written before the first row arrives, so an error raised by the listing leaves no output.
+    """
+    stream = stream or sys.stdout
+    count = 0
+    if fmt == "jsonl":
+        for row in rows:
+            stream.write(json.dumps(row, default=str) + "\n")
+        result = finish()
+        stream.write(json.dumps(result.to_dict(), default=str) + "\n")
+        return result
+    if fmt == "json":
+        for row in rows:
+            if count == 0:
+                stream.write('{\n  "data": {\n    "rows": [\n      ')
+            else:
+                stream.write(",\n      ")
+            stream.write(_json_lines(row, "      "))
+            count += 1
+        result = finish()
+        doc = result.to_dict()
+        data = dict(doc.pop("data"))
+        data.pop("rows", None)
+        stream.write('{\n  "data": {\n    "rows": [],' if count == 0 else "\n    ],")
+        stream.write(",".join(f"\n    {json.dumps(k)}: {_json_lines(v, '    ')}" for k, v in data.items()))
+        stream.write("\n  },")
+        stream.write(",".join(f"\n  {json.dumps(k)}: {_json_lines(v, '  ')}" for k, v in doc.items()))
+        stream.write("\n}\n")
+        return result
+    columns = (VIEWS.get("freshness") or {}).get("tables", {}).get("rows") or []
+    sample: list[list[str]] = []
+    widths: list[int] = []
+
+    layout: list[str] = []
+
+    def line(cells: list[str]) -> str:
+        return layout[0].format(*cells).rstrip() + "\n"
+
+    def start() -> None:
+        widths[:] = [max(len(_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
+        layout[:] = ["  " + "  ".join(f"{{:<{w}}}" for w in widths)]
+        stream.write("  rows:\n")
+        stream.write(line([_label(c).upper() for c in columns]))
+        stream.write(line(["-" * w for w in widths]))
+        for cells in sample:
+            stream.write(line(cells))
+
+    for row in rows:
+        cells = [_stream_cell(c, row.get(c)) for c in columns]
+        count += 1
+        if widths:
+            stream.write(line(cells))
+            continue
+        sample.append(cells)
+        if len(sample) >= _SAMPLE_ROWS:
+            start()
+    if sample and not widths:
+        start()
+    result = finish()
+    stream.write(render_check(result, use_colour(stream)) + "\n")
+    return result

@@ -137,6 +137,7 @@ def load_records(
             return f"version record {uri} says {rec.kind}/{rec.version}, which does not match its key"
         return rec
 
+
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(uris)))) as pool:
         results = list(pool.map(_read, uris))
     records = [r for r in results if isinstance(r, VersionRecord)]

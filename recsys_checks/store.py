@@ -77,6 +77,11 @@ class Store(ABC):
     def list(self, prefix_uri: str) -> list[str]:
         """URIs of every object whose key starts with ``prefix_uri`` (recursively), sorted."""
 
+    def walk(self, prefix_uri: str) -> Iterator[str]:
+        """Keys of every object under ``prefix_uri``, relative to it, in key order; lazily where the store pages."""
+        for uri in self.list(prefix_uri):
+            yield uri[len(prefix_uri):]
+
     @abstractmethod
     def children(self, prefix_uri: str) -> list[str]:
         """Names of the immediate "directories" under ``prefix_uri`` (which should end with ``/``), sorted."""
@@ -98,6 +103,11 @@ class Store(ABC):
 
 def file_path(uri: str) -> Path:
     """The absolute path a ``file://`` URI names (``file:///abs/path`` or ``file://localhost/abs/path``), literally."""
+    return Path(file_path_text(uri))
+
+
+def file_path_text(uri: str) -> str:
+    """:func:`file_path` as text, without building a ``Path`` (a fleet check reads thousands of manifests)."""
     scheme, host, path = split_uri(uri)
     if scheme != "file" or host not in ("", "localhost"):
         raise BadInput(f"{uri!r} is not a local file URI: use file:///absolute/path")
@@ -105,7 +115,7 @@ def file_path(uri: str) -> Path:
         raise BadInput(f"{uri!r} does not name an absolute path: use file:///absolute/path")
     if "\x00" in path:
         raise BadInput(f"{uri!r} contains a NUL character, which no file name can hold")
-    return Path(path)
+    return path
 
 
 def s3_location(uri: str) -> tuple[str, str]:
@@ -126,11 +136,11 @@ class FileStore(Store):
         self.max_bytes = max_bytes
 
     def get(self, uri: str) -> tuple[bytes, str]:
-        path = file_path(uri)
+        path = file_path_text(uri)
         try:
             data = _read_regular(path, uri, self.max_bytes)
         except NotADirectoryError:
-            _require_directories(path.parent, uri)
+            _require_directories(Path(path).parent, uri)
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
         except FileNotFoundError:
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
@@ -225,7 +235,8 @@ class FileStore(Store):
             if not base.is_dir():
                 _require_directories(base, prefix_uri)
                 return []
-            return sorted(p.name for p in base.iterdir() if p.is_dir())
+            with os.scandir(base) as entries:  # the directory's own types: no stat per entry
+                return sorted(e.name for e in entries if e.is_dir())
         except OSError as exc:
             raise Unreachable(f"cannot list {prefix_uri}: {exc}; check the file store is mounted and readable") from None
 
@@ -367,6 +378,7 @@ class S3Store(Store):
         timeout: float = 5.0,
         deadline: float = DEFAULT_DEADLINE,
         max_bytes: int = MAX_OBJECT_BYTES,
+        connections: int = 10,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -379,6 +391,7 @@ class S3Store(Store):
             read_timeout=timeout,
             retries={"total_max_attempts": 2, "mode": "standard"},  # at most one retry
             s3={"addressing_style": "path"},
+            max_pool_connections=max(10, connections),  # one per request in flight, or requests queue for one
             # S3-compatible stores do not all accept the newer default checksums.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -546,6 +559,17 @@ class S3Store(Store):
             out.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
         return sorted(out)
 
+    def walk(self, prefix_uri: str) -> Iterator[str]:
+        # Page by page: a registry of 100,000 surfaces is listed without holding every key.
+        bucket, prefix = s3_location(prefix_uri)
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][len(prefix):]
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, prefix_uri, "listing") from None
+
     def children(self, prefix_uri: str) -> list[str]:
         bucket, prefix = s3_location(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
         names: set[str] = set()
@@ -555,8 +579,11 @@ class S3Store(Store):
         return sorted(n for n in names if n)
 
 
-def open_store(uri: str, target: Target) -> Store:
-    """A store able to read and write ``uri`` (any object of the same scheme); close it when done."""
+def open_store(uri: str, target: Target, connections: int = 10) -> Store:
+    """A store able to read and write ``uri`` (any object of the same scheme); close it when done.
+
+    ``connections``: how many requests the caller keeps in flight at once (S3 keeps that many connections open).
+    """
     if uri.startswith("file://"):
         return FileStore(lock_timeout=target.timeout, max_bytes=target.max_bytes)
     if uri.startswith("s3://"):
@@ -568,6 +595,7 @@ def open_store(uri: str, target: Target) -> Store:
             timeout=target.timeout,
             deadline=target.deadline,
             max_bytes=target.max_bytes,
+            connections=connections,
         )
     raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
 
@@ -575,8 +603,9 @@ def open_store(uri: str, target: Target) -> Store:
 class Stores:
     """One open store per scheme for a target, reused across many URIs (an S3 client is costly to create)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, connections: int = 10) -> None:
         self.target = target
+        self.connections = connections
         self._open: dict[str, Store] = {}
         self._lock = threading.Lock()
 
@@ -584,7 +613,7 @@ class Stores:
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
         with self._lock:  # checks run in threads; one client per scheme
             if scheme not in self._open:
-                self._open[scheme] = open_store(uri, self.target)
+                self._open[scheme] = open_store(uri, self.target, self.connections)
             return self._open[scheme]
 
     def get(self, uri: str) -> tuple[bytes, str]:
@@ -595,6 +624,9 @@ class Stores:
 
     def list(self, prefix_uri: str) -> list[str]:
         return self.for_uri(prefix_uri).list(prefix_uri)
+
+    def walk(self, prefix_uri: str) -> Iterator[str]:
+        return self.for_uri(prefix_uri).walk(prefix_uri)
 
     def children(self, prefix_uri: str) -> list[str]:
         return self.for_uri(prefix_uri).children(prefix_uri)

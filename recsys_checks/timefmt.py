@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from .errors import BadInput
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-_SECONDS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_SECONDS_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _GO_TIME = re.compile(
     r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d{1,9}))?(?P<zone>Z|[+-]\d{2}:\d{2})$"
 )
@@ -29,10 +29,10 @@ def format_z(dt: datetime) -> str:
 
 def parse_seconds_z(value: object, what: str) -> datetime:
     """Parse RFC 3339 UTC with second precision and ``Z``, strictly; :class:`BadInput` names ``what``."""
-    if not isinstance(value, str) or not _SECONDS_Z.match(value):
+    if not isinstance(value, str) or not _SECONDS_Z.fullmatch(value):
         raise BadInput(f"{what} {value!r} is not RFC 3339 UTC with second precision, e.g. 2026-01-02T01:23:45Z")
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:  # the pattern fixed the format; fromisoformat is many times faster than strptime over a fleet
+        return datetime.fromisoformat(value)  # "Z" reads as UTC (Python 3.11+)
     except ValueError:
         raise BadInput(f"{what} {value!r} is not a valid date and time") from None
 

@@ -44,6 +44,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _milliseconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -107,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fault", metavar="FAULT", help="one of: " + ", ".join(FAULTS))
     p.add_argument("--tenant", type=_segment("tenant"), default="demo", help="default demo")
     p.add_argument("--surface", type=_segment("surface"), default="home", help="default home")
+    p.add_argument("--latency-ms", type=_milliseconds, metavar="MS",
+                   help="slow-store only: the delay added to every S3 request (default 20)")
 
     p = add("faults", "List the faults and the runbook that answers each.")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    add("heal", "Undo the infrastructure faults (store-down, not-ready).")
+    add("heal", "Undo the infrastructure faults (store-down, not-ready, slow-store) and restore the job's limits.")
 
     add("env", "Print the export lines that point recsys-checks at this stack: eval \"$(recsys-stack env)\".")
     return parser
@@ -283,7 +295,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
     from .faults import get_fault, inject
 
     fault = get_fault(args.fault)
-    _out(f"{fault.name}: {inject(args.root, fault.name, args.tenant, args.surface)}")
+    _out(f"{fault.name}: {inject(args.root, fault.name, args.tenant, args.surface, latency_ms=args.latency_ms)}")
     _out(f"answered by runbook: {fault.runbook}")
     return 0
 

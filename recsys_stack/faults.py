@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ from . import runner
 from .publisher import reset_job_limits, set_job_limits
 from .runner import StackError
 
+FAULT_ACTOR = "fault-injector"
+DEFAULT_LATENCY_MS = 20
 STALE_AGE = timedelta(hours=72)
 MISSING_VERSION = "0" * 64
 
@@ -34,6 +37,7 @@ class FaultContext:
     info: dict
     secrets: dict[str, str] = field(repr=False)
     _store: object = field(default=None, repr=False)
+    latency_ms: int = DEFAULT_LATENCY_MS  # slow-store only
 
     @classmethod
     def load(cls, root: Path) -> FaultContext:
@@ -258,6 +262,59 @@ def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     return what
 
 
+def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
+    if ctx.info["store"] != "s3":
+        raise StackError("slow-store applies to the S3 store only: start the stack with "
+                         f"`recsys-stack up --store s3 --root {ctx.root}`")
+    info = runner.require_stack(ctx.root)  # fresh: a slow-store already injected changed it
+    upstream = info.get("s3_upstream_endpoint") or info["s3_endpoint"]
+    _stop_proxy(info)
+    port = runner.free_port()
+    log = ctx.root / "logs" / "s3-proxy.log"
+    upstream_port = int(upstream.rsplit(":", 1)[1])
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
+    proc = runner._spawn(
+        [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
+         str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
+    )
+    info.setdefault("processes", {})["s3-proxy"] = proc.pid
+    info["s3_upstream_endpoint"] = upstream
+    info["s3_endpoint"] = f"http://127.0.0.1:{port}"
+    info["slow_store_latency_ms"] = ctx.latency_ms
+    runner.write_stack(ctx.root, info)
+    try:
+        runner._wait_tcp(port, proc, "the latency proxy", log, runner.READY_TIMEOUT_SECONDS)
+    except StackError:
+        _heal_slow_store(ctx.root)
+        raise
+    ctx.info = info
+    return (f"S3 endpoint is now {info['s3_endpoint']}, a proxy (pid {proc.pid}) that holds every request "
+            f"{ctx.latency_ms} ms before passing it to {upstream}; stack.json names it as the S3 endpoint: point "
+            "RECSYS_ARTIFACT_S3_ENDPOINT at it (the service keeps its direct connection)")
+
+
+def _stop_proxy(info: Mapping) -> str | None:
+    pid = runner.running_processes(info).get("s3-proxy")
+    if pid:
+        runner.stop_pid(int(pid))
+        return f"latency proxy (pid {pid}) stopped"
+    return None
+
+
+def _heal_slow_store(root: Path) -> list[str]:
+    info = runner.read_stack(root) or {}
+    if not info.get("s3_upstream_endpoint") and not (info.get("processes") or {}).get("s3-proxy"):
+        return []
+    done = [d for d in [_stop_proxy(info)] if d]
+    if info.get("s3_upstream_endpoint"):
+        info["s3_endpoint"] = info.pop("s3_upstream_endpoint")
+        done.append(f"S3 endpoint {info['s3_endpoint']} answers directly again")
+    info.pop("slow_store_latency_ms", None)
+    (info.get("processes") or {}).pop("s3-proxy", None)
+    runner.write_stack(root, info)
+    return done
+
+
 def _not_ready(ctx: FaultContext, tenant: str, surface: str) -> str:
     db, aside = ctx.root / "admin.db", ctx.root / "admin.db.down"
     if aside.exists():
@@ -335,6 +392,8 @@ FAULTS: dict[str, Fault] = {
               "eval-report-suspect", _eval_data("schema-break")),
         Fault("eval-clean", "nothing: a clean evaluation dataset that the suite's rules ship (the baseline)",
               "eval-report-suspect", _eval_data("clean")),
+        Fault("slow-store", "every request to the S3 endpoint waits a fixed latency (20 ms unless --latency-ms)",
+              "stale-manifest", _slow_store),
     )
 }
 
@@ -346,10 +405,19 @@ def get_fault(name: str) -> Fault:
         raise StackError(f"unknown fault {name!r}; valid faults: {', '.join(FAULTS)}") from None
 
 
-def inject(root: Path, name: str, tenant: str = "demo", surface: str = "home") -> str:
-    """Inject fault ``name`` into the stack running in ``root`` for one tenant/surface; returns what it did."""
+def inject(root: Path, name: str, tenant: str = "demo", surface: str = "home", *, latency_ms: int | None = None) -> str:
+    """Inject fault ``name`` into the stack running in ``root`` for one tenant/surface; returns what it did.
+
+    ``latency_ms`` sets the delay of ``slow-store`` and is refused for any other fault.
+    """
     fault = get_fault(name)
+    if latency_ms is not None and name != "slow-store":
+        raise StackError(f"--latency-ms applies to the slow-store fault only, not to {name}")
+    if latency_ms is not None and latency_ms < 0:
+        raise StackError(f"--latency-ms {latency_ms} is negative: give a delay of 0 or more milliseconds")
     ctx = FaultContext.load(root)
+    if latency_ms is not None:
+        ctx.latency_ms = latency_ms
     try:
         check_target(ctx.info, tenant, surface)
         return fault.inject(ctx, tenant, surface)
@@ -374,10 +442,12 @@ def check_target(info: Mapping, tenant: str, surface: str) -> None:
 
 
 def heal(root: Path) -> list[str]:
-    """Undo store-down, not-ready and a lowered job limit; returns what was undone (empty when nothing was broken)."""
+    """Undo store-down, not-ready, slow-store and a lowered job limit; returns what was undone (empty: nothing was
+    broken)."""
     root = Path(root).resolve()
+    runner.require_stack(root)
+    done = _heal_slow_store(root)
     info = runner.require_stack(root)
-    done = []
     store, aside = root / "store", root / "store.down"
     if aside.exists():
         if store.is_dir() and not store.is_symlink():

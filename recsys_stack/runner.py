@@ -38,7 +38,7 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 # What each process's command line contains; checked before a recorded PID is signalled.
-_MARKERS = {"service": "recsys_stack.service.app", "s3": "moto.server"}
+_MARKERS = {"service": "recsys_stack.service.app", "s3": "moto.server", "s3-proxy": "recsys_stack.latencyproxy"}
 # State under ROOT that `up` replaces with a freshly seeded one (nothing else under ROOT is touched).
 _STATE_NAMES = (
     "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",

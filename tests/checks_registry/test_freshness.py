@@ -84,3 +84,170 @@ def test_fleet_against_an_unreachable_store_raises(closed_port):
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
     with pytest.raises(Unreachable):
         fleet(target)
+
+
+# --- shallow and deep -------------------------------------------------------------------------------------------
+
+HOME = "registry/current/demo/home/manifest.json"
+
+
+def _home(registry) -> dict:
+    return json.loads(registry.read(HOME))
+
+
+def _put_surface(registry, tenant: str, surface: str, doc: dict | bytes) -> None:
+    data = doc if isinstance(doc, bytes) else json.dumps(doc, indent=2).encode()
+    registry.write(f"registry/current/{tenant}/{surface}/manifest.json", data)
+
+
+def test_shallow_is_the_default_and_says_so(registry):
+    """Without deep the result names the shallow mode, in data and in the summary."""
+    res = fleet(registry.target, now=FRESH)
+    assert res.status == "ok" and res.data["mode"] == "shallow" and "shallow" in res.summary
+
+
+def test_shallow_finds_torn_mismatched_and_badly_pointing_manifests(registry):
+    """Truncated JSON, a manifest naming another surface, an unknown kind, a pointer without a key: all invalid."""
+    home = _home(registry)
+    _put_surface(registry, "demo", "torn", registry.read(HOME)[:57])
+    _put_surface(registry, "demo", "elsewhere", home)  # says demo/home
+    _put_surface(registry, "demo", "oddkind", {**home, "surface": "oddkind", "current": {
+        **home["current"], "embeddings": home["current"]["popularity"]}})
+    _put_surface(registry, "demo", "nokey", {**home, "surface": "nokey", "current": {
+        **home["current"], "cooc": "s3://recsys-artifacts/"}})
+    _put_surface(registry, "demo", "nopop", {**home, "surface": "nopop", "current": {"cooc": home["current"]["cooc"]}})
+    res = fleet(registry.target, now=FRESH)
+    rows = {r["surface"]: r for r in res.data["rows"]}
+    assert rows["home"]["condition"] == "healthy"
+    for surface, words in (("torn", "not valid JSON"), ("elsewhere", "demo/home, not demo/elsewhere"),
+                           ("oddkind", "unknown kind 'embeddings'"), ("nokey", "does not name an object key"),
+                           ("nopop", "no popularity")):
+        assert rows[surface]["condition"] == "invalid", rows[surface]
+        assert words in rows[surface]["summary"], rows[surface]["summary"]
+    assert res.status == "fail" and res.data["counts"]["invalid"] == 5
+
+
+def test_shallow_finds_a_surface_without_manifest_and_a_stale_one(registry):
+    """A surface whose only object is not a manifest is missing; an old updated_at is stale; both fail."""
+    registry.write("registry/current/demo/search/hold.json", b"{}")
+    res = fleet(registry.target, now=STALE)
+    cond = {r["surface"]: r["condition"] for r in res.data["rows"]}
+    assert cond == {"home": "stale", "search": "missing"}
+    assert "stale: demo/home" in res.summary and "missing: demo/search" in res.summary
+
+
+def test_shallow_never_reads_a_blob_deep_does(registry, versions):
+    """A blob lost by the store: shallow stays healthy (no blob is read), deep finds the surface invalid."""
+    registry.remove(f"objectstore/demo/home/popularity/{versions.pop_day3_current}.json")
+    assert fleet(registry.target, now=FRESH).status == "ok"
+    deep = fleet(registry.target, now=FRESH, deep=True)
+    row = deep.data["rows"][0]
+    assert deep.status == "fail" and deep.data["mode"] == "deep" and row["condition"] == "invalid"
+    assert "missing" in row["summary"]
+
+
+def test_deep_finds_a_blob_whose_hash_does_not_recompute(registry, versions):
+    """A blob edited in place (valid JSON, one count changed): deep reports the version mismatch, shallow cannot."""
+    rel = f"objectstore/demo/home/popularity/{versions.pop_day3_current}.json"
+    doc = json.loads(registry.read(rel))
+    doc["items"][0]["count"] += 1
+    registry.write(rel, json.dumps(doc, indent=2).encode())
+    assert fleet(registry.target, now=FRESH).status == "ok"
+    deep = fleet(registry.target, now=FRESH, deep=True)
+    row = deep.data["rows"][0]
+    assert deep.status == "fail" and row["condition"] == "invalid"
+    assert "version" in row["summary"] or "hash" in row["summary"], row["summary"]
+
+
+def test_one_worker_and_many_give_the_same_rows_in_path_order(registry):
+    """Concurrency changes nothing in the answer: same rows, same order (tenant, then surface, as paths sort)."""
+    home = _home(registry)
+    for surface in ("b", "a-x", "a", "c"):
+        _put_surface(registry, "demo", surface, {**home, "surface": surface})
+    one = fleet(registry.target, now=FRESH, workers=1).data["rows"]
+    many = fleet(registry.target, now=FRESH, workers=8).data["rows"]
+    assert one == many
+    assert [r["surface"] for r in one] == ["a-x", "a", "b", "c", "home"]
+
+
+def test_the_summary_names_a_few_surfaces_and_counts_the_rest(registry):
+    """Twelve stale surfaces: ten named, the rest counted, every row still there."""
+    home = _home(registry)
+    for i in range(11):
+        _put_surface(registry, "demo", f"s{i:02d}", {**home, "surface": f"s{i:02d}"})
+    res = fleet(registry.target, now=STALE)
+    assert res.data["counts"]["stale"] == 12 and len(res.data["rows"]) == 12
+    assert "(+2 more)" in res.summary and res.summary.count("demo/") == 10
+
+
+class _DeadStore:
+    """Answers the listing, then fails every read as a store that stopped answering would."""
+
+    def get(self, uri: str):
+        raise Unreachable(f"object store unreachable while reading {uri}")
+
+
+def test_a_store_that_stops_answering_ends_the_scan():
+    """Three surfaces in a row unreachable: the scan raises Unreachable instead of waiting on every surface."""
+    from recsys_checks.config import Target
+    from recsys_checks.freshness import scan
+
+    target = Target(manifest_template="file:///nowhere/registry/current/{tenant}/{surface}/manifest.json")
+    entries = [("demo", f"s{i}", None) for i in range(100)]
+    with pytest.raises(Unreachable, match="failed 3 surfaces in a row"):
+        list(scan(target, _DeadStore(), entries, now=FRESH))  # type: ignore[arg-type]
+    one = list(scan(target, _DeadStore(), entries[:1], now=FRESH))  # type: ignore[arg-type]
+    assert one[0]["condition"] == "unreachable"
+
+
+# --- the command streams -------------------------------------------------------------------------------------------
+
+
+def _cli(registry, *args: str) -> list[str]:
+    return ["freshness", "--manifest-template", registry.target.manifest_template, *args]
+
+
+def test_the_command_streams_json_jsonl_and_text_with_the_same_rows(file_registry, capsys):
+    """--json is one document with every row, --jsonl one line per row then the result, text a table and verdict."""
+    from recsys_checks.cli import main
+
+    home = {**_home(file_registry), "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    _put_surface(file_registry, "demo", "home", home)
+    _put_surface(file_registry, "demo", "old", {**home, "surface": "old", "updated_at": "2020-01-01T00:00:00Z"})
+    assert main(_cli(file_registry, "--json")) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["check"] == "freshness" and doc["status"] == "fail" and doc["data"]["mode"] == "shallow"
+    assert [(r["surface"], r["condition"]) for r in doc["data"]["rows"]] == [("home", "healthy"), ("old", "stale")]
+    assert doc["data"]["counts"]["stale"] == 1
+
+    assert main(_cli(file_registry, "--jsonl")) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    def same(row: dict) -> dict:  # a second may pass between the runs: ages can differ by one
+        return {k: v for k, v in row.items() if k not in ("age_seconds", "summary")}
+
+    assert [same(r) for r in lines[:-1]] == [same(r) for r in doc["data"]["rows"]]
+    assert lines[-1]["check"] == "freshness" and "rows" not in lines[-1]["data"]
+
+    assert main(_cli(file_registry)) == 1
+    text = capsys.readouterr().out
+    assert "demo/old is stale" in text and text.splitlines()[-4].startswith("FAIL freshness")
+
+
+def test_json_and_jsonl_together_are_refused(file_registry, capsys):
+    """Both output formats at once: exit 2, one line, nothing on stdout."""
+    from recsys_checks.cli import main
+
+    assert main(_cli(file_registry, "--json", "--jsonl")) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and "--jsonl" in out.err
+
+
+@pytest.mark.parametrize("workers", ["0", "-3", "many"])
+def test_workers_must_be_a_positive_whole_number(file_registry, capsys, workers):
+    """--workers 0, negative or not a number: exit 2 before anything is read."""
+    from recsys_checks.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(_cli(file_registry, "--workers", workers))
+    assert exc.value.code == 2 and capsys.readouterr().out == ""

@@ -28,6 +28,7 @@ CONTRACT_FAULTS = {
     "eval-impossible-lift": "eval-report-suspect",
     "eval-schema-break": "eval-report-suspect",
     "eval-clean": "eval-report-suspect",
+    "slow-store": "stale-manifest",
 }
 
 

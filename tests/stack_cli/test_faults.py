@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stackfixture import StackHandle, running_stack
+from stackfixture import StackHandle, pid_alive, running_stack
 
 from recsys_stack.cli import main
 from recsys_stack.faults import FAULTS
@@ -244,10 +244,10 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
 
 def test_every_fault_has_an_observation() -> None:
     """Each registered fault is covered by the parametrized test below."""
-    assert set(OBSERVE) | {"stale-cache"} == set(FAULTS)
+    assert set(OBSERVE) | {"stale-cache", "slow-store"} == set(FAULTS)
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "slow-store"])
 def test_injected_fault_breaks_the_running_stack(fault: str, fault_stack: StackHandle) -> None:
     """`recsys-stack inject FAULT` visibly breaks the stack (API or store), and the break can be undone."""
     tenant, surface = TARGETS.get(fault, ("demo", "home"))
@@ -334,3 +334,90 @@ def test_heal_with_nothing_broken_changes_nothing(fault_stack: StackHandle, caps
     assert stack_cli(fault_stack, "heal") == 0
     assert "nothing to heal" in capsys.readouterr().out
     assert Path(fault_stack.root, "store").is_dir() or fault_stack.info["store"] == "s3"
+
+
+# --- slow-store: a latency proxy in front of the S3 endpoint ------------------------------------------------------
+
+
+def _stack_json(handle: StackHandle) -> dict:
+    return json.loads((handle.root / "stack.json").read_text())
+
+
+def _list_seconds(endpoint: str, handle: StackHandle) -> float:
+    import time
+
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(s3={"addressing_style": "path"}),
+        aws_access_key_id=handle.env["RECSYS_ARTIFACT_S3_ACCESS_KEY"],
+        aws_secret_access_key=handle.env["RECSYS_ARTIFACT_S3_SECRET_KEY"],
+    )
+    with closing(client):
+        client.list_objects_v2(Bucket="recsys-artifacts", Prefix="registry/current/", MaxKeys=1)  # connect
+        start = time.monotonic()
+        client.list_objects_v2(Bucket="recsys-artifacts", Prefix="registry/current/", MaxKeys=1)
+        return time.monotonic() - start
+
+
+def test_slow_store_is_refused_on_a_file_store(fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a file store slow-store exits 2 with one line saying it needs S3, and changes nothing."""
+    if fault_stack.info["store"] != "file":
+        pytest.skip("the S3 stack accepts slow-store")
+    before = (fault_stack.root / "stack.json").read_bytes()
+    assert stack_cli(fault_stack, "inject", "slow-store") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "S3 store only" in err and "--store s3" in err
+    assert (fault_stack.root / "stack.json").read_bytes() == before
+
+
+def test_slow_store_delays_every_s3_request_until_healed(fault_stack: StackHandle,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """slow-store puts a proxy before S3 that holds each request; the service keeps serving; heal removes it."""
+    if fault_stack.info["store"] != "s3":
+        pytest.skip("slow-store needs the S3 store")
+    direct = _stack_json(fault_stack)["s3_endpoint"]
+    try:
+        assert stack_cli(fault_stack, "inject", "slow-store", "--latency-ms", "300") == 0
+        assert "300 ms" in capsys.readouterr().out
+        info = _stack_json(fault_stack)
+        proxy_pid = info["processes"]["s3-proxy"]
+        assert info["s3_endpoint"] != direct and info["s3_upstream_endpoint"] == direct
+        assert _list_seconds(info["s3_endpoint"], fault_stack) >= 0.3
+        assert _list_seconds(direct, fault_stack) < 0.3
+        assert served(fault_stack)  # the service keeps its own connection to the store
+    finally:
+        assert stack_cli(fault_stack, "heal") == 0
+    assert "answers directly again" in capsys.readouterr().out
+    info = _stack_json(fault_stack)
+    assert info["s3_endpoint"] == direct and "s3-proxy" not in info["processes"]
+    assert not pid_alive(int(proxy_pid))
+    assert stack_cli(fault_stack, "heal") == 0 and "nothing to heal" in capsys.readouterr().out
+
+
+def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack: StackHandle) -> None:
+    """Behind a proxy that holds every request for ten minutes, freshness raises Unreachable within its timeout."""
+    if fault_stack.info["store"] != "s3":
+        pytest.skip("slow-store needs the S3 store")
+    from recsys_checks.config import Target
+    from recsys_checks.errors import Unreachable
+    from recsys_checks.freshness import fleet
+    from recsys_stack.runner import client_env, read_secrets
+
+    try:
+        assert stack_cli(fault_stack, "inject", "slow-store", "--latency-ms", "600000") == 0
+        env = client_env(_stack_json(fault_stack), read_secrets(fault_stack.root))
+        target = Target.from_env(env, timeout=1.0)
+        with pytest.raises(Unreachable, match="unreachable"):
+            fleet(target)  # pytest's timeout would end a hang; the read timeout ends it in seconds
+    finally:
+        assert stack_cli(fault_stack, "heal") == 0
+
+
+def test_latency_is_refused_for_any_other_fault(fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    """--latency-ms with a fault other than slow-store: exit 2, nothing injected."""
+    before = read_manifest_bytes(fault_stack, "demo", "home")
+    assert stack_cli(fault_stack, "inject", "stale-manifest", "--latency-ms", "20") == 2
+    assert "slow-store" in capsys.readouterr().err
+    assert read_manifest_bytes(fault_stack, "demo", "home") == before
