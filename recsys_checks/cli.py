@@ -1,7 +1,7 @@
 """``recsys-checks``: read-only checks and safe actions against a RecSys deployment.
 
-Exit codes: 0 healthy / done, 1 check failed or not recovered, 2 bad input or configuration, 3 conflict (the world
-changed since the plan; nothing was changed).
+Exit codes (:data:`EXIT_CODES`): 0 healthy / done, 1 check failed or not recovered, 2 bad input or configuration or
+the target could not be reached, 3 conflict (the world changed since the plan; nothing was changed).
 """
 
 from __future__ import annotations
@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="recsys-checks",
         description="Read-only checks and safe actions for a RecSys deployment. Actions are dry-run unless "
         "--execute is given.",
-        epilog="exit codes: 0 healthy/done, 1 check failed or not recovered, 2 bad input or configuration, "
-        "3 conflict (the world changed since the plan)",
+        epilog="exit codes: 0 healthy/done, 1 check failed or not recovered, 2 bad input or configuration, or "
+        "the target could not be reached, 3 conflict (the world changed since the plan)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 

@@ -73,3 +73,16 @@ def test_a_large_or_deep_manifest_is_invalid_and_repairable_on_both_stores(regis
     plan = M.plan_rollback(target, "demo", "home", previous=True)
     assert M.apply_rollback(target, plan, execute=True).status == "applied"
     assert M.status(target, "demo", "home").data["condition"] in ("healthy", "stale")
+
+
+def test_a_blob_that_is_a_fifo_is_an_invalid_artifact_found_at_once(file_registry):
+    """The popularity blob replaced by a FIFO: status names it unreadable in well under a second, no hang."""
+    manifest = M.parse_manifest(file_registry.read(MANIFEST))
+    blob = manifest.current["popularity"].removeprefix("file://")
+    os.unlink(blob)
+    os.mkfifo(blob)
+    started = time.monotonic()
+    res = M.status(file_registry.target, "demo", "home")
+    assert time.monotonic() - started < 2.0
+    assert res.data["condition"] == "invalid"
+    assert any("not a regular file" in problem for problem in res.data["problems"])

@@ -189,3 +189,24 @@ def test_an_unreadable_directory_is_unreachable_not_an_empty_listing(file_regist
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(Unreachable, match="cannot list"):
         FileStore().list(file_registry.uri("registry/records/demo/home/"))
+
+
+@pytest.mark.stack
+def test_exists_tells_a_missing_key_from_a_missing_bucket_by_code_whatever_the_bucket_is_called(s3_endpoint):
+    """A bucket named with the word 'bucket' still reports a missing key as absent; reading from a missing bucket
+    says the bucket is missing (its error code, not a word in a message)."""
+    from recsys_checks.errors import NotFound
+    from recsys_checks.store import S3Store
+
+    from .conftest import _client
+
+    client = _client(s3_endpoint)
+    client.create_bucket(Bucket="my-bucket-of-things")
+    client.close()
+    store = S3Store(s3_endpoint, "testing", "testing")
+    try:
+        assert store.exists("s3://my-bucket-of-things/registry/missing.json") is False
+        with pytest.raises(NotFound, match="bucket of"):
+            store.get("s3://no-such-bucket-here/registry/missing.json")
+    finally:
+        store.close()
