@@ -157,8 +157,10 @@ def artifact_version(doc: dict[str, Any]) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-def version_from_uri(uri: str) -> str | None:
+def version_from_uri(uri: str | None) -> str | None:
     """The version a blob URI names (``…/<64 hex>.json``), if it follows the layout."""
+    if not uri:
+        return None
     m = _VERSION_IN_URI.search(uri)
     return m.group(1) if m else None
 

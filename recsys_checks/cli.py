@@ -12,14 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .artifact import KINDS
 from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
 from .errors import BadInput, ChecksError
 from .freshness import DEFAULT_WORKERS
 from .output import emit
 from .results import ActionResult, CheckResult
-
-KINDS = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
-CACHE_TARGETS = ("popularity", "config", "rules")
 
 
 class Streamed(list):
@@ -62,13 +60,12 @@ def _positive(value: str) -> int:
 
 
 def _targets(value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = sorted(set(names) - set(CACHE_TARGETS))
-    if not names:
-        raise argparse.ArgumentTypeError("give at least one target: popularity, config, rules")
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown target(s) {', '.join(unknown)}; use popularity, config, rules")
-    return names
+    from .cache import parse_targets
+
+    try:
+        return parse_targets(value)
+    except ChecksError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _fraction(value: str) -> float:
@@ -498,9 +495,7 @@ def exit_code(results: Sequence[CheckResult | ActionResult]) -> int:
     """The exit code of :data:`EXIT_CODES` for these results: 3 over 2 over 1 over 0."""
     codes = {0}
     for r in results:
-        if isinstance(r, ActionResult):
-            if r.status == "conflict":
-                codes.add(3)
+        if isinstance(r, ActionResult):  # a conflict is raised (Conflict, exit 3), never returned
             if r.verification is not None and r.verification.status == "fail":
                 codes.add(r.verification.data.get("exit_code") if r.verification.data.get("exit_code") == 2 else 1)
             if r.status == "applied" and not r.audit:

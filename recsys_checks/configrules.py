@@ -22,7 +22,7 @@ from .results import ActionResult, CheckResult, Plan
 from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, using
 
 DEFAULT_PROBE_SURFACE = "home"
-MAX_AUDIT_SCAN = 5000
+MAX_AUDIT_SCAN = 5000  # audit entries read at most to find a document's history (the timeline reads as many)
 _MIN_PREFIX = 8
 
 

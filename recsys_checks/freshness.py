@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, NotFound, Unreachable
-from .manifest import DEFAULT_MAX_AGE, _human, _parse_for, status
+from .manifest import DEFAULT_MAX_AGE, _parse_for, status
 from .results import CheckResult
 from .store import Stores, file_path_text, s3_location
+from .timefmt import age_text
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -203,9 +204,9 @@ def _check_manifest(target: Target, st: Stores, tenant: str, surface: str, max_a
                         f"manifest updated_at {m.updated_at}", uri, status="warn", updated_at=m.updated_at,
                         age_seconds=seconds, etag=etag)
         return _row(tenant, surface, "stale", f"{tenant}/{surface} is stale: manifest updated_at {m.updated_at} is "
-                    f"{_human(age)} old, above the {_human(max_age)} limit", uri, updated_at=m.updated_at,
+                    f"{age_text(age)} old, above the {age_text(max_age)} limit", uri, updated_at=m.updated_at,
                     age_seconds=seconds, etag=etag)
-    return _row(tenant, surface, "healthy", f"{tenant}/{surface} updated {_human(age)} ago, pointing at "
+    return _row(tenant, surface, "healthy", f"{tenant}/{surface} updated {age_text(age)} ago, pointing at "
                 f"{', '.join(sorted(m.current))}", uri, status="ok", updated_at=m.updated_at, age_seconds=seconds,
                 etag=etag)
 

@@ -20,7 +20,7 @@ from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .records import VersionRecord, history, load_records
 from .results import ActionResult, CheckResult, Plan
 from .store import Stores, etag_of
-from .timefmt import format_z, parse_seconds_z
+from .timefmt import age_text, format_z, parse_seconds_z
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -227,7 +227,7 @@ def status(
         notes: list[str] = []
         if stale:
             data["problems"].append(
-                f"manifest updated_at {m.updated_at} is {_human(age)} old, above the {_human(max_age)} limit"
+                f"manifest updated_at {m.updated_at} is {age_text(age)} old, above the {age_text(max_age)} limit"
             )
         elif age < -_FUTURE_SKEW:
             notes.append(f"updated_at {m.updated_at} is in the future: check the publisher's clock")
@@ -258,14 +258,14 @@ def status(
     if hold and hold["held"] and not broken:
         # Held on purpose: publishing is stopped, so an old manifest is expected, not a pipeline failure.
         data["condition"] = "held"
-        age_note = f"; manifest updated {_human(age)} ago" + (" (stale, as expected while held)" if stale else "")
+        age_note = f"; manifest updated {age_text(age)} ago" + (" (stale, as expected while held)" if stale else "")
         return CheckResult("manifest.status", "warn", f"{tenant}/{surface} is held: {hold['summary']}{age_note}, "
                            f"serving {kinds}", data, etag, uri)
     if data["problems"]:
         more = f" (+{len(data['problems']) - 1} more)" if len(data["problems"]) > 1 else ""
         summary = f"{tenant}/{surface} is {data['condition']}: {data['problems'][0]}{more}"
         return CheckResult("manifest.status", "fail", summary, data, etag, uri)
-    summary = f"{tenant}/{surface} is healthy: updated {_human(age)} ago at {m.updated_at}, serving {kinds}"
+    summary = f"{tenant}/{surface} is healthy: updated {age_text(age)} ago at {m.updated_at}, serving {kinds}"
     return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
 
 
@@ -278,17 +278,6 @@ def _hold(target: Target, tenant: str, surface: str, stores: Stores | None) -> d
     except BadInput:
         return None
     return {"held": res.data["held"], "marker_uri": res.target, "summary": res.data["description"]}
-
-
-def _human(delta: timedelta) -> str:
-    secs = int(abs(delta.total_seconds()))
-    sign = "-" if delta.total_seconds() < 0 else ""
-    if secs < 120:
-        return f"{sign}{secs}s"
-    if secs < 7200:
-        return f"{sign}{secs // 60}m"
-    hours, rest = divmod(secs, 3600)
-    return f"{sign}{hours}h{rest // 60:02d}m"
 
 
 # -------------------------------------------------------------------------------------------------- history

@@ -13,8 +13,8 @@ from . import jsonio
 from .config import redact_environment
 from .results import ActionResult, CheckResult, Plan
 
-_COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32", "conflict": "31"}
-_LABELS = {"planned": "DRY-RUN", "applied": "APPLIED", "noop": "NO-OP", "conflict": "CONFLICT"}
+_COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32"}
+_LABELS = {"planned": "DRY-RUN", "applied": "APPLIED", "noop": "NO-OP"}
 _MAX_CELL = 72
 
 

@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import jsonio
+from .artifact import version_from_uri
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
 from .results import CheckResult
 from .service import ServiceClient, ServiceProblem, using
-from .timefmt import parse_go_time
+from .timefmt import age_text, parse_time
 
 DEFAULT_USER = "runbook-probe"
 _PARTIAL = ("SIGNAL_PARTIAL", "TAG_LOOKUP_FAILED")
@@ -70,31 +71,6 @@ class PublishedVersion:
 
 ManifestReader = Callable[[Target, str, str], ManifestState]
 HistoryReader = Callable[[Target, str, str], list[PublishedVersion]]
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Any RFC 3339 text (second, micro or nano precision) as an aware UTC datetime; ``None`` if absent or bad."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_go_time(value, "time")[0]
-    except ChecksError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def version_from_uri(uri: str | None) -> str | None:
-    """``…/popularity/<version>.json`` → ``<version>``."""
-    if not uri:
-        return None
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    return name[:-5] if name.endswith(".json") else name
 
 
 def _artifact_items(raw: bytes) -> list[dict[str, Any]] | None:
@@ -582,14 +558,9 @@ def served_vs_published(
         return CheckResult(
             check, "warn",
             f"pipeline stale: the service serves what the manifest names ({_short(state.version)}), but the manifest "
-            f"for {where} was last updated {_age(age)} ago (> {_age(max_age)}); see why the pipeline has not "
+            f"for {where} was last updated {age_text(age)} ago (> {age_text(max_age)}); see why the pipeline has not "
             "published", data, state.etag, target.base_url,
         )
     data["verdict"] = "consistent"
     return CheckResult(check, "ok", f"{where}: the service serves popularity {_short(state.version)}, as the "
                        "manifest names", data, state.etag, target.base_url)
-
-
-def _age(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"

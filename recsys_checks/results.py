@@ -37,7 +37,7 @@ def worst(statuses: list[str]) -> Status:
     return max(statuses, key=lambda s: _ORDER[s], default="ok")  # type: ignore[return-value]
 
 
-ActionStatus = Literal["planned", "applied", "noop", "conflict"]
+ActionStatus = Literal["planned", "applied", "noop"]  # a conflict raises errors.Conflict instead
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from .errors import BadInput
+from .errors import BadInput, ChecksError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _SECONDS_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -68,3 +68,32 @@ def parse_go_time(value: object, what: str) -> tuple[datetime, int]:
 def is_zero_time(value: str) -> bool:
     """Whether ``value`` is Go's zero time (a version published from staging)."""
     return value == ZERO_TIME
+
+
+def parse_time(value: object) -> datetime | None:
+    """Any RFC 3339 text (second, micro or nano precision) as an aware UTC datetime; ``None`` if absent or bad."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_go_time(value, "time")[0]
+    except ChecksError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def age_text(age: timedelta | float | int) -> str:
+    """An age (or a duration) as a person reads it: ``45s``, ``17m``, ``26h00m``; negative ages keep their sign."""
+    seconds = age.total_seconds() if isinstance(age, timedelta) else float(age)
+    secs, sign = int(abs(seconds)), "-" if seconds < 0 else ""
+    if secs < 120:
+        return f"{sign}{secs}s"
+    if secs < 7200:
+        return f"{sign}{secs // 60}m"
+    hours, rest = divmod(secs, 3600)
+    return f"{sign}{hours}h{rest // 60:02d}m"

@@ -13,14 +13,11 @@ from typing import Any
 
 from . import audit
 from .config import Target, safe_segment
-from .configrules import doc_version, short
+from .configrules import MAX_AUDIT_SCAN, doc_version, short
 from .errors import ChecksError
-from .recs import parse_time
 from .results import CheckResult
 from .service import ServiceClient, using
-from .timefmt import format_z, is_zero_time
-
-MAX_AUDIT_SCAN = 5000
+from .timefmt import format_z, is_zero_time, parse_time
 
 
 def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: str, before: Any, after: Any,

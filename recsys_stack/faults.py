@@ -59,7 +59,9 @@ class FaultContext:
         return self._store
 
     def manifest_key(self, tenant: str, surface: str) -> str:
-        return f"registry/current/{tenant}/{surface}/manifest.json"
+        from .objstore import manifest_key
+
+        return manifest_key(tenant, surface)
 
     def blob_uri(self, tenant: str, surface: str, kind: str, version: str) -> str:
         return f"{self.info['objectstore_uri']}/{tenant}/{surface}/{kind}/{version}.json"

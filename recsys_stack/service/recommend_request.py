@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..formats import UnsafeSegment
+from ..formats import safe_segment as _safe_segment
 from .documents import MAX_K, InvalidDocument, validate_weights
 from .problems import Problem, invalid_request
 
@@ -28,21 +29,15 @@ CANDIDATE_KEYS = ("include_ids", "exclude_ids")
 CONSTRAINT_KEYS = ("required_tags", "forbidden_tags", "max_per_tag")
 ANCHOR_KEYS = ("item_ids",)
 EXPERIMENT_KEYS = ("id", "variant")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_segment(value: Any, what: str) -> str:
-    """Return ``value`` when it is a safe path segment (trimmed, not . or .., no slashes or control characters)."""
-    if (
-        not isinstance(value, str)
-        or value != value.strip()
-        or value in ("", ".", "..")
-        or "/" in value
-        or "\\" in value
-        or _CONTROL.search(value)
-    ):
-        raise invalid_request(f"{what} {value!r} is not a valid name: use a plain name such as 'home'", 422)
-    return value
+    """``value`` when it is a safe path segment (the one rule, :func:`recsys_stack.formats.safe_segment`), else the
+    suite's 400 invalid request."""
+    try:
+        return _safe_segment(value, what)
+    except UnsafeSegment:
+        raise invalid_request(f"{what} {value!r} is not a valid name: use a plain name such as 'home'", 422) from None
 
 
 @dataclass

@@ -91,7 +91,7 @@ def test_exit_code_follows_results():
     fail = CheckResult("x", "fail", "broken")
     assert cli.exit_code([ok, warn]) == 0
     assert cli.exit_code([ok, fail]) == 1
-    assert cli.exit_code([ActionResult("conflict", "moved", _plan("a", "b"))]) == 3
+    assert cli.exit_code([CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
     assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=fail)]) == 1
     assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=ok)]) == 0
 
@@ -101,7 +101,7 @@ def test_exit_code_rule_precedence_and_the_missing_audit_record():
     broken = CheckResult("x", "fail", "broken")
     unreachable = CheckResult("x", "fail", "no answer", {"exit_code": 2})
     assert cli.exit_code([unreachable]) == 2 and cli.exit_code([broken, unreachable]) == 2
-    assert cli.exit_code([unreachable, ActionResult("conflict", "moved", _plan("a", "b"))]) == 3
+    assert cli.exit_code([unreachable, CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
     assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), None)]) == 1
     assert cli.exit_code([ActionResult("planned", "dry-run", _plan("a", "b"), None)]) == 0
     assert [code for code, _, _ in cli.EXIT_CODES] == [0, 1, 2, 3]
