@@ -1,4 +1,5 @@
-"""Shared test setup: make ``tests/`` importable (for ``stackfixture``) and register the stack fixtures."""
+"""Shared test setup: make ``tests/`` importable (for ``stackfixture``), register the stack fixtures, and give every
+test directory the same S3 server on loopback and the same closed port."""
 
 from __future__ import annotations
 
@@ -9,9 +10,42 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
+import socket  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
 from stackfixture import stack, stack_file, stack_s3  # noqa: E402,F401
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The one S3 server of the session: moto on 127.0.0.1 (free port), stopped at the end of the session.
+
+    Tests that need a clean server reset it themselves; tests that need a bucket create it.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        if server._server is not None:  # stop() leaves the listening socket open
+            server._server.server_close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pytest_collection_modifyitems(items: list) -> None:
-    """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them."""
+    """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them.
+
+    This sort is the one ordering mechanism: no file is named to sort first."""
     items.sort(key=lambda item: 0 if "store_conformance" in item.nodeid else 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,24 +107,20 @@ def file_registry(tmp_path: Path) -> Registry:
     return Registry(target=target, base=base, root=root)
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on loopback with the bucket recsys-artifacts; stopped after the session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = _client(endpoint)
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str) -> str:
+    """The session's S3 server with the bucket recsys-artifacts (created when another test reset the server)."""
+    client = _client(moto_endpoint)
     try:
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint
+        try:
+            client.create_bucket(Bucket=BUCKET)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        except client.exceptions.BucketAlreadyExists:
+            pass
     finally:
         client.close()
-        server.stop()
-        if server._server is not None:  # stop() leaves the listening socket open
-            server._server.server_close()
+    return moto_endpoint
 
 
 def _client(endpoint: str):
@@ -160,13 +155,6 @@ def registry(request: pytest.FixtureRequest) -> Registry:
         return request.getfixturevalue("file_registry")
     return request.getfixturevalue("s3_registry")
 
-
-@pytest.fixture
-def closed_port() -> int:
-    """A local TCP port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from recsys_stack.objstore import BUCKET, FileStore, ObjectStore, S3Store
 
@@ -16,16 +13,10 @@ S3_ACCESS_KEY = "test-access-key"
 S3_SECRET_KEY = "test-secret-key"
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """The URL of moto's S3 server on 127.0.0.1 (free port), shared by the session and stopped at its end."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str) -> str:
+    """The session's S3 server (see ``moto_endpoint``)."""
+    return moto_endpoint
 
 
 def _reset_s3(endpoint: str) -> None:
@@ -75,10 +66,3 @@ def object_store(open_store) -> ObjectStore:
     """One empty object store of ``store_kind`` (file or S3)."""
     return open_store()
 
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -7,7 +7,6 @@ from contextlib import closing
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from stack_service.servicekit import API_KEY, BUCKET, CATALOG, S3Writer, ServiceUnderTest, serving
 
 from recsys_stack.service.adminstore import AdminStore
@@ -20,24 +19,21 @@ ACCESS_KEY, SECRET_KEY = "testing-access", "testing-secret"
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on 127.0.0.1 with the bucket recsys-artifacts; stopped after the module."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+def s3_endpoint(moto_endpoint):
+    """The session's S3 server with the bucket recsys-artifacts, and a client of it; the client closed after the
+    module."""
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
+        try:
+            client.create_bucket(Bucket=BUCKET)
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+            pass
+        yield moto_endpoint, client
     finally:
-        server.stop()
+        client.close()
 
 
 def s3_settings(tmp_path, endpoint: str) -> Settings:
