@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_plans_and_records_name_the_deployment_and_it_is_part_of_the_plan_id(fil
     with pytest.raises(Conflict):
         M.apply_rollback(prod, b, execute=True, plan_id=a.plan_hash[:12])
     result = M.apply_rollback(staging, a, execute=True, plan_id=a.plan_hash)
-    record = json.loads(open(result.audit.removeprefix("file://")).read())
+    record = json.loads(Path(result.audit.removeprefix("file://")).read_text())
     assert record["deployment"] == "staging" and record["plan_hash"] == a.plan_hash
 
 
