@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import yaml
+
 from recsys_checks.runbook import RunbookSpec, load_all, load_spec, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +83,34 @@ def render(spec: RunbookSpec) -> str:
     return "\n".join(out) + "\n"
 
 
+def alerts_table() -> str:
+    """observability/alerts.yaml as a table: alert, expression, for, severity and the runbook page it links to."""
+    doc = yaml.safe_load((ROOT / "observability" / "alerts.yaml").read_text())
+    rows = ["| alert | fires when | for | severity | runbook |", "|---|---|---|---|---|"]
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            expr = " ".join(rule["expr"].split()).replace("|", "\\|")
+            url = rule["annotations"]["runbook_url"]
+            runbook = url.removeprefix("how-to/runbooks/").strip("/")
+            rows.append(f"| `{rule['alert']}` | `{expr}` | {rule.get('for', '0m')} | {rule['labels']['severity']} "
+                        f"| [{runbook}](../how-to/runbooks/{runbook}.md) |")
+    return "\n".join(rows)
+
+
+def alert_specs_rows() -> str:
+    """One table row per alert a runbook spec names: the alert and the runbooks that list it."""
+    named: dict[str, list[str]] = {}
+    for spec in load_all():
+        for alert in spec.alerts:
+            named.setdefault(alert, []).append(spec.id)
+    return "\n".join(f"| `{alert}` | " + ", ".join(f"[{r}](../how-to/runbooks/{r}.md)" for r in ids) + " |"
+                     for alert, ids in sorted(named.items()))
+
+
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
+    env.macro(alerts_table)
+    env.macro(alert_specs_rows)
+
     @env.macro
     def runbook_page(runbook_id: str) -> str:
         return render(load_spec(runbook_id))
@@ -90,7 +119,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     def runbook_table() -> str:
         rows = ["| runbook | layer | symptoms |", "|---|---|---|"]
         for spec in load_all():
-            rows.append(f"| [{spec.title}](runbooks/{spec.id}.md) | {spec.layer} | {spec.symptoms[0]} |")
+            rows.append(f"| [{spec.title}]({spec.id}.md) | {spec.layer} | {spec.symptoms[0]} |")
         return "\n".join(rows)
 
 
