@@ -7,6 +7,7 @@ The notebooks are copied into the built site so that each page links to its own.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -107,8 +108,26 @@ def alert_specs_rows() -> str:
                      for alert, ids in sorted(named.items()))
 
 
+def checklist_tables(runbook_id: str = "production-readiness") -> str:
+    """The checked items of a checklist runbook (title, what passes, command) and its items checked by hand."""
+    spec = load_spec(runbook_id)
+    rows = ["| area | passes when | command |", "|---|---|---|"]
+    for step in spec.steps:
+        if step.role != "check":
+            continue
+        module, name = step.function.rsplit(".", 1)
+        doc = getattr(importlib.import_module(f"recsys_checks.steps.{module}"), name).__doc__ or step.why
+        passes = " ".join(doc.split()).rstrip(".")
+        command = f"`{step.command}`" if step.command else ""
+        rows.append(f"| {step.title} | {passes} | {command} |")
+    rows += ["", "| area | what to look at |", "|---|---|"]
+    rows += [f"| {m['item']} | {m['look_at']} |" for m in spec.manual]
+    return "\n".join(rows)
+
+
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(alerts_table)
+    env.macro(checklist_tables)
     env.macro(alert_specs_rows)
 
     @env.macro
