@@ -3,6 +3,8 @@
 #
 #   promtool (package prometheus): checks and unit-tests observability/alerts.yaml. Only the promtool binary is
 #   unpacked from the package into the virtualenv's bin/ (no Prometheus server is installed or started).
+#   chromium: the browser test drives /usr/bin/chromium headless through Playwright (no browser is downloaded by
+#   Playwright itself). Installed with apt-get, which needs root or password-less sudo.
 #
 # Usage: scripts/install-test-tools.sh VENV_BIN. Without apt it installs nothing and says so; the tests that need a
 # missing tool then skip and name it. It never fails the build.
@@ -39,6 +41,21 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$BIN/promtool" ]; then
         say "promtool unpacked into $BIN"
     else
         say "could not fetch the prometheus package with apt; the alert rule tests skip"
+    fi
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "apt-get not found: install Chromium at /usr/bin/chromium yourself; the browser test skips"
+    elif ! as_root true; then
+        say "not root and no password-less sudo: install chromium yourself; the browser test skips"
+    else
+        say "installing chromium with apt-get"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+            >/dev/null 2>&1 \
+          || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+               && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                  chromium >/dev/null 2>&1; } \
+          || say "apt-get could not install chromium; the browser test skips"
     fi
 fi
 exit 0
