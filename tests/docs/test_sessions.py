@@ -73,7 +73,10 @@ def _workspace(tmp_path: Path) -> Path:
 def test_every_session_on_the_page_prints_what_the_page_shows(page: Path, tmp_path: Path):
     commands = doc_sessions.sessions(page.read_text())
     work = _workspace(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_")) and k != "VIRTUAL_ENV"}
+    # A reader's shell: no deployment variables, no virtualenv, and not inside `make test` (a nested make would
+    # announce the directories it enters).
+    inherited = ("VIRTUAL_ENV", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_")) and k not in inherited}
     env["NO_COLOR"] = "1"
     shell = doc_sessions.Shell(work, env)
     try:
