@@ -24,7 +24,10 @@ install: $(STAMP) ## Create .venv and install the project with its development t
 demo: $(STAMP) ## Game day: inject every fault of the local stack, run its runbook with --execute, show the table
 	$(PY) scripts/demo.py
 
-test: $(STAMP) ## Run everything CI runs: unit, stack and docs tests, then the strict docs build
+test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium)
+	@scripts/install-test-tools.sh $(VENV)/bin
+
+test: $(STAMP) test-tools ## Run everything CI runs: unit, stack and docs tests, then the strict docs build
 	$(VENV)/bin/pytest
 	$(MAKE) docs
 
@@ -60,4 +63,4 @@ stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE
 stack-down: $(STAMP) ## Stop the local stack started by stack-up
 	$(VENV)/bin/recsys-stack down --root $(ROOT)
 
-.PHONY: help install demo test test-fast docs serve bench soak cli-reference notebooks lint stack-up stack-down
+.PHONY: help install demo test-tools test test-fast docs serve bench soak cli-reference notebooks lint stack-up stack-down

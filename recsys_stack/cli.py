@@ -153,7 +153,8 @@ def _up(args: argparse.Namespace) -> int:
     _out(f"  manifests: {info['manifest_template']}")
     if info.get("s3_endpoint"):
         _out(f"  S3 endpoint: {info['s3_endpoint']}")
-    _out(f"  secrets: {runner.secrets_path(Path(info['root']))} (export them with `set -a; . <file>; set +a`)")
+    _out(f"  secrets: {runner.secrets_path(Path(info['root']))}")
+    _out(f"point a shell at it with `eval \"$(recsys-stack env --root {args.root})\"`")
     if args.detach:
         _out(f"stop it with `recsys-stack down --root {args.root}`")
         return 0

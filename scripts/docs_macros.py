@@ -7,10 +7,17 @@ The notebooks are copied into the built site so that each page links to its own.
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import sys
 from pathlib import Path
 
+import yaml
+
 from recsys_checks.runbook import RunbookSpec, load_all, load_spec, notebooks_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drills  # noqa: E402 - scripts/drills.py, beside this module
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROLE = {"check": "check", "info": "context", "diagnose": "decision", "act": "fix", "verify": "verification"}
@@ -35,7 +42,36 @@ def flowchart(spec: RunbookSpec) -> str:
     return "\n".join(lines)
 
 
-def render(spec: RunbookSpec) -> str:
+def _verified(spec: RunbookSpec, results: Path) -> tuple[str, list[str]]:
+    """A one-line status for the top of the page and the table of each drill's last pass."""
+    passed = drills.read_results(spec.id, results)
+    cases = [(d.fault, store) for d in spec.drills for store in d.stores]
+    rows = ["| fault | store | last passed | commit | verdicts (healthy, dry run, execute, rerun) |",
+            "|---|---|---|---|---|"]
+    for fault, store in cases:
+        doc = passed.get((fault, store))
+        if doc is None:
+            rows.append(f"| `{fault}` | {store} | **not verified** | | |")
+            continue
+        commit = (doc.get("commit") or "")[:12] or "unknown"
+        if doc.get("modified"):
+            commit += " (with local changes)"
+        verdicts = ", ".join(str(v.get("verdict")) for v in (doc.get("verdicts") or {}).values())
+        rows.append(f"| `{fault}` | {store} | {doc.get('date')} | `{commit}` | {verdicts} |")
+    done = [passed[c] for c in cases if c in passed]
+    if not cases:
+        line = "**Not verified**: this runbook has no drill."
+    elif not done:
+        line = "**Not verified**: no drill of this runbook has passed in the build that made this page."
+    else:
+        latest = max(doc["date"] for doc in done)
+        line = (f"**Verified** {len(done)} of {len(cases)} drill(s) passed; the latest on {latest}"
+                + ("." if len(done) == len(cases) else "; the others are **not verified**."))
+    return line, rows
+
+
+def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
+    status, verified_rows = _verified(spec, results)
     out = [f"# Runbook: {spec.title}", ""]
     out += [f'!!! tip "Run it ({spec.layer} layer)"',
             f"    From a shell: `recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home` is a dry run "
@@ -43,7 +79,7 @@ def render(spec: RunbookSpec) -> str:
             "",
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
-            "", spec.summary, "", "## Symptoms", ""]
+            "", status + " ([Drill](#drill))", "", spec.summary, "", "## Symptoms", ""]
     out += [f"- {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
@@ -75,13 +111,61 @@ def render(spec: RunbookSpec) -> str:
     for d in spec.drills:
         cause = f" (`{d.dry_run.cause}`)" if d.dry_run.cause else ""
         out.append(f"| `{d.fault}` | {', '.join(d.stores)} | {d.dry_run.verdict}{cause} | {d.execute.verdict} |")
+    out += ["", "### Verified status", "", "When each drill last passed, from the results the drills wrote "
+            "(`.drills/`) when this site was built. A drill that fails removes its result, so it shows as not "
+            "verified until it passes again.", "", *verified_rows]
     if spec.read_next:
         out += ["", "## Read next", ""]
         out += [f"- [{r['title']}]({r['href']})" for r in spec.read_next]
     return "\n".join(out) + "\n"
 
 
+def alerts_table() -> str:
+    """observability/alerts.yaml as a table: alert, expression, for, severity and the runbook page it links to."""
+    doc = yaml.safe_load((ROOT / "observability" / "alerts.yaml").read_text())
+    rows = ["| alert | fires when | for | severity | runbook |", "|---|---|---|---|---|"]
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            expr = " ".join(rule["expr"].split()).replace("|", "\\|")
+            url = rule["annotations"]["runbook_url"]
+            runbook = url.removeprefix("how-to/runbooks/").strip("/")
+            rows.append(f"| `{rule['alert']}` | `{expr}` | {rule.get('for', '0m')} | {rule['labels']['severity']} "
+                        f"| [{runbook}](../how-to/runbooks/{runbook}.md) |")
+    return "\n".join(rows)
+
+
+def alert_specs_rows() -> str:
+    """One table row per alert a runbook spec names: the alert and the runbooks that list it."""
+    named: dict[str, list[str]] = {}
+    for spec in load_all():
+        for alert in spec.alerts:
+            named.setdefault(alert, []).append(spec.id)
+    return "\n".join(f"| `{alert}` | " + ", ".join(f"[{r}](../how-to/runbooks/{r}.md)" for r in ids) + " |"
+                     for alert, ids in sorted(named.items()))
+
+
+def checklist_tables(runbook_id: str = "production-readiness") -> str:
+    """The checked items of a checklist runbook (title, what passes, command) and its items checked by hand."""
+    spec = load_spec(runbook_id)
+    rows = ["| area | passes when | command |", "|---|---|---|"]
+    for step in spec.steps:
+        if step.role != "check":
+            continue
+        module, name = step.function.rsplit(".", 1)
+        doc = getattr(importlib.import_module(f"recsys_checks.steps.{module}"), name).__doc__ or step.why
+        passes = " ".join(doc.split()).rstrip(".")
+        command = f"`{step.command}`" if step.command else ""
+        rows.append(f"| {step.title} | {passes} | {command} |")
+    rows += ["", "| area | what to look at |", "|---|---|"]
+    rows += [f"| {m['item']} | {m['look_at']} |" for m in spec.manual]
+    return "\n".join(rows)
+
+
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
+    env.macro(alerts_table)
+    env.macro(checklist_tables)
+    env.macro(alert_specs_rows)
+
     @env.macro
     def runbook_page(runbook_id: str) -> str:
         return render(load_spec(runbook_id))
@@ -90,7 +174,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     def runbook_table() -> str:
         rows = ["| runbook | layer | symptoms |", "|---|---|---|"]
         for spec in load_all():
-            rows.append(f"| [{spec.title}](runbooks/{spec.id}.md) | {spec.layer} | {spec.symptoms[0]} |")
+            rows.append(f"| [{spec.title}]({spec.id}.md) | {spec.layer} | {spec.symptoms[0]} |")
         return "\n".join(rows)
 
 

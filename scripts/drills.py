@@ -18,6 +18,9 @@ from typing import Any
 from recsys_checks.runbook import Drill, RunbookSpec
 
 RUN_TIMEOUT = 300
+ROOT = Path(__file__).resolve().parents[1]
+# One JSON file per drill (runbook, fault, store) that last passed; git-ignored, read by the docs build.
+RESULTS_DIR = ROOT / ".drills"
 
 
 @dataclass
@@ -68,6 +71,60 @@ def run_runbook(runbook_id: str, params: dict[str, str], env: dict[str, str], ou
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     return Outcome(phase, proc.returncode, record.get("verdict"), record.get("cause"), seconds, out, record,
                    proc.stdout, proc.stderr)
+
+
+def result_path(runbook_id: str, fault: str, store: str, results: Path = RESULTS_DIR) -> Path:
+    return results / f"{runbook_id}--{fault}--{store}.json"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def forget_result(runbook_id: str, fault: str, store: str, results: Path = RESULTS_DIR) -> None:
+    """Drop the drill's previous result, so that a drill that fails now is not shown as verified."""
+    result_path(runbook_id, fault, store, results).unlink(missing_ok=True)
+
+
+def write_result(runbook_id: str, fault: str, store: str, outcomes: list[Outcome],
+                 results: Path = RESULTS_DIR) -> Path:
+    """Record a drill that passed: runbook, fault, store, each phase's verdict, the date and the commit."""
+    from datetime import UTC, datetime
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    doc = {
+        "runbook": runbook_id,
+        "fault": fault,
+        "store": store,
+        "passed": True,
+        "verdicts": {o.phase: {"verdict": o.verdict, "cause": o.cause} for o in outcomes},
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _git("rev-parse", "HEAD"),
+        "modified": bool(status) if status is not None else None,
+    }
+    path = result_path(runbook_id, fault, store, results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_results(runbook_id: str, results: Path = RESULTS_DIR) -> dict[tuple[str, str], dict[str, Any]]:
+    """The passed drills of a runbook, by (fault, store); unreadable files are ignored."""
+    found = {}
+    for path in sorted(results.glob(f"{runbook_id}--*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if doc.get("runbook") == runbook_id and doc.get("passed") is True:
+            found[(doc.get("fault"), doc.get("store"))] = doc
+    return found
 
 
 def inject(root: Path, fault: str, tenant: str = "demo", surface: str = "home") -> str:

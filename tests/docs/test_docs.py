@@ -123,7 +123,7 @@ def test_pages_speak_of_the_project_only(page):
 def test_the_built_site_loads_nothing_from_the_internet(tmp_path):
     """On-call reads the site during outages: no page pulls a script, style sheet or font from another host."""
     site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ,
                                                                           "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, proc.stderr

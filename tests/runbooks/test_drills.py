@@ -40,7 +40,12 @@ def _state(checks: Checks) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "drill", "store"), CASES)
 def test_drill(spec, drill, store, tmp_path: Path) -> None:
-    """Healthy → fault (dry run, nothing changed) → execute (as the drill says) → healthy again, nothing changed."""
+    """Healthy → fault (dry run, nothing changed) → execute (as the drill says) → healthy again, nothing changed.
+
+    A drill that passes writes its result to .drills/, which the runbook page shows as its verified status.
+    """
+    drills.forget_result(spec.id, drill.fault, store)
+    outcomes: list[drills.Outcome] = []
     with running_stack(store, tmp_path / "stack") as stack:
         checks = Checks(stack)
         env = drills.client_env(stack.env)
@@ -54,6 +59,7 @@ def test_drill(spec, drill, store, tmp_path: Path) -> None:
                 text = path.read_text()
                 assert not any(s in text for s in secrets), f"a secret reached {path}"
             assert not any(s in outcome.stdout + outcome.stderr for s in secrets)
+            outcomes.append(outcome)
             return outcome
 
         before = _state(checks)
@@ -85,3 +91,5 @@ def test_drill(spec, drill, store, tmp_path: Path) -> None:
             again = run("rerun", execute=False)
             assert drills.matches(again, drill.rerun.verdict, drill.rerun.cause), again.describe()
             assert _state(checks) == settled, "a run after the fix changed the stack"
+
+    drills.write_result(spec.id, drill.fault, store, outcomes)

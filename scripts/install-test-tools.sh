@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Puts the system tools the tests use in place when they are missing, from Debian packages.
+#
+#   promtool (package prometheus): checks and unit-tests observability/alerts.yaml. Only the promtool binary is
+#   unpacked from the package into the virtualenv's bin/ (no Prometheus server is installed or started).
+#   chromium: the browser test drives /usr/bin/chromium headless through Playwright (no browser is downloaded by
+#   Playwright itself). Installed with apt-get, which needs root or password-less sudo.
+#
+# Usage: scripts/install-test-tools.sh VENV_BIN. Without apt it installs nothing and says so; the tests that need a
+# missing tool then skip and name it. It never fails the build.
+set -uo pipefail
+BIN=${1:-.venv/bin}
+
+say() { echo "install-test-tools: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo -n "$@"
+    else return 1
+    fi
+}
+
+# Unpack one binary of a Debian package into $BIN: apt-get download needs no root once the package lists exist.
+unpack_binary() {  # package path-in-package
+    local pkg=$1 path=$2 work
+    work=$(mktemp -d) || return 1
+    if ! (cd "$work" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1
+        (cd "$work" && apt-get download -qq "$pkg" >/dev/null 2>&1) || { rm -rf "$work"; return 1; }
+    fi
+    dpkg-deb -x "$work"/"$pkg"_*.deb "$work/root" && install -m 0755 "$work/root/$path" "$BIN/" 
+    local rc=$?
+    rm -rf "$work"
+    return $rc
+}
+
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$BIN/promtool" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "apt-get not found: install promtool (Debian package prometheus) yourself; the alert rule tests skip"
+    elif unpack_binary prometheus usr/bin/promtool; then
+        say "promtool unpacked into $BIN"
+    else
+        say "could not fetch the prometheus package with apt; the alert rule tests skip"
+    fi
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "apt-get not found: install Chromium at /usr/bin/chromium yourself; the browser test skips"
+    elif ! as_root true; then
+        say "not root and no password-less sudo: install chromium yourself; the browser test skips"
+    else
+        say "installing chromium with apt-get"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+            >/dev/null 2>&1 \
+          || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+               && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                  chromium >/dev/null 2>&1; } \
+          || say "apt-get could not install chromium; the browser test skips"
+    fi
+fi
+exit 0

@@ -1,0 +1,180 @@
+"""The built site in a real browser: headless Debian Chromium driven by Playwright, the site served on 127.0.0.1.
+
+What on-call does at 3 a.m.: open the home page, reach a runbook in two clicks from the first-incident checklist,
+read its decision tree (Mermaid, rendered from the site's own copy), and search by a symptom word. No page may log
+a console error, and no request may leave 127.0.0.1: every other address is aborted and recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed "
+                               "(it is a dev dependency: make install)")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make test-tools does it with apt-get)",
+                allow_module_level=True)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site: Path) -> Iterator[str]:
+    """The built site over HTTP on 127.0.0.1 (a free port), stopped after the module."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(built_site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class Browser:
+    """One page of a fresh context, with the requests sent off the host and the console errors collected."""
+
+    def __init__(self, context, origin: str) -> None:
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        context.route("**/*", self._route)
+        self.page = context.new_page()
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("requestfailed", self._failed)
+        self._origin = origin
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname
+        if url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def _failed(self, request) -> None:
+        if urlsplit(request.url).hostname == "127.0.0.1":
+            self.errors.append(f"request failed: {request.url} ({request.failure})")
+
+
+@pytest.fixture
+def browser(site_url: str) -> Iterator[Browser]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        context = chromium.new_context(service_workers="block")
+        try:
+            b = Browser(context, site_url)
+            yield b
+            assert not b.outside, f"requests tried to leave 127.0.0.1: {b.outside}"
+            assert not b.errors, f"the browser reported errors: {b.errors}"
+        finally:
+            context.close()
+            chromium.close()
+
+
+def test_home_page_loads(browser: Browser, site_url: str) -> None:
+    response = browser.page.goto(site_url)
+    assert response is not None and response.ok
+    assert "RecSys operations handbook" in browser.page.title()
+    assert browser.page.locator("h1").first.inner_text().startswith("RecSys operations handbook")
+
+
+def test_a_runbook_is_two_clicks_from_the_home_page_and_its_decision_tree_renders(browser: Browser,
+                                                                                   site_url: str) -> None:
+    page = browser.page
+    page.goto(site_url)
+    page.locator("article a[href*='operational-reliability/#first-incident-checklist']").first.click()
+    page.wait_for_url(re.compile(r".*/explanation/operational-reliability/(#first-incident-checklist)?$"))
+    checklist = page.locator("xpath=//h2[@id='first-incident-checklist']/following::table[1]")
+    checklist.locator("a[href*='how-to/runbooks/empty-recs/']").first.click()
+    page.wait_for_url(re.compile(r".*/how-to/runbooks/empty-recs/$"))
+    assert page.locator("h1").first.inner_text().startswith("Runbook:")
+    # Material replaces the diagram's source with a host element whose closed shadow root holds the rendered svg;
+    # the DevTools protocol sees closed shadow roots, page scripts do not.
+    cdp = page.context.new_cdp_session(page)
+    deadline = time.monotonic() + 15
+    while not _rendered_diagrams(cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]):
+        assert time.monotonic() < deadline, "no .mermaid element holds a rendered svg diagram"
+        page.wait_for_timeout(250)
+
+
+def _classes(node: dict) -> list[str]:
+    attrs = node.get("attributes") or []
+    pairs = dict(zip(attrs[::2], attrs[1::2], strict=False))
+    return pairs.get("class", "").split()
+
+
+def _descendants(node: dict):
+    for child in (node.get("children") or []) + (node.get("shadowRoots") or []):
+        yield child
+        yield from _descendants(child)
+
+
+def _rendered_diagrams(root: dict) -> int:
+    """How many .mermaid elements hold an svg with at least one flowchart node (in light or shadow DOM)."""
+    count = 0
+    for node in _descendants(root):
+        if node.get("nodeName", "").lower() in ("div", "pre") and "mermaid" in _classes(node):
+            svgs = [n for n in _descendants(node) if n.get("nodeName", "").lower() == "svg"]
+            if any("node" in _classes(g) for svg in svgs for g in _descendants(svg)):
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize(("word", "runbook"), [("empty", "empty-recs"), ("stale", "stale-manifest")])
+def test_search_finds_a_runbook_by_a_symptom_word(browser: Browser, site_url: str, word: str, runbook: str) -> None:
+    page = browser.page
+    page.goto(site_url)
+    search = page.locator("input.md-search__input")
+    search.click()
+    result = page.locator(f".md-search-result a[href*='how-to/runbooks/{runbook}/']").first
+    # The search index is built in a web worker after the page loads; a query typed before it is ready shows
+    # nothing, so type it again (as a reader would) until results appear or the time is up.
+    deadline = time.monotonic() + 30
+    while True:
+        search.fill("")
+        search.type(word)
+        try:
+            result.wait_for(state="attached", timeout=3000)
+            break
+        except sync_api.TimeoutError:
+            if time.monotonic() > deadline:
+                shown = page.evaluate("() => [...document.querySelectorAll('.md-search-result a')].map(a => a.href)")
+                pytest.fail(f"search for {word!r} did not list {runbook}; it listed {shown[:12]}")
+    result.click()
+    page.wait_for_url(re.compile(rf".*/how-to/runbooks/{runbook}/([?#].*)?$"))
+    assert page.locator("h1").first.inner_text().startswith("Runbook:")
+
+
+def test_a_request_to_another_host_is_aborted_and_recorded(site_url: str) -> None:
+    """The guard the other tests rely on: a page that asks for another address gets nothing, and it is recorded."""
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        context = chromium.new_context(service_workers="block")
+        try:
+            b = Browser(context, site_url)
+            b.page.goto(site_url)
+            b.page.evaluate("() => new Promise(done => { const img = new Image(); img.onerror = img.onload = done; "
+                            "img.src = 'http://192.0.2.1/pixel.png'; })")
+            assert b.outside == ["http://192.0.2.1/pixel.png"]
+        finally:
+            context.close()
+            chromium.close()
