@@ -24,7 +24,7 @@ install: $(STAMP) ## Create .venv and install the project with its development t
 demo: $(STAMP) ## Game day: inject every fault of the local stack, run its runbook with --execute, show the table
 	$(PY) scripts/demo.py
 
-test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium)
+test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium, PostgreSQL)
 	@scripts/install-test-tools.sh $(VENV)/bin
 
 test: $(STAMP) test-tools ## Run everything CI runs: unit, stack and docs tests, then the strict docs build

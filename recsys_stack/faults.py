@@ -264,6 +264,11 @@ def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     return what
 
 
+# Processes started here that outlive the command (stopped by `heal` or `down`, not by us): kept referenced, so that
+# Python does not report a child "still running" when their Popen objects would be collected.
+_DETACHED: list = []
+
+
 def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] != "s3":
         raise StackError("slow-store applies to the S3 store only: start the stack with "
@@ -279,6 +284,7 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
         [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
          str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
     )
+    _DETACHED.append(proc)  # a process of the stack that outlives this command (heal and down stop it)
     info.setdefault("processes", {})["s3-proxy"] = proc.pid
     info["s3_upstream_endpoint"] = upstream
     info["s3_endpoint"] = f"http://127.0.0.1:{port}"

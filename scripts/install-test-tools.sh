@@ -3,6 +3,7 @@
 #
 #   promtool (package prometheus): checks and unit-tests observability/alerts.yaml. Only the promtool binary is
 #   unpacked from the package into the virtualenv's bin/ (no Prometheus server is installed or started).
+#   postgresql: the jsonb conformance test runs a private server of its own (binaries only are needed).
 #   chromium: the browser test drives /usr/bin/chromium headless through Playwright (no browser is downloaded by
 #   Playwright itself). Installed with apt-get, which needs root or password-less sudo.
 #
@@ -56,6 +57,21 @@ if [ ! -x /usr/bin/chromium ]; then
                && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
                   chromium >/dev/null 2>&1; } \
           || say "apt-get could not install chromium; the browser test skips"
+    fi
+fi
+# PostgreSQL's own jsonb text is the referee of the admin documents' versions: the test starts a private server on a
+# socket of its own (no system service is used), so only the binaries are needed.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+    if ! command -v apt-get >/dev/null 2>&1 || ! as_root true; then
+        say "cannot install postgresql (no apt-get, or not root): the jsonb conformance test skips"
+    else
+        say "installing postgresql with apt-get"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+            >/dev/null 2>&1 \
+          || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+               && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                  postgresql >/dev/null 2>&1; } \
+          || say "apt-get could not install postgresql; the jsonb conformance test skips"
     fi
 fi
 exit 0
