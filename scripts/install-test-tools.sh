@@ -44,34 +44,29 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$BIN/promtool" ]; then
         say "could not fetch the prometheus package with apt; the alert rule tests skip"
     fi
 fi
-if [ ! -x /usr/bin/chromium ]; then
+# Install one Debian package with apt-get (refreshing the package lists once if the first try fails).
+apt_install() {  # package what-skips
+    local pkg=$1 skips=$2
     if ! command -v apt-get >/dev/null 2>&1; then
-        say "apt-get not found: install Chromium at /usr/bin/chromium yourself; the browser test skips"
+        say "apt-get not found: install $pkg yourself; $skips"
     elif ! as_root true; then
-        say "not root and no password-less sudo: install chromium yourself; the browser test skips"
+        say "not root and no password-less sudo: install $pkg yourself; $skips"
     else
-        say "installing chromium with apt-get"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
-            >/dev/null 2>&1 \
-          || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
-               && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                  chromium >/dev/null 2>&1; } \
-          || say "apt-get could not install chromium; the browser test skips"
+        say "installing $pkg with apt-get"
+        local apt=(env DEBIAN_FRONTEND=noninteractive apt-get)
+        as_root "${apt[@]}" install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 \
+          || { as_root "${apt[@]}" update -qq >/dev/null 2>&1 \
+               && as_root "${apt[@]}" install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1; } \
+          || say "apt-get could not install $pkg; $skips"
     fi
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium "the browser test skips"
 fi
 # PostgreSQL's own jsonb text is the referee of the admin documents' versions: the test starts a private server on a
 # socket of its own (no system service is used), so only the binaries are needed.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1 || ! as_root true; then
-        say "cannot install postgresql (no apt-get, or not root): the jsonb conformance test skips"
-    else
-        say "installing postgresql with apt-get"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
-            >/dev/null 2>&1 \
-          || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
-               && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                  postgresql >/dev/null 2>&1; } \
-          || say "apt-get could not install postgresql; the jsonb conformance test skips"
-    fi
+    apt_install postgresql "the jsonb conformance test skips"
 fi
 exit 0
