@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
-demo: $(STAMP) ## Game day: inject every fault of the local stack, run its runbook with --execute, show the table
+demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, run that runbook with --execute, show the table
 	$(PY) scripts/demo.py
 
 test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium, PostgreSQL)
