@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +30,31 @@ def _where(run: RunbookRun) -> str:
     return f"{run.tenant}/{run.surface}"
 
 
+def _read(run: RunbookRun, check: str, what: str, call: Callable[[], CheckResult]) -> CheckResult:
+    """``call()`` marked as given, or a ``fail`` saying ``what`` cannot be read (untrusted, never a crash)."""
+    try:
+        result = call()
+    except ChecksError as exc:
+        return CheckResult(check, "fail", f"{what} cannot be read: {exc}",
+                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
+    result.data["given"] = True
+    return result
+
+
+def _thresholds(run: RunbookRun) -> dict[str, float]:
+    return {"min_join_rate": float(run.params.get("min_join_rate") or 0.95),
+            "max_relative_lift": float(run.params.get("max_relative_lift") or 0.5)}
+
+
 def data_quality(run: RunbookRun) -> CheckResult:
     """Read the exposure, outcome (and assignment) logs in the suite's contracts: joins, SRM, guardrails, lifts."""
     exposures, outcomes = _path(run, "exposures"), _path(run, "outcomes")
     if not exposures or not outcomes:
         return CheckResult("eval.quality", "ok", "no evaluation logs given (exposures and outcomes): not checked",
                            {"given": False}, None, _where(run))
-    try:
-        result = eval_quality(exposures, outcomes, _path(run, "assignments"),
-                              str(run.params.get("experiment_id") or "") or None,
-                              min_join_rate=float(run.params.get("min_join_rate") or 0.95),
-                              max_relative_lift=float(run.params.get("max_relative_lift") or 0.5))
-    except ChecksError as exc:
-        return CheckResult("eval.quality", "fail", f"the evaluation logs cannot be read: {exc}",
-                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
-    result.data["given"] = True
-    return result
+    experiment = str(run.params.get("experiment_id") or "") or None
+    return _read(run, "eval.quality", "the evaluation logs", lambda: eval_quality(
+        exposures, outcomes, _path(run, "assignments"), experiment, **_thresholds(run)))
 
 
 def report_triage(run: RunbookRun) -> CheckResult:
@@ -53,14 +63,7 @@ def report_triage(run: RunbookRun) -> CheckResult:
     if not report:
         return CheckResult("eval.report", "ok", "no recsys-eval report given: not checked", {"given": False}, None,
                            _where(run))
-    try:
-        result = eval_report(Path(report), min_join_rate=float(run.params.get("min_join_rate") or 0.95),
-                             max_relative_lift=float(run.params.get("max_relative_lift") or 0.5))
-    except ChecksError as exc:
-        return CheckResult("eval.report", "fail", f"the report cannot be read: {exc}",
-                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
-    result.data["given"] = True
-    return result
+    return _read(run, "eval.report", "the report", lambda: eval_report(Path(report), **_thresholds(run)))
 
 
 def hold_state(run: RunbookRun) -> CheckResult:
