@@ -165,6 +165,11 @@ def version_from_uri(uri: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+def short_version(version: str | None) -> str:
+    """A version as a person reads it in a sentence: its first 12 characters, ``?`` when unknown."""
+    return (version or "?")[:12]
+
+
 def inspect_artifact(
     data: bytes,
     *,

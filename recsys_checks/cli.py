@@ -396,13 +396,14 @@ def _freshness(args: argparse.Namespace) -> Streamed:
 
 
 def _recs_probe(args: argparse.Namespace) -> list[Any]:
-    from .recs import probe, served_vs_published
+    from .probe import check_recommendations
+    from .served_vs_published import check_served_vs_published
 
     target = _target(args)
     if not 1 <= args.k <= 200:
         raise ChecksError(f"-k {args.k} is out of range: the service accepts 1..200")
-    result = probe(target, args.tenant, args.surface, user_id=args.user_id, k=args.k)
-    return [result, served_vs_published(target, args.tenant, args.surface, k=args.k, user_id=args.user_id)]
+    result = check_recommendations(target, args.tenant, args.surface, user_id=args.user_id, k=args.k)
+    return [result, check_served_vs_published(target, args.tenant, args.surface, k=args.k, user_id=args.user_id)]
 
 
 def _doc_show(args: argparse.Namespace) -> list[Any]:

@@ -665,7 +665,7 @@ def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, acto
     if not target.base_url or not verified or not any(c.get("kind") == "popularity" for c in plan.changes):
         return None
     from . import cache
-    from .recs import served_vs_published
+    from .served_vs_published import check_served_vs_published
 
     fix = (f"recsys-checks cache invalidate --tenant {tenant} --surface {surface} --targets popularity --execute")
     invalidated = ""
@@ -680,7 +680,7 @@ def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, acto
             return CheckResult("manifest.rollback.service", "fail",
                                f"the popularity cache could not be invalidated ({exc}); run `{fix}`",
                                {"fix": fix, "exit_code": 1}, None, target.base_url)
-    seen = served_vs_published(target, tenant, surface, max_age=timedelta(days=36500))
+    seen = check_served_vs_published(target, tenant, surface, max_age=timedelta(days=36500))
     verdict = seen.data.get("verdict")
     data = {"verdict": verdict, "served_version": seen.data.get("served_version"), "fix": fix,
             "invalidated": bool(invalidated)}

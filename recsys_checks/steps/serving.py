@@ -10,8 +10,9 @@ from ..configrules import show
 from ..errors import ChecksError
 from ..health import check_health
 from ..manifest import history_check, status
-from ..recs import DEFAULT_USER, probe, served_vs_published
+from ..probe import DEFAULT_USER, check_recommendations
 from ..results import CheckResult
+from ..served_vs_published import check_served_vs_published
 from .fix import diagnosis, rerun_lever
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _user(run: RunbookRun) -> str:
 
 def probe_recommendations(run: RunbookRun) -> CheckResult:
     """Ask the service for recommendations as a client would, and name the cause when the answer is empty."""
-    return _guarded("recs.probe", run, lambda: probe(run.target, run.tenant, run.surface, user_id=_user(run)))
+    return _guarded("recs.probe", run, lambda: check_recommendations(run.target, run.tenant, run.surface, user_id=_user(run)))
 
 
 def manifest_status(run: RunbookRun) -> CheckResult:
@@ -78,7 +79,7 @@ def manifest_history(run: RunbookRun) -> CheckResult:
 
 def served_vs_published_check(run: RunbookRun) -> CheckResult:
     """What the service serves against what the manifest publishes: consistent, cache stale or pipeline stale."""
-    return _guarded("recs.served_vs_published", run, lambda: served_vs_published(
+    return _guarded("recs.served_vs_published", run, lambda: check_served_vs_published(
         run.target, run.tenant, run.surface, user_id=_user(run), max_age=_max_age(run)))
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from recsys_checks.config import Target
-from recsys_checks.recs import ManifestState, PublishedVersion
+from recsys_checks.published import ManifestState, PublishedVersion
 from recsys_checks.service import ServiceClient
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"

@@ -7,14 +7,16 @@ import copy
 import httpx
 import pytest
 
-from recsys_checks.recs import active_blocks, explain, probe, served_vs_published
+from recsys_checks.blockrules import active_blocks
+from recsys_checks.probe import check_recommendations
+from recsys_checks.served_vs_published import check_served_vs_published, explain
 
 from .conftest import POP_V1, POP_V2, V1, V2
 
 
 def test_probe_with_items_is_ok_and_reports_versions(service, target, client, manifest_of):
     """Items returned → ok, with config/rules versions and the normalised request from /validate."""
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.status == "ok", result.summary
     assert [i["item_id"] for i in result.data["items"]][:2] == ["sku-0001", "sku-0002"]
     assert result.data["config_version"] == service.current[("demo", "config")]
@@ -27,7 +29,7 @@ def test_probe_names_config_weights_when_the_signal_is_unavailable(service, targ
     """All weights 0 → SIGNAL_UNAVAILABLE → cause config_weights pointing at the config revert."""
     service.seed("config", {**service.doc("config"), "weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}})
     service.cached[("demo", "config")] = service.current[("demo", "config")]
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.status == "fail"
     assert result.data["cause"] == "config_weights" and result.data["runbook"] == "rollback-config-rules"
     assert "SIGNAL_UNAVAILABLE" in result.summary
@@ -38,7 +40,7 @@ def test_probe_names_rules_when_every_candidate_is_blocked(service, target, clie
     ids = [i["item_id"] for i in POP_V1]
     service.seed("rules", [{"action": "block", "target_type": "item", "item_ids": ids}])
     service.cached[("demo", "rules")] = service.current[("demo", "rules")]
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.status == "fail" and result.data["cause"] == "rules_block_all"
     assert "blocked" in result.summary and "rollback-config-rules" in result.summary
 
@@ -47,7 +49,7 @@ def test_probe_does_not_blame_rules_that_block_only_some_items(service, target, 
     """A partial block leaves items: ok."""
     service.seed("rules", [{"action": "block", "target_type": "item", "item_ids": ["sku-0001"]}])
     service.cached[("demo", "rules")] = service.current[("demo", "rules")]
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.status == "ok" and "sku-0001" not in [i["item_id"] for i in result.data["items"]]
 
 
@@ -66,7 +68,7 @@ def test_probe_names_the_manifest_state_behind_an_empty_answer(service, target, 
     """The service's 200-with-no-items is explained by the registry's state."""
     service.served["home"] = []
     items = [] if state == "empty" else None
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of(state, items=items))
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of(state, items=items))
     assert result.status == "fail"
     assert (result.data["cause"], result.data["runbook"]) == (cause, runbook)
     assert result.data["manifest"]["state"] == state
@@ -76,7 +78,7 @@ def test_probe_suspects_a_stale_cache_when_the_manifest_has_items_but_nothing_is
                                                                                         manifest_of):
     """Manifest fine with items, service empty, no rules or filters → cache_stale with the invalidate command."""
     service.served["home"] = []
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.data["cause"] == "cache_stale" and "cache invalidate" in result.summary
 
 
@@ -92,7 +94,7 @@ def test_probe_suspects_a_stale_cache_when_the_manifest_has_items_but_nothing_is
 def test_probe_classifies_problem_answers(service, target, client, manifest_of, status, code, cause):
     """Problem codes map to causes; 422 and 500 also report what the registry says."""
     service.recommend_problem = (status, code, "broken")
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of("invalid"))
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of("invalid"))
     assert result.status == "fail" and result.data["cause"] == cause
     assert result.data["problem"]["code"] == code
     assert ("manifest" in result.data) == (status in (422, 500))
@@ -100,21 +102,21 @@ def test_probe_classifies_problem_answers(service, target, client, manifest_of, 
 
 def test_probe_of_an_unknown_tenant_fails_naming_the_tenant(target, client, manifest_of):
     """The fake answers 404 RECSYS_TENANT_NOT_FOUND for a tenant it does not have."""
-    result = probe(target, "nobody", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "nobody", "home", client=client, manifest_reader=manifest_of())
     assert result.data["cause"] == "unknown_tenant" and "'nobody'" in result.summary
 
 
 def test_probe_of_an_unreachable_service_is_a_fail_result(service, target, client, manifest_of):
     """Connection refused → fail result, not an exception."""
     service.down = httpx.ConnectError("refused")
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.status == "fail" and result.data["cause"] == "unreachable"
 
 
 def test_served_vs_published_is_consistent_when_the_service_serves_the_manifest_version(target, client, manifest_of,
                                                                                           history_of):
     """Served scores and order match the current artifact → ok."""
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V1),
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V1),
                                  history_reader=history_of((V1, POP_V1)))
     assert result.status == "ok" and result.data["verdict"] == "consistent", result.summary
 
@@ -123,7 +125,7 @@ def test_served_vs_published_detects_a_stale_service_cache_and_names_both_versio
                                                                                      manifest_of, history_of):
     """Manifest names v2, the service still serves v1 → fail 'service cache stale: serving v1 while manifest names v2'."""
     service.published["home"] = copy.deepcopy(POP_V2)
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V2),
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V2),
                                  history_reader=history_of((V2, POP_V2), (V1, POP_V1)))
     assert result.status == "fail" and result.data["verdict"] == "cache_stale"
     assert result.summary.startswith(f"service cache stale: serving {V1[:12]} while manifest names {V2[:12]}")
@@ -135,7 +137,7 @@ def test_served_vs_published_is_quiet_again_after_the_popularity_cache_is_invali
     """After invalidation the service serves v2 → consistent."""
     service.published["home"] = copy.deepcopy(POP_V2)
     client.invalidate("demo", ["popularity"], "home")
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V2),
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V2),
                                  history_reader=history_of((V2, POP_V2), (V1, POP_V1)))
     assert result.data["verdict"] == "consistent", result.summary
 
@@ -149,7 +151,7 @@ def test_served_vs_published_tolerates_rules_that_block_pin_and_boost(service, t
         {"action": "boost", "target_type": "item", "item_ids": ["sku-0004"], "boost_value": 1000},
     ])
     service.cached[("demo", "rules")] = service.current[("demo", "rules")]
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V1),
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of(version=V1),
                                  history_reader=history_of((V1, POP_V1)))
     assert result.data["verdict"] == "consistent", result.summary
 
@@ -157,7 +159,7 @@ def test_served_vs_published_tolerates_rules_that_block_pin_and_boost(service, t
 def test_served_vs_published_flags_a_stale_pipeline_when_the_manifest_is_old(target, client, manifest_of, history_of):
     """Served = manifest, but the manifest was last updated days ago → warn 'pipeline stale'."""
     old = manifest_of(version=V1, updated_at="2020-01-01T00:00:00Z")
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=old,
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=old,
                                  history_reader=history_of((V1, POP_V1)))
     assert result.status == "warn" and result.data["verdict"] == "pipeline_stale"
     assert result.summary.startswith("pipeline stale")
@@ -167,7 +169,7 @@ def test_served_vs_published_warns_when_no_published_version_explains_the_list(s
                                                                                  history_of):
     """A served list that matches nothing in the registry → warn 'unexplained'."""
     unrelated = [{"item_id": f"sku-09{n}", "count": 10 - n} for n in range(5)]
-    result = served_vs_published(target, "demo", "home", client=client,
+    result = check_served_vs_published(target, "demo", "home", client=client,
                                  manifest_reader=manifest_of(version=V2, items=unrelated),
                                  history_reader=history_of((V2, unrelated)))
     assert result.status == "warn" and result.data["verdict"] == "unexplained"
@@ -175,7 +177,7 @@ def test_served_vs_published_warns_when_no_published_version_explains_the_list(s
 
 def test_served_vs_published_cannot_compare_without_a_usable_manifest(target, client, manifest_of, history_of):
     """A missing manifest → fail 'cannot compare' pointing at the probe."""
-    result = served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of("missing"),
+    result = check_served_vs_published(target, "demo", "home", client=client, manifest_reader=manifest_of("missing"),
                                  history_reader=history_of())
     assert result.status == "fail" and result.data["verdict"] == "manifest_unusable"
 
@@ -202,9 +204,9 @@ def test_active_blocks_respect_surface_enabled_and_validity_window():
 
 def test_probe_results_never_contain_the_api_key(service, target, client, manifest_of):
     """The key stays out of every result, firing or quiet."""
-    ok = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    ok = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     service.recommend_problem = (500, "RECSYS_INTERNAL", "store down")
-    bad = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    bad = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     for result in (ok, bad):
         assert target.api_key not in repr(result) and target.api_key not in str(result.to_dict())
 
@@ -217,7 +219,7 @@ def test_probe_of_a_service_answering_an_html_page_is_a_bad_answer_not_an_empty_
         return httpx.Response(200, text="<html>gateway</html>", headers={"Content-Type": "text/html"})
 
     with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
-        result = probe(target, "demo", "home", client=c, manifest_reader=manifest_of())
+        result = check_recommendations(target, "demo", "home", client=c, manifest_reader=manifest_of())
     assert result.status == "fail" and result.data["cause"] == "bad_answer"
     assert "RECSYS_BASE_URL" in result.summary
 
@@ -231,7 +233,7 @@ def test_an_empty_answer_with_unreadable_rules_says_so_instead_of_blaming_the_ca
     service.served["home"] = []
     keyless = dataclasses.replace(target, api_key=None)
     with ServiceClient(keyless, transport=httpx.MockTransport(service.handler)) as c:
-        result = probe(keyless, "demo", "home", client=c, manifest_reader=manifest_of())
+        result = check_recommendations(keyless, "demo", "home", client=c, manifest_reader=manifest_of())
     assert result.data["cause"] == "rules_unreadable" and "RECSYS_API_KEY" in result.summary
     assert "cache" not in result.summary
 
@@ -240,6 +242,6 @@ def test_a_500_with_a_failing_admin_database_names_the_database_not_the_store(se
     """The not-ready fault: recommend fails and the detailed health names the admin database."""
     service.recommend_problem = (500, "RECSYS_INTERNAL", "database is locked")
     service.checks["admin_db"] = {"status": "fail", "detail": "database is locked"}
-    result = probe(target, "demo", "home", client=client, manifest_reader=manifest_of())
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.data["cause"] == "dependency_failed" and "admin_db" in result.summary
     assert "artifact store" not in result.summary

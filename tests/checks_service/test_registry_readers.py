@@ -9,7 +9,7 @@ import pytest
 
 from recsys_checks.artifact import artifact_version
 from recsys_checks.config import Target
-from recsys_checks.recs import read_manifest_state, read_published_versions
+from recsys_checks.published import read_manifest_state, read_published_versions
 from recsys_checks.timeline import timeline
 
 from .conftest import POP_V1, POP_V2

@@ -12,7 +12,7 @@ from recsys_checks.config import Target
 from recsys_checks.errors import Unreachable
 from recsys_checks.health import check_health
 from recsys_checks.manifest import status
-from recsys_checks.recs import probe
+from recsys_checks.probe import check_recommendations
 from recsys_checks.store import S3Store
 
 from .peerkit import echo, html, not_found_html, peer, silent, trickle
@@ -37,7 +37,7 @@ def test_a_recommendation_probe_ends_within_its_deadline_against_a_trickling_pee
     """recs probe stops at the deadline with an 'answered too slowly' message."""
     with peer(trickle) as server:
         started = time.monotonic()
-        result = probe(Target(base_url=server.url, **FAST), "demo", "home")
+        result = check_recommendations(Target(base_url=server.url, **FAST), "demo", "home")
         assert time.monotonic() - started < 3.0
     assert result.status == "fail" and "too slowly" in result.summary
 
@@ -94,7 +94,7 @@ def test_a_probe_against_an_html_error_page_is_not_blamed_on_the_store():
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
     with peer(error_page) as server:
-        result = probe(Target(base_url=server.url, manifest_template="file:///nonexistent/registry/current/"
+        result = check_recommendations(Target(base_url=server.url, manifest_template="file:///nonexistent/registry/current/"
                               "{tenant}/{surface}/manifest.json", **FAST), "demo", "home")
     assert result.data["cause"] == "not_the_service" and "RECSYS_BASE_URL" in result.summary
     assert "artifact store" not in result.summary
