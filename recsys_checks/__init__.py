@@ -31,7 +31,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
     "served_vs_published": ("served_vs_published", "check_served_vs_published"),
     "show_document": ("configrules", "show"),
     "document_history": ("configrules", "history"),
-    "timeline": ("timeline", "timeline"),
+    "timeline": ("timeline", "check_timeline"),
     # actions: plan (changes nothing), then apply (dry-run unless execute)
     "plan_rollback": ("manifest", "plan_rollback"),
     "apply_rollback": ("manifest", "apply_rollback"),

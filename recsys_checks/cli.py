@@ -435,9 +435,9 @@ def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
 
 
 def _timeline(args: argparse.Namespace) -> list[Any]:
-    from .timeline import timeline
+    from .timeline import check_timeline
 
-    return [timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
+    return [check_timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
 
 
 def _eval_quality(args: argparse.Namespace) -> list[Any]:

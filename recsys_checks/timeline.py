@@ -1,23 +1,31 @@
 """What was shipped, when, by whom and why: one chronological view over every source of change.
 
-Sources: artifact publishes (the registry's version records), manifest rollbacks (our audit objects next to the
-registry), and config/rules changes and cache invalidations (the service's admin audit log). One source being
+Sources: artifact publishes (the registry's version records), our audit records next to the registry (manifest
+rollbacks, config and rules reverts, cache invalidations, holds), and config/rules changes and cache invalidations
+(the service's admin audit log). One source being
 unavailable makes the result a warning naming it; the others are still shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 from typing import Any
 
-from . import audit
+from . import audit, manifest
 from .config import Target, safe_segment
 from .configrules import MAX_AUDIT_SCAN, doc_version, short
 from .errors import ChecksError
+from .records import VersionRecord
 from .results import CheckResult
 from .service import ServiceClient, using
+from .store import Stores
 from .timefmt import format_z, is_zero_time, parse_time
+
+# (target, tenant, surface) -> the surface's version records, newest first
+HistoryFn = Callable[[Target, str, str], list[VersionRecord]]
+# (target, tenant, scope) -> our audit records of that scope, newest first
+AuditFn = Callable[[Target, str, str], list[dict[str, Any]]]
 
 
 def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: str, before: Any, after: Any,
@@ -37,8 +45,6 @@ def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: 
 
 
 def _surfaces(target: Target, tenant: str) -> list[str]:
-    from .store import Stores
-
     root = target.registry_root()
     with Stores(target) as stores:
         names = set(stores.children(f"{root}/current/{tenant}/"))
@@ -46,34 +52,36 @@ def _surfaces(target: Target, tenant: str) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def _publishes(registry: Any, target: Target, tenant: str, surface: str, start: datetime) -> list[dict[str, Any]]:
-    records = list(registry.history(target, tenant, surface))
+def _publishes(read_history: HistoryFn, target: Target, tenant: str, surface: str,
+               start: datetime) -> list[dict[str, Any]]:
+    version_records = list(read_history(target, tenant, surface))
     rows = []
-    by_kind: dict[str, list[Any]] = {}
-    for rec in reversed(records):  # oldest first, so each record's predecessor is known
+    by_kind: dict[str, list[VersionRecord]] = {}
+    for rec in reversed(version_records):  # oldest first, so each record's predecessor is known
         by_kind.setdefault(rec.kind, []).append(rec)
-    for kind, recs in by_kind.items():
-        for i, rec in enumerate(recs):
+    for kind, of_kind in by_kind.items():
+        for i, rec in enumerate(of_kind):
             built = None if is_zero_time(rec.built_at) else parse_time(rec.built_at)
             when = built or parse_time(rec.window_end)
             if when is None or when < start:
                 continue
-            before = recs[i - 1].version if i > 0 else None
+            before = of_kind[i - 1].version if i > 0 else None
             who = "pipeline" if built else "pipeline (from staging)"
             rows.append(_row(when, "publish", surface, who, f"{kind} {short(rec.version)}", short(before),
                              short(rec.version), f"window {rec.window_start} .. {rec.window_end}", "registry records"))
     return rows
 
 
-def _versions(side: Any, changes: list[Any], key: str) -> str | None:
+def _versions(changes: list[Any], key: str) -> str | None:
+    """``kind version`` of each pointer move of a manifest rollback, before or after (``key``)."""
     parts = []
     for change in changes:
         if isinstance(change, dict):
             version = change.get(f"{key}_version") or change.get(key)
-            if isinstance(version, str) and "/" in version:
+            if isinstance(version, str) and "/" in version:  # a blob URI outside the layout: its file name
                 version = version.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
-            parts.append(f"{change.get('kind', '?')} {short(version) if isinstance(version, str) else version}")
-    return "; ".join(parts) or (str(side) if isinstance(side, str) else None)
+            parts.append(f"{change.get('kind')} {short(version) if isinstance(version, str) else version}")
+    return "; ".join(parts) or None
 
 
 # What our audit records are called on the timeline, by action.
@@ -81,34 +89,35 @@ _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rul
                 "cache.invalidate": "cache", "hold.set": "hold", "hold.clear": "hold"}
 
 
-def _rollbacks(registry: Any, target: Target, tenant: str, surface: str,
-               start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows for our audit records of one scope (a surface, or the tenant-wide scope)."""
+def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str,
+                       start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for our audit records of one scope (a surface, or the tenant-wide scope): manifest rollbacks, config
+    and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.record` writes them."""
     rows, problems = [], []
-    for doc in registry.read_audit(target, tenant, surface):
+    for doc in read_audit(target, tenant, scope):
         if doc.get("error"):
             problems.append(str(doc["error"]))
             continue
         if doc.get("state") == "abandoned":  # an intent whose change never happened
             continue
-        when = parse_time(doc.get("when") or doc.get("occurred_at") or doc.get("at"))
+        when = parse_time(doc.get("when"))
         if when is None or when < start:
             continue
         changes = doc.get("changes") or []
-        why = doc.get("why") or doc.get("reason")
+        why = doc.get("why")
         if doc.get("runbook"):
             why = f"{why or ''} (runbook {doc['runbook']})".strip()
-        action = str(doc.get("action") or "manifest.rollback")
+        action = str(doc.get("action"))
         if action == "manifest.rollback":
-            before, after = _versions(doc.get("before"), changes, "before"), _versions(doc.get("after"), changes, "after")
+            before, after = _versions(changes, "before"), _versions(changes, "after")
         elif action.startswith("hold.") and changes and isinstance(changes[0], dict):
             before, after = changes[0].get("before"), changes[0].get("after")  # "held" / "not held"
         else:
             before = short(doc["before"]) if isinstance(doc.get("before"), str) else None
             after = short(doc["after"]) if isinstance(doc.get("after"), str) else None
         what = action + (" (outcome unknown)" if doc.get("state") == "unknown" else "")
-        row = _row(when, _AUDIT_KINDS.get(action, action), doc.get("surface"), doc.get("who") or doc.get("actor"),
-                   what, before, after, why, "registry audit")
+        row = _row(when, _AUDIT_KINDS.get(action, action), doc.get("surface"), doc.get("who"), what, before, after,
+                   why, "registry audit")
         row["_rid"] = doc.get("service_request_id")
         rows.append(row)
     return rows, problems
@@ -159,7 +168,7 @@ def _join_audits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if id(r) not in joined]
 
 
-def timeline(
+def check_timeline(
     target: Target,
     tenant: str,
     surface: str | None = None,
@@ -167,27 +176,41 @@ def timeline(
     now: datetime | None = None,
     *,
     client: ServiceClient | None = None,
-    registry: ModuleType | Any | None = None,
+    read_history: HistoryFn | None = None,
+    read_audit: AuditFn | None = None,
     surfaces: list[str] | None = None,
 ) -> CheckResult:
     """Every change to the tenant (optionally one surface) in the last ``since``, oldest first.
 
-    ``registry`` provides ``history(target, tenant, surface)`` and ``read_audit(target, tenant, surface)`` (default:
-    :mod:`recsys_checks.manifest`); ``surfaces`` overrides discovering the tenant's surfaces in the registry.
+    ``read_history(target, tenant, surface)`` lists the version records (default
+    :func:`recsys_checks.manifest.history`), ``read_audit(target, tenant, scope)`` our audit records (default
+    :func:`recsys_checks.manifest.read_audit`); ``surfaces`` overrides discovering the tenant's surfaces in the
+    registry.
     """
     safe_segment(tenant, "tenant")
     if surface is not None:
         safe_segment(surface, "surface")
     now = now or datetime.now(UTC)
     start = now - since
-    if registry is None:
-        from . import manifest as registry_module
-
-        registry = registry_module
-    rows: list[dict[str, Any]] = []
     sources: dict[str, str] = {}
-    problems: list[str] = []
+    rows, problems = _registry_rows(target, tenant, surface, surfaces, start, sources,
+                                    read_history or manifest.history, read_audit or manifest.read_audit)
+    rows += _service_rows(target, client, tenant, surface, start, sources)
+    rows = _join_audits(rows)
+    epoch = datetime.min.replace(tzinfo=UTC)
+    rows.sort(key=lambda r: (r["_at"] or epoch, r["kind"], str(r["what"])))
+    for r in rows:
+        r.pop("_at")
+        r.pop("_rid", None)
+    return _timeline_result(target, tenant, surface, start, now, rows, sources, problems)
 
+
+def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: list[str] | None, start: datetime,
+                   sources: dict[str, str], read_history: HistoryFn,
+                   read_audit: AuditFn) -> tuple[list[dict[str, Any]], list[str]]:
+    """Publishes from the version records and our audit records; ``sources`` says which could be read."""
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
     names: list[str] = []
     try:
         names = [surface] if surface is not None else (surfaces if surfaces is not None else _surfaces(target, tenant))
@@ -196,19 +219,24 @@ def timeline(
         sources["registry"] = f"unavailable: {exc}"
     for name in names:
         try:
-            rows += _publishes(registry, target, tenant, name, start)
+            rows += _publishes(read_history, target, tenant, name, start)
             sources.setdefault("registry", "ok")
         except ChecksError as exc:
             sources["registry"] = f"unavailable: {exc}"
     for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:
-            found, bad = _rollbacks(registry, target, tenant, scope, start)
+            found, bad = _audit_record_rows(read_audit, target, tenant, scope, start)
             rows += found
             problems += bad
             sources.setdefault("registry audit", "ok")
         except ChecksError as exc:
             sources["registry audit"] = f"unavailable: {exc}"
+    return rows, problems
 
+
+def _service_rows(target: Target, client: ServiceClient | None, tenant: str, surface: str | None, start: datetime,
+                  sources: dict[str, str]) -> list[dict[str, Any]]:
+    """Config, rules and cache changes from the service's admin audit log; ``sources`` says whether it was read."""
     if not target.base_url:
         sources["service audit"] = "unavailable: no RECSYS_BASE_URL"
     elif not target.api_key and client is None:
@@ -216,17 +244,16 @@ def timeline(
     else:
         try:
             with using(target, client) as c:
-                rows += _service_events(c, tenant, surface, start)
+                rows = _service_events(c, tenant, surface, start)
             sources["service audit"] = "ok"
+            return rows
         except ChecksError as exc:
             sources["service audit"] = f"unavailable: {exc}"
+    return []
 
-    rows = _join_audits(rows)
-    epoch = datetime.min.replace(tzinfo=UTC)
-    rows.sort(key=lambda r: (r["_at"] or epoch, r["kind"], str(r["what"])))
-    for r in rows:
-        r.pop("_at")
-        r.pop("_rid", None)
+
+def _timeline_result(target: Target, tenant: str, surface: str | None, start: datetime, now: datetime,
+                     rows: list[dict[str, Any]], sources: dict[str, str], problems: list[str]) -> CheckResult:
     down = {k: v for k, v in sources.items() if v != "ok"}
     scope = f"{tenant}/{surface}" if surface else tenant
     data = {"tenant": tenant, "surface": surface, "since": format_z(start), "until": format_z(now),

@@ -10,7 +10,7 @@ import pytest
 from recsys_checks.artifact import artifact_version
 from recsys_checks.config import Target
 from recsys_checks.published import read_manifest_state, read_published_versions
-from recsys_checks.timeline import timeline
+from recsys_checks.timeline import check_timeline
 
 from .conftest import POP_V1, POP_V2
 
@@ -96,6 +96,6 @@ def test_timeline_discovers_surfaces_and_reads_records_without_a_service(registr
     registry.manifest({"popularity": registry.blob(POP_V2, 11, surface="search")}, surface="search")
     from datetime import UTC, datetime
 
-    result = timeline(registry.target, "demo", now=datetime(2026, 1, 12, tzinfo=UTC))
+    result = check_timeline(registry.target, "demo", now=datetime(2026, 1, 12, tzinfo=UTC))
     assert result.status == "warn" and "RECSYS_BASE_URL" in result.summary
     assert sorted(e["surface"] for e in result.data["events"]) == ["home", "search"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
+from typing import Any
 
 import httpx
 
 from recsys_checks.errors import Unreachable
 from recsys_checks.records import VersionRecord
-from recsys_checks.timeline import timeline
+from recsys_checks.timeline import check_timeline
 
 from .conftest import CONFIG_SEED, V1, V2, version_of
 
@@ -23,8 +23,8 @@ def record(version: str, day: int, built: str) -> VersionRecord:
                          built_at=built)
 
 
-def registry(fail: bool = False) -> SimpleNamespace:
-    """A registry with two publishes (one from staging, zero BuiltAt) and one manifest rollback."""
+def registry(fail: bool = False) -> dict[str, Any]:
+    """The readers of a registry with two publishes (one from staging, zero BuiltAt) and one manifest rollback."""
 
     def history(target, tenant, surface, kind=None):
         if fail:
@@ -41,7 +41,7 @@ def registry(fail: bool = False) -> SimpleNamespace:
                  "changes": [{"kind": "popularity", "before_version": V2, "after_version": V1}]},
                 {"uri": "file:///reg/audit/x.json", "error": "unreadable audit record: bad json"}]
 
-    return SimpleNamespace(history=history, read_audit=read_audit)
+    return {"read_history": history, "read_audit": read_audit}
 
 
 def test_all_sources_are_merged_oldest_first(service, target, client):
@@ -50,7 +50,7 @@ def test_all_sources_are_merged_oldest_first(service, target, client):
     service.write("demo", "config", {**CONFIG_SEED, "algo": "x"}, actor_sub="alice", actor_type="user",
                   request_id=None)
     client.invalidate("demo", ["config"])
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=registry())
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, **registry())
     kinds = [e["kind"] for e in result.data["events"]]
     assert kinds == ["publish", "config", "rules", "publish", "rollback", "config", "cache"]
     whens = [e["when"] for e in result.data["events"]]
@@ -69,21 +69,21 @@ def test_all_sources_are_merged_oldest_first(service, target, client):
 
 def test_since_limits_the_window(service, target, client):
     """Events older than now - since are left out."""
-    result = timeline(target, "demo", "home", since=timedelta(hours=5), now=NOW, client=client, registry=registry())
+    result = check_timeline(target, "demo", "home", since=timedelta(hours=5), now=NOW, client=client, **registry())
     assert result.data["events"] == []
 
 
 def test_an_unavailable_service_warns_and_still_shows_the_registry(service, target, client):
     """Service down → warn naming it, registry events present."""
     service.down = httpx.ConnectError("refused")
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=registry())
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, **registry())
     assert result.status == "warn" and "service audit unavailable" in result.summary
     assert {e["kind"] for e in result.data["events"]} == {"publish", "rollback"}
 
 
 def test_an_unavailable_registry_warns_and_still_shows_the_service(service, target, client):
     """Registry down → warn, service audit events present."""
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=registry(fail=True))
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, **registry(fail=True))
     assert result.status == "warn" and "registry unavailable" in result.summary
     assert {e["kind"] for e in result.data["events"]} == {"config", "rules"}
 
@@ -91,7 +91,7 @@ def test_an_unavailable_registry_warns_and_still_shows_the_service(service, targ
 def test_nothing_readable_fails(service, target, client):
     """Every source down → fail."""
     service.down = httpx.ConnectError("refused")
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=registry(fail=True))
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, **registry(fail=True))
     assert result.status == "fail"
 
 
@@ -99,8 +99,8 @@ def test_cache_invalidations_of_other_surfaces_are_left_out(service, target, cli
     """With a surface, invalidations scoped to another surface are not shown; tenant-wide ones are."""
     client.invalidate("demo", ["popularity"], "search")
     client.invalidate("demo", ["popularity"])
-    quiet = SimpleNamespace(history=lambda *a, **k: [], read_audit=lambda *a, **k: [])
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=quiet)
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, read_history=lambda *a: [],
+                            read_audit=lambda *a: [])
     caches = [e for e in result.data["events"] if e["kind"] == "cache"]
     assert len(caches) == 1 and caches[0]["surface"] is None
     assert result.status == "ok"
@@ -111,7 +111,7 @@ def test_without_an_api_key_the_service_audit_is_reported_missing(service, clien
     from recsys_checks.config import Target
 
     target = Target(base_url="http://recsys.test:8080")
-    result = timeline(target, "demo", "home", now=NOW, registry=registry())
+    result = check_timeline(target, "demo", "home", now=NOW, **registry())
     assert result.status == "warn" and "RECSYS_API_KEY" in result.summary
 
 
@@ -130,8 +130,8 @@ def test_our_audit_record_and_the_services_entry_of_one_change_show_as_one_row_w
                  "runbook": "rollback-config-rules", "before": "a" * 64, "after": "b" * 64,
                  "service_request_id": "req-42"}]
 
-    reg = SimpleNamespace(history=lambda *a, **k: [], read_audit=read_audit)
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=reg)
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, read_history=lambda *a: [],
+                            read_audit=read_audit)
     rows = [e for e in result.data["events"] if e["when"] >= "2026-01-11T10:00:00Z" and e["kind"] == "config"]
     assert len(rows) == 1
     assert rows[0]["source"] == "service audit" and rows[0]["who"] == "oncall-bo"
@@ -146,9 +146,8 @@ def test_a_hold_set_and_cleared_shows_on_the_timeline(service, target, client):
         {"action": "hold.clear", "who": "bob", "when": "2026-01-11T11:00:00Z", "why": "fixed",
          "changes": [{"what": "hold of demo/home", "before": "held", "after": "not held"}]},
     ]
-    reg = SimpleNamespace(history=lambda *a, **k: [],
-                          read_audit=lambda target, tenant, surface: holds if surface == "home" else [])
-    result = timeline(target, "demo", "home", now=NOW, client=client, registry=reg)
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, read_history=lambda *a: [],
+                            read_audit=lambda target, tenant, scope: holds if scope == "home" else [])
     rows = [e for e in result.data["events"] if e["kind"] == "hold"]
     assert [(r["who"], r["before"], r["after"], r["why"]) for r in rows] == [
         ("alice", "not held", "held", "SRM in exp-1"), ("bob", "held", "not held", "fixed")]
