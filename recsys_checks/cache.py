@@ -14,7 +14,7 @@ from . import audit, guard
 from .config import Target, safe_segment
 from .errors import BadInput, Unreachable
 from .results import ActionResult, Plan
-from .service import CACHE_TARGETS, ServiceClient, ServiceProblem, using
+from .service import CACHE_TARGETS, ServiceClient, ServiceProblem, given_or_new_client
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -77,7 +77,7 @@ def apply_invalidate(
     actor = audit.who(actor)
     audit_scope = surface or audit.TENANT_SCOPE
     audit.audit_prefix(target, tenant, audit_scope)  # refuse before acting if audit records cannot be placed
-    with using(target, client, actor=actor) as c:
+    with given_or_new_client(target, client, actor=actor) as c:
         # One read of the admin API first: an unreachable service, a refused key or an unknown tenant stops here,
         # before an intent is written for a change that cannot be made.
         c.audit_page(tenant, limit=1)

@@ -19,7 +19,7 @@ from . import audit, guard
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, Unreachable
 from .results import ActionResult, CheckResult, Plan
-from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, using
+from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, given_or_new_client
 
 DEFAULT_PROBE_SURFACE = "home"
 MAX_AUDIT_SCAN = 5000  # audit entries read at most to find a document's history (the timeline reads as many)
@@ -94,7 +94,7 @@ def show(target: Target, tenant: str, kind: str, *, client: ServiceClient | None
     _kind(kind)
     check = f"{kind}.show"
     try:
-        with using(target, client) as c:
+        with given_or_new_client(target, client) as c:
             doc, version = c.get_doc(tenant, kind)
     except ServiceProblem as exc:  # the service answered; an unreachable one raises (exit 2)
         return _fail(check, exc, tenant, kind, target)
@@ -147,7 +147,7 @@ def history(
     _kind(kind)
     check = f"{kind}.history"
     try:
-        with using(target, client) as c:
+        with given_or_new_client(target, client) as c:
             _, current = c.get_doc(tenant, kind)
             entries = _entries(c, tenant, kind, limit)
     except ServiceProblem as exc:  # the service answered; an unreachable one raises (exit 2)
@@ -223,7 +223,7 @@ def plan_revert(
     if (to is None) == (not previous):
         raise BadInput(f"say which {kind} version to revert to: pass exactly one of --to VERSION or --previous")
     how_to_list = f"list versions with `recsys-checks {kind} history --tenant {tenant}`"
-    with using(target, client) as c:
+    with given_or_new_client(target, client) as c:
         current_doc, current = c.get_doc(tenant, kind)
         entries = _entries(c, tenant, kind)
     docs = _known_versions(entries, current, current_doc)
@@ -315,7 +315,7 @@ def apply_revert(
     if not plan.observed:
         raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}, so the revert cannot be "
                        "made conditional (If-Match) and is refused; check that RECSYS_BASE_URL is recsys-service")
-    with using(target, client, actor=actor) as c:
+    with given_or_new_client(target, client, actor=actor) as c:
         _, current = c.get_doc(tenant, kind)
         if not current:
             raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}: refusing to write "

@@ -8,7 +8,7 @@ from typing import Any
 from .config import Target
 from .errors import ChecksError, Unreachable
 from .results import CheckResult
-from .service import Answer, ServiceClient, metric_sum, using
+from .service import Answer, ServiceClient, given_or_new_client, metric_sum
 
 _GOOD = {"ok", "up", "pass", "passing", "healthy", "ready", "true", "serving"}
 _BAD = {"fail", "failed", "failing", "down", "error", "unhealthy", "not_ready", "false", "critical"}
@@ -84,7 +84,7 @@ def check_health(target: Target, client: ServiceClient | None = None) -> CheckRe
     """
     data: dict[str, Any] = {"base_url": target.base_url}
     try:
-        with using(target, client) as c:
+        with given_or_new_client(target, client) as c:
             live = c.healthz()
             data["live"] = _answer_dict(live)
             ready = c.readyz()

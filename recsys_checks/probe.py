@@ -15,7 +15,7 @@ from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
 from .published import ManifestReader, ManifestState, read_manifest_state
 from .results import CheckResult
-from .service import ServiceClient, ServiceProblem, using
+from .service import ServiceClient, ServiceProblem, given_or_new_client
 
 DEFAULT_USER = "runbook-probe"
 _PARTIAL = ("SIGNAL_PARTIAL", "TAG_LOOKUP_FAILED")
@@ -142,7 +142,7 @@ def check_recommendations(
     body = ServiceClient.recommend_body(surface, user_id=user_id, k=k)
     data: dict[str, Any] = {"tenant": tenant, "surface": surface, "request": body}
     try:
-        with using(target, client) as c:
+        with given_or_new_client(target, client) as c:
             try:
                 response = c.recommend(tenant, body)
             except ServiceProblem as p:

@@ -28,7 +28,7 @@ from .published import (
     read_published_versions,
 )
 from .results import CheckResult
-from .service import ServiceClient, ServiceProblem, using
+from .service import ServiceClient, ServiceProblem, given_or_new_client
 from .timefmt import age_text, parse_time
 
 _CHECK = "recs.served_vs_published"
@@ -109,7 +109,7 @@ def check_served_vs_published(
     data: dict[str, Any] = {"tenant": tenant, "surface": surface}
     body = ServiceClient.recommend_body(surface, user_id=user_id, k=k)
     try:
-        with using(target, client) as c:
+        with given_or_new_client(target, client) as c:
             response = c.recommend(tenant, body)
     except Unreachable as exc:
         data["verdict"], data["exit_code"] = "unreachable", exc.exit_code

@@ -9,6 +9,7 @@ a service that does not answer becomes :class:`~recsys_checks.errors.Unreachable
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -515,28 +516,16 @@ class ServiceClient:
         return data if isinstance(data, dict) else {}
 
 
-class _Borrowed:
-    """Use the caller's client as is, or open one for the duration of a check and close it after."""
-
-    def __init__(self, target: Target, client: ServiceClient | None, actor: str | None):
-        self._own = client is None
-        self._target = target
-        self._client = client
-        self._actor = actor
-
-    def __enter__(self) -> ServiceClient:
-        if self._client is None:
-            self._client = ServiceClient(self._target, actor=self._actor)
-        return self._client
-
-    def __exit__(self, *exc: object) -> None:
-        if self._own and self._client is not None:
-            self._client.close()
-
-
-def using(target: Target, client: ServiceClient | None, *, actor: str | None = None) -> _Borrowed:
-    """``with using(target, client) as c:`` — the given client, or a new one that is closed afterwards.
+@contextlib.contextmanager
+def given_or_new_client(target: Target, client: ServiceClient | None, *,
+                        actor: str | None = None) -> Iterator[ServiceClient]:
+    """``with given_or_new_client(target, client) as c:`` — the caller's client as is (the caller closes it), or a
+    new one for ``target`` that is closed when the block ends.
 
     ``actor`` applies to a new client only; a given client keeps its own.
     """
-    return _Borrowed(target, client, actor)
+    if client is not None:
+        yield client
+        return
+    with ServiceClient(target, actor=actor) as new:
+        yield new

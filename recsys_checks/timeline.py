@@ -18,7 +18,7 @@ from .configrules import MAX_AUDIT_SCAN, doc_version, short
 from .errors import ChecksError
 from .records import VersionRecord
 from .results import CheckResult
-from .service import ServiceClient, using
+from .service import ServiceClient, given_or_new_client
 from .store import Stores
 from .timefmt import format_z, is_zero_time, parse_time
 
@@ -243,7 +243,7 @@ def _service_rows(target: Target, client: ServiceClient | None, tenant: str, sur
         sources["service audit"] = "unavailable: the admin audit log needs RECSYS_API_KEY"
     else:
         try:
-            with using(target, client) as c:
+            with given_or_new_client(target, client) as c:
                 rows = _service_events(c, tenant, surface, start)
             sources["service audit"] = "ok"
             return rows
