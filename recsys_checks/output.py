@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from . import jsonio
 from .config import redact_environment
 from .results import ActionResult, CheckResult, Plan
+from .timefmt import age_text
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32"}
 _LABELS = {"planned": "DRY-RUN", "applied": "APPLIED", "noop": "NO-OP"}
@@ -40,7 +41,7 @@ def _cell(value: Any) -> str:
 
 
 def _label(key: str) -> str:
-    """What a person reads for a data key: ages are shown as 3h05m, so ``age_seconds`` reads ``age``."""
+    """What a person reads for a data key: ages are shown as 26h05m, so ``age_seconds`` reads ``age``."""
     return key.removesuffix("_seconds") if key.endswith("age_seconds") else key
 
 
@@ -98,22 +99,15 @@ VIEWS: dict[str, dict[str, Any]] = {
 
 
 def _age(seconds: Any) -> str:
+    """An age in seconds as the summaries write it (:func:`recsys_checks.timefmt.age_text`); other values as is."""
     try:
-        total = int(float(seconds))
+        return age_text(float(seconds))
     except (TypeError, ValueError):
         return _cell(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s"
 
 
 def _human(key: str, value: Any) -> Any:
-    """Shorten what a person does not need in full: version hashes to 12 characters, ages to 3h05m, rates to %."""
+    """Shorten what a person does not need in full: version hashes to 12 characters, ages to 26h05m, rates to %."""
     if key.endswith("age_seconds"):
         return _age(value)
     if (key.endswith("_rate") or key == "ctr") and isinstance(value, float):
