@@ -332,24 +332,7 @@ def apply_revert(
             target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
             before=plan.observed, after=wanted, expect={"observed": plan.observed, "result": wanted},
         )
-        try:
-            _, new_version = c.put_doc(tenant, kind, plan.details["document"], if_match=plan.observed)
-        except ServiceProblem as p:
-            if p.status == 409:
-                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
-                                            state="abandoned", note="the service refused the If-Match")
-                raise Conflict(f"{kind} of {tenant} changed since the plan (the service answered 409 "
-                               f"{p.code or ''} to If-Match {short(plan.observed)}); nothing changed — make a new "
-                               "plan") from None
-            if not audit.may_have_happened(p):
-                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
-                                            state="abandoned", note=f"not done: {p}")
-            raise
-        except Unreachable as exc:
-            if not audit.may_have_happened(exc):
-                audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
-                                            state="abandoned", note=f"not done: {exc}")
-            raise
+        new_version = _put_with_intent(c, target, plan, tenant, kind, intent_uri, intent)
         request_id = c.last_request_id
         # The document has changed: from here on a failure is reported, never raised, so that the audit record
         # below is always written and the operator is told the revert stands.
@@ -367,3 +350,28 @@ def apply_revert(
     if problem:
         summary += f"; {problem}"
     return ActionResult("applied", summary, plan, audit_ref, verification)
+
+
+def _put_with_intent(c: ServiceClient, target: Target, plan: Plan, tenant: str, kind: str, intent_uri: str,
+                     intent: dict[str, Any]) -> str:
+    """PUT the planned document with ``If-Match``; when the service surely did not apply it, complete the intent as
+    abandoned before raising (Conflict for a 409)."""
+    try:
+        _, new_version = c.put_doc(tenant, kind, plan.details["document"], if_match=plan.observed)
+    except ServiceProblem as p:
+        if p.status == 409:
+            audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                        state="abandoned", note="the service refused the If-Match")
+            raise Conflict(f"{kind} of {tenant} changed since the plan (the service answered 409 "
+                           f"{p.code or ''} to If-Match {short(plan.observed)}); nothing changed — make a new "
+                           "plan") from None
+        if not audit.may_have_happened(p):
+            audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                        state="abandoned", note=f"not done: {p}")
+        raise
+    except Unreachable as exc:
+        if not audit.may_have_happened(exc):
+            audit.finish_service_change(target, intent_uri, intent, request_id=c.last_request_id,
+                                        state="abandoned", note=f"not done: {exc}")
+        raise
+    return new_version

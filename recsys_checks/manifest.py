@@ -11,7 +11,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
@@ -195,30 +195,10 @@ def status(
     }
     st, own = _stores(target, stores)
     try:
-        try:
-            raw, etag = st.get(uri)
-        except InvalidObject as exc:
-            data["etag"] = exc.etag
-            data["condition"] = "invalid"
-            problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
-                       f"rollback --tenant {tenant} --surface {surface} --previous`")
-            data["problems"].append(problem)
-            return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
-        except NotFound:
-            data["condition"] = "missing"
-            data["problems"].append(f"no manifest at {uri}")
-            return CheckResult(
-                "manifest.status", "fail",
-                f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish "
-                "or roll back this surface", data, None, uri,
-            )
-        data["etag"] = etag
-        try:
-            m = _parse_for(raw, tenant, surface, uri)
-        except BadInput as exc:
-            data["condition"] = "invalid"
-            data["problems"].append(str(exc))
-            return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
+        read = _read_for_status(st, tenant, surface, uri, data)
+        if isinstance(read, CheckResult):
+            return read
+        m, etag = read
         data["manifest"] = m.to_dict()
         data["updated_at"] = m.updated_at
         age = now - m.updated_at_dt
@@ -231,22 +211,7 @@ def status(
             )
         elif age < -_FUTURE_SKEW:
             notes.append(f"updated_at {m.updated_at} is in the future: check the publisher's clock")
-        broken = False
-        if "popularity" not in m.current:
-            broken = True
-            data["problems"].append("manifest has no popularity artifact: the service serves empty recommendations")
-        for kind in sorted(m.current):
-            if validate_blobs:
-                res = validate_artifact(target, m.current[kind], tenant=tenant, surface=surface, kind=kind, stores=st)
-                row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
-                       "status": res.status, "summary": res.summary, "items": res.data.get("items")}
-                if res.status == "fail":
-                    broken = True
-                    data["problems"].append(res.summary)
-            else:
-                row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
-                       "status": "unchecked", "summary": "", "items": None}
-            data["artifacts"].append(row)
+        broken = _check_artifacts(target, st, m, tenant, surface, validate_blobs, data)
         data["notes"] = notes
     finally:
         if own:
@@ -269,6 +234,57 @@ def status(
     return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
 
 
+def _read_for_status(st: Stores, tenant: str, surface: str, uri: str,
+                     data: dict[str, Any]) -> tuple[Manifest, str] | CheckResult:
+    """The manifest and its ETag, or the failed status of a missing or invalid one."""
+    try:
+        raw, etag = st.get(uri)
+    except InvalidObject as exc:
+        data["etag"] = exc.etag
+        data["condition"] = "invalid"
+        problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
+                   f"rollback --tenant {tenant} --surface {surface} --previous`")
+        data["problems"].append(problem)
+        return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
+    except NotFound:
+        data["condition"] = "missing"
+        data["problems"].append(f"no manifest at {uri}")
+        return CheckResult(
+            "manifest.status", "fail",
+            f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish "
+            "or roll back this surface", data, None, uri,
+        )
+    data["etag"] = etag
+    try:
+        return _parse_for(raw, tenant, surface, uri), etag
+    except BadInput as exc:
+        data["condition"] = "invalid"
+        data["problems"].append(str(exc))
+        return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
+
+
+def _check_artifacts(target: Target, st: Stores, m: Manifest, tenant: str, surface: str, validate_blobs: bool,
+                     data: dict[str, Any]) -> bool:
+    """One row per artifact the manifest names into ``data["artifacts"]``; whether one is missing or broken."""
+    broken = False
+    if "popularity" not in m.current:
+        broken = True
+        data["problems"].append("manifest has no popularity artifact: the service serves empty recommendations")
+    for kind in sorted(m.current):
+        if validate_blobs:
+            res = validate_artifact(target, m.current[kind], tenant=tenant, surface=surface, kind=kind, stores=st)
+            row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                   "status": res.status, "summary": res.summary, "items": res.data.get("items")}
+            if res.status == "fail":
+                broken = True
+                data["problems"].append(res.summary)
+        else:
+            row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                   "status": "unchecked", "summary": "", "items": None}
+        data["artifacts"].append(row)
+    return broken
+
+
 def _hold(target: Target, tenant: str, surface: str, stores: Stores | None) -> dict[str, Any] | None:
     """The surface's hold, or None when its location cannot be derived from the manifest template."""
     from .hold import hold_status
@@ -283,19 +299,30 @@ def _hold(target: Target, tenant: str, surface: str, stores: Stores | None) -> d
 # -------------------------------------------------------------------------------------------------- history
 
 
-def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> tuple[str, Manifest | None, str | None, bytes | None, str | None]:
-    """``(state, manifest, etag, raw, problem)`` with state ``valid``, ``invalid`` or ``missing``."""
+class CurrentManifest(NamedTuple):
+    """The current manifest as found, whatever its condition: ``state`` is ``valid``, ``invalid`` or ``missing``;
+    ``manifest`` is set when valid, ``raw`` when its bytes could be read, ``problem`` says what is wrong."""
+
+    state: str
+    manifest: Manifest | None
+    etag: str | None
+    raw: bytes | None
+    problem: str | None
+
+
+def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> CurrentManifest:
+    """The current manifest, or what is wrong with it (never raises for a missing or invalid one)."""
     uri = target.manifest_uri(tenant, surface)
     try:
         raw, etag = st.get(uri)
     except NotFound:
-        return "missing", None, None, None, f"no manifest at {uri}"
+        return CurrentManifest("missing", None, None, None, f"no manifest at {uri}")
     except InvalidObject as exc:
-        return "invalid", None, exc.etag, None, str(exc)
+        return CurrentManifest("invalid", None, exc.etag, None, str(exc))
     try:
-        return "valid", _parse_for(raw, tenant, surface, uri), etag, raw, None
+        return CurrentManifest("valid", _parse_for(raw, tenant, surface, uri), etag, raw, None)
     except BadInput as exc:
-        return "invalid", None, etag, raw, str(exc)
+        return CurrentManifest("invalid", None, etag, raw, str(exc))
 
 
 class _Validator:
@@ -347,7 +374,8 @@ def history_check(
     safe_segment(surface, "surface")
     st, own = _stores(target, stores)
     try:
-        state, m, etag, _, problem = _try_current(st, target, tenant, surface)
+        found = _try_current(st, target, tenant, surface)
+        state, m, etag, problem = found.state, found.manifest, found.etag, found.problem
         records, problems = load_records(target, tenant, surface, kind, stores=st)
         current = m.current if m else {}
         check = _Validator(target, st)
@@ -437,46 +465,14 @@ def plan_rollback(
     audit.audit_prefix(target, tenant, surface)  # refuse now, not after the swap, if audit records cannot be placed
     st, own = _stores(target, stores)
     try:
-        state, m, etag, raw, problem = _try_current(st, target, tenant, surface)
-        current = dict(m.current) if m else {}
-        records, _ = load_records(target, tenant, surface, kind, stores=st)
+        found = _try_current(st, target, tenant, surface)
+        current = dict(found.manifest.current) if found.manifest else {}
+        version_records, _ = load_records(target, tenant, surface, kind, stores=st)
         check = _Validator(target, st, allow_empty=allow_empty)
-        notes: list[str] = []
-        chosen: dict[str, VersionRecord] = {}
         if to is not None:
-            chosen = _resolve_to(to, records, tenant, surface, kind)
-            for rec in chosen.values():
-                res = check(rec)
-                if res.status == "fail":
-                    raise BadInput(
-                        f"refusing to roll back {tenant}/{surface} {rec.kind} to {rec.version}: "
-                        f"{'; '.join(res.data.get('problems', [])) or res.summary}; pick another version "
-                        f"({_history_hint(tenant, surface)})"
-                    )
-            if m is None:
-                notes.append(
-                    f"the current manifest is {state}; the new manifest holds only {', '.join(sorted(chosen))}"
-                )
+            chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
         else:
-            kinds = [kind] if kind else sorted(current) if m is not None else sorted({r.kind for r in records})
-            if m is None:
-                notes.append(f"the current manifest is {state}: restoring the newest valid version of each kind")
-            for k in kinds:
-                rec, why = _previous_for(k, current.get(k), records, check, m is not None)
-                if rec is None:
-                    if kind is not None:
-                        raise BadInput(
-                            f"no valid earlier {k} version for {tenant}/{surface} ({why}); "
-                            f"{_history_hint(tenant, surface)}"
-                        )
-                    notes.append(f"{k} left as is: {why}")
-                    continue
-                chosen[k] = rec
-            if not chosen:
-                raise BadInput(
-                    f"nothing to roll back for {tenant}/{surface}: no kind has a valid earlier version; "
-                    f"{_history_hint(tenant, surface)}"
-                )
+            chosen, notes = _chosen_previous(version_records, check, found, current, tenant, surface, kind)
     finally:
         if own:
             st.close()
@@ -493,6 +489,7 @@ def plan_rollback(
             "before_version": version_from_uri(current[k]) if k in current else None,
             "after_version": rec.version,
         })
+    m, raw = found.manifest, found.raw
     details: dict[str, Any] = {
         "tenant": tenant,
         "surface": surface,
@@ -502,18 +499,67 @@ def plan_rollback(
         "kind": kind,
         "allow_empty": allow_empty,
         "before": {
-            "state": state,
-            "etag": etag,
+            "state": found.state,
+            "etag": found.etag,
             "manifest": m.to_dict() if m else None,
             "raw": raw.decode("utf-8", "replace")[:4096] if raw is not None and m is None else None,
-            "problem": problem,
+            "problem": found.problem,
             "current": current,
         },
         "after_current": {k: after[k] for k in sorted(after)},
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
     }
-    return Plan("manifest.rollback", manifest_uri, etag, changes, reason, details, deployment=target.deployment)
+    return Plan("manifest.rollback", manifest_uri, found.etag, changes, reason, details, deployment=target.deployment)
+
+
+def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
+                       tenant: str, surface: str, kind: str | None) -> tuple[dict[str, VersionRecord], list[str]]:
+    """``--to``: the recorded version(s) named, per kind, each validated; raises BadInput for an invalid one."""
+    notes: list[str] = []
+    chosen = _resolve_to(to, version_records, tenant, surface, kind)
+    for rec in chosen.values():
+        res = check(rec)
+        if res.status == "fail":
+            raise BadInput(
+                f"refusing to roll back {tenant}/{surface} {rec.kind} to {rec.version}: "
+                f"{'; '.join(res.data.get('problems', [])) or res.summary}; pick another version "
+                f"({_history_hint(tenant, surface)})"
+            )
+    if found.manifest is None:
+        notes.append(
+            f"the current manifest is {found.state}; the new manifest holds only {', '.join(sorted(chosen))}"
+        )
+    return chosen, notes
+
+
+def _chosen_previous(version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
+                     current: dict[str, str], tenant: str, surface: str,
+                     kind: str | None) -> tuple[dict[str, VersionRecord], list[str]]:
+    """``--previous``: per kind, the newest valid version older than the current one; raises BadInput for none."""
+    m = found.manifest
+    notes: list[str] = []
+    chosen: dict[str, VersionRecord] = {}
+    kinds = [kind] if kind else sorted(current) if m is not None else sorted({r.kind for r in version_records})
+    if m is None:
+        notes.append(f"the current manifest is {found.state}: restoring the newest valid version of each kind")
+    for k in kinds:
+        rec, why = _previous_for(k, current.get(k), version_records, check, m is not None)
+        if rec is None:
+            if kind is not None:
+                raise BadInput(
+                    f"no valid earlier {k} version for {tenant}/{surface} ({why}); "
+                    f"{_history_hint(tenant, surface)}"
+                )
+            notes.append(f"{k} left as is: {why}")
+            continue
+        chosen[k] = rec
+    if not chosen:
+        raise BadInput(
+            f"nothing to roll back for {tenant}/{surface}: no kind has a valid earlier version; "
+            f"{_history_hint(tenant, surface)}"
+        )
+    return chosen, notes
 
 
 def _resolve_to(
@@ -613,40 +659,9 @@ def apply_rollback(
                 f"manifest for {tenant}/{surface} changed since the plan (planned against {plan.observed}, now "
                 f"{etag}); nothing was changed: plan again and review"
             )
-        for k, rec in d["targets"].items():
-            res = validate_artifact(target, rec["uri"], tenant=tenant, surface=surface, kind=k,
-                                    version=rec["version"], window=(rec["window_start"], rec["window_end"]),
-                                    allow_empty=bool(d.get("allow_empty")), stores=st)
-            if res.status == "fail":
-                raise Conflict(f"rollback target {k} {rec['version']} no longer validates ({res.summary}); "
-                               "nothing was changed")
-        new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
-        body = manifest_bytes(new)
-        after = {"etag": etag_of(body), "manifest": new.to_dict(), "current": new.to_dict()["current"]}
-        # The intent goes first: if it cannot be written, nothing is changed; if the process dies after the swap,
-        # the next run finds the intent and completes it.
-        intent_uri, intent = audit.begin(
-            st, target, plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
-            before=d["before"], after=after, expect={"observed": plan.observed, "result": after["etag"]},
-            manifest_uri=uri,
-        )
-        try:
-            new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)
-        except Conflict:
-            audit.complete(st, intent_uri, intent, state="abandoned",
-                           note="another change won the compare-and-swap; nothing was changed")
-            raise
-        except ChecksError:
-            raise  # the intent stays pending; the next run settles it from what the manifest shows
-        after["etag"] = new_etag
-        audit_uri: str | None
-        try:
-            audit_uri = audit.complete(st, intent_uri, intent, after=after)
-            problem = None
-        except ChecksError as exc:
-            audit_uri = None
-            problem = (f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record could not "
-                       f"be written ({exc}); the intent {intent_uri} stands and the next rollback run completes it")
+        _revalidate_targets(target, st, plan, tenant, surface)
+        audit_uri, problem = _swap_audited(target, st, plan, tenant, surface, now=now, actor=actor, runbook=runbook,
+                                           moves=moves)
         verification = _verify(target, st, tenant, surface, plan)
     finally:
         if own:
@@ -657,6 +672,53 @@ def apply_rollback(
     if served is not None:
         summary += f"; service: {served.summary}"
     return ActionResult("applied", summary, plan, audit_uri, verification, served)
+
+
+def _revalidate_targets(target: Target, st: Stores, plan: Plan, tenant: str, surface: str) -> None:
+    """Every blob the plan points at still validates; raises Conflict (nothing changed) when one does not."""
+    d = plan.details
+    for k, rec in d["targets"].items():
+        res = validate_artifact(target, rec["uri"], tenant=tenant, surface=surface, kind=k,
+                                version=rec["version"], window=(rec["window_start"], rec["window_end"]),
+                                allow_empty=bool(d.get("allow_empty")), stores=st)
+        if res.status == "fail":
+            raise Conflict(f"rollback target {k} {rec['version']} no longer validates ({res.summary}); "
+                           "nothing was changed")
+
+
+def _swap_audited(target: Target, st: Stores, plan: Plan, tenant: str, surface: str, *, now: datetime,
+                  actor: str | None, runbook: str | None, moves: str) -> tuple[str | None, str | None]:
+    """Write the intent, swap the manifest with compare-and-swap, complete the audit record.
+
+    Returns ``(audit record URI, None)``, or ``(None, problem)`` when the swap happened but its record could not be
+    written (the intent stands and the next run completes it).
+    """
+    d = plan.details
+    uri = target.manifest_uri(tenant, surface)
+    new = Manifest(1, tenant, surface, dict(d["after_current"]), format_z(now))
+    body = manifest_bytes(new)
+    after = {"etag": etag_of(body), "manifest": new.to_dict(), "current": new.to_dict()["current"]}
+    # The intent goes first: if it cannot be written, nothing is changed; if the process dies after the swap,
+    # the next run finds the intent and completes it.
+    intent_uri, intent = audit.begin(
+        st, target, plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
+        before=d["before"], after=after, expect={"observed": plan.observed, "result": after["etag"]},
+        manifest_uri=uri,
+    )
+    try:
+        new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)
+    except Conflict:
+        audit.complete(st, intent_uri, intent, state="abandoned",
+                       note="another change won the compare-and-swap; nothing was changed")
+        raise
+    except ChecksError:
+        raise  # the intent stays pending; the next run settles it from what the manifest shows
+    after["etag"] = new_etag
+    try:
+        return audit.complete(st, intent_uri, intent, after=after), None
+    except ChecksError as exc:
+        return None, (f"the manifest of {tenant}/{surface} WAS rolled back ({moves}) but its audit record could not "
+                      f"be written ({exc}); the intent {intent_uri} stands and the next rollback run completes it")
 
 
 def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, actor: str | None,
