@@ -154,10 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
         "the target could not be reached, 3 conflict (the world changed since the plan)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_health(sub, common)
+    _add_manifest(sub, common)
+    _add_freshness(sub, common)
+    _add_recs(sub, common)
+    _add_documents(sub, common)
+    _add_cache(sub, common)
+    _add_timeline(sub, common)
+    _add_runbook(sub)
+    _add_eval(sub)
+    _add_hold(sub, common)
+    return parser
 
+
+def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`health`."""
     p = sub.add_parser("health", parents=[common], help="liveness, readiness, dependencies and key metrics")
     p.set_defaults(run=_health)
 
+
+def _add_manifest(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`manifest status|history|rollback`."""
     manifest = sub.add_parser("manifest", help="the current manifest, its history, rollback")
     msub = manifest.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     p = msub.add_parser("status", parents=[common], help="validate the current manifest and everything it names")
@@ -181,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "for the surface (audited), so that it serves the rolled-back version now, not after its TTL")
     p.set_defaults(run=_manifest_rollback)
 
+
+def _add_freshness(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`freshness`."""
     p = sub.add_parser("freshness", parents=[common], help="staleness of every (tenant, surface) in the registry")
     p.add_argument("--max-age", type=_duration, default=parse_duration("26h"), help="default 26h")
     _tenant(p, required=False)
@@ -193,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON line per surface as it is checked, then one line with the result")
     p.set_defaults(run=_freshness)
 
+
+def _add_recs(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`recs probe`."""
     recs = sub.add_parser("recs", help="recommendation probes")
     rsub = recs.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     p = rsub.add_parser("probe", parents=[common],
@@ -202,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="number of items to ask for (1..200)")
     p.set_defaults(run=_recs_probe)
 
+
+def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`config` and `rules`: show, history, revert."""
     for kind in ("config", "rules"):
         doc = sub.add_parser(kind, help=f"the tenant's {kind}: show, history, revert")
         dsub = doc.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
@@ -220,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", default="", help="why, for the audit record")
         p.set_defaults(run=_doc_revert, kind=kind)
 
+
+def _add_cache(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`cache invalidate`."""
     cache = sub.add_parser("cache", help="the service's caches")
     csub = cache.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     p = csub.add_parser("invalidate", parents=[common], help="invalidate popularity, config and/or rules caches")
@@ -229,11 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why, for the audit record")
     p.set_defaults(run=_cache_invalidate)
 
+
+def _add_timeline(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`timeline`."""
     p = sub.add_parser("timeline", parents=[common], help="what was shipped, when, by whom and why")
     _tenant(p), _surface(p, required=False)
     p.add_argument("--since", type=_duration, default=parse_duration("7d"), help="how far back (default 7d)")
     p.set_defaults(run=_timeline)
 
+
+def _add_runbook(sub: Any) -> None:
+    """`runbook list|show|run`."""
     rb = sub.add_parser("runbook", help="list, show and run the executable runbooks")
     bsub = rb.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     p = bsub.add_parser("list", help="every runbook with its layer and the faults its drills answer")
@@ -261,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(run=_runbook_run)
 
+
+def _add_eval(sub: Any) -> None:
+    """`eval quality|report`."""
     json_only = argparse.ArgumentParser(add_help=False)
     json_only.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     ev = sub.add_parser("eval", help="can evaluation data be trusted: joins, SRM, guardrails, impossible lift")
@@ -293,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-relative-lift", type=_non_negative, default=0.5, help="default 0.5 (+50%%; 0 off)")
     p.set_defaults(run=_eval_report)
 
+
+def _add_hold(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`hold set|clear|status`."""
     hold = sub.add_parser("hold", help="stop shipping a surface: set, clear or show its hold")
     hsub = hold.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     for name, help_text in (("set", "hold a surface: publishers refuse to swap its manifest (plan first)"),
@@ -305,7 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = hsub.add_parser("status", parents=[common], help="is the surface held? exit 1 while held (gate publishes on it)")
     _tenant(p), _surface(p)
     p.set_defaults(run=_hold_status)
-    return parser
 
 
 def _param(value: str) -> tuple[str, str]:

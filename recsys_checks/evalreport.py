@@ -95,55 +95,15 @@ def eval_report(
     problems: list[str] = []
     notes: list[str] = []
     mode = doc.get("mode")
-    join = _get(doc, "data_quality", "join_integrity")
-    rates: dict[str, float | None] = {}
-    if not isinstance(join, dict):
-        problems.append("the report has no data_quality.join_integrity: its joins cannot be checked")
-        join = {}
-    for name in ("exposure_join_rate", "outcome_join_rate", "assignment_join_rate"):
-        rates[name] = _number(join.get(name))
-        if name in join and rates[name] is None:
-            problems.append(f"data_quality.join_integrity.{name} is not a number ({join.get(name)!r})")
     experiment = doc.get("experiment") if isinstance(doc.get("experiment"), dict) else None
-    outcome_count = _number(join.get("outcome_count"))
-    if join:
-        if outcome_count == 0:
-            problems.append("no outcomes: nothing joins, every KPI is 0")
-        elif rates["outcome_join_rate"] is not None and rates["outcome_join_rate"] < min_join_rate:
-            problems.append(f"outcome join rate {rates['outcome_join_rate']:.1%} is below {min_join_rate:.0%}: "
-                            "outcomes whose request id matches no exposure")
-        assignments = _number(join.get("assignments_count"))
-        if (experiment is not None or mode == "experiment") and rates["assignment_join_rate"] is not None and \
-                (assignments or 0) > 0 and rates["assignment_join_rate"] < min_join_rate:
-            problems.append(f"assignment join rate {rates['assignment_join_rate']:.1%} is below {min_join_rate:.0%}")
-        if rates["exposure_join_rate"] is not None:
-            notes.append(f"exposure join rate {rates['exposure_join_rate']:.1%} is reported, not a trust signal: "
-                         "lists that nobody clicked have no outcome")
-        if join.get("duplicate_exposure_request_ids"):
-            notes.append(f"{join['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
+    join, rates = _check_joins(doc, experiment is not None or mode == "experiment", min_join_rate, problems, notes)
     variants: list[dict[str, Any]] = []
     guardrails: list[dict[str, Any]] = []
     srm_out: dict[str, Any] | None = None
     impossible: list[dict[str, Any]] = []
     srm_detected = False
     if experiment is not None:
-        for v in experiment.get("variants") or []:
-            if not isinstance(v, dict) or not isinstance(v.get("variant"), str):
-                problems.append("experiment.variants has an entry without a variant name")
-                continue
-            row = {"variant": v["variant"]}
-            for key in ("exposures", "clicks", "conversions", "ctr", "conversion_rate", "revenue_per_request"):
-                row[key] = _number(v.get(key))
-            variants.append(row)
-            clicks, conv, exposures = row["clicks"], row["conversions"], row["exposures"]
-            if clicks is not None and exposures and clicks > exposures:
-                impossible.append({"check": "more_clicks_than_exposures", "count": 1, "examples": [],
-                                   "detail": f"variant {v['variant']} has {clicks:g} clicks on {exposures:g} "
-                                             "exposures (CTR above 1): a join that double counts"})
-            if clicks is not None and conv is not None and conv > clicks:
-                impossible.append({"check": "more_conversions_than_clicks", "count": 1, "examples": [],
-                                   "detail": f"variant {v['variant']} has {conv:g} conversions but {clicks:g} "
-                                             "clicks"})
+        variants, impossible = _variant_rows(experiment, problems)
         for g in _get(experiment, "guardrails", "per_variant") or []:
             if isinstance(g, dict) and isinstance(g.get("variant"), str):
                 guardrails.append({"variant": g["variant"],
@@ -186,6 +146,62 @@ def eval_report(
         "thresholds": {"min_join_rate": min_join_rate, "max_relative_lift": max_relative_lift},
     }
     return verdict("eval.report", data, problems, str(path))
+
+
+def _check_joins(doc: dict[str, Any], experiment: bool, min_join_rate: float, problems: list[str],
+                 notes: list[str]) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """The report's join integrity and its three join rates; what cannot be trusted goes into ``problems``."""
+    join = _get(doc, "data_quality", "join_integrity")
+    rates: dict[str, float | None] = {}
+    if not isinstance(join, dict):
+        problems.append("the report has no data_quality.join_integrity: its joins cannot be checked")
+        join = {}
+    for name in ("exposure_join_rate", "outcome_join_rate", "assignment_join_rate"):
+        rates[name] = _number(join.get(name))
+        if name in join and rates[name] is None:
+            problems.append(f"data_quality.join_integrity.{name} is not a number ({join.get(name)!r})")
+    outcome_count = _number(join.get("outcome_count"))
+    if join:
+        if outcome_count == 0:
+            problems.append("no outcomes: nothing joins, every KPI is 0")
+        elif rates["outcome_join_rate"] is not None and rates["outcome_join_rate"] < min_join_rate:
+            problems.append(f"outcome join rate {rates['outcome_join_rate']:.1%} is below {min_join_rate:.0%}: "
+                            "outcomes whose request id matches no exposure")
+        assignments = _number(join.get("assignments_count"))
+        if experiment and rates["assignment_join_rate"] is not None and \
+                (assignments or 0) > 0 and rates["assignment_join_rate"] < min_join_rate:
+            problems.append(f"assignment join rate {rates['assignment_join_rate']:.1%} is below {min_join_rate:.0%}")
+        if rates["exposure_join_rate"] is not None:
+            notes.append(f"exposure join rate {rates['exposure_join_rate']:.1%} is reported, not a trust signal: "
+                         "lists that nobody clicked have no outcome")
+        if join.get("duplicate_exposure_request_ids"):
+            notes.append(f"{join['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
+    return join, rates
+
+
+def _variant_rows(experiment: dict[str, Any],
+                  problems: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The experiment's variants with their figures, and the impossible figures among them."""
+    variants: list[dict[str, Any]] = []
+    impossible: list[dict[str, Any]] = []
+    for v in experiment.get("variants") or []:
+        if not isinstance(v, dict) or not isinstance(v.get("variant"), str):
+            problems.append("experiment.variants has an entry without a variant name")
+            continue
+        row = {"variant": v["variant"]}
+        for key in ("exposures", "clicks", "conversions", "ctr", "conversion_rate", "revenue_per_request"):
+            row[key] = _number(v.get(key))
+        variants.append(row)
+        clicks, conv, exposures = row["clicks"], row["conversions"], row["exposures"]
+        if clicks is not None and exposures and clicks > exposures:
+            impossible.append({"check": "more_clicks_than_exposures", "count": 1, "examples": [],
+                               "detail": f"variant {v['variant']} has {clicks:g} clicks on {exposures:g} "
+                                         "exposures (CTR above 1): a join that double counts"})
+        if clicks is not None and conv is not None and conv > clicks:
+            impossible.append({"check": "more_conversions_than_clicks", "count": 1, "examples": [],
+                               "detail": f"variant {v['variant']} has {conv:g} conversions but {clicks:g} "
+                                         "clicks"})
+    return variants, impossible
 
 
 def _srm(srm: dict[str, Any], problems: list[str]) -> tuple[dict[str, Any], bool]:

@@ -536,39 +536,11 @@ def eval_quality(
     count = _partition_count(paths.values(), partition_bytes)
     with tempfile.TemporaryDirectory(prefix="recsys-eval-", dir=workdir) as tmp:
         work = Path(tmp)
-        exp = _Partitions(work, "exposure", count)
-        with exp:
-            for rec in _scan(state, paths["exposure"], "exposure"):
-                state.exposure_count += 1
-                items = tuple(i["item_id"] for i in rec["items"])
-                if not items:
-                    state.exposure_missing += 1
-                exp.write(rec["request_id"], (rec["request_id"], items, rec.get("latency_ms"),
-                                              rec.get("error") is True))
-        out = _Partitions(work, "outcome", count)
-        with out:
-            for rec in _scan(state, paths["outcome"], "outcome"):
-                state.outcome_count += 1
-                out.write(rec["request_id"], (rec["request_id"], rec["item_id"], rec["event_type"] == "click",
-                                              float(rec.get("value", 0.0)), rec["ts"]))
+        exp = _partition_exposures(state, paths["exposure"], work, count)
+        out = _partition_outcomes(state, paths["outcome"], work, count)
         asg = None
         if "assignment" in paths:
-            asg = _Partitions(work, "assignment", count)
-            with asg:
-                for rec in _scan(state, paths["assignment"], "assignment"):
-                    state.assignment_count += 1
-                    state.experiments.add(rec["experiment_id"])
-                    if experiment_id and rec["experiment_id"].lower() != experiment_id.lower():
-                        continue
-                    state.srm_global[rec["variant"]] += 1
-                    if slice_keys:
-                        seg = segment_key(rec.get("context"), slice_keys)
-                        if seg in state.srm_segments or len(state.srm_segments) < MAX_SEGMENTS:
-                            bucket = state.srm_segments.setdefault(seg, defaultdict(int))
-                            bucket[rec["variant"]] += 1
-                        else:
-                            state.segments_dropped += 1
-                    asg.write(rec["request_id"], (rec["request_id"], rec["variant"]))
+            asg = _partition_assignments(state, paths["assignment"], work, count, experiment_id, slice_keys)
         latencies: dict[str, _Latencies] = {}
         try:
             for index in range(count):
@@ -590,6 +562,52 @@ def eval_quality(
                    max_relative_lift=max_relative_lift, partitions=count)
 
 
+def _partition_exposures(state: _State, path: Path, work: Path, count: int) -> _Partitions:
+    """Count the exposures and write each, by request id, into its partition."""
+    exp = _Partitions(work, "exposure", count)
+    with exp:
+        for rec in _scan(state, path, "exposure"):
+            state.exposure_count += 1
+            items = tuple(i["item_id"] for i in rec["items"])
+            if not items:
+                state.exposure_missing += 1
+            exp.write(rec["request_id"], (rec["request_id"], items, rec.get("latency_ms"), rec.get("error") is True))
+    return exp
+
+
+def _partition_outcomes(state: _State, path: Path, work: Path, count: int) -> _Partitions:
+    """Count the outcomes and write each, by request id, into its partition."""
+    out = _Partitions(work, "outcome", count)
+    with out:
+        for rec in _scan(state, path, "outcome"):
+            state.outcome_count += 1
+            out.write(rec["request_id"], (rec["request_id"], rec["item_id"], rec["event_type"] == "click",
+                                          float(rec.get("value", 0.0)), rec["ts"]))
+    return out
+
+
+def _partition_assignments(state: _State, path: Path, work: Path, count: int, experiment_id: str | None,
+                           slice_keys: list[str]) -> _Partitions:
+    """Count the experiment's assignments per variant (and per segment) and write each into its partition."""
+    asg = _Partitions(work, "assignment", count)
+    with asg:
+        for rec in _scan(state, path, "assignment"):
+            state.assignment_count += 1
+            state.experiments.add(rec["experiment_id"])
+            if experiment_id and rec["experiment_id"].lower() != experiment_id.lower():
+                continue
+            state.srm_global[rec["variant"]] += 1
+            if slice_keys:
+                seg = segment_key(rec.get("context"), slice_keys)
+                if seg in state.srm_segments or len(state.srm_segments) < MAX_SEGMENTS:
+                    bucket = state.srm_segments.setdefault(seg, defaultdict(int))
+                    bucket[rec["variant"]] += 1
+                else:
+                    state.segments_dropped += 1
+            asg.write(rec["request_id"], (rec["request_id"], rec["variant"]))
+    return asg
+
+
 def _result(state: _State, paths: dict[str, Path], experiment_id: str | None, variants: list[dict[str, Any]],
             guardrails: list[dict[str, Any]], thresholds: dict[str, Any], *, min_join_rate: float, srm_alpha: float,
             srm_min_sample: int, expected_weights: Mapping[str, float] | None, slice_keys: list[str],
@@ -597,19 +615,7 @@ def _result(state: _State, paths: dict[str, Path], experiment_id: str | None, va
             primary_thresholds: Mapping[str, float] | None, max_relative_lift: float | None,
             partitions: int) -> CheckResult:
     experiment = "assignment" in paths
-    join = {
-        "exposure_count": state.exposure_count,
-        "outcome_count": state.outcome_count,
-        "assignments_count": state.assigned_ids,
-        "duplicate_exposure_request_ids": state.duplicate_exposures,
-        "exposures_joined": state.exposures_joined,
-        "outcomes_joined": state.outcomes_joined,
-        "orphan_outcomes": state.orphan_outcomes,
-        "exposure_join_rate": rate(state.exposures_joined, state.exposure_count),
-        "outcome_join_rate": rate(state.outcomes_joined, state.outcome_count),
-        "assignment_join_rate": rate(state.assigned_exposures, state.assigned_ids) if experiment else None,
-        "assigned_exposures": state.assigned_exposures if experiment else None,
-    }
+    join = _join_integrity(state, experiment)
     completeness = {
         "exposure": {"total": state.exposure_count, "missing": state.exposure_missing,
                      "missing_rate": rate(state.exposure_missing, state.exposure_count)},
@@ -617,68 +623,15 @@ def _result(state: _State, paths: dict[str, Path], experiment_id: str | None, va
     }
     if experiment:
         completeness["assignment"] = {"total": state.assignment_count, "missing": 0, "missing_rate": 0.0}
-    problems: list[str] = []
-    notes: list[str] = []
-    bad_total = sum(log.bad for log in state.logs.values())
-    if bad_total:
-        first = state.bad_lines[0]
-        problems.append(f"{bad_total} line(s) break the contract, first {first}")
-    if state.outcome_count == 0:
-        problems.append("no outcomes: nothing joins, every KPI would be 0")
-    elif join["outcome_join_rate"] < min_join_rate:
-        problems.append(f"outcome join rate {join['outcome_join_rate']:.1%} is below {min_join_rate:.0%} "
-                        f"({state.orphan_outcomes} outcome(s) match no exposure, e.g. "
-                        f"{', '.join(state.orphan_examples[:3])})")
-    elif state.orphan_outcomes:
-        notes.append(f"{state.orphan_outcomes} outcome(s) match no exposure; they are left out of every metric")
-    if experiment:
-        if state.assigned_ids == 0:
-            problems.append("no assignments" + (f" for experiment {experiment_id}" if experiment_id else "")
-                            + (f" (the file has {', '.join(sorted(state.experiments)[:5])})" if state.experiments
-                               else ""))
-        elif join["assignment_join_rate"] < min_join_rate:
-            problems.append(f"assignment join rate {join['assignment_join_rate']:.1%} is below {min_join_rate:.0%}: "
-                            "assigned requests without an exposure")
-        if not experiment_id and len(state.experiments) > 1:
-            notes.append(f"assignments of {len(state.experiments)} experiments mixed; pass the experiment id")
-    notes.append(f"exposure join rate {join['exposure_join_rate']:.1%} is reported, not a trust signal: lists that "
-                 "nobody clicked have no outcome, so it cannot exceed the share of lists clicked")
-    srm = None
-    if experiment:
-        srm = {"alpha": srm_alpha, "min_sample": srm_min_sample,
-               "global": srm_test(state.srm_global, expected_weights, alpha=srm_alpha, min_sample=srm_min_sample)}
-        if slice_keys:
-            srm["by_segment"] = {seg: srm_test(counts, expected_weights, alpha=srm_alpha, min_sample=srm_min_sample)
-                                 for seg, counts in sorted(state.srm_segments.items())}
-            if state.segments_dropped:
-                notes.append(f"more than {MAX_SEGMENTS} segments: {state.segments_dropped} assignment(s) of further "
-                             "segments were not tested per segment")
-        g = srm["global"]
-        if g["detected"]:
-            problems.append(f"sample ratio mismatch: p = {g['p_value']:.3g} < {srm_alpha:g} on {g['sample_size']} "
-                            f"assignments (observed {dict(g['observed'])})")
-        if g["unexpected_variants"]:
-            problems.append(f"assignments to variant(s) {', '.join(g['unexpected_variants'])} that the expected "
-                            "weights do not name")
-        seg_hits = [s for s, r in (srm.get("by_segment") or {}).items() if r["detected"]]
-        if seg_hits:
-            problems.append(f"sample ratio mismatch in segment(s) {', '.join(seg_hits[:5])}")
+    problems, notes = _join_problems(state, join, experiment, experiment_id, min_join_rate)
+    srm = _srm(state, problems, notes, srm_alpha=srm_alpha, srm_min_sample=srm_min_sample,
+               expected_weights=expected_weights, slice_keys=slice_keys) if experiment else None
     decision = decide(variants, guardrails, bool(srm and (srm["global"]["detected"] or any(
         r["detected"] for r in (srm.get("by_segment") or {}).values()))),
         control_variant=control_variant, candidate_variant=candidate_variant, primary_metrics=primary_metrics,
         primary_thresholds=primary_thresholds) if experiment else None
-    impossible = []
-    if state.over_clicked:
-        impossible.append({"check": "more_clicks_than_items", "count": state.over_clicked,
-                           "detail": f"{state.over_clicked} list(s) with more clicks than items shown",
-                           "examples": state.over_clicked_examples})
-    if state.unclicked_conversions:
-        impossible.append({"check": "conversion_without_click", "count": state.unclicked_conversions,
-                           "detail": f"{state.unclicked_conversions} conversion(s) of an item never clicked in "
-                                     "that list", "examples": state.unclicked_examples})
-    impossible += lift_findings(decision, variants, max_relative_lift)
-    for finding in impossible:
-        problems.append(f"impossible: {finding['detail']}")
+    impossible = _impossible(state, decision, variants, max_relative_lift)
+    problems += [f"impossible: {finding['detail']}" for finding in impossible]
     if state.orphan_outcomes:
         impossible.insert(0, {"check": "outcome_without_exposure", "count": state.orphan_outcomes,
                               "detail": f"{state.orphan_outcomes} outcome(s) whose request id matches no exposure "
@@ -707,3 +660,92 @@ def _result(state: _State, paths: dict[str, Path], experiment_id: str | None, va
         "partitions": partitions,
     }
     return verdict("eval.quality", data, problems, str(paths["exposure"]))
+
+
+def _join_integrity(state: _State, experiment: bool) -> dict[str, Any]:
+    return {
+        "exposure_count": state.exposure_count,
+        "outcome_count": state.outcome_count,
+        "assignments_count": state.assigned_ids,
+        "duplicate_exposure_request_ids": state.duplicate_exposures,
+        "exposures_joined": state.exposures_joined,
+        "outcomes_joined": state.outcomes_joined,
+        "orphan_outcomes": state.orphan_outcomes,
+        "exposure_join_rate": rate(state.exposures_joined, state.exposure_count),
+        "outcome_join_rate": rate(state.outcomes_joined, state.outcome_count),
+        "assignment_join_rate": rate(state.assigned_exposures, state.assigned_ids) if experiment else None,
+        "assigned_exposures": state.assigned_exposures if experiment else None,
+    }
+
+
+def _join_problems(state: _State, join: dict[str, Any], experiment: bool, experiment_id: str | None,
+                   min_join_rate: float) -> tuple[list[str], list[str]]:
+    """Problems (the data cannot be trusted) and notes of the lines and the joins."""
+    problems: list[str] = []
+    notes: list[str] = []
+    bad_total = sum(log.bad for log in state.logs.values())
+    if bad_total:
+        first = state.bad_lines[0]
+        problems.append(f"{bad_total} line(s) break the contract, first {first}")
+    if state.outcome_count == 0:
+        problems.append("no outcomes: nothing joins, every KPI would be 0")
+    elif join["outcome_join_rate"] < min_join_rate:
+        problems.append(f"outcome join rate {join['outcome_join_rate']:.1%} is below {min_join_rate:.0%} "
+                        f"({state.orphan_outcomes} outcome(s) match no exposure, e.g. "
+                        f"{', '.join(state.orphan_examples[:3])})")
+    elif state.orphan_outcomes:
+        notes.append(f"{state.orphan_outcomes} outcome(s) match no exposure; they are left out of every metric")
+    if experiment:
+        if state.assigned_ids == 0:
+            problems.append("no assignments" + (f" for experiment {experiment_id}" if experiment_id else "")
+                            + (f" (the file has {', '.join(sorted(state.experiments)[:5])})" if state.experiments
+                               else ""))
+        elif join["assignment_join_rate"] < min_join_rate:
+            problems.append(f"assignment join rate {join['assignment_join_rate']:.1%} is below {min_join_rate:.0%}: "
+                            "assigned requests without an exposure")
+        if not experiment_id and len(state.experiments) > 1:
+            notes.append(f"assignments of {len(state.experiments)} experiments mixed; pass the experiment id")
+    notes.append(f"exposure join rate {join['exposure_join_rate']:.1%} is reported, not a trust signal: lists that "
+                 "nobody clicked have no outcome, so it cannot exceed the share of lists clicked")
+    return problems, notes
+
+
+def _srm(state: _State, problems: list[str], notes: list[str], *, srm_alpha: float, srm_min_sample: int,
+         expected_weights: Mapping[str, float] | None, slice_keys: list[str]) -> dict[str, Any]:
+    """Sample ratio mismatch tests, global and per segment; a mismatch is added to ``problems``."""
+    srm = {"alpha": srm_alpha, "min_sample": srm_min_sample,
+           "global": srm_test(state.srm_global, expected_weights, alpha=srm_alpha, min_sample=srm_min_sample)}
+    if slice_keys:
+        srm["by_segment"] = {seg: srm_test(counts, expected_weights, alpha=srm_alpha, min_sample=srm_min_sample)
+                             for seg, counts in sorted(state.srm_segments.items())}
+        if state.segments_dropped:
+            notes.append(f"more than {MAX_SEGMENTS} segments: {state.segments_dropped} assignment(s) of further "
+                         "segments were not tested per segment")
+    g = srm["global"]
+    if g["detected"]:
+        problems.append(f"sample ratio mismatch: p = {g['p_value']:.3g} < {srm_alpha:g} on {g['sample_size']} "
+                        f"assignments (observed {dict(g['observed'])})")
+    if g["unexpected_variants"]:
+        problems.append(f"assignments to variant(s) {', '.join(g['unexpected_variants'])} that the expected "
+                        "weights do not name")
+    seg_hits = [s for s, r in (srm.get("by_segment") or {}).items() if r["detected"]]
+    if seg_hits:
+        problems.append(f"sample ratio mismatch in segment(s) {', '.join(seg_hits[:5])}")
+    return srm
+
+
+def _impossible(state: _State, decision: dict[str, Any] | None, variants: list[dict[str, Any]],
+                max_relative_lift: float | None) -> list[dict[str, Any]]:
+    """What the data shows that cannot happen: more clicks than items, conversions without a click, lifts too
+    large to be true."""
+    impossible = []
+    if state.over_clicked:
+        impossible.append({"check": "more_clicks_than_items", "count": state.over_clicked,
+                           "detail": f"{state.over_clicked} list(s) with more clicks than items shown",
+                           "examples": state.over_clicked_examples})
+    if state.unclicked_conversions:
+        impossible.append({"check": "conversion_without_click", "count": state.unclicked_conversions,
+                           "detail": f"{state.unclicked_conversions} conversion(s) of an item never clicked in "
+                                     "that list", "examples": state.unclicked_examples})
+    impossible += lift_findings(decision, variants, max_relative_lift)
+    return impossible
