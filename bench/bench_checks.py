@@ -32,7 +32,7 @@ from fleet_registry import put_manifests, write_full_surfaces, write_manifests
 
 from recsys_checks.artifact import _go_compact_walk, go_compact, load_json
 from recsys_checks.config import Target
-from recsys_checks.manifest import status
+from recsys_checks.manifest import check_manifest
 
 BIN = Path(sys.executable).parent
 CHECKS = str(BIN / "recsys-checks")
@@ -149,7 +149,7 @@ def bench_hash_and_status(repeats: int, rows: list[Row]) -> None:
         root = Path(tmp)
         write_full_surfaces(root, 1, 1)
         target = Target(manifest_template=file_template(root))
-        blob_uri = status(target, "tenant0000", "surface00000").data["artifacts"][0]["uri"]  # cooc
+        blob_uri = check_manifest(target, "tenant0000", "surface00000").data["artifacts"][0]["uri"]  # cooc
         doc = load_json(Path(blob_uri.removeprefix("file://")).read_bytes())
         canon = {k: doc[k] for k in doc if k != "build"} | {"build": {"built_at": "", "version": ""}}
         assert _go_compact_walk(canon) == go_compact(canon, number_text=False)
@@ -157,8 +157,8 @@ def bench_hash_and_status(repeats: int, rows: list[Row]) -> None:
         fast = median_seconds(lambda: go_compact(canon, number_text=False), repeats)
         rows.append(("version hash text, cooc blob", "-", "Go-style walk", fmt_s(base), "one encoder call",
                      fmt_s(fast), f"{fast / base:.2f}x", "-"))
-        base = median_seconds(lambda: status(target, "tenant0000", "surface00000", validate_blobs=False), repeats)
-        full = median_seconds(lambda: status(target, "tenant0000", "surface00000"), repeats)
+        base = median_seconds(lambda: check_manifest(target, "tenant0000", "surface00000", validate_blobs=False), repeats)
+        full = median_seconds(lambda: check_manifest(target, "tenant0000", "surface00000"), repeats)
         rows.append(("manifest status", "file", "manifest only", fmt_s(base), "blobs validated", fmt_s(full),
                      f"{full / base:.2f}x", "-"))
 

@@ -2,7 +2,7 @@
 
 Run with ``make bench``. Writes clean evaluation datasets (the local stack's generator: ten items per list, about
 11 % of lists clicked) of a baseline size and ten times that (a million exposures by default), then runs
-``eval_quality`` on each in a fresh process and reports its wall time and peak resident memory. Flat memory means
+``check_eval_quality`` on each in a fresh process and reports its wall time and peak resident memory. Flat memory means
 the ratio of peak memory stays near 1x while the ratio of time is near 10x.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 _CHILD = """
 import json, resource, sys, time
-from recsys_checks.evaluation import eval_quality
+from recsys_checks.evaluation import check_eval_quality
 folder = sys.argv[1]
 start = time.perf_counter()
-res = eval_quality(folder + "/exposures.jsonl", folder + "/outcomes.jsonl", folder + "/assignments.jsonl",
+res = check_eval_quality(folder + "/exposures.jsonl", folder + "/outcomes.jsonl", folder + "/assignments.jsonl",
                    "exp-home-ranker")
 seconds = time.perf_counter() - start
 assert res.status == "ok", res.summary

@@ -29,7 +29,7 @@ from pathlib import Path
 from recsys_checks import audit
 from recsys_checks import manifest as M
 from recsys_checks.config import Target
-from recsys_checks.store import Stores
+from recsys_checks.store import TargetStores
 
 SUITE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "suite_registry"
 PLACEHOLDER = "file:///SUITE_ROOT/"
@@ -46,7 +46,7 @@ from recsys_checks.errors import Conflict
 
 target = Target(**json.loads(sys.argv[1]))
 point, version, go = sys.argv[2], sys.argv[3], sys.argv[4]
-put = store.Stores.put
+put = store.TargetStores.put
 
 def aimed_put(self, uri, data, **kwargs):
     if uri.endswith("/manifest.json") and point == "before-swap":
@@ -56,7 +56,7 @@ def aimed_put(self, uri, data, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return etag
 
-store.Stores.put = aimed_put
+store.TargetStores.put = aimed_put
 plan = M.plan_rollback(target, "demo", "home", to=version, reason="soak")
 print("ready", flush=True)
 while go != "-" and not os.path.exists(go):
@@ -101,7 +101,7 @@ def s3_target(endpoint: str) -> Target:
                   s3_access_key="soak", s3_secret_key="soak")
 
 
-def _current(target: Target, st: Stores) -> tuple[str, str]:
+def _current(target: Target, st: TargetStores) -> tuple[str, str]:
     raw, etag = st.get(target.manifest_uri("demo", "home"))
     return M.parse_manifest(raw).current["popularity"], etag  # raises if torn
 
@@ -109,7 +109,7 @@ def _current(target: Target, st: Stores) -> tuple[str, str]:
 def kill_trials(target: Target, n: int, rng: random.Random) -> dict[str, int]:
     fields = json.dumps(dataclasses.asdict(target))
     out = {"trials": 0, "torn": 0, "lost_records": 0, "next_run_failed": 0, "moved": 0}
-    with Stores(target) as st:
+    with TargetStores(target) as st:
         for i in range(n):
             before_uri, _ = _current(target, st)
             version = next(v for v in rng.sample(POP, 3) if not before_uri.endswith(v + ".json"))
@@ -157,7 +157,7 @@ def kill_trials(target: Target, n: int, rng: random.Random) -> dict[str, int]:
 def race(target: Target, writers: int, tmp: Path) -> dict[str, int]:
     fields = json.dumps(dataclasses.asdict(target))
     go = tmp / f"go-{uuid.uuid4().hex}"
-    with Stores(target) as st:
+    with TargetStores(target) as st:
         current, _ = _current(target, st)
         before = {r["uri"] for r in audit.read(target, "demo", "home", stores=st)}
     choices = [v for v in POP if not current.endswith(v + ".json")]
@@ -173,7 +173,7 @@ def race(target: Target, writers: int, tmp: Path) -> dict[str, int]:
         if out.strip() not in ("applied", "conflict", "noop"):
             print(f"  writer exited {proc.returncode}: {(err.strip().splitlines() or ['?'])[-1][:300]}",
                   file=sys.stderr)
-    with Stores(target) as st:
+    with TargetStores(target) as st:
         new = [r for r in audit.read(target, "demo", "home", stores=st) if r["uri"] not in before]
     return {"writers": writers, "applied": outcomes.count("applied"), "conflicts": outcomes.count("conflict"),
             "noops": outcomes.count("noop"), "applied_records": sum(1 for r in new if r.get("state") == "applied")}

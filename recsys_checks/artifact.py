@@ -18,7 +18,7 @@ from . import jsonio
 from .config import Target, safe_segment
 from .errors import BadInput, InvalidObject, NotFound
 from .results import CheckResult
-from .store import Stores
+from .store import TargetStores
 from .timefmt import parse_go_time
 
 KINDS: tuple[str, ...] = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
@@ -277,7 +277,7 @@ def validate_artifact(
     window: tuple[str, str] | None = None,
     allow_empty: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    stores: Stores | None = None,
+    stores: TargetStores | None = None,
 ) -> CheckResult:
     """Is the blob at ``uri`` a usable ``kind`` artifact of tenant/surface? Fails on any problem.
 
@@ -291,7 +291,7 @@ def validate_artifact(
     expected = version or version_from_uri(uri)
     data_out: dict[str, Any] = {"uri": uri, "kind": kind, "tenant": tenant, "surface": surface, "version": expected}
     own = stores is None
-    stores = stores or Stores(target)
+    stores = stores or TargetStores(target)
     try:
         try:
             data, etag = stores.get(uri)

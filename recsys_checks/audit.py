@@ -28,7 +28,7 @@ from . import jsonio
 from .config import Target, prove_under, redact, redact_environment, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .results import Plan
-from .store import Stores
+from .store import TargetStores
 from .timefmt import format_z, parse_seconds_z
 
 TENANT_SCOPE = "_tenant"
@@ -64,7 +64,7 @@ def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime
     return audit_prefix(target, tenant, scope) + f"{stamp}-{plan.plan_hash[:12]}.json"
 
 
-def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | None, runbook: str | None,
+def audit_record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | None, runbook: str | None,
            before: Any, after: Any, **extra: Any) -> dict[str, Any]:
     """The audit document of an applied plan."""
     return {
@@ -86,7 +86,7 @@ def record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | N
     }
 
 
-def write(stores: Stores, uri: str, doc: dict[str, Any]) -> str:
+def write(stores: TargetStores, uri: str, doc: dict[str, Any]) -> str:
     """Write one audit object create-only; raises Conflict if the name exists (it is never overwritten)."""
     text = jsonio.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
     body = redact(redact_environment(text), stores.target.secrets()).encode("utf-8")
@@ -94,7 +94,7 @@ def write(stores: Stores, uri: str, doc: dict[str, Any]) -> str:
     return uri
 
 
-def begin(stores: Stores, target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime,
+def begin(stores: TargetStores, target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime,
           actor: str | None, runbook: str | None, before: Any, after: Any, expect: dict[str, Any],
           **extra: Any) -> tuple[str, dict[str, Any]]:
     """Write the intent of a change about to be made (create-only); return its URI and document.
@@ -103,7 +103,7 @@ def begin(stores: Stores, target: Target, plan: Plan, *, tenant: str, scope: str
     "result": <state after>}`` (ETags or versions), or ``{}`` when the world cannot tell (a cache invalidation).
     """
     uri = audit_uri(target, tenant, scope, plan, now).removesuffix(".json") + INTENT_SUFFIX
-    doc = record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
+    doc = audit_record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
                  after=after, state="intent", expect=expect, **extra)
     write(stores, uri, doc)
     return uri, doc
@@ -114,7 +114,7 @@ def record_uri(intent_uri: str) -> str:
     return intent_uri.removesuffix(INTENT_SUFFIX) + ".json"
 
 
-def complete(stores: Stores, intent_uri: str, intent: dict[str, Any], *, state: str = "applied",
+def complete(stores: TargetStores, intent_uri: str, intent: dict[str, Any], *, state: str = "applied",
              note: str | None = None, **updates: Any) -> str:
     """Write the record completing an intent (create-only); an existing one (written by a concurrent settle)
     is accepted as is."""
@@ -131,7 +131,7 @@ def complete(stores: Stores, intent_uri: str, intent: dict[str, Any], *, state: 
     return uri
 
 
-def pending(stores: Stores, target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
+def pending(stores: TargetStores, target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
     """Intents of one scope that no record completes, oldest first, each with its ``uri``."""
     uris = set(stores.list(audit_prefix(target, tenant, scope)))
     out = []
@@ -149,7 +149,7 @@ def pending(stores: Stores, target: Target, tenant: str, scope: str) -> list[dic
     return out
 
 
-def settle(stores: Stores, target: Target, tenant: str, scope: str, judge: Callable[[dict[str, Any]], str | None],
+def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge: Callable[[dict[str, Any]], str | None],
            *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE) -> list[str]:
     """Complete the intents a crash left behind; ``judge(intent)`` says ``applied``, ``abandoned``, ``unknown`` or
     ``None`` (cannot tell yet). Returns the records written."""
@@ -194,13 +194,13 @@ def _token(value: Any) -> str | None:
     return value.strip('"') if isinstance(value, str) else None
 
 
-def read(target: Target, tenant: str, scope: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
+def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None = None) -> list[dict[str, Any]]:
     """The audit records of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged.
 
     Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`.
     """
     prefix = audit_prefix(target, tenant, scope)
-    st = stores or Stores(target)
+    st = stores or TargetStores(target)
     try:
         out = []
         for uri in sorted(st.list(prefix), reverse=True):
@@ -226,7 +226,7 @@ def begin_service_change(target: Target, plan: Plan, *, tenant: str, scope: str,
                          expect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Write the intent of a change the service is about to apply; raises (and nothing is changed) if it cannot."""
     now = now or datetime.now(UTC)
-    with Stores(target) as st:
+    with TargetStores(target) as st:
         return begin(st, target, plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook,
                      before=before, after=after, expect=expect)
 
@@ -240,7 +240,7 @@ def finish_service_change(target: Target, intent_uri: str, intent: dict[str, Any
     reported, not raised.
     """
     try:
-        with Stores(target) as st:
+        with TargetStores(target) as st:
             return complete(st, intent_uri, intent, state=state, service_request_id=request_id, **updates), None
     except ChecksError as exc:
         return None, (f"our audit record {record_uri(intent_uri)} could not be written ({exc}); its intent "
@@ -258,5 +258,5 @@ def may_have_happened(exc: Exception) -> bool:
 
 def settle_service(target: Target, tenant: str, scope: str, current: str | None) -> list[str]:
     """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable)."""
-    with Stores(target) as st:
+    with TargetStores(target) as st:
         return settle(st, target, tenant, scope, judge_by_state(current))

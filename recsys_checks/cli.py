@@ -371,7 +371,7 @@ def _runbook_show(args: argparse.Namespace) -> int:
 
 def _runbook_run(args: argparse.Namespace) -> int:
     from .execute import OK_VERDICTS, run_runbook
-    from .runbook_output import print_record
+    from .runbook_output import print_run_record
 
     given: dict[str, str] = {}
     for name, value in args.param:
@@ -384,9 +384,9 @@ def _runbook_run(args: argparse.Namespace) -> int:
         if name in given:
             raise BadInput(f"give {name} once: --{name.replace('_', '-')} or -p {name}=..., not both")
         given[name] = value
-    record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
-    print_record(record, out, args.json)
-    return 0 if record.get("verdict") in OK_VERDICTS else 1
+    run_record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
+    print_run_record(run_record, out, args.json)
+    return 0 if run_record.get("verdict") in OK_VERDICTS else 1
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -402,15 +402,15 @@ def _health(args: argparse.Namespace) -> list[Any]:
 
 
 def _manifest_status(args: argparse.Namespace) -> list[Any]:
-    from .manifest import status
+    from .manifest import check_manifest
 
-    return [status(_target(args), args.tenant, args.surface, max_age=args.max_age)]
+    return [check_manifest(_target(args), args.tenant, args.surface, max_age=args.max_age)]
 
 
 def _manifest_history(args: argparse.Namespace) -> list[Any]:
-    from .manifest import history_check
+    from .manifest import check_manifest_history
 
-    return [history_check(_target(args), args.tenant, args.surface, kind=args.kind)]
+    return [check_manifest_history(_target(args), args.tenant, args.surface, kind=args.kind)]
 
 
 def _manifest_rollback(args: argparse.Namespace) -> list[Any]:
@@ -447,15 +447,15 @@ def _recs_probe(args: argparse.Namespace) -> list[Any]:
 
 
 def _doc_show(args: argparse.Namespace) -> list[Any]:
-    from .configrules import show
+    from .configrules import check_document
 
-    return [show(_target(args), args.tenant, args.kind)]
+    return [check_document(_target(args), args.tenant, args.kind)]
 
 
 def _doc_history(args: argparse.Namespace) -> list[Any]:
-    from .configrules import history
+    from .configrules import check_document_history
 
-    return [history(_target(args), args.tenant, args.kind, limit=args.limit)]
+    return [check_document_history(_target(args), args.tenant, args.kind, limit=args.limit)]
 
 
 def _doc_revert(args: argparse.Namespace) -> list[Any]:
@@ -481,9 +481,9 @@ def _timeline(args: argparse.Namespace) -> list[Any]:
 
 
 def _eval_quality(args: argparse.Namespace) -> list[Any]:
-    from .evaluation import eval_quality
+    from .evaluation import check_eval_quality
 
-    return [eval_quality(
+    return [check_eval_quality(
         args.exposures, args.outcomes, args.assignments, args.experiment_id, min_join_rate=args.min_join_rate,
         srm_alpha=args.srm_alpha, srm_min_sample=args.srm_min_sample, expected_weights=args.weights,
         slice_keys=args.slice_keys, control_variant=args.control, candidate_variant=args.candidate,
@@ -493,9 +493,9 @@ def _eval_quality(args: argparse.Namespace) -> list[Any]:
 
 
 def _eval_report(args: argparse.Namespace) -> list[Any]:
-    from .evalreport import eval_report
+    from .evalreport import check_eval_report
 
-    return [eval_report(args.file, min_join_rate=args.min_join_rate, max_relative_lift=args.max_relative_lift)]
+    return [check_eval_report(args.file, min_join_rate=args.min_join_rate, max_relative_lift=args.max_relative_lift)]
 
 
 def _hold_change(args: argparse.Namespace) -> list[Any]:
@@ -507,9 +507,9 @@ def _hold_change(args: argparse.Namespace) -> list[Any]:
 
 
 def _hold_status(args: argparse.Namespace) -> list[Any]:
-    from .hold import hold_status
+    from .hold import check_hold
 
-    return [hold_status(_target(args), args.tenant, args.surface)]
+    return [check_hold(_target(args), args.tenant, args.surface)]
 
 
 # The one rule every command follows, in order of precedence (the highest code that applies wins). The reference

@@ -88,7 +88,7 @@ def _fail(check: str, exc: ChecksError, tenant: str, kind: str, target: Target) 
     return CheckResult(check, "fail", str(exc), data, None, target.base_url)
 
 
-def show(target: Target, tenant: str, kind: str, *, client: ServiceClient | None = None) -> CheckResult:
+def check_document(target: Target, tenant: str, kind: str, *, client: ServiceClient | None = None) -> CheckResult:
     """The tenant's current config or rules document; ``state`` is its version (the ``ETag``)."""
     safe_segment(tenant, "tenant")
     _kind(kind)
@@ -139,7 +139,7 @@ def change_row(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def history(
+def check_document_history(
     target: Target, tenant: str, kind: str, limit: int = 20, *, client: ServiceClient | None = None
 ) -> CheckResult:
     """The last ``limit`` changes of the tenant's config or rules from the service's audit log, newest first."""

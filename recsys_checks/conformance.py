@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from .config import Target
 from .errors import BadInput, ChecksError, Conflict
-from .store import Stores
+from .store import TargetStores
 
 PROBE_DIR = "probes/conditional-writes"
 
@@ -39,7 +39,7 @@ def check(target: Target) -> list[tuple[str, bool, str]]:
     uri = probe_uri(target)
     body = json.dumps({"probe": "conditional-writes", "at": datetime.now(UTC).isoformat()}).encode()
     results: list[tuple[str, bool, str]] = []
-    with Stores(target) as stores:
+    with TargetStores(target) as stores:
         etag = stores.put(uri, body, if_none_match=True)
         results.append(("create with If-None-Match: *", True, f"created {uri}"))
         try:

@@ -30,7 +30,7 @@ from .errors import BadInput
 from .evaluation import DEFAULTS, decide, lift_findings, srm_test, verdict
 from .results import CheckResult
 
-__all__ = ["MAX_REPORT_BYTES", "eval_report"]
+__all__ = ["MAX_REPORT_BYTES", "check_eval_report"]
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 
@@ -80,7 +80,7 @@ def _counts(value: Any) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in value.items()}
 
 
-def eval_report(
+def check_eval_report(
     path: str | os.PathLike[str],
     *,
     min_join_rate: float = DEFAULTS["min_join_rate"],
@@ -88,7 +88,7 @@ def eval_report(
 ) -> CheckResult:
     """Triage a ``recsys-eval`` report JSON: joins, SRM, guardrails, impossible figures, the decision.
 
-    Same verdict as :func:`recsys_checks.evaluation.eval_quality`: ``ok`` trusted and ship, ``warn`` trusted but
+    Same verdict as :func:`recsys_checks.evaluation.check_eval_quality`: ``ok`` trusted and ship, ``warn`` trusted but
     not ship, ``fail`` not trusted. An unreadable file raises :class:`BadInput`.
     """
     doc = _read(path)

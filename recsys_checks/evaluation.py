@@ -51,7 +51,7 @@ from .results import CheckResult
 __all__ = [
     "DEFAULTS",
     "decide",
-    "eval_quality",
+    "check_eval_quality",
     "p95_index",
     "percentile_on_disk",
     "segment_key",
@@ -489,7 +489,7 @@ def verdict(check: str, data: dict[str, Any], problems: list[str], target: str |
 # ------------------------------------------------------------------------------------------------ the check
 
 
-def eval_quality(
+def check_eval_quality(
     exposures: str | os.PathLike[str],
     outcomes: str | os.PathLike[str],
     assignments: str | os.PathLike[str] | None = None,

@@ -113,10 +113,10 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
             os.environ.pop(RECORD_ENV, None)
         else:
             os.environ[RECORD_ENV] = previous
-    record = _load_record(record_path)
-    if record is None or failure is not None:
-        record = _failed_record(spec, record, params, started, failure)
-        record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    run_record = _load_run_record(record_path)
+    if run_record is None or failure is not None:
+        run_record = _failed_run_record(spec, run_record, params, started, failure)
+        record_path.write_text(json.dumps(run_record, indent=2) + "\n", encoding="utf-8")
     leaked = set(find_secrets(record_path.read_text(encoding="utf-8")))
     if executed.exists():
         leaked |= set(find_secrets(executed.read_text(encoding="utf-8", errors="replace")))
@@ -128,32 +128,32 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         if path.exists():
             shutil.move(str(path), out / path.name)
     shutil.rmtree(work, ignore_errors=True)
-    return record, out
+    return run_record, out
 
 
-def _load_record(path: Path) -> dict[str, Any] | None:
+def _load_run_record(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def _failed_record(spec: RunbookSpec, partial: dict[str, Any] | None, params: dict[str, Any], started: datetime,
+def _failed_run_record(spec: RunbookSpec, partial: dict[str, Any] | None, params: dict[str, Any], started: datetime,
                    failure: dict[str, Any] | None) -> dict[str, Any]:
-    record = dict(partial or {})
+    run_record = dict(partial or {})
     failure = failure or {"cell": None, "error": "the notebook ended without writing its run record"}
     where = f" at {failure['cell']}" if failure.get("cell") else ""
-    record.update({
-        "format": record.get("format", 1), "runbook": spec.id, "title": spec.title,
-        "started_at": record.get("started_at", format_z(started)), "ended_at": format_z(datetime.now(UTC)),
-        "parameters": record.get("parameters", params), "execute": bool(params.get("execute")),
+    run_record.update({
+        "format": run_record.get("format", 1), "runbook": spec.id, "title": spec.title,
+        "started_at": run_record.get("started_at", format_z(started)), "ended_at": format_z(datetime.now(UTC)),
+        "parameters": run_record.get("parameters", params), "execute": bool(params.get("execute")),
         "verdict": "failed", "next_action": f"the runbook could not run{where}: {failure['error']}",
         "failure": failure,
     })
-    record.setdefault("steps", [])
-    record.setdefault("detected", [])
-    record.setdefault("changed", [])
-    return record
+    run_record.setdefault("steps", [])
+    run_record.setdefault("detected", [])
+    run_record.setdefault("changed", [])
+    return run_record
 
 
 def _cells(path: Path) -> list[dict[str, Any]]:

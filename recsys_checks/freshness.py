@@ -11,7 +11,7 @@ Two modes answer the fleet question at two costs:
 - **shallow** (the default) reads each manifest once: strict v1 parse, ``updated_at`` against ``max_age``, tenant
   and surface matching the path, a popularity pointer, and every pointer a known kind with a well-formed URI. It
   finds every stale, missing, torn or mismatched manifest without reading a blob.
-- **deep** runs :func:`recsys_checks.manifest.status` on every surface: every blob read and its hash recomputed.
+- **deep** runs :func:`recsys_checks.manifest.check_manifest` on every surface: every blob read and its hash recomputed.
 
 The registry is listed once per prefix: on S3 one paginated listing of ``current/`` (or ``current/<tenant>/``)
 names every manifest, so a missing one costs no request; on files one directory listing per tenant. Manifests of a
@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, NotFound, Unreachable
-from .manifest import DEFAULT_MAX_AGE, _parse_for, status
+from .manifest import DEFAULT_MAX_AGE, _parse_for, check_manifest
 from .results import CheckResult
-from .store import Stores, file_path_text, s3_location
+from .store import TargetStores, file_path_text, s3_location
 from .timefmt import age_text
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _path_order(name: str) -> str:
     return name + "/"
 
 
-def listing(target: Target, st: Stores, tenant: str | None = None) -> Iterator[tuple[str, str | None, Row | None]]:
+def listing(target: Target, st: TargetStores, tenant: str | None = None) -> Iterator[tuple[str, str | None, Row | None]]:
     """``(tenant, surface, None)`` for each surface to check, or ``(tenant, surface, row)`` when the listing alone
     decides it (an unsafe name, a tenant without surfaces, on S3 a surface without a manifest). Lazy, in path order.
     """
@@ -88,7 +88,7 @@ def listing(target: Target, st: Stores, tenant: str | None = None) -> Iterator[t
             yield t, s, _unsafe(t, s, current)  # a directory without a manifest is found missing when read
 
 
-def _s3_listing(target: Target, st: Stores, current: str, tenant: str | None) -> Iterator[tuple[str, str | None, Row | None]]:
+def _s3_listing(target: Target, st: TargetStores, current: str, tenant: str | None) -> Iterator[tuple[str, str | None, Row | None]]:
     # One paginated listing of every key under current/ (keys come in order, each surface's keys together), so a
     # surface without a manifest is known without asking for it.
     above = f"{tenant}/" if tenant is not None else ""
@@ -167,14 +167,14 @@ def _pointer_problem(kind: str, uri: str) -> str | None:
     return None
 
 
-def check_manifest(target: Target, st: Stores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
+def shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
     """The shallow check of one surface: its manifest alone (no blob is read)."""
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
-    return _check_manifest(target, st, tenant, surface, max_age, now)
+    return _shallow_row(target, st, tenant, surface, max_age, now)
 
 
-def _check_manifest(target: Target, st: Stores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
+def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
     # Names come from listing(), which proved them safe segments.
     uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
     try:
@@ -211,7 +211,7 @@ def _check_manifest(target: Target, st: Stores, tenant: str, surface: str, max_a
                 etag=etag)
 
 
-def _held_reason(target: Target, st: Stores, tenant: str, surface: str) -> str | None:
+def _held_reason(target: Target, st: TargetStores, tenant: str, surface: str) -> str | None:
     """Why the surface is held, or ``None`` when it is not (an unreadable marker counts as held, as publishers do)."""
     from .hold import read_hold
 
@@ -226,11 +226,11 @@ def _held_reason(target: Target, st: Stores, tenant: str, surface: str) -> str |
     return None
 
 
-def check_deep(target: Target, st: Stores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
-    """The deep check of one surface: :func:`recsys_checks.manifest.status`, every blob validated."""
+def deep_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
+    """The deep check of one surface: :func:`recsys_checks.manifest.check_manifest`, every blob validated."""
     uri = target.manifest_uri(tenant, surface)
     try:
-        res = status(target, tenant, surface, max_age, now, stores=st)
+        res = check_manifest(target, tenant, surface, max_age, now, stores=st)
     except ChecksError as exc:
         return _row(tenant, surface, "unreachable", str(exc), uri)
     return _row(tenant, surface, res.data.get("condition") or "invalid", res.summary, res.target or uri,
@@ -247,7 +247,7 @@ def _network_store(target: Target) -> bool:
 
 def scan(
     target: Target,
-    st: Stores,
+    st: TargetStores,
     entries: Iterable[tuple[str, str | None, Row | None]],
     max_age: timedelta = DEFAULT_MAX_AGE,
     now: datetime | None = None,
@@ -260,7 +260,7 @@ def scan(
     Raises :class:`Unreachable` when the store fails :data:`UNREACHABLE_STREAK` surfaces in a row.
     """
     now = now or datetime.now(UTC)
-    check = check_deep if deep else _check_manifest
+    check = deep_row if deep else _shallow_row
     streak: list[Row] = []
 
     def guard(row: Row) -> Row:
@@ -364,14 +364,14 @@ def stream(
     tally = Tally()
 
     def rows() -> Iterator[Row]:
-        with Stores(target, connections=workers) as st:
+        with TargetStores(target, connections=workers) as st:
             for row in scan(target, st, listing(target, st, tenant), max_age, now, deep=deep, workers=workers):
                 yield tally.add(row)
 
     return rows(), lambda: tally.result(target, tenant, max_age, deep)
 
 
-def fleet(
+def check_freshness(
     target: Target,
     max_age: timedelta = DEFAULT_MAX_AGE,
     tenant: str | None = None,
@@ -392,7 +392,7 @@ def fleet(
     target.registry_root()
     tally = Tally()
     rows: list[Row] = []
-    with Stores(target, connections=workers) as st:
+    with TargetStores(target, connections=workers) as st:
         entries = list(listing(target, st, tenant))
         for row in scan(target, st, entries, max_age, now, deep=deep, workers=workers):
             rows.append(tally.add(row))

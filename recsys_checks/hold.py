@@ -25,10 +25,10 @@ from . import audit
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, NotFound
 from .results import ActionResult, CheckResult, Plan
-from .store import Stores
+from .store import TargetStores
 from .timefmt import format_z
 
-__all__ = ["apply_hold", "clear_hold", "hold_status", "hold_uri", "plan_hold", "read_hold", "set_hold"]
+__all__ = ["apply_hold", "check_hold", "clear_hold", "hold_uri", "plan_hold", "read_hold", "set_hold"]
 
 _MANIFEST_NAME = "/manifest.json"
 _MAX_MARKER_BYTES = 64 * 1024
@@ -57,11 +57,11 @@ def _parse(raw: bytes, tenant: str, surface: str) -> dict[str, Any]:
     return doc
 
 
-def read_hold(target: Target, tenant: str, surface: str, *, stores: Stores | None = None
+def read_hold(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None
               ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """``(marker, etag, problem)``: ``(None, None, None)`` when there is no marker; a broken one has a problem."""
     uri = hold_uri(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"))
-    st = stores or Stores(target)
+    st = stores or TargetStores(target)
     try:
         try:
             raw, etag = st.get(uri)
@@ -88,7 +88,7 @@ def _describe(marker: dict[str, Any] | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def hold_status(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> CheckResult:
+def check_hold(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> CheckResult:
     """``fail`` while the surface is held (or its marker is unreadable), ``ok`` otherwise; ``state`` is the ETag.
 
     A scheduler gates its publish job on this: exit 1 from ``recsys-checks hold status`` means do not publish.
@@ -115,7 +115,7 @@ def hold_status(target: Target, tenant: str, surface: str, *, stores: Stores | N
 
 
 def plan_hold(target: Target, tenant: str, surface: str, *, held: bool, reason: str = "",
-              stores: Stores | None = None) -> Plan:
+              stores: TargetStores | None = None) -> Plan:
     """Plan setting (``held=True``) or clearing the hold of a surface; changes nothing."""
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
@@ -138,7 +138,7 @@ def plan_hold(target: Target, tenant: str, surface: str, *, held: bool, reason: 
 
 
 def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str | None = None,
-               runbook: str | None = None, now: datetime | None = None, stores: Stores | None = None
+               runbook: str | None = None, now: datetime | None = None, stores: TargetStores | None = None
                ) -> ActionResult:
     """Apply a hold plan; a dry-run unless ``execute``.
 
@@ -162,12 +162,12 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
         return ActionResult("planned", f"dry-run: would {verb} {tenant}/{surface}; nothing changed (run with "
                                        "execute to apply)", plan)
     now = now or datetime.now(UTC)
-    st = stores or Stores(target)
+    st = stores or TargetStores(target)
     try:
         marker, etag, problem = read_hold(target, tenant, surface, stores=st)
         if problem is None and _held(marker, None) == want and (marker is not None or not want):
             return ActionResult("noop", f"{tenant}/{surface} is already {'held' if want else 'not held'}; nothing "
-                                "changed", plan, verification=hold_status(target, tenant, surface, stores=st))
+                                "changed", plan, verification=check_hold(target, tenant, surface, stores=st))
         if etag != plan.observed:
             raise Conflict(f"the hold marker of {tenant}/{surface} changed since the plan (planned against "
                            f"{plan.observed}, now {etag}); nothing was changed: plan again and review")
@@ -179,14 +179,14 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
         new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)
         audit_uri = audit.audit_uri(target, tenant, surface, plan, now)
         try:
-            audit.write(st, audit_uri, audit.record(
+            audit.write(st, audit_uri, audit.audit_record(
                 plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
                 before={"etag": etag, "marker": marker, "problem": problem},
                 after={"etag": new_etag, "marker": doc}, marker_uri=uri))
         except ChecksError as exc:
             raise ChecksError(f"the hold of {tenant}/{surface} WAS {'set' if want else 'cleared'} but its audit record "
                               f"{audit_uri} could not be written: {exc}; record the change by hand") from None
-        verification = hold_status(target, tenant, surface, stores=st)
+        verification = check_hold(target, tenant, surface, stores=st)
     finally:
         if stores is None:
             st.close()

@@ -17,25 +17,25 @@ from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
-from .records import VersionRecord, history, load_records
 from .results import ActionResult, CheckResult, Plan
-from .store import Stores, etag_of
+from .store import TargetStores, etag_of
 from .timefmt import age_text, format_z, parse_seconds_z
+from .version_records import VersionRecord, load_version_records, version_history
 
 __all__ = [
     "DEFAULT_MAX_AGE",
     "Manifest",
     "VersionRecord",
     "apply_rollback",
-    "history",
-    "history_check",
+    "check_manifest",
+    "check_manifest_history",
     "manifest_bytes",
     "parse_manifest",
     "plan_rollback",
     "read_audit",
     "read_current",
-    "status",
     "validate_artifact",
+    "version_history",
 ]
 
 # A daily pipeline runs at 01:00-02:00 UTC for the previous day: 24 h between publishes plus 2 h of slack.
@@ -118,11 +118,11 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return text.encode("utf-8")
 
 
-def _stores(target: Target, stores: Stores | None) -> tuple[Stores, bool]:
-    return (stores, False) if stores is not None else (Stores(target), True)
+def _stores(target: Target, stores: TargetStores | None) -> tuple[TargetStores, bool]:
+    return (stores, False) if stores is not None else (TargetStores(target), True)
 
 
-def read_current(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> tuple[Manifest, str]:
+def read_current(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> tuple[Manifest, str]:
     """Fetch and parse the current manifest; return it with its ETag.
 
     Raises :class:`NotFound` when there is none and :class:`BadInput` when it is not a valid v1 manifest of this
@@ -166,7 +166,7 @@ def _parse_for(data: bytes, tenant: str, surface: str, uri: str) -> Manifest:
 # --------------------------------------------------------------------------------------------------- status
 
 
-def status(
+def check_manifest(
     target: Target,
     tenant: str,
     surface: str,
@@ -174,7 +174,7 @@ def status(
     now: datetime | None = None,
     *,
     validate_blobs: bool = True,
-    stores: Stores | None = None,
+    stores: TargetStores | None = None,
 ) -> CheckResult:
     """Is the surface's manifest present, valid, fresh, and does every blob it names validate?
 
@@ -234,7 +234,7 @@ def status(
     return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
 
 
-def _read_for_status(st: Stores, tenant: str, surface: str, uri: str,
+def _read_for_status(st: TargetStores, tenant: str, surface: str, uri: str,
                      data: dict[str, Any]) -> tuple[Manifest, str] | CheckResult:
     """The manifest and its ETag, or the failed status of a missing or invalid one."""
     try:
@@ -263,7 +263,7 @@ def _read_for_status(st: Stores, tenant: str, surface: str, uri: str,
         return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
 
 
-def _check_artifacts(target: Target, st: Stores, m: Manifest, tenant: str, surface: str, validate_blobs: bool,
+def _check_artifacts(target: Target, st: TargetStores, m: Manifest, tenant: str, surface: str, validate_blobs: bool,
                      data: dict[str, Any]) -> bool:
     """One row per artifact the manifest names into ``data["artifacts"]``; whether one is missing or broken."""
     broken = False
@@ -285,12 +285,12 @@ def _check_artifacts(target: Target, st: Stores, m: Manifest, tenant: str, surfa
     return broken
 
 
-def _hold(target: Target, tenant: str, surface: str, stores: Stores | None) -> dict[str, Any] | None:
+def _hold(target: Target, tenant: str, surface: str, stores: TargetStores | None) -> dict[str, Any] | None:
     """The surface's hold, or None when its location cannot be derived from the manifest template."""
-    from .hold import hold_status
+    from .hold import check_hold
 
     try:
-        res = hold_status(target, tenant, surface, stores=stores)
+        res = check_hold(target, tenant, surface, stores=stores)
     except BadInput:
         return None
     return {"held": res.data["held"], "marker_uri": res.target, "summary": res.data["description"]}
@@ -310,7 +310,7 @@ class CurrentManifest(NamedTuple):
     problem: str | None
 
 
-def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> CurrentManifest:
+def _try_current(st: TargetStores, target: Target, tenant: str, surface: str) -> CurrentManifest:
     """The current manifest, or what is wrong with it (never raises for a missing or invalid one)."""
     uri = target.manifest_uri(tenant, surface)
     try:
@@ -328,7 +328,7 @@ def _try_current(st: Stores, target: Target, tenant: str, surface: str) -> Curre
 class _Validator:
     """Validates each record's blob once per call (blobs are immutable)."""
 
-    def __init__(self, target: Target, st: Stores, allow_empty: bool = False) -> None:
+    def __init__(self, target: Target, st: TargetStores, allow_empty: bool = False) -> None:
         self.target, self.st, self.allow_empty = target, st, allow_empty
         self._seen: dict[tuple[str, str], CheckResult] = {}
 
@@ -344,9 +344,9 @@ class _Validator:
             window=(rec.window_start, rec.window_end), allow_empty=self.allow_empty, stores=self.st,
         )
 
-    def prefetch(self, records: list[VersionRecord], workers: int = 8) -> None:
-        """Validate many records' blobs concurrently (a registry can hold thousands of versions)."""
-        todo = list({(r.kind, r.uri): r for r in records if (r.kind, r.uri) not in self._seen}.values())
+    def prefetch(self, version_records: list[VersionRecord], workers: int = 8) -> None:
+        """Validate many version records' blobs concurrently (a registry can hold thousands of versions)."""
+        todo = list({(r.kind, r.uri): r for r in version_records if (r.kind, r.uri) not in self._seen}.values())
         if len(todo) < 2:
             return
         from concurrent.futures import ThreadPoolExecutor  # imported when needed: most commands never use it
@@ -356,14 +356,14 @@ class _Validator:
                 self._seen[(rec.kind, rec.uri)] = res
 
 
-def history_check(
+def check_manifest_history(
     target: Target,
     tenant: str,
     surface: str,
     kind: str | None = None,
     *,
     validate: bool = True,
-    stores: Stores | None = None,
+    stores: TargetStores | None = None,
 ) -> CheckResult:
     """Published versions newest first, each marked ``current`` and whether it is a valid rollback target.
 
@@ -376,13 +376,13 @@ def history_check(
     try:
         found = _try_current(st, target, tenant, surface)
         state, m, etag, problem = found.state, found.manifest, found.etag, found.problem
-        records, problems = load_records(target, tenant, surface, kind, stores=st)
+        version_records, problems = load_version_records(target, tenant, surface, kind, stores=st)
         current = m.current if m else {}
         check = _Validator(target, st)
         if validate:
-            check.prefetch(records)
+            check.prefetch(version_records)
         rows = []
-        for rec in records:
+        for rec in version_records:
             is_current = current.get(rec.kind) == rec.uri
             row = rec.to_dict()
             row["current"] = is_current
@@ -446,7 +446,7 @@ def plan_rollback(
     kind: str | None = None,
     reason: str = "",
     allow_empty: bool = False,
-    stores: Stores | None = None,
+    stores: TargetStores | None = None,
 ) -> Plan:
     """Plan repointing the manifest to a recorded version; changes nothing.
 
@@ -467,7 +467,7 @@ def plan_rollback(
     try:
         found = _try_current(st, target, tenant, surface)
         current = dict(found.manifest.current) if found.manifest else {}
-        version_records, _ = load_records(target, tenant, surface, kind, stores=st)
+        version_records, _ = load_version_records(target, tenant, surface, kind, stores=st)
         check = _Validator(target, st, allow_empty=allow_empty)
         if to is not None:
             chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
@@ -563,13 +563,13 @@ def _chosen_previous(version_records: list[VersionRecord], check: _Validator, fo
 
 
 def _resolve_to(
-    to: str, records: list[VersionRecord], tenant: str, surface: str, kind: str | None
+    to: str, version_records: list[VersionRecord], tenant: str, surface: str, kind: str | None
 ) -> dict[str, VersionRecord]:
     wanted = to.strip().lower()
     if len(wanted) < 8 or any(c not in "0123456789abcdef" for c in wanted):
         raise BadInput(f"version {to!r} is not a version hash (64 hex, or a unique prefix of at least 8); "
                        f"{_history_hint(tenant, surface)}")
-    matches = [r for r in records if r.version.startswith(wanted)]
+    matches = [r for r in version_records if r.version.startswith(wanted)]
     if len({r.version for r in matches}) > 1:
         shown = ", ".join(sorted({r.version[:16] for r in matches}))
         raise BadInput(f"version prefix {to!r} is ambiguous ({shown}); give more characters")
@@ -581,9 +581,9 @@ def _resolve_to(
 
 
 def _previous_for(
-    kind: str, current_uri: str | None, records: list[VersionRecord], check: _Validator, manifest_ok: bool
+    kind: str, current_uri: str | None, version_records: list[VersionRecord], check: _Validator, manifest_ok: bool
 ) -> tuple[VersionRecord | None, str]:
-    mine = [r for r in records if r.kind == kind]
+    mine = [r for r in version_records if r.kind == kind]
     if not mine:
         return None, f"no {kind} version records"
     if manifest_ok and current_uri is not None:
@@ -607,7 +607,7 @@ def apply_rollback(
     actor: str | None = None,
     runbook: str | None = None,
     now: datetime | None = None,
-    stores: Stores | None = None,
+    stores: TargetStores | None = None,
     invalidate_cache: bool = False,
     plan_id: str | None = None,
     confirm: str | None = None,
@@ -674,7 +674,7 @@ def apply_rollback(
     return ActionResult("applied", summary, plan, audit_uri, verification, served)
 
 
-def _revalidate_targets(target: Target, st: Stores, plan: Plan, tenant: str, surface: str) -> None:
+def _revalidate_targets(target: Target, st: TargetStores, plan: Plan, tenant: str, surface: str) -> None:
     """Every blob the plan points at still validates; raises Conflict (nothing changed) when one does not."""
     d = plan.details
     for k, rec in d["targets"].items():
@@ -686,7 +686,7 @@ def _revalidate_targets(target: Target, st: Stores, plan: Plan, tenant: str, sur
                            "nothing was changed")
 
 
-def _swap_audited(target: Target, st: Stores, plan: Plan, tenant: str, surface: str, *, now: datetime,
+def _swap_audited(target: Target, st: TargetStores, plan: Plan, tenant: str, surface: str, *, now: datetime,
                   actor: str | None, runbook: str | None, moves: str) -> tuple[str | None, str | None]:
     """Write the intent, swap the manifest with compare-and-swap, complete the audit record.
 
@@ -773,7 +773,7 @@ def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:
     return all(m.current.get(c["kind"]) == c["after"] for c in plan.changes)
 
 
-def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -> CheckResult:
+def _verify(target: Target, st: TargetStores, tenant: str, surface: str, plan: Plan) -> CheckResult:
     uri = target.manifest_uri(tenant, surface)
     try:
         raw, etag = st.get(uri)
@@ -789,6 +789,6 @@ def _verify(target: Target, st: Stores, tenant: str, surface: str, plan: Plan) -
                        f"{tenant}/{surface} points at the planned versions (updated_at {m.updated_at})", data, etag, uri)
 
 
-def read_audit(target: Target, tenant: str, surface: str, *, stores: Stores | None = None) -> list[dict[str, Any]]:
+def read_audit(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> list[dict[str, Any]]:
     """The audit objects of a surface's actions, newest first, each with its ``uri``."""
     return audit.read(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"), stores=stores)

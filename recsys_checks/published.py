@@ -17,7 +17,7 @@ from . import jsonio
 from .artifact import version_from_uri
 from .config import Target
 from .errors import ChecksError, Unreachable
-from .store import Stores
+from .store import TargetStores
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _artifact_items(raw: bytes) -> list[dict[str, Any]] | None:
 
 def read_manifest_state(target: Target, tenant: str, surface: str) -> ManifestState:
     """Default manifest reader: manifest → popularity URI → blob, through the registry and the object store."""
-    with Stores(target) as stores:
+    with TargetStores(target) as stores:
         return _manifest_state(target, tenant, surface, stores)
 
 
@@ -125,9 +125,9 @@ def read_published_versions(target: Target, tenant: str, surface: str, *, limit:
     from . import manifest as registry
 
     out: list[PublishedVersion] = []
-    with Stores(target) as stores:
-        records = registry.history(target, tenant, surface, kind="popularity", stores=stores)[:limit]
-        for rec in records:
+    with TargetStores(target) as stores:
+        version_records = registry.version_history(target, tenant, surface, kind="popularity", stores=stores)[:limit]
+        for rec in version_records:
             items: list[dict[str, Any]] | None = None
             try:
                 items = _artifact_items(stores.get(rec.uri)[0])

@@ -62,30 +62,30 @@ def print_spec(spec: RunbookSpec, as_json: bool) -> int:
     return 0
 
 
-def print_record(record: dict[str, Any], out: Path, as_json: bool) -> None:
+def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> None:
     if as_json:
-        _write(json.dumps(record, indent=2, default=str))
+        _write(json.dumps(run_record, indent=2, default=str))
         return
-    verdict = str(record.get("verdict"))
-    head = f"{record.get('runbook')}: {verdict.upper()} ({_VERDICT_LINE.get(verdict, '')})"
-    if record.get("cause"):
-        head += f", cause {record['cause']}"
+    verdict = str(run_record.get("verdict"))
+    head = f"{run_record.get('runbook')}: {verdict.upper()} ({_VERDICT_LINE.get(verdict, '')})"
+    if run_record.get("cause"):
+        head += f", cause {run_record['cause']}"
     lines = [head]
-    if record.get("next_action"):
-        lines.append(f"  next: {record['next_action']}")
+    if run_record.get("next_action"):
+        lines.append(f"  next: {run_record['next_action']}")
     rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),
-             "summary": s.get("summary")} for s in record.get("steps") or []]
+             "summary": s.get("summary")} for s in run_record.get("steps") or []]
     if rows:
         lines.append(table(rows, ["step", "role", "status", "seconds", "summary"]))
-    for change in record.get("changed") or []:
+    for change in run_record.get("changed") or []:
         what = change.get("what")
         if change.get("action") == "command":
             lines.append(f"  ran: {what} (exit {change.get('exit_code')})")
         else:
             lines.append(f"  changed: {change.get('action')} {what}: {change.get('before')} -> {change.get('after')}"
                          + (f" (audit record {change['audit']})" if change.get("audit") else ""))
-    if record.get("failure"):
-        lines.append(f"  failed at: {record['failure'].get('cell')}: {record['failure'].get('error')}")
-    lines.append(f"  notebook:   {out / (str(record.get('runbook')) + '.ipynb')}")
-    lines.append(f"  run record: {out / (str(record.get('runbook')) + '.result.json')}")
+    if run_record.get("failure"):
+        lines.append(f"  failed at: {run_record['failure'].get('cell')}: {run_record['failure'].get('error')}")
+    lines.append(f"  notebook:   {out / (str(run_record.get('runbook')) + '.ipynb')}")
+    lines.append(f"  run record: {out / (str(run_record.get('runbook')) + '.result.json')}")
     _write("\n".join(lines))

@@ -140,7 +140,7 @@ class RunbookRun:
         """(verdict, next action) from the recorded steps; see the module docstring."""
         return decide(self.spec, self.results, self.error)
 
-    def record(self) -> dict[str, Any]:
+    def run_record(self) -> dict[str, Any]:
         """The run record as a dict (secret-free)."""
         verdict, next_action = self.verdict()
         diagnosis = self._by_role("diagnose")
@@ -178,7 +178,7 @@ class RunbookRun:
         return doc
 
     def _save(self) -> dict[str, Any]:
-        doc = self.record()
+        doc = self.run_record()
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, indent=2) + "\n"
         leaked = find_secrets(text)

@@ -56,8 +56,8 @@ def _same_etag(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip('"') == b.strip('"')
 
 
-class Store(ABC):
-    """Get, put (with compare-and-swap), list and test objects by URI."""
+class ObjectStore(ABC):
+    """One kind of object store (files, S3): get, put (with compare-and-swap), list and test objects by URI."""
 
     scheme: str
 
@@ -94,7 +94,7 @@ class Store(ABC):
         """Release connections (a no-op for files)."""
         return None
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> ObjectStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +126,7 @@ def s3_location(uri: str) -> tuple[str, str]:
     return bucket, path.lstrip("/")
 
 
-class FileStore(Store):
+class FileStore(ObjectStore):
     """Objects are files named by absolute ``file://`` URIs."""
 
     scheme = "file"
@@ -364,7 +364,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class S3Store(Store):
+class S3Store(ObjectStore):
     """Objects in any bucket of one S3 endpoint (``s3://bucket/key``)."""
 
     scheme = "s3"
@@ -579,7 +579,7 @@ class S3Store(Store):
         return sorted(n for n in names if n)
 
 
-def open_store(uri: str, target: Target, connections: int = 10) -> Store:
+def open_store(uri: str, target: Target, connections: int = 10) -> ObjectStore:
     """A store able to read and write ``uri`` (any object of the same scheme); close it when done.
 
     ``connections``: how many requests the caller keeps in flight at once (S3 keeps that many connections open).
@@ -600,16 +600,17 @@ def open_store(uri: str, target: Target, connections: int = 10) -> Store:
     raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
 
 
-class Stores:
-    """One open store per scheme for a target, reused across many URIs (an S3 client is costly to create)."""
+class TargetStores:
+    """The object stores of a target: one open :class:`ObjectStore` per URI scheme, reused across many URIs (an S3
+    client is costly to create), each call routed to the store of its URI's scheme."""
 
     def __init__(self, target: Target, *, connections: int = 10) -> None:
         self.target = target
         self.connections = connections
-        self._open: dict[str, Store] = {}
+        self._open: dict[str, ObjectStore] = {}
         self._lock = threading.Lock()
 
-    def for_uri(self, uri: str) -> Store:
+    def for_uri(self, uri: str) -> ObjectStore:
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
         with self._lock:  # checks run in threads; one client per scheme
             if scheme not in self._open:
@@ -639,7 +640,7 @@ class Stores:
             store.close()
         self._open.clear()
 
-    def __enter__(self) -> Stores:
+    def __enter__(self) -> TargetStores:
         return self
 
     def __exit__(self, *exc: object) -> None:

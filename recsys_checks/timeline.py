@@ -16,11 +16,11 @@ from . import audit, manifest
 from .config import Target, safe_segment
 from .configrules import MAX_AUDIT_SCAN, doc_version, short
 from .errors import ChecksError
-from .records import VersionRecord
 from .results import CheckResult
 from .service import ServiceClient, given_or_new_client
-from .store import Stores
+from .store import TargetStores
 from .timefmt import format_z, is_zero_time, parse_time
+from .version_records import VersionRecord
 
 # (target, tenant, surface) -> the surface's version records, newest first
 HistoryFn = Callable[[Target, str, str], list[VersionRecord]]
@@ -46,7 +46,7 @@ def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: 
 
 def _surfaces(target: Target, tenant: str) -> list[str]:
     root = target.registry_root()
-    with Stores(target) as stores:
+    with TargetStores(target) as stores:
         names = set(stores.children(f"{root}/current/{tenant}/"))
         names |= set(stores.children(f"{root}/records/{tenant}/"))
     return sorted(n for n in names if n)
@@ -92,7 +92,7 @@ _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rul
 def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str,
                        start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows for our audit records of one scope (a surface, or the tenant-wide scope): manifest rollbacks, config
-    and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.record` writes them."""
+    and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.audit_record` writes them."""
     rows, problems = [], []
     for doc in read_audit(target, tenant, scope):
         if doc.get("error"):
@@ -183,7 +183,7 @@ def check_timeline(
     """Every change to the tenant (optionally one surface) in the last ``since``, oldest first.
 
     ``read_history(target, tenant, surface)`` lists the version records (default
-    :func:`recsys_checks.manifest.history`), ``read_audit(target, tenant, scope)`` our audit records (default
+    :func:`recsys_checks.manifest.version_history`), ``read_audit(target, tenant, scope)`` our audit records (default
     :func:`recsys_checks.manifest.read_audit`); ``surfaces`` overrides discovering the tenant's surfaces in the
     registry.
     """
@@ -194,7 +194,7 @@ def check_timeline(
     start = now - since
     sources: dict[str, str] = {}
     rows, problems = _registry_rows(target, tenant, surface, surfaces, start, sources,
-                                    read_history or manifest.history, read_audit or manifest.read_audit)
+                                    read_history or manifest.version_history, read_audit or manifest.read_audit)
     rows += _service_rows(target, client, tenant, surface, start, sources)
     rows = _join_audits(rows)
     epoch = datetime.min.replace(tzinfo=UTC)

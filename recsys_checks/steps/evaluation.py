@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChecksError
-from ..evalreport import eval_report
-from ..evaluation import eval_quality
-from ..hold import hold_status
+from ..evalreport import check_eval_report
+from ..evaluation import check_eval_quality
+from ..hold import check_hold
 from ..results import CheckResult
 from .fix import diagnosis
 
@@ -53,7 +53,7 @@ def data_quality(run: RunbookRun) -> CheckResult:
         return CheckResult("eval.quality", "ok", "no evaluation logs given (exposures and outcomes): not checked",
                            {"given": False}, None, _where(run))
     experiment = str(run.params.get("experiment_id") or "") or None
-    return _read(run, "eval.quality", "the evaluation logs", lambda: eval_quality(
+    return _read(run, "eval.quality", "the evaluation logs", lambda: check_eval_quality(
         exposures, outcomes, _path(run, "assignments"), experiment, **_thresholds(run)))
 
 
@@ -63,13 +63,13 @@ def report_triage(run: RunbookRun) -> CheckResult:
     if not report:
         return CheckResult("eval.report", "ok", "no recsys-eval report given: not checked", {"given": False}, None,
                            _where(run))
-    return _read(run, "eval.report", "the report", lambda: eval_report(Path(report), **_thresholds(run)))
+    return _read(run, "eval.report", "the report", lambda: check_eval_report(Path(report), **_thresholds(run)))
 
 
 def hold_state(run: RunbookRun) -> CheckResult:
     """Is publishing held for the surface (the marker beside its manifest)?"""
     try:
-        return hold_status(run.target, run.tenant, run.surface)
+        return check_hold(run.target, run.tenant, run.surface)
     except ChecksError as exc:
         return CheckResult("hold.status", "fail", f"the hold marker cannot be read: {exc}",
                            {"held": None, "error": str(exc)}, None, _where(run))

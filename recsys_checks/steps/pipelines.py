@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..artifact import validate_artifact
 from ..errors import ChecksError
 from ..results import CheckResult
-from ..store import Stores
+from ..store import TargetStores
 from .fix import diagnosis, rerun_lever
 from .serving import manifest_status
 
@@ -161,7 +161,7 @@ def read_checkpoint(run: RunbookRun) -> CheckResult:
 
 def _read_bytes(run: RunbookRun, source: str) -> bytes:
     if "://" in source:
-        with Stores(run.target) as st:
+        with TargetStores(run.target) as st:
             raw, _ = st.get(source)
         return raw
     path = Path(source)

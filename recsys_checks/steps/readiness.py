@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import parse_duration
 from ..configrules import plan_revert
 from ..errors import ChecksError
-from ..freshness import fleet
+from ..freshness import check_freshness
 from ..manifest import plan_rollback
 from ..results import CheckResult
 from ..service import ServiceClient, ServiceProblem
@@ -84,7 +84,7 @@ def publishing_freshness(run: RunbookRun) -> CheckResult:
     """Every surface of the tenant is published on schedule (fresh, valid manifests)."""
     max_age = parse_duration(str(run.params.get("max_age") or "26h"))
     try:
-        result = fleet(run.target, max_age, tenant=run.tenant)
+        result = check_freshness(run.target, max_age, tenant=run.tenant)
     except ChecksError as exc:
         return _result("readiness.freshness", run, [_item("scheduled publishing", False, run.redact(str(exc)))])
     rows = [_item(f"{r['tenant']}/{r['surface']} fresh", r["condition"] == "healthy", r["summary"])
@@ -96,7 +96,7 @@ def rollback_targets(run: RunbookRun) -> CheckResult:
     """Every surface has a valid earlier version to roll back to, and config and rules have an earlier version."""
     rows = []
     try:
-        surfaces = [r["surface"] for r in (fleet(run.target, parse_duration("3650d"), tenant=run.tenant)
+        surfaces = [r["surface"] for r in (check_freshness(run.target, parse_duration("3650d"), tenant=run.tenant)
                                            .data.get("rows") or []) if r.get("surface")]
     except ChecksError as exc:
         surfaces = []

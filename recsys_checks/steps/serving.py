@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import parse_duration
-from ..configrules import show
+from ..configrules import check_document
 from ..errors import ChecksError
 from ..health import check_health
-from ..manifest import history_check, status
+from ..manifest import check_manifest, check_manifest_history
 from ..probe import DEFAULT_USER, check_recommendations
 from ..results import CheckResult
 from ..served_vs_published import check_served_vs_published
@@ -69,12 +69,12 @@ def probe_recommendations(run: RunbookRun) -> CheckResult:
 def manifest_status(run: RunbookRun) -> CheckResult:
     """The current manifest: present, valid, fresh, and every blob it names validates."""
     return _guarded("manifest.status", run,
-                    lambda: status(run.target, run.tenant, run.surface, max_age=_max_age(run)))
+                    lambda: check_manifest(run.target, run.tenant, run.surface, max_age=_max_age(run)))
 
 
 def manifest_history(run: RunbookRun) -> CheckResult:
     """Published versions, newest first, with the valid rollback targets marked."""
-    return _guarded("manifest.history", run, lambda: history_check(run.target, run.tenant, run.surface))
+    return _guarded("manifest.history", run, lambda: check_manifest_history(run.target, run.tenant, run.surface))
 
 
 def served_vs_published_check(run: RunbookRun) -> CheckResult:
@@ -87,7 +87,7 @@ def config_and_rules(run: RunbookRun) -> CheckResult:
     """The tenant's current config and rules documents and their versions (missing ones named)."""
     rows: list[dict[str, Any]] = []
     for kind in ("config", "rules"):
-        result = _guarded(f"{kind}.show", run, lambda kind=kind: show(run.target, run.tenant, kind))
+        result = _guarded(f"{kind}.show", run, lambda kind=kind: check_document(run.target, run.tenant, kind))
         problem = result.data.get("problem") or {}
         missing = result.status == "fail" and (problem.get("status") == 404 or "NOT_FOUND" in str(problem))
         rows.append({"kind": kind, "status": result.status, "version": result.data.get("version"),

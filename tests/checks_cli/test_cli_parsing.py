@@ -64,7 +64,7 @@ def test_bad_input_exits_2_with_one_line_reason(argv, named, capsys, monkeypatch
         raise AssertionError("a client was made before the input was checked")
 
     monkeypatch.setattr(recsys_checks.service.ServiceClient, "__init__", contacted)
-    monkeypatch.setattr(recsys_checks.store.Stores, "__init__", contacted)
+    monkeypatch.setattr(recsys_checks.store.TargetStores, "__init__", contacted)
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from recsys_checks.errors import BadInput
-from recsys_checks.evalreport import eval_report
+from recsys_checks.evalreport import check_eval_report
 
 # An experiment report in the suite's layout (fields as its report model names them).
 REPORT = {
@@ -50,7 +50,7 @@ def write(tmp_path, doc, name="report.json"):
 
 def test_a_clean_report_is_trusted_and_ships(tmp_path):
     """Joins at 100 %, no SRM, guardrails pass, CTR 0.10 -> 0.11 (+10 %): trusted, ship (exit 0)."""
-    res = eval_report(write(tmp_path, REPORT))
+    res = check_eval_report(write(tmp_path, REPORT))
     assert res.status == "ok" and res.data["trusted"] and res.data["decision"] == "ship", res.summary
     assert res.data["decision_detail"]["primary_metrics"][0]["delta"] == pytest.approx(0.01)
 
@@ -59,7 +59,7 @@ def test_low_outcome_join_rate_is_not_trusted(tmp_path):
     """Outcome join rate 0.7 < 0.95: not trusted; the exposure join rate is noted, never judged."""
     doc = copy.deepcopy(REPORT)
     doc["data_quality"]["join_integrity"]["outcome_join_rate"] = 0.7
-    res = eval_report(write(tmp_path, doc))
+    res = check_eval_report(write(tmp_path, doc))
     assert res.status == "fail" and "outcome join rate 70.0% is below 95%" in res.summary
     assert any("exposure join rate" in n for n in res.data["notes"])
 
@@ -69,7 +69,7 @@ def test_a_reported_srm_is_not_trusted(tmp_path):
     doc = copy.deepcopy(REPORT)
     doc["experiment"]["srm"]["global"].update({"observed": {"control": 1200, "treatment": 800}, "detected": True,
                                                "p_value": 3.7e-19})
-    res = eval_report(write(tmp_path, doc))
+    res = check_eval_report(write(tmp_path, doc))
     assert res.status == "fail" and res.data["decision_detail"]["reason"] == "srm detected"
 
 
@@ -80,7 +80,7 @@ def test_an_srm_the_suite_missed_is_recomputed(tmp_path):
     doc["experiment"]["srm"]["global"].update({"observed": {"control": 600, "treatment": 400, "ghost": 5},
                                                "expected": {"control": 1, "treatment": 1}, "p_value": 1,
                                                "detected": False})
-    res = eval_report(write(tmp_path, doc))
+    res = check_eval_report(write(tmp_path, doc))
     glob = res.data["srm"]["global"]
     assert glob["chi2"] == pytest.approx(40.0) and glob["p_value"] == pytest.approx(math.erfc(math.sqrt(20)))
     assert res.status == "fail" and "recomputed" in res.summary
@@ -91,13 +91,13 @@ def test_impossible_figures_in_a_report(tmp_path):
     """CTR 0.1 -> 0.33 (+230 %) beyond the 50 % bound; more conversions than clicks; CTR above 1."""
     doc = copy.deepcopy(REPORT)
     doc["experiment"]["variants"][1].update({"clicks": 330, "ctr": 0.33})
-    res = eval_report(write(tmp_path, doc))
+    res = check_eval_report(write(tmp_path, doc))
     assert res.status == "fail" and "+230%" in res.summary
     doc["experiment"]["variants"][0].update({"conversions": 150, "clicks": 1200, "ctr": 1.2})
-    checks = [f["check"] for f in eval_report(write(tmp_path, doc)).data["impossible"]]
+    checks = [f["check"] for f in check_eval_report(write(tmp_path, doc)).data["impossible"]]
     assert "more_clicks_than_exposures" in checks and "more_conversions_than_clicks" not in checks
     doc["experiment"]["variants"][0].update({"conversions": 150, "clicks": 100, "ctr": 0.1})
-    checks = [f["check"] for f in eval_report(write(tmp_path, doc)).data["impossible"]]
+    checks = [f["check"] for f in check_eval_report(write(tmp_path, doc)).data["impossible"]]
     assert "more_conversions_than_clicks" in checks
 
 
@@ -105,7 +105,7 @@ def test_a_guardrail_failure_in_the_report_holds(tmp_path):
     """pass_latency false for the candidate: trusted, decision hold (guardrail regression), a warning."""
     doc = copy.deepcopy(REPORT)
     doc["experiment"]["guardrails"]["per_variant"][1].update({"latency_p95_ms": 400, "pass_latency": False})
-    res = eval_report(write(tmp_path, doc))
+    res = check_eval_report(write(tmp_path, doc))
     assert res.status == "warn" and res.data["decision_detail"]["reason"] == "guardrail regression"
 
 
@@ -115,6 +115,6 @@ def test_a_guardrail_failure_in_the_report_holds(tmp_path):
 def test_unreadable_reports_are_bad_input(tmp_path, content, match):
     """Exit 2 material: not JSON, not an object, not a report, missing."""
     with pytest.raises(BadInput, match=match):
-        eval_report(write(tmp_path, content))
+        check_eval_report(write(tmp_path, content))
     with pytest.raises(BadInput, match="does not exist"):
-        eval_report(tmp_path / "missing.json")
+        check_eval_report(tmp_path / "missing.json")

@@ -9,7 +9,7 @@ from array import array
 import pytest
 
 from recsys_checks.errors import BadInput
-from recsys_checks.evaluation import eval_quality, p95_index, percentile_on_disk, segment_key, srm_test
+from recsys_checks.evaluation import check_eval_quality, p95_index, percentile_on_disk, segment_key, srm_test
 
 TS = "2026-01-01T00:00:00Z"
 
@@ -64,7 +64,7 @@ def test_join_rates_completeness_variants_and_guardrails_match_the_hand_worked_a
     B = r3, r4: 1 click -> CTR 1/2; empty r3 -> 1/2; latencies [30, 40] -> 30
     """
     e, o, a = worked
-    res = eval_quality(e, o, a, "EXP-1")
+    res = check_eval_quality(e, o, a, "EXP-1")
     j = res.data["join_integrity"]
     assert (j["exposure_count"], j["outcome_count"], j["assignments_count"]) == (6, 5, 5)
     assert j["duplicate_exposure_request_ids"] == 1
@@ -93,7 +93,7 @@ def test_srm_and_decision_on_the_hand_worked_dataset(worked):
     Not trusted: outcome and assignment join rates 80 % < 95 %.
     """
     e, o, a = worked
-    res = eval_quality(e, o, a, "exp-1")
+    res = check_eval_quality(e, o, a, "exp-1")
     srm = res.data["srm"]["global"]
     assert srm["observed"] == {"A": 2, "B": 3} and srm["df"] == 1
     assert srm["chi2"] == pytest.approx(0.2)
@@ -113,7 +113,7 @@ def test_without_assignments_there_is_no_decision_and_clean_joins_are_trusted(js
     """No experiment: join rates only; every outcome joins, so the data are trusted (a warning: no decision)."""
     e = jsonl("e.jsonl", [exp("r1", ["a", "b"]), exp("r2", ["a"])])
     o = jsonl("o.jsonl", [out("r1", "a")])
-    res = eval_quality(e, o)
+    res = check_eval_quality(e, o)
     assert res.data["outcome_join_rate"] == 1.0 and res.data["exposure_join_rate"] == 0.5
     assert res.data["decision"] is None and res.data["srm"] is None
     assert res.status == "warn" and res.data["trusted"] is True
@@ -168,7 +168,7 @@ def test_srm_per_segment_finds_a_mismatch_hidden_in_the_total(jsonl):
         exposures.append(exp(f"r{i}", ["a"]))
     e, o = jsonl("e.jsonl", exposures), jsonl("o.jsonl", [out("r1", "a")])
     a = jsonl("a.jsonl", assignments)
-    res = eval_quality(e, o, a, slice_keys=["device"], max_relative_lift=0)
+    res = check_eval_quality(e, o, a, slice_keys=["device"], max_relative_lift=0)
     assert res.data["srm"]["global"]["detected"] is False
     seg = res.data["srm"]["by_segment"]
     assert set(seg) == {"device=mobile", "device=desktop"}
@@ -210,7 +210,7 @@ def test_more_clicks_than_items_and_conversions_without_click_are_impossible(jso
     """r1 shows one item but has 2 clicks; r2's conversion of b has no click on b: both reported, not trusted."""
     e = jsonl("e.jsonl", [exp("r1", ["a"]), exp("r2", ["a", "b"])])
     o = jsonl("o.jsonl", [out("r1", "a"), out("r1", "a"), out("r2", "a"), out("r2", "b", "conversion", 3.0)])
-    res = eval_quality(e, o)
+    res = check_eval_quality(e, o)
     checks = {f["check"]: f for f in res.data["impossible"]}
     assert checks["more_clicks_than_items"]["count"] == 1 and checks["more_clicks_than_items"]["examples"][0].startswith("r1")
     assert checks["conversion_without_click"]["examples"] == ["r2/b"]
@@ -228,11 +228,11 @@ def test_a_lift_beyond_the_bound_is_a_data_problem_not_a_win(jsonl):
         if (variant == "control" and i % 10 == 0) or (variant == "treatment" and i % 5 == 0):
             outcomes.append(out(f"r{i}", "a"))
     e, o, a = jsonl("e.jsonl", exposures), jsonl("o.jsonl", outcomes), jsonl("a.jsonl", assignments)
-    res = eval_quality(e, o, a)
+    res = check_eval_quality(e, o, a)
     assert res.data["decision"] == "ship" and res.status == "fail"
     assert [f["check"] for f in res.data["impossible"]] == ["lift_beyond_bound"]
     assert "+100%" in res.data["impossible"][0]["detail"] and "do not act on it" in res.summary
-    res = eval_quality(e, o, a, max_relative_lift=1.5)
+    res = check_eval_quality(e, o, a, max_relative_lift=1.5)
     assert res.status == "ok" and res.data["trusted"] and res.data["decision"] == "ship"
 
 
@@ -246,7 +246,7 @@ def test_guardrail_failure_holds_and_srm_holds(jsonl):
         if i % 10 < 2:
             outcomes.append(out(f"r{i}", "a"))
     e, o, a = jsonl("e.jsonl", exposures), jsonl("o.jsonl", outcomes), jsonl("a.jsonl", assignments)
-    res = eval_quality(e, o, a, control_variant="control")
+    res = check_eval_quality(e, o, a, control_variant="control")
     assert res.data["decision_detail"]["reason"] == "guardrail regression" and res.status == "warn"
     assert res.data["decision_detail"]["failed_guardrails"] == ["p95 latency ms 400"]
 
@@ -267,7 +267,7 @@ def test_bad_lines_are_reported_with_file_line_and_reason_and_the_rest_is_summar
         exp("r6", ["a"]),
     ])
     o = jsonl("o.jsonl", [out("r1", "a"), {**out("r6", "a"), "event_type": "view"}])
-    res = eval_quality(e, o)
+    res = check_eval_quality(e, o)
     lines = {row["kind"]: row for row in res.data["lines"]}
     assert (lines["exposure"]["lines"], lines["exposure"]["good"], lines["exposure"]["bad"]) == (8, 2, 5)
     problems = [(b["line"], b["problem"]) for b in res.data["bad_lines"]]
@@ -285,16 +285,16 @@ def test_a_missing_file_is_bad_input(jsonl, tmp_path):
     """Exit 2 material: a path that does not exist, or a directory, raises BadInput before anything is read."""
     o = jsonl("o.jsonl", [])
     with pytest.raises(BadInput, match="does not exist"):
-        eval_quality(tmp_path / "nope.jsonl", o)
+        check_eval_quality(tmp_path / "nope.jsonl", o)
     with pytest.raises(BadInput, match="not a regular file"):
-        eval_quality(tmp_path, o)
+        check_eval_quality(tmp_path, o)
 
 
 def test_partitions_do_not_change_the_answer(worked):
     """The same figures whether the logs are joined in one partition or many."""
     e, o, a = worked
-    one = eval_quality(e, o, a, "exp-1")
-    many = eval_quality(e, o, a, "exp-1", partition_bytes=64)
+    one = check_eval_quality(e, o, a, "exp-1")
+    many = check_eval_quality(e, o, a, "exp-1", partition_bytes=64)
     assert many.data["partitions"] > 1
     for key in ("join_integrity", "variants", "guardrails", "srm", "decision_detail"):
         assert many.data[key] == one.data[key]
@@ -308,7 +308,7 @@ def test_item_objects_follow_the_schema_extra_fields_allowed_bounds_checked(json
         {**exp("r3", []), "items": [{"item_id": "a"}]},
         {**exp("r4", []), "items": [{"item_id": "", "rank": 1}]},
     ])
-    res = eval_quality(e, jsonl("o.jsonl", [out("r1", "a")]))
+    res = check_eval_quality(e, jsonl("o.jsonl", [out("r1", "a")]))
     problems = {b["line"]: b["problem"] for b in res.data["bad_lines"]}
     assert set(problems) == {2, 3, 4}
     assert "propensity is -0.1" in problems[2] and "rank is missing" in problems[3] and "item_id is empty" in problems[4]

@@ -12,7 +12,7 @@ import pytest
 
 from recsys_checks import audit
 from recsys_checks import manifest as M
-from recsys_checks.store import Stores
+from recsys_checks.store import TargetStores
 
 WRITERS = 6
 CHILD = r"""
@@ -61,5 +61,5 @@ def test_concurrent_rollbacks_have_one_winner_and_one_record(registry, versions,
     records = M.read_audit(registry.target, "demo", "home")
     applied = [r for r in records if r["state"] == "applied"]
     assert len(applied) == 1 and applied[0]["after"]["current"]["popularity"].endswith(f"/{winner}.json")
-    with Stores(registry.target) as st:
+    with TargetStores(registry.target) as st:
         assert audit.pending(st, registry.target, "demo", "home") == []

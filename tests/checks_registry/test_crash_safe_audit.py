@@ -13,7 +13,7 @@ import pytest
 
 from recsys_checks import audit
 from recsys_checks import manifest as M
-from recsys_checks.store import Stores
+from recsys_checks.store import TargetStores
 
 CHILD = r"""
 import json, os, signal, sys
@@ -22,7 +22,7 @@ from recsys_checks.config import Target
 
 target = Target(**json.loads(sys.argv[1]))
 point, version = sys.argv[2], sys.argv[3]
-put = store.Stores.put
+put = store.TargetStores.put
 
 def crashing_put(self, uri, data, **kwargs):
     if uri.endswith("/manifest.json") and point == "before-swap":
@@ -32,7 +32,7 @@ def crashing_put(self, uri, data, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return etag
 
-store.Stores.put = crashing_put
+store.TargetStores.put = crashing_put
 plan = M.plan_rollback(target, "demo", "home", to=version, reason="crash drill")
 M.apply_rollback(target, plan, execute=True, actor="crash-drill")
 """
@@ -45,7 +45,7 @@ def _killed_rollback(registry, point: str, version: str) -> None:
 
 
 def _pending(registry) -> list[dict]:
-    with Stores(registry.target) as st:
+    with TargetStores(registry.target) as st:
         return audit.pending(st, registry.target, "demo", "home")
 
 
@@ -77,7 +77,7 @@ def test_a_kill_before_the_swap_changes_nothing_and_its_intent_is_settled_as_aba
     before = registry.read("registry/current/demo/home/manifest.json")
     _killed_rollback(registry, "before-swap", versions.pop_day2_later)
     assert registry.read("registry/current/demo/home/manifest.json") == before
-    with Stores(registry.target) as st:
+    with TargetStores(registry.target) as st:
         _, etag = st.get(registry.target.manifest_uri("demo", "home"))
         judge = audit.judge_by_state(etag)
         assert audit.settle(st, registry.target, "demo", "home", judge) == []  # too young to judge: may be running

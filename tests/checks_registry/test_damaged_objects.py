@@ -38,14 +38,14 @@ def test_a_damaged_manifest_is_invalid_and_a_rollback_can_still_be_planned_and_a
     target = replace(file_registry.target, max_bytes=4096)
     damage(file_registry.root / MANIFEST)
     started = time.monotonic()
-    res = M.status(target, "demo", "home")
+    res = M.check_manifest(target, "demo", "home")
     assert time.monotonic() - started < 2.0
     assert res.status == "fail" and res.data["condition"] == "invalid", res.summary
     plan = M.plan_rollback(target, "demo", "home", previous=True)
     result = M.apply_rollback(target, plan, execute=True)
     assert result.status == "applied", result.summary
     assert (file_registry.root / MANIFEST).is_file() and not (file_registry.root / MANIFEST).is_symlink()
-    assert M.status(target, "demo", "home").data["condition"] in ("healthy", "stale")
+    assert M.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
 
 
 def test_a_manifest_replaced_by_a_directory_is_named_and_is_bad_input_not_a_conflict(file_registry):
@@ -53,7 +53,7 @@ def test_a_manifest_replaced_by_a_directory_is_named_and_is_bad_input_not_a_conf
     path = file_registry.root / MANIFEST
     path.unlink()
     path.mkdir()
-    res = M.status(file_registry.target, "demo", "home")
+    res = M.check_manifest(file_registry.target, "demo", "home")
     assert res.data["condition"] == "invalid" and "directory" in res.summary
     plan = M.plan_rollback(file_registry.target, "demo", "home", previous=True)
     with pytest.raises(BadInput, match="directory"):
@@ -68,11 +68,11 @@ def test_a_large_or_deep_manifest_is_invalid_and_repairable_on_both_stores(regis
     target = replace(registry.target, max_bytes=4096)
     body = b" " * 5000 + registry.read(MANIFEST) if kind == "large" else b"[" * 100_000 + b"]" * 100_000
     registry.write(MANIFEST, body)
-    res = M.status(target, "demo", "home")
+    res = M.check_manifest(target, "demo", "home")
     assert res.data["condition"] == "invalid", res.summary
     plan = M.plan_rollback(target, "demo", "home", previous=True)
     assert M.apply_rollback(target, plan, execute=True).status == "applied"
-    assert M.status(target, "demo", "home").data["condition"] in ("healthy", "stale")
+    assert M.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
 
 
 def test_a_blob_that_is_a_fifo_is_an_invalid_artifact_found_at_once(file_registry):
@@ -82,7 +82,7 @@ def test_a_blob_that_is_a_fifo_is_an_invalid_artifact_found_at_once(file_registr
     os.unlink(blob)
     os.mkfifo(blob)
     started = time.monotonic()
-    res = M.status(file_registry.target, "demo", "home")
+    res = M.check_manifest(file_registry.target, "demo", "home")
     assert time.monotonic() - started < 2.0
     assert res.data["condition"] == "invalid"
     assert any("not a regular file" in problem for problem in res.data["problems"])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recsys_checks.errors import Unreachable
-from recsys_checks.freshness import fleet
+from recsys_checks.freshness import check_freshness
 
 FRESH = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)
 STALE = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
@@ -16,14 +16,14 @@ STALE = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
 
 def test_fleet_is_quiet_when_every_surface_is_fresh(registry):
     """One fresh valid surface: ok, one healthy row."""
-    res = fleet(registry.target, now=FRESH)
+    res = check_freshness(registry.target, now=FRESH)
     assert res.status == "ok", res.summary
     assert [(r["tenant"], r["surface"], r["condition"]) for r in res.data["rows"]] == [("demo", "home", "healthy")]
 
 
 def test_fleet_fires_on_a_stale_surface(registry):
     """Two days later the same surface is stale."""
-    res = fleet(registry.target, now=STALE)
+    res = check_freshness(registry.target, now=STALE)
     assert res.status == "fail"
     assert res.data["counts"]["stale"] == 1 and "stale: demo/home" in res.summary
 
@@ -35,7 +35,7 @@ def test_fleet_classifies_missing_and_invalid(registry):
     if registry.root is not None:
         (registry.root / "registry/current/acme").mkdir()  # tenant without surfaces (a file store has directories)
     seen = []
-    res = fleet(registry.target, now=FRESH, progress=lambda done, total, label: seen.append((done, total, label)))
+    res = check_freshness(registry.target, now=FRESH, progress=lambda done, total, label: seen.append((done, total, label)))
     cond = {(r["tenant"], r["surface"]): r["condition"] for r in res.data["rows"]}
     assert cond[("demo", "home")] == "healthy"
     assert cond[("demo", "search")] == "missing"
@@ -50,7 +50,7 @@ def test_fleet_classifies_missing_and_invalid(registry):
 
 def test_fleet_tenant_without_surfaces_is_missing(registry):
     """Asking for a tenant that has no surfaces reports it missing rather than passing."""
-    res = fleet(registry.target, tenant="acme", now=FRESH)
+    res = check_freshness(registry.target, tenant="acme", now=FRESH)
     assert res.status == "fail"
     assert res.data["rows"][0]["condition"] == "missing" and res.data["rows"][0]["tenant"] == "acme"
 
@@ -60,9 +60,9 @@ def test_fleet_filters_by_tenant(registry):
     doc = json.loads(registry.read("registry/current/demo/home/manifest.json"))
     doc["tenant"] = "acme"
     registry.write("registry/current/acme/home/manifest.json", json.dumps(doc).encode())
-    res = fleet(registry.target, tenant="demo", now=FRESH)
+    res = check_freshness(registry.target, tenant="demo", now=FRESH)
     assert [r["tenant"] for r in res.data["rows"]] == ["demo"] and res.status == "ok"
-    all_rows = fleet(registry.target, now=FRESH).data["rows"]
+    all_rows = check_freshness(registry.target, now=FRESH).data["rows"]
     assert {r["tenant"] for r in all_rows} == {"acme", "demo"}
 
 
@@ -71,7 +71,7 @@ def test_fleet_of_an_empty_registry_fails(file_registry, tmp_path):
     from recsys_checks.config import Target
 
     target = Target(manifest_template=(tmp_path / "empty").as_uri() + "/current/{tenant}/{surface}/manifest.json")
-    res = fleet(target)
+    res = check_freshness(target)
     assert res.status == "fail" and "RECSYS_ARTIFACT_MANIFEST_TEMPLATE" in res.summary
 
 
@@ -83,7 +83,7 @@ def test_fleet_against_an_unreachable_store_raises(closed_port):
     target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
     with pytest.raises(Unreachable):
-        fleet(target)
+        check_freshness(target)
 
 
 # --- shallow and deep -------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def _put_surface(registry, tenant: str, surface: str, doc: dict | bytes) -> None
 
 def test_shallow_is_the_default_and_says_so(registry):
     """Without deep the result names the shallow mode, in data and in the summary."""
-    res = fleet(registry.target, now=FRESH)
+    res = check_freshness(registry.target, now=FRESH)
     assert res.status == "ok" and res.data["mode"] == "shallow" and "shallow" in res.summary
 
 
@@ -116,7 +116,7 @@ def test_shallow_finds_torn_mismatched_and_badly_pointing_manifests(registry):
     _put_surface(registry, "demo", "nokey", {**home, "surface": "nokey", "current": {
         **home["current"], "cooc": "s3://recsys-artifacts/"}})
     _put_surface(registry, "demo", "nopop", {**home, "surface": "nopop", "current": {"cooc": home["current"]["cooc"]}})
-    res = fleet(registry.target, now=FRESH)
+    res = check_freshness(registry.target, now=FRESH)
     rows = {r["surface"]: r for r in res.data["rows"]}
     assert rows["home"]["condition"] == "healthy"
     for surface, words in (("torn", "not valid JSON"), ("elsewhere", "demo/home, not demo/elsewhere"),
@@ -130,7 +130,7 @@ def test_shallow_finds_torn_mismatched_and_badly_pointing_manifests(registry):
 def test_shallow_finds_a_surface_without_manifest_and_a_stale_one(registry):
     """A surface whose only object is not a manifest is missing; an old updated_at is stale; both fail."""
     registry.write("registry/current/demo/search/hold.json", b"{}")
-    res = fleet(registry.target, now=STALE)
+    res = check_freshness(registry.target, now=STALE)
     cond = {r["surface"]: r["condition"] for r in res.data["rows"]}
     assert cond == {"home": "stale", "search": "missing"}
     assert "stale: demo/home" in res.summary and "missing: demo/search" in res.summary
@@ -139,8 +139,8 @@ def test_shallow_finds_a_surface_without_manifest_and_a_stale_one(registry):
 def test_shallow_never_reads_a_blob_deep_does(registry, versions):
     """A blob lost by the store: shallow stays healthy (no blob is read), deep finds the surface invalid."""
     registry.remove(f"objectstore/demo/home/popularity/{versions.pop_day3_current}.json")
-    assert fleet(registry.target, now=FRESH).status == "ok"
-    deep = fleet(registry.target, now=FRESH, deep=True)
+    assert check_freshness(registry.target, now=FRESH).status == "ok"
+    deep = check_freshness(registry.target, now=FRESH, deep=True)
     row = deep.data["rows"][0]
     assert deep.status == "fail" and deep.data["mode"] == "deep" and row["condition"] == "invalid"
     assert "missing" in row["summary"]
@@ -152,8 +152,8 @@ def test_deep_finds_a_blob_whose_hash_does_not_recompute(registry, versions):
     doc = json.loads(registry.read(rel))
     doc["items"][0]["count"] += 1
     registry.write(rel, json.dumps(doc, indent=2).encode())
-    assert fleet(registry.target, now=FRESH).status == "ok"
-    deep = fleet(registry.target, now=FRESH, deep=True)
+    assert check_freshness(registry.target, now=FRESH).status == "ok"
+    deep = check_freshness(registry.target, now=FRESH, deep=True)
     row = deep.data["rows"][0]
     assert deep.status == "fail" and row["condition"] == "invalid"
     assert "version" in row["summary"] or "hash" in row["summary"], row["summary"]
@@ -164,8 +164,8 @@ def test_one_worker_and_many_give_the_same_rows_in_path_order(registry):
     home = _home(registry)
     for surface in ("b", "a-x", "a", "c"):
         _put_surface(registry, "demo", surface, {**home, "surface": surface})
-    one = fleet(registry.target, now=FRESH, workers=1).data["rows"]
-    many = fleet(registry.target, now=FRESH, workers=8).data["rows"]
+    one = check_freshness(registry.target, now=FRESH, workers=1).data["rows"]
+    many = check_freshness(registry.target, now=FRESH, workers=8).data["rows"]
     assert one == many
     assert [r["surface"] for r in one] == ["a-x", "a", "b", "c", "home"]
 
@@ -175,7 +175,7 @@ def test_the_summary_names_a_few_surfaces_and_counts_the_rest(registry):
     home = _home(registry)
     for i in range(11):
         _put_surface(registry, "demo", f"s{i:02d}", {**home, "surface": f"s{i:02d}"})
-    res = fleet(registry.target, now=STALE)
+    res = check_freshness(registry.target, now=STALE)
     assert res.data["counts"]["stale"] == 12 and len(res.data["rows"]) == 12
     assert "(+2 more)" in res.summary and res.summary.count("demo/") == 10
 

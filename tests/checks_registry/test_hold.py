@@ -34,7 +34,7 @@ def test_the_marker_sits_beside_the_manifest(registry):
 
 def test_status_is_ok_without_a_marker(registry):
     """No marker: not held, status ok (exit 0)."""
-    res = H.hold_status(registry.target, "demo", "home")
+    res = H.check_hold(registry.target, "demo", "home")
     assert res.status == "ok" and res.data["held"] is False and res.state is None
 
 
@@ -61,7 +61,7 @@ def test_set_writes_the_marker_and_one_audit_record_and_status_fails(registry):
     record = json.loads(registry.read(audits[0]))
     assert record["action"] == "hold.set" and record["who"] == "alice" and record["why"] == "joins at 40 %"
     assert record["runbook"] == "hold-changes" and record["after"]["marker"]["held"] is True
-    status = H.hold_status(registry.target, "demo", "home")
+    status = H.check_hold(registry.target, "demo", "home")
     assert status.status == "fail" and status.data["held"] is True and "joins at 40 %" in status.summary
 
 
@@ -85,7 +85,7 @@ def test_clear_keeps_the_marker_as_cleared_and_audits(registry):
     assert marker["held"] is False and marker["by"] == "bob" and marker["reason"] == "joins back at 99 %"
     assert marker["previous"] == {"reason": "joins at 40 %", "by": "alice", "at": "2026-01-04T09:00:00Z"}
     assert [json.loads(registry.read(a))["action"] for a in _audits(registry)] == ["hold.set", "hold.clear"]
-    assert H.hold_status(registry.target, "demo", "home").status == "ok"
+    assert H.check_hold(registry.target, "demo", "home").status == "ok"
 
 
 def test_clearing_what_is_not_held_is_a_noop_and_writes_nothing(registry):
@@ -109,12 +109,12 @@ def test_a_marker_changed_since_the_plan_is_a_conflict(registry):
 def test_an_unreadable_marker_counts_as_held(registry):
     """Fail closed: a broken marker makes status fail, and set or clear rewrites it."""
     registry.write(MARKER, b"{broken")
-    res = H.hold_status(registry.target, "demo", "home")
+    res = H.check_hold(registry.target, "demo", "home")
     assert res.status == "fail" and res.data["held"] is True and "not valid JSON" in res.summary
     plan = H.plan_hold(registry.target, "demo", "home", held=False, reason="fix marker")
     assert not plan.noop
     assert H.apply_hold(registry.target, plan, execute=True).status == "applied"
-    assert H.hold_status(registry.target, "demo", "home").status == "ok"
+    assert H.check_hold(registry.target, "demo", "home").status == "ok"
 
 
 def test_a_template_without_manifest_json_cannot_place_a_hold(tmp_path):
@@ -127,21 +127,21 @@ def test_a_template_without_manifest_json_cannot_place_a_hold(tmp_path):
 def test_manifest_status_shows_a_held_surface_as_held_not_stale(registry):
     """27 h old and held: condition held, a warning (exit 0), the reason in the summary."""
     _set(registry)
-    res = M.status(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "warn" and res.data["condition"] == "held"
     assert "held" in res.summary and "joins at 40 %" in res.summary and "stale, as expected" in res.summary
     _clear = H.plan_hold(registry.target, "demo", "home", held=False)
     H.apply_hold(registry.target, _clear, execute=True)
-    res = M.status(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.data["condition"] == "stale" and res.status == "fail"
 
 
 def test_freshness_shows_a_held_surface_as_held(registry):
     """Fleet freshness lists a held surface as held, a warning rather than a stale failure."""
-    from recsys_checks.freshness import fleet
+    from recsys_checks.freshness import check_freshness
 
     _set(registry)
-    res = fleet(registry.target, tenant="demo", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = check_freshness(registry.target, tenant="demo", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     row = next(r for r in res.data["rows"] if r["surface"] == "home")
     assert row["condition"] == "held" and res.data["counts"]["held"] == 1
     assert "held" in res.summary and "demo/home" in res.summary
@@ -151,8 +151,8 @@ def test_one_call_set_and_clear_for_notebooks(file_registry):
     """set_hold / clear_hold plan and apply in one call, dry-run unless execute."""
     t = file_registry.target
     assert H.set_hold(t, "demo", "home", "why").status == "planned"
-    assert H.hold_status(t, "demo", "home").status == "ok"
+    assert H.check_hold(t, "demo", "home").status == "ok"
     assert H.set_hold(t, "demo", "home", "why", execute=True, runbook="hold-changes").status == "applied"
-    assert H.hold_status(t, "demo", "home").status == "fail"
+    assert H.check_hold(t, "demo", "home").status == "fail"
     assert H.clear_hold(t, "demo", "home", "done", execute=True).status == "applied"
-    assert H.hold_status(t, "demo", "home").status == "ok"
+    assert H.check_hold(t, "demo", "home").status == "ok"

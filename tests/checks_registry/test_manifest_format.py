@@ -94,10 +94,10 @@ def _no_store(*_a, **_k):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda t, bad: M.status(t, bad, "home"),
-        lambda t, bad: M.status(t, "demo", bad),
-        lambda t, bad: M.history_check(t, bad, "home"),
-        lambda t, bad: M.history(t, "demo", bad),
+        lambda t, bad: M.check_manifest(t, bad, "home"),
+        lambda t, bad: M.check_manifest(t, "demo", bad),
+        lambda t, bad: M.check_manifest_history(t, bad, "home"),
+        lambda t, bad: M.version_history(t, "demo", bad),
         lambda t, bad: M.plan_rollback(t, bad, "home", previous=True),
         lambda t, bad: M.read_audit(t, bad, "home"),
         lambda t, bad: M.read_current(t, bad, "home"),
@@ -118,9 +118,9 @@ def test_unsafe_tenant_or_surface_is_rejected_before_any_path_is_built(monkeypat
 
 
 def test_fleet_rejects_an_unsafe_tenant_before_listing(tmp_path):
-    """freshness.fleet with tenant '../x' raises BadInput."""
-    from recsys_checks.freshness import fleet
+    """check_freshness with tenant '../x' raises BadInput."""
+    from recsys_checks.freshness import check_freshness
 
     target = Target(manifest_template=tmp_path.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
     with pytest.raises(BadInput):
-        fleet(target, tenant="../x")
+        check_freshness(target, tenant="../x")

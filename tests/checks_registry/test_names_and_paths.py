@@ -14,7 +14,7 @@ MANIFEST = "registry/current/{tenant}/home/manifest.json"
 
 def test_a_percent_encoded_slash_is_a_name_character_not_a_separator(file_registry):
     """'..%2fcurrent%2fdemo' names a tenant of its own: it never reads demo's manifest."""
-    res = M.status(file_registry.target, "..%2fcurrent%2fdemo", "home")
+    res = M.check_manifest(file_registry.target, "..%2fcurrent%2fdemo", "home")
     assert res.data["condition"] == "missing", res.summary
     assert "..%2fcurrent%2fdemo/home/manifest.json" in res.data["manifest_uri"]
 
@@ -33,7 +33,7 @@ def test_names_the_suite_serves_literally_are_found(file_registry, tenant):
     doc = json.loads(file_registry.read(MANIFEST.format(tenant="demo")))
     doc["tenant"] = tenant
     file_registry.write(MANIFEST.format(tenant=tenant), json.dumps(doc).encode())
-    res = M.status(file_registry.target, tenant, "home", validate_blobs=False)
+    res = M.check_manifest(file_registry.target, tenant, "home", validate_blobs=False)
     assert res.data["condition"] != "missing", res.summary
     assert res.data["manifest"]["tenant"] == tenant
 
@@ -44,7 +44,7 @@ def test_a_symlink_out_of_the_store_is_refused(file_registry, tmp_path):
     (outside / "home").mkdir(parents=True)
     (file_registry.root / "registry/current/evil").symlink_to(outside)
     with pytest.raises(BadInput, match="outside the store root"):
-        M.status(file_registry.target, "evil", "home")
+        M.check_manifest(file_registry.target, "evil", "home")
     with pytest.raises(BadInput, match="outside the store root"):
         M.plan_rollback(file_registry.target, "evil", "home", previous=True)
     assert list(outside.rglob("*")) == [outside / "home"]

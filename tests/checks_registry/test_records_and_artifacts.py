@@ -9,12 +9,12 @@ import pytest
 from recsys_checks import manifest as M
 from recsys_checks.artifact import inspect_artifact
 from recsys_checks.errors import BadInput
-from recsys_checks.records import parse_record
+from recsys_checks.version_records import parse_version_record
 
 
 def test_reads_capitalised_records_with_zero_and_nanosecond_built_at(file_registry, versions):
     """The suite's records (Go field names, zero BuiltAt, nanosecond BuiltAt, Segment) are read as written."""
-    recs = {r.version: r for r in M.history(file_registry.target, "demo", "home")}
+    recs = {r.version: r for r in M.version_history(file_registry.target, "demo", "home")}
     staging = recs[versions.pop_day1_staging]
     assert staging.from_staging and staging.built_at == "0001-01-01T00:00:00Z"
     assert recs[versions.pop_day3_current].built_at == "2026-01-04T01:23:45.123456789Z"
@@ -25,7 +25,7 @@ def test_reads_capitalised_records_with_zero_and_nanosecond_built_at(file_regist
 
 def test_history_is_newest_first_by_window_end_then_nanosecond_built_at(file_registry, versions):
     """Two builds of one day that differ only in nanoseconds sort by them; the staging build is oldest."""
-    pops = [r.version for r in M.history(file_registry.target, "demo", "home", kind="popularity")]
+    pops = [r.version for r in M.version_history(file_registry.target, "demo", "home", kind="popularity")]
     assert pops == [
         versions.pop_day4_empty,
         versions.pop_day3_current,
@@ -37,7 +37,7 @@ def test_history_is_newest_first_by_window_end_then_nanosecond_built_at(file_reg
 
 def test_record_keys_are_matched_case_insensitively_like_go():
     """A record with lower-case keys reads like Go's decoder reads it."""
-    rec = parse_record(json.dumps({
+    rec = parse_version_record(json.dumps({
         "key": {"tenant": "demo", "surface": "home", "segment": "default", "type": "cooc"},
         "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
         "version": "a" * 64, "uri": "s3://b/k.json", "builtAt": "2026-01-02T01:00:00+02:00",
@@ -60,14 +60,14 @@ def test_parse_record_rejects_malformed_records(file_registry, versions, mutate,
     doc = json.loads(file_registry.read(f"registry/records/demo/home/popularity/{versions.pop_day3_current}.json"))
     mutate(doc)
     with pytest.raises(BadInput) as exc:
-        parse_record(json.dumps(doc))
+        parse_version_record(json.dumps(doc))
     assert names in str(exc.value)
 
 
 def test_unreadable_record_is_reported_not_fatal(file_registry):
     """A broken record makes history warn; the other versions are still listed."""
     file_registry.write("registry/records/demo/home/popularity/" + "0" * 64 + ".json", b"{oops")
-    res = M.history_check(file_registry.target, "demo", "home")
+    res = M.check_manifest_history(file_registry.target, "demo", "home")
     assert res.status == "warn" and "unreadable" in res.summary
     assert len(res.data["versions"]) == 7
 

@@ -22,7 +22,7 @@ TO_AT = datetime(2026, 1, 4, 9, 20, tzinfo=UTC)
 
 def test_status_is_ok_for_a_fresh_valid_manifest(registry):
     """A fresh manifest whose blobs all validate is healthy; state is the manifest's ETag."""
-    res = M.status(registry.target, "demo", "home", now=FRESH)
+    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "ok", res.summary
     assert res.data["condition"] == "healthy"
     assert res.state and res.state.strip('"')
@@ -31,21 +31,21 @@ def test_status_is_ok_for_a_fresh_valid_manifest(registry):
 
 def test_status_fires_when_older_than_max_age(registry):
     """27 h after the publish the default 26 h limit makes the manifest stale."""
-    res = M.status(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "fail" and res.data["condition"] == "stale"
     assert "stale" in res.summary and "26h" in res.summary
 
 
 def test_status_max_age_follows_the_schedule(registry):
     """The same age is fresh under a wider limit (e.g. for a weekly pipeline)."""
-    res = M.status(registry.target, "demo", "home", max_age=timedelta(days=8), now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = M.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=8), now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "ok"
 
 
 def test_status_fires_on_missing_manifest(registry):
     """No manifest: fail with condition missing."""
     registry.remove(MANIFEST)
-    res = M.status(registry.target, "demo", "home", now=FRESH)
+    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "missing" and res.state is None
 
 
@@ -56,7 +56,7 @@ def test_status_fires_on_invalid_manifest(registry, change):
     doc = json.loads(registry.read(MANIFEST))
     doc.update(change)
     registry.write(MANIFEST, json.dumps(doc).encode())
-    res = M.status(registry.target, "demo", "home", now=FRESH)
+    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "invalid"
     assert "rollback" in res.summary or "roll back" in res.summary
 
@@ -64,7 +64,7 @@ def test_status_fires_on_invalid_manifest(registry, change):
 def test_status_fires_when_a_blob_is_missing(registry, versions):
     """A manifest pointing at a missing blob is invalid even when fresh."""
     registry.remove(f"objectstore/demo/home/cooc/{versions.cooc_day3_current}.json")
-    res = M.status(registry.target, "demo", "home", now=FRESH)
+    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "invalid" and "missing" in res.summary
 
 
@@ -73,7 +73,7 @@ def test_status_fires_when_a_blob_is_missing(registry, versions):
 
 def test_history_marks_current_and_valid_rollback_targets(registry, versions):
     """Current versions are marked; the empty popularity is not a valid rollback target."""
-    res = M.history_check(registry.target, "demo", "home")
+    res = M.check_manifest_history(registry.target, "demo", "home")
     assert res.status == "ok", res.summary
     rows = {r["version"]: r for r in res.data["versions"]}
     assert [r["version"] for r in res.data["versions"]][0] == versions.pop_day4_empty
@@ -84,7 +84,7 @@ def test_history_marks_current_and_valid_rollback_targets(registry, versions):
 
 def test_history_fails_without_records(registry):
     """No records at all is a failure: there is nothing to roll back to."""
-    res = M.history_check(registry.target, "demo", "search")
+    res = M.check_manifest_history(registry.target, "demo", "search")
     assert res.status == "fail" and "no version records" in res.summary
 
 
@@ -208,9 +208,9 @@ def test_audit_record_says_who_when_why_and_is_never_rewritten(registry):
     assert audit["plan_hash"] == plan.plan_hash
     assert audit["before"]["current"] == plan.details["before"]["current"]
     assert audit["after"]["current"] == plan.details["after_current"]
-    from recsys_checks.store import Stores
+    from recsys_checks.store import TargetStores
 
-    with Stores(registry.target) as st, pytest.raises(Conflict):
+    with TargetStores(registry.target) as st, pytest.raises(Conflict):
         st.put(res.audit, b"{}", if_none_match=True)
     assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "alice"
 
@@ -244,7 +244,7 @@ def test_rollback_repairs_a_corrupt_manifest(registry, versions):
     assert {c["kind"]: c["after_version"] for c in plan.changes} == {
         "popularity": versions.pop_day3_current, "cooc": versions.cooc_day3_current}
     assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
-    assert M.status(registry.target, "demo", "home").data["condition"] == "healthy"
+    assert M.check_manifest(registry.target, "demo", "home").data["condition"] == "healthy"
 
 
 def test_rollback_recreates_a_missing_manifest_create_only(registry, versions):
@@ -277,9 +277,9 @@ def test_history_validates_the_blobs_concurrently(file_registry):
     import threading
     import time
 
-    from recsys_checks.store import Stores
+    from recsys_checks.store import TargetStores
 
-    class Counting(Stores):
+    class Counting(TargetStores):
         def __init__(self, target):
             super().__init__(target)
             self.active = self.peak = 0
@@ -299,5 +299,5 @@ def test_history_validates_the_blobs_concurrently(file_registry):
                     self.active -= 1
 
     with Counting(file_registry.target) as st:
-        res = M.history_check(file_registry.target, "demo", "home", stores=st)
+        res = M.check_manifest_history(file_registry.target, "demo", "home", stores=st)
     assert res.data["versions"] and st.peak > 1

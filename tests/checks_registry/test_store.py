@@ -9,13 +9,13 @@ import pytest
 
 from recsys_checks.config import Target
 from recsys_checks.errors import BadInput, Conflict, NotFound, Unreachable
-from recsys_checks.store import FileStore, Stores, etag_of, open_store
+from recsys_checks.store import FileStore, TargetStores, etag_of, open_store
 
 
 @pytest.fixture
 def store(registry):
     """An open store over the registry fixture (file or S3), closed after the test."""
-    with Stores(registry.target) as st:
+    with TargetStores(registry.target) as st:
         yield st
 
 
@@ -136,7 +136,7 @@ def test_unreachable_s3_endpoint_fails_fast(closed_port):
 
     started = time.monotonic()
     with pytest.raises(Unreachable) as exc:
-        M.status(target, "demo", "home")
+        M.check_manifest(target, "demo", "home")
     assert time.monotonic() - started < 5
     msg = str(exc.value)
     assert "s3://recsys-artifacts/registry/current/demo/home/manifest.json" in msg
@@ -149,7 +149,7 @@ def test_an_unusable_s3_endpoint_or_region_is_bad_input_not_a_traceback(endpoint
     target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
                     s3_endpoint=endpoint, s3_region=region, s3_access_key="k", s3_secret_key="s")
     with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_ENDPOINT"):
-        with Stores(target) as st:
+        with TargetStores(target) as st:
             st.get("s3://recsys-artifacts/registry/current/demo/home/manifest.json")
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsys_checks.configrules import apply_revert, canonical_jsonb, diff, doc_version, history, plan_revert, show
+from recsys_checks.configrules import (
+    apply_revert,
+    canonical_jsonb,
+    check_document,
+    check_document_history,
+    diff,
+    doc_version,
+    plan_revert,
+)
 from recsys_checks.errors import BadInput, Conflict, Unreachable
 from recsys_checks.service import ServiceClient
 
@@ -41,7 +49,7 @@ def test_doc_version_matches_the_services_etag(service):
 
 def test_show_reports_the_current_version_as_state(service, target, client):
     """show → ok, state = the version."""
-    result = show(target, "demo", "config", client=client)
+    result = check_document(target, "demo", "config", client=client)
     assert result.status == "ok" and result.state == service.current[("demo", "config")]
     assert result.data["document"] == CONFIG_SEED
 
@@ -52,19 +60,19 @@ def test_show_warns_when_the_etag_is_not_the_canonical_hash(service, target, cli
     odd = "f" * 64
     service.docs[key][odd] = service.docs[key][service.current[key]]
     service.current[key] = odd
-    result = show(target, "demo", "config", client=client)
+    result = check_document(target, "demo", "config", client=client)
     assert result.status == "warn" and result.data["computed_version"] == version_of(CONFIG_SEED)
 
 
 def test_show_of_an_unknown_tenant_fails(target, client):
     """404 RECSYS_TENANT_NOT_FOUND → fail result with the problem."""
-    result = show(target, "nobody", "rules", client=client)
+    result = check_document(target, "nobody", "rules", client=client)
     assert result.status == "fail" and result.data["problem"]["code"] == "RECSYS_TENANT_NOT_FOUND"
 
 
 def test_history_lists_who_when_and_before_after_versions(bad_config, target, client):
     """Rows come from the audit log, newest first, versions recomputed from the states."""
-    result = history(target, "demo", "config", client=client)
+    result = check_document_history(target, "demo", "config", client=client)
     assert result.status == "ok"
     newest, seed = result.data["changes"]
     assert newest["who"] == "alice" and newest["before"] == version_of(CONFIG_SEED)[:12]
@@ -75,8 +83,8 @@ def test_history_lists_who_when_and_before_after_versions(bad_config, target, cl
 def test_history_ignores_cache_invalidations_and_other_kinds(bad_config, target, client):
     """Only config.update entries are config history."""
     client.invalidate("demo", ["config"])
-    assert len(history(target, "demo", "config", client=client).data["changes"]) == 2
-    assert len(history(target, "demo", "rules", client=client).data["changes"]) == 1
+    assert len(check_document_history(target, "demo", "config", client=client).data["changes"]) == 2
+    assert len(check_document_history(target, "demo", "rules", client=client).data["changes"]) == 1
 
 
 def test_plan_previous_targets_the_version_before_the_current_one(bad_config, target, client):
@@ -211,7 +219,8 @@ def test_rules_revert_round_trip(service, target, client):
 def test_results_and_plans_never_contain_the_api_key(bad_config, target, client):
     """Key absent from show/history results, plan and action result (JSON and repr)."""
     plan = plan_revert(target, "demo", "config", previous=True, client=client)
-    outputs = [show(target, "demo", "config", client=client), history(target, "demo", "config", client=client),
+    outputs = [check_document(target, "demo", "config", client=client),
+               check_document_history(target, "demo", "config", client=client),
                plan, apply_revert(target, plan, execute=True, client=client)]
     for out in outputs:
         assert API_KEY not in json.dumps(out.to_dict(), default=str) and API_KEY not in repr(out)
@@ -221,7 +230,7 @@ def test_history_of_an_unreachable_service_is_a_configuration_error(service, tar
     """Connection refused → Unreachable (exit 2): there was nothing to judge, so it is not a failed check."""
     service.down = httpx.ConnectError("refused")
     with pytest.raises(Unreachable, match="did not answer"):
-        history(target, "demo", "config", client=client)
+        check_document_history(target, "demo", "config", client=client)
 
 
 def test_diff_lists_changed_added_and_removed_paths():
@@ -271,7 +280,7 @@ def test_a_non_ascii_actor_is_sent_as_utf8_and_a_control_character_is_refused(ba
 
 def test_a_cyrillic_tenant_is_asked_for_not_a_crash(bad_config, target, client):
     """A tenant name with a Cyrillic letter reaches the service (which does not know it): a fail result."""
-    result = show(target, "dеmo", "config", client=client)  # the 'е' is Cyrillic
+    result = check_document(target, "dеmo", "config", client=client)  # the 'е' is Cyrillic
     assert result.status == "fail" and "RECSYS_TENANT_NOT_FOUND" in result.summary
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from recsys_checks.errors import Unreachable
-from recsys_checks.records import VersionRecord
 from recsys_checks.timeline import check_timeline
+from recsys_checks.version_records import VersionRecord
 
 from .conftest import CONFIG_SEED, V1, V2, version_of
 

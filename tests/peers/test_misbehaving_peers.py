@@ -11,7 +11,7 @@ import pytest
 from recsys_checks.config import Target
 from recsys_checks.errors import Unreachable
 from recsys_checks.health import check_health
-from recsys_checks.manifest import status
+from recsys_checks.manifest import check_manifest
 from recsys_checks.probe import check_recommendations
 from recsys_checks.store import S3Store
 
@@ -49,7 +49,7 @@ def test_an_s3_store_that_trickles_is_unreachable_within_the_deadline():
                         s3_endpoint=server.url, s3_access_key="k", s3_secret_key="s", **FAST)
         started = time.monotonic()
         with pytest.raises(Unreachable, match="too slowly"):
-            status(target, "demo", "home")
+            check_manifest(target, "demo", "home")
         assert time.monotonic() - started < 3.0
         store = S3Store(server.url, "k", "s", timeout=0.5, deadline=1.0)
         try:
@@ -83,7 +83,7 @@ def test_a_web_server_as_s3_endpoint_is_named_not_read_as_a_missing_manifest(beh
         target = Target(manifest_template="s3://b/registry/current/{tenant}/{surface}/manifest.json",
                         s3_endpoint=server.url, s3_access_key="k", s3_secret_key="s", **FAST)
         with pytest.raises(Unreachable, match="S3 API"):
-            status(target, "demo", "home")
+            check_manifest(target, "demo", "home")
 
 
 def test_a_probe_against_an_html_error_page_is_not_blamed_on_the_store():

@@ -210,12 +210,12 @@ def observe_not_ready(handle: StackHandle, saved: Saved) -> None:
 def observe_eval(expect: str, trusted: bool = False) -> Callable[[StackHandle, Saved], None]:
     """An evaluation fault writes a dataset under ROOT/eval/; the checks find ``expect`` in it."""
     def observe(handle: StackHandle, saved: Saved) -> None:
-        from recsys_checks.evaluation import eval_quality
+        from recsys_checks.evaluation import check_eval_quality
         from recsys_stack.evalgen import EXPERIMENT_ID
         from recsys_stack.faults import eval_dir
 
         folder = eval_dir(handle.root, saved.tenant, saved.surface)
-        res = eval_quality(folder / "exposures.jsonl", folder / "outcomes.jsonl", folder / "assignments.jsonl",
+        res = check_eval_quality(folder / "exposures.jsonl", folder / "outcomes.jsonl", folder / "assignments.jsonl",
                            EXPERIMENT_ID)
         assert res.data["trusted"] is trusted and expect in res.summary, res.summary
 
@@ -402,7 +402,7 @@ def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack:
         pytest.skip("slow-store needs the S3 store")
     from recsys_checks.config import Target
     from recsys_checks.errors import Unreachable
-    from recsys_checks.freshness import fleet
+    from recsys_checks.freshness import check_freshness
     from recsys_stack.runner import client_env, read_secrets
 
     try:
@@ -410,7 +410,7 @@ def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack:
         env = client_env(_stack_json(fault_stack), read_secrets(fault_stack.root))
         target = Target.from_env(env, timeout=1.0)
         with pytest.raises(Unreachable, match="unreachable"):
-            fleet(target)  # pytest's timeout would end a hang; the read timeout ends it in seconds
+            check_freshness(target)  # pytest's timeout would end a hang; the read timeout ends it in seconds
     finally:
         assert stack_cli(fault_stack, "heal") == 0
 

@@ -15,7 +15,7 @@ from . import jsonio
 from .artifact import KINDS, VERSION_RE
 from .config import Target, safe_segment
 from .errors import BadInput, InvalidObject, NotFound
-from .store import Stores
+from .store import TargetStores
 from .timefmt import is_zero_time, parse_go_time
 
 
@@ -79,7 +79,7 @@ def _string(value: Any, name: str, where: str) -> str:
     return value
 
 
-def parse_record(data: bytes | str, *, where: str = "") -> VersionRecord:
+def parse_version_record(data: bytes | str, *, where: str = "") -> VersionRecord:
     """Parse one record in the suite's format; :class:`BadInput` names the field that is wrong."""
     where = where or "(inline)"
     try:
@@ -113,8 +113,8 @@ def parse_record(data: bytes | str, *, where: str = "") -> VersionRecord:
     return VersionRecord(tenant, surface, segment, kind, version, uri, start, end, built_at, doc, where)
 
 
-def load_records(
-    target: Target, tenant: str, surface: str, kind: str | None = None, *, stores: Stores
+def load_version_records(
+    target: Target, tenant: str, surface: str, kind: str | None = None, *, stores: TargetStores
 ) -> tuple[list[VersionRecord], list[str]]:
     """Every readable record of the surface (newest first) and a problem line for each unusable one."""
     safe_segment(tenant, "tenant")
@@ -127,7 +127,7 @@ def load_records(
     def _read(uri: str) -> VersionRecord | str:
         try:
             data, _ = stores.get(uri)
-            rec = parse_record(data, where=uri)
+            rec = parse_version_record(data, where=uri)
         except (BadInput, NotFound, InvalidObject) as exc:
             return str(exc)
         rel = uri[len(target.records_prefix(tenant, surface)):]
@@ -140,20 +140,20 @@ def load_records(
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(uris)))) as pool:
         results = list(pool.map(_read, uris))
-    records = [r for r in results if isinstance(r, VersionRecord)]
+    version_records = [r for r in results if isinstance(r, VersionRecord)]
     problems = [r for r in results if isinstance(r, str)]
-    records.sort(key=lambda r: r.sort_key, reverse=True)
-    return records, problems
+    version_records.sort(key=lambda r: r.sort_key, reverse=True)
+    return version_records, problems
 
 
-def history(
-    target: Target, tenant: str, surface: str, kind: str | None = None, *, stores: Stores | None = None
+def version_history(
+    target: Target, tenant: str, surface: str, kind: str | None = None, *, stores: TargetStores | None = None
 ) -> list[VersionRecord]:
     """Published versions of a surface, newest first by window end then build time; unreadable records skipped."""
     own = stores is None
-    stores = stores or Stores(target)
+    stores = stores or TargetStores(target)
     try:
-        return load_records(target, tenant, surface, kind, stores=stores)[0]
+        return load_version_records(target, tenant, surface, kind, stores=stores)[0]
     finally:
         if own:
             stores.close()
