@@ -573,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code(results)
     try:
         if not isinstance(results, Streamed):  # a streamed command has written its rows and its result already
-            emit(results, args.json)
+            emit(results, args.json, exit_code=code)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): what was done is done; say nothing more and keep the exit code.

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from . import jsonio
 from .config import redact_environment
-from .results import ActionResult, CheckResult, Plan
+from .results import ActionResult, CheckResult, Plan, worst
 from .timefmt import age_text
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32"}
@@ -209,12 +209,36 @@ def render_action(result: ActionResult, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None) -> None:
-    """Print ``results``; any credential of the environment that a peer echoed into them is masked."""
+def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> dict[str, Any]:
+    """What ``--json`` prints: always one object.
+
+    One result is printed as its own object (``check``, ``status``, ``summary``, ``data``... or an action's
+    ``status``, ``summary``, ``plan``...). Several results are wrapped in an envelope: ``status`` (the most severe
+    status of the checks among them), ``exit_code`` (the command's) and ``results`` (each result's object, in order).
+    """
+    if len(results) == 1:
+        return results[0].to_dict()
+    return {
+        "status": worst([r.status for r in results if isinstance(r, CheckResult)]),
+        "exit_code": exit_code,
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None, *,
+         exit_code: int | None = None) -> None:
+    """Print ``results``; any credential of the environment that a peer echoed into them is masked.
+
+    ``exit_code`` is the command's, for the ``--json`` envelope of several results (default: what
+    :func:`recsys_checks.cli.exit_code` gives for ``results``).
+    """
     stream = stream or sys.stdout
     if as_json:
-        payload: Any = [r.to_dict() for r in results]
-        text = jsonio.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str) + "\n"
+        if exit_code is None:
+            from .cli import exit_code as code_of  # the one exit-code rule lives with the commands
+
+            exit_code = code_of(results)
+        text = jsonio.dumps(json_document(results, exit_code), indent=2, default=str) + "\n"
     else:
         colour = use_colour(stream)
         blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)

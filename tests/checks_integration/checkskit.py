@@ -39,9 +39,10 @@ class Run:
             raise AssertionError(f"recsys-checks {' '.join(self.args)} printed no JSON ({exc}):\n{self}") from None
 
     def results(self) -> list[dict[str, Any]]:
-        """The JSON output as a list (a command with several results prints a list, one result an object)."""
+        """The results of the JSON output: one result is its own object, several come in an envelope's ``results``."""
         doc = self.json
-        return doc if isinstance(doc, list) else [doc]
+        assert isinstance(doc, dict), f"--json printed something other than one object:\n{self}"
+        return doc["results"] if "results" in doc and "check" not in doc else [doc]
 
     def by_check(self, name: str) -> dict[str, Any]:
         found = [r for r in self.results() if r.get("check") == name]
