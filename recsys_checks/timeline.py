@@ -2,8 +2,8 @@
 
 Sources: artifact publishes (the registry's version records), our audit records next to the registry (manifest
 rollbacks, config and rules reverts, cache invalidations, holds), and config/rules changes and cache invalidations
-(the service's admin audit log). One source being
-unavailable makes the result a warning naming it; the others are still shown.
+(the service's admin audit log). One source being unavailable makes the result a warning naming it; the others
+are still shown.
 """
 
 from __future__ import annotations
