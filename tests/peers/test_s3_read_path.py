@@ -3,6 +3,7 @@ it does not interpret to the modelled call and never reads past the size limit."
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -22,8 +23,7 @@ def _answer(conn, status: bytes, body: bytes, headers: bytes = b"") -> None:
 
 def test_an_ordinary_read_does_not_make_the_modelled_call(moto_endpoint):
     """A 200 from a real S3 API is read by the signed GET alone: get_object is never called."""
-    store = S3Store(moto_endpoint, "testing", "testing")
-    try:
+    with contextlib.closing(S3Store(moto_endpoint, "testing", "testing")) as store:
         store._client.create_bucket(Bucket="read-path")
         store.put("s3://read-path/a/manifest.json", BODY)
 
@@ -32,8 +32,6 @@ def test_an_ordinary_read_does_not_make_the_modelled_call(moto_endpoint):
 
         store._client.get_object = refuse
         assert store.get("s3://read-path/a/manifest.json") == (BODY, etag_of(BODY))
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("first", [b"503 Service Unavailable", b"301 Moved Permanently"], ids=["503", "301"])
@@ -49,11 +47,8 @@ def test_an_answer_the_read_path_does_not_interpret_goes_to_the_modelled_call(fi
             _answer(conn, b"200 OK", BODY, f"ETag: {etag_of(BODY)}\r\n".encode())
 
     with peer(once_then_object) as server:
-        store = S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0)
-        try:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0)) as store:
             assert store.get("s3://b/registry/current/demo/home/manifest.json") == (BODY, etag_of(BODY))
-        finally:
-            store.close()
         agents = [line for head in server.requests for line in head.lower().split(b"\r\n")
                   if line.startswith(b"user-agent:")]
     assert len(agents) == 2
@@ -68,14 +63,11 @@ def test_a_declared_length_over_the_limit_is_not_read():
         stop.wait(5)
 
     with peer(huge) as server:
-        store = S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0, max_bytes=4096)
-        try:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0, max_bytes=4096)) as store:
             started = time.monotonic()
             with pytest.raises(InvalidObject, match="50000000 bytes, above the 4096-byte limit"):
                 store.get("s3://b/registry/current/demo/home/manifest.json")
             assert time.monotonic() - started < 2.0
-        finally:
-            store.close()
 
 
 def test_a_body_cut_short_is_unreachable_not_a_traceback():
@@ -84,9 +76,6 @@ def test_a_body_cut_short_is_unreachable_not_a_traceback():
         conn.sendall(b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
 
     with peer(cut) as server:
-        store = S3Store(server.url, "k", "s", timeout=1.0, deadline=5.0)
-        try:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=1.0, deadline=5.0)) as store:
             with pytest.raises(Unreachable, match="demo/home/manifest.json"):
                 store.get("s3://b/registry/current/demo/home/manifest.json")
-        finally:
-            store.close()
