@@ -416,6 +416,15 @@ class S3Store(ObjectStore):
                 f"cannot use the S3 endpoint {endpoint!r} in region {region!r}: {exc}; set RECSYS_ARTIFACT_S3_ENDPOINT "
                 "to an http(s) URL and RECSYS_ARTIFACT_S3_REGION to a region name such as us-east-1"
             ) from None
+        from .s3read import S3Reader
+
+        if access_key and secret_key:
+            from botocore.credentials import Credentials
+
+            credentials: Any = Credentials(access_key, secret_key)
+        else:
+            credentials = session.get_credentials()  # the default chain, as the client resolves it
+        self._reader = S3Reader.for_client(self._client, credentials)
 
     def close(self) -> None:
         self._client.close()
@@ -495,22 +504,42 @@ class S3Store(ObjectStore):
     def get(self, uri: str) -> tuple[bytes, str]:
         bucket, key = s3_location(uri)
 
-        def call() -> tuple[bytes, str]:
+        def modelled() -> tuple[bytes, str]:
             resp = self._client.get_object(Bucket=bucket, Key=key)
             etag = resp.get("ETag") or ""
             if not etag:  # every S3 GET carries one; a web server's page does not
                 resp["Body"].close()
-                raise Unreachable(f"the endpoint {self._where()} answered {uri} without an ETag: it does not look "
-                                  "like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT")
+                raise no_etag()
             with contextlib.closing(resp["Body"]) as body:
                 size = resp.get("ContentLength")
                 if isinstance(size, int) and size > self.max_bytes:
-                    raise InvalidObject(f"{uri} is {size} bytes, above the {self.max_bytes}-byte limit "
-                                        "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", etag)
+                    raise too_large(f"is {size} bytes, above", etag)
                 data = body.read(self.max_bytes + 1)
+            return checked(data, etag)
+
+        def call() -> tuple[bytes, str]:
+            got = self._reader.get(bucket, key, self.max_bytes) if self._reader is not None else None
+            if got is None:
+                return modelled()
+            headers, data = got
+            etag = headers.get("ETag") or ""
+            if not etag:
+                raise no_etag()
+            if data is None:
+                raise too_large(f"is {headers.get('Content-Length')} bytes, above", etag)
+            return checked(data, etag)
+
+        def no_etag() -> Unreachable:
+            return Unreachable(f"the endpoint {self._where()} answered {uri} without an ETag: it does not look "
+                               "like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT")
+
+        def too_large(how: str, etag: str) -> InvalidObject:
+            return InvalidObject(f"{uri} {how} the {self.max_bytes}-byte limit (RECSYS_ARTIFACT_MAX_BYTES); it is "
+                                 "not read", etag)
+
+        def checked(data: bytes, etag: str) -> tuple[bytes, str]:
             if len(data) > self.max_bytes:
-                raise InvalidObject(f"{uri} is larger than the {self.max_bytes}-byte limit "
-                                    "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", etag)
+                raise too_large("is larger than", etag)
             return data, etag or etag_of(data)
 
         return self._run(call, uri, "reading")

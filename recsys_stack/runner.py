@@ -38,7 +38,7 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 # What each process's command line contains; checked before a recorded PID is signalled.
-_MARKERS = {"service": "recsys_stack.service.app", "s3": "moto.server", "s3-proxy": "recsys_stack.latencyproxy"}
+_MARKERS = {"service": "recsys_stack.service.app", "s3": "recsys_stack.s3server", "s3-proxy": "recsys_stack.latencyproxy"}
 # State under ROOT that `up` replaces with a freshly seeded one (nothing else under ROOT is touched).
 _STATE_NAMES = (
     "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",
@@ -418,7 +418,7 @@ def up(
             s3_log = root / "logs" / "s3.log"
             base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
             procs["s3"] = _spawn(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], s3_log, base_env
+                [sys.executable, "-m", "recsys_stack.s3server", "--port", str(s3_port)], s3_log, base_env
             )
             info["processes"]["s3"] = procs["s3"].pid
             write_stack(root, info)

@@ -1,0 +1,81 @@
+"""The S3 read path (recsys_checks/s3read.py): a signed GET on the client's HTTP session, which hands every answer
+it does not interpret to the modelled call and never reads past the size limit."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from recsys_checks.errors import InvalidObject, Unreachable
+from recsys_checks.store import S3Store, etag_of
+
+from .peerkit import peer
+
+BODY = b'{"schema_version": 1}'
+
+
+def _answer(conn, status: bytes, body: bytes, headers: bytes = b"") -> None:
+    conn.sendall(b"HTTP/1.1 " + status + b"\r\nConnection: close\r\n" + headers
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def test_an_ordinary_read_does_not_make_the_modelled_call(moto_endpoint):
+    """A 200 from a real S3 API is read by the signed GET alone: get_object is never called."""
+    with contextlib.closing(S3Store(moto_endpoint, "testing", "testing")) as store:
+        store._client.create_bucket(Bucket="read-path")
+        store.put("s3://read-path/a/manifest.json", BODY)
+
+        def refuse(**_kwargs):
+            raise AssertionError("the modelled get_object was called")
+
+        store._client.get_object = refuse
+        assert store.get("s3://read-path/a/manifest.json") == (BODY, etag_of(BODY))
+
+
+@pytest.mark.parametrize("first", [b"503 Service Unavailable", b"301 Moved Permanently"], ids=["503", "301"])
+def test_an_answer_the_read_path_does_not_interpret_goes_to_the_modelled_call(first):
+    """A 5xx or a redirect is not interpreted by the signed GET: the modelled call asks again and gets the object."""
+    answers = iter([first])
+
+    def once_then_object(conn, head, stop):
+        status = next(answers, None)
+        if status is not None:
+            _answer(conn, status, b"<Error><Code>SlowDown</Code></Error>", b"Content-Type: application/xml\r\n")
+        else:
+            _answer(conn, b"200 OK", BODY, f"ETag: {etag_of(BODY)}\r\n".encode())
+
+    with peer(once_then_object) as server:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0)) as store:
+            assert store.get("s3://b/registry/current/demo/home/manifest.json") == (BODY, etag_of(BODY))
+        agents = [line for head in server.requests for line in head.lower().split(b"\r\n")
+                  if line.startswith(b"user-agent:")]
+    assert len(agents) == 2
+    assert b"recsys-checks" in agents[0] and b"boto3" in agents[1]
+
+
+def test_a_declared_length_over_the_limit_is_not_read():
+    """An object whose Content-Length is over the limit is refused before its body is read (the peer never sends
+    it), so a huge object costs no time and no memory."""
+    def huge(conn, head, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 50000000\r\n\r\n" + b"{" * 10)
+        stop.wait(5)
+
+    with peer(huge) as server:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=2.0, deadline=5.0, max_bytes=4096)) as store:
+            started = time.monotonic()
+            with pytest.raises(InvalidObject, match="50000000 bytes, above the 4096-byte limit"):
+                store.get("s3://b/registry/current/demo/home/manifest.json")
+            assert time.monotonic() - started < 2.0
+
+
+def test_a_body_cut_short_is_unreachable_not_a_traceback():
+    """A peer that closes the connection in the middle of the body: the store is unreachable, with the URI."""
+    def cut(conn, head, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
+
+    with peer(cut) as server:
+        with contextlib.closing(S3Store(server.url, "k", "s", timeout=1.0, deadline=5.0)) as store:
+            with pytest.raises(Unreachable, match="demo/home/manifest.json"):
+                store.get("s3://b/registry/current/demo/home/manifest.json")
