@@ -285,7 +285,12 @@ def _read_regular(path: Path, uri: str, limit: int) -> bytes:
         if st.st_size > limit:
             raise InvalidObject(f"{uri} is {st.st_size} bytes, above the {limit}-byte limit "
                                 "(RECSYS_ARTIFACT_MAX_BYTES); it is not read", _stat_token(st))
-        chunks, size = [], 0
+        # Asking for one byte more than fstat's size and getting exactly that size is the whole file, read in one
+        # call (a fleet scan reads thousands); anything else (it grew, a short read) goes on to end of file.
+        first = os.read(fd, min(1 << 20, st.st_size + 1, limit + 1))
+        if len(first) == st.st_size < (1 << 20):
+            return first
+        chunks, size = [first], len(first)
         while True:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             if not chunk:
