@@ -20,12 +20,12 @@ A field of the wrong type is reported as a problem of the report, never guessed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from . import jsonio
 from .errors import BadInput
 from .evaluation import DEFAULTS, decide, lift_findings, srm_test, verdict
 from .results import CheckResult
@@ -49,11 +49,9 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     if len(raw) > MAX_REPORT_BYTES:
         raise BadInput(f"report {p} is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB: not a recsys-eval report")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"report {p} is not valid JSON ({str(exc)[:120]}); was it written with --output-format json?") from None
-    if not isinstance(doc, dict):
-        raise BadInput(f"report {p} is not a JSON object: not a recsys-eval report")
+        doc = jsonio.load_object(raw, f"report {p}")
+    except BadInput as exc:
+        raise BadInput(f"{exc}: not a recsys-eval report; was it written with --output-format json?") from None
     missing = [k for k in ("mode", "summary") if k not in doc]
     if missing:
         raise BadInput(f"report {p} has no {missing[0]!r}: not a recsys-eval report")

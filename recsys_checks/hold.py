@@ -21,7 +21,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import audit
+from . import audit, jsonio
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, NotFound
 from .results import ActionResult, CheckResult, Plan
@@ -46,11 +46,8 @@ def hold_uri(target: Target, tenant: str, surface: str) -> str:
 def _parse(raw: bytes, tenant: str, surface: str) -> dict[str, Any]:
     if len(raw) > _MAX_MARKER_BYTES:
         raise BadInput(f"hold marker is larger than {_MAX_MARKER_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"hold marker is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("v") != 1 or not isinstance(doc.get("held"), bool):
+    doc = jsonio.load_object(raw, "hold marker")
+    if doc.get("v") != 1 or not isinstance(doc.get("held"), bool):
         raise BadInput("hold marker is not a v1 marker with a boolean 'held'")
     if (doc.get("tenant"), doc.get("surface")) != (tenant, surface):
         raise BadInput(f"hold marker is for {doc.get('tenant')}/{doc.get('surface')}, not {tenant}/{surface}")

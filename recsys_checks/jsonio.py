@@ -21,6 +21,20 @@ def loads(data: str | bytes, **kwargs: Any) -> Any:
         raise ValueError("JSON nested too deeply to be a document of the suite") from None
 
 
+def load_object(data: str | bytes, what: str) -> dict[str, Any]:
+    """The JSON object ``data`` holds, or :class:`~recsys_checks.errors.BadInput` naming ``what`` (``"manifest"``,
+    ``"hold marker"``, ...) and why it is not one: not JSON, nested too deeply, not an object."""
+    from .errors import BadInput
+
+    try:
+        doc = loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{what} is not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"{what} is not a JSON object")
+    return doc
+
+
 def loads_exact(data: str | bytes) -> Any:
     """Parse keeping every non-integer number as the :class:`~decimal.Decimal` of its text (``0.70`` stays
     ``0.70``), as the suite's jsonb keeps it; see :func:`dumps` to write it back unchanged."""

@@ -71,12 +71,7 @@ class Manifest:
 
 def parse_manifest(data: bytes | str) -> Manifest:
     """Parse a manifest strictly as v1; :class:`BadInput` names the field that is wrong."""
-    try:
-        doc = jsonio.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"manifest is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise BadInput("manifest is not a JSON object")
+    doc = jsonio.load_object(data, "manifest")
     if doc.keys() != _FIELD_SET:
         extra = sorted(set(doc) - _FIELD_SET)
         if extra:

@@ -82,12 +82,7 @@ def _string(value: Any, name: str, where: str) -> str:
 def parse_version_record(data: bytes | str, *, where: str = "") -> VersionRecord:
     """Parse one record in the suite's format; :class:`BadInput` names the field that is wrong."""
     where = where or "(inline)"
-    try:
-        doc = jsonio.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"version record {where} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise BadInput(f"version record {where} is not a JSON object")
+    doc = jsonio.load_object(data, f"version record {where}")
     key = _field(doc, "Key", where)
     window = _field(doc, "Window", where)
     if not isinstance(key, dict) or not isinstance(window, dict):

@@ -111,9 +111,10 @@ def test_a_guardrail_failure_in_the_report_holds(tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     ("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object"), ('{"run_id": "x"}', "not a recsys-eval report"),
+    ("[" * 100_000, "nested too deeply"),
 ])
 def test_unreadable_reports_are_bad_input(tmp_path, content, match):
-    """Exit 2 material: not JSON, not an object, not a report, missing."""
+    """Exit 2 material: not JSON, not an object, not a report, nested past the parser, missing."""
     with pytest.raises(BadInput, match=match):
         check_eval_report(write(tmp_path, content))
     with pytest.raises(BadInput, match="does not exist"):

@@ -117,6 +117,13 @@ def test_an_unreadable_marker_counts_as_held(registry):
     assert H.check_hold(registry.target, "demo", "home").status == "ok"
 
 
+def test_a_marker_nested_past_the_parser_counts_as_held_not_an_internal_error(registry):
+    """A marker of 50,000 nested arrays is an unreadable marker (held), never a RecursionError."""
+    registry.write(MARKER, b"[" * 50_000)
+    res = H.check_hold(registry.target, "demo", "home")
+    assert res.status == "fail" and res.data["held"] is True and "nested too deeply" in res.summary
+
+
 def test_a_template_without_manifest_json_cannot_place_a_hold(tmp_path):
     """The marker location is derived; when it cannot be, the action refuses before anything."""
     target = Target(manifest_template=tmp_path.as_uri() + "/{tenant}/{surface}.json")
