@@ -503,7 +503,7 @@ def _hold_change(args: argparse.Namespace) -> list[Any]:
 
     target = _target(args)
     plan = plan_hold(target, args.tenant, args.surface, held=args.held, reason=args.reason)
-    return [apply_hold(target, plan, execute=args.execute)]
+    return [apply_hold(target, plan, execute=args.execute, plan_id=args.plan_id, confirm=args.confirm)]
 
 
 def _hold_status(args: argparse.Namespace) -> list[Any]:

@@ -21,7 +21,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import audit, jsonio
+from . import audit, guard, jsonio
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, NotFound
 from .results import ActionResult, CheckResult, Plan
@@ -135,9 +135,11 @@ def plan_hold(target: Target, tenant: str, surface: str, *, held: bool, reason: 
 
 
 def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str | None = None,
-               runbook: str | None = None, now: datetime | None = None, stores: TargetStores | None = None
-               ) -> ActionResult:
+               runbook: str | None = None, now: datetime | None = None, stores: TargetStores | None = None,
+               plan_id: str | None = None, confirm: str | None = None) -> ActionResult:
     """Apply a hold plan; a dry-run unless ``execute``.
+
+    ``plan_id`` and ``confirm``: see :mod:`recsys_checks.guard` (checked before anything is changed).
 
     With execute: re-read the marker; already in the planned state → ``noop``; changed since the plan →
     :class:`Conflict` (nothing written); else write the marker with compare-and-swap on the observed ETag
@@ -158,6 +160,7 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
                                 plan)
         return ActionResult("planned", f"dry-run: would {verb} {tenant}/{surface}; nothing changed (run with "
                                        "execute to apply)", plan)
+    guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st = stores or TargetStores(target)
     try:
@@ -196,14 +199,16 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
 
 
 def set_hold(target: Target, tenant: str, surface: str, reason: str, *, execute: bool = False,
-             actor: str | None = None, runbook: str | None = None) -> ActionResult:
+             actor: str | None = None, runbook: str | None = None,
+             confirm: str | None = None) -> ActionResult:
     """Plan and apply setting the hold in one call (a notebook cell): a dry-run unless ``execute``."""
     plan = plan_hold(target, tenant, surface, held=True, reason=reason)
-    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook)
+    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook, confirm=confirm)
 
 
 def clear_hold(target: Target, tenant: str, surface: str, reason: str, *, execute: bool = False,
-               actor: str | None = None, runbook: str | None = None) -> ActionResult:
+               actor: str | None = None, runbook: str | None = None,
+               confirm: str | None = None) -> ActionResult:
     """Plan and apply clearing the hold in one call (a notebook cell): a dry-run unless ``execute``."""
     plan = plan_hold(target, tenant, surface, held=False, reason=reason)
-    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook)
+    return apply_hold(target, plan, execute=execute, actor=actor, runbook=runbook, confirm=confirm)

@@ -157,15 +157,13 @@ def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
 
 
 def _hold(run: RunbookRun, args: dict[str, Any]) -> Remedy:
-    from .. import guard
     from ..hold import apply_hold, plan_hold
 
     held = bool(args.get("held", True))
     reason = run.params.get("reason") or args.get("reason") or run.reason
     plan = plan_hold(run.target, run.tenant, run.surface, held=held, reason=str(reason))
-    if run.execute:
-        guard.check(run.target, plan, plan_id=run.plan_id, confirm=run.confirm)
-    action = apply_hold(run.target, plan, execute=run.execute, runbook=run.spec.id)
+    action = apply_hold(run.target, plan, execute=run.execute, runbook=run.spec.id, plan_id=run.plan_id,
+                        confirm=run.confirm)
     what = f"{'hold' if held else 'release'} publishing of {run.tenant}/{run.surface}"
     return _finish(run, "hold", [action], what)
 

@@ -78,3 +78,21 @@ def test_the_cli_takes_plan_id_and_confirm(file_registry, versions, monkeypatch,
     assert cli.main([*args, "--execute", "--confirm", "prod-eu", "--plan-id", "0" * 12]) == 3
     plan_id = dry.split("--plan-id ")[1].split()[0]
     assert cli.main([*args, "--execute", "--confirm", "prod-eu", "--plan-id", plan_id]) == 0
+
+
+def test_hold_set_takes_plan_id_and_confirm_like_every_other_lever(file_registry, monkeypatch, capsys):
+    """hold set --execute on a protected deployment: no --confirm is exit 2, a stale --plan-id exit 3, no marker
+    written by either; the reviewed plan id with the name confirmed sets the hold."""
+    monkeypatch.setenv("RECSYS_ARTIFACT_MANIFEST_TEMPLATE", file_registry.target.manifest_template)
+    monkeypatch.setenv("RECSYS_DEPLOYMENT", "prod-eu")
+    monkeypatch.setenv("RECSYS_DEPLOYMENT_PROTECTED", "true")
+    before = file_registry.snapshot()
+    args = ["hold", "set", "--tenant", "demo", "--surface", "home", "--reason", "bad eval"]
+    assert cli.main(args) == 0
+    dry = capsys.readouterr().out
+    assert cli.main([*args, "--execute"]) == 2
+    assert cli.main([*args, "--execute", "--confirm", "prod-eu", "--plan-id", "0" * 12]) == 3
+    assert file_registry.snapshot() == before
+    plan_id = dry.split("--plan-id ")[1].split()[0]
+    assert cli.main([*args, "--execute", "--confirm", "prod-eu", "--plan-id", plan_id]) == 0
+    assert json.loads(file_registry.read("registry/current/demo/home/hold.json"))["held"] is True
