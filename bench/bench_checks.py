@@ -131,8 +131,8 @@ def s3_stack() -> Iterator[tuple[Path, dict]]:
 
 
 def client_env(root: Path) -> dict[str, str]:
-    from recsys_stack.runner import client_env as env_of
-    from recsys_stack.runner import read_secrets
+    from recsys_stack.processes import client_env as env_of
+    from recsys_stack.processes import read_secrets
 
     return env_of(json.loads((root / "stack.json").read_text()), read_secrets(root))
 

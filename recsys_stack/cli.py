@@ -13,8 +13,8 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import runner
-from .runner import StackError
+from . import processes
+from .processes import StackError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,18 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--root", type=Path, default=Path(runner.DEFAULT_ROOT),
-                       help=f"stack root directory (default {runner.DEFAULT_ROOT})")
+        p.add_argument("--root", type=Path, default=Path(processes.DEFAULT_ROOT),
+                       help=f"stack root directory (default {processes.DEFAULT_ROOT})")
         return p
 
     p = add("up", "Start a freshly seeded stack (service, and an S3 server for --store s3).")
     p.add_argument("--port", type=_port, help="service port on 127.0.0.1 (default: a free one)")
     p.add_argument("--store", choices=("file", "s3"), default="file", help="object store (default file)")
     p.add_argument("--detach", action="store_true", help="return once the service is ready instead of staying up")
-    p.add_argument("--manifest-ttl", type=_positive_int, default=runner.DEFAULT_TTL_SECONDS, metavar="SECONDS",
-                   help=f"service manifest cache TTL (default {runner.DEFAULT_TTL_SECONDS})")
-    p.add_argument("--cache-ttl", type=_positive_int, default=runner.DEFAULT_TTL_SECONDS, metavar="SECONDS",
-                   help=f"service blob cache TTL (default {runner.DEFAULT_TTL_SECONDS})")
+    p.add_argument("--manifest-ttl", type=_positive_int, default=processes.DEFAULT_TTL_SECONDS, metavar="SECONDS",
+                   help=f"service manifest cache TTL (default {processes.DEFAULT_TTL_SECONDS})")
+    p.add_argument("--cache-ttl", type=_positive_int, default=processes.DEFAULT_TTL_SECONDS, metavar="SECONDS",
+                   help=f"service blob cache TTL (default {processes.DEFAULT_TTL_SECONDS})")
 
     add("down", "Stop every process `up` started (idempotent).")
 
@@ -135,42 +135,42 @@ def _out(line: str = "") -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     # In the foreground, Ctrl-C / SIGTERM during startup must also stop what was started so far.
-    previous = {} if args.detach else runner.install_stop_handlers()
+    previous = {} if args.detach else processes.install_stop_handlers()
     try:
         return _up(args)
-    except runner.StopRequested:
+    except processes.StopRequested:
         _out("stopped before the stack was ready")
         return 0
     finally:
-        runner.restore_handlers(previous)
+        processes.restore_handlers(previous)
 
 
 def _up(args: argparse.Namespace) -> int:
-    info, procs = runner.up(
+    info, procs = processes.up(
         args.root, store=args.store, port=args.port, manifest_ttl=args.manifest_ttl, cache_ttl=args.cache_ttl, log=_out
     )
     _out(f"stack ready at {info['base_url']} (store {info['store']}, root {info['root']})")
     _out(f"  manifests: {info['manifest_template']}")
     if info.get("s3_endpoint"):
         _out(f"  S3 endpoint: {info['s3_endpoint']}")
-    _out(f"  secrets: {runner.secrets_path(Path(info['root']))}")
+    _out(f"  secrets: {processes.secrets_path(Path(info['root']))}")
     _out(f"point a shell at it with `eval \"$(recsys-stack env --root {args.root})\"`")
     if args.detach:
         _out(f"stop it with `recsys-stack down --root {args.root}`")
         return 0
-    return runner.serve_foreground(Path(info["root"]), info, procs, log=_out)
+    return processes.serve_foreground(Path(info["root"]), info, procs, log=_out)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    runner.down(args.root, log=_out)
+    processes.down(args.root, log=_out)
     return 0
 
 
 def collect_status(root: Path) -> dict:
     """What `status` shows, as a dict."""
     root = Path(root).resolve()
-    info = runner.require_stack(root)
-    alive = runner.running_processes(info)
+    info = processes.require_stack(root)
+    alive = processes.running_processes(info)
     procs = {name: {"pid": pid, "alive": name in alive} for name, pid in (info.get("processes") or {}).items()}
     status = {
         "root": str(root),
@@ -186,7 +186,7 @@ def collect_status(root: Path) -> dict:
     store = None
     if alive.get("service") or info.get("store") == "file":
         try:
-            store = runner.open_store(info, runner.read_secrets(root))
+            store = processes.open_store(info, processes.read_secrets(root))
         except StackError as exc:
             status["store_error"] = str(exc)
         except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
@@ -319,8 +319,8 @@ def cmd_faults(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     import shlex
 
-    info = runner.require_stack(Path(args.root).resolve())
-    for name, value in runner.client_env(info, runner.read_secrets(Path(info["root"]))).items():
+    info = processes.require_stack(Path(args.root).resolve())
+    for name, value in processes.client_env(info, processes.read_secrets(Path(info["root"]))).items():
         _out(f"export {name}={shlex.quote(value)}")
     return 0
 
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(
             f"recsys-stack {args.command}: failed ({type(exc).__name__}: {exc}); check `recsys-stack status --root "
-            f"{getattr(args, 'root', runner.DEFAULT_ROOT)}`; re-run with RECSYS_STACK_DEBUG=1 for the traceback",
+            f"{getattr(args, 'root', processes.DEFAULT_ROOT)}`; re-run with RECSYS_STACK_DEBUG=1 for the traceback",
             file=sys.stderr, flush=True,
         )
         return 1

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from . import runner
+from . import processes
+from .processes import StackError
 from .publisher import reset_job_limits, set_job_limits
-from .runner import StackError
 
 FAULT_ACTOR = "fault-injector"
 DEFAULT_LATENCY_MS = 20
@@ -42,10 +42,10 @@ class FaultContext:
     @classmethod
     def load(cls, root: Path) -> FaultContext:
         root = Path(root).resolve()
-        info = runner.require_stack(root)
-        if not runner.running_processes(info).get("service"):
+        info = processes.require_stack(root)
+        if not processes.running_processes(info).get("service"):
             raise StackError(f"the stack in {root} is not running: start it with `recsys-stack up --detach --root {root}`")
-        return cls(root=root, info=info, secrets=runner.read_secrets(root))
+        return cls(root=root, info=info, secrets=processes.read_secrets(root))
 
     def close(self) -> None:
         if self._store is not None:
@@ -55,7 +55,7 @@ class FaultContext:
     @property
     def store(self):
         if self._store is None:
-            self._store = runner.open_store(self.info, self.secrets)
+            self._store = processes.open_store(self.info, self.secrets)
         return self._store
 
     def manifest_key(self, tenant: str, surface: str) -> str:
@@ -247,7 +247,7 @@ def _bad_config(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] == "s3":
-        pid = runner.running_processes(ctx.info).get("s3")
+        pid = processes.running_processes(ctx.info).get("s3")
         if not pid:
             raise StackError("the S3 server of this stack is not running; restart with `recsys-stack up`", exit_code=1)
         os.kill(pid, signal.SIGSTOP)
@@ -273,14 +273,14 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] != "s3":
         raise StackError("slow-store applies to the S3 store only: start the stack with "
                          f"`recsys-stack up --store s3 --root {ctx.root}`")
-    info = runner.require_stack(ctx.root)  # fresh: a slow-store already injected changed it
+    info = processes.require_stack(ctx.root)  # fresh: a slow-store already injected changed it
     upstream = info.get("s3_upstream_endpoint") or info["s3_endpoint"]
     _stop_proxy(info)
-    port = runner.free_port()
+    port = processes.free_port()
     log = ctx.root / "logs" / "s3-proxy.log"
     upstream_port = int(upstream.rsplit(":", 1)[1])
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    proc = runner._spawn(
+    proc = processes._spawn(
         [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
          str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
     )
@@ -289,9 +289,9 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
     info["s3_upstream_endpoint"] = upstream
     info["s3_endpoint"] = f"http://127.0.0.1:{port}"
     info["slow_store_latency_ms"] = ctx.latency_ms
-    runner.write_stack(ctx.root, info)
+    processes.write_stack(ctx.root, info)
     try:
-        runner._wait_tcp(port, proc, "the latency proxy", log, runner.READY_TIMEOUT_SECONDS)
+        processes._wait_tcp(port, proc, "the latency proxy", log, processes.READY_TIMEOUT_SECONDS)
     except StackError:
         _heal_slow_store(ctx.root)
         raise
@@ -302,15 +302,15 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _stop_proxy(info: Mapping) -> str | None:
-    pid = runner.running_processes(info).get("s3-proxy")
+    pid = processes.running_processes(info).get("s3-proxy")
     if pid:
-        runner.stop_pid(int(pid))
+        processes.stop_pid(int(pid))
         return f"latency proxy (pid {pid}) stopped"
     return None
 
 
 def _heal_slow_store(root: Path) -> list[str]:
-    info = runner.read_stack(root) or {}
+    info = processes.read_stack(root) or {}
     if not info.get("s3_upstream_endpoint") and not (info.get("processes") or {}).get("s3-proxy"):
         return []
     done = [d for d in [_stop_proxy(info)] if d]
@@ -319,7 +319,7 @@ def _heal_slow_store(root: Path) -> list[str]:
         done.append(f"S3 endpoint {info['s3_endpoint']} answers directly again")
     info.pop("slow_store_latency_ms", None)
     (info.get("processes") or {}).pop("s3-proxy", None)
-    runner.write_stack(root, info)
+    processes.write_stack(root, info)
     return done
 
 
@@ -453,9 +453,9 @@ def heal(root: Path) -> list[str]:
     """Undo store-down, not-ready, slow-store and a lowered job limit; returns what was undone (empty: nothing was
     broken)."""
     root = Path(root).resolve()
-    runner.require_stack(root)
+    processes.require_stack(root)
     done = _heal_slow_store(root)
-    info = runner.require_stack(root)
+    info = processes.require_stack(root)
     store, aside = root / "store", root / "store.down"
     if aside.exists():
         if store.is_dir() and not store.is_symlink():
@@ -465,7 +465,7 @@ def heal(root: Path) -> list[str]:
         aside.rename(store)
         done.append("file store restored")
     pid = (info.get("processes") or {}).get("s3")
-    if pid and runner.running_processes(info).get("s3") and _is_stopped(int(pid)):
+    if pid and processes.running_processes(info).get("s3") and _is_stopped(int(pid)):
         os.kill(int(pid), signal.SIGCONT)
         done.append(f"S3 server (pid {pid}) resumed")
     db, db_aside = root / "admin.db", root / "admin.db.down"

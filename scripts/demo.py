@@ -30,7 +30,7 @@ import drills  # noqa: E402
 
 from recsys_checks.runbook import load_all  # noqa: E402
 from recsys_stack.faults import FAULTS  # noqa: E402
-from recsys_stack.runner import client_env, read_secrets  # noqa: E402
+from recsys_stack.processes import client_env, read_secrets  # noqa: E402
 
 TENANT, SURFACE = "demo", "home"
 

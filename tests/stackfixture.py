@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_stack.runner import client_env, read_secrets
+from recsys_stack.processes import client_env, read_secrets
 
 UP_TIMEOUT = 180
 CLI_TIMEOUT = 120

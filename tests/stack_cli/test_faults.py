@@ -21,8 +21,8 @@ from recsys_stack.cli import main
 from recsys_stack.faults import FAULTS
 from recsys_stack.formats import ArtifactInvalid, check_artifact
 from recsys_stack.objstore import NotFound
+from recsys_stack.processes import open_store
 from recsys_stack.publisher import run_logs
-from recsys_stack.runner import open_store
 
 pytestmark = pytest.mark.stack
 
@@ -403,7 +403,7 @@ def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack:
     from recsys_checks.config import Target
     from recsys_checks.errors import Unreachable
     from recsys_checks.freshness import check_freshness
-    from recsys_stack.runner import client_env, read_secrets
+    from recsys_stack.processes import client_env, read_secrets
 
     try:
         assert stack_cli(fault_stack, "inject", "slow-store", "--latency-ms", "600000") == 0
