@@ -358,6 +358,49 @@ def up(
     """
     environ = os.environ if environ is None else environ
     root = Path(root).resolve()
+    _check_can_start(root, store, port, environ)
+    root.mkdir(parents=True, exist_ok=True)
+    _reset_state(root)
+    (root / "logs").mkdir()
+
+    secret_values = {"RECSYS_API_KEY": environ.get("RECSYS_API_KEY") or secrets.token_hex(32)}
+    if store == "s3":
+        secret_values["RECSYS_ARTIFACT_S3_ACCESS_KEY"] = "AKIA" + secrets.token_hex(8).upper()
+        secret_values["RECSYS_ARTIFACT_S3_SECRET_KEY"] = secrets.token_urlsafe(30)
+    write_secrets(root, secret_values)
+
+    service_port = port or free_port()
+    info = _new_stack_info(root, store, service_port, manifest_ttl, cache_ttl)
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        if store == "s3":
+            _start_s3(root, info, procs, environ, log)
+        log("seeding tenants " + ", ".join(f"{t} ({'/'.join(s)})" for t, s in seed.TENANTS.items()))
+        store_client = open_store(info, secret_values)
+        try:
+            if store == "s3":
+                store_client.ensure_bucket()
+            seed.seed(store_client, root, root / "admin.db")
+        finally:
+            store_client.close()
+        _start_service(root, info, procs, service_port, port, secret_values, environ, log)
+    except BaseException:
+        for proc in procs.values():
+            if proc.poll() is None:
+                stop_pid(proc.pid)
+            proc.wait()
+        info.update(processes={}, status="failed", stopped_at=_rfc3339(_now()))
+        write_stack(root, info)
+        raise
+
+    info["status"] = "running"
+    info["ready_at"] = _rfc3339(_now())
+    write_stack(root, info)
+    return info, procs
+
+
+def _check_can_start(root: Path, store: str, port: int | None, environ: Mapping[str, str]) -> None:
+    """Refuse (exit 2) before anything under ``root`` changes: a running stack, a taken port, a bad key."""
     if store not in ("file", "s3"):
         raise StackError(f"unknown store {store!r}: use --store file or --store s3")
     existing = read_stack(root) if stack_json_path(root).exists() else None
@@ -378,17 +421,10 @@ def up(
     if root.is_dir() and existing is None and any(root.iterdir()):
         # `up` replaces the state under ROOT; never do that to a directory that is not a stack root.
         raise StackError(f"{root} is not empty and holds no stack.json: pick an empty or new directory with --root")
-    root.mkdir(parents=True, exist_ok=True)
-    _reset_state(root)
-    (root / "logs").mkdir()
 
-    secret_values = {"RECSYS_API_KEY": environ.get("RECSYS_API_KEY") or secrets.token_hex(32)}
-    if store == "s3":
-        secret_values["RECSYS_ARTIFACT_S3_ACCESS_KEY"] = "AKIA" + secrets.token_hex(8).upper()
-        secret_values["RECSYS_ARTIFACT_S3_SECRET_KEY"] = secrets.token_urlsafe(30)
-    write_secrets(root, secret_values)
 
-    service_port = port or free_port()
+def _new_stack_info(root: Path, store: str, service_port: int, manifest_ttl: int, cache_ttl: int) -> dict:
+    """The first contents of stack.json: where the service and the store will be, no processes yet."""
     info: dict = {
         "root": str(root),
         "store": store,
@@ -409,62 +445,55 @@ def up(
         info["manifest_template"] = f"s3://{BUCKET}/registry/current/{{tenant}}/{{surface}}/manifest.json"
         info["objectstore_uri"] = f"s3://{BUCKET}/objectstore"
         info["bucket"] = BUCKET
+    return info
 
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        if store == "s3":
-            s3_port = free_port()
-            info["s3_endpoint"] = f"http://127.0.0.1:{s3_port}"
-            s3_log = root / "logs" / "s3.log"
-            base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-            procs["s3"] = _spawn(
-                [sys.executable, "-m", "recsys_stack.s3server", "--port", str(s3_port)], s3_log, base_env
-            )
-            info["processes"]["s3"] = procs["s3"].pid
-            write_stack(root, info)
-            log(f"started S3 server (moto) pid {procs['s3'].pid} at {info['s3_endpoint']}")
-            _wait_tcp(s3_port, procs["s3"], "the S3 server (moto)", s3_log, READY_TIMEOUT_SECONDS)
 
-        log("seeding tenants " + ", ".join(f"{t} ({'/'.join(s)})" for t, s in seed.TENANTS.items()))
-        store_client = open_store(info, secret_values)
-        try:
-            if store == "s3":
-                store_client.ensure_bucket()
-            seed.seed(store_client, root, root / "admin.db")
-        finally:
-            store_client.close()
-
-        if port is None and port_in_use(service_port):  # taken since we picked it
-            service_port = free_port()
-            info["base_url"] = f"http://127.0.0.1:{service_port}"
-        elif port is not None and port_in_use(port):
-            raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
-        service_log = root / "logs" / "service.log"
-        procs["service"] = _spawn(
-            [
-                sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
-                "--host", "127.0.0.1", "--port", str(service_port), "--no-access-log",
-            ],
-            service_log,
-            _service_env(info, secret_values, root, environ),
-        )
-        info["processes"]["service"] = procs["service"].pid
-        write_stack(root, info)
-        log(f"started service pid {procs['service'].pid} at {info['base_url']}")
-        wait_ready(info["base_url"], procs["service"], service_log)
-    except BaseException:
-        for proc in procs.values():
-            if proc.poll() is None:
-                stop_pid(proc.pid)
-            proc.wait()
-        info.update(processes={}, status="failed", stopped_at=_rfc3339(_now()))
-        write_stack(root, info)
-        raise
-
-    info["status"] = "running"
-    info["ready_at"] = _rfc3339(_now())
+def _start_s3(root: Path, info: dict, procs: dict[str, subprocess.Popen], environ: Mapping[str, str], log) -> None:
+    """Start the S3 server (moto's backend, recsys_stack.s3server) on a free port, record it in stack.json and wait
+    until it listens."""
+    s3_port = free_port()
+    info["s3_endpoint"] = f"http://127.0.0.1:{s3_port}"
+    s3_log = root / "logs" / "s3.log"
+    base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
+    procs["s3"] = _spawn(
+        [sys.executable, "-m", "recsys_stack.s3server", "--port", str(s3_port)], s3_log, base_env
+    )
+    info["processes"]["s3"] = procs["s3"].pid
     write_stack(root, info)
-    return info, procs
+    log(f"started S3 server (moto) pid {procs['s3'].pid} at {info['s3_endpoint']}")
+    _wait_tcp(s3_port, procs["s3"], "the S3 server (moto)", s3_log, READY_TIMEOUT_SECONDS)
+
+
+def _start_service(
+    root: Path,
+    info: dict,
+    procs: dict[str, subprocess.Popen],
+    service_port: int,
+    port: int | None,
+    secret_values: Mapping[str, str],
+    environ: Mapping[str, str],
+    log,
+) -> None:
+    """Start the service on uvicorn (on ``service_port`` unless taken since), record it in stack.json and wait
+    until ``/readyz`` answers 200."""
+    if port is None and port_in_use(service_port):  # taken since we picked it
+        service_port = free_port()
+        info["base_url"] = f"http://127.0.0.1:{service_port}"
+    elif port is not None and port_in_use(port):
+        raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
+    service_log = root / "logs" / "service.log"
+    procs["service"] = _spawn(
+        [
+            sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
+            "--host", "127.0.0.1", "--port", str(service_port), "--no-access-log",
+        ],
+        service_log,
+        _service_env(info, secret_values, root, environ),
+    )
+    info["processes"]["service"] = procs["service"].pid
+    write_stack(root, info)
+    log(f"started service pid {procs['service'].pid} at {info['base_url']}")
+    wait_ready(info["base_url"], procs["service"], service_log)
 
 
 def down(root: Path, log=print) -> list[str]:

@@ -204,12 +204,33 @@ def _payload(kind: str, events: list[dict]) -> list[dict]:
 class _Run:
     """Collects the steps of one publish and writes its run log."""
 
-    def __init__(self, root: Path, tenant: str, surface: str, day: date, started: datetime, fixed: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tenant: str,
+        surface: str,
+        day: date,
+        started: datetime,
+        fixed: bool,
+        injected: tuple[str, str | None] | None = None,
+    ) -> None:
         self.root, self.tenant, self.surface, self.day = root, tenant, surface, day
-        self.started, self.fixed = started, fixed
+        self.started, self.fixed, self.injected = started, fixed, injected
         self.run_id = f"{started:%Y%m%dT%H%M%S}Z-{day:%Y%m%d}-{secrets.token_hex(3)}"
         self.steps: list[dict] = []
         self.log: dict[str, Any] = {}
+        # The step (and kind) under way: a failure that is not a PublishError is reported against it.
+        self.current: tuple[str, str | None] = ("hold", None)
+
+    def at(self, step: str, kind: str | None = None) -> None:
+        self.current = (step, kind)
+
+    def inject(self, step: str, kind: str | None) -> None:
+        """Raise the failure ``fail_at`` asked for when the run reaches that step (and kind)."""
+        if self.injected and self.injected[0] == step and (self.injected[1] in (None, kind)):
+            raise PublishError(
+                _INJECTED_KIND[step], f"injected failure at {step}{':' + kind if kind else ''}", step=step
+            )
 
     def step(self, step: str, kind: str | None, status: str, detail: str = "", **extra: Any) -> None:
         self.steps.append({"step": step, "kind": kind, "status": status, "detail": detail, **extra})
@@ -264,130 +285,150 @@ def publish(
     kinds = tuple(kinds)
     _check_arguments(tenant, surface, day, kinds, override)  # before any path is built
     injected = _parse_fail_at(fail_at, kinds)
-    if now is not None and now.tzinfo is None:
-        raise PublishError("invalid_argument", f"now {now!r} is naive: pass an aware UTC datetime", exit_code=2)
-    if now is None:
-        built_ns = time.time_ns()
-        started = datetime.fromtimestamp(built_ns / 1e9, UTC)
-    else:
-        started = now.astimezone(UTC)
-        built_ns = None
-    run = _Run(root, tenant, surface, day, started, fixed=now is not None)
+    started, built_ns = _start_time(now)
+    run = _Run(root, tenant, surface, day, started, fixed=now is not None, injected=injected)
     versions: dict[str, str] = {}
     manifest_info: dict[str, Any] = {"key": manifest_key(tenant, surface), "before": None, "after": None}
 
-    def inject(step: str, kind: str | None) -> None:
-        if injected and injected[0] == step and (injected[1] in (None, kind)):
-            raise PublishError(
-                _INJECTED_KIND[step], f"injected failure at {step}{':' + kind if kind else ''}", step=step
-            )
-
-    current_step: list[Any] = ["hold", None]
     try:
+        run.at("hold")
         _check_hold(store, tenant, surface, "hold")
         run.step("hold", None, "ok", "not held")
 
-        current_step[:] = ["manifest", None]
+        run.at("manifest")
         before, etag = _read_manifest(store, tenant, surface)
         manifest_info["before"] = etag
         run.step("manifest", None, "ok", f"etag {etag}" if etag else "no manifest yet")
 
-        current_step[:] = ["events", None]
+        run.at("events")
         events, source_hash = _load_events(root, tenant, surface, day, volume, max_events, max_items)
         run.step("events", None, "ok", f"{len(events)} events", count=len(events))
 
-        start, end = day_window(day)
         uris: dict[str, str] = {}
         for kind in kinds:
-            current_step[:] = ["build", kind]
-            payload = list(override[kind]) if override and kind in override else _payload(kind, events)
-            artifact = build_artifact(
-                kind, tenant, surface, start, end, payload, built_at=started, source_hash=source_hash
+            run.at("build", kind)
+            overridden = bool(override and kind in override)
+            payload = list(override[kind]) if overridden else _payload(kind, events)
+            versions[kind], uris[kind] = _publish_kind(
+                store, run, kind, payload, source_hash=source_hash, built_ns=built_ns, overridden=overridden
             )
-            version = artifact["build"]["version"]
-            key = blob_key(tenant, surface, kind, version)
-            uri = store.uri(key)
-            run.step(
-                "build",
-                kind,
-                "ok",
-                f"{len(payload)} {'items' if kind == 'popularity' else 'rows'}",
-                version=version,
-                overridden=bool(override and kind in override),
-            )
-
-            current_step[:] = ["blob", kind]
-            inject("blob", kind)
-            try:
-                store.put(key, artifact_bytes(artifact), if_none_match=True)
-                run.step("blob", kind, "ok", uri, uri=uri)
-            except PreconditionFailed:
-                # Blobs are content-addressed and immutable: the same version is already stored.
-                run.step("blob", kind, "noop", f"{uri} already stored", uri=uri)
-
-            current_step[:] = ["validate", kind]
-            inject("validate", kind)
-            try:
-                check_artifact(
-                    store.get(key),
-                    kind=kind,
-                    tenant=tenant,
-                    surface=surface,
-                    window_start=start,
-                    window_end=end,
-                    version=version,
-                )
-            except ArtifactInvalid as exc:
-                raise PublishError("validation_failed", f"{kind} blob {uri}: {exc}", step="validate") from None
-            run.step("validate", kind, "ok", "type, tenant/surface, window, limits and version hash check out")
-
-            current_step[:] = ["record", kind]
-            inject("record", kind)
-            rkey = record_key(tenant, surface, kind, version)
-            record = record_dict(
-                tenant,
-                surface,
-                kind,
-                version,
-                uri,
-                start,
-                end,
-                built_ns if built_ns is not None else started,
-                segment=RECORD_SEGMENT,
-            )
-            if store.exists(rkey):
-                run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
-            else:
-                try:
-                    store.put(rkey, record_bytes(record), if_none_match=True)
-                    run.step("record", kind, "ok", store.uri(rkey), uri=store.uri(rkey))
-                except PreconditionFailed:
-                    run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
-            versions[kind] = version
-            uris[kind] = uri
 
         # The manifest is swapped last: until here a failure leaves serving on the previous versions.
-        current_step[:] = ["swap", None]
+        run.at("swap")
         _check_hold(store, tenant, surface, "swap")  # a hold set while this run built its artifacts still stops it
-        inject("swap", None)
+        run.inject("swap", None)
         manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
 
-        current_step[:] = ["checkpoint", None]
+        run.at("checkpoint")
         cp = checkpoint_path(root, tenant, surface)
         write_file_atomic(cp, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
         run.step("checkpoint", None, "ok", day.isoformat())
     except PublishError as exc:
         error = exc
     except StoreError as exc:
-        error = PublishError("dependency", f"object store: {exc}", step=current_step[0])
+        error = PublishError("dependency", f"object store: {exc}", step=run.current[0])
     except (OSError, ValueError) as exc:
-        error = PublishError("dependency", f"{type(exc).__name__}: {exc}", step=current_step[0])
+        error = PublishError("dependency", f"{type(exc).__name__}: {exc}", step=run.current[0])
     else:
         return run.finish(error=None, versions=versions, manifest=manifest_info)
 
-    run.step(error.step or current_step[0], current_step[1], "failed", str(error))
+    run.step(error.step or run.current[0], run.current[1], "failed", str(error))
     error.run_log = run.finish(error=error, versions=versions, manifest=manifest_info)
     raise error
+
+
+def _start_time(now: datetime | None) -> tuple[datetime, int | None]:
+    """When the run started, and (without a fixed ``now``) the same instant in nanoseconds for the records."""
+    if now is not None and now.tzinfo is None:
+        raise PublishError("invalid_argument", f"now {now!r} is naive: pass an aware UTC datetime", exit_code=2)
+    if now is None:
+        built_ns = time.time_ns()
+        return datetime.fromtimestamp(built_ns / 1e9, UTC), built_ns
+    return now.astimezone(UTC), None
+
+
+def _publish_kind(
+    store: ObjectStore,
+    run: _Run,
+    kind: str,
+    payload: list,
+    *,
+    source_hash: str,
+    built_ns: int | None,
+    overridden: bool,
+) -> tuple[str, str]:
+    """Steps (1) to (3) for one kind: build, write and validate the blob, write its version record.
+
+    Returns the version and the blob's URI.
+    """
+    tenant, surface = run.tenant, run.surface
+    start, end = day_window(run.day)
+    artifact = build_artifact(kind, tenant, surface, start, end, payload, built_at=run.started, source_hash=source_hash)
+    version = artifact["build"]["version"]
+    key = blob_key(tenant, surface, kind, version)
+    uri = store.uri(key)
+    run.step(
+        "build",
+        kind,
+        "ok",
+        f"{len(payload)} {'items' if kind == 'popularity' else 'rows'}",
+        version=version,
+        overridden=overridden,
+    )
+
+    run.at("blob", kind)
+    run.inject("blob", kind)
+    try:
+        store.put(key, artifact_bytes(artifact), if_none_match=True)
+        run.step("blob", kind, "ok", uri, uri=uri)
+    except PreconditionFailed:
+        # Blobs are content-addressed and immutable: the same version is already stored.
+        run.step("blob", kind, "noop", f"{uri} already stored", uri=uri)
+
+    run.at("validate", kind)
+    run.inject("validate", kind)
+    try:
+        check_artifact(
+            store.get(key),
+            kind=kind,
+            tenant=tenant,
+            surface=surface,
+            window_start=start,
+            window_end=end,
+            version=version,
+        )
+    except ArtifactInvalid as exc:
+        raise PublishError("validation_failed", f"{kind} blob {uri}: {exc}", step="validate") from None
+    run.step("validate", kind, "ok", "type, tenant/surface, window, limits and version hash check out")
+
+    run.at("record", kind)
+    run.inject("record", kind)
+    record = record_dict(
+        tenant,
+        surface,
+        kind,
+        version,
+        uri,
+        start,
+        end,
+        built_ns if built_ns is not None else run.started,
+        segment=RECORD_SEGMENT,
+    )
+    _put_record(store, run, kind, version, record)
+    return version, uri
+
+
+def _put_record(store: ObjectStore, run: _Run, kind: str, version: str, record: dict) -> None:
+    """Write a version record once: an existing record is never rewritten (a no-op step)."""
+    rkey = record_key(run.tenant, run.surface, kind, version)
+    if store.exists(rkey):
+        run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
+        return
+    try:
+        store.put(rkey, record_bytes(record), if_none_match=True)
+        run.step("record", kind, "ok", store.uri(rkey), uri=store.uri(rkey))
+    except PreconditionFailed:
+        run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
 
 
 def _check_hold(store: ObjectStore, tenant: str, surface: str, step: str) -> None:

@@ -89,6 +89,27 @@ def rank(
             for item_id, count in cooc.get(anchor, ()):
                 scores[item_id] = scores.get(item_id, 0.0) + w_cooc * count
 
+    scores = _filter_candidates(request, scores, result)
+    active = _active_rules(request, rules, catalog, now, result)
+    blocked = _apply_block_and_boost(active, scores, catalog)
+    scores = _filter_tags(request, scores, catalog, result)
+    pinned = _pins(active, scores, catalog, blocked | set(request.exclude_ids))[:limit]
+    if pinned:
+        result.warn("RULE_PIN_INJECTED", "pinned by rules: " + ", ".join(pinned))
+
+    ordered = pinned + [i for i, _ in sorted(scores.items(), key=lambda p: (-p[1], p[0])) if i not in set(pinned)]
+    if catalog is not None and request.max_per_tag is not None:
+        ordered = _cap_per_tag(ordered, pinned, request.max_per_tag, limit, catalog, result)
+
+    result.items = [
+        {"item_id": item_id, "rank": n, "score": wire_score(scores.get(item_id, 0.0))}
+        for n, item_id in enumerate(ordered[:limit], start=1)
+    ]
+    return result
+
+
+def _filter_candidates(request: RecommendRequest, scores: dict[str, float], result: Ranking) -> dict[str, float]:
+    """Keep only ``include_ids`` (when given and not empty) and drop ``exclude_ids``."""
     if request.include_ids is not None:
         if not request.include_ids:
             result.warn("CANDIDATES_INCLUDE_EMPTY", "candidates.include_ids is empty; it was ignored")
@@ -100,10 +121,15 @@ def rank(
                     "CANDIDATES_INCLUDE_FILTERED",
                     f"{len(missing)} of {len(request.include_ids)} include_ids have no signal and were dropped",
                 )
-    excluded = set(request.exclude_ids)
-    for item_id in excluded:
+    for item_id in set(request.exclude_ids):
         scores.pop(item_id, None)
+    return scores
 
+
+def _active_rules(
+    request: RecommendRequest, rules: list[Rule], catalog: Catalog | None, now: datetime, result: Ranking
+) -> list[Rule]:
+    """The rules in force for the request, highest priority first; without a catalog only item rules apply."""
     active = sorted(
         (r for r in rules if r.active(request.surface, request.segment, now)), key=lambda r: (-r.priority, r.index)
     )
@@ -119,7 +145,11 @@ def rank(
             "item metadata is unavailable; tag, brand and category rules and constraints were skipped",
         )
         active = [r for r in active if r.target_type == "item"]
+    return active
 
+
+def _apply_block_and_boost(active: list[Rule], scores: dict[str, float], catalog: Catalog | None) -> set[str]:
+    """Drop the items that block rules name and add every matching boost, in place; returns the blocked items."""
     blocked = {i for r in active if r.action == "block" for i in _targets(r, scores, catalog)}
     for item_id in blocked:
         scores.pop(item_id, None)
@@ -128,57 +158,63 @@ def rank(
             for item_id in scores:
                 if _matches(rule, item_id, catalog):
                     scores[item_id] += rule.boost_value
+    return blocked
 
-    if catalog is not None and (request.required_tags or request.forbidden_tags):
-        required, forbidden = set(request.required_tags), set(request.forbidden_tags)
-        before = len(scores)
-        scores = {
-            i: s
-            for i, s in scores.items()
-            if required.issubset(_tags(i, catalog)) and not forbidden.intersection(_tags(i, catalog))
-        }
-        if len(scores) < before:
-            result.warn("CONSTRAINTS_FILTERED", f"{before - len(scores)} item(s) removed by required/forbidden tags")
 
+def _filter_tags(
+    request: RecommendRequest, scores: dict[str, float], catalog: Catalog | None, result: Ranking
+) -> dict[str, float]:
+    """Keep the items that have every required tag and no forbidden one (when the catalog is available)."""
+    if catalog is None or not (request.required_tags or request.forbidden_tags):
+        return scores
+    required, forbidden = set(request.required_tags), set(request.forbidden_tags)
+    before = len(scores)
+    scores = {
+        i: s
+        for i, s in scores.items()
+        if required.issubset(_tags(i, catalog)) and not forbidden.intersection(_tags(i, catalog))
+    }
+    if len(scores) < before:
+        result.warn("CONSTRAINTS_FILTERED", f"{before - len(scores)} item(s) removed by required/forbidden tags")
+    return scores
+
+
+def _pins(active: list[Rule], scores: Mapping[str, float], catalog: Catalog | None, barred: set[str]) -> list[str]:
+    """Items the pin rules put first, in rule priority order, at most ``max_pins`` a rule; never a ``barred`` one."""
     pinned: list[str] = []
     for rule in active:
         if rule.action != "pin":
             continue
         added = 0
         for item_id in _targets(rule, scores, catalog):
-            if item_id in blocked or item_id in excluded or item_id in pinned:
+            if item_id in barred or item_id in pinned:
                 continue
             if rule.max_pins is not None and added >= rule.max_pins:
                 break
             pinned.append(item_id)
             added += 1
-    pinned = pinned[:limit]
-    if pinned:
-        result.warn("RULE_PIN_INJECTED", "pinned by rules: " + ", ".join(pinned))
+    return pinned
 
-    ordered = pinned + [i for i, _ in sorted(scores.items(), key=lambda p: (-p[1], p[0])) if i not in set(pinned)]
-    if catalog is not None and request.max_per_tag is not None:
-        per_tag: dict[str, int] = defaultdict(int)
-        kept, dropped = [], 0
-        for item_id in ordered:
-            tags = _tags(item_id, catalog)
-            if item_id not in pinned and any(per_tag[t] >= request.max_per_tag for t in tags):
-                dropped += 1
-                continue
-            for tag in tags:
-                per_tag[tag] += 1
-            kept.append(item_id)
-            if len(kept) >= limit:
-                break
-        ordered = kept
-        if dropped:
-            result.warn("CONSTRAINTS_FILTERED", f"{dropped} item(s) removed by max_per_tag={request.max_per_tag}")
 
-    result.items = [
-        {"item_id": item_id, "rank": n, "score": wire_score(scores.get(item_id, 0.0))}
-        for n, item_id in enumerate(ordered[:limit], start=1)
-    ]
-    return result
+def _cap_per_tag(
+    ordered: list[str], pinned: list[str], max_per_tag: int, limit: int, catalog: Catalog, result: Ranking
+) -> list[str]:
+    """The first ``limit`` items of ``ordered`` with at most ``max_per_tag`` unpinned items per tag."""
+    per_tag: dict[str, int] = defaultdict(int)
+    kept, dropped = [], 0
+    for item_id in ordered:
+        tags = _tags(item_id, catalog)
+        if item_id not in pinned and any(per_tag[t] >= max_per_tag for t in tags):
+            dropped += 1
+            continue
+        for tag in tags:
+            per_tag[tag] += 1
+        kept.append(item_id)
+        if len(kept) >= limit:
+            break
+    if dropped:
+        result.warn("CONSTRAINTS_FILTERED", f"{dropped} item(s) removed by max_per_tag={max_per_tag}")
+    return kept
 
 
 def _targets(rule: Rule, scores: Mapping[str, float], catalog: Catalog | None) -> list[str]:

@@ -115,94 +115,19 @@ def parse_recommend_request(body: Any) -> RecommendRequest:
     if unknown:
         raise invalid_request(f"unknown field(s) {', '.join(unknown)}: allowed are {', '.join(TOP_LEVEL)}")
     defaults: list[str] = []
-
-    surface = body.get("surface")
-    if surface is None or surface == "":
-        raise invalid_request('surface is required, e.g. "surface": "home"')  # 400, as the suite answers
-    if not isinstance(surface, str):
-        raise invalid_request("surface must be a string")
-    try:
-        safe_segment(surface, "surface")
-    except Problem as exc:  # a surface that is not path-safe is a malformed request (400) in the suite
-        raise invalid_request(exc.detail) from None
-
-    segment = body.get("segment")
-    if segment is None or segment == "":
-        segment = DEFAULT_SEGMENT
-    elif not isinstance(segment, str):
-        raise invalid_request("segment must be a string")
-    else:
-        safe_segment(segment, "segment")
-
-    k = body.get("k")
-    if k is None:
-        k = DEFAULT_K
-        defaults.append(f"k defaulted to {DEFAULT_K}")
-    elif type(k) is not int:
-        raise invalid_request("k must be an integer")
-    elif not 1 <= k <= MAX_K:
-        raise invalid_request(f"k is {k}: use 1 to {MAX_K}", 422)
-
-    user_raw = body.get("user")
-    user: dict[str, str] = {}
-    if user_raw is not None:
-        for name, value in _object(user_raw, "user", USER_KEYS).items():
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise invalid_request(f"user.{name} must be a string")
-            if value:
-                user[name] = value
-    if not user:
-        raise invalid_request("one of user.user_id, user.anonymous_id or user.session_id is required", 422)
-
-    anchors_raw = body.get("anchors")
-    if isinstance(anchors_raw, dict):
-        anchors = _ids(_object(anchors_raw, "anchors", ANCHOR_KEYS).get("item_ids"), "anchors.item_ids")
-    else:
-        anchors = _ids(anchors_raw, "anchors")
-
-    include_ids: list[str] | None = None
-    exclude_ids: list[str] = []
-    if body.get("candidates") is not None:
-        candidates = _object(body["candidates"], "candidates", CANDIDATE_KEYS)
-        if candidates.get("include_ids") is not None:
-            include_ids = _ids(candidates["include_ids"], "candidates.include_ids")
-        exclude_ids = _ids(candidates.get("exclude_ids"), "candidates.exclude_ids")
-
-    required_tags: list[str] = []
-    forbidden_tags: list[str] = []
-    max_per_tag: int | None = None
-    if body.get("constraints") is not None:
-        constraints = _object(body["constraints"], "constraints", CONSTRAINT_KEYS)
-        required_tags = _ids(constraints.get("required_tags"), "constraints.required_tags")
-        forbidden_tags = _ids(constraints.get("forbidden_tags"), "constraints.forbidden_tags")
-        max_per_tag = constraints.get("max_per_tag")
-        if max_per_tag is not None and type(max_per_tag) is not int:
-            raise invalid_request("constraints.max_per_tag must be an integer")
-        if max_per_tag is not None and max_per_tag < 1:
-            raise invalid_request(f"constraints.max_per_tag is {max_per_tag}: use 1 or more", 422)
-
-    weights: dict[str, float] | None = None
-    if body.get("weights") is not None:
-        if not isinstance(body["weights"], dict):
-            raise invalid_request("weights must be a JSON object with pop, cooc, emb")
-        try:
-            weights = validate_weights(body["weights"])
-        except InvalidDocument as exc:
-            status = 400 if any(k not in ("pop", "cooc", "emb") for k in body["weights"]) else 422
-            raise Problem(status, "RECSYS_INVALID_REQUEST", str(exc)) from None
-
+    # Each part is checked in the order of TOP_LEVEL, so the first bad field is the one reported.
+    surface = _surface(body.get("surface"))
+    segment = _segment(body.get("segment"))
+    k = _k(body.get("k"), defaults)
+    user = _user(body.get("user"))
+    anchors = _anchors(body.get("anchors"))
+    include_ids, exclude_ids = _candidates(body.get("candidates"))
+    required_tags, forbidden_tags, max_per_tag = _constraints(body.get("constraints"))
+    weights = _weights(body.get("weights"))
     options = body.get("options")
     if options is not None and not isinstance(options, dict):
         raise invalid_request("options must be a JSON object")
-
-    experiment = None
-    if body.get("experiment") is not None:
-        experiment = _object(body["experiment"], "experiment", EXPERIMENT_KEYS)
-        if not all(isinstance(v, str) for v in experiment.values()):
-            raise invalid_request("experiment.id and experiment.variant must be strings")
-
+    experiment = _experiment(body.get("experiment"))
     return RecommendRequest(
         surface=surface,
         segment=segment,
@@ -220,3 +145,102 @@ def parse_recommend_request(body: Any) -> RecommendRequest:
         defaults=defaults,
         raw_keys=frozenset(body),
     )
+
+
+def _surface(surface: Any) -> str:
+    if surface is None or surface == "":
+        raise invalid_request('surface is required, e.g. "surface": "home"')  # 400, as the suite answers
+    if not isinstance(surface, str):
+        raise invalid_request("surface must be a string")
+    try:
+        safe_segment(surface, "surface")
+    except Problem as exc:  # a surface that is not path-safe is a malformed request (400) in the suite
+        raise invalid_request(exc.detail) from None
+    return surface
+
+
+def _segment(segment: Any) -> str:
+    if segment is None or segment == "":
+        return DEFAULT_SEGMENT
+    if not isinstance(segment, str):
+        raise invalid_request("segment must be a string")
+    return safe_segment(segment, "segment")
+
+
+def _k(k: Any, defaults: list[str]) -> int:
+    if k is None:
+        defaults.append(f"k defaulted to {DEFAULT_K}")
+        return DEFAULT_K
+    if type(k) is not int:
+        raise invalid_request("k must be an integer")
+    if not 1 <= k <= MAX_K:
+        raise invalid_request(f"k is {k}: use 1 to {MAX_K}", 422)
+    return k
+
+
+def _user(user_raw: Any) -> dict[str, str]:
+    user: dict[str, str] = {}
+    if user_raw is not None:
+        for name, value in _object(user_raw, "user", USER_KEYS).items():
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise invalid_request(f"user.{name} must be a string")
+            if value:
+                user[name] = value
+    if not user:
+        raise invalid_request("one of user.user_id, user.anonymous_id or user.session_id is required", 422)
+    return user
+
+
+def _anchors(anchors_raw: Any) -> list[str]:
+    if isinstance(anchors_raw, dict):
+        return _ids(_object(anchors_raw, "anchors", ANCHOR_KEYS).get("item_ids"), "anchors.item_ids")
+    return _ids(anchors_raw, "anchors")
+
+
+def _candidates(raw: Any) -> tuple[list[str] | None, list[str]]:
+    """``include_ids`` (None when not given) and ``exclude_ids``."""
+    if raw is None:
+        return None, []
+    candidates = _object(raw, "candidates", CANDIDATE_KEYS)
+    include_ids = None
+    if candidates.get("include_ids") is not None:
+        include_ids = _ids(candidates["include_ids"], "candidates.include_ids")
+    return include_ids, _ids(candidates.get("exclude_ids"), "candidates.exclude_ids")
+
+
+def _constraints(raw: Any) -> tuple[list[str], list[str], int | None]:
+    """``required_tags``, ``forbidden_tags`` and ``max_per_tag`` (None when not given)."""
+    if raw is None:
+        return [], [], None
+    constraints = _object(raw, "constraints", CONSTRAINT_KEYS)
+    required_tags = _ids(constraints.get("required_tags"), "constraints.required_tags")
+    forbidden_tags = _ids(constraints.get("forbidden_tags"), "constraints.forbidden_tags")
+    max_per_tag = constraints.get("max_per_tag")
+    if max_per_tag is not None and type(max_per_tag) is not int:
+        raise invalid_request("constraints.max_per_tag must be an integer")
+    if max_per_tag is not None and max_per_tag < 1:
+        raise invalid_request(f"constraints.max_per_tag is {max_per_tag}: use 1 or more", 422)
+    return required_tags, forbidden_tags, max_per_tag
+
+
+def _weights(raw: Any) -> dict[str, float] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise invalid_request("weights must be a JSON object with pop, cooc, emb")
+    try:
+        return validate_weights(raw)
+    except InvalidDocument as exc:
+        status = 400 if any(k not in ("pop", "cooc", "emb") for k in raw) else 422
+        raise Problem(status, "RECSYS_INVALID_REQUEST", str(exc)) from None
+
+
+def _experiment(raw: Any) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    experiment = _object(raw, "experiment", EXPERIMENT_KEYS)
+    if not all(isinstance(v, str) for v in experiment.values()):
+        raise invalid_request("experiment.id and experiment.variant must be strings")
+    return experiment
