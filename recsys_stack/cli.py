@@ -14,7 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from . import processes
+from .formats import parse_time, safe_segment
+from .objstore import StoreError, manifest_key
 from .processes import StackError
+from .publisher import PublishError, runs_dir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +66,6 @@ def _day(text: str) -> date:
 
 def _segment(what: str):
     def parse(text: str) -> str:
-        from .formats import safe_segment
-
         try:
             return safe_segment(text, what)
         except ValueError as exc:
@@ -215,15 +216,15 @@ def collect_status(root: Path) -> dict:
 
 def _manifest_row(store, tenant: str, surface: str, now: datetime) -> dict:
     try:
-        manifest = json.loads(store.get(f"registry/current/{tenant}/{surface}/manifest.json"))
-        updated = datetime.strptime(manifest["updated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        manifest = json.loads(store.get(manifest_key(tenant, surface)))
+        updated = parse_time(manifest["updated_at"])
     except Exception as exc:  # noqa: BLE001 - a broken manifest is exactly what status must show
         return {"manifest_error": f"{type(exc).__name__}: {str(exc)[:160]}"}
     return {"updated_at": manifest["updated_at"], "age_seconds": int((now - updated).total_seconds())}
 
 
 def _last_run(root: Path, tenant: str, surface: str) -> dict:
-    runs = sorted((root / "runs" / tenant / surface).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(runs_dir(root, tenant, surface).glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not runs:
         return {}
     try:
@@ -271,8 +272,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .faults import FaultContext, check_target
 
     ctx = FaultContext.load(args.root)
-    from .publisher import PublishError
-
     try:
         check_target(ctx.info, args.tenant, args.surface)
         try:
@@ -340,8 +339,6 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .objstore import StoreError
-
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

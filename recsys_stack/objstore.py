@@ -312,6 +312,19 @@ _SESSION: Any = None
 _SESSION_LOCK = threading.Lock()
 
 
+def s3_client_config(connect_timeout: float, read_timeout: float) -> Any:
+    """The botocore settings of every S3 client of the stack (this store and the service's reader)."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        # An unreachable store must fail fast (service readiness, runbook steps), not back off for seconds.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        s3={"addressing_style": "path"},
+    )
+
+
 class S3Store(ObjectStore):
     """An S3 bucket (moto's server locally) through boto3: conditional puts, fail-fast timeouts, no retries."""
 
@@ -329,7 +342,6 @@ class S3Store(ObjectStore):
         read_timeout: float = 2.0,
     ) -> None:
         import boto3
-        from botocore.config import Config
 
         self.endpoint = endpoint
         self.bucket = bucket
@@ -343,13 +355,7 @@ class S3Store(ObjectStore):
                 aws_access_key_id=access_key,
                 aws_secret_access_key=secret_key,
                 region_name=region,
-                config=Config(
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                    # An unreachable store must fail fast (service readiness, runbook steps), not back off for seconds.
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    s3={"addressing_style": "path"},
-                ),
+                config=s3_client_config(connect_timeout, read_timeout),
             )
 
     def __repr__(self) -> str:

@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from . import seed
-from .formats import file_uri
+from .formats import file_uri, rfc3339
+from .objstore import BLOB_PREFIX, BUCKET, manifest_key
 
-BUCKET = "recsys-artifacts"
 REGION = "us-east-1"
 DEFAULT_ROOT = ".stack"
 # Longer than the suite's 1m default on purpose: a stale cache behind a fresh manifest must stay observable for
@@ -289,10 +289,6 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _reset_state(root: Path) -> None:
     for name in _STATE_NAMES:
         path = root / name
@@ -389,12 +385,12 @@ def up(
             if proc.poll() is None:
                 stop_pid(proc.pid)
             proc.wait()
-        info.update(processes={}, status="failed", stopped_at=_rfc3339(_now()))
+        info.update(processes={}, status="failed", stopped_at=rfc3339(_now()))
         write_stack(root, info)
         raise
 
     info["status"] = "running"
-    info["ready_at"] = _rfc3339(_now())
+    info["ready_at"] = rfc3339(_now())
     write_stack(root, info)
     return info, procs
 
@@ -431,7 +427,7 @@ def _new_stack_info(root: Path, store: str, service_port: int, manifest_ttl: int
         "base_url": f"http://127.0.0.1:{service_port}",
         "processes": {},
         "status": "starting",
-        "started_at": _rfc3339(_now()),
+        "started_at": rfc3339(_now()),
         "tenants": {t: list(s) for t, s in seed.TENANTS.items()},
         "manifest_ttl_seconds": int(manifest_ttl),
         "cache_ttl_seconds": int(cache_ttl),
@@ -439,12 +435,13 @@ def _new_stack_info(root: Path, store: str, service_port: int, manifest_ttl: int
     if store == "file":
         store_dir = root / "store"
         store_dir.mkdir()
-        info["manifest_template"] = f"{file_uri(store_dir)}/registry/current/{{tenant}}/{{surface}}/manifest.json"
-        info["objectstore_uri"] = f"{file_uri(store_dir)}/objectstore"
+        base = file_uri(store_dir)
     else:
-        info["manifest_template"] = f"s3://{BUCKET}/registry/current/{{tenant}}/{{surface}}/manifest.json"
-        info["objectstore_uri"] = f"s3://{BUCKET}/objectstore"
+        base = f"s3://{BUCKET}"
         info["bucket"] = BUCKET
+    # The service fills in the placeholders; the key layout is the store's own.
+    info["manifest_template"] = f"{base}/{manifest_key('{tenant}', '{surface}')}"
+    info["objectstore_uri"] = f"{base}/{BLOB_PREFIX}"
     return info
 
 
@@ -511,7 +508,7 @@ def down(root: Path, log=print) -> list[str]:
         stopped.append(f"{name} {pid}")
         log(f"stopped {name} (pid {pid})")
     if info.get("status") != "stopped" or info.get("processes"):
-        info.update(processes={}, status="stopped", stopped_at=_rfc3339(_now()))
+        info.update(processes={}, status="stopped", stopped_at=rfc3339(_now()))
         write_stack(root, info)
     if not stopped:
         log(f"no process of the stack in {root} was running")

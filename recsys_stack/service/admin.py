@@ -21,7 +21,7 @@ from .adminstore import (
 )
 from .documents import InvalidDocument, validate_config, validate_rules_document
 from .problems import Problem, internal, invalid_request, request_id_of
-from .recommend_request import safe_segment
+from .recommend_request import safe_segment, surface_name
 from .runtime import CACHE_TARGETS, ServiceRuntime, actor_for, header_text
 
 _NOT_FOUND_CODES = {"config": "RECSYS_CONFIG_NOT_FOUND", "rules": "RECSYS_RULES_NOT_FOUND"}
@@ -186,9 +186,7 @@ async def invalidate_cache(request: Request) -> Response:
     targets = list(dict.fromkeys(targets))
     surface = body.get("surface")
     if surface is not None:
-        if not isinstance(surface, str):
-            raise invalid_request("surface must be a string")
-        safe_segment(surface, "surface")
+        surface_name(surface)
     actor_sub, actor_type = actor_for(request.headers, key)
 
     def apply() -> dict[str, int]:

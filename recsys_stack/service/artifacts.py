@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import formats
+from ..objstore import s3_client_config
 from .settings import Settings
 
 DEFAULT_SURFACE = "default"
@@ -126,7 +127,6 @@ class UriReader:
 
     def _new_client(self, connect_timeout: float, read_timeout: float) -> Any:
         import boto3
-        from botocore.config import Config
 
         s = self.settings
         endpoint = s.s3_endpoint
@@ -140,12 +140,7 @@ class UriReader:
             aws_access_key_id=s.s3_access_key,
             aws_secret_access_key=s.s3_secret_key,
             use_ssl=use_ssl,
-            config=Config(
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                retries={"total_max_attempts": 1, "mode": "standard"},
-                s3={"addressing_style": "path"},
-            ),
+            config=s3_client_config(connect_timeout, read_timeout),
         )
 
     def _read_s3(self, uri: str, kind: str, bucket: str, key: str) -> bytes:

@@ -147,16 +147,20 @@ def parse_recommend_request(body: Any) -> RecommendRequest:
     )
 
 
+def surface_name(value: Any) -> str:
+    """A surface named in a request body: a string that is a safe path segment, else the suite's 400 or 422."""
+    if not isinstance(value, str):
+        raise invalid_request("surface must be a string")
+    return safe_segment(value, "surface")
+
+
 def _surface(surface: Any) -> str:
     if surface is None or surface == "":
         raise invalid_request('surface is required, e.g. "surface": "home"')  # 400, as the suite answers
-    if not isinstance(surface, str):
-        raise invalid_request("surface must be a string")
     try:
-        safe_segment(surface, "surface")
+        return surface_name(surface)
     except Problem as exc:  # a surface that is not path-safe is a malformed request (400) in the suite
         raise invalid_request(exc.detail) from None
-    return surface
 
 
 def _segment(segment: Any) -> str:
