@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -454,40 +454,3 @@ class S3Store(ObjectStore):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise StoreUnavailable(f"cannot create bucket {self.bucket!r}: {exc}") from None
-
-
-# --- from a running stack ------------------------------------------------------------------------------------------
-
-
-def _read_secrets(root: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    path = root / "secrets.env"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            name, sep, value = line.partition("=")
-            if sep and not line.lstrip().startswith("#"):
-                values[name.strip()] = value.strip()
-    return values
-
-
-def store_from_stack(stack: Mapping[str, Any], env: Mapping[str, str]) -> ObjectStore:
-    """The object store of a stack described by its ``stack.json``; S3 credentials from ``env``, else the
-    stack's ``secrets.env``."""
-    kind = stack.get("store", "file")
-    root = Path(stack["root"])
-    if kind == "file":
-        return FileStore(root / "store")
-    if kind == "s3":
-        secrets = _read_secrets(root)
-
-        def value(name: str, aws: str) -> str | None:
-            return env.get(name) or env.get(aws) or secrets.get(name)
-
-        return S3Store(
-            stack.get("s3_endpoint") or env.get("RECSYS_ARTIFACT_S3_ENDPOINT"),
-            stack.get("bucket", BUCKET),
-            value("RECSYS_ARTIFACT_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-            value("RECSYS_ARTIFACT_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-            env.get("RECSYS_ARTIFACT_S3_REGION") or "us-east-1",
-        )
-    raise ValueError(f"stack.json store {kind!r} is unknown: expected 'file' or 's3'")

@@ -21,12 +21,13 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from . import seed
 from .formats import file_uri, rfc3339
-from .objstore import BLOB_PREFIX, BUCKET, manifest_key
+from .objstore import BLOB_PREFIX, BUCKET, FileStore, ObjectStore, S3Store, manifest_key
 
 REGION = "us-east-1"
 DEFAULT_ROOT = ".stack"
@@ -323,10 +324,31 @@ def _service_env(info: Mapping, secret_values: Mapping[str, str], root: Path, ba
     return env
 
 
+def store_from_stack(stack: Mapping[str, Any], env: Mapping[str, str]) -> ObjectStore:
+    """The object store of a stack described by its ``stack.json``; S3 credentials from ``env``, else the
+    stack's ``secrets.env``."""
+    kind = stack.get("store", "file")
+    root = Path(stack["root"])
+    if kind == "file":
+        return FileStore(root / "store")
+    if kind == "s3":
+        stored = read_secrets(root)
+
+        def value(name: str, aws: str) -> str | None:
+            return env.get(name) or env.get(aws) or stored.get(name)
+
+        return S3Store(
+            stack.get("s3_endpoint") or env.get("RECSYS_ARTIFACT_S3_ENDPOINT"),
+            stack.get("bucket", BUCKET),
+            value("RECSYS_ARTIFACT_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            value("RECSYS_ARTIFACT_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+            env.get("RECSYS_ARTIFACT_S3_REGION") or REGION,
+        )
+    raise ValueError(f"stack.json store {kind!r} is unknown: expected 'file' or 's3'")
+
+
 def open_store(info: Mapping, secret_values: Mapping[str, str]):
     """The stack's object store (file or S3) as recsys_stack.objstore sees it."""
-    from .objstore import store_from_stack
-
     try:
         return store_from_stack(dict(info), dict(secret_values))
     except OSError as exc:

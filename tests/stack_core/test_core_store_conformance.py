@@ -21,8 +21,8 @@ from recsys_stack.objstore import (
     S3Store,
     StoreUnavailable,
     etag_of,
-    store_from_stack,
 )
+from recsys_stack.processes import store_from_stack
 
 pytestmark = pytest.mark.stack
 
