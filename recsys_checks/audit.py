@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +47,8 @@ def who(actor: str | None = None) -> str:
         login = pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, OSError):
         login = f"uid-{os.getuid()}"
+    import socket  # imported when an actor is named: read-only checks never need it
+
     return f"{login}@{socket.gethostname() or 'unknown-host'}"
 
 

@@ -154,7 +154,11 @@ def _unsafe(t: str, s: str | None, current: str) -> Row | None:
 def _pointer_problem(kind: str, uri: str) -> str | None:
     """Why ``uri`` cannot name a blob (no bucket or key, not an absolute file path), or None. No request is made."""
     try:
-        if uri.startswith("file://"):
+        if uri.startswith("file:///") and "\x00" not in uri:
+            path = uri[7:]  # what file_path_text gives for the plain form, without its general parse
+            if path.endswith("/") or "/../" in path + "/" or "/./" in path + "/":
+                return f"current.{kind} {uri!r} does not name a blob file"
+        elif uri.startswith("file://"):
             path = file_path_text(uri)
             if path.endswith("/") or "/../" in path + "/" or "/./" in path + "/":
                 return f"current.{kind} {uri!r} does not name a blob file"

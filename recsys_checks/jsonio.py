@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from decimal import Decimal
 from typing import Any
+
+from .errors import BadInput
 
 
 def loads(data: str | bytes, **kwargs: Any) -> Any:
@@ -24,8 +25,6 @@ def loads(data: str | bytes, **kwargs: Any) -> Any:
 def load_object(data: str | bytes, what: str) -> dict[str, Any]:
     """The JSON object ``data`` holds, or :class:`~recsys_checks.errors.BadInput` naming ``what`` (``"manifest"``,
     ``"hold marker"``, ...) and why it is not one: not JSON, nested too deeply, not an object."""
-    from .errors import BadInput
-
     try:
         doc = loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -44,6 +43,8 @@ def loads_exact(data: str | bytes) -> Any:
 def dumps(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` that writes each :class:`~decimal.Decimal` as its number text, unquoted."""
     numbers: list[str] = []
+    import secrets  # imported when used: reading, the common case, does not need it
+
     marker = "\x00" + secrets.token_hex(8) + ":"
 
     def swap(v: Any) -> Any:

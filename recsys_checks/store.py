@@ -25,7 +25,6 @@ import re
 import stat
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -177,7 +176,7 @@ class FileStore(ObjectStore):
                 if path.is_dir():
                     raise BadInput(f"{uri} is a directory, not a file: move it aside (these tools never delete) "
                                    "and run again")
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+                tmp = path.with_name(f".{path.name}.{os.urandom(16).hex()}{_TMP_SUFFIX}")
                 try:
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
                     with os.fdopen(fd, "wb") as fh:

@@ -7,7 +7,6 @@ tags; Go reads keys case-insensitively, and so do we. ``BuiltAt`` is nanosecond 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +131,7 @@ def load_version_records(
             return f"version record {uri} says {rec.kind}/{rec.version}, which does not match its key"
         return rec
 
+    from concurrent.futures import ThreadPoolExecutor  # imported when used: a fleet scan never reads records
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(uris)))) as pool:
         results = list(pool.map(_read, uris))
