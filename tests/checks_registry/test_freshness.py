@@ -251,3 +251,22 @@ def test_workers_must_be_a_positive_whole_number(file_registry, capsys, workers)
     with pytest.raises(SystemExit) as exc:
         main(_cli(file_registry, "--workers", workers))
     assert exc.value.code == 2 and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("uri, problem", [
+    ("file:///store/objectstore/demo/home/popularity/ab12.json", None),
+    ("file://localhost/store/objectstore/demo/home/popularity/ab12.json", None),
+    ("file:///store/objectstore/demo/home/popularity/", "does not name a blob file"),
+    ("file:///store/objectstore/../etc/passwd", "does not name a blob file"),
+    ("file:///store/./objectstore/x.json", "does not name a blob file"),
+    ("file:///store/x\x00.json", "NUL"),
+    ("file://otherhost/store/x.json", "not a local file URI"),
+    ("file://relative/x.json", "not a local file URI"),
+])
+def test_file_pointers_are_checked_without_reading_them(uri, problem):
+    """A pointer to a file must name a file by an absolute, plain path; a directory, '..', '.', NUL or another
+    host is invalid (the plain file:/// form and the general parse give the same answers)."""
+    from recsys_checks.freshness import _pointer_problem
+
+    found = _pointer_problem("popularity", uri)
+    assert (found is None) if problem is None else (problem in found), found
