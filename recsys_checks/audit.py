@@ -25,10 +25,10 @@ from typing import Any
 
 from . import jsonio
 from .config import Target, prove_under, redact, redact_environment, safe_segment
-from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
+from .errors import ChecksError, Conflict, InvalidObject, NotFound
 from .results import Plan
 from .store import TargetStores
-from .timefmt import format_z, parse_seconds_z
+from .timefmt import format_micro_z, parse_time
 
 TENANT_SCOPE = "_tenant"
 INTENT_SUFFIX = ".intent.json"
@@ -74,7 +74,8 @@ def audit_record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: s
         "tenant": tenant,
         "surface": None if scope == TENANT_SCOPE else scope,
         "who": who(actor),
-        "when": format_z(now),
+        # Microseconds: the timeline orders a rollback after the publish it undid, even within one second.
+        "when": format_micro_z(now),
         "why": plan.reason,
         "runbook": runbook,
         "plan_hash": plan.plan_hash,
@@ -160,10 +161,7 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
         outcome = judge(intent)
         if outcome is None:
             continue
-        try:
-            when: datetime | None = parse_seconds_z(intent.get("when"), "when")
-        except BadInput:
-            when = None
+        when = parse_time(intent.get("when"))  # whole seconds in records written before microseconds
         if when is not None and now - when < grace:
             continue
         notes = {"applied": "completed by a later run: the change it announced is in place",
@@ -171,7 +169,7 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
                  "unknown": "settled by a later run, which cannot tell whether the change happened; check the "
                             "service's audit log"}
         written.append(complete(stores, intent["uri"], intent, state=outcome, note=notes.get(outcome),
-                                settled_at=format_z(now)))
+                                settled_at=format_micro_z(now)))
     return written
 
 

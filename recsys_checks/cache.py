@@ -71,8 +71,8 @@ def apply_invalidate(
     tenant, surface, names = plan.details["tenant"], plan.details.get("surface"), plan.details["targets"]
     scope = f"{tenant}/{surface}" if surface else tenant
     if not execute:
-        return ActionResult("planned", f"dry-run: would invalidate the {', '.join(names)} cache(s) of {scope}; "
-                            "nothing changed — run again with execute to apply", plan)
+        return guard.dry_run(plan, already=f"nothing to invalidate for {scope}",
+                             would=f"invalidate the {', '.join(names)} cache(s) of {scope}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit_scope = surface or audit.TENANT_SCOPE

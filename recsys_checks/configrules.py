@@ -305,10 +305,8 @@ def apply_revert(
     wanted = plan.changes[0]["after"]
     move = f"{kind} of {tenant} from {short(plan.observed)} to {short(wanted)}"
     if not execute:
-        if plan.noop:
-            return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing to do", plan)
-        return ActionResult("planned", f"dry-run: would revert {move} ({len(plan.details.get('diff') or [])} "
-                            "field(s) change); nothing changed — run again with execute to apply", plan)
+        return guard.dry_run(plan, already=f"{kind} of {tenant} is already {short(wanted)}",
+                             would=f"revert {move} ({len(plan.details.get('diff') or [])} field(s) change)")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed

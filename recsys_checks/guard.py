@@ -13,10 +13,18 @@ import re
 
 from .config import Target
 from .errors import BadInput, Conflict
-from .results import Plan
+from .results import ActionResult, Plan
 
 MIN_PLAN_ID = 12
 _HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def dry_run(plan: Plan, *, already: str, would: str) -> ActionResult:
+    """What an apply without execute answers: ``noop`` (``already``) when the plan changes nothing, else
+    ``planned`` (``would``); no guard applies to it, since nothing is changed."""
+    if plan.noop:
+        return ActionResult("noop", f"{already}; nothing to do", plan)
+    return ActionResult("planned", f"dry-run: would {would}; nothing changed (run with execute to apply)", plan)
 
 
 def check(target: Target, plan: Plan, *, plan_id: str | None, confirm: str | None) -> None:

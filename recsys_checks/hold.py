@@ -155,11 +155,8 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
     want = bool(d["held"])
     verb = "set the hold on" if want else "clear the hold of"
     if not execute:
-        if plan.noop:
-            return ActionResult("noop", f"{tenant}/{surface} is already {'held' if want else 'not held'}; nothing to do",
-                                plan)
-        return ActionResult("planned", f"dry-run: would {verb} {tenant}/{surface}; nothing changed (run with "
-                                       "execute to apply)", plan)
+        return guard.dry_run(plan, already=f"{tenant}/{surface} is already {'held' if want else 'not held'}",
+                             would=f"{verb} {tenant}/{surface}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st = stores or TargetStores(target)

@@ -629,11 +629,8 @@ def apply_rollback(
     moves = ", ".join(f"{c['kind']} {str(c['before_version'] or c['before'])[:12]} -> {c['after_version'][:12]}"
                       for c in plan.changes)
     if not execute:
-        if plan.noop:
-            return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing to do",
-                                plan)
-        return ActionResult("planned", f"dry-run: would repoint {tenant}/{surface}: {moves}; nothing changed "
-                                       "(run with execute to apply)", plan)
+        return guard.dry_run(plan, already=f"{tenant}/{surface} already points at the planned versions",
+                             would=f"repoint {tenant}/{surface}: {moves}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st, own = _stores(target, stores)

@@ -20,6 +20,13 @@ _GO_TIME = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def format_micro_z(dt: datetime) -> str:
+    """``dt`` in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: for records whose order within a second matters."""
+    if dt.tzinfo is None:
+        raise ValueError("a naive datetime has no time zone; pass an aware UTC datetime")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def format_z(dt: datetime) -> str:
     """``dt`` in UTC as ``YYYY-MM-DDTHH:MM:SSZ`` (the manifest's ``updated_at`` format)."""
     if dt.tzinfo is None:

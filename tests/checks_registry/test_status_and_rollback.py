@@ -204,7 +204,7 @@ def test_audit_record_says_who_when_why_and_is_never_rewritten(registry):
     assert res.audit.startswith(registry.uri("registry/audit/demo/home/20260104T091500.000000Z-" + plan.plan_hash[:12]))
     (audit,) = M.read_audit(registry.target, "demo", "home")
     assert (audit["who"], audit["when"], audit["why"], audit["runbook"]) == (
-        "alice", "2026-01-04T09:15:00Z", "bad publish on day 3", "rollback-manifest")
+        "alice", "2026-01-04T09:15:00.000000Z", "bad publish on day 3", "rollback-manifest")
     assert audit["plan_hash"] == plan.plan_hash
     assert audit["before"]["current"] == plan.details["before"]["current"]
     assert audit["after"]["current"] == plan.details["after_current"]

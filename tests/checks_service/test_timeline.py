@@ -151,3 +151,22 @@ def test_a_hold_set_and_cleared_shows_on_the_timeline(service, target, client):
     rows = [e for e in result.data["events"] if e["kind"] == "hold"]
     assert [(r["who"], r["before"], r["after"], r["why"]) for r in rows] == [
         ("alice", "not held", "held", "SRM in exp-1"), ("bob", "held", "not held", "fixed")]
+
+
+def test_a_rollback_in_the_same_second_as_the_publish_it_undid_comes_after_it(target, client):
+    """Audit records carry microseconds, as publishes do: within one second the timeline keeps their real order."""
+    from recsys_checks.timefmt import format_micro_z
+
+    def history(target, tenant, surface, kind=None):
+        return [record(V2, 11, "2026-01-11T09:00:00.600000000Z")]
+
+    def read_audit(target, tenant, surface):
+        if surface == "_tenant":
+            return []
+        return [{"action": "manifest.rollback", "who": "oncall-ann", "why": "bad publish",
+                 "when": format_micro_z(datetime(2026, 1, 11, 9, 0, 0, 900_000, tzinfo=UTC)),
+                 "changes": [{"kind": "popularity", "before_version": V2, "after_version": V1}]}]
+
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, read_history=history,
+                            read_audit=read_audit)
+    assert [e["kind"] for e in result.data["events"] if e["kind"] in ("publish", "rollback")] == ["publish", "rollback"]
