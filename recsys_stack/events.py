@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import catalog
-from .formats import rfc3339, safe_segment
+from .formats import load_object, rfc3339, safe_segment
 from .objstore import write_file_atomic
 
 DEFAULT_VOLUME = 240  # recommendation responses per day; each shows ITEMS_PER_RESPONSE items
@@ -102,11 +102,5 @@ def read_events(path: Path) -> list[dict]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                event = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number} is not valid JSON ({exc})") from None
-            if not isinstance(event, dict):
-                raise ValueError(f"{path}:{number} is not a JSON object")
-            events.append(event)
+            events.append(load_object(line, f"{path}:{number}"))
     return events

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -229,14 +229,21 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     return go_json(doc, indent=True).encode("utf-8")
 
 
-def parse_manifest(data: bytes) -> dict:
-    """Parse and strictly check manifest v1 bytes; raise ValueError naming the bad field."""
+def load_object(data: bytes | str, what: str, error: Callable[[str], Exception] = ValueError) -> dict:
+    """The JSON object ``data`` holds, or ``error(message)`` naming ``what``: not JSON (a document nested past the
+    parser included), not an object."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"manifest is not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise error(f"{what} is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(doc, dict):
-        raise ValueError("manifest is not a JSON object")
+        raise error(f"{what} is not a JSON object")
+    return doc
+
+
+def parse_manifest(data: bytes) -> dict:
+    """Parse and strictly check manifest v1 bytes; raise ValueError naming the bad field."""
+    doc = load_object(data, "manifest")
     expected = {"v", "tenant", "surface", "current", "updated_at"}
     if set(doc) != expected:
         extra, missing = sorted(set(doc) - expected), sorted(expected - set(doc))
@@ -421,12 +428,7 @@ def check_artifact(
     to the expected version (when given) and to the recomputed hash. Returns the parsed artifact; raises
     :class:`ArtifactInvalid` naming the first problem.
     """
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactInvalid(f"blob is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ArtifactInvalid("blob is not a JSON object")
+    doc = load_object(data, "blob", ArtifactInvalid)
     if doc.get("v") != 1 or isinstance(doc.get("v"), bool):
         raise ArtifactInvalid(f"blob v is {doc.get('v')!r}, expected 1")
     if doc.get("artifact_type") != kind:

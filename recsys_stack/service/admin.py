@@ -166,7 +166,7 @@ async def invalidate_cache(request: Request) -> Response:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past the parser is as invalid as a syntax error
         raise invalid_request(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid_request('the body must be an object like {"targets": ["popularity"], "surface": "home"}')

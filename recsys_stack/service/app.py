@@ -88,7 +88,7 @@ async def _json_body(request: Request) -> Any:
         )
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past the parser is as invalid as a syntax error
         raise invalid_request(f"the request body is not valid JSON: {exc}") from None
 
 

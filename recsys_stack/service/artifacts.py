@@ -8,7 +8,6 @@ expires or the cache is invalidated, exactly as in the suite.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import threading
@@ -262,12 +261,7 @@ def parse_blob(data: bytes, uri: str, kind: str, tenant: str, surface: str) -> B
     def bad(why: str) -> ArtifactIncompatible:
         return ArtifactIncompatible(kind, uri, f"{kind} artifact {uri} is not usable: {why}")
 
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad(f"not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise bad("not a JSON object")
+    doc = formats.load_object(data, "the blob", bad)
     if type(doc.get("v")) is not int or doc["v"] != 1:
         raise bad(f"v is {doc.get('v')!r}, expected 1")
     if doc.get("artifact_type") != kind:

@@ -125,6 +125,18 @@ def test_artifacts_written_by_the_stack_formats_module_parse_in_the_service():
     assert parsed.current == {"popularity": "file:///b.json"}
 
 
+def test_a_blob_nested_past_the_parser_is_an_unusable_artifact_not_a_crash():
+    """The service's blob reader and the publisher's check both refuse 50,000 nested arrays as not valid JSON."""
+    from recsys_stack.formats import ArtifactInvalid, check_artifact
+    from recsys_stack.service.artifacts import ArtifactIncompatible, parse_blob
+
+    deep = b"[" * 50_000
+    with pytest.raises(ArtifactIncompatible, match="not valid JSON"):
+        parse_blob(deep, "file:///b.json", "popularity", "demo", "home")
+    with pytest.raises(ArtifactInvalid, match="not valid JSON"):
+        check_artifact(deep, kind="popularity", tenant="demo", surface="home")
+
+
 def test_the_stack_catalog_has_the_metadata_rules_need():
     """recsys_stack.catalog provides tags, brand and category per item id, as tag/brand/category rules expect."""
     pytest.importorskip("recsys_stack.catalog")

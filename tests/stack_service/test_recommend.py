@@ -102,9 +102,10 @@ def test_recommend_rejects_bad_requests(client, tenant, body, status):
     assert_problem(response, status, "RECSYS_INVALID_REQUEST")
 
 
-def test_recommend_rejects_a_body_that_is_not_json(client, tenant):
-    """A body that is not JSON is a 400 problem."""
-    response = client.post("/v1/recommend", content=b"{not json", headers={"X-Org-Id": tenant})
+@pytest.mark.parametrize("body", [b"{not json", b"[" * 50_000], ids=["syntax", "nested-past-the-parser"])
+def test_recommend_rejects_a_body_that_is_not_json(client, tenant, body):
+    """A body that is not JSON, or nested deeper than the parser follows, is a 400 problem, not a 500."""
+    response = client.post("/v1/recommend", content=body, headers={"X-Org-Id": tenant})
     assert_problem(response, 400, "RECSYS_INVALID_REQUEST")
 
 
