@@ -16,6 +16,7 @@ a modelled call.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -28,21 +29,22 @@ _MESSAGE = re.compile(rb"<Message>([^<]{0,512})</Message>")
 class S3Reader:
     """Signed GETs on ``client``'s HTTP session (path-style URLs, as the client is configured)."""
 
-    def __init__(self, http: Any, endpoint_url: str, region: str, credentials: Any) -> None:
+    def __init__(self, http: Any, endpoint_url: str, region: str, credentials: Callable[[], Any]) -> None:
         import botocore
 
         self._http = http
         self._base = endpoint_url.rstrip("/")
         self._region = region
-        self._credentials = credentials
+        self._resolve = credentials  # called once, on the first read: it may ask an instance role
+        self._credentials: Any = None
         self._agent = f"recsys-checks Botocore/{botocore.__version__}"
 
     @classmethod
-    def for_client(cls, client: Any, credentials: Any) -> S3Reader | None:
-        """A reader for ``client``, or ``None`` when it cannot be built (no credentials, an unfamiliar client)."""
+    def for_client(cls, client: Any, credentials: Callable[[], Any]) -> S3Reader | None:
+        """A reader for ``client`` signing with what ``credentials()`` gives, or ``None`` for an unfamiliar client."""
         http = getattr(getattr(client, "_endpoint", None), "http_session", None)
         endpoint_url = getattr(client.meta, "endpoint_url", None)
-        if credentials is None or not callable(getattr(http, "send", None)) or not endpoint_url:
+        if not callable(getattr(http, "send", None)) or not endpoint_url:
             return None
         return cls(http, endpoint_url, client.meta.region_name or "us-east-1", credentials)
 
@@ -57,6 +59,10 @@ class S3Reader:
         from botocore.awsrequest import AWSRequest
         from botocore.exceptions import ConnectionClosedError
 
+        if self._credentials is None:
+            self._credentials = self._resolve()
+            if self._credentials is None:
+                return None  # no credentials anywhere: the modelled call says so, as NoCredentialsError
         request = AWSRequest(method="GET", url=f"{self._base}/{bucket}/{quote(key, safe='/~')}",
                              headers={"User-Agent": self._agent})
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)

@@ -425,9 +425,12 @@ class S3Store(ObjectStore):
         if access_key and secret_key:
             from botocore.credentials import Credentials
 
-            credentials: Any = Credentials(access_key, secret_key)
+            given = Credentials(access_key, secret_key)
+            credentials: Callable[[], Any] = lambda: given  # noqa: E731
         else:
-            credentials = session.get_credentials()  # the default chain, as the client resolves it
+            # The default chain (environment, profile, instance role), resolved on the first read, within its
+            # deadline, as the client itself resolves it: building a store makes no request.
+            credentials = session.get_credentials
         self._reader = S3Reader.for_client(self._client, credentials)
 
     def close(self) -> None:

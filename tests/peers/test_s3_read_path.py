@@ -79,3 +79,25 @@ def test_a_body_cut_short_is_unreachable_not_a_traceback():
         with contextlib.closing(S3Store(server.url, "k", "s", timeout=1.0, deadline=5.0)) as store:
             with pytest.raises(Unreachable, match="demo/home/manifest.json"):
                 store.get("s3://b/registry/current/demo/home/manifest.json")
+
+
+def test_without_credentials_anywhere_the_read_says_what_to_set(monkeypatch):
+    """No keys given and none in the default chain: building the store asks nothing; the read is bad input that
+    names the two variables, and no request reaches the endpoint."""
+    from recsys_checks.errors import BadInput
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    def object_answer(conn, head, stop):
+        _answer(conn, b"200 OK", BODY, f"ETag: {etag_of(BODY)}\r\n".encode())
+
+    with peer(object_answer) as server:
+        with contextlib.closing(S3Store(server.url, None, None, timeout=1.0, deadline=5.0)) as store:
+            assert server.requests == []
+            with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_ACCESS_KEY"):
+                store.get("s3://b/registry/current/demo/home/manifest.json")
+        assert server.requests == []
