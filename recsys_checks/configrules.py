@@ -13,6 +13,7 @@ import json
 import math
 from datetime import datetime
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from . import audit, guard
@@ -197,6 +198,26 @@ def _previous_version(entries: list[dict[str, Any]], current: str, kind: str, te
         raise BadInput(f"{kind} {short(current)} of {tenant} is the oldest version in the audit log: there is no "
                        f"previous one; {how_to_list}")
     return order[index - 1]
+
+
+def find_offending_change(target: Target, tenant: str, kind: str, is_bad: Callable[[Any], bool], *,
+                          client: ServiceClient | None = None) -> dict[str, Any] | None:
+    """The newest change of the tenant's ``kind`` that made it bad: its audit entry's ``before_state`` passes
+    ``is_bad`` as good and its ``after_state`` as bad. ``None`` when the audit log shows no such change.
+
+    Returns ``{"when", "who", "request_id", "before", "after"}`` with the versions before and after it: reverting
+    to ``before`` undoes exactly that change (and anything after it, which the plan shows).
+    """
+    with given_or_new_client(target, client) as c:
+        entries = _entries(c, tenant, kind)
+    for entry in entries:
+        before, after = entry.get("before_state"), entry.get("after_state")
+        if before is None or after is None:
+            continue
+        if is_bad(after) and not is_bad(before):
+            return {"when": entry.get("occurred_at"), "who": entry.get("actor_sub"),
+                    "request_id": entry.get("request_id"), "before": doc_version(before), "after": doc_version(after)}
+    return None
 
 
 def plan_revert(

@@ -29,10 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, NotFound, Unreachable
-from .manifest import DEFAULT_MAX_AGE, _parse_for, check_manifest
+from .artifact import version_from_uri
+from .invariants import time_findings
+from .manifest import DEFAULT_MAX_AGE, WINDOW_LAG, _parse_for, check_manifest
 from .results import CheckResult
 from .store import TargetStores, file_path_text, s3_location
-from .timefmt import age_text
+from .timefmt import age_text, parse_time
+from .version_records import parse_version_record
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -49,9 +52,11 @@ Row = dict[str, Any]
 
 
 def _row(tenant: str, surface: str | None, condition: str, summary: str, uri: str, *, status: str = "fail",
-         updated_at: str | None = None, age_seconds: int | None = None, etag: str | None = None) -> Row:
+         updated_at: str | None = None, age_seconds: int | None = None, etag: str | None = None,
+         window_end: str | None = None) -> Row:
     return {"tenant": tenant, "surface": surface, "condition": condition, "status": status, "summary": summary,
-            "manifest_uri": uri, "updated_at": updated_at, "age_seconds": age_seconds, "etag": etag}
+            "manifest_uri": uri, "updated_at": updated_at, "age_seconds": age_seconds, "etag": etag,
+            "window_end": window_end}
 
 
 def _label(row: Row) -> str:
@@ -201,6 +206,13 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return _row(tenant, surface, "invalid", f"{tenant}/{surface} is invalid: {problems[0]}{more}", uri,
                     updated_at=m.updated_at, age_seconds=seconds, etag=etag)
+    # Fresh is about the data, not only the pointer: the popularity record's window end (one small read).
+    window_end = _popularity_window_end(target, st, tenant, surface, m.current["popularity"])
+    timing = time_findings("manifest updated_at", m.updated_at_dt, now, max_age)
+    timing += time_findings("popularity data window end", parse_time(window_end), now, max_age + WINDOW_LAG)
+    if age <= max_age and timing:
+        return _row(tenant, surface, "stale", f"{tenant}/{surface} is stale: {timing[0]}", uri,
+                    updated_at=m.updated_at, age_seconds=seconds, etag=etag, window_end=window_end)
     if age > max_age:
         held = _held_reason(target, st, tenant, surface)  # read only for a stale surface: one request, rarely
         if held is not None:
@@ -209,10 +221,23 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
                         age_seconds=seconds, etag=etag)
         return _row(tenant, surface, "stale", f"{tenant}/{surface} is stale: manifest updated_at {m.updated_at} is "
                     f"{age_text(age)} old, above the {age_text(max_age)} limit", uri, updated_at=m.updated_at,
-                    age_seconds=seconds, etag=etag)
+                    age_seconds=seconds, etag=etag, window_end=window_end)
     return _row(tenant, surface, "healthy", f"{tenant}/{surface} updated {age_text(age)} ago, pointing at "
                 f"{', '.join(sorted(m.current))}", uri, status="ok", updated_at=m.updated_at, age_seconds=seconds,
-                etag=etag)
+                etag=etag, window_end=window_end)
+
+
+def _popularity_window_end(target: Target, st: TargetStores, tenant: str, surface: str, uri: str) -> str | None:
+    """``Window.End`` of the popularity version the manifest names, from its record; ``None`` when not recorded
+    (a version published from elsewhere) or unreadable: the deep check reads the blob's own window."""
+    version = version_from_uri(uri)
+    if not version:
+        return None
+    try:
+        raw, _ = st.get(f"{target.records_prefix(tenant, surface)}popularity/{version}.json")
+        return parse_version_record(raw).window_end
+    except ChecksError:
+        return None
 
 
 def _held_reason(target: Target, st: TargetStores, tenant: str, surface: str) -> str | None:
@@ -237,9 +262,10 @@ def deep_row(target: Target, st: TargetStores, tenant: str, surface: str, max_ag
         res = check_manifest(target, tenant, surface, max_age, now, stores=st)
     except ChecksError as exc:
         return _row(tenant, surface, "unreachable", str(exc), uri)
+    pop = next((a for a in res.data.get("artifacts") or [] if a.get("kind") == "popularity"), {})
     return _row(tenant, surface, res.data.get("condition") or "invalid", res.summary, res.target or uri,
                 status=res.status, updated_at=res.data.get("updated_at"), age_seconds=res.data.get("age_seconds"),
-                etag=res.state)
+                etag=res.state, window_end=pop.get("window_end"))
 
 
 # ------------------------------------------------------------------------------------------------ the scan

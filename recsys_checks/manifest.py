@@ -19,7 +19,8 @@ from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .results import ActionResult, CheckResult, Plan
 from .store import TargetStores, etag_of
-from .timefmt import age_text, format_z, parse_seconds_z
+from .invariants import time_findings
+from .timefmt import age_text, format_z, parse_seconds_z, parse_time
 from .version_records import VersionRecord, load_version_records, version_history
 
 __all__ = [
@@ -42,7 +43,8 @@ __all__ = [
 DEFAULT_MAX_AGE = timedelta(hours=26)
 _FIELDS = ("v", "tenant", "surface", "current", "updated_at")
 _FIELD_SET = frozenset(_FIELDS)
-_FUTURE_SKEW = timedelta(minutes=5)
+# A daily window [D, D+1) is published after D+1 00:00: its end trails the publish by the pipeline's lag.
+WINDOW_LAG = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -198,15 +200,18 @@ def check_manifest(
         data["updated_at"] = m.updated_at
         age = now - m.updated_at_dt
         data["age_seconds"] = int(age.total_seconds())
-        stale = age > max_age
         notes: list[str] = []
-        if stale:
-            data["problems"].append(
-                f"manifest updated_at {m.updated_at} is {age_text(age)} old, above the {age_text(max_age)} limit"
-            )
-        elif age < -_FUTURE_SKEW:
-            notes.append(f"updated_at {m.updated_at} is in the future: check the publisher's clock")
+        pointer = time_findings("manifest updated_at", m.updated_at_dt, now, max_age)
         broken = _check_artifacts(target, st, m, tenant, surface, validate_blobs, data)
+        # Fresh is about the data, not only the pointer: a fresh updated_at can name old versions.
+        window: list[str] = []
+        for row in data["artifacts"]:
+            window += time_findings(f"{row['kind']} data window end", parse_time(row.get("window_end")), now,
+                                    max_age + WINDOW_LAG)
+        data["problems"].extend(pointer + window)
+        stale = bool(pointer or window)
+        data["stale"] = ("future" if any("in the future" in p for p in pointer + window) else
+                         "pointer" if pointer else "data" if window else None)
         data["notes"] = notes
     finally:
         if own:
@@ -269,13 +274,14 @@ def _check_artifacts(target: Target, st: TargetStores, m: Manifest, tenant: str,
         if validate_blobs:
             res = validate_artifact(target, m.current[kind], tenant=tenant, surface=surface, kind=kind, stores=st)
             row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
-                   "status": res.status, "summary": res.summary, "items": res.data.get("items")}
+                   "status": res.status, "summary": res.summary, "items": res.data.get("items"),
+                   "window_start": res.data.get("window_start"), "window_end": res.data.get("window_end")}
             if res.status == "fail":
                 broken = True
                 data["problems"].append(res.summary)
         else:
             row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
-                   "status": "unchecked", "summary": "", "items": None}
+                   "status": "unchecked", "summary": "", "items": None, "window_start": None, "window_end": None}
         data["artifacts"].append(row)
     return broken
 

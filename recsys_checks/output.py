@@ -63,12 +63,14 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # What a person sees of each check at a glance: a few fields and the columns that matter. ``--json`` has everything.
 VIEWS: dict[str, dict[str, Any]] = {
     "manifest.status": {"fields": ["condition", "updated_at", "age_seconds", "problems", "notes"],
-                        "tables": {"artifacts": ["kind", "version", "status", "items", "summary"]}},
+                        "tables": {"artifacts": ["kind", "version", "status", "items", "window_start", "window_end",
+                                                 "summary"]}},
     "manifest.history": {"fields": ["manifest_state", "record_problems", "warnings"],
                          "tables": {"versions": ["kind", "version", "window_end", "built_at", "current", "valid",
                                                  "rollback_target", "items", "problems"]}},
     "freshness": {"fields": ["registry", "mode", "counts"],
-                  "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "summary"]}},
+                  "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "window_end",
+                                      "summary"]}},
     "recs.probe": {"fields": ["cause", "runbook", "config_version", "rules_version", "warnings", "problem"],
                    "tables": {"items": ["rank", "item_id", "score"]}},
     "recs.served_vs_published": {"fields": ["verdict", "served_version", "manifest_version", "manifest_age_seconds"],

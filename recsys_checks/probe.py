@@ -11,6 +11,7 @@ from typing import Any
 
 from .artifact import short_version
 from .blockrules import active_blocks
+from .invariants import hidden_share
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
 from .published import ManifestReader, ManifestState, read_manifest_state
@@ -20,6 +21,9 @@ from .service import ServiceClient, ServiceProblem, given_or_new_client
 DEFAULT_USER = "runbook-probe"
 _PARTIAL = ("SIGNAL_PARTIAL", "TAG_LOOKUP_FAILED")
 _FILTERS = ("CONSTRAINTS_FILTERED", "CANDIDATES_INCLUDE_EMPTY", "CANDIDATES_INCLUDE_FILTERED")
+# Causes that say the probe could not see what it looks at (the service, its answer, the registry or the rules from
+# here): its result is marked ``unread``, never taken as a finding about the deployment.
+UNREAD_CAUSES = ("unreachable", "auth", "not_the_service", "bad_answer", "rules_unreadable", "unknown")
 
 
 def warning_codes(warnings: Any) -> list[str]:
@@ -53,6 +57,14 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
         data["failing_dependencies"] = failing
         summary = (f"service fails {where} ({code}: {p.detail}) and reports failing dependencies: "
                    f"{', '.join(failing)}; fix them (service-not-ready runbook)")
+    elif p.status >= 500 and state is not None and state.state == "ok":
+        data["cause"], data["runbook"] = "service_error", None
+        if failing:
+            data["failing_dependencies"] = failing
+        summary = (f"service fails {where} ({code}: {p.detail}) although the artifacts it reads are there and valid "
+                   f"from here ({state.detail}): the fault is in the service or in what it was given, not the store; "
+                   f"look at the tenant's config and rules (`recsys-checks config show --tenant {tenant}`) and at "
+                   f"the service's log for request {p.request_id or data.get('request_id') or '?'}")
     elif p.status >= 500:
         seen = f"; from here the registry says: {state.detail}" if state is not None and state.detail else ""
         if failing:
@@ -121,6 +133,35 @@ def _blocked_cause(c: ServiceClient, target: Target, tenant: str, surface: str,
     return None
 
 
+def _short_answer(c: ServiceClient, target: Target, tenant: str, surface: str, served: int, k: int,
+                  reader: ManifestReader, data: dict[str, Any]) -> CheckResult | None:
+    """Fewer items than asked: a finding when the catalog (the artifact, less what rules hide) allows more."""
+    state = reader(target, tenant, surface)
+    data["manifest"] = state.to_dict()
+    if state.state != "ok" or not state.items:
+        return None  # what the registry says is judged by the manifest checks
+    hidden = 0
+    if served < min(k, len(state.items)) and target.api_key:
+        try:
+            rules, _ = c.get_doc(tenant, "rules")
+        except ChecksError:
+            return None  # cannot tell what the rules hide
+        share = hidden_share(rules, state.items, surface)
+        if share.uncounted:
+            return None  # tag, brand or category blocks: what they hide is the service's to count
+        hidden = share.hidden
+    allowed = min(k, len(state.items) - hidden)
+    data["allowed"] = allowed
+    if served >= allowed:
+        return None
+    data["cause"], data["runbook"] = "short_answer", None
+    return CheckResult("recs.probe", "fail", f"{tenant}/{surface}: {served} items served where {allowed} were asked "
+                       f"for and available (popularity {short_version(state.version)} has {len(state.items)} items, "
+                       f"{hidden} hidden by rules): the service is not serving what the manifest names; compare with "
+                       f"`recsys-checks manifest status --tenant {tenant} --surface {surface}`", data, state.etag,
+                       target.base_url)
+
+
 def check_recommendations(
     target: Target,
     tenant: str,
@@ -133,8 +174,17 @@ def check_recommendations(
 ) -> CheckResult:
     """Ask for ``k`` recommendations and classify the answer (see the module docstring).
 
-    ``ok`` when items come back (``warn`` with a partial signal); ``fail`` with ``data["cause"]`` named otherwise.
+    ``ok`` when items come back (``warn`` with a partial signal); ``fail`` with ``data["cause"]`` named otherwise,
+    and ``unread`` set when the cause is that something could not be read (:data:`UNREAD_CAUSES`).
     """
+    result = _probe(target, tenant, surface, user_id=user_id, k=k, manifest_reader=manifest_reader, client=client)
+    if result.data.get("cause") in UNREAD_CAUSES:
+        result.unread = result.summary
+    return result
+
+
+def _probe(target: Target, tenant: str, surface: str, *, user_id: str, k: int,
+           manifest_reader: ManifestReader | None, client: ServiceClient | None) -> CheckResult:
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
     reader = manifest_reader or read_manifest_state
@@ -155,7 +205,7 @@ def check_recommendations(
                                     "normalized_request": checked.get("normalized_request")}
             except ServiceProblem as p:
                 data["validate"] = {"problem": p.to_dict()}
-            return _classify(c, target, tenant, surface, response, data, reader, where)
+            return _classify(c, target, tenant, surface, response, data, reader, where, k)
     except Unreachable as exc:
         data["cause"], data["runbook"] = "unreachable", "service-not-ready"
         data["exit_code"] = exc.exit_code
@@ -163,7 +213,7 @@ def check_recommendations(
 
 
 def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, response: dict[str, Any],
-              data: dict[str, Any], reader: ManifestReader, where: str) -> CheckResult:
+              data: dict[str, Any], reader: ManifestReader, where: str, k: int) -> CheckResult:
     items = response.get("items") or []
     meta = response.get("meta") or {}
     warnings = response.get("warnings") or []
@@ -175,6 +225,10 @@ def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, respo
         "request_id": meta.get("request_id"), "segment": meta.get("segment"),
     })
     versions = f"config {short_version(config_version)}, rules {short_version(rules_version)}"
+    if items and len(items) < k:
+        short = _short_answer(c, target, tenant, surface, len(items), k, reader, data)
+        if short is not None:
+            return short
     if items:
         partial = [code for code in codes if code in _PARTIAL]
         data["cause"], data["runbook"] = None, None

@@ -15,6 +15,11 @@ class CheckResult:
 
     ``state`` is the token of the state observed (a manifest's ETag or hash, a ``config_version``), so that an
     action planned from this result can compare-and-swap against exactly what was seen.
+
+    ``unread`` is set when the check could not read what it checks (no URL or key configured, the peer
+    unreachable, access refused, an answer that is not the peer's): one line naming what, why and the variable or
+    access that is missing. Such a result is never ``ok``, and it makes a runbook ``inconclusive``, not ``healthy``
+    (see :mod:`recsys_checks.verdict`).
     """
 
     check: str
@@ -23,6 +28,7 @@ class CheckResult:
     data: dict[str, Any] = field(default_factory=dict)
     state: str | None = None
     target: str | None = None
+    unread: str | None = None
 
     @property
     def ok(self) -> bool:

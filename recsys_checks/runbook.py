@@ -18,11 +18,11 @@ import yaml
 
 from .config import parse_duration, safe_segment
 from .errors import BadInput, ChecksError
+from .verdict import VERDICTS
 
 LAYERS = ("serving", "pipelines", "evaluation")
 ROLES = ("check", "info", "diagnose", "act", "verify")
 TYPES = ("str", "int", "float", "bool", "segment", "duration")
-VERDICTS = ("healthy", "mitigated", "action-required", "failed")
 STORES = ("file", "s3")
 # A parameter ends up in the executed notebook (papermill writes it there): no credential may ever be one.
 SECRET_NAME = re.compile(r"(key|secret|token|password|passwd|credential|auth)", re.IGNORECASE)

@@ -11,7 +11,8 @@ from .output import table
 from .runbook import RunbookSpec
 
 _VERDICT_LINE = {"healthy": "nothing wrong found", "mitigated": "found, fixed and verified",
-                 "action-required": "found, not fixed", "failed": "the runbook could not run"}
+                 "action-required": "found, not fixed", "inconclusive": "could not see everything it checks",
+                 "failed": "the runbook could not run"}
 
 
 def _write(text: str) -> None:
@@ -73,6 +74,8 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     lines = [head]
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
+    for unread in run_record.get("unread") or []:
+        lines.append(f"  could not read: {unread.get('step')}: {unread.get('what')}")
     rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),
              "summary": s.get("summary")} for s in run_record.get("steps") or []]
     if rows:

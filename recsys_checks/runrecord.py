@@ -4,11 +4,14 @@ A notebook makes one :class:`RunbookRun` from its parameters, calls ``run.step(s
 (the function does the work and returns a result; the run keeps it and shows it as a table), and ends with
 ``run.finish()``, which decides the verdict and writes the run record ``<out>/<id>.result.json``:
 
-- ``healthy``: the diagnosis found nothing wrong;
+- ``healthy``: every check and verify step ran, read its target and found nothing wrong;
 - ``mitigated``: it found a problem, the fix was applied and every verification step passed;
 - ``action-required``: it found a problem that is not fixed: a dry run, no lever within reach, or a fix that did
-  not verify (``next_action`` says which);
+  not verify (``next_action`` says which); cause ``unexplained`` when a check failed and no known cause explains it;
+- ``inconclusive``: a step could not read what it checks (``unread`` names what and why);
 - ``failed``: the runbook itself could not run (a step raised, or the diagnosis was never reached).
+
+The rule itself is :func:`recsys_checks.verdict.decide`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .errors import BadInput, ChecksError
 from .results import ActionResult, CheckResult
 from .runbook import RunbookSpec, load_spec
 from .timefmt import format_z
+from .verdict import Verdict, decide
 
 RECORD_ENV = "RECSYS_RUNBOOK_RECORD"  # set by `recsys-checks runbook run`: where the kernel writes the run record
 RECORD_FORMAT = 1
@@ -101,6 +105,8 @@ class RunbookRun:
         self.results: dict[str, StepResult] = {}
         self.outcomes: list[StepOutcome] = []
         self.error: dict[str, str] | None = None
+        # What several steps read once per run (the published popularity state): see steps.serving.published.
+        self.memo: dict[str, Any] = {}
         self.record_path = Path(record_path or os.environ.get(RECORD_ENV) or self._default_path())
 
     def _default_path(self) -> Path:
@@ -119,6 +125,9 @@ class RunbookRun:
         """Run one step's function with this run, keep its result and print it as a table (see :meth:`result`)."""
         spec_step = self.spec.step(step_id)
         started = time.monotonic()
+        if spec_step.role == "verify" and not self._fix_applied():
+            self._not_run(spec_step.id, show)
+            return
         try:
             result = function(self)
         except ChecksError as exc:
@@ -134,20 +143,38 @@ class RunbookRun:
         if show:
             print(render(result))
 
+    def _fix_applied(self) -> bool:
+        remedy = self._by_role("act")
+        return isinstance(remedy, Remedy) and remedy.status == "applied"
+
+    def _not_run(self, step_id: str, show: bool) -> None:
+        """A verify step when no fix was applied: there is nothing to verify, and it is shown as not run."""
+        remedy = self._by_role("act")
+        why = ("dry run: nothing was changed, so there is nothing to verify"
+               if isinstance(remedy, Remedy) and remedy.status == "planned"
+               else "no fix was applied, so there is nothing to verify")
+        self.outcomes.append(StepOutcome(step=step_id, role="verify", status="not-run", summary=f"not run ({why})",
+                                         seconds=0.0, result={}))
+        self._save()
+        if show:
+            print(f"[NOT RUN] {why}")
+
     # ----------------------------------------------------------------------------------------------- verdict
 
-    def verdict(self) -> tuple[str, str]:
-        """(verdict, next action) from the recorded steps; see the module docstring."""
+    def verdict(self) -> Verdict:
+        """The verdict from the recorded steps (see :func:`recsys_checks.verdict.decide`)."""
         return decide(self.spec, self.results, self.error)
 
     def run_record(self) -> dict[str, Any]:
         """The run record as a dict (secret-free)."""
-        verdict, next_action = self.verdict()
+        decided = self.verdict()
         diagnosis = self._by_role("diagnose")
         remedy = self._by_role("act")
         detected = []
         if isinstance(diagnosis, CheckResult) and diagnosis.data.get("problem"):
             detected.append({"cause": diagnosis.data.get("cause"), "summary": diagnosis.summary})
+        elif decided.evidence:
+            detected.append({"cause": decided.cause, "summary": decided.next_action, "evidence": decided.evidence})
         changed = changes_of(remedy) if isinstance(remedy, Remedy) else []
         doc = {
             "format": RECORD_FORMAT,
@@ -160,9 +187,10 @@ class RunbookRun:
             "target": self.target.to_public_dict(),
             "parameters": self.params,
             "execute": self.execute,
-            "verdict": verdict,
-            "next_action": next_action,
-            "cause": diagnosis.data.get("cause") if isinstance(diagnosis, CheckResult) else None,
+            "verdict": decided.verdict,
+            "next_action": decided.next_action,
+            "cause": decided.cause,
+            "unread": decided.unread,
             "detected": detected,
             "changed": changed,
             "steps": [asdict(o) for o in self.outcomes],
@@ -215,33 +243,6 @@ def find_secrets(text: str, env: dict[str, str] | None = None) -> list[str]:
     """Names of the secret variables whose values appear in ``text``."""
     env = os.environ if env is None else env
     return [name for name in SECRET_VARIABLES if env.get(name) and len(env[name]) >= 4 and env[name] in text]
-
-
-def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None) -> tuple[str, str]:
-    """The verdict rule, on the results of a run's steps."""
-    if error is not None:
-        return "failed", f"step {error['step']} could not run: {error['error']}"
-    diagnose = next(s for s in spec.steps if s.role == "diagnose")
-    diagnosis = results.get(diagnose.id)
-    if not isinstance(diagnosis, CheckResult):
-        return "failed", f"the runbook stopped before its diagnosis ({diagnose.id})"
-    if not diagnosis.data.get("problem"):
-        return "healthy", ""
-    act = next((s for s in spec.steps if s.role == "act"), None)
-    remedy = results.get(act.id) if act else None
-    if not isinstance(remedy, Remedy):
-        return "action-required", diagnosis.data.get("next") or diagnosis.summary
-    if remedy.status == "planned":
-        return "action-required", f"dry run: {remedy.summary}"
-    if remedy.status in ("no-lever", "failed", "not-needed"):
-        return "action-required", remedy.summary
-    verify = [s for s in spec.steps if s.role == "verify"]
-    unverified = [s.id for s in verify if not isinstance(results.get(s.id), CheckResult)
-                  or results[s.id].status == "fail"]  # type: ignore[union-attr]
-    if unverified:
-        return "action-required", (f"the fix was applied ({remedy.summary}) but verification failed at "
-                                   f"{', '.join(unverified)}")
-    return "mitigated", ""
 
 
 def changes_of(remedy: Remedy) -> list[dict[str, Any]]:

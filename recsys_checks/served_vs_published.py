@@ -18,6 +18,7 @@ from typing import Any
 from .artifact import short_version
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
+from .invariants import hidden_share
 from .probe import DEFAULT_USER
 from .published import (
     HistoryReader,
@@ -111,9 +112,10 @@ def check_served_vs_published(
     try:
         with given_or_new_client(target, client) as c:
             response = c.recommend(tenant, body)
+            rules = _rules(c, target, tenant, data)
     except Unreachable as exc:
         data["verdict"], data["exit_code"] = "unreachable", exc.exit_code
-        return CheckResult(_CHECK, "fail", str(exc), data, None, target.base_url)
+        return CheckResult(_CHECK, "fail", str(exc), data, None, target.base_url, unread=str(exc))
     except ServiceProblem as p:
         data["verdict"], data["problem"], data["exit_code"] = "service_error", p.to_dict(), p.exit_code
         return CheckResult(_CHECK, "fail", f"{where}: cannot compare, {p} (run recs probe for the cause)", data, None,
@@ -126,26 +128,49 @@ def check_served_vs_published(
     data["manifest"] = state.to_dict()
     if state.state != "ok" or not state.items:
         data["verdict"] = "manifest_unusable"
-        return CheckResult(_CHECK, "fail", f"{where}: cannot compare, the registry side is not usable: "
-                           f"{state.detail or state.state} (run recs probe / manifest status)", data, state.etag,
-                           target.base_url)
+        summary = (f"{where}: cannot compare, the registry side is not usable: {state.detail or state.state} (run "
+                   "recs probe / manifest status)")
+        return CheckResult(_CHECK, "fail", summary, data, state.etag, target.base_url,
+                           unread=summary if state.state == "unreachable" else None)
     if not served:
         data["verdict"] = "empty"
         return CheckResult(_CHECK, "fail", f"{where}: the service served no items while the manifest names "
                            f"popularity {short_version(state.version)} with {len(state.items)} items; run recs probe "
                            "for the cause", data, state.etag, target.base_url)
 
-    current = explain(served, state.items)
+    # Items the rules hide are not served by design: they are neither "skipped" nor evidence of another version.
+    hidden = hidden_share(rules, state.items, surface).hidden_ids if rules is not None else set()
+    data["hidden_by_rules"] = len(hidden)
+    current = explain(served, _visible(state.items, hidden))
     data["current_fit"] = asdict(current)
     best = None
     if not current.explains or current.skipped > 0:
-        best = _best_older_version(target, tenant, surface, served, state.version, history_reader, data)
+        best = _best_older_version(target, tenant, surface, served, state.version, history_reader, data, rules)
     return _verdict(target, tenant, surface, state, current, best, data, max_age, now)
+
+
+def _rules(c: ServiceClient, target: Target, tenant: str, data: dict[str, Any]) -> Any:
+    """The tenant's rules when the key allows reading them, else ``None`` (the fit then counts blocked items as
+    skipped, and says so)."""
+    if not target.api_key:
+        data["rules_read"] = "no RECSYS_API_KEY: items hidden by rules count as skipped"
+        return None
+    try:
+        rules, _ = c.get_doc(tenant, "rules")
+    except ChecksError as exc:
+        data["rules_read"] = f"rules not read ({exc}): items hidden by rules count as skipped"
+        return None
+    data["rules_read"] = "ok"
+    return rules
+
+
+def _visible(items: list[dict[str, Any]], hidden: set[str]) -> list[dict[str, Any]]:
+    return [i for i in items if str(i.get("item_id")) not in hidden] if hidden else items
 
 
 def _best_older_version(target: Target, tenant: str, surface: str, served: list[tuple[str, float]],
                         current_version: str | None, history_reader: HistoryReader | None,
-                        data: dict[str, Any]) -> tuple[PublishedVersion, _Fit] | None:
+                        data: dict[str, Any], rules: Any = None) -> tuple[PublishedVersion, _Fit] | None:
     """The other published version that explains the served list best (fewest skipped items, then most plain)."""
     try:
         versions = (history_reader or read_published_versions)(target, tenant, surface)
@@ -156,7 +181,8 @@ def _best_older_version(target: Target, tenant: str, surface: str, served: list[
     for pv in versions:
         if pv.version == current_version or not pv.items:
             continue
-        fit = explain(served, pv.items)
+        hidden = hidden_share(rules, pv.items, surface).hidden_ids if rules is not None else set()
+        fit = explain(served, _visible(pv.items, hidden))
         if fit.explains and (best is None or (fit.skipped, -fit.plain) < (best[1].skipped, -best[1].plain)):
             best = (pv, fit)
     data["candidates_checked"] = len(versions)

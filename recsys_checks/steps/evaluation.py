@@ -35,8 +35,9 @@ def _read(run: RunbookRun, check: str, what: str, call: Callable[[], CheckResult
     try:
         result = call()
     except ChecksError as exc:
-        return CheckResult(check, "fail", f"{what} cannot be read: {exc}",
-                           {"given": True, "unreadable": str(exc), "trusted": False}, None, _where(run))
+        message = f"{what} cannot be read: {run.redact(str(exc))}"
+        return CheckResult(check, "fail", message, {"given": True, "unreadable": str(exc), "trusted": False}, None,
+                           _where(run), unread=message)
     result.data["given"] = True
     return result
 
@@ -71,8 +72,9 @@ def hold_state(run: RunbookRun) -> CheckResult:
     try:
         return check_hold(run.target, run.tenant, run.surface)
     except ChecksError as exc:
-        return CheckResult("hold.status", "fail", f"the hold marker cannot be read: {exc}",
-                           {"held": None, "error": str(exc)}, None, _where(run))
+        message = f"the hold marker cannot be read: {run.redact(str(exc))}"
+        return CheckResult("hold.status", "fail", message, {"held": None, "error": str(exc)}, None, _where(run),
+                           unread=message)
 
 
 def _held(result: Any) -> bool | None:

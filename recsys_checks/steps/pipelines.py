@@ -144,8 +144,9 @@ def read_checkpoint(run: RunbookRun) -> CheckResult:
         raw = _read_bytes(run, source)
         day = date.fromisoformat(json.loads(raw)["day"])
     except ChecksError as exc:
-        return CheckResult("pipeline.checkpoint", "fail", f"cannot read the checkpoint {source}: {exc}",
-                           {"given": True, "source": source}, None, where)
+        message = f"cannot read the checkpoint {source}: {run.redact(str(exc))}"
+        return CheckResult("pipeline.checkpoint", "fail", message, {"given": True, "source": source}, None, where,
+                           unread=message)
     except (ValueError, KeyError, TypeError) as exc:
         return CheckResult("pipeline.checkpoint", "fail", f"checkpoint {source} is not {{\"day\": \"YYYY-MM-DD\"}} "
                            f"({type(exc).__name__})", {"given": True, "source": source}, None, where)
@@ -189,7 +190,8 @@ def inspect_failed_blob(run: RunbookRun) -> CheckResult:
     try:
         result = validate_artifact(run.target, blob, tenant=run.tenant, surface=run.surface, kind=kind)
     except ChecksError as exc:
-        return CheckResult("pipeline.failed_blob", "warn", f"cannot read {blob}: {exc}", {"blob": blob}, None, where)
+        message = f"cannot read {blob}: {run.redact(str(exc))}"
+        return CheckResult("pipeline.failed_blob", "warn", message, {"blob": blob}, None, where, unread=message)
     data = {"blob": blob, "kind": kind, "problems": result.data.get("problems") or [result.summary],
             "serving": "no: a failed run never swaps the manifest"}
     if result.status == "fail":
@@ -321,8 +323,9 @@ def verify_published(run: RunbookRun) -> CheckResult:
     if checkpoint.status == "fail":
         problems.append(checkpoint.summary)
     where = f"{run.tenant}/{run.surface}"
+    unread = "; ".join(r.unread for r in (manifest, checkpoint) if r.unread) or None
     if problems:
-        return CheckResult("pipeline.verify", "fail", "; ".join(problems), data, None, where)
+        return CheckResult("pipeline.verify", "fail", "; ".join(problems), data, None, where, unread=unread)
     return CheckResult("pipeline.verify", "ok", f"published: {manifest.summary}"
                        + (f"; checkpoint at {checkpoint.data['day']}" if checkpoint.data.get("day") else ""),
                        data, None, where)

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import parse_duration
-from ..configrules import check_document
+from ..artifact import short_version as short
+from ..configrules import check_document, find_offending_change
 from ..errors import ChecksError
 from ..health import check_health
+from ..invariants import hidden_share, weight_findings
 from ..manifest import check_manifest, check_manifest_history
 from ..probe import DEFAULT_USER, check_recommendations
+from ..published import ManifestState, read_manifest_state
 from ..results import CheckResult
 from ..served_vs_published import check_served_vs_published
 from .fix import diagnosis, rerun_lever
@@ -38,16 +41,29 @@ _NO_LEVER = {
     "unreachable": "the service does not answer: follow the service-not-ready runbook",
     "store_unreachable": "the service cannot read its artifact store: follow the service-not-ready runbook",
     "bad_answer": "the service's answer could not be classified: look at it with `recsys-checks recs probe --json`",
+    "service_error": "the service fails although its artifacts are valid from here: read its log for the request "
+                     "id, and the tenant's config and rules (rollback-config-rules runbook judges them)",
+    "short_answer": "the service serves fewer items than the artifact and rules allow: compare `recsys-checks "
+                    "recs probe` with `recsys-checks manifest status`, and invalidate its caches if it serves an "
+                    "older artifact",
 }
 
 
+# Probe causes a document wrong by its effect can explain: the service answering 500 or "store unreachable" to
+# weights it cannot rank with, an empty or short answer from rules hiding the catalog.
+_DOCUMENT_EXPLAINS = ("service_error", "store_unreachable", "config_weights", "rules_block_all", "short_answer",
+                      "cache_stale")
+
+
 def _guarded(check: str, run: RunbookRun, fn: Callable[[], CheckResult]) -> CheckResult:
-    """``fn()``, or a ``fail`` result naming the problem when it cannot run (unreachable, refused)."""
+    """``fn()``, or a ``fail`` result marked ``unread`` when the check cannot run (no URL or key, unreachable,
+    refused): what the step meant to read was not read, which is never a finding about the deployment."""
     try:
         return fn()
     except ChecksError as exc:
-        return CheckResult(check, "fail", run.redact(str(exc)), {"error": run.redact(str(exc))}, None,
-                           f"{run.tenant}/{run.surface}")
+        message = run.redact(str(exc))
+        return CheckResult(check, "fail", message, {"error": message}, None, f"{run.tenant}/{run.surface}",
+                           unread=message)
 
 
 def _max_age(run: RunbookRun):
@@ -83,19 +99,59 @@ def served_vs_published_check(run: RunbookRun) -> CheckResult:
         run.target, run.tenant, run.surface, user_id=_user(run), max_age=_max_age(run)))
 
 
+def published(run: RunbookRun) -> ManifestState:
+    """The surface's published popularity (manifest → blob → items), read once per run and shared by the steps."""
+    if "published" not in run.memo:
+        try:
+            run.memo["published"] = read_manifest_state(run.target, run.tenant, run.surface)
+        except ChecksError as exc:
+            run.memo["published"] = ManifestState("unreachable", run.redact(str(exc)))
+    return run.memo["published"]
+
+
 def config_and_rules(run: RunbookRun) -> CheckResult:
-    """The tenant's current config and rules documents and their versions (missing ones named)."""
+    """The tenant's current config and rules, judged by their effect: weights finite and in range, and the share
+    of the catalog (the popularity artifact's items) that active block rules hide."""
     rows: list[dict[str, Any]] = []
+    docs: dict[str, Any] = {}
     for kind in ("config", "rules"):
         result = _guarded(f"{kind}.show", run, lambda kind=kind: check_document(run.target, run.tenant, kind))
         problem = result.data.get("problem") or {}
         missing = result.status == "fail" and (problem.get("status") == 404 or "NOT_FOUND" in str(problem))
+        refused = problem.get("status") in (401, 403)
+        unread = result.unread or (f"the {kind} of {run.tenant}: the service refused the API key "
+                                   f"({problem.get('status')} {problem.get('code')}); check RECSYS_API_KEY"
+                                   if refused else None)
+        if "document" in result.data:
+            docs[kind] = result.data["document"]
         rows.append({"kind": kind, "status": result.status, "version": result.data.get("version"),
-                     "missing": missing, "summary": result.summary})
+                     "missing": missing, "summary": result.summary, "unread": unread})
+    findings, data = _document_findings(run, docs)
+    data.update({"documents": rows, "missing": [r["kind"] for r in rows if r["missing"]]})
     failing = [r for r in rows if r["status"] == "fail"]
-    summary = "; ".join(r["summary"] for r in rows)
-    data = {"documents": rows, "missing": [r["kind"] for r in rows if r["missing"]]}
-    return CheckResult("config_rules.show", "fail" if failing else "ok", summary, data, None, run.tenant)
+    summary = "; ".join(findings + [r["summary"] for r in rows])
+    unread_text = "; ".join(r["unread"] for r in rows if r["unread"]) or None
+    status = "fail" if failing or findings else "ok"
+    return CheckResult("config_rules.show", status, summary, data, None, run.tenant, unread=unread_text)
+
+
+def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """What is wrong with the documents by their effect, and the numbers behind it."""
+    findings: list[str] = []
+    data: dict[str, Any] = {"findings": findings, "weights": None, "hidden": None}
+    if "config" in docs:
+        weights = weight_findings(docs["config"])
+        data["weights"] = weights
+        findings += [f"config: {w}" for w in weights]
+    if "rules" in docs:
+        state = published(run)
+        if state.items:
+            hidden = hidden_share(docs["rules"], state.items, run.surface)
+            data["hidden"] = {"hidden": hidden.hidden, "total": hidden.total, "share": round(hidden.share, 4),
+                              "uncounted_rules": hidden.uncounted}
+            if hidden.too_much:
+                findings.append(f"rules: {hidden.finding()}")
+    return findings, data
 
 
 def service_health(run: RunbookRun) -> CheckResult:
@@ -115,11 +171,54 @@ def _probe_cause(run: RunbookRun, step: str = "probe") -> tuple[str | None, Chec
     return result.data.get("cause") or "unknown", result
 
 
+def _document_cause(run: RunbookRun, kind: str = "auto") -> CheckResult | None:
+    """A diagnosis when the config-rules step found documents that are wrong by their effect (weights not finite or
+    out of range, rules hiding most of the catalog); the lever reverts exactly the change that made them so."""
+    docs = run.result("config-rules")
+    if not isinstance(docs, CheckResult):
+        return None
+    weights = docs.data.get("weights") or []
+    hidden = docs.data.get("hidden") or {}
+    rules_bad = bool([f for f in docs.data.get("findings") or [] if f.startswith("rules:")])
+    if weights and kind in ("auto", "config"):
+        return _revert_offending(run, "config", "config_weights", "; ".join(weights),
+                                 lambda doc: bool(weight_findings(doc)))
+    if rules_bad and kind in ("auto", "rules"):
+        items = published(run).items or []
+        return _revert_offending(run, "rules", "rules_hide_catalog",
+                                 f"active block rules hide {hidden.get('hidden')} of {hidden.get('total')} items "
+                                 f"({hidden.get('share', 0):.0%})",
+                                 lambda doc: hidden_share(doc, items, run.surface).too_much)
+    return None
+
+
+def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad: Callable[[Any], bool]) -> CheckResult:
+    try:
+        change = find_offending_change(run.target, run.tenant, kind, is_bad)
+    except ChecksError as exc:
+        change, why = None, f"; the audit log could not be read ({run.redact(str(exc))}), so the previous version is used"
+    else:
+        why = "" if change else "; the audit log shows no change that made it so, so the previous version is used"
+    if change:
+        when = f"the {kind} change of {change['when']} by {change['who'] or 'an unnamed actor'}"
+        summary = (f"the {kind} of {run.tenant} is wrong by its effect: {what}; {when} ({short(change['before'])} → "
+                   f"{short(change['after'])}) made it so: revert exactly that change")
+        args = {"kind": kind, "to": change["before"]}
+    else:
+        summary = f"the {kind} of {run.tenant} is wrong by its effect: {what}{why}"
+        args = {"kind": kind}
+    return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args=args, runbook="rollback-config-rules",
+                     evidence=[{"offending_change": change}] if change else [])
+
+
 def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     """Tell a bad publish from rules that filter everything, missing config/rules, a stale cache and a bad request."""
     cause, probe_result = _probe_cause(run)
     if probe_result is None:
         return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+    documents = _document_cause(run)
+    if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
+        return documents
     if cause is None:
         return diagnosis(run, f"recommendations are served: {probe_result.summary}")
     docs = run.result("config-rules")
@@ -215,6 +314,9 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
                          lever="doc-revert", lever_args={"kind": kind, "to": to})
     if probe_result is None:
         return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+    documents = _document_cause(run, kind)
+    if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
+        return documents
     if cause is None:
         return diagnosis(run, f"recommendations are served: {probe_result.summary}")
     if cause in ("config_weights", "rules_block_all"):
@@ -249,6 +351,11 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
         found, summary = "dependency_failed", health.summary
     elif cause == "store_unreachable" and probe_result is not None:
         found, summary = "store_unreachable", probe_result.summary
+    elif cause == "service_error" and probe_result is not None:
+        return diagnosis(run, probe_result.summary, cause="service_error", runbook="rollback-config-rules",
+                         no_lever="the service is live and ready and its artifacts are valid, yet it fails the "
+                                  "request: what it was given is the suspect; the rollback-config-rules runbook "
+                                  "judges the tenant's config and rules and reverts the change that broke them")
     else:
         return diagnosis(run, f"the service is live and ready: {health.summary}")
     evidence = [{"dependency": name} for name in failing]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -93,6 +93,17 @@ HOME = "registry/current/demo/home/manifest.json"
 
 def _home(registry) -> dict:
     return json.loads(registry.read(HOME))
+
+
+def _freshen_record(registry, tenant: str, surface: str, uri: str) -> None:
+    """Rewrite the record of the version ``uri`` names so that its window is yesterday's (today's data)."""
+    version = uri.rsplit("/", 1)[1].removesuffix(".json")
+    key = f"registry/records/{tenant}/{surface}/popularity/{version}.json"
+    record = json.loads(registry.read(key))
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    record["Window"] = {"Start": (end - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "End": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    registry.write(key, json.dumps(record, indent=2).encode())
 
 
 def _put_surface(registry, tenant: str, surface: str, doc: dict | bytes) -> None:
@@ -213,6 +224,7 @@ def test_the_command_streams_json_jsonl_and_text_with_the_same_rows(file_registr
 
     home = {**_home(file_registry), "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     _put_surface(file_registry, "demo", "home", home)
+    _freshen_record(file_registry, "demo", "home", home["current"]["popularity"])
     _put_surface(file_registry, "demo", "old", {**home, "surface": "old", "updated_at": "2020-01-01T00:00:00Z"})
     assert main(_cli(file_registry, "--json")) == 1
     doc = json.loads(capsys.readouterr().out)

@@ -244,7 +244,11 @@ def test_rollback_repairs_a_corrupt_manifest(registry, versions):
     assert {c["kind"]: c["after_version"] for c in plan.changes} == {
         "popularity": versions.pop_day3_current, "cooc": versions.cooc_day3_current}
     assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
-    assert M.check_manifest(registry.target, "demo", "home").data["condition"] == "healthy"
+    after = M.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=365 * 10))
+    assert after.data["condition"] == "healthy", after.summary
+    # Today the fixture's data (January 2026) is old whatever the fresh updated_at the rollback wrote says.
+    today = M.check_manifest(registry.target, "demo", "home")
+    assert today.data["condition"] == "stale" and today.data["stale"] == "data", today.summary
 
 
 def test_rollback_recreates_a_missing_manifest_create_only(registry, versions):

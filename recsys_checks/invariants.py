@@ -1,0 +1,116 @@
+"""What "healthy" means, checked directly: the invariants the runbooks judge a surface by, whatever the cause.
+
+A runbook that only looks for the causes it knows calls every other breakage healthy. These functions state what a
+healthy surface looks like and report each way it is not, as findings (one sentence each, with the numbers), so
+that a check fails on a breakage no known cause describes. They are pure: the checks read the documents and pass
+them in.
+
+- :func:`weight_findings`: config weights are finite numbers in ``[0, MAX_WEIGHT]`` and not all zero;
+- :func:`hidden_share`: the share of the catalog (the popularity artifact's items) that active block rules hide,
+  judged against :data:`MAX_HIDDEN_SHARE`;
+- :func:`time_findings`: a publish time or a data window is neither in the future nor older than the limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .blockrules import active_blocks
+from .timefmt import age_text
+
+WEIGHT_KEYS = ("pop", "cooc", "emb")
+# The suite's weights scale scores: beyond this, a score overflows or one signal drowns the others. No deployment
+# we know of uses weights above a few units.
+MAX_WEIGHT = 1_000_000.0
+# Rules hiding more than half of what the surface could serve are an outage in the making, not a curation choice.
+MAX_HIDDEN_SHARE = 0.5
+# Clocks differ a little between hosts; beyond this, a time "in the future" is a clock or a bad write.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def weight_findings(config: Any) -> list[str]:
+    """What is wrong with a config's ``weights`` (empty when nothing is)."""
+    if not isinstance(config, dict):
+        return [f"the config is not a JSON object ({type(config).__name__})"]
+    weights = config.get("weights")
+    if weights is None:
+        return []
+    if not isinstance(weights, dict):
+        return [f"weights is not an object ({type(weights).__name__})"]
+    out = []
+    numeric: dict[str, float] = {}
+    for key, value in sorted(weights.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            out.append(f"weight {key} is {value!r}, not a number")
+        elif not math.isfinite(value):
+            out.append(f"weight {key} is {value!r}, not finite")
+        elif value < 0:
+            out.append(f"weight {key} is {value:g}, below 0")
+        elif value > MAX_WEIGHT:
+            out.append(f"weight {key} is {value:g}, above the sane limit {MAX_WEIGHT:g} (scores overflow)")
+        else:
+            numeric[key] = float(value)
+    known = [k for k in WEIGHT_KEYS if k in weights]
+    if not out and known and all(numeric.get(k) == 0 for k in known):
+        out.append(f"every weight ({', '.join(known)}) is 0: no signal is left to rank by")
+    return out
+
+
+@dataclass
+class Hidden:
+    """How much of the catalog the active block rules hide for a surface."""
+
+    total: int
+    hidden: int
+    hidden_ids: set[str] = field(default_factory=set)
+    # Block rules on tags, brands or categories: the catalog's attributes are the service's, so what they hide
+    # cannot be counted from here.
+    uncounted: list[str] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.hidden / self.total if self.total else 0.0
+
+    @property
+    def too_much(self) -> bool:
+        return self.total > 0 and self.share > MAX_HIDDEN_SHARE
+
+    def finding(self) -> str | None:
+        if not self.too_much:
+            return None
+        return (f"active block rules hide {self.hidden} of the {self.total} items the surface could serve "
+                f"({self.share:.0%}, above {MAX_HIDDEN_SHARE:.0%})")
+
+
+def hidden_share(rules: Any, items: list[dict[str, Any]], surface: str, now: datetime | None = None) -> Hidden:
+    """The share of ``items`` (a popularity artifact's) hidden by the active item block rules of ``surface``."""
+    blocks = active_blocks(rules if isinstance(rules, list) else [], surface, now)
+    ids = {str(i.get("item_id")) for i in items if isinstance(i, dict)}
+    blocked: set[str] = set()
+    uncounted = []
+    for rule in blocks:
+        if rule.get("target_type", "item") == "item":
+            blocked.update(str(i) for i in rule.get("item_ids") or [])
+        else:
+            uncounted.append(f"{rule.get('target_type')}:{rule.get('target_key')}")
+    hidden = ids & blocked
+    return Hidden(total=len(ids), hidden=len(hidden), hidden_ids=hidden, uncounted=sorted(set(uncounted)))
+
+
+def time_findings(what: str, value: datetime | None, now: datetime, max_age: timedelta) -> list[str]:
+    """``value`` (a publish time or a window end) is in the future, or older than ``max_age``."""
+    if value is None:
+        return []
+    age = now - value
+    if age < -FUTURE_SKEW:
+        return [f"{what} {_z(value)} is {age_text(-age)} in the future: a clock or a bad write hides every age check"]
+    if age > max_age:
+        return [f"{what} {_z(value)} is {age_text(age)} old, above the {age_text(max_age)} limit"]
+    return []
+
+
+def _z(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
