@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 from . import audit, guard

@@ -22,7 +22,6 @@ from .errors import BadInput, ChecksError
 from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
 from .runrecord import RECORD_ENV, find_secrets
 from .timefmt import format_z
-from .verdict import OK_VERDICTS
 
 DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
 KERNEL_START_TIMEOUT = 60.0

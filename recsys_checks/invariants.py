@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from .blockrules import active_blocks
@@ -29,6 +30,8 @@ MAX_WEIGHT = 1_000_000.0
 MAX_HIDDEN_SHARE = 0.5
 # Clocks differ a little between hosts; beyond this, a time "in the future" is a clock or a bad write.
 FUTURE_SKEW = timedelta(minutes=5)
+# A daily window's end may lie up to one window ahead (a run over the day in progress), plus the skew.
+WINDOW_AHEAD = timedelta(days=1) + FUTURE_SKEW
 
 
 def weight_findings(config: Any) -> list[str]:
@@ -42,9 +45,10 @@ def weight_findings(config: Any) -> list[str]:
         return [f"weights is not an object ({type(weights).__name__})"]
     out = []
     numeric: dict[str, float] = {}
-    for key, value in sorted(weights.items()):
+    for key, raw in sorted(weights.items()):
+        value = float(raw) if isinstance(raw, Decimal) else raw  # our JSON reader keeps numbers exact
         if isinstance(value, bool) or not isinstance(value, int | float):
-            out.append(f"weight {key} is {value!r}, not a number")
+            out.append(f"weight {key} is {raw!r}, not a number")
         elif not math.isfinite(value):
             out.append(f"weight {key} is {value!r}, not finite")
         elif value < 0:
@@ -100,12 +104,16 @@ def hidden_share(rules: Any, items: list[dict[str, Any]], surface: str, now: dat
     return Hidden(total=len(ids), hidden=len(hidden), hidden_ids=hidden, uncounted=sorted(set(uncounted)))
 
 
-def time_findings(what: str, value: datetime | None, now: datetime, max_age: timedelta) -> list[str]:
-    """``value`` (a publish time or a window end) is in the future, or older than ``max_age``."""
+def time_findings(what: str, value: datetime | None, now: datetime, max_age: timedelta, *,
+                  ahead: timedelta = FUTURE_SKEW) -> list[str]:
+    """``value`` (a publish time or a window end) is more than ``ahead`` in the future, or older than ``max_age``.
+
+    For a window end, ``ahead`` is :data:`WINDOW_AHEAD`: a run over the day in progress ends its window tonight,
+    which is not skew; a window that has not even started is."""
     if value is None:
         return []
     age = now - value
-    if age < -FUTURE_SKEW:
+    if age < -ahead:
         return [f"{what} {_z(value)} is {age_text(-age)} in the future: a clock or a bad write hides every age check"]
     if age > max_age:
         return [f"{what} {_z(value)} is {age_text(age)} old, above the {age_text(max_age)} limit"]

@@ -17,9 +17,9 @@ from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
+from .invariants import WINDOW_AHEAD, time_findings
 from .results import ActionResult, CheckResult, Plan
 from .store import TargetStores, etag_of
-from .invariants import time_findings
 from .timefmt import age_text, format_z, parse_seconds_z, parse_time
 from .version_records import VersionRecord, load_version_records, version_history
 
@@ -207,7 +207,7 @@ def check_manifest(
         window: list[str] = []
         for row in data["artifacts"]:
             window += time_findings(f"{row['kind']} data window end", parse_time(row.get("window_end")), now,
-                                    max_age + WINDOW_LAG)
+                                    max_age + WINDOW_LAG, ahead=WINDOW_AHEAD)
         data["problems"].extend(pointer + window)
         stale = bool(pointer or window)
         data["stale"] = ("future" if any("in the future" in p for p in pointer + window) else
@@ -448,6 +448,7 @@ def plan_rollback(
     reason: str = "",
     allow_empty: bool = False,
     stores: TargetStores | None = None,
+    kinds: list[str] | None = None,
 ) -> Plan:
     """Plan repointing the manifest to a recorded version; changes nothing.
 
@@ -462,6 +463,10 @@ def plan_rollback(
         raise BadInput("say where to roll back to: give either a version (--to VERSION) or --previous, not both")
     if kind is not None and kind not in KINDS:
         raise BadInput(f"unknown artifact kind {kind!r}: use one of {', '.join(KINDS)}")
+    if kinds is not None and (not kinds or any(k not in KINDS for k in kinds)):
+        raise BadInput(f"artifact kinds {kinds!r}: give one or more of {', '.join(KINDS)}")
+    if kind is not None and kinds is not None:
+        raise BadInput("give either one kind or a list of kinds, not both")
     manifest_uri = target.manifest_uri(tenant, surface)
     audit.audit_prefix(target, tenant, surface)  # refuse now, not after the swap, if audit records cannot be placed
     st, own = _stores(target, stores)
@@ -473,7 +478,7 @@ def plan_rollback(
         if to is not None:
             chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
         else:
-            chosen, notes = _chosen_previous(version_records, check, found, current, tenant, surface, kind)
+            chosen, notes = _chosen_previous(version_records, check, found, current, tenant, surface, kind, kinds)
     finally:
         if own:
             st.close()
@@ -498,6 +503,7 @@ def plan_rollback(
         "mode": "to" if to is not None else "previous",
         "requested": to,
         "kind": kind,
+        "kinds": kinds,
         "allow_empty": allow_empty,
         "before": {
             "state": found.state,
@@ -535,19 +541,21 @@ def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Va
 
 
 def _chosen_previous(version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
-                     current: dict[str, str], tenant: str, surface: str,
-                     kind: str | None) -> tuple[dict[str, VersionRecord], list[str]]:
-    """``--previous``: per kind, the newest valid version older than the current one; raises BadInput for none."""
+                     current: dict[str, str], tenant: str, surface: str, kind: str | None,
+                     only: list[str] | None = None) -> tuple[dict[str, VersionRecord], list[str]]:
+    """``--previous``: per kind, the newest valid version older than the current one; raises BadInput for none.
+    ``only`` restricts it to the kinds found broken (the others keep their healthy versions)."""
     m = found.manifest
     notes: list[str] = []
     chosen: dict[str, VersionRecord] = {}
-    kinds = [kind] if kind else sorted(current) if m is not None else sorted({r.kind for r in version_records})
+    kinds = ([kind] if kind else sorted(only) if only else sorted(current) if m is not None
+             else sorted({r.kind for r in version_records}))
     if m is None:
         notes.append(f"the current manifest is {found.state}: restoring the newest valid version of each kind")
     for k in kinds:
         rec, why = _previous_for(k, current.get(k), version_records, check, m is not None)
         if rec is None:
-            if kind is not None:
+            if kind is not None or only:
                 raise BadInput(
                     f"no valid earlier {k} version for {tenant}/{surface} ({why}); "
                     f"{_history_hint(tenant, surface)}"

@@ -11,9 +11,9 @@ from typing import Any
 
 from .artifact import short_version
 from .blockrules import active_blocks
-from .invariants import hidden_share
 from .config import Target, safe_segment
 from .errors import ChecksError, Unreachable
+from .invariants import hidden_share
 from .published import ManifestReader, ManifestState, read_manifest_state
 from .results import CheckResult
 from .service import ServiceClient, ServiceProblem, given_or_new_client

@@ -109,8 +109,9 @@ def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str)
 
 def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
+    kinds = args.get("kinds") or None
     plan = plan_rollback(run.target, run.tenant, run.surface, to=to, previous=to is None, kind=args.get("kind"),
-                         reason=run.reason)
+                         kinds=None if args.get("kind") else kinds, reason=run.reason)
     actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))]
     if run.target.base_url:
         # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
@@ -118,8 +119,12 @@ def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
         actions.append(apply_invalidate(run.target, cache_plan, execute=run.execute, **_actor_kwargs(run)))
     moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {c['after_version'][:12]}"
                       for c in plan.changes)
-    return _finish(run, "manifest-rollback", actions, f"roll {run.tenant}/{run.surface} back ({moves}) and "
-                   "invalidate the service's popularity cache")
+    # Claim only what the actions hold: with no service URL there is no cache invalidation to report.
+    what = f"roll {run.tenant}/{run.surface} back ({moves})"
+    what += (" and invalidate the service's popularity cache" if len(actions) > 1 else
+             "; the service's cache was not invalidated (no RECSYS_BASE_URL): it serves the old version until its "
+             "TTL expires")
+    return _finish(run, "manifest-rollback", actions, what)
 
 
 def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:

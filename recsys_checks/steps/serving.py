@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config import parse_duration
 from ..artifact import short_version as short
+from ..config import parse_duration
 from ..configrules import check_document, find_offending_change
 from ..errors import ChecksError
 from ..health import check_health
@@ -232,10 +232,24 @@ def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     return _serving_diagnosis(run, cause, probe_result)
 
 
+def _rollback_args(run: RunbookRun, cause: str) -> dict[str, Any]:
+    """What a manifest rollback for ``cause`` moves: the kind the cause names, else only the kinds the manifest
+    status found broken (a healthy kind keeps its version), else every kind (the manifest itself is unusable)."""
+    args = dict(_MANIFEST_CAUSES.get(cause, {}))
+    if args.get("kind"):
+        return args
+    ms = run.result("manifest-status")
+    if isinstance(ms, CheckResult) and ms.data.get("condition") != "missing":
+        broken = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
+        if broken:
+            args["kinds"] = broken
+    return args
+
+
 def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -> CheckResult:
     summary = probe_result.summary
     if cause in _MANIFEST_CAUSES:
-        return diagnosis(run, summary, cause=cause, lever="manifest-rollback", lever_args=_MANIFEST_CAUSES[cause],
+        return diagnosis(run, summary, cause=cause, lever="manifest-rollback", lever_args=_rollback_args(run, cause),
                          runbook="rollback-manifest")
     if cause == "rules_block_all":
         return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args={"kind": "rules"},
@@ -266,6 +280,16 @@ def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
             return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable",
                              no_lever="check the object store and the credentials (service-not-ready runbook)",
                              runbook="service-not-ready")
+        if ms.data.get("stale") == "future":
+            return diagnosis(run, f"a time in the manifest or its data is in the future: {ms.summary}",
+                             cause="clock_skew", no_lever="fix the publisher's clock, then re-publish: until then "
+                             "every age check of this surface is blind")
+        if ms.data.get("stale") == "data":
+            return rerun_lever(run, f"the manifest of {run.tenant}/{run.surface} was updated recently but names old "
+                               f"data: {ms.summary}; a re-run or a repoint put old versions back (a re-run of an "
+                               "old day writes no version record, only the manifest); `recsys-checks manifest "
+                               f"history --tenant {run.tenant} --surface {run.surface}` lists the newer versions",
+                               cause="data_stale", runbook="stale-artifacts")
         return rerun_lever(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
                               cause="pipeline_not_published", runbook="stale-artifacts")
     if isinstance(svp, CheckResult) and svp.data.get("verdict") == "cache_stale":
@@ -291,12 +315,12 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
                          lever="manifest-rollback", lever_args=args)
     if probe_result is not None and cause in _MANIFEST_CAUSES:
         return diagnosis(run, probe_result.summary, cause=cause, lever="manifest-rollback",
-                         lever_args={**_MANIFEST_CAUSES[cause], **({"kind": kind} if kind else {})})
+                         lever_args={"kind": kind} if kind else _rollback_args(run, cause))
     if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
-        failing = [r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"]
-        one = kind or (failing[0] if len(failing) == 1 else None)
+        failing = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
+        args: dict[str, Any] = {"kind": kind} if kind else {"kinds": failing} if failing else {}
         return diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
-                         lever="manifest-rollback", lever_args={"kind": one})
+                         lever="manifest-rollback", lever_args=args)
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
         return diagnosis(run, ms.summary, cause="stale", runbook="stale-manifest",
                          no_lever="a stale manifest is fixed by a publish, not a rollback (stale-manifest runbook)")
