@@ -370,8 +370,9 @@ def _runbook_show(args: argparse.Namespace) -> int:
 
 
 def _runbook_run(args: argparse.Namespace) -> int:
-    from .execute import OK_VERDICTS, run_runbook
+    from .execute import run_runbook
     from .runbook_output import print_run_record
+    from .verdict import OK_VERDICTS
 
     given: dict[str, str] = {}
     for name, value in args.param:
