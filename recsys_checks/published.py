@@ -82,7 +82,11 @@ def _manifest_state(target: Target, tenant: str, surface: str, stores: Any) -> M
 
     uri = target.manifest_uri(tenant, surface)
     try:
-        if not stores.exists(uri):
+        exists = stores.exists(uri)
+    except ChecksError as exc:  # unreachable, or no credentials: the registry could not be read from here
+        return ManifestState("unreachable", str(exc), manifest_uri=uri)
+    try:
+        if not exists:
             return ManifestState("missing", f"no manifest at {uri}", manifest_uri=uri)
         man, etag = registry.read_current(target, tenant, surface, stores=stores)
     except Unreachable as exc:

@@ -42,8 +42,10 @@ COMMON_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 _TOP_KEYS = {"id", "title", "layer", "summary", "symptoms", "alerts", "parameters", "steps", "decision",
-             "verification", "read_next", "drills", "manual"}
-_REQUIRED_TOP = {"id", "title", "layer", "summary", "symptoms", "steps", "decision", "verification", "drills"}
+             "verification", "read_next", "drills", "manual", "healthy"}
+_REQUIRED_TOP = {"id", "title", "layer", "summary", "symptoms", "steps", "decision", "verification", "drills",
+                 "healthy"}
+_HEALTHY_KEYS = {"invariant", "step"}
 _PARAM_KEYS = {"type", "default", "help", "choices"}
 _STEP_KEYS = {"id", "title", "why", "function", "command", "role", "mutates"}
 _DECISION_KEYS = {"cause", "when", "lever"}
@@ -152,6 +154,8 @@ class RunbookSpec:
     read_next: tuple[dict[str, str], ...]
     drills: tuple[Drill, ...]
     manual: tuple[dict[str, str], ...] = ()
+    # What healthy means for the symptom, each invariant with the step that checks it directly.
+    healthy: tuple[dict[str, str], ...] = ()
     path: Path = field(default=Path("."), compare=False)
 
     def step(self, step_id: str) -> Step:
@@ -316,6 +320,13 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
     decision = tuple(_records(doc["decision"], f"{where}: decision", _DECISION_KEYS, {"cause", "when", "lever"}))
     read_next = tuple(_records(doc.get("read_next") or [], f"{where}: read_next", _READ_NEXT_KEYS, _READ_NEXT_KEYS))
     manual = tuple(_records(doc.get("manual") or [], f"{where}: manual", _MANUAL_KEYS, _MANUAL_KEYS))
+    healthy = tuple(_records(doc["healthy"], f"{where}: healthy", _HEALTHY_KEYS, _HEALTHY_KEYS))
+    if not healthy:
+        raise BadInput(f"{where}: healthy must state at least one invariant and the step that checks it")
+    step_ids = {st.id for st in steps}
+    for n, h in enumerate(healthy):
+        if h["step"] not in step_ids:
+            raise BadInput(f"{where}: healthy[{n}].step {h['step']!r} is not a step of this runbook")
     drills = tuple(_drill(d, f"{where}: drills[{n}]", params) for n, d in enumerate(_list(doc["drills"], f"{where}: drills")))
     if not drills:
         raise BadInput(f"{where}: drills must name at least one fault of the local stack")
@@ -328,7 +339,7 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
                      for n, s in enumerate(_list(doc.get("alerts") or [], f"{where}: alerts"))),
         parameters=params, steps=tuple(steps), decision=decision,
         verification=_text(doc["verification"], f"{where}: verification"), read_next=read_next, drills=drills,
-        manual=manual, path=path,
+        manual=manual, healthy=healthy, path=path,
     )
 
 

@@ -83,6 +83,12 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
     out += [f"- {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
+    out += ["", "## What healthy means", "", "The runbook checks these directly, whatever the cause; it says "
+            "`healthy` only when every check step read its target and each holds. A step that could not read its "
+            "target makes the run `inconclusive`; a failed invariant that no cause below explains is "
+            "`action-required` with cause `unexplained` ([the verdict rule](../../reference/runbook-spec.md#verdicts)).",
+            "", "| invariant | checked by |", "|---|---|"]
+    out += [f"| {h['invariant']} | step `{h['step']}` |" for h in spec.healthy]
     out += ["", "## Decision tree", "", flowchart(spec), ""]
     out += ["| cause | when | lever |", "|---|---|---|"]
     out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]

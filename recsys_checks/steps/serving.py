@@ -130,7 +130,11 @@ def config_and_rules(run: RunbookRun) -> CheckResult:
     data.update({"documents": rows, "missing": [r["kind"] for r in rows if r["missing"]]})
     failing = [r for r in rows if r["status"] == "fail"]
     summary = "; ".join(findings + [r["summary"] for r in rows])
-    unread_text = "; ".join(r["unread"] for r in rows if r["unread"]) or None
+    unread = [r["unread"] for r in rows if r["unread"]]
+    if "rules" in docs and data["hidden"] is None and published(run).state == "unreachable":
+        unread.append(f"the catalog the rules apply to (the popularity artifact): {published(run).detail}; what "
+                      "the rules hide cannot be counted")
+    unread_text = "; ".join(unread) or None
     status = "fail" if failing or findings else "ok"
     return CheckResult("config_rules.show", status, summary, data, None, run.tenant, unread=unread_text)
 
