@@ -15,7 +15,7 @@ from recsys_checks.verdict import VERDICTS, decide
 OK, FAIL, UNREAD, ABSENT = "ok", "fail", "unread", "absent"
 
 
-def _run(tmp_path: Path, runbook_id: str = "empty-recs") -> RunbookRun:
+def _run(tmp_path: Path, runbook_id: str = "rollback-manifest") -> RunbookRun:
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
     return RunbookRun(runbook_id, target=target, record_path=tmp_path / "record.json")
@@ -31,7 +31,7 @@ def _result(step: str, outcome: str) -> CheckResult | None:
 
 def _decide(tmp_path: Path, *, checks: str = OK, info: str = OK, verify: str = OK, cause: str | None = None,
             lever: str | None = "manifest-rollback", remedy: str | None = None):
-    """empty-recs with every check step, the info step and the verify step in the given outcome."""
+    """rollback-manifest with its check steps, its info step and its verify steps in the given outcomes."""
     run = _run(tmp_path)
     roles = {"check": checks, "info": info, "verify": verify}
     for step in run.spec.steps:
@@ -84,7 +84,7 @@ def test_the_verdict_table(tmp_path, row, want):
 
 def test_inconclusive_names_what_could_not_be_read_and_the_missing_variable(tmp_path):
     got = _decide(tmp_path, info=UNREAD)
-    assert got.unread == [{"step": "config-rules", "what": "config-rules: RECSYS_API_KEY is not set"}]
+    assert got.unread == [{"step": "history", "what": "history: RECSYS_API_KEY is not set"}]
     assert "RECSYS_API_KEY" in got.next_action and "could not read" in got.next_action
 
 
@@ -109,11 +109,11 @@ def test_the_run_record_keeps_the_unread_steps_and_the_unexplained_evidence(tmp_
     for step in run.spec.steps:
         if step.role in ("check", "verify"):
             run.results[step.id] = _result(step.id, OK)
-    run.results["config-rules"] = _result("config-rules", UNREAD)
+    run.results["history"] = _result("history", UNREAD)
     run.results["diagnose"] = fix.diagnosis(run, "no known cause")
     record = run.run_record()
-    assert record["verdict"] == "inconclusive" and record["unread"][0]["step"] == "config-rules"
-    run.results["config-rules"] = _result("config-rules", OK)
+    assert record["verdict"] == "inconclusive" and record["unread"][0]["step"] == "history"
+    run.results["history"] = _result("history", OK)
     run.results["manifest-status"] = _result("manifest-status", FAIL)
     record = run.run_record()
     assert (record["verdict"], record["cause"]) == ("action-required", "unexplained")
@@ -126,9 +126,9 @@ def test_verify_steps_do_not_run_without_an_applied_fix(tmp_path):
     run.step("probe", lambda r: CheckResult("p", "ok", "served"), show=False)
     run.results["diagnose"] = fix.diagnosis(run, "no known cause")
     run.results["fix"] = Remedy("not-needed", None, "nothing to fix")
-    run.step("verify", lambda r: calls.append(1) or CheckResult("v", "fail", "x"), show=False)
-    assert calls == [] and "verify" not in run.results
+    run.step("verify-manifest", lambda r: calls.append(1) or CheckResult("v", "fail", "x"), show=False)
+    assert calls == [] and "verify-manifest" not in run.results
     assert run.outcomes[-1].status == "not-run" and "nothing to verify" in run.outcomes[-1].summary
     run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
-    run.step("verify", lambda r: calls.append(1) or CheckResult("v", "ok", "served"), show=False)
-    assert calls == [1] and run.results["verify"].status == "ok"
+    run.step("verify-manifest", lambda r: calls.append(1) or CheckResult("v", "ok", "served"), show=False)
+    assert calls == [1] and run.results["verify-manifest"].status == "ok"
