@@ -45,8 +45,9 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_runbooks.py
 	$(PY) bench/bench_eval.py
 
-soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50 per store)
+soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), then CASES=200 hand-made incidents
 	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)
+	CORPUS_CASES=$(or $(CASES),200) $(VENV)/bin/pytest -q -s tests/runbooks/test_incident_corpus.py -k broken
 
 cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md and the exit-code table from the recsys-checks code
 	$(PY) scripts/gen_cli_reference.py
