@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .artifact import version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, NotFound, Unreachable
-from .invariants import WINDOW_AHEAD, time_findings
+from .invariants import age_finding, time_findings
 from .manifest import DEFAULT_MAX_AGE, WINDOW_LAG, _parse_for, check_manifest
 from .results import CheckResult
 from .store import TargetStores, file_path_text, s3_location
@@ -209,8 +209,8 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
     # Fresh is about the data, not only the pointer: the popularity record's window end (one small read).
     window_end = _popularity_window_end(target, st, tenant, surface, m.current["popularity"])
     timing = time_findings("manifest updated_at", m.updated_at_dt, now, max_age)
-    timing += [f for f in time_findings("popularity data window end", parse_time(window_end), now,
-                                        max_age + WINDOW_LAG, ahead=WINDOW_AHEAD) if "in the future" not in f]
+    timing += filter(None, [age_finding("popularity data window end", parse_time(window_end), now,
+                                        max_age + WINDOW_LAG)])
     if age <= max_age and timing:
         return _row(tenant, surface, "stale", f"{tenant}/{surface} is stale: {timing[0]}", uri,
                     updated_at=m.updated_at, age_seconds=seconds, etag=etag, window_end=window_end)

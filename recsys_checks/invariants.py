@@ -8,7 +8,8 @@ them in.
 - :func:`weight_findings`: config weights are finite numbers in ``[0, MAX_WEIGHT]`` and not all zero;
 - :func:`hidden_share`: the share of the catalog (the popularity artifact's items) that active block rules hide,
   judged against :data:`MAX_HIDDEN_SHARE`;
-- :func:`time_findings`: a publish time or a data window is neither in the future nor older than the limit.
+- :func:`future_finding`, :func:`age_finding` (both: :func:`time_findings`): a publish time or a data window is
+  neither in the future nor older than the limit.
 """
 
 from __future__ import annotations
@@ -104,20 +105,27 @@ def hidden_share(rules: Any, items: list[dict[str, Any]], surface: str, now: dat
     return Hidden(total=len(ids), hidden=len(hidden), hidden_ids=hidden, uncounted=sorted(set(uncounted)))
 
 
-def time_findings(what: str, value: datetime | None, now: datetime, max_age: timedelta, *,
-                  ahead: timedelta = FUTURE_SKEW) -> list[str]:
-    """``value`` (a publish time or a window end) is more than ``ahead`` in the future, or older than ``max_age``.
+def future_finding(what: str, value: datetime | None, now: datetime, ahead: timedelta = FUTURE_SKEW) -> str | None:
+    """``value`` (a publish time or a window end) lies more than ``ahead`` in the future, or ``None``.
 
     For a window end, ``ahead`` is :data:`WINDOW_AHEAD`: a run over the day in progress ends its window tonight,
     which is not skew; a window that has not even started is."""
-    if value is None:
-        return []
-    age = now - value
-    if age < -ahead:
-        return [f"{what} {_z(value)} is {age_text(-age)} in the future: a clock or a bad write hides every age check"]
-    if age > max_age:
-        return [f"{what} {_z(value)} is {age_text(age)} old, above the {age_text(max_age)} limit"]
-    return []
+    if value is None or now - value >= -ahead:
+        return None
+    return f"{what} {_z(value)} is {age_text(value - now)} in the future: a clock or a bad write hides every age check"
+
+
+def age_finding(what: str, value: datetime | None, now: datetime, max_age: timedelta) -> str | None:
+    """``value`` is older than ``max_age``, or ``None``."""
+    if value is None or now - value <= max_age:
+        return None
+    return f"{what} {_z(value)} is {age_text(now - value)} old, above the {age_text(max_age)} limit"
+
+
+def time_findings(what: str, value: datetime | None, now: datetime, max_age: timedelta, *,
+                  ahead: timedelta = FUTURE_SKEW) -> list[str]:
+    """Both: ``value`` is in the future (beyond ``ahead``) or older than ``max_age``."""
+    return [f for f in (future_finding(what, value, now, ahead), age_finding(what, value, now, max_age)) if f]
 
 
 def _z(value: datetime) -> str:

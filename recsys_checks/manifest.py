@@ -17,7 +17,7 @@ from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
-from .invariants import WINDOW_AHEAD, time_findings
+from .invariants import WINDOW_AHEAD, age_finding, future_finding, time_findings
 from .results import ActionResult, CheckResult, Plan
 from .store import TargetStores, etag_of
 from .timefmt import age_text, format_z, parse_seconds_z, parse_time
@@ -206,15 +206,15 @@ def check_manifest(
         # Fresh is about the data, not only the pointer: a fresh updated_at can name old versions.
         window: list[str] = []
         for row in data["artifacts"]:
-            for finding in time_findings(f"{row['kind']} data window end", parse_time(row.get("window_end")), now,
-                                         max_age + WINDOW_LAG, ahead=WINDOW_AHEAD):
-                # A window that has not begun is noted, not failed: the local stack's publisher still runs ahead
-                # of the calendar when a drill publishes several days in one session.
-                (notes if "in the future" in finding else window).append(finding)
+            what, end = f"{row['kind']} data window end", parse_time(row.get("window_end"))
+            window += filter(None, [age_finding(what, end, now, max_age + WINDOW_LAG)])
+            # A window that has not begun is noted, not failed: the local stack's publisher still runs ahead of
+            # the calendar when a drill publishes several days in one session.
+            notes += filter(None, [future_finding(what, end, now, WINDOW_AHEAD)])
         data["problems"].extend(pointer + window)
         stale = bool(pointer or window)
-        data["stale"] = ("future" if any("in the future" in p for p in pointer + window) else
-                         "pointer" if pointer else "data" if window else None)
+        skewed = future_finding("manifest updated_at", m.updated_at_dt, now) is not None
+        data["stale"] = "future" if skewed else "pointer" if pointer else "data" if window else None
         data["notes"] = notes
     finally:
         if own:
