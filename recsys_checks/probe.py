@@ -141,13 +141,22 @@ def _short_answer(c: ServiceClient, target: Target, tenant: str, surface: str, s
     if state.state != "ok" or not state.items:
         return None  # what the registry says is judged by the manifest checks
     hidden = 0
-    if served < min(k, len(state.items)) and target.api_key:
-        try:
-            rules, _ = c.get_doc(tenant, "rules")
-        except ChecksError:
-            return None  # cannot tell what the rules hide
+    if served < min(k, len(state.items)):
+        why = None if target.api_key else "RECSYS_API_KEY is not set"
+        rules: Any = None
+        if why is None:
+            try:
+                rules, _ = c.get_doc(tenant, "rules")
+            except ChecksError as exc:
+                why = str(exc)
+        if why is not None:  # unknown is not healthy: say what could not be read
+            data["cause"], data["runbook"] = "rules_unreadable", None
+            return CheckResult("recs.probe", "fail", f"{tenant}/{surface}: {served} items served where the artifact "
+                               f"has {len(state.items)}; whether the rules hide the rest cannot be told, the rules "
+                               f"of {tenant} could not be read ({why})", data, state.etag, target.base_url)
         share = hidden_share(rules, state.items, surface)
         if share.uncounted:
+            data["uncounted_rules"] = share.uncounted
             return None  # tag, brand or category blocks: what they hide is the service's to count
         hidden = share.hidden
     allowed = min(k, len(state.items) - hidden)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from recsys_checks.blockrules import active_blocks
 from recsys_checks.probe import check_recommendations
 from recsys_checks.served_vs_published import check_served_vs_published, explain
+from recsys_checks.service import ServiceClient
 
 from .conftest import POP_V1, POP_V2, V1, V2
 
@@ -245,3 +247,48 @@ def test_a_500_with_a_failing_admin_database_names_the_database_not_the_store(se
     result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of())
     assert result.data["cause"] == "dependency_failed" and "admin_db" in result.summary
     assert "artifact store" not in result.summary
+
+
+# --- the short-answer invariant -----------------------------------------------------------------------------------
+
+POP_8 = [*POP_V1, {"item_id": "sku-0006", "count": 9}, {"item_id": "sku-0007", "count": 8},
+         {"item_id": "sku-0008", "count": 7}]
+
+
+def test_fewer_items_than_the_artifact_allows_is_a_short_answer(target, client, manifest_of):
+    """The service serves 5 of an 8-item artifact with nothing blocked: a finding no empty-answer cause covers."""
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of(items=POP_8))
+    assert result.status == "fail" and result.data["cause"] == "short_answer" and result.unread is None
+    assert "5 items served where 8" in result.summary
+
+
+def test_items_hidden_by_rules_explain_a_short_answer(service, target, client, manifest_of):
+    """Three of the eight are blocked: the five served are all the surface may serve."""
+    service.seed("rules", [{"action": "block", "target_type": "item", "item_ids": ["sku-0006", "sku-0007", "sku-0008"]}])
+    service.cached[("demo", "rules")] = service.current[("demo", "rules")]
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of(items=POP_8))
+    assert result.status == "ok", result.summary
+
+
+def test_a_short_answer_without_the_key_is_unread_not_healthy(service, target, manifest_of):
+    """Without RECSYS_API_KEY the rules cannot rule the gap out: the probe says so instead of passing."""
+    keyless = dataclasses.replace(target, api_key=None)
+    with ServiceClient(keyless, transport=httpx.MockTransport(service.handler)) as c:
+        result = check_recommendations(keyless, "demo", "home", client=c, manifest_reader=manifest_of(items=POP_8))
+    assert result.status == "fail" and result.data["cause"] == "rules_unreadable"
+    assert result.unread and "RECSYS_API_KEY" in result.unread
+
+
+def test_items_the_rules_hide_are_not_taken_for_another_version(service, target, client, manifest_of, history_of):
+    """Two of v1's items blocked: an older artifact without them must not explain the list better (no cache_stale)."""
+    service.seed("rules", [{"action": "block", "target_type": "item", "item_ids": ["sku-0002", "sku-0003"]}])
+    service.cached[("demo", "rules")] = service.current[("demo", "rules")]
+    older = [i for i in POP_V1 if i["item_id"] not in ("sku-0002", "sku-0003")]
+    readers = {"manifest_reader": manifest_of(version=V1), "history_reader": history_of((V1, POP_V1), ("a" * 64, older))}
+    result = check_served_vs_published(target, "demo", "home", client=client, **readers)
+    assert result.status == "ok" and result.data["verdict"] == "consistent", result.summary
+    assert result.data["hidden_by_rules"] == 2
+    keyless = dataclasses.replace(target, api_key=None)  # without the rules the same list looks like the older one
+    with ServiceClient(keyless, transport=httpx.MockTransport(service.handler)) as c:
+        blind = check_served_vs_published(keyless, "demo", "home", client=c, **readers)
+    assert blind.data["verdict"] == "cache_stale"
