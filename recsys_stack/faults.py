@@ -245,6 +245,43 @@ def _bad_config(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"config of {tenant} now has every weight at 0 (version {version[:12]}…): no signal, empty recommendations"
 
 
+def _foreign_artifact(ctx: FaultContext, tenant: str, surface: str) -> str:
+    from .seed import TENANTS
+
+    other = next(t for t in TENANTS if t != tenant)
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    theirs, _ = ctx.read_manifest(other, surface)
+    manifest["current"]["popularity"] = theirs["current"]["popularity"]
+    ctx.write_manifest(manifest, etag)
+    ctx.invalidate(tenant, surface)
+    return (f"manifest of {tenant}/{surface} now names {other}/{surface}'s popularity artifact, valid but another "
+            "tenant's: recommend answers 422")
+
+
+def _rules_hide_most(ctx: FaultContext, tenant: str, surface: str) -> str:
+    manifest, _ = ctx.read_manifest(tenant, surface)
+    blob = json.loads(ctx.store.get(ctx.store.key_for_uri(manifest["current"]["popularity"])))
+    ids = [i["item_id"] for i in blob["items"]]
+    hidden = ids[: max(1, len(ids) * 95 // 100)]
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
+    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    rules.append({"action": "block", "target_type": "item", "item_ids": hidden, "surface": surface,
+                  "priority": 10, "enabled": True})
+    version = ctx.put_admin(tenant, "rules", rules)
+    ctx.invalidate(tenant, None, ("rules",))
+    return (f"rules of {tenant} now block {len(hidden)} of the {len(ids)} items of {tenant}/{surface} "
+            f"(version {version[:12]}…): a few items are still served")
+
+
+def _weights_overflow(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
+    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config["weights"] = {"pop": 1e308, "cooc": 1e308, "emb": 1e308}
+    version = ctx.put_admin(tenant, "config", config)
+    ctx.invalidate(tenant, None, ("config",))
+    return f"config of {tenant} now has every weight at 1e308 (version {version[:12]}…): scores overflow"
+
+
 def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] == "s3":
         pid = processes.running_processes(ctx.info).get("s3")
@@ -386,6 +423,12 @@ FAULTS: dict[str, Fault] = {
               _bad_rules),
         Fault("bad-config", "config with every weight at 0: SIGNAL_UNAVAILABLE, empty recommendations",
               "rollback-config-rules", _bad_config),
+        Fault("foreign-artifact", "the manifest names another tenant's valid popularity artifact (recommend "
+              "answers 422)", "rollback-manifest", _foreign_artifact),
+        Fault("rules-hide-most", "a block rule hides 95 % of the catalog: a few items are still served",
+              "rollback-config-rules", _rules_hide_most),
+        Fault("weights-overflow", "config weights of 1e308: the service cannot rank and answers 500",
+              "rollback-config-rules", _weights_overflow),
         Fault("store-down", "the object store is unreachable: recommend answers 500", "service-not-ready",
               _store_down),
         Fault("not-ready", "the admin database is unavailable: /readyz answers 503", "service-not-ready",

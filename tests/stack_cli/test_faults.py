@@ -104,7 +104,8 @@ def restore(handle: StackHandle, saved: Saved) -> None:
     with closing(open_store(handle.info, handle.env)) as store:
         store.put(manifest_key(saved.tenant, saved.surface), saved.manifest)
     for kind, doc in (("config", saved.config), ("rules", saved.rules)):
-        resp = call(handle, "PUT", f"/v1/admin/tenants/{saved.tenant}/{kind}", saved.tenant, {kind: doc})
+        # The PUT body is the document itself (never wrapped): a wrapped one would be stored as a new, wrong document.
+        resp = call(handle, "PUT", f"/v1/admin/tenants/{saved.tenant}/{kind}", saved.tenant, doc)
         assert resp.status_code == 200, resp.text
     invalidate(handle, saved.tenant, saved.surface, ("popularity", "config", "rules"))
     assert call(handle, "GET", "/readyz").status_code == 200
@@ -197,6 +198,19 @@ def observe_bad_config(handle: StackHandle, saved: Saved) -> None:
     assert "SIGNAL_UNAVAILABLE" in [w["code"] for w in resp.json().get("warnings", [])]
 
 
+def observe_foreign_artifact(handle: StackHandle, saved: Saved) -> None:
+    observe_corrupt_manifest(handle, saved)
+    manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
+    assert f"/{saved.tenant}/" not in manifest["current"]["popularity"], manifest
+
+
+def observe_rules_hide_most(handle: StackHandle, saved: Saved) -> None:
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 200 and 0 < len(resp.json()["items"]) < 10, resp.text
+    rules = call(handle, "GET", f"/v1/admin/tenants/{saved.tenant}/rules", saved.tenant).json()["rules"]
+    assert len(rules[-1]["item_ids"]) > 50
+
+
 def observe_store_down(handle: StackHandle, saved: Saved) -> None:
     resp = recommend(handle, saved.tenant, saved.surface)
     assert resp.status_code == 500 and resp.json()["code"] == "RECSYS_INTERNAL", resp.text
@@ -232,6 +246,9 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "limit-exceeded": observe_limit_exceeded,
     "bad-rules": observe_bad_rules,
     "bad-config": observe_bad_config,
+    "foreign-artifact": observe_foreign_artifact,
+    "rules-hide-most": observe_rules_hide_most,
+    "weights-overflow": observe_store_down,  # the same 500 RECSYS_INTERNAL, from the config this time
     "store-down": observe_store_down,
     "not-ready": observe_not_ready,
     "eval-srm": observe_eval("sample ratio mismatch"),
