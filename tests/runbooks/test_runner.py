@@ -44,10 +44,11 @@ def _replace_cell(root: Path, runbook_id: str, tag: str, source: str) -> None:
 
 @pytest.mark.slow
 def test_a_runbook_against_a_dead_service_says_so(offline):
-    """Every step runs; the probe names the unreachable service; the verdict is action-required, not a crash."""
+    """Every step runs; the probe names the unreachable service; the verdict is inconclusive (the runbook could not
+    see the deployment), not healthy and not a crash."""
     record, out = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
-    assert record["verdict"] == "action-required", record
-    assert record["cause"] == "unreachable"
+    assert record["verdict"] == "inconclusive", record
+    assert record["cause"] == "unreachable" and record["unread"][0]["step"] == "probe"
     assert [s["step"] for s in record["steps"]] == ["probe", "manifest-status", "config-rules", "diagnose", "fix",
                                                      "verify"]
     assert (out / "empty-recs.ipynb").is_file() and (out / "empty-recs.result.json").is_file()
@@ -145,7 +146,7 @@ def test_the_notebook_run_as_jupyter_runs_it_gives_the_same_verdict(offline):
     direct = json.loads(records[0].read_text())
     via_runner, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert (direct["verdict"], direct["cause"]) == (via_runner["verdict"], via_runner["cause"]) == (
-        "action-required", "unreachable")
+        "inconclusive", "unreachable")
     assert [s["step"] for s in direct["steps"]] == [s["step"] for s in via_runner["steps"]]
 
 
