@@ -150,6 +150,33 @@ def _stale_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"manifest of {tenant}/{surface} now says updated_at {manifest['updated_at']} (72 h ago, pipeline stopped)"
 
 
+def _stale_data(ctx: FaultContext, tenant: str, surface: str) -> str:
+    # What a re-run of an old day does in the suite: the versions it builds are already recorded, so it writes no
+    # record, only the manifest, which then names old data under a fresh updated_at.
+    from .objstore import records_prefix
+
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    moved = []
+    for kind in sorted(manifest.get("current") or {}):
+        records = []
+        for key in ctx.store.list(records_prefix(tenant, surface, kind)):
+            record = json.loads(ctx.store.get(key))
+            records.append((record["Window"]["End"], record["URI"]))
+        if len(records) < 2:
+            continue
+        end, uri = min(records)
+        if uri != manifest["current"][kind]:
+            manifest["current"][kind] = uri
+            moved.append(f"{kind} (window ending {end})")
+    if not moved:
+        raise StackError(f"{tenant}/{surface} has no older versions to point at", exit_code=1)
+    manifest["updated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.write_manifest(manifest, etag)
+    ctx.invalidate(tenant, surface)
+    return (f"manifest of {tenant}/{surface} now names its oldest versions of {', '.join(moved)} under a fresh "
+            "updated_at, as a re-run of an old day leaves it")
+
+
 def _stale_cache(ctx: FaultContext, tenant: str, surface: str) -> str:
     # Drop, then warm: the cached entries are loaded now, so the old version stays served for a full TTL rather
     # than only for what was left of an entry loaded earlier.
@@ -405,6 +432,8 @@ FAULTS: dict[str, Fault] = {
     for f in (
         Fault("stale-manifest", "manifest updated_at is 72 h old, as if the pipeline stopped", "stale-manifest",
               _stale_manifest),
+        Fault("stale-data", "the manifest names days-old versions under a fresh updated_at (a re-run of an old "
+              "day)", "stale-manifest", _stale_data),
         Fault("stale-cache", "a new day is published but the service cache keeps serving the old version",
               "stale-manifest", _stale_cache),
         Fault("bad-publish", "a valid but empty popularity artifact is published and swapped in",

@@ -13,6 +13,7 @@ from recsys_stack.faults import FAULTS
 CONTRACT_FAULTS = {
     "stale-manifest": "stale-manifest",
     "stale-cache": "stale-manifest",
+    "stale-data": "stale-manifest",
     "bad-publish": "rollback-manifest",
     "missing-blob": "empty-recs",
     "corrupt-manifest": "rollback-manifest",

@@ -133,6 +133,19 @@ def observe_stale_manifest(handle: StackHandle, saved: Saved) -> None:
     assert served(handle, saved.tenant, saved.surface)  # still serving: only freshness is broken
 
 
+def observe_stale_data(handle: StackHandle, saved: Saved) -> None:
+    manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
+    old = json.loads(saved.manifest)
+    assert manifest["updated_at"] >= old["updated_at"]  # the pointer looks fresh
+    with closing(open_store(handle.info, handle.env)) as store:
+        for kind, uri in manifest["current"].items():
+            assert uri != old["current"][kind]
+            window = json.loads(store.get(store.key_for_uri(uri)))["window"]
+            end = datetime.strptime(window["end"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            assert datetime.now(UTC) - end > timedelta(days=3), (kind, window)  # the data is old
+    assert served(handle, saved.tenant, saved.surface)  # still serving: only the data's age is wrong
+
+
 def observe_stale_cache(handle: StackHandle, saved: Saved, before: list[str]) -> None:
     manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
     old = json.loads(saved.manifest)
@@ -238,6 +251,7 @@ def observe_eval(expect: str, trusted: bool = False) -> Callable[[StackHandle, S
 
 OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "stale-manifest": observe_stale_manifest,
+    "stale-data": observe_stale_data,
     "bad-publish": observe_empty,
     "missing-blob": observe_missing_blob,
     "corrupt-manifest": observe_corrupt_manifest,
