@@ -564,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("recsys-checks: interrupted; nothing further was changed\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours, and nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a defect of ours: one masked line by default, the traceback when asked for
         if os.environ.get("RECSYS_CHECKS_DEBUG"):
             raise

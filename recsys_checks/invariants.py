@@ -9,7 +9,9 @@ them in.
 - :func:`hidden_share`: the share of the catalog (the popularity artifact's items) that active block rules hide,
   judged against :data:`MAX_HIDDEN_SHARE`;
 - :func:`future_finding`, :func:`age_finding` (both: :func:`time_findings`): a publish time or a data window is
-  neither in the future nor older than the limit.
+  neither in the future nor older than the limit;
+- :func:`item_drop_finding`: an artifact has not lost more than :data:`MAX_ITEM_DROP` of the items of the version
+  before it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ WEIGHT_KEYS = ("pop", "cooc", "emb")
 MAX_WEIGHT = 1_000_000.0
 # Rules hiding more than half of what the surface could serve are an outage in the making, not a curation choice.
 MAX_HIDDEN_SHARE = 0.5
+# A new version with less than half the items of the one before it is a broken build far more often than a catalog
+# that halved overnight; below MIN_ITEMS_FOR_DROP items the counts are too small to judge.
+MAX_ITEM_DROP = 0.5
+MIN_ITEMS_FOR_DROP = 20
 # Clocks differ a little between hosts; beyond this, a time "in the future" is a clock or a bad write.
 FUTURE_SKEW = timedelta(minutes=5)
 # A daily window's end may lie up to one window ahead (a run over the day in progress), plus the skew.
@@ -126,6 +132,17 @@ def time_findings(what: str, value: datetime | None, now: datetime, max_age: tim
                   ahead: timedelta = FUTURE_SKEW) -> list[str]:
     """Both: ``value`` is in the future (beyond ``ahead``) or older than ``max_age``."""
     return [f for f in (future_finding(what, value, now, ahead), age_finding(what, value, now, max_age)) if f]
+
+
+def item_drop_finding(kind: str, items: Any, previous_items: Any, previous_version: str = "") -> str | None:
+    """The current ``kind`` artifact has lost more than :data:`MAX_ITEM_DROP` of the previous version's items."""
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (items, previous_items)):
+        return None
+    if previous_items < MIN_ITEMS_FOR_DROP or items >= previous_items * (1 - MAX_ITEM_DROP):
+        return None
+    before = f"the previous version {previous_version[:12]}" if previous_version else "the previous version"
+    return (f"{kind} has {items} items where {before} had {previous_items} ({1 - items / previous_items:.0%} fewer, "
+            f"more than the {MAX_ITEM_DROP:.0%} a build may lose)")
 
 
 def _z(value: datetime) -> str:

@@ -17,7 +17,7 @@ from . import audit, guard, jsonio
 from .artifact import KINDS, validate_artifact, version_from_uri
 from .config import Target, safe_segment
 from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
-from .invariants import WINDOW_AHEAD, age_finding, future_finding, time_findings
+from .invariants import WINDOW_AHEAD, age_finding, future_finding, item_drop_finding, time_findings
 from .results import ActionResult, CheckResult, Plan
 from .store import TargetStores, etag_of
 from .timefmt import age_text, format_z, parse_seconds_z, parse_time
@@ -45,6 +45,8 @@ _FIELDS = ("v", "tenant", "surface", "current", "updated_at")
 _FIELD_SET = frozenset(_FIELDS)
 # A daily window [D, D+1) is published after D+1 00:00: its end trails the publish by the pipeline's lag.
 WINDOW_LAG = timedelta(hours=6)
+# How many earlier versions the item-count comparison tries before giving up on finding a valid one.
+_DROP_LOOKBACK = 3
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,8 @@ def check_manifest(
 ) -> CheckResult:
     """Is the surface's manifest present, valid, fresh, and does every blob it names validate?
 
-    ``data["condition"]`` is ``healthy``, ``stale``, ``missing`` or ``invalid`` (the worst seen); ``state`` is
-    the manifest's ETag.
+    ``data["condition"]`` is ``healthy``, ``stale``, ``shrunk`` (a kind lost more than half the items of the version
+    before it), ``missing`` or ``invalid`` (the worst seen); ``state`` is the manifest's ETag.
     """
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
@@ -211,7 +213,8 @@ def check_manifest(
             # A window that has not begun is noted, not failed: the local stack's publisher still runs ahead of
             # the calendar when a drill publishes several days in one session.
             notes += filter(None, [future_finding(what, end, now, WINDOW_AHEAD)])
-        data["problems"].extend(pointer + window)
+        drops = _drop_findings(target, st, tenant, surface, data, notes) if validate_blobs and not broken else []
+        data["problems"].extend(drops + pointer + window)
         stale = bool(pointer or window)
         skewed = future_finding("manifest updated_at", m.updated_at_dt, now) is not None
         data["stale"] = "future" if skewed else "pointer" if pointer else "data" if window else None
@@ -219,7 +222,7 @@ def check_manifest(
     finally:
         if own:
             st.close()
-    data["condition"] = "invalid" if broken else "stale" if stale else "healthy"
+    data["condition"] = "invalid" if broken else "shrunk" if drops else "stale" if stale else "healthy"
     kinds = ", ".join(f"{r['kind']} {str(r['version'] or '?')[:12]}" for r in data["artifacts"]) or "nothing"
     hold = _hold(target, tenant, surface, stores)
     data["hold"] = hold
@@ -287,6 +290,45 @@ def _check_artifacts(target: Target, st: TargetStores, m: Manifest, tenant: str,
                    "status": "unchecked", "summary": "", "items": None, "window_start": None, "window_end": None}
         data["artifacts"].append(row)
     return broken
+
+
+def _drop_findings(target: Target, st: TargetStores, tenant: str, surface: str, data: dict[str, Any],
+                   notes: list[str]) -> list[str]:
+    """Each artifact that lost more than half the items of the version recorded before it (its row marked ``fail``,
+    ``previous_items`` set); previous versions that cannot be read are a note, not a finding."""
+    rows = [r for r in data["artifacts"] if isinstance(r.get("items"), int)]
+    if not rows:
+        return []
+    try:
+        records, _ = load_version_records(target, tenant, surface, stores=st)
+    except ChecksError as exc:
+        notes.append(f"the version records could not be read to compare item counts: {exc}")
+        return []
+    findings = []
+    for row in rows:
+        mine = [r for r in records if r.kind == row["kind"]]  # newest first
+        current = next((r for r in mine if r.uri == row["uri"]), None)
+        before = [r for r in mine if current is not None and r.sort_key < current.sort_key]
+        # Compared with the version a rollback would choose: the newest valid one before it (a few tried).
+        previous, res = None, None
+        for candidate in before[:_DROP_LOOKBACK]:
+            try:
+                res = validate_artifact(target, candidate.uri, tenant=tenant, surface=surface, kind=row["kind"],
+                                        version=candidate.version, stores=st)
+            except ChecksError as exc:
+                notes.append(f"the previous {row['kind']} version {candidate.version[:12]} could not be read: {exc}")
+                break
+            if res.status != "fail":
+                previous = candidate
+                break
+        if previous is None or res is None:
+            continue
+        row["previous_version"], row["previous_items"] = previous.version, res.data.get("items")
+        finding = item_drop_finding(row["kind"], row["items"], res.data.get("items"), previous.version)
+        if finding:
+            row["status"], row["summary"] = "fail", finding
+            findings.append(finding)
+    return findings
 
 
 def _hold(target: Target, tenant: str, surface: str, stores: TargetStores | None) -> dict[str, Any] | None:

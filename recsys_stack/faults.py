@@ -197,6 +197,17 @@ def _bad_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"published {tenant}/{surface} day {run.get('day', '?')} with an empty popularity artifact and swapped it in"
 
 
+def _shrunk_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
+    manifest, _ = ctx.read_manifest(tenant, surface)
+    blob = json.loads(ctx.store.get(ctx.store.key_for_uri(manifest["current"]["popularity"])))
+    kept = blob["items"][:SHRUNK_ITEMS]
+    run = ctx.publish(tenant, surface, now=datetime.now(UTC), override={"popularity": kept})
+    ctx.invalidate(tenant, surface)
+    return (f"published {tenant}/{surface} day {run.get('day', '?')} with a popularity artifact of {len(kept)} items "
+            f"where the version before it had {len(blob['items'])}, and swapped it in: valid, served, but most of "
+            "the catalog is gone")
+
+
 def _missing_blob(ctx: FaultContext, tenant: str, surface: str) -> str:
     manifest, etag = ctx.read_manifest(tenant, surface)
     uri = ctx.blob_uri(tenant, surface, "popularity", MISSING_VERSION)
@@ -217,6 +228,9 @@ def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
     line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record")
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
+
+# What a build that lost most of its input keeps: a valid popularity artifact of a handful of items.
+SHRUNK_ITEMS = 5
 
 # Bad upstream data as the builder would carry it into the artifact: an exposure without an item id.
 INVALID_POPULARITY = [{"item_id": "sku-0001", "count": 12}, {"item_id": "", "count": 7}]
@@ -438,6 +452,8 @@ FAULTS: dict[str, Fault] = {
               "stale-manifest", _stale_cache),
         Fault("bad-publish", "a valid but empty popularity artifact is published and swapped in",
               "rollback-manifest", _bad_publish),
+        Fault("shrunk-publish", "a valid popularity artifact of 5 items, where the version before it had many, is "
+              "published and swapped in", "rollback-manifest", _shrunk_publish),
         Fault("missing-blob", "the manifest points popularity at a blob that does not exist", "empty-recs",
               _missing_blob),
         Fault("corrupt-manifest", "the manifest is not valid JSON (recommend answers 422)", "rollback-manifest",

@@ -215,6 +215,18 @@ def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad:
                      evidence=[{"offending_change": change}] if change else [])
 
 
+def _shrunk(run: RunbookRun) -> CheckResult | None:
+    """A current version that lost most of the items of the one before it: roll back exactly the kinds that shrank."""
+    ms = run.result("manifest-status")
+    if not isinstance(ms, CheckResult) or ms.data.get("condition") != "shrunk":
+        return None
+    kinds = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
+    kind = str(run.params.get("kind") or "").strip()
+    return diagnosis(run, f"{ms.summary}; roll the shrunken kind back to the version before it", cause="artifact_shrunk",
+                     lever="manifest-rollback", lever_args={"kind": kind} if kind else {"kinds": kinds},
+                     runbook="rollback-manifest")
+
+
 def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     """Tell a bad publish from rules that filter everything, missing config/rules, a stale cache and a bad request."""
     cause, probe_result = _probe_cause(run)
@@ -224,7 +236,7 @@ def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
         return documents
     if cause is None:
-        return diagnosis(run, f"recommendations are served: {probe_result.summary}")
+        return _shrunk(run) or diagnosis(run, f"recommendations are served: {probe_result.summary}")
     docs = run.result("config-rules")
     missing = docs.data.get("missing") if isinstance(docs, CheckResult) else []
     if missing and cause in ("cache_stale", "unknown"):
@@ -279,6 +291,8 @@ def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
     if condition in ("missing", "invalid"):
         return diagnosis(run, f"the manifest cannot be used: {ms.summary}", cause="manifest_unreadable",
                          lever="manifest-rollback", runbook="rollback-manifest")
+    if condition == "shrunk":
+        return _shrunk(run)
     if condition == "stale" or ms.status == "fail" and condition is None:
         if condition is None:
             return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable",
@@ -325,6 +339,9 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
         args: dict[str, Any] = {"kind": kind} if kind else {"kinds": failing} if failing else {}
         return diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
                          lever="manifest-rollback", lever_args=args)
+    shrunk = _shrunk(run)
+    if shrunk is not None:
+        return shrunk
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
         return diagnosis(run, ms.summary, cause="stale", runbook="stale-manifest",
                          no_lever="a stale manifest is fixed by a publish, not a rollback (stale-manifest runbook)")

@@ -305,3 +305,52 @@ def test_history_validates_the_blobs_concurrently(file_registry):
     with Counting(file_registry.target) as st:
         res = M.check_manifest_history(file_registry.target, "demo", "home", stores=st)
     assert res.data["versions"] and st.peak > 1
+
+
+# ------------------------------------------------------------------------------------------ item-count drop
+
+
+def _publish_small_day(registry, items: list[dict]) -> str:
+    """Record and point at a day-4 popularity version of ``items`` (as a publish would), returning its version."""
+    from recsys_checks.artifact import artifact_version
+
+    doc = {"v": 1, "artifact_type": "popularity", "tenant": "demo", "surface": "home",
+           "window": {"start": "2026-01-04T00:00:00Z", "end": "2026-01-05T00:00:00Z"}, "items": items,
+           "build": {"built_at": "2026-01-05T01:20:00Z", "version": "", "source_hash": "src-small"}}
+    version = artifact_version(doc)
+    doc["build"]["version"] = version
+    uri = registry.blob_uri("popularity", version)
+    registry.write(f"objectstore/demo/home/popularity/{version}.json", json.dumps(doc, indent=2).encode())
+    record = {"Key": {"Tenant": "demo", "Surface": "home", "Segment": "default", "Type": "popularity"},
+              "Window": {"Start": "2026-01-04T00:00:00Z", "End": "2026-01-05T00:00:00Z"}, "Version": version,
+              "URI": uri, "BuiltAt": "2026-01-05T01:20:00.000000009Z"}
+    registry.write(f"registry/records/demo/home/popularity/{version}.json", json.dumps(record).encode())
+    manifest = json.loads(registry.read(MANIFEST))
+    manifest["current"]["popularity"] = uri
+    manifest["updated_at"] = "2026-01-05T01:20:30Z"
+    registry.write(MANIFEST, json.dumps(manifest, indent=2).encode())
+    return version
+
+
+def test_status_fires_when_an_artifact_lost_most_of_its_items(registry, versions, monkeypatch):
+    """A valid new popularity with a third of the items of the version before it is condition shrunk, and the
+    finding names both counts and the previous version (limits lowered to the fixture's small artifacts)."""
+    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}])
+    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
+    assert res.status == "fail" and res.data["condition"] == "shrunk", res.summary
+    row = next(r for r in res.data["artifacts"] if r["kind"] == "popularity")
+    assert row["status"] == "fail" and row["items"] == 1 and row["previous_items"] == 3
+    assert row["previous_version"] == versions.pop_day3_current
+    assert "1 items" in res.summary and "had 3" in res.summary
+    cooc = next(r for r in res.data["artifacts"] if r["kind"] == "cooc")
+    assert cooc["status"] == "ok"  # only the kind that shrank is marked
+
+
+def test_status_is_quiet_when_an_artifact_kept_most_of_its_items(registry, monkeypatch):
+    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}, {"item_id": "sku-0003", "count": 5}])
+    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
+    assert res.status == "ok" and res.data["condition"] == "healthy", res.summary
+    row = next(r for r in res.data["artifacts"] if r["kind"] == "popularity")
+    assert row["previous_items"] == 3

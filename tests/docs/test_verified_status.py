@@ -23,7 +23,7 @@ def _outcome(phase: str, verdict: str, cause: str | None = None) -> drills.Outco
 def test_without_results_every_drill_is_not_verified(tmp_path):
     page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
     assert "**Not verified**: no drill of this runbook has passed" in page
-    assert page.count("| **not verified** |") == 5  # bad-publish and foreign-artifact on file and s3, corrupt-manifest
+    assert page.count("| **not verified** |") == 7  # bad-publish, shrunk-publish, foreign-artifact on both stores; corrupt-manifest
 
 
 def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
@@ -36,12 +36,12 @@ def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
     assert doc["date"].endswith("Z")
 
     page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
-    assert "**Verified** 1 of 5 drill(s) passed" in page
+    assert "**Verified** 1 of 7 drill(s) passed" in page
     row = next(line for line in page.splitlines() if line.startswith("| `bad-publish` | file |"))
     assert doc["date"] in row and "healthy, action-required, mitigated, healthy" in row
     if doc["commit"]:
         assert doc["commit"][:12] in row
-    assert page.count("| **not verified** |") == 4
+    assert page.count("| **not verified** |") == 6
 
 
 def test_forgetting_a_result_makes_the_drill_unverified_again(tmp_path):

@@ -13,6 +13,7 @@ from recsys_checks.invariants import (
     age_finding,
     future_finding,
     hidden_share,
+    item_drop_finding,
     weight_findings,
 )
 
@@ -73,3 +74,15 @@ def test_times_old_future_and_fine():
     # a window of the day in progress ends tonight: not skew; one that has not begun is
     assert future_finding("w", NOW + timedelta(hours=4), NOW, WINDOW_AHEAD) is None
     assert future_finding("w", NOW + timedelta(hours=28), NOW, WINDOW_AHEAD)
+
+
+@pytest.mark.parametrize(("items", "previous"), [(120, 120), (60, 120), (130, 120), (3, 10), (0, 19), (5, None)])
+def test_an_artifact_that_kept_half_its_items_is_quiet(items, previous):
+    assert item_drop_finding("popularity", items, previous) is None
+
+
+@pytest.mark.parametrize(("items", "previous", "share"), [(5, 120, "96%"), (59, 120, "51%"), (0, 20, "100%")])
+def test_an_artifact_that_lost_more_than_half_its_items_fires(items, previous, share):
+    finding = item_drop_finding("popularity", items, previous, "ab" * 32)
+    assert finding and f"{items} items" in finding and str(previous) in finding and share in finding
+    assert "abababababab" in finding

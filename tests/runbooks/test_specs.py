@@ -82,7 +82,7 @@ def test_the_serving_and_pipeline_faults_are_each_drilled_by_their_runbook():
     specs = {s.id: s for s in load_all()}
     for name in ("stale-manifest", "stale-cache", "bad-publish", "missing-blob", "corrupt-manifest",
                  "partial-publish", "validation-failed", "limit-exceeded", "bad-rules", "bad-config", "store-down",
-                 "foreign-artifact", "rules-hide-most", "weights-overflow", "stale-data",
+                 "foreign-artifact", "rules-hide-most", "weights-overflow", "stale-data", "shrunk-publish",
                  "not-ready"):
         fault = FAULTS[name]
         assert name in {d.fault for d in specs[fault.runbook].drills}, f"{fault.runbook} does not drill {name}"

@@ -23,6 +23,7 @@ CONTRACT_FAULTS = {
     "bad-rules": "rollback-config-rules",
     "bad-config": "rollback-config-rules",
     "foreign-artifact": "rollback-manifest",
+    "shrunk-publish": "rollback-manifest",
     "rules-hide-most": "rollback-config-rules",
     "weights-overflow": "rollback-config-rules",
     "store-down": "service-not-ready",

@@ -28,7 +28,7 @@ def test_game_day_recovers_every_fault_and_leaves_no_process(tmp_path: Path) -> 
     assert re.search(r"the stack serves demo/home: sku-\d{4} \(", text), text
     names = ("stale-manifest", "stale-cache", "bad-publish", "missing-blob", "corrupt-manifest", "partial-publish",
              "validation-failed", "limit-exceeded", "bad-rules", "bad-config", "store-down", "not-ready",
-             "foreign-artifact", "rules-hide-most", "weights-overflow", "stale-data")
+             "foreign-artifact", "rules-hide-most", "weights-overflow", "stale-data", "shrunk-publish")
     for name in names:
         row = next((line for line in text.splitlines() if line.startswith(f"{name} ")), None)
         assert row is not None and FAULTS[name].runbook in row and "mitigated" in row, f"{name}: {row}"

@@ -217,6 +217,17 @@ def observe_foreign_artifact(handle: StackHandle, saved: Saved) -> None:
     assert f"/{saved.tenant}/" not in manifest["current"]["popularity"], manifest
 
 
+def observe_shrunk_publish(handle: StackHandle, saved: Saved) -> None:
+    manifest = json.loads(read_manifest_bytes(handle, saved.tenant, saved.surface))
+    old = json.loads(saved.manifest)
+    with closing(open_store(handle.info, handle.env)) as store:
+        now = json.loads(store.get(store.key_for_uri(manifest["current"]["popularity"])))["items"]
+        before = json.loads(store.get(store.key_for_uri(old["current"]["popularity"])))["items"]
+    assert len(now) == 5 < len(before) // 2, (len(now), len(before))
+    resp = recommend(handle, saved.tenant, saved.surface)
+    assert resp.status_code == 200 and len(resp.json()["items"]) == 5, resp.text  # valid and served, but shrunk
+
+
 def observe_rules_hide_most(handle: StackHandle, saved: Saved) -> None:
     resp = recommend(handle, saved.tenant, saved.surface)
     assert resp.status_code == 200 and 0 < len(resp.json()["items"]) < 10, resp.text
@@ -261,6 +272,7 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "bad-rules": observe_bad_rules,
     "bad-config": observe_bad_config,
     "foreign-artifact": observe_foreign_artifact,
+    "shrunk-publish": observe_shrunk_publish,
     "rules-hide-most": observe_rules_hide_most,
     "weights-overflow": observe_store_down,  # the same 500 RECSYS_INTERNAL, from the config this time
     "store-down": observe_store_down,
