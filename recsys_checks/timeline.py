@@ -1,9 +1,15 @@
 """What was shipped, when, by whom and why: one chronological view over every source of change.
 
-Sources: artifact publishes (the registry's version records), our audit records next to the registry (manifest
-rollbacks, config and rules reverts, cache invalidations, holds), and config/rules changes and cache invalidations
-(the service's admin audit log). One source being unavailable makes the result a warning naming it; the others
-are still shown.
+Sources: artifact publishes (the registry's version records), the manifest's own ``updated_at``, our audit records
+next to the registry (manifest rollbacks, config and rules reverts, cache invalidations, holds), and config/rules
+changes and cache invalidations (the service's admin audit log). One source being unavailable makes the result a
+warning naming it; the others are still shown.
+
+The manifest's ``updated_at`` is an event of its own when nothing else explains it: a re-run of a day the registry
+already has a version of writes no version record (records are append-only) yet rewrites the manifest, so a swap
+back to an old version leaves no trace in ``records/``. Such a write is shown as ``manifest repointed to an old
+version`` (or ``manifest updated`` when it names the newest versions), unless a publish record of a version it names
+was built just before it (the publish's own swap) or one of our manifest rollbacks was recorded at the same time.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import audit, manifest
+from .artifact import version_from_uri
 from .config import Target, safe_segment
 from .configrules import MAX_AUDIT_SCAN, doc_version, short
-from .errors import ChecksError
+from .errors import ChecksError, NotFound
 from .results import CheckResult
 from .service import ServiceClient, given_or_new_client
 from .store import TargetStores
@@ -26,6 +33,16 @@ from .version_records import VersionRecord
 HistoryFn = Callable[[Target, str, str], list[VersionRecord]]
 # (target, tenant, scope) -> our audit records of that scope, newest first
 AuditFn = Callable[[Target, str, str], list[dict[str, Any]]]
+# (target, tenant, surface) -> the surface's current manifest, None when it has none
+ManifestFn = Callable[[Target, str, str], "manifest.Manifest | None"]
+
+# A publish writes its version records, then swaps the manifest: the swap of a publish follows the build of the
+# versions it names by well under a minute. updated_at has whole seconds and may come from another host's clock,
+# hence a little slack before the build as well.
+PUBLISH_SWAP_LAG = timedelta(minutes=2)
+PUBLISH_SWAP_SLACK = timedelta(seconds=5)
+# Our manifest rollback takes updated_at and its audit record's `when` from one clock reading.
+ROLLBACK_SLACK = timedelta(seconds=5)
 
 
 def _row(when: datetime | None, kind: str, surface: str | None, who: Any, what: str, before: Any, after: Any,
@@ -52,16 +69,14 @@ def _surfaces(target: Target, tenant: str) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def _publishes(read_history: HistoryFn, target: Target, tenant: str, surface: str,
-               start: datetime) -> list[dict[str, Any]]:
-    version_records = list(read_history(target, tenant, surface))
+def _publishes(version_records: list[VersionRecord], surface: str, start: datetime) -> list[dict[str, Any]]:
     rows = []
     by_kind: dict[str, list[VersionRecord]] = {}
     for rec in reversed(version_records):  # oldest first, so each record's predecessor is known
         by_kind.setdefault(rec.kind, []).append(rec)
     for kind, of_kind in by_kind.items():
         for i, rec in enumerate(of_kind):
-            built = None if is_zero_time(rec.built_at) else parse_time(rec.built_at)
+            built = _built(rec)
             when = built or parse_time(rec.window_end)
             if when is None or when < start:
                 continue
@@ -70,6 +85,64 @@ def _publishes(read_history: HistoryFn, target: Target, tenant: str, surface: st
             rows.append(_row(when, "publish", surface, who, f"{kind} {short(rec.version)}", short(before),
                              short(rec.version), f"window {rec.window_start} .. {rec.window_end}", "registry records"))
     return rows
+
+
+def _built(rec: VersionRecord) -> datetime | None:
+    """When a version was built; None for one published from staging (Go's zero time)."""
+    return None if is_zero_time(rec.built_at) else parse_time(rec.built_at)
+
+
+def read_manifest_or_none(target: Target, tenant: str, surface: str) -> manifest.Manifest | None:
+    """The surface's current manifest, None when it has none (the default manifest reader of the timeline)."""
+    try:
+        return manifest.read_current(target, tenant, surface)[0]
+    except NotFound:
+        return None
+
+
+def _manifest_row(m: manifest.Manifest, version_records: list[VersionRecord], rollbacks: list[datetime] | None,
+                  surface: str, start: datetime) -> dict[str, Any] | None:
+    """The manifest's last write as a row, unless a publish's swap or one of our rollbacks explains it.
+
+    ``rollbacks``: when our manifest rollbacks of the surface were recorded (None: our audit records could not be
+    read). A write explained by nothing is a manifest repointed without a record: a re-run of an old day names an
+    already-recorded version, so the suite writes no version record, only the manifest.
+    """
+    when = m.updated_at_dt
+    if when < start:
+        return None
+    if any(abs(when - t) <= ROLLBACK_SLACK for t in rollbacks or []):
+        return None
+    named = {kind: version_from_uri(uri) or uri for kind, uri in m.current.items()}
+    found: dict[str, VersionRecord] = {}
+    for rec in version_records:
+        if named.get(rec.kind) in (rec.version, rec.uri):
+            found[rec.kind] = rec
+            built = _built(rec)
+            if built is not None and built - PUBLISH_SWAP_SLACK <= when <= built + PUBLISH_SWAP_LAG:
+                return None  # the swap of the publish that recorded this version
+    old, parts = [], []
+    for kind in sorted(named):
+        rec = found.get(kind)
+        if rec is None:
+            parts.append(f"{kind} {short(named[kind])} has no version record")
+            continue
+        newer = sum(1 for r in version_records if r.kind == kind and r.sort_key > rec.sort_key)
+        if newer:
+            old.append(f"{kind} {short(rec.version)}")
+            parts.append(f"{kind} {short(rec.version)} is of window {rec.window_start} .. {rec.window_end} "
+                         f"({newer} newer version{'s' if newer != 1 else ''} recorded)")
+    if old:
+        what = "manifest repointed to an old version"
+        cause = "no version record was written (e.g. a re-run of an old day)"
+    else:
+        what = "manifest updated"
+        cause = "no version record was written (e.g. a re-run of the newest day, or a swap by hand)"
+    why = "; ".join([cause, *parts])
+    if rollbacks is None:
+        why += "; our audit records could not be read, so a rollback by recsys-checks is not ruled out"
+    after = "; ".join(old) if old else "; ".join(f"{k} {short(v)}" for k, v in sorted(named.items())) or None
+    return _row(when, "manifest", surface, None, what, None, after, why, "registry manifest")
 
 
 def _versions(changes: list[Any], key: str) -> str | None:
@@ -90,10 +163,12 @@ _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rul
 
 
 def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str,
-                       start: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+                       start: datetime) -> tuple[list[dict[str, Any]], list[str], list[datetime]]:
     """Rows for our audit records of one scope (a surface, or the tenant-wide scope): manifest rollbacks, config
-    and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.audit_record` writes them."""
-    rows, problems = [], []
+    and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.audit_record` writes them.
+
+    Also returns when each manifest rollback was recorded, in the window or not (they explain manifest writes)."""
+    rows, problems, rollbacks = [], [], []
     for doc in read_audit(target, tenant, scope):
         if doc.get("error"):
             problems.append(str(doc["error"]))
@@ -101,6 +176,8 @@ def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: 
         if doc.get("state") == "abandoned":  # an intent whose change never happened
             continue
         when = parse_time(doc.get("when"))
+        if when is not None and doc.get("action") == "manifest.rollback":
+            rollbacks.append(when)
         if when is None or when < start:
             continue
         changes = doc.get("changes") or []
@@ -120,7 +197,7 @@ def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: 
                    why, "registry audit")
         row["_rid"] = doc.get("service_request_id")
         rows.append(row)
-    return rows, problems
+    return rows, problems, rollbacks
 
 
 def _service_events(c: ServiceClient, tenant: str, surface: str | None, start: datetime) -> list[dict[str, Any]]:
@@ -178,13 +255,15 @@ def check_timeline(
     client: ServiceClient | None = None,
     read_history: HistoryFn | None = None,
     read_audit: AuditFn | None = None,
+    read_manifest: ManifestFn | None = None,
     surfaces: list[str] | None = None,
 ) -> CheckResult:
     """Every change to the tenant (optionally one surface) in the last ``since``, oldest first.
 
     ``read_history(target, tenant, surface)`` lists the version records (default
     :func:`recsys_checks.manifest.version_history`), ``read_audit(target, tenant, scope)`` our audit records (default
-    :func:`recsys_checks.manifest.read_audit`); ``surfaces`` overrides discovering the tenant's surfaces in the
+    :func:`recsys_checks.manifest.read_audit`), ``read_manifest(target, tenant, surface)`` the current manifest or
+    None (default :func:`read_manifest_or_none`); ``surfaces`` overrides discovering the tenant's surfaces in the
     registry.
     """
     safe_segment(tenant, "tenant")
@@ -194,7 +273,8 @@ def check_timeline(
     start = now - since
     sources: dict[str, str] = {}
     rows, problems = _registry_rows(target, tenant, surface, surfaces, start, sources,
-                                    read_history or manifest.version_history, read_audit or manifest.read_audit)
+                                    read_history or manifest.version_history, read_audit or manifest.read_audit,
+                                    read_manifest or read_manifest_or_none)
     rows += _service_rows(target, client, tenant, surface, start, sources)
     rows = _join_audits(rows)
     epoch = datetime.min.replace(tzinfo=UTC)
@@ -206,9 +286,10 @@ def check_timeline(
 
 
 def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: list[str] | None, start: datetime,
-                   sources: dict[str, str], read_history: HistoryFn,
-                   read_audit: AuditFn) -> tuple[list[dict[str, Any]], list[str]]:
-    """Publishes from the version records and our audit records; ``sources`` says which could be read."""
+                   sources: dict[str, str], read_history: HistoryFn, read_audit: AuditFn,
+                   read_manifest: ManifestFn) -> tuple[list[dict[str, Any]], list[str]]:
+    """Publishes from the version records, unexplained manifest writes and our audit records; ``sources`` says
+    which could be read."""
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     names: list[str] = []
@@ -217,20 +298,33 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
         sources["registry"] = "ok"
     except ChecksError as exc:
         sources["registry"] = f"unavailable: {exc}"
+    histories: dict[str, list[VersionRecord]] = {}
     for name in names:
         try:
-            rows += _publishes(read_history, target, tenant, name, start)
+            histories[name] = list(read_history(target, tenant, name))
+            rows += _publishes(histories[name], name, start)
             sources.setdefault("registry", "ok")
         except ChecksError as exc:
             sources["registry"] = f"unavailable: {exc}"
+    rollbacks: dict[str, list[datetime] | None] = {}
     for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:
-            found, bad = _audit_record_rows(read_audit, target, tenant, scope, start)
+            found, bad, rollbacks[scope] = _audit_record_rows(read_audit, target, tenant, scope, start)
             rows += found
             problems += bad
             sources.setdefault("registry audit", "ok")
         except ChecksError as exc:
+            rollbacks[scope] = None
             sources["registry audit"] = f"unavailable: {exc}"
+    for name, version_records in histories.items():  # the manifest of each surface whose records could be read
+        try:
+            m = read_manifest(target, tenant, name)
+        except ChecksError as exc:
+            problems.append(f"manifest of {tenant}/{name} unreadable: {exc}")
+            continue
+        row = _manifest_row(m, version_records, rollbacks.get(name), name, start) if m is not None else None
+        if row is not None:
+            rows.append(row)
     return rows, problems
 
 
@@ -265,6 +359,9 @@ def _timeline_result(target: Target, tenant: str, surface: str | None, start: da
     if down or problems:
         missing = "; ".join(f"{k} {v}" for k, v in down.items())
         if problems:
-            missing = "; ".join(filter(None, [missing, f"{len(problems)} unreadable audit record(s)"]))
+            manifests = sum(1 for p in problems if p.startswith("manifest of "))
+            unread = [f"{len(problems) - manifests} unreadable audit record(s)" if len(problems) > manifests else "",
+                      f"{manifests} unreadable manifest(s)" if manifests else ""]
+            missing = "; ".join(filter(None, [missing, *unread]))
         return CheckResult("timeline", "warn", f"{summary} (incomplete: {missing})", data, None, target.base_url)
     return CheckResult("timeline", "ok", summary, data, None, target.base_url)
