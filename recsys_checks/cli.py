@@ -336,7 +336,7 @@ def _add_hold(sub: Any, common: argparse.ArgumentParser) -> None:
     """`hold set|clear|status`."""
     hold = sub.add_parser("hold", help="stop shipping a surface: set, clear or show its hold")
     hsub = hold.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
-    for name, help_text in (("set", "hold a surface: publishers refuse to swap its manifest (plan first)"),
+    for name, help_text in (("set", "hold a surface: the gate (`hold status`) a scheduler asks before each publish answers held (plan first)"),
                             ("clear", "lift the hold of a surface (plan first; the marker is kept, marked cleared)")):
         p = hsub.add_parser(name, parents=[common], help=help_text)
         _tenant(p), _surface(p)

@@ -107,10 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-at", metavar="STEP[:KIND]",
                    help="make the run fail at blob, validate, record (optionally for one kind, e.g. record:cooc) or "
                    "swap, as a broken pipeline would; the manifest stays as it was")
-    p.add_argument("--max-events", type=_positive_int, metavar="N",
-                   help="most events a day may have (default: the job's configured limit, 1000000)")
-    p.add_argument("--max-items", type=_positive_int, metavar="N",
-                   help="most distinct items a day may have (default: the job's configured limit, 10000)")
+    p.add_argument("--max-events-per-run", type=_positive_int, metavar="N",
+                   help="the suite's max_events_per_run: most raw events a day may have (default: the job's "
+                   "configured limit, 1000000)")
+    p.add_argument("--max-distinct-items-per-run", type=_positive_int, metavar="N",
+                   help="the suite's max_distinct_items_per_run: most distinct items a day may have (default: the "
+                   "job's configured limit, 2000000)")
+
+    p.add_argument("--rebuild-events", action="store_true",
+                   help="write the day's raw events afresh first, as when the upstream has fixed and re-sent its data")
+
+    p = add("scheduled-publish", "Publish as a deployment's scheduler does: ask the hold gate "
+            "(`recsys-checks hold status`) first and publish only when it answers 0; held (1) or cannot tell (2) "
+            "publishes nothing (fail closed).")
+    p.add_argument("--tenant", type=_segment("tenant"), required=True)
+    p.add_argument("--surface", type=_segment("surface"), required=True)
+    p.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: the scheduler's next day)")
 
     from .faults import FAULTS
 
@@ -276,10 +288,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
         check_target(ctx.info, args.tenant, args.surface)
         try:
             run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC), fail_at=args.fail_at,
-                              max_events=args.max_events, max_items=args.max_items)
+                              max_events_per_run=args.max_events_per_run,
+                              max_distinct_items_per_run=args.max_distinct_items_per_run,
+                              rebuild_events=args.rebuild_events)
         except PublishError as exc:
-            print(str(exc), file=sys.stderr, flush=True)
+            output = (exc.run_log or {}).get("output") or f"{exc}\n"
+            sys.stderr.write(output)  # the stage lines and the last line, as the suite's binary prints them
+            sys.stderr.flush()
             return exc.exit_code  # 1 runtime failure, 2 usage error, as the suite's pipelines exit
+        sys.stderr.write(run.get("output") or "")
         _out(f"published {args.tenant}/{args.surface} day {run.get('day', args.day)} (run {run.get('run_id', '?')})")
         if args.no_invalidate:
             _out("service caches left alone (--no-invalidate): it serves the previous version until the TTL expires")
@@ -289,6 +306,41 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return 0
     finally:
         ctx.close()
+
+
+def cmd_scheduled_publish(args: argparse.Namespace) -> int:
+    """The stack's scheduler: the hold gate first, as a CronJob wrapper would run it, then the publish."""
+    import subprocess
+
+    from .processes import client_env, read_secrets, require_stack
+
+    root = Path(args.root).resolve()
+    info = require_stack(root)
+    env = {**os.environ, **client_env(info, read_secrets(root))}
+    import shutil
+
+    # The gate as a deployment runs it: the recsys-checks command installed beside this one.
+    beside = Path(sys.argv[0]).resolve().parent / "recsys-checks"
+    command = shutil.which("recsys-checks") or (str(beside) if beside.is_file() else "recsys-checks")
+    gate = [command, "hold", "status", "--tenant", args.tenant, "--surface", args.surface]
+    try:
+        answer = subprocess.run(gate, env=env, capture_output=True, text=True, timeout=60, check=False)
+        code, said = answer.returncode, (answer.stdout or answer.stderr).strip().splitlines()[:1]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        code, said = 2, [f"the gate could not be asked: {exc}"]
+    line = said[0] if said else ""
+    if code == 1:
+        _out(f"held: not publishing {args.tenant}/{args.surface} ({line})")
+        return 1
+    if code != 0:
+        _out(f"the hold gate cannot tell (exit {code}): not publishing {args.tenant}/{args.surface}, as a held "
+             f"surface would not be ({line})")
+        return 2
+    args.fail_at = None
+    args.no_invalidate = False
+    args.max_events_per_run = args.max_distinct_items_per_run = None
+    args.rebuild_events = False
+    return cmd_publish(args)
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
@@ -333,7 +385,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "up": cmd_up, "down": cmd_down, "status": cmd_status, "publish": cmd_publish, "inject": cmd_inject,
+    "up": cmd_up, "down": cmd_down, "status": cmd_status, "publish": cmd_publish,
+    "scheduled-publish": cmd_scheduled_publish, "inject": cmd_inject,
     "faults": cmd_faults, "heal": cmd_heal, "env": cmd_env,
 }
 

@@ -84,10 +84,12 @@ def events_bytes(events: list[dict]) -> bytes:
     return b"".join(json.dumps(e, separators=(",", ":")).encode("utf-8") + b"\n" for e in events)
 
 
-def ensure_events(root: Path, tenant: str, surface: str, day: date, volume: int | None = None) -> Path:
-    """Write the day's events file if it is missing (or holds a different ``volume``) and return its path."""
+def ensure_events(root: Path, tenant: str, surface: str, day: date, volume: int | None = None, *,
+                  rebuild: bool = False) -> Path:
+    """Write the day's events file if it is missing (or holds a different ``volume``, or ``rebuild``: the upstream
+    sent its data again) and return its path."""
     path = events_path(root, tenant, surface, day)
-    if path.is_file() and volume is None:
+    if path.is_file() and volume is None and not rebuild:
         return path
     data = events_bytes(generate_events(tenant, surface, day, volume))
     if not path.is_file() or path.read_bytes() != data:

@@ -21,6 +21,7 @@ import httpx
 
 from . import processes
 from .processes import StackError
+from .objstore import write_file_atomic
 from .publisher import reset_job_limits, set_job_limits
 
 FAULT_ACTOR = "fault-injector"
@@ -229,20 +230,32 @@ def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
 
+# The days whose raw events the validation-failed fault broke (`heal` writes them afresh).
+BAD_EVENTS = "bad-events.json"
+
 # What a build that lost most of its input keeps: a valid popularity artifact of a handful of items.
 SHRUNK_ITEMS = 5
 
-# Bad upstream data as the builder would carry it into the artifact: an exposure without an item id.
-INVALID_POPULARITY = [{"item_id": "sku-0001", "count": 12}, {"item_id": "", "count": 7}]
-
 
 def _validation_failed(ctx: FaultContext, tenant: str, surface: str) -> str:
-    # A real validation failure, not an injected one: the blob written at step 1 is invalid, as in production, so
-    # a runbook that validates the orphan blob finds what the pipeline found.
-    line = ctx.publish_failing(
-        tenant, surface, "validation_failed", now=datetime.now(UTC), override={"popularity": INVALID_POPULARITY}
-    )
-    return f"publish of {tenant}/{surface} failed validation, manifest unchanged: {line}"
+    # Bad input as the suite meets it: the day's raw events hold an exposure without an item id, which the ingest
+    # refuses (`run failed: invalid exposure event: item_id must be set`) before anything is built.
+    from .events import ensure_events
+    from .publisher import scheduled_day
+
+    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    path = ensure_events(ctx.root, tenant, surface, day)
+    lines = path.read_bytes().splitlines(keepends=True)
+    bad = json.loads(lines[len(lines) // 2])
+    bad["item_id"] = ""
+    lines[len(lines) // 2] = (json.dumps(bad, separators=(",", ":")) + "\n").encode()
+    write_file_atomic(path, b"".join(lines))
+    marker = ctx.root / BAD_EVENTS
+    listed = json.loads(marker.read_text()) if marker.is_file() else []
+    write_file_atomic(marker, json.dumps(sorted({*listed, f"{tenant}/{surface}/{day}"})).encode())
+    line = ctx.publish_failing(tenant, surface, "bad_event", day=day, now=datetime.now(UTC))
+    return (f"publish of {tenant}/{surface} day {day} refused its input, manifest unchanged: {line} (re-run with "
+            "--rebuild-events once the upstream has re-sent the day)")
 
 
 def _limit_exceeded(ctx: FaultContext, tenant: str, surface: str) -> str:
@@ -260,7 +273,7 @@ def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
         count = sum(1 for line in fh if line.strip())
     # The job's configured limit is now below a day's volume: every run refuses the day rather than publish a
     # truncated artifact, until the limit is raised (`recsys-stack publish --max-events N`) or restored (`heal`).
-    set_job_limits(ctx.root, max_events=max(1, count // 2))
+    set_job_limits(ctx.root, max_events_per_run=max(1, count // 2))
     return ctx.publish_failing(tenant, surface, "limit_exceeded", day=day, now=datetime.now(UTC))
 
 
@@ -460,9 +473,11 @@ FAULTS: dict[str, Fault] = {
               _corrupt_manifest),
         Fault("partial-publish", "a publish fails after its blob, before the swap (orphan blob, failed run)",
               "pipeline-failed", _partial_publish),
-        Fault("validation-failed", "a publish fails validation (run failed: validation_failed)", "validation-failed",
+        Fault("validation-failed", "the day's raw events hold an exposure without an item id (run failed: invalid "
+              "exposure event: item_id must be set)", "validation-failed",
               _validation_failed),
-        Fault("limit-exceeded", "a day's events exceed the limit (run failed: limit_exceeded)", "limit-exceeded",
+        Fault("limit-exceeded", "a day's events exceed the job's max_events_per_run (run failed: event limit "
+              "exceeded: N > M)", "limit-exceeded",
               _limit_exceeded),
         Fault("bad-rules", "rules that block every category: recommendations are empty", "rollback-config-rules",
               _bad_rules),
@@ -538,8 +553,8 @@ def check_target(info: Mapping, tenant: str, surface: str) -> None:
 
 
 def heal(root: Path) -> list[str]:
-    """Undo store-down, not-ready, slow-store and a lowered job limit; returns what was undone (empty: nothing was
-    broken)."""
+    """Undo store-down, not-ready, slow-store, a lowered job limit and broken raw events; returns what was undone
+    (empty: nothing was broken)."""
     root = Path(root).resolve()
     processes.require_stack(root)
     done = _heal_slow_store(root)
@@ -566,6 +581,17 @@ def heal(root: Path) -> list[str]:
         done.append("admin database restored")
     if reset_job_limits(root):
         done.append("pipeline job limits restored")
+    marker = root / BAD_EVENTS
+    if marker.is_file():
+        from datetime import date
+
+        from .events import ensure_events
+
+        for entry in json.loads(marker.read_text()):
+            tenant, surface, day = entry.split("/")
+            ensure_events(root, tenant, surface, date.fromisoformat(day), rebuild=True)
+            done.append(f"raw events of {tenant}/{surface} on {day} written afresh")
+        marker.unlink()
     return done
 
 

@@ -5,6 +5,14 @@ rewritten; an existing record is a no-op). Only after every kind succeeded: (4) 
 existing ``current`` and compare-and-swapping against the manifest read at the start. Any failure stops before (4),
 so serving keeps the previous versions. Every run leaves a run log under ``ROOT/runs/<tenant>/<surface>/``; a
 successful one also advances ``ROOT/checkpoints/<tenant>/<surface>.json``.
+
+A run prints what the suite's ``recsys-pipelines`` prints (tests/checks_pipelines quotes the suite's lines): one log
+line per stage (``2026/12/02 13:41:15 INFO ingest: start
+tenant=demo surface=home start=...``), and on failure a last line that begins ``run failed:``, often with no kind
+word (``run failed: event limit exceeded: 51 > 50``), typed errors as ``<kind>: <message>: <kind>`` with the detail
+on the next line. The same text is kept as ``ROOT/runs/<tenant>/<surface>/<run id>.log`` beside the JSON run log.
+The job's limits use the suite's ``limits`` keys and defaults. Like the suite's, this publisher checks no hold: a
+scheduler that must respect one asks the gate first (``recsys-stack scheduled-publish``).
 """
 
 from __future__ import annotations
@@ -46,7 +54,6 @@ from .objstore import (
     PreconditionFailed,
     StoreError,
     blob_key,
-    hold_key,
     manifest_key,
     record_key,
     write_file_atomic,
@@ -54,31 +61,42 @@ from .objstore import (
 
 KINDS: tuple[str, ...] = ("popularity", "cooc")
 STEPS: tuple[str, ...] = ("blob", "validate", "record", "swap")
-# The suite's four kinds, and ``held``: this stack's publisher also refuses to swap while the surface is held.
-ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency", "held")
+# The suite's four kinds of typed error, and ``io`` and ``bad_event``: failures it prints with no kind word.
+ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency", "io",
+                                "bad_event")
 RECORD_SEGMENT = "default"
-DEFAULT_MAX_ITEMS = 10_000  # distinct items in a day's events
-DEFAULT_MAX_EVENTS = 1_000_000  # events in a day
+# The suite's `limits` keys and defaults (the ones this publisher enforces).
+DEFAULT_LIMITS: dict[str, int] = {"max_events_per_run": 1_000_000, "max_distinct_items_per_run": 2_000_000}
+DEFAULT_MAX_EVENTS = DEFAULT_LIMITS["max_events_per_run"]
+DEFAULT_MAX_ITEMS = DEFAULT_LIMITS["max_distinct_items_per_run"]
 
 # What an injected failure looks like to the operator, per step.
 _INJECTED_KIND = {"blob": "dependency", "validate": "validation_failed", "record": "dependency", "swap": "dependency"}
 
 
 class PublishError(Exception):
-    """A failed publish: ``str()`` is the pipeline's error line ``run failed: <kind>: <message>``."""
+    """A failed publish. ``str()`` is what the suite prints last: ``run failed: `` and the message as the suite
+    shapes it (typed errors ``<kind>: <message>: <kind>`` with the detail on the next line; others bare)."""
 
-    def __init__(self, kind: str, message: str, *, exit_code: int = 1, step: str | None = None) -> None:
+    def __init__(self, kind: str, message: str, *, exit_code: int = 1, step: str | None = None,
+                 detail: str | None = None, bare: bool = False) -> None:
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown publish error kind {kind!r}: use one of {', '.join(ERROR_KINDS)}")
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
+        self.detail = detail
+        self.bare = bare or kind in ("io", "bad_event")
         self.exit_code = exit_code
         self.step = step
         self.run_log: dict | None = None
 
     def __str__(self) -> str:
-        return f"run failed: {self.kind}: {self.message}"
+        if self.bare:
+            text = f"run failed: {self.message}"
+        else:
+            text = f"run failed: {self.kind}: {self.message}: {self.kind}"
+        return text + (f"\n{self.detail}" if self.detail else "")
 
 
 # --- paths ---------------------------------------------------------------------------------------------------------
@@ -113,16 +131,22 @@ def job_limits_path(root: Path) -> Path:
 
 
 def job_limits(root: Path) -> dict[str, int]:
-    """The job's configured limits (``max_events``, ``max_items``) from ``ROOT/pipeline.json``; empty: defaults."""
+    """The job's configured limits from ``ROOT/pipeline.json`` (``{"limits": {...}}``, the suite's keys); empty:
+    the defaults (:data:`DEFAULT_LIMITS`)."""
     try:
         doc = json.loads(job_limits_path(root).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    return {k: int(v) for k, v in doc.items() if k in ("max_events", "max_items")}
+    limits = doc.get("limits") if isinstance(doc, dict) else None
+    return {k: int(v) for k, v in (limits or {}).items() if k in DEFAULT_LIMITS}
 
 
 def set_job_limits(root: Path, **limits: int) -> None:
-    write_file_atomic(job_limits_path(root), (json.dumps({**job_limits(root), **limits}, indent=2) + "\n").encode())
+    unknown = sorted(set(limits) - set(DEFAULT_LIMITS))
+    if unknown:
+        raise ValueError(f"unknown job limit(s) {', '.join(unknown)}: use {', '.join(DEFAULT_LIMITS)}")
+    doc = {"limits": {**job_limits(root), **limits}}
+    write_file_atomic(job_limits_path(root), (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def reset_job_limits(root: Path) -> bool:
@@ -218,22 +242,34 @@ class _Run:
         self.started, self.fixed, self.injected = started, fixed, injected
         self.run_id = f"{started:%Y%m%dT%H%M%S}Z-{day:%Y%m%d}-{secrets.token_hex(3)}"
         self.steps: list[dict] = []
+        self.lines: list[str] = []  # what the suite's binary prints, line by line
         self.log: dict[str, Any] = {}
         # The step (and kind) under way: a failure that is not a PublishError is reported against it.
-        self.current: tuple[str, str | None] = ("hold", None)
+        self.current: tuple[str, str | None] = ("manifest", None)
 
     def at(self, step: str, kind: str | None = None) -> None:
         self.current = (step, kind)
 
     def inject(self, step: str, kind: str | None) -> None:
-        """Raise the failure ``fail_at`` asked for when the run reaches that step (and kind)."""
+        """Raise the failure ``fail_at`` asked for when the run reaches that step (and kind), shaped as the suite
+        prints a failure of that step."""
         if self.injected and self.injected[0] == step and (self.injected[1] in (None, kind)):
-            raise PublishError(
-                _INJECTED_KIND[step], f"injected failure at {step}{':' + kind if kind else ''}", step=step
-            )
+            what = {"blob": "write blob", "record": "write version record", "swap": "swap manifest"}.get(step)
+            if what is None:  # validate: the validator's own line for a blob that is not what its version says
+                raise PublishError("validation_failed", f"{kind or 'popularity'} version hash mismatch",
+                                   detail="computed=injected payload=injected", step=step)
+            raise PublishError(_INJECTED_KIND[step], what, step=step,
+                               detail=f"input/output error (injected by recsys-stack at {step}"
+                                      f"{':' + kind if kind else ''})")
 
     def step(self, step: str, kind: str | None, status: str, detail: str = "", **extra: Any) -> None:
         self.steps.append({"step": step, "kind": kind, "status": status, "detail": detail, **extra})
+
+    def say(self, stage: str, what: str, **fields: Any) -> None:
+        """One stage line as the suite's logger prints it."""
+        stamp = datetime.now(UTC).strftime("%Y/%m/%d %H:%M:%S")
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        self.lines.append(f"{stamp} INFO {stage}: {what}" + (f" {text}" if text else ""))
 
     def now(self) -> datetime:
         return self.started if self.fixed else datetime.now(UTC)
@@ -253,9 +289,14 @@ class _Run:
             "versions": versions,
             "manifest": manifest,
         }
-        path = runs_dir(self.root, self.tenant, self.surface) / f"{self.run_id}.json"
+        folder = runs_dir(self.root, self.tenant, self.surface)
+        text = "\n".join(self.lines + ([str(error)] if error else [])) + "\n"
+        write_file_atomic(folder / f"{self.run_id}.log", text.encode("utf-8"))
+        path = folder / f"{self.run_id}.json"
         write_file_atomic(path, (json.dumps(self.log, indent=2) + "\n").encode("utf-8"))
         self.log["path"] = str(path)
+        self.log["log_path"] = str(folder / f"{self.run_id}.log")
+        self.log["output"] = text
         return self.log
 
 
@@ -270,16 +311,17 @@ def publish(
     fail_at: str | None = None,
     kinds: Sequence[str] = KINDS,
     override: Mapping[str, list] | None = None,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    max_events: int = DEFAULT_MAX_EVENTS,
+    max_distinct_items_per_run: int = DEFAULT_MAX_ITEMS,
+    max_events_per_run: int = DEFAULT_MAX_EVENTS,
     volume: int | None = None,
+    rebuild_events: bool = False,
 ) -> dict:
     """Build and publish ``tenant``/``surface``'s artifacts for UTC ``day`` and return the run log.
 
     ``fail_at`` injects a failure at ``blob``, ``validate``, ``record`` (optionally ``:<kind>``; the first kind
     otherwise) or ``swap``. ``override`` replaces the built payload of a kind (``{"popularity": []}`` publishes a
-    valid but empty artifact). More than ``max_events`` events or ``max_items`` distinct items fail with
-    ``limit_exceeded``. Raises :class:`PublishError` (with ``run_log`` set once the run log is written).
+    valid but empty artifact). More than ``max_events_per_run`` events or ``max_distinct_items_per_run`` distinct
+    items fail as the suite's do. Raises :class:`PublishError` (with ``run_log`` set once the run log is written).
     """
     root = Path(root)
     kinds = tuple(kinds)
@@ -290,19 +332,20 @@ def publish(
     versions: dict[str, str] = {}
     manifest_info: dict[str, Any] = {"key": manifest_key(tenant, surface), "before": None, "after": None}
 
+    window_start, window_end = (rfc3339(t) for t in day_window(day))
     try:
-        run.at("hold")
-        _check_hold(store, tenant, surface, "hold")
-        run.step("hold", None, "ok", "not held")
-
         run.at("manifest")
         before, etag = _read_manifest(store, tenant, surface)
         manifest_info["before"] = etag
         run.step("manifest", None, "ok", f"etag {etag}" if etag else "no manifest yet")
 
         run.at("events")
-        events, source_hash = _load_events(root, tenant, surface, day, volume, max_events, max_items)
+        run.say("ingest", "start", tenant=tenant, surface=surface, start=window_start, end=window_end)
+        events, source_hash = _load_events(root, tenant, surface, day, volume, max_events_per_run, run,
+                                           rebuild_events)
         run.step("events", None, "ok", f"{len(events)} events", count=len(events))
+        run.say("validate", "start", tenant=tenant, surface=surface, start=window_start, end=window_end)
+        _validate_events(events, max_distinct_items_per_run)
 
         uris: dict[str, str] = {}
         for kind in kinds:
@@ -315,7 +358,7 @@ def publish(
 
         # The manifest is swapped last: until here a failure leaves serving on the previous versions.
         run.at("swap")
-        _check_hold(store, tenant, surface, "swap")  # a hold set while this run built its artifacts still stops it
+        run.say("publish", "start", tenant=tenant, surface=surface)
         run.inject("swap", None)
         manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
 
@@ -323,12 +366,16 @@ def publish(
         cp = checkpoint_path(root, tenant, surface)
         write_file_atomic(cp, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
         run.step("checkpoint", None, "ok", day.isoformat())
+        run.say("publish", "done", tenant=tenant, surface=surface)
     except PublishError as exc:
         error = exc
     except StoreError as exc:
-        error = PublishError("dependency", f"object store: {exc}", step=run.current[0])
-    except (OSError, ValueError) as exc:
-        error = PublishError("dependency", f"{type(exc).__name__}: {exc}", step=run.current[0])
+        error = PublishError("dependency", f"{run.current[0]} object store", detail=str(exc), step=run.current[0])
+    except OSError as exc:  # printed as Go prints an OS error: `<op> <path>: <reason>`
+        reason = (exc.strerror or str(exc)).lower()
+        error = PublishError("io", f"open {exc.filename}: {reason}" if exc.filename else reason, step=run.current[0])
+    except ValueError as exc:
+        error = PublishError("dependency", "read canonical events", detail=str(exc), step=run.current[0])
     else:
         return run.finish(error=None, versions=versions, manifest=manifest_info)
 
@@ -398,7 +445,7 @@ def _publish_kind(
             version=version,
         )
     except ArtifactInvalid as exc:
-        raise PublishError("validation_failed", f"{kind} blob {uri}: {exc}", step="validate") from None
+        raise _validator_error(kind, str(exc), len(payload)) from None
     run.step("validate", kind, "ok", "type, tenant/surface, window, limits and version hash check out")
 
     run.at("record", kind)
@@ -431,26 +478,18 @@ def _put_record(store: ObjectStore, run: _Run, kind: str, version: str, record: 
         run.step("record", kind, "noop", f"record {version} exists (never rewritten)", uri=store.uri(rkey))
 
 
-def _check_hold(store: ObjectStore, tenant: str, surface: str, step: str) -> None:
-    """Raise ``held`` when the surface's hold marker says held; an unreadable marker counts as held."""
-    key = hold_key(tenant, surface)
-    try:
-        data = store.get(key)
-    except NotFound:
-        return
-    try:
-        marker = json.loads(data)
-        held = not isinstance(marker, dict) or marker.get("held") is not False
-        why = ", ".join(f"{k} {marker[k]}" for k in ("reason", "by", "at") if isinstance(marker, dict) and marker.get(k))
-    except ValueError:
-        held, why = True, "the marker is unreadable"
-    if held:
-        raise PublishError(
-            "held",
-            f"{tenant}/{surface} is held ({why or 'no reason given'}): the manifest was not swapped; once the data "
-            f"can be trusted, clear it with `recsys-checks hold clear --tenant {tenant} --surface {surface} --execute`",
-            step=step,
-        )
+def _validator_error(kind: str, problem: str, entries: int) -> PublishError:
+    """The suite validator's line for a blob that fails it: limits with their numbers, else the check that failed."""
+    if "above the limit" in problem:
+        what, counted = ("popularity items", "items") if kind == "popularity" else ("cooc rows", "rows")
+        limit = problem.rsplit(" ", 1)[-1]
+        return PublishError("validation_failed", f"{what} exceeds max", detail=f"{counted}={entries} max={limit}",
+                            step="validate")
+    if "artifact_type" in problem:
+        return PublishError("validation_failed", f"{kind} artifact_type mismatch", detail=problem, step="validate")
+    if "version" in problem or "hashes" in problem:
+        return PublishError("validation_failed", f"{kind} version hash mismatch", detail=problem, step="validate")
+    return PublishError("validation_failed", f"{kind} artifact invalid", detail=problem, step="validate")
 
 
 def _read_manifest(store: ObjectStore, tenant: str, surface: str) -> tuple[dict | None, str | None]:
@@ -462,56 +501,44 @@ def _read_manifest(store: ObjectStore, tenant: str, surface: str) -> tuple[dict 
     try:
         manifest = parse_manifest(data)
     except ValueError as exc:
-        raise PublishError(
-            "dependency",
-            f"current manifest {store.uri(key)} is unreadable ({exc}); a publish merges into it, so roll it back "
-            f"first: recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous --execute",
-            step="manifest",
-        ) from None
+        raise PublishError("dependency", "read manifest", detail=f"{store.uri(key)}: {exc}", step="manifest") from None
     if manifest["tenant"] != tenant or manifest["surface"] != surface:
-        raise PublishError(
-            "dependency",
-            f"manifest {store.uri(key)} is for {manifest['tenant']}/{manifest['surface']}, not {tenant}/{surface}",
-            step="manifest",
-        )
+        raise PublishError("dependency", "read manifest", step="manifest",
+                           detail=f"{store.uri(key)} is for {manifest['tenant']}/{manifest['surface']}")
     return manifest, etag
 
 
 def _load_events(
-    root: Path, tenant: str, surface: str, day: date, volume: int | None, max_events: int, max_items: int
+    root: Path, tenant: str, surface: str, day: date, volume: int | None, max_events_per_run: int, run: _Run,
+    rebuild: bool = False,
 ) -> tuple[list[dict], str]:
-    path = ensure_events(root, tenant, surface, day, volume)
+    """Ingest: the day's raw events, refused as the suite's ingest refuses them (count, then each event)."""
+    path = ensure_events(root, tenant, surface, day, volume, rebuild=rebuild)
     data = path.read_bytes()
     events = read_events(path)
-    if max_events is not None and len(events) > max_events:
-        raise PublishError(
-            "limit_exceeded",
-            f"{len(events)} events for {tenant}/{surface} on {day} exceed max_events={max_events}; "
-            "raise the limit if the volume is expected, else find the duplicate or runaway producer",
-            step="events",
-        )
+    if max_events_per_run is not None and len(events) > max_events_per_run:
+        raise PublishError("limit_exceeded", f"event limit exceeded: {len(events)} > {max_events_per_run}",
+                           step="events", bare=True)
     prefix = day.isoformat()
-    for number, event in enumerate(events, start=1):
-        if (
-            event.get("tenant") != tenant
-            or event.get("surface") != surface
-            or not str(event.get("ts", "")).startswith(prefix)
-            or not event.get("item_id")
-        ):
-            raise PublishError(
-                "validation_failed",
-                f"{path}:{number} is not an exposure of {tenant}/{surface} on {day}",
-                step="events",
-            )
-    distinct = len({event["item_id"] for event in events})
-    if max_items is not None and distinct > max_items:
-        raise PublishError(
-            "limit_exceeded",
-            f"{distinct} distinct items for {tenant}/{surface} on {day} exceed max_items={max_items}; "
-            "raise the limit if the catalog grew, else check the events for bad item ids",
-            step="events",
-        )
+    for event in events:
+        for name in ("tenant", "surface", "item_id", "ts"):
+            if not event.get(name):
+                raise PublishError("bad_event", f"invalid exposure event: {name} must be set", step="events")
+        if event["tenant"] != tenant or event["surface"] != surface or not str(event["ts"]).startswith(prefix):
+            # An event of another tenant, surface or day: the suite's ingest reads per tenant/surface/day files, so
+            # such an event means the input itself is wrong.
+            raise PublishError("bad_event", f"invalid exposure event: event for {event['tenant']}/{event['surface']} "
+                               f"at {event['ts']} in the {tenant}/{surface} file of {day}", step="events")
+    run.say("ingest", "done", events=len(events))
     return events, hashlib.sha256(data).hexdigest()
+
+
+def _validate_events(events: list[dict], max_distinct_items_per_run: int) -> None:
+    """The validator's volume checks before compute, with the suite's line and its numbers on the next line."""
+    distinct = len({event["item_id"] for event in events})
+    if max_distinct_items_per_run is not None and distinct > max_distinct_items_per_run:
+        raise PublishError("validation_failed", "distinct item count exceeds max",
+                           detail=f"items={distinct} max={max_distinct_items_per_run}", step="validate")
 
 
 def _swap(
@@ -535,12 +562,9 @@ def _swap(
         else:
             new_etag = store.put(key, data, if_match=etag)
     except PreconditionFailed:
-        raise PublishError(
-            "dependency",
-            f"manifest {store.uri(key)} changed during the publish (read {etag or 'no manifest'}); nothing was "
-            "swapped: re-run the publish",
-            step="swap",
-        ) from None
+        raise PublishError("dependency", "swap manifest", step="swap",
+                           detail=f"{store.uri(key)} changed during the publish (read {etag or 'no manifest'}); "
+                                  "nothing was swapped: re-run the publish") from None
     run.step("swap", None, "ok", f"{store.uri(key)} -> {new_etag}", etag=new_etag)
     return new_etag
 

@@ -169,23 +169,35 @@ def verify_hold(run: RunbookRun) -> CheckResult:
                        current.data, current.state, _where(run))
 
 
-def verify_publish_refused(run: RunbookRun) -> CheckResult:
-    """While held, a publish attempt (the probe_publish_command you give) must be refused, and change nothing."""
+def verify_gate(run: RunbookRun) -> CheckResult:
+    """The gate a scheduler asks before a publish answers as the hold says: exit 1 while held, 0 once released (2,
+    cannot tell, counts as held). Read-only: it asks, it never publishes. With ``gate_command`` the deployment's own
+    gate (its CronJob wrapper's check) is asked; else the same check as ``recsys-checks hold status``."""
     from .fix import command_argv, run_command
 
-    command = str(run.params.get("probe_publish_command") or "").strip()
-    held = _held(hold_state(run))
-    if not command or not held:
-        why = "no probe_publish_command given" if not command else "the surface is not held"
-        return CheckResult("hold.publish_refused", "ok", f"not tried: {why}", {"tried": False}, None, _where(run))
-    argv = command_argv(command, {"tenant": run.tenant, "surface": run.surface})
-    result = run_command(argv, timeout=300, redact=run.redact)
-    data = {"tried": True, "argv": argv, "exit_code": result.exit_code, "output": result.output}
-    if result.exit_code == 0:
-        return CheckResult("hold.publish_refused", "fail", "the publish went through although the surface is held: "
-                           "the publisher does not honour the hold", data, None, _where(run))
-    if "held" not in result.output:
-        return CheckResult("hold.publish_refused", "fail", f"the publish failed (exit {result.exit_code}) but not "
-                           "because of the hold; look at its output", data, None, _where(run))
-    return CheckResult("hold.publish_refused", "ok", f"a publish was refused because of the hold (exit "
-                       f"{result.exit_code})", data, None, _where(run))
+    diag = next((run.result(s.id) for s in run.spec.steps if s.role == "diagnose"), None)
+    want = bool((diag.data.get("lever_args") or {}).get("held", True)) if isinstance(diag, CheckResult) else True
+    command = str(run.params.get("gate_command") or "").strip()
+    if command:
+        argv = command_argv(command, {"tenant": run.tenant, "surface": run.surface})
+        result = run_command(argv, timeout=60, redact=run.redact)
+        code, data = result.exit_code, {"argv": argv, "exit_code": result.exit_code, "output": result.output}
+        asked = f"`{' '.join(argv)}`"
+    else:
+        state = hold_state(run)
+        code = 2 if state.data.get("held") is None else 1 if state.data.get("held") else 0
+        data, asked = {"exit_code": code, "hold": state.summary}, "the hold gate (`recsys-checks hold status`)"
+    expected = 1 if want else 0
+    meaning = {0: "go", 1: "held", 2: "cannot tell (a scheduler must treat it as held)"}.get(code, f"exit {code}")
+    data["expected_exit_code"] = expected
+    if code == 2 or code not in (0, 1):
+        message = f"{asked} cannot tell whether {_where(run)} is held (exit {code}): a scheduler stops, but the hold's " \
+                  "state is not verified"
+        return CheckResult("hold.gate", "fail", message, data, None, _where(run), unread=message)
+    if code != expected:
+        return CheckResult("hold.gate", "fail", f"{asked} answers {meaning} (exit {code}) for {_where(run)}, not "
+                           f"{'held' if want else 'go'}: a scheduler that asks it would "
+                           f"{'still publish' if want else 'stay stopped'}", data, None, _where(run))
+    return CheckResult("hold.gate", "ok", f"{asked} answers {meaning} (exit {code}) for {_where(run)}: a scheduler "
+                       f"that asks it before each run {'publishes nothing' if want else 'publishes again'}; the "
+                       "suite's pipelines check no hold themselves", data, None, _where(run))

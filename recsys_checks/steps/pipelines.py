@@ -1,22 +1,21 @@
-"""Steps of the pipeline runbooks: what a failed publish left behind (its error line, the checkpoint, the blob it
-wrote) and the decisions built on it.
+"""Steps of the pipeline runbooks: what a failed publish left behind (its log, the checkpoint, the blob it wrote)
+and the decisions built on it.
 
-The suite's pipelines end a failed run with ``run failed: <kind>: <message>`` (kinds ``invalid_argument``,
-``limit_exceeded``, ``validation_failed``, ``dependency``) and write ``<checkpoints>/<tenant>/<surface>.json`` =
-``{"day": "YYYY-MM-DD"}`` after each successful day.
+The log is classified by :mod:`recsys_checks.pipelinelog` from its whole tail (the suite's failure lines often carry
+no kind word); the suite writes ``<checkpoints>/<tenant>/<surface>.json`` = ``{"day": "YYYY-MM-DD"}`` after each
+successful day.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact import validate_artifact
 from ..errors import ChecksError
+from ..pipelinelog import Failure, classify
 from ..results import CheckResult
 from ..store import TargetStores
 from .fix import diagnosis, rerun_lever
@@ -25,112 +24,75 @@ from .serving import manifest_status
 if TYPE_CHECKING:
     from ..runrecord import RunbookRun
 
-ERROR_KINDS = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency")
 MAX_LOG_BYTES = 1_000_000
-_FAILED = re.compile(r"run failed: (invalid_argument|limit_exceeded|validation_failed|dependency|held): ([^\"\n]*)")
-_DAY = re.compile(r"\"day\": \"(\d{4}-\d{2}-\d{2})\"|\bday (\d{4}-\d{2}-\d{2})\b|\bon (\d{4}-\d{2}-\d{2})\b")
-_STEP = re.compile(r"\"step\": \"(\w+)\", \"kind\": (?:\"(\w+)\"|null), \"status\": \"failed\"")
-_URI = re.compile(r"((?:file|s3)://\S+?\.json)")
-_LIMIT = re.compile(r"(\d+) (events|distinct items) .*? exceed (max_\w+)=(\d+)")
-
-# Which validation rule a message names, most specific first.
-_VALIDATION_RULES = (
-    ("hashes to", "version_hash"), ("build.version", "version_hash"), ("window", "window"),
-    ("artifact_type", "artifact_type"), ("expected '", "tenant_surface"), ("item_id", "item_id"),
-    ("count", "counts"), ("above the limit", "max_items"), ("neighbours", "max_neighbours"),
-    ("not valid JSON", "json"), ("is not an exposure", "event_schema"),
-)
-_DEPENDENCY_RULES = (
-    ("changed during the publish", "concurrent_publish"), ("unreadable", "manifest_unreadable"),
-    ("object store", "object_store"), ("injected failure", "injected"),
-)
-
-
-@dataclass
-class Failure:
-    kind: str
-    message: str
-    rule: str
-    day: str | None
-    step: str | None
-    blob: str | None
-    observed: int | None = None
-    limit: int | None = None
-
-
-def classify(text: str) -> Failure | None:
-    """The last ``run failed:`` line of a job's log, classified down to the rule or limit that tripped."""
-    found = list(_FAILED.finditer(text))
-    if not found:
-        return None
-    kind, message = found[-1].group(1), found[-1].group(2).strip()
-    day_match = _DAY.search(text)
-    day = next((g for g in day_match.groups() if g), None) if day_match else None
-    step_match = _STEP.search(text)
-    step = step_match.group(1) if step_match else None
-    uri = _URI.search(message)
-    observed = limit = None
-    rule = "other"
-    if kind == "limit_exceeded":
-        m = _LIMIT.search(message)
-        if m:
-            observed, rule, limit = int(m.group(1)), m.group(3), int(m.group(4))
-    elif kind == "validation_failed":
-        rule = next((name for needle, name in _VALIDATION_RULES if needle in message), "other")
-    elif kind == "held":
-        rule = "hold"
-    elif kind == "dependency":
-        rule = next((name for needle, name in _DEPENDENCY_RULES if needle in message), "other")
-        at = re.search(r"injected failure at (\w+)", message)
-        step = step or (at.group(1) if at else None)
-    else:
-        rule = "arguments"
-    return Failure(kind, message, rule, day, step, uri.group(1) if uri else None, observed, limit)
-
-
+# Read from the end: a long log's failure is in its last lines.
 def _fill(run: RunbookRun, value: str) -> str:
     return value.replace("{tenant}", run.tenant).replace("{surface}", run.surface)
 
 
 def _read_log(source: str) -> tuple[str, str]:
-    """(text, where): ``source`` is a file, a directory of run logs (the newest is read) or the log text itself."""
+    """(text, where): ``source`` is a file, a directory of run logs (the newest is read, text logs ``*.log`` before
+    anything else) or the log text itself. At most the last :data:`MAX_LOG_BYTES` of a file are read."""
     path = Path(source)
     try:
         is_dir, is_file = path.is_dir(), path.is_file()
     except (OSError, ValueError):
         is_dir = is_file = False
     if is_dir:
-        logs = sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: (p.stat().st_mtime, p.name))
+        files = [p for p in path.iterdir() if p.is_file()]
+        logs = sorted([p for p in files if p.suffix == ".log"] or files, key=lambda p: (p.stat().st_mtime, p.name))
         if not logs:
             return "", f"{path} (no logs in it)"
         path, is_file = logs[-1], True
     if is_file:
         with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - MAX_LOG_BYTES))
             return fh.read(MAX_LOG_BYTES).decode("utf-8", "replace"), str(path)
-    return source[:MAX_LOG_BYTES], "the job_log parameter"
+    return source[-MAX_LOG_BYTES:], "the job_log parameter"
+
+
+def _describe(failure: Failure) -> str:
+    """The failure in one line: kind and rule, the limit's key and numbers or the bad field."""
+    what = f"{failure.kind} ({failure.rule})"
+    if failure.key and failure.observed is not None:
+        what += f": {failure.key} tripped, {failure.observed} against the limit {failure.limit}"
+    elif failure.field:
+        what += f": field {failure.field}"
+    return what
 
 
 # --------------------------------------------------------------------------------------------------- checks
 
 
 def classify_job_log(run: RunbookRun) -> CheckResult:
-    """Read the failed job's log (a file, a folder of logs, or its error line) and classify the failure."""
+    """Read the failed job's log (a file, a folder of logs, or its last lines) and classify the failure."""
     source = _fill(run, str(run.params.get("job_log") or "").strip())
+    where_ = f"{run.tenant}/{run.surface}"
     if not source:
         return CheckResult("pipeline.job_log", "ok", "no job log given: judging from the checkpoint and the "
-                           "manifest only", {"given": False}, None, f"{run.tenant}/{run.surface}")
+                           "manifest only", {"given": False}, None, where_)
     text, where = _read_log(source)
     failure = classify(text)
     day = str(run.params.get("day") or "").strip() or (failure.day if failure else None)
     if failure is None:
-        return CheckResult("pipeline.job_log", "ok", f"no `run failed:` line in {where}: the last run did not fail",
-                           {"given": True, "source": where, "day": day}, None, f"{run.tenant}/{run.surface}")
-    data = {"given": True, "source": where, "kind": failure.kind, "rule": failure.rule, "day": day,
-            "step": failure.step, "blob": failure.blob, "observed": failure.observed, "limit": failure.limit,
-            "message": run.redact(failure.message)}
-    detail = f"{failure.kind} ({failure.rule})" + (f" on day {day}" if day else "")
-    return CheckResult("pipeline.job_log", "fail", f"the run failed: {detail}: {run.redact(failure.message)}", data,
-                       None, f"{run.tenant}/{run.surface}")
+        if not text.strip():
+            message = f"the job log {where} is empty: whether the last run failed cannot be told"
+            return CheckResult("pipeline.job_log", "fail", message, {"given": True, "source": where}, None, where_,
+                               unread=message)
+        return CheckResult("pipeline.job_log", "ok", f"no failure line (`run failed:` or a configuration error) in "
+                           f"{where}: the last run did not fail", {"given": True, "source": where, "day": day}, None,
+                           where_)
+    data = {"given": True, "source": where, **failure.to_dict(), "day": day,
+            "message": run.redact(failure.message), "line": run.redact(failure.line),
+            "detail": [run.redact(d) for d in failure.detail]}
+    quoted = run.redact(failure.text).replace("\n", " / ")
+    on_day = f" on day {day}" if day else " (the failed day is not in the log: no ingest/validate start= line)"
+    if failure.kind == "unclassified":
+        summary = f"the run failed{on_day} with a message no known failure explains: {quoted}"
+    else:
+        summary = f"the run failed{on_day}: {_describe(failure)}: {quoted}"
+    return CheckResult("pipeline.job_log", "fail", summary, data, None, where_)
 
 
 def read_checkpoint(run: RunbookRun) -> CheckResult:
@@ -237,15 +199,19 @@ def _pipeline_diagnosis(run: RunbookRun, expected: str | None) -> CheckResult:
         return diagnosis(run, f"the {kind} failure of day {day} is already superseded: the checkpoint is at "
                          f"{checkpoint.data['day']}")  # type: ignore[union-attr]
     values = {"day": day or ""}
-    if kind == "held":
-        return diagnosis(run, f"publishing is held on purpose: {log.summary}", cause="held", runbook="hold-changes",
-                         no_lever="the surface is held (stop shipping); clear the hold with the hold-changes runbook "
-                                  "once the reason is resolved, then re-run the day")
+    if kind == "unclassified":
+        return diagnosis(run, log.summary, cause="unclassified", evidence=[{"source": "job-log",
+                         "problem": log.data.get("line")}],
+                         no_lever="no known failure explains this message: read the job's full log around it; the "
+                                  "manifest still names the last good versions, so serving is unaffected")
     if expected is not None and kind != expected:
         other = kind.replace("_", "-")
         runbook = other if kind in ("limit_exceeded", "validation_failed") else "pipeline-failed"
-        return diagnosis(run, log.summary, cause=kind, runbook=runbook,
-                         no_lever=f"this is a {kind} failure: follow the {runbook} runbook")
+        if runbook == run.spec.id:
+            runbook = None
+        return diagnosis(run, log.summary, cause=f"{kind}:{rule}", runbook=runbook,
+                         no_lever=f"this is a {kind} failure: " + (f"follow the {runbook} runbook" if runbook else
+                                                                   _ARGUMENTS_FIX))
     if kind == "dependency":
         return rerun_lever(run, f"a dependency failed ({rule}); serving is still on the last good version. "
                               f"{log.summary}", cause=f"dependency:{rule}", values=values)
@@ -253,20 +219,26 @@ def _pipeline_diagnosis(run: RunbookRun, expected: str | None) -> CheckResult:
         found = rerun_lever(run, f"validation rule {rule} tripped; serving is still on the last good version. "
                                f"{log.summary}", cause=f"validation_failed:{rule}", values=values)
         if found.data["lever"] is None:
-            found.data["no_lever"] = ("the input data is bad: fix it upstream (or the builder), then re-run the day "
-                                      "(give the re-run as the rerun_command parameter to let this runbook run it)")
+            bad = f" (field {log.data['field']})" if log.data.get("field") else ""
+            found.data["no_lever"] = (f"the input data is bad{bad}: fix it upstream (or the builder), then re-run the "
+                                      "day (give the re-run as the rerun_command parameter to let this runbook run it)")
         return found
     if kind == "limit_exceeded":
-        observed, limit = log.data.get("observed"), log.data.get("limit")
-        found = rerun_lever(run, f"{rule} tripped ({observed} > {limit}); serving is still on the last good "
+        key, observed, limit = log.data.get("key") or rule, log.data.get("observed"), log.data.get("limit")
+        numbers = f"{observed} against {limit}" if observed is not None else "its numbers are not in the log"
+        found = rerun_lever(run, f"the limit {key} tripped ({numbers}); serving is still on the last good "
                                f"version. {log.summary}", cause=f"limit_exceeded:{rule}", values=values)
         if found.data["lever"] is None:
-            found.data["no_lever"] = (f"decide first: if {observed} is genuine volume, raise {rule} above it and "
-                                      "re-run; if not, find the duplicate or runaway producer. Give the re-run as "
-                                      "rerun_command to let this runbook run it")
+            found.data["no_lever"] = (f"decide first: if {observed if observed is not None else 'the volume'} is "
+                                      f"genuine, raise {key} (in the job's `limits`) above it and re-run; if not, "
+                                      "find the duplicate or runaway producer. Give the re-run as rerun_command to let "
+                                      "this runbook run it")
         return found
-    return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}",
-                     no_lever="the job was started with bad arguments or configuration: fix them and re-run")
+    return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}", no_lever=_ARGUMENTS_FIX)
+
+
+_ARGUMENTS_FIX = ("the job was started with bad arguments or configuration (exit 2 for flags and checkpoints): fix "
+                  "them and re-run; nothing was published")
 
 
 def diagnose_pipeline_failed(run: RunbookRun) -> CheckResult:

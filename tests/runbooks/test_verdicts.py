@@ -195,17 +195,15 @@ def test_not_ready_is_quiet_on_a_ready_service(tmp_path):
 
 
 @pytest.mark.parametrize(("line", "kind", "rule"), [
-    ("run failed: limit_exceeded: 1200 events for demo/home on 2026-01-02 exceed max_events=600; raise the limit",
-     "limit_exceeded", "max_events"),
-    ("run failed: limit_exceeded: 20000 distinct items for demo/home on 2026-01-02 exceed max_items=10000; x",
-     "limit_exceeded", "max_items"),
-    ("run failed: validation_failed: popularity blob file:///o/demo/home/popularity/ab.json: item_id must be a "
-     "non-empty string", "validation_failed", "item_id"),
-    ("run failed: validation_failed: popularity blob s3://b/x/popularity/ab.json: blob content hashes to 1, not its "
-     "build.version 2", "validation_failed", "version_hash"),
-    ("run failed: dependency: object store: connection refused", "dependency", "object_store"),
-    ("run failed: dependency: manifest s3://b/m.json changed during the publish", "dependency", "concurrent_publish"),
-    ("run failed: invalid_argument: day '2026-13-01' must be a date", "invalid_argument", "arguments"),
+    ("run failed: event limit exceeded: 1200 > 600", "limit_exceeded", "max_events_per_run"),
+    ("run failed: validation_failed: distinct item count exceeds max: validation_failed\nitems=6 max=5",
+     "limit_exceeded", "max_distinct_items_per_run"),
+    ("run failed: invalid exposure event: item_id must be set", "validation_failed", "bad_exposure_event"),
+    ("run failed: validation_failed: cooc version hash mismatch: validation_failed\ncomputed=1 payload=2",
+     "validation_failed", "version_hash"),
+    ("run failed: dependency: read canonical events: dependency\nopen /x: no such file", "dependency",
+     "read_canonical_events"),
+    ("run failed: segment must be set", "invalid_argument", "segment"),
 ])
 def test_failures_are_classified_down_to_the_rule(line, kind, rule):
     failure = pipelines.classify(f"some output\n{line}\n")
@@ -213,8 +211,9 @@ def test_failures_are_classified_down_to_the_rule(line, kind, rule):
 
 
 def test_limit_failure_carries_observed_and_limit_and_day():
-    failure = pipelines.classify("run failed: limit_exceeded: 1200 events for demo/home on 2026-01-02 exceed "
-                                 "max_events=600; raise")
+    failure = pipelines.classify("2026/01/03 01:30:00 INFO ingest: start tenant=demo surface=home "
+                                 "start=2026-01-02T00:00:00Z end=2026-01-03T00:00:00Z\n"
+                                 "run failed: event limit exceeded: 1200 > 600")
     assert (failure.observed, failure.limit, failure.day) == (1200, 600, "2026-01-02")
 
 
@@ -249,10 +248,11 @@ def test_a_failure_already_published_since_is_healthy(tmp_path):
 
 
 def test_pipeline_failed_sends_limits_and_validation_to_their_runbooks(tmp_path):
-    run = _pipeline_run(tmp_path, "pipeline-failed", kind="limit_exceeded", rule="max_events", day="2026-01-03",
-                        checkpoint_day="2026-01-02", command="rerun")
+    run = _pipeline_run(tmp_path, "pipeline-failed", kind="limit_exceeded", rule="max_events_per_run",
+                        day="2026-01-03", checkpoint_day="2026-01-02", command="rerun")
     found = pipelines.diagnose_pipeline_failed(run)
     assert found.data["runbook"] == "limit-exceeded" and found.data["lever"] is None
+    assert found.data["cause"] == "limit_exceeded:max_events_per_run"
 
 
 def test_a_broken_manifest_comes_before_the_failed_run(tmp_path):
@@ -263,11 +263,12 @@ def test_a_broken_manifest_comes_before_the_failed_run(tmp_path):
 
 
 def test_limit_exceeded_says_what_to_decide_without_a_command(tmp_path):
-    run = _pipeline_run(tmp_path, "limit-exceeded", kind="limit_exceeded", rule="max_events", day="2026-01-03",
-                        checkpoint_day="2026-01-02")
+    run = _pipeline_run(tmp_path, "limit-exceeded", kind="limit_exceeded", rule="max_events_per_run",
+                        day="2026-01-03", checkpoint_day="2026-01-02")
+    run.results["job-log"].data["key"] = "max_events_per_run"
     found = pipelines.diagnose_limit_exceeded(run)
-    assert found.data["cause"] == "limit_exceeded:max_events"
-    assert "raise max_events" in found.data["no_lever"]
+    assert found.data["cause"] == "limit_exceeded:max_events_per_run"
+    assert "raise max_events_per_run" in found.data["no_lever"] and "10" in found.data["no_lever"]
 
 
 # --- the command lever ---------------------------------------------------------------------------------------------
@@ -305,14 +306,33 @@ def test_a_command_that_hangs_is_stopped_at_its_timeout(tmp_path):
     assert remedy.status == "failed" and "timed out" in remedy.summary
 
 
-def test_a_publish_refused_by_a_hold_is_not_rerun(tmp_path):
-    """`run failed: held: ...` is the hold working: no re-run, the hold-changes runbook says how to release it."""
-    failure = pipelines.classify("run failed: held: demo/home is held (evaluation data untrusted)")
-    assert (failure.kind, failure.rule) == ("held", "hold")
-    run = _pipeline_run(tmp_path, "pipeline-failed", kind="held", rule="hold", day="2026-01-03",
-                        checkpoint_day="2026-01-02", command="rerun")
-    found = pipelines.diagnose_pipeline_failed(run)
-    assert found.data["cause"] == "held" and found.data["lever"] is None and found.data["runbook"] == "hold-changes"
+def test_an_unclassified_failure_is_never_healthy(tmp_path):
+    """A `run failed:` line no family explains is action-required with the line quoted, in every pipeline runbook."""
+    for runbook_id, diagnose in (("pipeline-failed", pipelines.diagnose_pipeline_failed),
+                                 ("limit-exceeded", pipelines.diagnose_limit_exceeded),
+                                 ("validation-failed", pipelines.diagnose_validation_failed)):
+        run = _pipeline_run(tmp_path, runbook_id, kind="unclassified", rule="unclassified", day="2026-01-03",
+                            checkpoint_day="2026-01-02", command="rerun")
+        run.results["job-log"].data["line"] = "run failed: the moon"
+        found = diagnose(run)
+        assert found.data["problem"] and found.data["cause"] == "unclassified" and found.data["lever"] is None
+        assert found.data["evidence"][0]["problem"] == "run failed: the moon"
+
+
+def test_the_job_log_step_reads_a_suite_log_and_quotes_the_detail(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("2026/12/02 13:41:15 INFO validate: start tenant=demo surface=home start=2026-12-01T00:00:00Z "
+                   "end=2026-12-02T00:00:00Z\nrun failed: validation_failed: distinct item count exceeds max: "
+                   "validation_failed\nitems=6 max=5\n")
+    run = _run("limit-exceeded", tmp_path, job_log=str(log))
+    result = pipelines.classify_job_log(run)
+    assert result.status == "fail" and result.data["day"] == "2026-12-01"
+    assert result.data["key"] == "max_distinct_items_per_run" and (result.data["observed"], result.data["limit"]) == (6, 5)
+    assert "items=6 max=5" in result.summary
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    result = pipelines.classify_job_log(_run("pipeline-failed", tmp_path, job_log=str(empty)))
+    assert result.status == "fail" and result.unread  # an empty log cannot tell
 
 
 # --- evaluation ----------------------------------------------------------------------------------------------------
