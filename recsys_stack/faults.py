@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from . import processes
-from .processes import StackError
 from .objstore import write_file_atomic
+from .processes import StackError
 from .publisher import reset_job_limits, set_job_limits
 
 FAULT_ACTOR = "fault-injector"
