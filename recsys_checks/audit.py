@@ -13,6 +13,13 @@ on the same scope *settles* it once it is older than :data:`SETTLE_GRACE` (young
 still running in another process, and two identical rollbacks in the same second expect the very same manifest
 bytes): an intent whose change is visible is completed as ``applied``; one whose change did not happen (the world is
 as the plan saw it) as ``abandoned``, and one that cannot be told any more as ``unknown``.
+
+Config and rules reverts change the service only, so they do not need the registry: when none is configured
+(``RECSYS_ARTIFACT_MANIFEST_TEMPLATE`` unset) or it cannot be read or written, their intent and record go to a local
+folder laid out the same way, ``<dir>/audit/<tenant>/_tenant/``, written create-only as well (see :func:`place_for_service_change`):
+``RECSYS_AUDIT_DIR`` when set, else the caller's default (a runbook run's folder), else :data:`DEFAULT_AUDIT_DIR` in
+the working directory. They never write to the suite's default bucket, which nobody named. Manifest rollbacks and
+holds act on the registry and keep needing it.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from . import jsonio
-from .config import Target, prove_under, redact, redact_environment, safe_segment
-from .errors import ChecksError, Conflict, InvalidObject, NotFound
+from .config import AUDIT_DIR_VARIABLE, Target, local_audit_dir, prove_under, redact, redact_environment, safe_segment
+from .errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from .results import Plan
 from .store import TargetStores
 from .timefmt import format_micro_z, parse_time
@@ -35,6 +44,8 @@ INTENT_SUFFIX = ".intent.json"
 # An intent younger than this may belong to an action still running elsewhere (its deadline-bounded calls take
 # well under a minute), so it is left alone.
 SETTLE_GRACE = timedelta(minutes=2)
+# The local audit folder of the plain CLI when RECSYS_AUDIT_DIR is not set, relative to the working directory.
+DEFAULT_AUDIT_DIR = "recsys-audit"
 
 
 def who(actor: str | None = None) -> str:
@@ -52,17 +63,58 @@ def who(actor: str | None = None) -> str:
     return f"{login}@{socket.gethostname() or 'unknown-host'}"
 
 
-def audit_prefix(target: Target, tenant: str, scope: str) -> str:
-    """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed)."""
-    root = target.audit_root()
+def audit_prefix(target: Target, tenant: str, scope: str, *, root: str | None = None) -> str:
+    """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed).
+
+    ``root``: the root to place them under instead of the registry's (a local audit folder, see :class:`Place`)."""
+    root = root or target.audit_root()
     return prove_under(f"{root}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/", root + "/")
 
 
-def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime) -> str:
+def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime, *, root: str | None = None) -> str:
     """Where the audit object of ``plan`` applied at ``now`` goes: sortable by time (to the microsecond, so that the
     same plan applied twice in one second, e.g. a cache invalidation, gets two records), unique per plan."""
     stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond:06d}Z"
-    return audit_prefix(target, tenant, scope) + f"{stamp}-{plan.plan_hash[:12]}.json"
+    return audit_prefix(target, tenant, scope, root=root) + f"{stamp}-{plan.plan_hash[:12]}.json"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the audit objects of one action go: ``root`` is the registry root, or a local folder's ``file://`` URI
+    (then ``local`` is true and ``why`` says why the registry is not used). ``fallback`` is the local folder to use
+    if the registry cannot be written after all."""
+
+    root: str
+    local: bool = False
+    why: str | None = None
+    fallback: str | None = None
+
+    def describe(self, target: Target) -> str:
+        """One clause for a summary: where the record went, and why when it is not the registry."""
+        if not self.local:
+            return ""
+        folder = self.root.removeprefix("file://")
+        chosen = AUDIT_DIR_VARIABLE if target.audit_dir else f"set {AUDIT_DIR_VARIABLE} to choose another"
+        return f"our audit record is in the local folder {folder} ({chosen}) because {self.why}"
+
+
+def local_root(target: Target, default_dir: str | os.PathLike[str] | None = None) -> str:
+    """The ``file://`` root of the local audit folder: ``RECSYS_AUDIT_DIR``, else ``default_dir``, else
+    :data:`DEFAULT_AUDIT_DIR` in the working directory (BadInput when it cannot be a folder)."""
+    if target.audit_dir:
+        path = local_audit_dir(target.audit_dir)
+    else:
+        given = os.fspath(default_dir) if default_dir is not None else DEFAULT_AUDIT_DIR
+        path = local_audit_dir(given, "the audit folder")
+    return "file://" + path.rstrip("/")  # literal, as the stores read file URIs (no percent-encoding)
+
+
+def local_root_to_read(target: Target) -> str | None:
+    """The local audit folder readers include: ``RECSYS_AUDIT_DIR`` when set, else :data:`DEFAULT_AUDIT_DIR` when
+    it exists in the working directory; None otherwise."""
+    if target.audit_dir:
+        return local_root(target)
+    return local_root(target) if Path(DEFAULT_AUDIT_DIR).is_dir() else None
 
 
 def audit_record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: str | None, runbook: str | None,
@@ -98,13 +150,14 @@ def write(stores: TargetStores, uri: str, doc: dict[str, Any]) -> str:
 
 def begin(stores: TargetStores, target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime,
           actor: str | None, runbook: str | None, before: Any, after: Any, expect: dict[str, Any],
-          **extra: Any) -> tuple[str, dict[str, Any]]:
+          root: str | None = None, **extra: Any) -> tuple[str, dict[str, Any]]:
     """Write the intent of a change about to be made (create-only); return its URI and document.
 
     ``expect`` says how a later run recognises the change in the world: ``{"observed": <state before>,
     "result": <state after>}`` (ETags or versions), or ``{}`` when the world cannot tell (a cache invalidation).
+    ``root``: a local audit folder instead of the registry.
     """
-    uri = audit_uri(target, tenant, scope, plan, now).removesuffix(".json") + INTENT_SUFFIX
+    uri = audit_uri(target, tenant, scope, plan, now, root=root).removesuffix(".json") + INTENT_SUFFIX
     doc = audit_record(plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook, before=before,
                  after=after, state="intent", expect=expect, **extra)
     write(stores, uri, doc)
@@ -133,9 +186,10 @@ def complete(stores: TargetStores, intent_uri: str, intent: dict[str, Any], *, s
     return uri
 
 
-def pending(stores: TargetStores, target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
+def pending(stores: TargetStores, target: Target, tenant: str, scope: str, *,
+            root: str | None = None) -> list[dict[str, Any]]:
     """Intents of one scope that no record completes, oldest first, each with its ``uri``."""
-    uris = set(stores.list(audit_prefix(target, tenant, scope)))
+    uris = set(stores.list(audit_prefix(target, tenant, scope, root=root)))
     out = []
     for uri in sorted(u for u in uris if u.endswith(INTENT_SUFFIX)):
         if record_uri(uri) in uris:
@@ -152,12 +206,12 @@ def pending(stores: TargetStores, target: Target, tenant: str, scope: str) -> li
 
 
 def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge: Callable[[dict[str, Any]], str | None],
-           *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE) -> list[str]:
+           *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE, root: str | None = None) -> list[str]:
     """Complete the intents a crash left behind; ``judge(intent)`` says ``applied``, ``abandoned``, ``unknown`` or
     ``None`` (cannot tell yet). Returns the records written."""
     now = now or datetime.now(UTC)
     written = []
-    for intent in pending(stores, target, tenant, scope):
+    for intent in pending(stores, target, tenant, scope, root=root):
         outcome = judge(intent)
         if outcome is None:
             continue
@@ -193,12 +247,14 @@ def _token(value: Any) -> str | None:
     return value.strip('"') if isinstance(value, str) else None
 
 
-def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None = None) -> list[dict[str, Any]]:
+def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None = None,
+         root: str | None = None) -> list[dict[str, Any]]:
     """The audit records of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged.
 
-    Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`.
+    Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`. ``root``:
+    read a local audit folder instead of the registry.
     """
-    prefix = audit_prefix(target, tenant, scope)
+    prefix = audit_prefix(target, tenant, scope, root=root)
     st = stores or TargetStores(target)
     try:
         out = []
@@ -222,12 +278,85 @@ def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None
 
 def begin_service_change(target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime | None,
                          actor: str | None, runbook: str | None, before: Any, after: Any,
-                         expect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+                         expect: dict[str, Any], root: str | None = None,
+                         **extra: Any) -> tuple[str, dict[str, Any]]:
     """Write the intent of a change the service is about to apply; raises (and nothing is changed) if it cannot."""
     now = now or datetime.now(UTC)
     with TargetStores(target) as st:
         return begin(st, target, plan, tenant=tenant, scope=scope, now=now, actor=actor, runbook=runbook,
-                     before=before, after=after, expect=expect)
+                     before=before, after=after, expect=expect, root=root, **extra)
+
+
+def place_for_service_change(target: Target, tenant: str, scope: str, current: str | None, *,
+                             local_dir: str | os.PathLike[str] | None = None) -> Place:
+    """Where the audit objects of a change made through the service alone (a config or rules revert) go, with the
+    intents a crash left there settled (``current``: the state the service reports, see :func:`settle_service`).
+
+    The registry when one is configured and can be read; else the local folder (:func:`local_root`), with the
+    reason. A configured registry that cannot be read is not a reason to refuse a change that does not touch it:
+    the record goes to the local folder and the summary says so (the service's own audit log has the change too).
+    Raises BadInput, before anything is changed, when neither place can be used.
+    """
+    if target.has_registry:
+        root = target.audit_root()  # a template that cannot hold audit records is a configuration error: refuse
+        try:
+            settle_service(target, tenant, scope, current, root=root)
+            try:
+                fallback: str | None = local_root(target, local_dir)
+            except BadInput:  # no usable local folder: a refused registry write then refuses the change
+                fallback = None
+            return Place(root, fallback=fallback)
+        except ChecksError as exc:
+            place = Place(local_root(target, local_dir), True, f"the registry {root}/audit/ could not be read: "
+                          f"{_one_line(exc)}")
+    else:
+        place = Place(local_root(target, local_dir), True,
+                      "no registry is configured: RECSYS_ARTIFACT_MANIFEST_TEMPLATE is not set")
+    try:
+        settle_service(target, tenant, scope, current, root=place.root)
+    except ChecksError as exc:
+        raise BadInput(f"the local audit folder {place.root.removeprefix('file://')} cannot be used "
+                       f"({_one_line(exc)}), and {place.why}; nothing was changed: set {AUDIT_DIR_VARIABLE} to a "
+                       "writable folder") from None
+    return place
+
+
+def begin_at(place: Place, target: Target, plan: Plan, *, tenant: str, scope: str, now: datetime | None,
+             actor: str | None, runbook: str | None, before: Any, after: Any, current: str | None,
+             expect: dict[str, Any]) -> tuple[str, dict[str, Any], Place]:
+    """Write the intent of a service change at ``place``; when that is the registry and it refuses the write (read
+    access only, a store gone since it was read), write it to the local folder instead. Returns the intent's URI,
+    its document and the place it went to; raises (nothing changed) when it could not be written anywhere."""
+    extra = {"recorded_locally_because": place.why} if place.local else {}
+    try:
+        uri, doc = begin_service_change(target, plan, tenant=tenant, scope=scope, now=now, actor=actor,
+                                        runbook=runbook, before=before, after=after, expect=expect, root=place.root,
+                                        **extra)
+        return uri, doc, place
+    except Conflict:
+        raise
+    except ChecksError as exc:
+        if place.local or place.fallback is None:
+            raise BadInput(f"our audit record could not be written to {place.root}/audit/ ({_one_line(exc)}); "
+                           f"nothing was changed: set {AUDIT_DIR_VARIABLE} to a writable folder") from None
+        refused = _one_line(exc)
+        fallback = Place(place.fallback, True, f"the registry {place.root}/audit/ could not be written: {refused}")
+    try:
+        settle_service(target, tenant, scope, current, root=fallback.root)
+        uri, doc = begin_service_change(target, plan, tenant=tenant, scope=scope, now=now, actor=actor,
+                                        runbook=runbook, before=before, after=after, expect=expect,
+                                        root=fallback.root, recorded_locally_because=fallback.why)
+    except Conflict:
+        raise
+    except ChecksError as local_exc:
+        raise BadInput(f"our audit record could be written neither to {place.root}/audit/ ({refused}) nor "
+                       f"to the local folder {fallback.root.removeprefix('file://')} ({_one_line(local_exc)}); "
+                       f"nothing was changed: set {AUDIT_DIR_VARIABLE} to a writable folder") from None
+    return uri, doc, fallback
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def finish_service_change(target: Target, intent_uri: str, intent: dict[str, Any], *, request_id: str | None,
@@ -255,7 +384,8 @@ def may_have_happened(exc: Exception) -> bool:
     return bool(getattr(exc, "sent", True))
 
 
-def settle_service(target: Target, tenant: str, scope: str, current: str | None) -> list[str]:
+def settle_service(target: Target, tenant: str, scope: str, current: str | None, *,
+                   root: str | None = None) -> list[str]:
     """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable)."""
     with TargetStores(target) as st:
-        return settle(st, target, tenant, scope, judge_by_state(current))
+        return settle(st, target, tenant, scope, judge_by_state(current), root=root)

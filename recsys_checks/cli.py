@@ -238,7 +238,10 @@ def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
         _tenant(p)
         p.add_argument("--limit", type=_positive, default=50, help="entries to show (default 50)")
         p.set_defaults(run=_doc_history, kind=kind)
-        p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)")
+        p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)",
+                            epilog="our audit record goes to the registry; when none is configured "
+                                   "(RECSYS_ARTIFACT_MANIFEST_TEMPLATE unset) or it cannot be read or written, to "
+                                   "RECSYS_AUDIT_DIR, else ./recsys-audit (the output says where and why)")
         _tenant(p)
         _version_choice(p, f"the newest {kind} version that appeared in the audit log before the current one "
                            "(each run steps back once more)")
@@ -290,7 +293,8 @@ def _add_runbook(sub: Any) -> None:
     p.add_argument("--confirm", metavar="DEPLOYMENT", help="on a protected deployment, its name, to let --execute "
                    "change it (the same as -p confirm=DEPLOYMENT)")
     p.add_argument("--out", metavar="DIR", help="where the executed notebook and the run record go (default "
-                   "incidents/<UTC time>-ID)")
+                   "incidents/<UTC time>-ID), and, without a registry or RECSYS_AUDIT_DIR, the audit records of "
+                   "config and rules reverts")
     p.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
                    help="longest a single step may run (default 600)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")

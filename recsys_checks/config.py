@@ -17,6 +17,8 @@ from .deadline import DEFAULT_DEADLINE
 from .errors import BadInput
 
 DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
+# Where our audit records of config and rules reverts go when no registry is configured or it cannot be written.
+AUDIT_DIR_VARIABLE = "RECSYS_AUDIT_DIR"
 _CURRENT_SUFFIX = "/current/{tenant}/{surface}/manifest.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CREDENTIAL = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace: what a key or header value can carry
@@ -120,6 +122,10 @@ class Target:
     max_bytes: int = 10_000_000
     deployment: str | None = None
     protected: bool = False
+    # RECSYS_AUDIT_DIR: the local folder for our audit records when the registry is not configured or not writable
+    audit_dir: str | None = None
+    # Whether a registry was named (a manifest or records template); None: decided from the templates themselves
+    registry_configured: bool | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
@@ -141,7 +147,13 @@ class Target:
             values["protected"] = _flag(env["RECSYS_DEPLOYMENT_PROTECTED"], "RECSYS_DEPLOYMENT_PROTECTED")
         if env.get("RECSYS_ARTIFACT_MAX_BYTES"):
             values["max_bytes"] = _positive_int(env["RECSYS_ARTIFACT_MAX_BYTES"], "RECSYS_ARTIFACT_MAX_BYTES")
+        if env.get("RECSYS_AUDIT_DIR"):
+            values["audit_dir"] = env["RECSYS_AUDIT_DIR"]
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "registry_configured" not in values:
+            # The suite's default template is what a reader falls back to, not a place anyone chose to write to.
+            values["registry_configured"] = bool(env.get("RECSYS_ARTIFACT_MANIFEST_TEMPLATE")
+                                                 or overrides.get("manifest_template") or values["records_template"])
         target = cls(**values)  # type: ignore[arg-type]
         target.validate()
         return target
@@ -164,6 +176,8 @@ class Target:
         if self.protected and not self.deployment:
             raise BadInput("RECSYS_DEPLOYMENT_PROTECTED is set but RECSYS_DEPLOYMENT is not: name the deployment, so "
                            "that --confirm can name it back")
+        if self.audit_dir is not None:
+            local_audit_dir(self.audit_dir)
         for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
             if tpl is None:
                 continue
@@ -222,6 +236,14 @@ class Target:
             "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
         )
 
+    @property
+    def has_registry(self) -> bool:
+        """Whether a registry was configured (``RECSYS_ARTIFACT_MANIFEST_TEMPLATE``, ``--manifest-template`` or a
+        records template), rather than the suite's default template standing in for one."""
+        if self.registry_configured is not None:
+            return self.registry_configured
+        return self.manifest_template != DEFAULT_MANIFEST_TEMPLATE or self.records_template is not None
+
     def secrets(self) -> tuple[str | None, ...]:
         return (self.api_key, self.s3_access_key, self.s3_secret_key)
 
@@ -239,9 +261,29 @@ class Target:
             "s3_region": self.s3_region,
             "deployment": self.deployment,
             "protected": self.protected,
+            "registry_configured": self.has_registry,
+            "audit_dir": self.audit_dir,
             "api_key_set": self.api_key is not None,
             "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
         }
+
+
+def local_audit_dir(text: str, variable: str = AUDIT_DIR_VARIABLE) -> str:
+    """The absolute path of a local audit folder given as a path or a ``file://`` URI; BadInput when it cannot be
+    one (another scheme, a control character, an existing file that is not a folder)."""
+    path = text
+    if "://" in text:
+        scheme, host, rest = split_uri(text)
+        if scheme != "file" or host not in ("", "localhost"):
+            raise BadInput(f"{variable} {text!r} is not a local folder: give a path such as ./recsys-audit (the "
+                           "registry is set with RECSYS_ARTIFACT_MANIFEST_TEMPLATE)")
+        path = rest
+    if not path.strip() or _CONTROL.search(path):
+        raise BadInput(f"{variable} {text!r} is not a usable folder path: give a path such as ./recsys-audit")
+    absolute = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(absolute) and not os.path.isdir(absolute):
+        raise BadInput(f"{variable} {text!r} is a file, not a folder: name a folder (it is created if missing)")
+    return absolute
 
 
 def _check_http_url(variable: str, url: str, example: str) -> None:

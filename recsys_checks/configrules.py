@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -313,12 +314,16 @@ def apply_revert(
     now: datetime | None = None,
     plan_id: str | None = None,
     confirm: str | None = None,
+    audit_dir: str | os.PathLike[str] | None = None,
 ) -> ActionResult:
     """Apply a revert plan: dry-run by default; with ``execute``, PUT with ``If-Match`` on the observed version.
 
     Then invalidate the service's cache for that document and verify the served version on a probe request. The
     service's own audit log records the change (``actor`` is sent as ``X-Actor``) and an audit object of ours records
-    who, why, the runbook and the plan under ``<registry>/audit/<tenant>/_tenant/``. Raises
+    who, why, the runbook and the plan under ``<registry>/audit/<tenant>/_tenant/``, or, when no registry is
+    configured or it cannot be read or written, under ``<dir>/audit/<tenant>/_tenant/`` of the local folder
+    ``RECSYS_AUDIT_DIR``, else ``audit_dir`` (a runbook run's folder), else ``./recsys-audit`` (see
+    :func:`recsys_checks.audit.place_for_service_change`); the summary says where. Raises
     :class:`~recsys_checks.errors.Conflict` when the document changed since the plan.
     """
     tenant, kind = plan.details["tenant"], _kind(plan.details["kind"])
@@ -330,7 +335,10 @@ def apply_revert(
                              would=f"revert {move} ({len(plan.details.get('diff') or [])} field(s) change)")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
-    audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed
+    if target.has_registry:
+        audit.audit_prefix(target, tenant, audit.TENANT_SCOPE)  # refuse before changing anything if it cannot be placed
+    else:
+        audit.local_root(target, audit_dir)  # a local folder that cannot be one is refused before anything changes
     if not plan.observed:
         raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}, so the revert cannot be "
                        "made conditional (If-Match) and is refused; check that RECSYS_BASE_URL is recsys-service")
@@ -339,7 +347,7 @@ def apply_revert(
         if not current:
             raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}: refusing to write "
                            "without a version to compare against")
-        audit.settle_service(target, tenant, audit.TENANT_SCOPE, current)
+        place = audit.place_for_service_change(target, tenant, audit.TENANT_SCOPE, current, local_dir=audit_dir)
         if current == wanted:
             verification = verify_version(c, target, tenant, kind, wanted, surface)
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing changed", plan,
@@ -347,9 +355,9 @@ def apply_revert(
         if current != plan.observed:
             raise Conflict(f"{kind} of {tenant} changed since the plan (planned against {short(plan.observed)}, now "
                            f"{short(current)}); nothing changed — make a new plan")
-        intent_uri, intent = audit.begin_service_change(
-            target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
-            before=plan.observed, after=wanted, expect={"observed": plan.observed, "result": wanted},
+        intent_uri, intent, place = audit.begin_at(
+            place, target, plan, tenant=tenant, scope=audit.TENANT_SCOPE, now=now, actor=actor, runbook=runbook,
+            before=plan.observed, after=wanted, current=current, expect={"observed": plan.observed, "result": wanted},
         )
         new_version = _put_with_intent(c, target, plan, tenant, kind, intent_uri, intent)
         request_id = c.last_request_id
@@ -368,6 +376,8 @@ def apply_revert(
                                                      after=new_version or wanted)
     if problem:
         summary += f"; {problem}"
+    elif place.local:
+        summary += f"; {place.describe(target)}"
     return ActionResult("applied", summary, plan, audit_ref, verification)
 
 

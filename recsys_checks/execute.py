@@ -20,7 +20,7 @@ from typing import Any
 from .config import SECRET_VARIABLES
 from .errors import BadInput, ChecksError
 from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
-from .runrecord import RECORD_ENV, find_secrets
+from .runrecord import OUT_ENV, RECORD_ENV, find_secrets
 from .timefmt import format_z
 
 DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
@@ -90,7 +90,9 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     executed, record_path = work / f"{spec.id}.ipynb", work / f"{spec.id}.result.json"
     failure: dict[str, Any] | None = None
     previous = os.environ.get(RECORD_ENV)
+    previous_out = os.environ.get(OUT_ENV)
     os.environ[RECORD_ENV] = str(record_path)
+    os.environ[OUT_ENV] = str(out.resolve())
     try:
         pm.execute_notebook(
             str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
@@ -108,10 +110,11 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     except (RuntimeError, OSError) as exc:
         failure = {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
     finally:
-        if previous is None:
-            os.environ.pop(RECORD_ENV, None)
-        else:
-            os.environ[RECORD_ENV] = previous
+        for name, value in ((RECORD_ENV, previous), (OUT_ENV, previous_out)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     run_record = _load_run_record(record_path)
     if run_record is None or failure is not None:
         run_record = _failed_run_record(spec, run_record, params, started, failure)

@@ -32,6 +32,9 @@ from .timefmt import format_z
 from .verdict import Verdict, decide
 
 RECORD_ENV = "RECSYS_RUNBOOK_RECORD"  # set by `recsys-checks runbook run`: where the kernel writes the run record
+# Set by `recsys-checks runbook run`: the run's output folder (--out), where the run record ends up. The kernel writes
+# the record in a temporary folder first, so what must outlive the run (a local audit record) goes here instead.
+OUT_ENV = "RECSYS_RUNBOOK_OUT"
 RECORD_FORMAT = 1
 
 RemedyStatus = Literal["not-needed", "no-lever", "planned", "applied", "failed"]
@@ -108,6 +111,9 @@ class RunbookRun:
         # What several steps read once per run (the published popularity state): see steps.serving.published.
         self.memo: dict[str, Any] = {}
         self.record_path = Path(record_path or os.environ.get(RECORD_ENV) or self._default_path())
+        # The run's folder: where a lever that has no registry to record in keeps its audit record.
+        out = os.environ.get(OUT_ENV)
+        self.out_dir = Path(out) if out and not record_path else self.record_path.parent
 
     def _default_path(self) -> Path:
         stamp = self.started_at.strftime("%Y%m%dT%H%M%SZ")

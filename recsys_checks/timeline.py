@@ -137,7 +137,11 @@ def _manifest_row(m: manifest.Manifest, version_records: list[VersionRecord], ro
         cause = "no version record was written (e.g. a re-run of an old day)"
     else:
         what = "manifest updated"
-        cause = "no version record was written (e.g. a re-run of the newest day, or a swap by hand)"
+        staged = sorted(kind for kind, rec in found.items() if _built(rec) is None)
+        cause = "no version record was written at this time (e.g. a re-run of the newest day, or a swap by hand)"
+        if staged:
+            cause = (f"no version record is timed at this write: {', '.join(staged)} came from staging (records "
+                     "without a build time), or it is a later re-run of the newest day")
     why = "; ".join([cause, *parts])
     if rollbacks is None:
         why += "; our audit records could not be read, so a rollback by recsys-checks is not ruled out"
@@ -157,13 +161,15 @@ def _versions(changes: list[Any], key: str) -> str | None:
     return "; ".join(parts) or None
 
 
+# The sources of our own audit records: next to the registry, and the local audit folder (RECSYS_AUDIT_DIR).
+_OUR_AUDITS = ("registry audit", "local audit")
 # What our audit records are called on the timeline, by action.
 _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rules.revert": "rules",
                 "cache.invalidate": "cache", "hold.set": "hold", "hold.clear": "hold"}
 
 
-def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str,
-                       start: datetime) -> tuple[list[dict[str, Any]], list[str], list[datetime]]:
+def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str, start: datetime,
+                       source: str = "registry audit") -> tuple[list[dict[str, Any]], list[str], list[datetime]]:
     """Rows for our audit records of one scope (a surface, or the tenant-wide scope): manifest rollbacks, config
     and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.audit_record` writes them.
 
@@ -194,7 +200,7 @@ def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: 
             after = short(doc["after"]) if isinstance(doc.get("after"), str) else None
         what = action + (" (outcome unknown)" if doc.get("state") == "unknown" else "")
         row = _row(when, _AUDIT_KINDS.get(action, action), doc.get("surface"), doc.get("who"), what, before, after,
-                   why, "registry audit")
+                   why, source)
         row["_rid"] = doc.get("service_request_id")
         rows.append(row)
     return rows, problems, rollbacks
@@ -234,7 +240,7 @@ def _service_events(c: ServiceClient, tenant: str, surface: str | None, start: d
 def _join_audits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per change: where our audit record and the service's describe the same request, keep the service's
     row and add our why and runbook to it."""
-    ours = {r["_rid"]: r for r in rows if r["source"] == "registry audit" and r.get("_rid")}
+    ours = {r["_rid"]: r for r in rows if r["source"] in _OUR_AUDITS and r.get("_rid")}
     joined = set()
     for r in rows:
         mine = ours.get(r.get("_rid")) if r["source"] == "service audit" else None
@@ -297,7 +303,7 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
         names = [surface] if surface is not None else (surfaces if surfaces is not None else _surfaces(target, tenant))
         sources["registry"] = "ok"
     except ChecksError as exc:
-        sources["registry"] = f"unavailable: {exc}"
+        sources["registry"] = _unavailable(target, exc)
     histories: dict[str, list[VersionRecord]] = {}
     for name in names:
         try:
@@ -305,7 +311,7 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
             rows += _publishes(histories[name], name, start)
             sources.setdefault("registry", "ok")
         except ChecksError as exc:
-            sources["registry"] = f"unavailable: {exc}"
+            sources["registry"] = _unavailable(target, exc)
     rollbacks: dict[str, list[datetime] | None] = {}
     for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:
@@ -315,7 +321,8 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
             sources.setdefault("registry audit", "ok")
         except ChecksError as exc:
             rollbacks[scope] = None
-            sources["registry audit"] = f"unavailable: {exc}"
+            sources["registry audit"] = _unavailable(target, exc)
+    rows += _local_audit_rows(target, tenant, names, start, sources, problems)
     for name, version_records in histories.items():  # the manifest of each surface whose records could be read
         try:
             m = read_manifest(target, tenant, name)
@@ -326,6 +333,45 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
         if row is not None:
             rows.append(row)
     return rows, problems
+
+
+def _unavailable(target: Target, exc: ChecksError) -> str:
+    if target.has_registry:
+        return f"unavailable: {exc}"
+    return (f"unavailable: no registry is configured (RECSYS_ARTIFACT_MANIFEST_TEMPLATE is not set) and the suite's "
+            f"default location could not be read: {exc}")
+
+
+def _local_audit_rows(target: Target, tenant: str, names: list[str], start: datetime, sources: dict[str, str],
+                      problems: list[str]) -> list[dict[str, Any]]:
+    """Our audit records in the local audit folder (``RECSYS_AUDIT_DIR``, else ``./recsys-audit`` when it exists),
+    where config and rules reverts record when no registry could be used; nothing when there is none."""
+    try:
+        root = audit.local_root_to_read(target)
+    except ChecksError as exc:
+        sources["local audit"] = f"unavailable: {exc}"
+        return []
+    if root is None:
+        return []
+    try:
+        if target.has_registry and root == target.audit_root():
+            return []  # the registry's own folder, already read
+    except ChecksError:
+        pass
+    rows: list[dict[str, Any]] = []
+
+    def read_local(target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
+        return audit.read(target, tenant, scope, root=root)
+
+    for scope in [*names, audit.TENANT_SCOPE]:
+        try:
+            found, bad, _ = _audit_record_rows(read_local, target, tenant, scope, start, "local audit")
+            rows += found
+            problems += bad
+            sources.setdefault("local audit", "ok")
+        except ChecksError as exc:
+            sources["local audit"] = f"unavailable: {exc}"
+    return rows
 
 
 def _service_rows(target: Target, client: ServiceClient | None, tenant: str, surface: str | None, start: datetime,

@@ -5,7 +5,8 @@ Levers (``data["lever"]`` of a diagnosis, with ``data["lever_args"]``):
 - ``manifest-rollback``: repoint the manifest (``kind``, ``to`` or the previous valid version), then invalidate the
   service's popularity cache so that it serves what the manifest now names;
 - ``doc-revert``: put the previous (or a given) config or rules version back, with ``If-Match``; the revert
-  invalidates that cache itself;
+  invalidates that cache itself. It needs the admin API only: without a registry, its audit record goes to
+  ``RECSYS_AUDIT_DIR``, else to the run's folder (``<run folder>/audit/<tenant>/_tenant/``);
 - ``cache-invalidate``: drop the service's caches (``targets``);
 - ``command``: run the command the operator gave as a parameter (a scheduler's re-run of a day, a restart);
 - ``hold``: set (or clear) the surface's hold marker, so that publishers stop (or resume) swapping its manifest.
@@ -132,7 +133,9 @@ def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     plan = plan_revert(run.target, run.tenant, kind, to=to, previous=to is None, reason=run.reason,
                        surface=run.surface)
-    action = apply_revert(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))
+    # Without a registry to record in, our audit record stays with the run: in its folder, beside the run record.
+    action = apply_revert(run.target, plan, execute=run.execute, audit_dir=run.out_dir,
+                          **_actor_kwargs(run, main=True))
     change = plan.changes[0]
     return _finish(run, "doc-revert", [action], f"revert the {kind} of {run.tenant} from "
                    f"{str(change['before'])[:12]} to {str(change['after'])[:12]}")

@@ -98,4 +98,7 @@ def test_timeline_discovers_surfaces_and_reads_records_without_a_service(registr
 
     result = check_timeline(registry.target, "demo", now=datetime(2026, 1, 12, tzinfo=UTC))
     assert result.status == "warn" and "RECSYS_BASE_URL" in result.summary
-    assert sorted(e["surface"] for e in result.data["events"]) == ["home", "search"]
+    assert sorted(e["surface"] for e in result.data["events"] if e["kind"] == "publish") == ["home", "search"]
+    # home's manifest was written a day after its only version was built, and no record explains that write
+    [row] = [e for e in result.data["events"] if e["kind"] == "manifest"]
+    assert row["surface"] == "home" and row["what"] == "manifest updated" and row["when"] == "2026-01-11T01:00:00Z"

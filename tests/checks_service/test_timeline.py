@@ -350,3 +350,14 @@ def test_the_default_reader_reads_the_manifest_from_the_registry(target, client)
                             read_audit=no_audit)
     [row] = manifest_rows(result)
     assert row["after"] == f"popularity {V1[:12]}"
+
+
+def test_a_write_naming_versions_from_staging_says_their_records_have_no_build_time(target, client):
+    """A promote from staging writes records without a build time: the write is shown, saying so."""
+    def history(target, tenant, surface, kind=None):
+        return [record(V2, 11, "0001-01-01T00:00:00Z"), record(V1, 10, "2026-01-10T01:30:00Z")]
+
+    result = check_timeline(target, "demo", "home", now=NOW, client=client, read_history=history,
+                            read_audit=no_audit, read_manifest=manifest_naming("2026-01-12T10:00:00Z", popularity=V2))
+    [row] = manifest_rows(result)
+    assert row["what"] == "manifest updated" and "popularity came from staging" in row["why"]
