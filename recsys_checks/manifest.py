@@ -647,10 +647,19 @@ def _previous_for(
         candidates = mine[idx + 1:] if idx is not None else [r for r in mine if r.version != cur_version]
     else:
         candidates = mine
-    for rec in candidates:
-        if check(rec).status != "fail":
+    for i, rec in enumerate(candidates):
+        if check(rec).status != "fail" and not _shrunk_against_older(rec, candidates[i + 1:], check):
             return rec, ""
     return None, f"no valid {kind} version older than the current one"
+
+
+def _shrunk_against_older(rec: VersionRecord, older: list[VersionRecord], check: _Validator) -> bool:
+    """A rollback target must be healthy by the item-count invariant too: not less than half the items of the
+    newest valid version before it (a shrunk build that was rolled back from is never restored)."""
+    before = next((r for r in older[:_DROP_LOOKBACK] if check(r).status != "fail"), None)
+    if before is None:
+        return False
+    return item_drop_finding(rec.kind, check(rec).data.get("items"), check(before).data.get("items")) is not None
 
 
 def apply_rollback(

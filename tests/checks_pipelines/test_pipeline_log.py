@@ -119,3 +119,12 @@ def test_the_failed_day_is_the_last_ingest_or_validate_start():
 def test_only_the_last_failure_counts():
     text = "run failed: event limit exceeded: 51 > 50\n" + STAGES + "run failed: segment must be set\n"
     assert classify(text).rule == "segment"
+
+
+@pytest.mark.parametrize("tail", [c[0] for c in CASES if not c[0].startswith("flag provided")],
+                         ids=[c[0].splitlines()[0][:60] for c in CASES if not c[0].startswith("flag provided")])
+def test_the_cases_are_lines_of_the_suites_families(tail):
+    """The classifier's cases and the stand-in's checks share one list of the suite's shapes."""
+    from suite_lines import suite_family
+
+    assert suite_family(STAGES + tail + "\n") is not None

@@ -354,3 +354,14 @@ def test_status_is_quiet_when_an_artifact_kept_most_of_its_items(registry, monke
     assert res.status == "ok" and res.data["condition"] == "healthy", res.summary
     row = next(r for r in res.data["artifacts"] if r["kind"] == "popularity")
     assert row["previous_items"] == 3
+
+
+def test_a_rollback_never_restores_a_shrunk_version(registry, versions, monkeypatch):
+    """With the manifest unreadable, "the newest valid version" skips a version that lost most of the items of the
+    one before it (a shrunk build rolled back from earlier) and restores the healthy one below it."""
+    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    small = _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}])
+    registry.write(MANIFEST, b'{"v": 1, "tenant": "demo", "curr')
+    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="corrupt manifest")
+    chosen = {c["kind"]: c["after_version"] for c in plan.changes}
+    assert chosen["popularity"] == versions.pop_day3_current and chosen["popularity"] != small

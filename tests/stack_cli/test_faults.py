@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 from stackfixture import StackHandle, pid_alive, running_stack
+from suite_lines import suite_family
 
 from recsys_stack.cli import main
 from recsys_stack.faults import FAULTS
-from recsys_stack.formats import ArtifactInvalid, check_artifact
 from recsys_stack.objstore import NotFound
 from recsys_stack.processes import open_store
-from recsys_stack.publisher import run_logs
+from recsys_stack.publisher import run_logs, runs_dir
 
 pytestmark = pytest.mark.stack
 
@@ -119,9 +119,12 @@ def _latest_run(handle: StackHandle, saved: Saved) -> dict:
     return run_logs(handle.root, saved.tenant, saved.surface)[0]
 
 
-def _assert_failed_run(handle: StackHandle, saved: Saved, kind: str) -> dict:
+def _assert_failed_run(handle: StackHandle, saved: Saved, family: str) -> dict:
+    """The newest run failed, printing a line of the suite's ``family`` (tests/suite_lines.py), manifest unchanged."""
     run = _latest_run(handle, saved)
-    assert run["status"] == "failed" and run["error"].startswith(f"run failed: {kind}: ")
+    printed = (runs_dir(handle.root, saved.tenant, saved.surface) / f"{run['run_id']}.log").read_text()
+    assert run["status"] == "failed" and suite_family(printed) == family, printed
+    assert printed.rstrip("\n").endswith(run["error"])
     assert read_manifest_bytes(handle, saved.tenant, saved.surface) == saved.manifest
     return run
 
@@ -185,17 +188,13 @@ def observe_partial_publish(handle: StackHandle, saved: Saved) -> None:
 
 
 def observe_validation_failed(handle: StackHandle, saved: Saved) -> None:
-    run = _assert_failed_run(handle, saved, "validation_failed")
-    assert "injected" not in run["error"]  # a real validation failure, with the reason the validator gave
-    blob = next(s for s in run["steps"] if s["step"] == "blob" and s["kind"] == "popularity")
-    with closing(open_store(handle.info, handle.env)) as store:
-        data = store.get(store.key_for_uri(blob["uri"]))  # the orphan blob is there, and it is invalid
-    with pytest.raises(ArtifactInvalid):
-        check_artifact(data, kind="popularity", tenant=saved.tenant, surface=saved.surface)
+    run = _assert_failed_run(handle, saved, "bad event")
+    assert run["error"] == "run failed: invalid exposure event: item_id must be set"
+    assert not any(s["step"] == "blob" for s in run["steps"])  # refused at ingest, before anything was built
 
 
 def observe_limit_exceeded(handle: StackHandle, saved: Saved) -> None:
-    _assert_failed_run(handle, saved, "limit_exceeded")
+    _assert_failed_run(handle, saved, "event limit")
 
 
 def observe_bad_rules(handle: StackHandle, saved: Saved) -> None:
@@ -347,7 +346,8 @@ def test_publish_told_to_fail_at_a_step_leaves_the_manifest_and_exits_1(
     before = read_manifest_bytes(fault_stack, tenant, surface)
     code = stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface, "--fail-at", fail_at)
     assert code == 1
-    assert capsys.readouterr().err.startswith("run failed: ")
+    printed = capsys.readouterr().err  # the stage lines, then the suite's failure line(s)
+    assert suite_family(printed) in ("dependency", "validator check"), printed
     assert read_manifest_bytes(fault_stack, tenant, surface) == before
     assert run_logs(fault_stack.root, tenant, surface)[0]["status"] == "failed"
 
