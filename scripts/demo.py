@@ -116,13 +116,14 @@ def game_day(root: Path, out: Path) -> list[dict]:
 
 
 def show(rows: list[dict]) -> None:
-    header = f"{'FAULT':<20}  {'RUNBOOK':<22}  {'DETECTED CAUSE':<28}  {'VERDICT':<16}  {'RECOVERY':>8}"
+    width = max([len("DETECTED CAUSE"), *(len(str(r["cause"])) for r in rows)])
+    header = f"{'FAULT':<20}  {'RUNBOOK':<22}  {'DETECTED CAUSE':<{width}}  {'VERDICT':<16}  {'RECOVERY':>8}"
     print("\n" + header)
     print("-" * len(header))
     for r in rows:
         seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
         flag = "" if r["ok"] else f"   (expected {r['expected']})"
-        print(f"{r['fault']:<20}  {r['runbook']:<22}  {r['cause']:<28}  {r['verdict']:<16}  {seconds:>8}{flag}")
+        print(f"{r['fault']:<20}  {r['runbook']:<22}  {r['cause']:<{width}}  {r['verdict']:<16}  {seconds:>8}{flag}")
     times = sorted(r["seconds"] for r in rows if r["seconds"] is not None)
     if times:
         median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
