@@ -319,8 +319,8 @@ def cmd_scheduled_publish(args: argparse.Namespace) -> int:
     env = {**os.environ, **client_env(info, read_secrets(root))}
     import shutil
 
-    # The gate as a deployment runs it: the recsys-checks command installed beside this one.
-    beside = Path(sys.argv[0]).resolve().parent / "recsys-checks"
+    # The gate as a deployment runs it: the recsys-checks command, on PATH or installed beside this Python.
+    beside = Path(sys.executable).parent / "recsys-checks"
     command = shutil.which("recsys-checks") or (str(beside) if beside.is_file() else "recsys-checks")
     gate = [command, "hold", "status", "--tenant", args.tenant, "--surface", args.surface]
     try:

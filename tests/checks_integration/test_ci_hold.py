@@ -1,5 +1,6 @@
-"""The hold lever end to end on the running stack (each store): a held surface is not published, can still be
-rolled back, shows as held, and publishes again once cleared.
+"""The hold lever end to end on the running stack (each store): while held, the scheduler (which asks the gate)
+publishes nothing, the pipeline itself would (it checks no hold, as the suite's does not), the surface can still be
+rolled back and shows as held, and the scheduler publishes again once cleared.
 
 It runs on the session's shared stacks (no stack of its own to start), on acme/search, and leaves that surface
 unheld and freshly published.
@@ -25,8 +26,9 @@ def checks(stack: StackHandle) -> Checks:
     return Checks(stack)
 
 
-def test_a_held_surface_refuses_publishes_allows_rollback_and_publishes_after_clear(checks: Checks) -> None:
-    """hold set --execute; recsys-stack publish exits 1 saying held; rollback still applies; clear; publish 0."""
+def test_a_held_surface_is_not_scheduled_allows_rollback_and_publishes_after_clear(checks: Checks) -> None:
+    """hold set --execute; the scheduler asks the gate and publishes nothing (exit 1, saying held); rollback still
+    applies; clear; the scheduler publishes (exit 0)."""
     manifest_key = f"registry/current/{T}/{S}/manifest.json"
     assert checks("hold", "status", *WHERE, expect=0).json["data"]["held"] is False
     plan = checks("hold", "set", *WHERE, "--reason", "SRM in exp-home-ranker", expect=0).json
@@ -36,9 +38,9 @@ def test_a_held_surface_refuses_publishes_allows_rollback_and_publishes_after_cl
     assert checks("hold", "status", *WHERE, expect=1).json["data"]["held"] is True
 
     before = checks.read_object(manifest_key)
-    proc = checks.stack.cli("publish", "--tenant", T, "--surface", S, check=False)
+    proc = checks.stack.cli("scheduled-publish", "--tenant", T, "--surface", S, check=False)
     assert proc.returncode == 1, proc
-    assert "run failed: held:" in proc.stderr and "SRM in exp-home-ranker" in proc.stderr
+    assert "held: not publishing" in proc.stdout and "SRM in exp-home-ranker" in proc.stdout
     assert checks.read_object(manifest_key) == before
 
     status = checks("manifest", "status", *WHERE, expect=0).json
@@ -53,5 +55,5 @@ def test_a_held_surface_refuses_publishes_allows_rollback_and_publishes_after_cl
     assert checks("hold", "status", *WHERE, expect=0).json["data"]["held"] is False
     marker = json.loads(checks.read_object(f"registry/current/{T}/{S}/hold.json"))
     assert marker["held"] is False and marker["previous"]["reason"] == "SRM in exp-home-ranker"
-    proc = checks.stack.cli("publish", "--tenant", T, "--surface", S, check=False)
+    proc = checks.stack.cli("scheduled-publish", "--tenant", T, "--surface", S, check=False)
     assert proc.returncode == 0, proc
