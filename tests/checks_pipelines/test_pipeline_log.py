@@ -128,3 +128,31 @@ def test_the_cases_are_lines_of_the_suites_families(tail):
     from suite_lines import suite_family
 
     assert suite_family(STAGES + tail + "\n") is not None
+
+
+RUNBOOKS = {"pipeline-failed": "dependency", "limit-exceeded": "limit_exceeded", "validation-failed": "validation_failed"}
+
+
+@pytest.mark.parametrize("runbook_id", sorted(RUNBOOKS))
+@pytest.mark.parametrize(("tail", "kind", "rule"), [c[:3] for c in CASES], ids=[c[0].splitlines()[0][:60] for c in CASES])
+def test_every_suite_line_is_diagnosed_by_each_pipeline_runbook(tmp_path, runbook_id, tail, kind, rule):
+    """Through the runbook's own steps: the job log read from a file, the diagnosis named by kind and rule (or a
+    hand-off to the runbook of that kind); never "nothing failed"."""
+    from recsys_checks.config import Target
+    from recsys_checks.results import CheckResult
+    from recsys_checks.runrecord import RunbookRun
+    from recsys_checks.steps import pipelines
+
+    log = tmp_path / "run.log"
+    log.write_text(STAGES + tail + "\n")
+    target = Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE":
+                              f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
+    run = RunbookRun(runbook_id, target=target, record_path=tmp_path / "out" / "record.json", job_log=str(log))
+    run.results["job-log"] = pipelines.classify_job_log(run)
+    assert run.results["job-log"].status == "fail" and run.results["job-log"].data["day"] == "2026-12-01"
+    run.results["serving"] = CheckResult("manifest.status", "ok", "fresh", {"condition": "healthy"})
+    found = {"pipeline-failed": pipelines.diagnose_pipeline_failed, "limit-exceeded": pipelines.diagnose_limit_exceeded,
+             "validation-failed": pipelines.diagnose_validation_failed}[runbook_id](run)
+    assert found.data["problem"] and found.data["cause"] == f"{kind}:{rule}"
+    if RUNBOOKS[runbook_id] != kind and kind != "invalid_argument":
+        assert found.data["runbook"] == kind.replace("_", "-") or kind == "dependency"
