@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .artifact import KINDS
-from .config import SECRET_VARIABLES, Target, parse_duration, redact, safe_segment
+from .config import Target, parse_duration, redact_environment, safe_segment
 from .errors import BadInput, ChecksError
 from .freshness import DEFAULT_WORKERS
 from .output import emit
@@ -391,7 +391,11 @@ def _runbook_run(args: argparse.Namespace) -> int:
         given[name] = value
     run_record, out = run_runbook(args.id, given, execute=args.execute, out_dir=args.out, timeout=float(args.timeout))
     print_run_record(run_record, out, args.json)
-    return 0 if run_record.get("verdict") in OK_VERDICTS else 1
+    if run_record.get("verdict") in OK_VERDICTS:
+        return 0
+    # The state moved since the diagnosis and the surface is still not healthy: the conflict exit, as for a plan.
+    moved = any(s.get("role") == "act" and s.get("status") == "moved" for s in run_record.get("steps") or [])
+    return 3 if moved else 1
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -562,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return results
     except ChecksError as exc:
         # Last line of defence: no credential from the environment is ever printed, whatever built the message.
-        message = redact(str(exc), (os.environ.get(name) for name in SECRET_VARIABLES))
+        message = redact_environment(str(exc))
         sys.stderr.write(f"recsys-checks: error: {message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
@@ -575,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a defect of ours: one masked line by default, the traceback when asked for
         if os.environ.get("RECSYS_CHECKS_DEBUG"):
             raise
-        message = redact(f"{type(exc).__name__}: {exc}", (os.environ.get(name) for name in SECRET_VARIABLES))
+        message = redact_environment(f"{type(exc).__name__}: {exc}")
         sys.stderr.write(f"recsys-checks: internal error ({message}); nothing further was done. Re-run with "
                          "RECSYS_CHECKS_DEBUG=1 for the traceback and report it.\n")
         return 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from . import credentials
 from .deadline import DEFAULT_DEADLINE
 from .errors import BadInput
 
@@ -22,8 +23,8 @@ AUDIT_DIR_VARIABLE = "RECSYS_AUDIT_DIR"
 _CURRENT_SUFFIX = "/current/{tenant}/{surface}/manifest.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CREDENTIAL = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace: what a key or header value can carry
-SECRET_VARIABLES = ("RECSYS_API_KEY", "RECSYS_ARTIFACT_S3_ACCESS_KEY", "RECSYS_ARTIFACT_S3_SECRET_KEY",
-                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# The credential variables (the one list: recsys_checks.credentials, with RECSYS_SECRET_VARIABLES on top).
+SECRET_VARIABLES = credentials.BASE_VARIABLES
 
 
 def safe_segment(value: str, what: str = "tenant") -> str:
@@ -89,20 +90,18 @@ def credential_problem(value: str | None, variable: str) -> str | None:
     return f"{variable} {why}: set it again to the bare key (its value is not shown)"
 
 
-MIN_MASKED = 8  # a shorter "secret" (a test key such as "soak") would mask ordinary words in names and URIs
+MIN_MASKED = credentials.MIN_SECRET  # a shorter "secret" (a test key such as "soak") would mask ordinary words
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each secret of at least MIN_MASKED characters replaced by ``***``."""
-    for secret in secrets:
-        if secret and len(secret) >= MIN_MASKED:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with each given secret (of at least MIN_MASKED characters), in its common encodings too, replaced by
+    ``***``; the environment's credentials are masked as well."""
+    return credentials.mask(text, extra=secrets)
 
 
 def redact_environment(text: str) -> str:
-    """``text`` with the value of every credential variable set in the environment masked (see SECRET_VARIABLES)."""
-    return redact(text, (os.environ.get(name) for name in SECRET_VARIABLES))
+    """``text`` with every credential variable set in the environment masked, in every encoding we know."""
+    return credentials.mask(text)
 
 
 @dataclass(frozen=True)

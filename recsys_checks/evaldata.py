@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
+from .localfiles import open_regular
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 KINDS = ("exposure", "outcome", "assignment")
@@ -232,10 +233,7 @@ def read_log(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, dic
     p = open_log(path, kind)
     parse = PARSERS[kind]
     name = str(p)
-    try:
-        fh = open(p, "rb")
-    except OSError as exc:
-        raise BadInput(f"cannot read the {kind} file {p}: {exc.strerror}") from None
+    fh = open_regular(p, f"the {kind} file")
     with fh:
         number = 0
         while True:

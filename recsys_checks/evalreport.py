@@ -28,6 +28,7 @@ from typing import Any
 from . import jsonio
 from .errors import BadInput
 from .evaluation import DEFAULTS, decide, lift_findings, srm_test, verdict
+from .localfiles import open_regular
 from .results import CheckResult
 
 __all__ = ["MAX_REPORT_BYTES", "check_eval_report"]
@@ -37,13 +38,11 @@ MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        raise BadInput(f"report {p} does not exist: check the path recsys-eval wrote (its --output)")
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p, "report") as fh:
             raw = fh.read(MAX_REPORT_BYTES + 1)
-    except FileNotFoundError:
-        raise BadInput(f"report {p} does not exist: check the path recsys-eval wrote (its --output)") from None
-    except IsADirectoryError:
-        raise BadInput(f"report {p} is a directory, not a report file") from None
     except OSError as exc:
         raise BadInput(f"cannot read the report {p}: {exc.strerror}") from None
     if len(raw) > MAX_REPORT_BYTES:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import SECRET_VARIABLES
+from . import credentials
 from .errors import BadInput, ChecksError
 from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
 from .runrecord import OUT_ENV, RECORD_ENV, find_secrets
@@ -25,6 +25,8 @@ from .timefmt import format_z
 
 DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
 KERNEL_START_TIMEOUT = 60.0
+# A kernel that dies before it is ready (no cell ran) is started again, at most this many times in all.
+KERNEL_START_ATTEMPTS = 3
 
 
 class OutputRefused(ChecksError):
@@ -55,11 +57,10 @@ def check_parameters(spec: RunbookSpec, given: dict[str, Any], execute: bool) ->
 
         check_deployment(Target.from_env(), params.get("confirm") or None)
     for name, value in params.items():
-        for secret in SECRET_VARIABLES:
-            env = os.environ.get(secret)
-            if env and len(env) >= 4 and isinstance(value, str) and env in value:
-                raise BadInput(f"parameter {name} contains the value of {secret}: credentials come from the "
-                               "environment only, never from a parameter (a notebook keeps its parameters)")
+        leaked = credentials.find(value) if isinstance(value, str) else []
+        if leaked:
+            raise BadInput(f"parameter {name} contains the value of {leaked[0]}: credentials come from the "
+                           "environment only, never from a parameter (a notebook keeps its parameters)")
     return params
 
 
@@ -94,13 +95,22 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     os.environ[RECORD_ENV] = str(record_path)
     os.environ[OUT_ENV] = str(out.resolve())
     try:
-        pm.execute_notebook(
-            str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
-            request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
-            cwd=os.getcwd(),
-            # The kernel listens on loopback only; its notice about unencrypted TCP would be noise on every run.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                pm.execute_notebook(
+                    str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
+                    request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
+                    cwd=os.getcwd(),
+                    # The kernel listens on loopback only; its notice about unencrypted TCP would be noise.
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                )
+                break
+            except RuntimeError as exc:
+                # A kernel that died before it was ready ran no cell (kernels started at the same moment can race
+                # for their ports): starting it again is safe; anything later is not retried.
+                if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS \
+                        or record_path.exists() or _stopped_cell(executed) is not None:
+                    raise
     except PapermillExecutionError as exc:
         failure = {"cell": _stopped_cell(executed), "error": f"{exc.ename}: {exc.evalue}"}
     except CellTimeoutError:

@@ -64,6 +64,15 @@ class Plan:
     # for one deployment is not the plan of another.
     deployment: str | None = None
 
+    def __post_init__(self) -> None:
+        from . import credentials
+        from .errors import BadInput
+
+        leaked = credentials.find(self.reason or "")
+        if leaked:
+            raise BadInput(f"the reason contains the value of {leaked[0]}: it is kept in the audit record, so "
+                           "credentials never go in it; nothing was planned")
+
     @property
     def noop(self) -> bool:
         return all(c.get("before") == c.get("after") for c in self.changes)

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import SECRET_VARIABLES, Target
+from . import credentials
+from .config import Target
 from .errors import BadInput, ChecksError
 from .results import ActionResult, CheckResult
 from .runbook import RunbookSpec, load_spec
@@ -37,7 +38,11 @@ RECORD_ENV = "RECSYS_RUNBOOK_RECORD"  # set by `recsys-checks runbook run`: wher
 OUT_ENV = "RECSYS_RUNBOOK_OUT"
 RECORD_FORMAT = 1
 
-RemedyStatus = Literal["not-needed", "no-lever", "planned", "applied", "failed"]
+# ``moved``: the state the diagnosis saw changed before this run could act (another responder, a publish); this
+# run changed nothing, and its verify steps tell whether the surface is fine now.
+# How long the verify steps of a run whose state moved (another responder) wait for that fix to land.
+MOVED_SETTLE_SECONDS = 10.0
+RemedyStatus = Literal["not-needed", "no-lever", "planned", "applied", "failed", "moved"]
 
 
 @dataclass
@@ -136,6 +141,13 @@ class RunbookRun:
             return
         try:
             result = function(self)
+            if spec_step.role == "verify" and self._moved():
+                # Another responder is acting on the same incident: give its fix (a rollback, then its cache
+                # invalidation) a moment to land before judging the surface, within a bound.
+                deadline = time.monotonic() + MOVED_SETTLE_SECONDS
+                while getattr(result, "status", None) == "fail" and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    result = function(self)
         except ChecksError as exc:
             self.error = {"step": step_id, "error": self.redact(str(exc))}
             self._save()
@@ -149,9 +161,13 @@ class RunbookRun:
         if show:
             print(render(result))
 
+    def _moved(self) -> bool:
+        remedy = self._by_role("act")
+        return isinstance(remedy, Remedy) and remedy.status == "moved"
+
     def _fix_applied(self) -> bool:
         remedy = self._by_role("act")
-        return isinstance(remedy, Remedy) and remedy.status == "applied"
+        return isinstance(remedy, Remedy) and remedy.status in ("applied", "moved")
 
     def _not_run(self, step_id: str, show: bool) -> None:
         """A verify step when no fix was applied: there is nothing to verify, and it is shown as not run."""
@@ -230,11 +246,8 @@ class RunbookRun:
         return None
 
     def redact(self, text: str) -> str:
-        for name in SECRET_VARIABLES:
-            value = os.environ.get(name)
-            if value:
-                text = text.replace(value, "***")
-        return text
+        """``text`` with every credential of the environment masked, in every encoding (recsys_checks.credentials)."""
+        return credentials.mask(text)
 
 
 def check_deployment(target: Target, confirm: str | None) -> None:
@@ -246,9 +259,8 @@ def check_deployment(target: Target, confirm: str | None) -> None:
 
 
 def find_secrets(text: str, env: dict[str, str] | None = None) -> list[str]:
-    """Names of the secret variables whose values appear in ``text``."""
-    env = os.environ if env is None else env
-    return [name for name in SECRET_VARIABLES if env.get(name) and len(env[name]) >= 4 and env[name] in text]
+    """Names of the secret variables whose values (in any encoding we know) appear in ``text``."""
+    return credentials.find(text, env)
 
 
 def changes_of(remedy: Remedy) -> list[dict[str, Any]]:

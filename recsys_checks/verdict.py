@@ -126,6 +126,8 @@ def _with_cause(spec: RunbookSpec, results: dict[str, StepResult], diagnosis: Ch
         return Verdict("action-required", f"dry run: {remedy.summary}", cause, unread)
     if remedy.status in ("no-lever", "failed", "not-needed"):
         return Verdict("action-required", remedy.summary, cause, unread)
+    if remedy.status == "moved":
+        return _moved(spec, results, remedy, cause, unread)
     verify = [s for s in spec.steps if s.role == "verify"]
     verify_unread = [u for s in verify if (u := unread_of(s.id, results.get(s.id)))]
     if verify_unread:
@@ -137,6 +139,18 @@ def _with_cause(spec: RunbookSpec, results: dict[str, StepResult], diagnosis: Ch
         return Verdict("action-required", f"the fix was applied ({remedy.summary}) but verification failed at "
                        f"{', '.join(unverified)}", cause, unread)
     return Verdict("mitigated", "", cause, unread)
+
+
+def _moved(spec: RunbookSpec, results: dict[str, StepResult], remedy: Any, cause: str,
+           unread: list[dict[str, str]]) -> Verdict:
+    """Another responder or a publish changed the state before this run acted: it changed nothing. Healthy when
+    its verify steps see the surface fine now; else the conflict stands (``conflict`` next action, exit 3)."""
+    verify = [s for s in spec.steps if s.role == "verify"]
+    seen = [results.get(s.id) for s in verify]
+    if verify and all(isinstance(r, CheckResult) and r.status != "fail" and not r.unread for r in seen):
+        return Verdict("healthy", f"{remedy.summary}; the surface is healthy now (diagnosed {cause})")
+    return Verdict("action-required", f"conflict: {remedy.summary}; the surface is still not healthy: run the "
+                   "runbook again to diagnose the state as it is now", cause, unread)
 
 
 def _status(result: Any) -> str | None:

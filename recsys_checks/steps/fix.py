@@ -74,8 +74,10 @@ def apply_fix(run: RunbookRun) -> Remedy:
     args = dict(diag.data.get("lever_args") or {})
     try:
         return _LEVERS[lever](run, args)
-    except Conflict as exc:
-        return Remedy("failed", lever, f"conflict, nothing changed: {exc}")
+    except Moved as exc:
+        return Remedy("moved", lever, str(exc))
+    except Conflict as exc:  # changed between this run's plan and its apply: another responder got there first
+        return Remedy("moved", lever, f"the state changed while this run acted, so nothing was changed by it: {exc}")
     except BadInput as exc:
         return Remedy("no-lever", lever, f"the {lever} lever cannot be planned: {exc}")
     except ChecksError as exc:
@@ -108,12 +110,57 @@ def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str)
     return Remedy("failed", lever, f"{what}: not every action applied", actions)
 
 
+class Moved(Exception):
+    """The state the diagnosis saw is not the state now: the fix it chose is no longer this run's to make."""
+
+
+def diagnosed_state(run: RunbookRun, lever: str, args: dict[str, Any]) -> list[str]:
+    """The state tokens the diagnosis judged: the manifest's ETag as the manifest check read it, or the versions of
+    the config or rules document the steps saw (the version the probe was served and the one the checks read;
+    when they differ, the state moved while the runbook looked). Empty when no step of this run read it."""
+    seen: list[str] = []
+    if lever == "manifest-rollback":
+        ms = run.result("manifest-status")
+        if isinstance(ms, CheckResult) and ms.state:
+            seen.append(ms.state)
+    elif lever == "doc-revert":
+        probe = run.result("probe")
+        if isinstance(probe, CheckResult) and probe.data.get(f"{args.get('kind')}_version"):
+            seen.append(str(probe.data[f"{args.get('kind')}_version"]))
+        docs = run.result("config-rules")
+        if isinstance(docs, CheckResult):
+            row = next((r for r in docs.data.get("documents") or [] if r.get("kind") == args.get("kind")), None)
+            if row and row.get("version"):
+                seen.append(str(row["version"]))
+    return seen
+
+
+def _bound(run: RunbookRun, lever: str, args: dict[str, Any], plan: Any) -> None:
+    """Raise Moved when the plan was made against another state than the one diagnosed (unless a version was
+    named: then the operator's request, not the diagnosis, is what is acted on)."""
+    if args.get("to") or plan.observed is None:
+        return
+    for seen in diagnosed_state(run, lever, args):
+        if _token(seen) != _token(plan.observed):
+            raise Moved(f"the state the diagnosis saw ({_token(seen)[:12]}) is not the current one "
+                        f"({_token(plan.observed)[:12]}): another responder or a publish changed it since, so this "
+                        "run changed nothing; the verify steps say whether the surface is fine now")
+
+
+def _token(value: str) -> str:
+    return str(value).strip().removeprefix("W/").strip('"')
+
+
 def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     kinds = args.get("kinds") or None
     plan = plan_rollback(run.target, run.tenant, run.surface, to=to, previous=to is None, kind=args.get("kind"),
                          kinds=None if args.get("kind") else kinds, reason=run.reason)
+    _bound(run, "manifest-rollback", args, plan)
     actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))]
+    if run.execute and actions[0].status == "noop":
+        raise Moved("the manifest is already in the state this run planned: another responder made this change, "
+                    "so this run changed nothing")
     if run.target.base_url:
         # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
         cache_plan = plan_invalidate(run.target, run.tenant, ["popularity"], surface=run.surface, reason=run.reason)
@@ -133,9 +180,13 @@ def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     plan = plan_revert(run.target, run.tenant, kind, to=to, previous=to is None, reason=run.reason,
                        surface=run.surface)
+    _bound(run, "doc-revert", args, plan)
     # Without a registry to record in, our audit record stays with the run: in its folder, beside the run record.
     action = apply_revert(run.target, plan, execute=run.execute, audit_dir=run.out_dir,
                           **_actor_kwargs(run, main=True))
+    if run.execute and action.status == "noop":
+        raise Moved(f"the {kind} of {run.tenant} is already the version this run planned: another responder made "
+                    "this change, so this run changed nothing")
     change = plan.changes[0]
     return _finish(run, "doc-revert", [action], f"revert the {kind} of {run.tenant} from "
                    f"{str(change['before'])[:12]} to {str(change['after'])[:12]}")

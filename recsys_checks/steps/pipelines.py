@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact import validate_artifact
-from ..errors import ChecksError
+from ..errors import BadInput, ChecksError
+from ..localfiles import open_regular
 from ..pipelinelog import Failure, classify
 from ..results import CheckResult
 from ..store import TargetStores
@@ -44,8 +45,8 @@ def _read_log(source: str) -> tuple[str, str]:
         if not logs:
             return "", f"{path} (no logs in it)"
         path, is_file = logs[-1], True
-    if is_file:
-        with path.open("rb") as fh:
+    if is_file or (path.exists() and not is_dir):  # a FIFO or a device is refused, never waited on
+        with open_regular(path, "the job log") as fh:
             size = fh.seek(0, 2)
             fh.seek(max(0, size - MAX_LOG_BYTES))
             return fh.read(MAX_LOG_BYTES).decode("utf-8", "replace"), str(path)
@@ -72,7 +73,12 @@ def classify_job_log(run: RunbookRun) -> CheckResult:
     if not source:
         return CheckResult("pipeline.job_log", "ok", "no job log given: judging from the checkpoint and the "
                            "manifest only", {"given": False}, None, where_)
-    text, where = _read_log(source)
+    try:
+        text, where = _read_log(source)
+    except BadInput as exc:
+        message = f"the job log cannot be read: {exc}"
+        return CheckResult("pipeline.job_log", "fail", message, {"given": True, "source": source}, None, where_,
+                           unread=message)
     failure = classify(text)
     day = str(run.params.get("day") or "").strip() or (failure.day if failure else None)
     if failure is None:
@@ -129,8 +135,10 @@ def _read_bytes(run: RunbookRun, source: str) -> bytes:
         return raw
     path = Path(source)
     try:
-        with path.open("rb") as fh:
+        with open_regular(path, "the checkpoint") as fh:
             return fh.read(64_000)
+    except BadInput as exc:
+        raise ChecksError(str(exc)) from None
     except OSError as exc:
         raise ChecksError(exc.strerror or str(exc)) from None
 

@@ -69,6 +69,10 @@ TABLE = [
     ((FAIL, OK, UNREAD, "empty_artifact", "manifest-rollback", "applied"), ("inconclusive", "empty_artifact")),
     ((FAIL, OK, OK, "empty_artifact", "manifest-rollback", "failed"), ("action-required", "empty_artifact")),
     ((FAIL, OK, OK, "empty_artifact", "manifest-rollback", None), ("action-required", "empty_artifact")),
+    # the state moved since the diagnosis (another responder): this run changed nothing
+    ((FAIL, OK, OK, "empty_artifact", "manifest-rollback", "moved"), ("healthy", None)),
+    ((FAIL, OK, FAIL, "empty_artifact", "manifest-rollback", "moved"), ("action-required", "empty_artifact")),
+    ((FAIL, OK, UNREAD, "empty_artifact", "manifest-rollback", "moved"), ("action-required", "empty_artifact")),
     # a cause without a lever
     ((FAIL, OK, FAIL, "request_filters", None, "no-lever"), ("action-required", "request_filters")),
     ((FAIL, UNREAD, FAIL, "store_unreachable", None, "no-lever"), ("inconclusive", "store_unreachable")),
@@ -132,3 +136,22 @@ def test_verify_steps_do_not_run_without_an_applied_fix(tmp_path):
     run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
     run.step("verify-manifest", lambda r: calls.append(1) or CheckResult("v", "ok", "served"), show=False)
     assert calls == [1] and run.results["verify-manifest"].status == "ok"
+
+
+def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
+    """The plan must be made against the manifest the diagnosis read; another state is Moved, unless a version was
+    named (then the request is acted on); the probe's and the checks' document versions must agree for a revert."""
+    from recsys_checks.results import Plan
+
+    run = _run(tmp_path)
+    run.results["manifest-status"] = CheckResult("manifest.status", "fail", "bad", {}, '"etag-a"')
+    fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-a", []))
+    with pytest.raises(fix.Moved, match="not the current one"):
+        fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-b", []))
+    fix._bound(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
+    run = _run(tmp_path, "rollback-config-rules")
+    run.results["probe"] = CheckResult("recs.probe", "fail", "empty", {"rules_version": "v-bad"})
+    run.results["config-rules"] = CheckResult("config_rules.show", "ok", "", {"documents": [
+        {"kind": "rules", "version": "v-good"}]})
+    with pytest.raises(fix.Moved):  # the checks read a newer document than the one the symptom came from
+        fix._bound(run, "doc-revert", {"kind": "rules"}, Plan("rules.revert", "t/rules", "v-good", []))

@@ -1,0 +1,73 @@
+"""N responders to one incident: several `runbook run ... --execute` at once against one broken surface.
+
+The fix is bound to what each run diagnosed. Exactly one of them changes the deployment (one applied action, one
+`mitigated`); the others find the state moved since their diagnosis, change nothing and say so (`healthy` once the
+surface is fine), and the surface ends on the version before the bad one, not further back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from checks_integration.checkskit import Checks
+from stackfixture import running_stack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import drills  # noqa: E402
+
+RESPONDERS = int(os.environ.get("RESPONDERS", "3"))
+
+
+def _responders(runbook_id: str, env: dict, tmp_path: Path, params: dict) -> list[drills.Outcome]:
+    def one(n: int) -> drills.Outcome:
+        return drills.run_runbook(runbook_id, {**params, "reason": f"responder {n}"}, env, tmp_path / f"r{n}",
+                                  execute=True, phase=f"responder-{n}")
+
+    with ThreadPoolExecutor(max_workers=RESPONDERS) as pool:
+        return list(pool.map(one, range(RESPONDERS)))
+
+
+def _applied(outcome: drills.Outcome) -> list[dict]:
+    return [c for c in outcome.record.get("changed") or []]
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["file", "s3"])
+def test_responders_to_a_bad_publish_roll_back_once(store, tmp_path):
+    with running_stack(store, tmp_path / "stack") as stack:
+        checks = Checks(stack)
+        env = drills.client_env(stack.env)
+        good = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
+        drills.inject(stack.root, "bad-publish")
+        outcomes = _responders("rollback-manifest", env, tmp_path, {"tenant": "demo", "surface": "home"})
+        verdicts = sorted(o.verdict for o in outcomes)
+        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
+        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
+        rollbacks = [c for o in outcomes for c in _applied(o) if c.get("action") == "manifest.rollback"]
+        assert len(rollbacks) == 1, rollbacks
+        now = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
+        assert now["popularity"] == good["popularity"]  # the version before the bad one, not one further back
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["file", "s3"])
+def test_responders_to_bad_rules_revert_once(store, tmp_path):
+    with running_stack(store, tmp_path / "stack") as stack:
+        checks = Checks(stack)
+        env = drills.client_env(stack.env)
+        good = checks.admin_state("demo")["rules"]
+        drills.inject(stack.root, "bad-rules")
+        outcomes = _responders("rollback-config-rules", env, tmp_path, {"tenant": "demo", "surface": "home"})
+        verdicts = sorted(o.verdict for o in outcomes)
+        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
+        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
+        reverts = [c for o in outcomes for c in _applied(o) if str(c.get("action", "")).endswith(".revert")]
+        assert len(reverts) == 1, reverts
+        assert checks.admin_state("demo")["rules"] == good
