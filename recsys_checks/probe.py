@@ -171,6 +171,28 @@ def _short_answer(c: ServiceClient, target: Target, tenant: str, surface: str, s
                        target.base_url)
 
 
+def _stale_documents(c: ServiceClient, target: Target, tenant: str, data: dict[str, Any]) -> list[str]:
+    """The documents (config, rules) whose version the service ranked with is not the current one: its cache of
+    them is stale. Empty without an API key or when a document cannot be read (nothing is claimed then)."""
+    if not target.api_key:
+        return []
+    stale = []
+    for kind in ("config", "rules"):
+        served = data.get(f"{kind}_version")
+        try:
+            _, current = c.get_doc(tenant, kind)
+        except ChecksError:
+            continue
+        if served and current and str(served) != str(current):
+            data[f"current_{kind}_version"] = current
+            stale.append(kind)
+    return stale
+
+
+def _served_vs_current(data: dict[str, Any], kind: str) -> str:
+    return f"{kind} {short_version(data.get(f'{kind}_version'))} served, {short_version(data.get(f'current_{kind}_version'))} current"
+
+
 def check_recommendations(
     target: Target,
     tenant: str,
@@ -289,6 +311,16 @@ def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, respo
         data["cause"], data["runbook"] = "request_filters", None
         return CheckResult("recs.probe", "fail", f"{where} is empty: the request's filters removed every candidate "
                            f"({', '.join(filters)})", data, state.etag, target.base_url)
+    stale_docs = _stale_documents(c, target, tenant, data)
+    if stale_docs:
+        kinds = " and ".join(stale_docs)
+        data["cause"], data["runbook"], data["stale_documents"] = "document_cache_stale", "rollback-config-rules", \
+            stale_docs
+        return CheckResult("recs.probe", "fail", f"{where} is empty and the service ranks with an older {kinds} than "
+                           f"the current one ({', '.join(_served_vs_current(data, k) for k in stale_docs)}): its "
+                           f"{kinds} cache is stale (a change without its cache invalidation); invalidate it "
+                           f"(recsys-checks cache invalidate --tenant {tenant} --targets {','.join(stale_docs)})",
+                           data, state.etag, target.base_url)
     data["cause"], data["runbook"] = "cache_stale", "stale-manifest"
     return CheckResult(
         "recs.probe", "fail",

@@ -138,7 +138,7 @@ def diagnosed_state(run: RunbookRun, lever: str, args: dict[str, Any]) -> list[s
 def _bound(run: RunbookRun, lever: str, args: dict[str, Any], plan: Any) -> None:
     """Raise Moved when the plan was made against another state than the one diagnosed (unless a version was
     named: then the operator's request, not the diagnosis, is what is acted on)."""
-    if args.get("to") or plan.observed is None:
+    if str(run.params.get("to_version") or "").strip() or plan.observed is None:
         return
     for seen in diagnosed_state(run, lever, args):
         if _token(seen) != _token(plan.observed):

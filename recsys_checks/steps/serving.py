@@ -276,6 +276,10 @@ def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -
     if cause == "cache_stale":
         return diagnosis(run, summary, cause=cause, lever="cache-invalidate", lever_args={"targets": ["popularity"]},
                          runbook="stale-manifest")
+    if cause == "document_cache_stale":
+        return diagnosis(run, summary, cause=cause, lever="cache-invalidate",
+                         lever_args={"targets": list(probe_result.data.get("stale_documents") or [])},
+                         runbook="rollback-config-rules")
     return diagnosis(run, summary, cause=cause, no_lever=_NO_LEVER.get(cause, summary),
                      runbook=probe_result.data.get("runbook"))
 
@@ -364,6 +368,10 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
         return documents
     if cause is None:
         return diagnosis(run, f"recommendations are served: {probe_result.summary}")
+    if cause == "document_cache_stale":
+        # A served version older than the current document is a stale cache, not a reason to revert again.
+        return diagnosis(run, probe_result.summary, cause=cause, lever="cache-invalidate",
+                         lever_args={"targets": list(probe_result.data.get("stale_documents") or [])})
     if cause in ("config_weights", "rules_block_all"):
         which = "config" if cause == "config_weights" else "rules"
         if kind in ("config", "rules") and kind != which:

@@ -148,7 +148,11 @@ def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
     fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-a", []))
     with pytest.raises(fix.Moved, match="not the current one"):
         fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-b", []))
-    fix._bound(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
+    with pytest.raises(fix.Moved):  # a version the diagnosis chose is still bound to what it saw
+        fix._bound(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
+    asked = RunbookRun("rollback-manifest", target=run.target, record_path=tmp_path / "r2.json", to_version="abc")
+    asked.results["manifest-status"] = run.results["manifest-status"]
+    fix._bound(asked, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
     run = _run(tmp_path, "rollback-config-rules")
     run.results["probe"] = CheckResult("recs.probe", "fail", "empty", {"rules_version": "v-bad"})
     run.results["config-rules"] = CheckResult("config_rules.show", "ok", "", {"documents": [
