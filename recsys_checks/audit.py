@@ -9,10 +9,11 @@ of every surface). The service keeps its own audit log of config, rules and cach
 The trail survives a crash at any point. Before the change, an *intent* ``<name>.intent.json`` is written with what
 the change expects to find afterwards (the manifest's new ETag, the document's new version); after the change, the
 record ``<name>.json`` completes it. A process killed in between leaves an intent without a record; the next action
-on the same scope *settles* it once it is older than :data:`SETTLE_GRACE` (younger ones may belong to an action
-still running in another process, and two identical rollbacks in the same second expect the very same manifest
-bytes): an intent whose change is visible is completed as ``applied``; one whose change did not happen (the world is
-as the plan saw it) as ``abandoned``, and one that cannot be told any more as ``unknown``.
+on the same scope *settles* it from evidence that does not move: an intent whose change is visible now, or whose
+result a later action of ours planned against, or (config and rules) whose result the service's own audit log shows
+written, is completed as ``applied`` at once; one whose change did not happen (the world is as the plan saw it and
+nothing shows it landed) as ``abandoned``, and one that nothing can tell as ``unknown``. Those two wait until the
+intent is older than :data:`SETTLE_GRACE`: a younger one may belong to an action still running in another process.
 
 Config and rules reverts change the service only, so they do not need the registry: when none is configured
 (``RECSYS_ARTIFACT_MANIFEST_TEMPLATE`` unset) or it cannot be read or written, their intent and record go to a local
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,12 +212,19 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
     ``None`` (cannot tell yet). Returns the records written."""
     now = now or datetime.now(UTC)
     written = []
-    for intent in pending(stores, target, tenant, scope, root=root):
+    waiting = pending(stores, target, tenant, scope, root=root)
+    intents = sorted(u for u in stores.list(audit_prefix(target, tenant, scope, root=root))
+                     if u.endswith(INTENT_SUFFIX)) if waiting else []
+    for intent in waiting:
         outcome = judge(intent)
         if outcome is None:
             continue
+        if outcome != "applied" and _reached_later(stores, intents, intent):
+            outcome = "applied"
         when = parse_time(intent.get("when"))  # whole seconds in records written before microseconds
-        if when is not None and now - when < grace:
+        # A change seen to have landed is settled at once: it cannot be in flight any more. "Abandoned" and
+        # "unknown" wait out the grace, since the process that wrote the intent may still be about to act.
+        if outcome != "applied" and when is not None and now - when < grace:
             continue
         notes = {"applied": "completed by a later run: the change it announced is in place",
                  "abandoned": "the change it announced did not happen (the process stopped before it)",
@@ -227,20 +235,60 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
     return written
 
 
-def judge_by_state(current: str | None) -> Callable[[dict[str, Any]], str | None]:
-    """A judge comparing the state now with what an intent expected before and after its change."""
+# How many later intents of the scope are read for evidence that an earlier one's change landed.
+_EVIDENCE_INTENTS = 50
+
+
+def _reached_later(stores: TargetStores, intents: list[str], intent: dict[str, Any]) -> bool:
+    """Did a later action of ours plan against the state this intent expected? Then that state was reached: the
+    change landed, whatever the state is now (evidence that does not move)."""
+    result = _token((intent.get("expect") or {}).get("result"))
+    if result is None or intent.get("uri") not in intents:
+        return False
+    later = intents[intents.index(intent["uri"]) + 1:][:_EVIDENCE_INTENTS]
+    return result in reached_states(_load(stores, uri) for uri in later)
+
+
+def _load(stores: TargetStores, uri: str) -> dict[str, Any]:
+    try:
+        data, _ = stores.get(uri)
+        doc = jsonio.loads(data)
+    except (NotFound, InvalidObject, ValueError, UnicodeDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def judge_by_state(current: str | None, landed: Iterable[str] = ()) -> Callable[[dict[str, Any]], str | None]:
+    """A judge from evidence that does not move: the state now, and ``landed``, the states known to have been
+    reached since (the ``after`` versions of the service's own audit log; the state later records of ours started
+    from). ``applied`` when the intent's result is the state now or among those; ``abandoned`` when the state is
+    still the one it planned against and nothing shows it landed; ``unknown`` only when nothing tells."""
+    reached = {t for t in (_token(v) for v in landed) if t}
+
     def judge(intent: dict[str, Any]) -> str | None:
         expect = intent.get("expect") or {}
         if "result" not in expect:
             return "unknown"
         now, before, after = (_token(v) for v in (current, expect.get("observed"), expect.get("result")))
-        if now is not None and now == after:
+        if after is not None and (now == after or after in reached):
             return "applied"
         if now == before:
             return "abandoned"
         return "unknown"
 
     return judge
+
+
+def reached_states(records: Iterable[dict[str, Any]]) -> set[str]:
+    """The states later actions of ours started from (the state each record's plan was made against): evidence
+    that the state an earlier intent expected was reached, even if it has moved on since."""
+    out = set()
+    for record in records:
+        expect = record.get("expect") if isinstance(record.get("expect"), dict) else {}
+        value = expect.get("observed")
+        if isinstance(value, str) and value:
+            out.add(value.strip('"'))
+    return out
 
 
 def _token(value: Any) -> str | None:
@@ -288,7 +336,7 @@ def begin_service_change(target: Target, plan: Plan, *, tenant: str, scope: str,
 
 
 def place_for_service_change(target: Target, tenant: str, scope: str, current: str | None, *,
-                             local_dir: str | os.PathLike[str] | None = None) -> Place:
+                             local_dir: str | os.PathLike[str] | None = None, landed: Iterable[str] = ()) -> Place:
     """Where the audit objects of a change made through the service alone (a config or rules revert) go, with the
     intents a crash left there settled (``current``: the state the service reports, see :func:`settle_service`).
 
@@ -300,7 +348,7 @@ def place_for_service_change(target: Target, tenant: str, scope: str, current: s
     if target.has_registry:
         root = target.audit_root()  # a template that cannot hold audit records is a configuration error: refuse
         try:
-            settle_service(target, tenant, scope, current, root=root)
+            settle_service(target, tenant, scope, current, root=root, landed=landed)
             try:
                 fallback: str | None = local_root(target, local_dir)
             except BadInput:  # no usable local folder: a refused registry write then refuses the change
@@ -313,7 +361,7 @@ def place_for_service_change(target: Target, tenant: str, scope: str, current: s
         place = Place(local_root(target, local_dir), True,
                       "no registry is configured: RECSYS_ARTIFACT_MANIFEST_TEMPLATE is not set")
     try:
-        settle_service(target, tenant, scope, current, root=place.root)
+        settle_service(target, tenant, scope, current, root=place.root, landed=landed)
     except ChecksError as exc:
         raise BadInput(f"the local audit folder {place.root.removeprefix('file://')} cannot be used "
                        f"({_one_line(exc)}), and {place.why}; nothing was changed: set {AUDIT_DIR_VARIABLE} to a "
@@ -385,7 +433,8 @@ def may_have_happened(exc: Exception) -> bool:
 
 
 def settle_service(target: Target, tenant: str, scope: str, current: str | None, *,
-                   root: str | None = None) -> list[str]:
-    """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable)."""
+                   root: str | None = None, landed: Iterable[str] = ()) -> list[str]:
+    """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable);
+    ``landed``: the document versions the service's own audit log shows were written."""
     with TargetStores(target) as st:
-        return settle(st, target, tenant, scope, judge_by_state(current), root=root)
+        return settle(st, target, tenant, scope, judge_by_state(current, landed), root=root)

@@ -24,6 +24,7 @@ from .results import ActionResult, CheckResult, Plan
 from .service import ADMIN_KINDS, ServiceClient, ServiceProblem, given_or_new_client
 
 DEFAULT_PROBE_SURFACE = "home"
+SETTLE_EVIDENCE_ENTRIES = 200  # the service's newest audit entries read to settle an intent a crash left
 MAX_AUDIT_SCAN = 5000  # audit entries read at most to find a document's history (the timeline reads as many)
 _MIN_PREFIX = 8
 
@@ -303,6 +304,17 @@ def verify_version(
                        target.base_url)
 
 
+def _written_versions(c: ServiceClient, tenant: str, kind: str) -> list[str]:
+    """The versions of ``kind`` the service's own audit log shows written lately (evidence for settling an intent
+    a crash left); empty when the log cannot be read (settlement then has only the state now)."""
+    try:
+        entries = list(c.audit(tenant, limit=100, max_entries=SETTLE_EVIDENCE_ENTRIES))
+    except ChecksError:
+        return []
+    return [doc_version(e["after_state"]) for e in entries
+            if e.get("action") == f"{kind}.update" and e.get("after_state") is not None]
+
+
 def apply_revert(
     target: Target,
     plan: Plan,
@@ -347,7 +359,8 @@ def apply_revert(
         if not current:
             raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}: refusing to write "
                            "without a version to compare against")
-        place = audit.place_for_service_change(target, tenant, audit.TENANT_SCOPE, current, local_dir=audit_dir)
+        place = audit.place_for_service_change(target, tenant, audit.TENANT_SCOPE, current, local_dir=audit_dir,
+                                               landed=_written_versions(c, tenant, kind))
         if current == wanted:
             verification = verify_version(c, target, tenant, kind, wanted, surface)
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing changed", plan,
