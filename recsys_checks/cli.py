@@ -282,7 +282,10 @@ def _add_runbook(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     p.set_defaults(run=_runbook_show)
     p = bsub.add_parser("run", help="execute a runbook's notebook (dry run unless --execute) and write its run record",
-                        epilog="exit codes: 0 healthy or mitigated, 1 action-required or failed, 2 bad input")
+                        epilog="exit codes: 0 healthy or mitigated, 1 action-required or failed, or the run record "
+                               "could not be written (stderr lists every change applied), 2 bad input, 3 the state "
+                               "moved since the diagnosis and the surface is still not healthy. While it runs, "
+                               "<out>/ID.incomplete names the temporary folder the record is written in")
     p.add_argument("id", metavar="ID", help="runbook id, e.g. empty-recs")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
                    help="set a parameter (repeatable), e.g. -p tenant=demo -p surface=home")
@@ -530,7 +533,8 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (1, "check failed, or not recovered",
      "a check looked and found the target broken (`fail`); an applied action's verification failed; an action "
      "was applied but its audit record could not be written (its intent stands and the next run completes it); "
-     "an internal error"),
+     "a runbook run's record could not be written (a full disk): stderr lists every change it applied and where "
+     "each audit record is, and no cut record is left; an internal error"),
     (2, "bad input, configuration, or could not look",
      "an unsafe name, an unknown version, a malformed setting, a key the service refuses (401/403), an unknown "
      "tenant; or the service or store could not be reached or answered too slowly — for every command, checks "

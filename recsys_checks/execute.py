@@ -4,6 +4,12 @@ Parameters are type-checked against the spec before anything starts. The noteboo
 folder; only when neither the executed notebook nor the run record contains the value of a secret from the
 environment are both moved to ``<out>/ID.ipynb`` and ``<out>/ID.result.json`` (fail closed). A cell that fails, a
 kernel that dies or a step that runs past the timeout is verdict ``failed`` with the cell named.
+
+While the run is in progress ``<out>/ID.incomplete`` says so (when it started, the runner's pid and the temporary
+folder the kernel writes in), so that a runner killed mid-run leaves a pointer to where the record went; it is
+removed once the record is in ``<out>``. Each output is moved in whole or not at all (a copy in ``<out>``, fsynced,
+renamed): a full disk leaves no cut record, and :class:`~recsys_checks.runrecord.RecordNotWritten` (exit 1) lists
+every change the run applied and where its audit record is, and says where the outputs were kept.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from typing import Any
 from . import credentials
 from .errors import BadInput, ChecksError
 from .runbook import RunbookSpec, load_spec, notebooks_dir, runbooks_dir
-from .runrecord import OUT_ENV, RECORD_ENV, find_secrets
+from .runrecord import OUT_ENV, RECORD_ENV, RecordNotWritten, describe_changes, find_secrets, write_atomic
 from .timefmt import format_z
 
 DEFAULT_TIMEOUT = 600.0  # seconds per cell: a re-run of a publish may take minutes
 KERNEL_START_TIMEOUT = 60.0
 # A kernel that dies before it is ready (no cell ran) is started again, at most this many times in all.
 KERNEL_START_ATTEMPTS = 3
+# ``<out>/<id>.incomplete``: a run of <id> into this folder is in progress, or its runner was stopped (see the module)
+INCOMPLETE_SUFFIX = ".incomplete"
 
 
 class OutputRefused(ChecksError):
@@ -79,9 +87,14 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     if not notebook.is_file():
         raise BadInput(f"runbook {spec.id} has no notebook at {notebook}: run `make notebooks`")
     out = Path(out_dir) if out_dir else default_out_dir(spec.id)
-    if (out / f"{spec.id}.result.json").exists():
-        raise BadInput(f"{out} already holds a run of {spec.id}: give another --out folder")
+    marker = out / f"{spec.id}{INCOMPLETE_SUFFIX}"
     try:
+        if (out / f"{spec.id}.result.json").exists():
+            raise BadInput(f"{out} already holds a run of {spec.id}: give another --out folder")
+        if marker.exists():
+            raise BadInput(f"{out} holds a run of {spec.id} that did not finish (see {marker}: where its record "
+                           "went): give another --out folder")
+        created = not out.is_dir()
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
@@ -89,6 +102,18 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     started = datetime.now(UTC)
     work = Path(tempfile.mkdtemp(prefix=f"recsys-runbook-{spec.id}-"))
     executed, record_path = work / f"{spec.id}.ipynb", work / f"{spec.id}.result.json"
+    try:
+        write_atomic(marker, (json.dumps({
+            "runbook": spec.id, "started_at": format_z(started), "pid": os.getpid(), "work": str(work),
+            "record": str(record_path),
+            "note": "this run has not finished, or its runner was stopped: the kernel writes the run record in the "
+                    "work folder, and the record is moved here when the run ends",
+        }, indent=2) + "\n").encode("utf-8"))
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if created:
+            _remove(out, folder=True)
+        raise BadInput(f"cannot write in the output folder {out}: {exc.strerror or exc}; nothing was run") from None
     failure: dict[str, Any] | None = None
     previous = os.environ.get(RECORD_ENV)
     previous_out = os.environ.get(OUT_ENV)
@@ -126,21 +151,68 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
             else:
                 os.environ[name] = value
     run_record = _load_run_record(record_path)
+    # The kernel could not write its record (a full disk): its message lists every change the run applied.
+    kernel_unwritten: str | None = None
+    if failure is not None and failure["error"].startswith(f"{RecordNotWritten.__name__}: "):
+        kernel_unwritten = failure["error"].removeprefix(f"{RecordNotWritten.__name__}: ")
     if run_record is None or failure is not None:
         run_record = _failed_run_record(spec, run_record, params, started, failure)
-        record_path.write_text(json.dumps(run_record, indent=2) + "\n", encoding="utf-8")
-    leaked = set(find_secrets(record_path.read_text(encoding="utf-8")))
+        data = (json.dumps(run_record, indent=2) + "\n").encode("utf-8")
+    else:
+        data = record_path.read_bytes()
+    leaked = set(find_secrets(data.decode("utf-8", errors="replace")))
     if executed.exists():
         leaked |= set(find_secrets(executed.read_text(encoding="utf-8", errors="replace")))
     if leaked:
         shutil.rmtree(work, ignore_errors=True)
+        _remove(marker)
         raise OutputRefused(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written to "
                        f"{out}; the run's own changes (if any) are in the audit records")
-    for path in (executed, record_path):
-        if path.exists():
-            shutil.move(str(path), out / path.name)
+    final = out / record_path.name
+    try:
+        write_atomic(final, data)
+        if executed.exists():
+            move_whole(executed, out / executed.name)
+    except OSError as exc:
+        raise RecordNotWritten(_not_written(out, exc, run_record, kernel_unwritten, work, record_path, data,
+                                            marker)) from None
+    _remove(marker)
     shutil.rmtree(work, ignore_errors=True)
+    if kernel_unwritten:
+        raise RecordNotWritten(f"{kernel_unwritten}\n{final} records the run as failed at that step (its `changed` "
+                               "is what the last complete record knew; the list above is every change)")
     return run_record, out
+
+
+def _not_written(out: Path, exc: OSError, run_record: dict[str, Any], kernel_unwritten: str | None, work: Path,
+                 record_path: Path, data: bytes, marker: Path) -> str:
+    """What to tell the operator when the outputs could not be put into ``out``: what changed, where things are."""
+    if not record_path.exists():
+        try:  # keep the record beside the notebook, if the work folder has room for it
+            write_atomic(record_path, data)
+        except OSError:
+            pass
+    kept = [str(p) for p in (record_path, work / f"{run_record['runbook']}.ipynb") if p.exists()]
+    where = f"kept in {', '.join(kept)}" if kept else "not kept anywhere"
+    if marker.exists():
+        where += f" ({marker} points there)"
+    changes = kernel_unwritten or describe_changes(run_record.get("changed") or [])
+    return (f"the run's outputs could not be written to {out} ({exc.strerror or exc}); no partial file was left "
+            f"there; the run's verdict was {run_record.get('verdict')} and its outputs are {where}.\n{changes}")
+
+
+def move_whole(source: Path, dest: Path) -> None:
+    """Move ``source`` to ``dest`` whole or not at all (a copy in ``dest``'s folder, fsynced, renamed; then the
+    source removed): ``dest`` never holds part of a file, whatever the file systems."""
+    write_atomic(dest, source.read_bytes())
+    source.unlink()
+
+
+def _remove(path: Path, *, folder: bool = False) -> None:
+    try:
+        path.rmdir() if folder else path.unlink()
+    except OSError:
+        pass
 
 
 def _load_run_record(path: Path) -> dict[str, Any] | None:

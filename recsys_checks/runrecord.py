@@ -12,6 +12,13 @@ A notebook makes one :class:`RunbookRun` from its parameters, calls ``run.step(s
 - ``failed``: the runbook itself could not run (a step raised, or the diagnosis was never reached).
 
 The rule itself is :func:`recsys_checks.verdict.decide`.
+
+The record is rewritten after every step, each time whole or not at all (:func:`write_atomic`: a temporary file in
+the same folder, fsynced, renamed over the record), so a crash or a full disk leaves the previous complete record,
+never a cut one. A write that fails raises :class:`RecordNotWritten`, whose message lists every change the run has
+applied and where its audit record is. A step's result is recorded once, with each list of its data cut to
+:data:`RECORD_MAX_ROWS` rows (the steps themselves judge the whole list), so a step's save costs the size of the
+record, not of the history it read.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +44,10 @@ RECORD_ENV = "RECSYS_RUNBOOK_RECORD"  # set by `recsys-checks runbook run`: wher
 # the record in a temporary folder first, so what must outlive the run (a local audit record) goes here instead.
 OUT_ENV = "RECSYS_RUNBOOK_OUT"
 RECORD_FORMAT = 1
+# The most rows of one list in a step's data that the run record keeps and the notebook shows (the first ones, in the
+# step's own order: newest first for a history); ``<list>_not_recorded`` says how many were left out. The step and
+# the ones after it judge the whole list: only the record's copy is cut.
+RECORD_MAX_ROWS = 100
 
 # ``moved``: the state the diagnosis saw changed before this run could act (another responder, a publish); this
 # run changed nothing, and its verify steps tell whether the surface is fine now.
@@ -85,6 +96,80 @@ class StepOutcome:
     result: dict[str, Any]
 
 
+class RecordNotWritten(ChecksError):
+    """The run record could not be written (a full disk, its folder gone): exit 1, as for an action whose audit
+    record could not be written. The message lists every change the run applied, and where its audit record is."""
+
+    exit_code = 1
+
+
+def describe_changes(changed: list[dict[str, Any]]) -> str:
+    """The changes of a run record's ``changed`` list as lines for a person: what moved and where its audit is."""
+    if not changed:
+        return "this run changed nothing"
+    lines = [f"this run applied {len(changed)} change(s):"]
+    for c in changed:
+        if c.get("action") == "command":
+            lines.append(f"  - ran `{c.get('what')}` (exit {c.get('exit_code')})")
+            continue
+        audit = (f"audit record {c['audit']}" if c.get("audit")
+                 else "its audit record was not written: its intent stands and the next run completes it")
+        lines.append(f"  - {c.get('action')} {c.get('what')}: {c.get('before')} -> {c.get('after')} ({audit})")
+    return "\n".join(lines)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable, where the platform and file system allow it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all: written to a new file in the same folder, flushed and fsynced,
+    renamed over ``path``, then the folder fsynced. On OSError (ENOSPC, EIO, a folder gone) the temporary file is
+    removed, ``path`` is left as it was, and the error is raised."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # a close can report a failed write too (NFS)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_folder(path.parent)
+
+
+def _bounded(result: StepResult) -> StepResult:
+    """``result`` as the run record keeps it: a check's data with each list cut to :data:`RECORD_MAX_ROWS`."""
+    if not isinstance(result, CheckResult):
+        return result
+    cut = {k: v for k, v in result.data.items() if isinstance(v, list) and len(v) > RECORD_MAX_ROWS}
+    if not cut:
+        return result
+    data = dict(result.data)
+    for key, rows in cut.items():
+        data[key] = rows[:RECORD_MAX_ROWS]
+        data[f"{key}_not_recorded"] = len(rows) - RECORD_MAX_ROWS
+    return replace(result, data=data)
+
+
 def status_of(result: StepResult) -> str:
     if isinstance(result, CheckResult):
         return result.status
@@ -112,6 +197,7 @@ class RunbookRun:
         self._clock = time.monotonic()
         self.results: dict[str, StepResult] = {}
         self.outcomes: list[StepOutcome] = []
+        self._recorded: list[dict[str, Any]] = []  # each outcome as the record keeps it, redacted once
         self.error: dict[str, str] | None = None
         # What several steps read once per run (the published popularity state): see steps.serving.published.
         self.memo: dict[str, Any] = {}
@@ -153,13 +239,19 @@ class RunbookRun:
             self._save()
             raise
         self.results[step_id] = result
+        recorded = _bounded(result)
         self.outcomes.append(StepOutcome(
             step=step_id, role=spec_step.role, status=status_of(result), summary=self.redact(result.summary),
-            seconds=round(time.monotonic() - started, 3), result=result.to_dict(),
+            seconds=round(time.monotonic() - started, 3), result=recorded.to_dict(),
         ))
         self._save()
         if show:
-            print(render(result))
+            print(render(recorded))
+            if recorded is not result:
+                left = ", ".join(f"{v} more {k[: -len('_not_recorded')]}" for k, v in recorded.data.items()
+                                 if k.endswith("_not_recorded"))
+                print(f"  ({left} not shown or recorded: the first {RECORD_MAX_ROWS} of each list are; "
+                      "the step judged them all)")
 
     def _moved(self) -> bool:
         remedy = self._by_role("act")
@@ -215,10 +307,14 @@ class RunbookRun:
             "unread": decided.unread,
             "detected": detected,
             "changed": changed,
-            "steps": [asdict(o) for o in self.outcomes],
+            "steps": None,
             "error": self.error,
         }
-        return json.loads(self.redact(json.dumps(doc, default=str)))
+        out = json.loads(self.redact(json.dumps(doc, default=str)))
+        for outcome in self.outcomes[len(self._recorded):]:  # a step's outcome never changes once recorded
+            self._recorded.append(json.loads(self.redact(json.dumps(asdict(outcome), default=str))))
+        out["steps"] = list(self._recorded)
+        return out
 
     def finish(self) -> dict[str, Any]:
         """Decide the verdict, write the run record and print the verdict line; returns the record."""
@@ -228,15 +324,22 @@ class RunbookRun:
         return doc
 
     def _save(self) -> dict[str, Any]:
+        """Write the run record whole (see :func:`write_atomic`); RecordNotWritten, listing every change this run
+        applied, when it cannot be written."""
         doc = self.run_record()
-        self.record_path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, indent=2) + "\n"
         leaked = find_secrets(text)
         if leaked:
             raise BadInput(f"refusing to write the run record: it would contain the value of {', '.join(leaked)}")
-        tmp = self.record_path.with_name(f".{self.record_path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.record_path)
+        try:
+            self.record_path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.record_path, text.encode("utf-8"))
+        except OSError as exc:
+            kept = ("the record of the steps before is left whole there" if self.record_path.exists()
+                    else "no record was left")
+            raise RecordNotWritten(
+                f"the run record could not be written to {self.record_path} ({exc.strerror or exc}); {kept}; "
+                f"the runbook stopped here. {describe_changes(doc['changed'])}") from None
         return doc
 
     def _by_role(self, role: str) -> StepResult | None:
