@@ -21,7 +21,7 @@ from .invariants import WINDOW_AHEAD, age_finding, future_finding, item_drop_fin
 from .results import ActionResult, CheckResult, Plan
 from .store import TargetStores, etag_of
 from .timefmt import age_text, format_z, parse_seconds_z, parse_time
-from .version_records import VersionRecord, load_version_records, version_history
+from .version_records import VersionRecord, load_version_records, read_each, version_history
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -395,11 +395,9 @@ class _Validator:
         todo = list({(r.kind, r.uri): r for r in version_records if (r.kind, r.uri) not in self._seen}.values())
         if len(todo) < 2:
             return
-        from concurrent.futures import ThreadPoolExecutor  # imported when needed: most commands never use it
-
-        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            for rec, res in zip(todo, pool.map(self._validate, todo), strict=True):
-                self._seen[(rec.kind, rec.uri)] = res
+        local = all(r.uri.startswith("file://") for r in todo)  # read in order unless the mount is slow
+        for rec, res in zip(todo, read_each(self._validate, todo, local=local, workers=workers), strict=True):
+            self._seen[(rec.kind, rec.uri)] = res
 
 
 def check_manifest_history(

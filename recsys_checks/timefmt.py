@@ -53,8 +53,8 @@ def parse_go_time(value: object, what: str) -> tuple[datetime, int]:
     if not m:
         raise BadInput(f"{what} {value!r} is not an RFC 3339 time, e.g. 2026-01-02T01:23:45.123456789Z")
     zone = m["zone"]
-    try:
-        base = datetime.strptime(m["base"], "%Y-%m-%dT%H:%M:%S")
+    try:  # the pattern fixed the format; fromisoformat is many times faster than strptime over a long history
+        base = datetime.fromisoformat(m["base"])
     except ValueError:
         raise BadInput(f"{what} {value!r} is not a valid date and time") from None
     if zone == "Z":
