@@ -207,7 +207,8 @@ def pending(stores: TargetStores, target: Target, tenant: str, scope: str, *,
 
 
 def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge: Callable[[dict[str, Any]], str | None],
-           *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE, root: str | None = None) -> list[str]:
+           *, now: datetime | None = None, grace: timedelta = SETTLE_GRACE, root: str | None = None,
+           only: str | None = None) -> list[str]:
     """Complete the intents a crash left behind; ``judge(intent)`` says ``applied``, ``abandoned``, ``unknown`` or
     ``None`` (cannot tell yet). Returns the records written."""
     now = now or datetime.now(UTC)
@@ -216,15 +217,23 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
     intents = sorted(u for u in stores.list(audit_prefix(target, tenant, scope, root=root))
                      if u.endswith(INTENT_SUFFIX)) if waiting else []
     for intent in waiting:
+        if only is not None and not str(intent.get("action") or "").startswith(only):
+            continue  # another kind of action shares the scope: its state is not the one judged here
         outcome = judge(intent)
         if outcome is None:
             continue
         if outcome != "applied" and _reached_later(stores, intents, intent):
             outcome = "applied"
+        elif outcome != "applied" and _superseded(stores, intents, intent):
+            # A later action of ours planned against the same state and landed: this intent's compare-and-swap
+            # can never succeed now, so it is abandoned for certain, and need not wait.
+            outcome = "settled-abandoned"
         when = parse_time(intent.get("when"))  # whole seconds in records written before microseconds
         # A change seen to have landed is settled at once: it cannot be in flight any more. "Abandoned" and
         # "unknown" wait out the grace, since the process that wrote the intent may still be about to act.
-        if outcome != "applied" and when is not None and now - when < grace:
+        if outcome == "settled-abandoned":
+            outcome = "abandoned"
+        elif outcome != "applied" and when is not None and now - when < grace:
             continue
         notes = {"applied": "completed by a later run: the change it announced is in place",
                  "abandoned": "the change it announced did not happen (the process stopped before it)",
@@ -247,6 +256,18 @@ def _reached_later(stores: TargetStores, intents: list[str], intent: dict[str, A
         return False
     later = intents[intents.index(intent["uri"]) + 1:][:_EVIDENCE_INTENTS]
     return result in reached_states(_load(stores, uri) for uri in later)
+
+
+def _superseded(stores: TargetStores, intents: list[str], intent: dict[str, Any]) -> bool:
+    """Did a later action of ours, planned against the same state as this intent, complete as applied?"""
+    observed = _token((intent.get("expect") or {}).get("observed"))
+    if observed is None or intent.get("uri") not in intents:
+        return False
+    for uri in intents[intents.index(intent["uri"]) + 1:][:_EVIDENCE_INTENTS]:
+        if _token((_load(stores, uri).get("expect") or {}).get("observed")) == observed \
+                and _load(stores, record_uri(uri)).get("state") == "applied":
+            return True
+    return False
 
 
 def _load(stores: TargetStores, uri: str) -> dict[str, Any]:
@@ -336,7 +357,8 @@ def begin_service_change(target: Target, plan: Plan, *, tenant: str, scope: str,
 
 
 def place_for_service_change(target: Target, tenant: str, scope: str, current: str | None, *,
-                             local_dir: str | os.PathLike[str] | None = None, landed: Iterable[str] = ()) -> Place:
+                             local_dir: str | os.PathLike[str] | None = None, landed: Iterable[str] = (),
+                             only: str | None = None) -> Place:
     """Where the audit objects of a change made through the service alone (a config or rules revert) go, with the
     intents a crash left there settled (``current``: the state the service reports, see :func:`settle_service`).
 
@@ -348,7 +370,7 @@ def place_for_service_change(target: Target, tenant: str, scope: str, current: s
     if target.has_registry:
         root = target.audit_root()  # a template that cannot hold audit records is a configuration error: refuse
         try:
-            settle_service(target, tenant, scope, current, root=root, landed=landed)
+            settle_service(target, tenant, scope, current, root=root, landed=landed, only=only)
             try:
                 fallback: str | None = local_root(target, local_dir)
             except BadInput:  # no usable local folder: a refused registry write then refuses the change
@@ -361,7 +383,7 @@ def place_for_service_change(target: Target, tenant: str, scope: str, current: s
         place = Place(local_root(target, local_dir), True,
                       "no registry is configured: RECSYS_ARTIFACT_MANIFEST_TEMPLATE is not set")
     try:
-        settle_service(target, tenant, scope, current, root=place.root, landed=landed)
+        settle_service(target, tenant, scope, current, root=place.root, landed=landed, only=only)
     except ChecksError as exc:
         raise BadInput(f"the local audit folder {place.root.removeprefix('file://')} cannot be used "
                        f"({_one_line(exc)}), and {place.why}; nothing was changed: set {AUDIT_DIR_VARIABLE} to a "
@@ -433,8 +455,25 @@ def may_have_happened(exc: Exception) -> bool:
 
 
 def settle_service(target: Target, tenant: str, scope: str, current: str | None, *,
-                   root: str | None = None, landed: Iterable[str] = ()) -> list[str]:
+                   root: str | None = None, landed: Iterable[str] = (), only: str | None = None,
+                   judge: Callable[[dict[str, Any]], str | None] | None = None) -> list[str]:
     """Settle the intents left on a scope whose state the service reports as ``current`` (None: unknowable);
-    ``landed``: the document versions the service's own audit log shows were written."""
+    ``landed``: the document versions the service's own audit log shows were written; ``only``: the action prefix
+    of the intents that state judges (``rules.``, ``cache.``)."""
     with TargetStores(target) as st:
-        return settle(st, target, tenant, scope, judge_by_state(current, landed), root=root)
+        return settle(st, target, tenant, scope, judge or judge_by_state(current, landed), root=root, only=only)
+
+
+def settle_manifest(target: Target, tenant: str, surface: str) -> list[str]:
+    """Settle the manifest rollbacks a crash left on a surface, judged by the manifest as it is now (a later
+    action on the surface, such as the cache invalidation that finishes an interrupted fix, calls it)."""
+    from .errors import ChecksError as _Error
+
+    with TargetStores(target) as st:
+        try:
+            _, etag = st.get(target.manifest_uri(tenant, surface))
+        except NotFound:
+            etag = None
+        except _Error:
+            return []  # the manifest cannot be read: nothing to judge with; the next rollback settles
+        return settle(st, target, tenant, surface, judge_by_state(etag), only="manifest.")

@@ -8,13 +8,18 @@ Invalidation is idempotent: applying the same plan twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from . import audit, guard
 from .config import Target, safe_segment
-from .errors import BadInput, Unreachable
+from .errors import BadInput, ChecksError, Unreachable
 from .results import ActionResult, Plan
 from .service import CACHE_TARGETS, ServiceClient, ServiceProblem, given_or_new_client
+from .timefmt import parse_time
+
+# The service's clock and ours may differ a little: an invalidation it logged this much before an intent still counts.
+CLOCK_SLACK = timedelta(seconds=2)
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -51,6 +56,32 @@ def plan_invalidate(
     )
 
 
+def _judge_by_service_log(c: ServiceClient, tenant: str):
+    """Settle an invalidation a crash left by the service's own audit log: an invalidation it recorded at or after
+    the intent means the change happened (``applied``); none, ``unknown`` (an invalidation leaves no state)."""
+    try:
+        entries = [e for e in c.audit(tenant, limit=100, max_entries=200) if e.get("action") == "cache.invalidate"]
+    except ChecksError:
+        entries = None
+    times = [t for t in (parse_time(e.get("occurred_at")) for e in entries or []) if t is not None]
+
+    def judge(intent: dict[str, Any]) -> str | None:
+        when = parse_time(intent.get("when"))
+        if when is not None and any(t >= when - CLOCK_SLACK for t in times):
+            return "applied"
+        return "unknown"
+
+    return judge
+
+
+def settle_invalidations(target: Target, tenant: str, surface: str | None, *,
+                         client: ServiceClient | None = None) -> list[str]:
+    """Complete the invalidation intents a crash left on a scope, judged by the service's own audit log."""
+    with given_or_new_client(target, client) as c:
+        return audit.settle_service(target, tenant, surface or audit.TENANT_SCOPE, None, only="cache.",
+                                    judge=_judge_by_service_log(c, tenant))
+
+
 def apply_invalidate(
     target: Target,
     plan: Plan,
@@ -81,7 +112,10 @@ def apply_invalidate(
         # One read of the admin API first: an unreachable service, a refused key or an unknown tenant stops here,
         # before an intent is written for a change that cannot be made.
         c.audit_page(tenant, limit=1)
-        audit.settle_service(target, tenant, audit_scope, None)
+        audit.settle_service(target, tenant, audit_scope, None, only="cache.",
+                             judge=_judge_by_service_log(c, tenant))
+        if surface and target.has_registry:
+            audit.settle_manifest(target, tenant, surface)
         intent_uri, intent = audit.begin_service_change(
             target, plan, tenant=tenant, scope=audit_scope, now=now, actor=actor, runbook=runbook, before="cached",
             after="reload on next request", expect={},

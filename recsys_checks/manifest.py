@@ -708,7 +708,7 @@ def apply_rollback(
         except InvalidObject as exc:  # damaged (a FIFO, a huge file...): replaced if it is what the plan saw
             raw, etag = None, exc.etag
         # A crash between an earlier swap and its record left an intent: complete it now that the world shows it.
-        audit.settle(st, target, tenant, surface, audit.judge_by_state(etag), now=now)
+        audit.settle(st, target, tenant, surface, audit.judge_by_state(etag), now=now, only="manifest.")
         if raw is not None and _already_applied(raw, tenant, surface, plan):
             return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
                                 plan, verification=_verify(target, st, tenant, surface, plan))

@@ -67,7 +67,9 @@ def apply_fix(run: RunbookRun) -> Remedy:
     if diag is None:
         return Remedy("failed", None, "no diagnosis to act on")
     if not diag.data.get("problem"):
-        return Remedy("not-needed", None, "nothing to fix: the diagnosis found no problem")
+        finished = _finish_interrupted(run) if run.execute else []
+        more = f"; completed {len(finished)} audit record(s) a crash left behind" if finished else ""
+        return Remedy("not-needed", None, f"nothing to fix: the diagnosis found no problem{more}")
     lever = diag.data.get("lever")
     if not lever:
         return Remedy("no-lever", None, f"no lever within reach of this runbook: {diag.data.get('no_lever')}")
@@ -82,6 +84,23 @@ def apply_fix(run: RunbookRun) -> Remedy:
         return Remedy("no-lever", lever, f"the {lever} lever cannot be planned: {exc}")
     except ChecksError as exc:
         return Remedy("failed", lever, f"the {lever} lever failed: {exc}")
+
+
+def _finish_interrupted(run: RunbookRun) -> list[str]:
+    """With execute and nothing to fix, complete the records of a fix a crash interrupted on this surface (its
+    change is judged by the manifest and the service's own audit log); a failure here changes no verdict."""
+    from ..audit import settle_manifest
+    from ..cache import settle_invalidations
+
+    done: list[str] = []
+    try:
+        if run.target.has_registry:
+            done += settle_manifest(run.target, run.tenant, run.surface)
+            if run.target.base_url and run.target.api_key:
+                done += settle_invalidations(run.target, run.tenant, run.surface)
+    except ChecksError:
+        return done
+    return done
 
 
 def _diagnosis(run: RunbookRun) -> CheckResult | None:

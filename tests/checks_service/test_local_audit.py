@@ -162,10 +162,10 @@ def test_an_unreadable_registry_falls_back_to_the_local_folder_and_says_why(bad_
     target = admin_only({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE": template, "RECSYS_AUDIT_DIR": str(tmp_path / "aud")})
     real = audit.settle_service
 
-    def settle(target, tenant, scope, current, *, root=None, landed=()):
+    def settle(target, tenant, scope, current, *, root=None, **evidence):
         if root and root.startswith("s3://"):
             raise Unreachable("object store s3 unreachable while listing s3://team-registry/registry/audit/demo/")
-        return real(target, tenant, scope, current, root=root, landed=landed)
+        return real(target, tenant, scope, current, root=root, **evidence)
 
     monkeypatch.setattr(audit, "settle_service", settle)
     result = revert(target, connect(target))

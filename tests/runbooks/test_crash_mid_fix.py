@@ -1,0 +1,60 @@
+"""A runbook's kernel killed at each point of its fix, then the runbook run again (no crash).
+
+Points: before the intent is written, after the intent (before the manifest swap), after the swap (before the
+record and the cache invalidation), after the invalidation (before its record). After the re-run the surface is on
+the version before the bad one and serves, and every change that happened has an ``applied`` record: no intent is
+left pending and none is settled ``unknown``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from checks_integration.checkskit import Checks
+from stackfixture import running_stack
+
+from recsys_checks import audit
+from recsys_checks.config import Target
+from recsys_checks.store import TargetStores
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import drills  # noqa: E402
+
+HOOK = Path(__file__).resolve().parent / "crashhook"
+POINTS = ("before-intent", "after-intent", "after-change", "after-invalidation")
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("point", POINTS)
+def test_a_fix_killed_at_any_point_is_finished_by_the_next_run(point, tmp_path):
+    with running_stack("file", tmp_path / "stack") as stack:
+        checks = Checks(stack)
+        env = drills.client_env(stack.env)
+        good = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
+        drills.inject(stack.root, "bad-publish")
+        params = {"tenant": "demo", "surface": "home"}
+        crashed = {**env, "CRASH_POINT": point,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(HOOK), env.get("PYTHONPATH")]))}
+        first = drills.run_runbook("rollback-manifest", params, crashed, tmp_path / "crashed", execute=True,
+                                   phase="crashed")
+        assert first.verdict != "mitigated", first.describe()  # the kernel died mid-fix
+
+        again = drills.run_runbook("rollback-manifest", params, env, tmp_path / "again", execute=True, phase="again")
+        if again.verdict not in ("mitigated", "healthy"):  # the first run's change may need its cache finished
+            again = drills.run_runbook("empty-recs", params, env, tmp_path / "third", execute=True, phase="third")
+        assert again.verdict in ("mitigated", "healthy"), again.describe()
+        now = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
+        assert now["popularity"] == good["popularity"]
+
+        target = Target.from_env(stack.env)
+        with TargetStores(target) as st:
+            assert audit.pending(st, target, "demo", "home") == []
+        records = audit.read(target, "demo", "home")
+        assert records and all(r.get("state") in ("applied", "abandoned") for r in records), records
+        rollbacks = [r for r in records if r.get("action") == "manifest.rollback" and r.get("state") == "applied"]
+        assert len(rollbacks) == 1, records
