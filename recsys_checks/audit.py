@@ -316,20 +316,60 @@ def _token(value: Any) -> str | None:
     return value.strip('"') if isinstance(value, str) else None
 
 
+# The most audit records one read parses for one scope: the newest, within the reader's window. A reader of a longer
+# trail says how many it left out (AuditRecords.left_out); `recsys-checks timeline --max-audit-records` raises it.
+MAX_AUDIT_RECORDS = 5000
+
+
+class AuditRecords(list):
+    """Audit records as :func:`read` returns them, newest first; ``left_out`` counts the older records within the
+    window that the cap left unread (0 when none was)."""
+
+    left_out: int = 0
+
+
+def _stamp(key: str) -> str | None:
+    """``YYYYmmddTHHMMSS`` of an audit object's name ``<YYYYmmddTHHMMSS[.ffffff]Z>-<plan12>.json`` (the time it was
+    written, as its ``when``), None for a name not in that form."""
+    head = key[:15]
+    if len(key) > 16 and head[8] == "T" and (head[:8] + head[9:]).isascii() and (head[:8] + head[9:]).isdigit():
+        return head
+    return None
+
+
 def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None = None,
-         root: str | None = None) -> list[dict[str, Any]]:
+         root: str | None = None, since: datetime | None = None,
+         limit: int | None = MAX_AUDIT_RECORDS) -> AuditRecords:
     """The audit records of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged.
 
     Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`. ``root``:
-    read a local audit folder instead of the registry.
+    read a local audit folder instead of the registry. The names sort by time, so the folder is pruned by name
+    before anything is read: ``since`` leaves out records written before it (to the second), and only the newest
+    ``limit`` of the rest are read and parsed (None: all), the others counted in ``left_out``. Memory and time
+    follow the window, not the folder.
     """
+    import heapq
+
     prefix = audit_prefix(target, tenant, scope, root=root)
+    floor = since.astimezone(UTC).strftime("%Y%m%dT%H%M%S") if since is not None else None
     st = stores or TargetStores(target)
     try:
-        out = []
-        for uri in sorted(st.list(prefix), reverse=True):
-            if not uri.endswith(".json") or uri.endswith(INTENT_SUFFIX):
+        newest: list[str] = []  # all keys in the window, or a min-heap of the newest `limit`
+        within = 0
+        for key in st.walk(prefix):
+            if not key.endswith(".json") or key.endswith(INTENT_SUFFIX):
                 continue
+            if floor is not None and (stamp := _stamp(key)) is not None and stamp < floor:
+                continue
+            within += 1
+            if limit is None or len(newest) < limit:
+                heapq.heappush(newest, key) if limit is not None else newest.append(key)
+            elif key > newest[0]:
+                heapq.heapreplace(newest, key)
+        out = AuditRecords()
+        out.left_out = within - len(newest)
+        for key in sorted(newest, reverse=True):
+            uri = prefix + key
             try:
                 data, _ = st.get(uri)
                 doc = jsonio.loads(data)

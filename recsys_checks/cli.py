@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .artifact import KINDS
+from .audit import MAX_AUDIT_RECORDS
 from .config import Target, parse_duration, redact_environment, safe_segment
 from .errors import BadInput, ChecksError
 from .freshness import DEFAULT_WORKERS
@@ -267,6 +268,10 @@ def _add_timeline(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("timeline", parents=[common], help="what was shipped, when, by whom and why")
     _tenant(p), _surface(p, required=False)
     p.add_argument("--since", type=_duration, default=parse_duration("7d"), help="how far back (default 7d)")
+    p.add_argument("--max-audit-records", type=_positive, default=MAX_AUDIT_RECORDS, metavar="N",
+                   help=f"read at most the newest N of our audit records per scope (a surface, or tenant-wide) "
+                   f"within --since (default {MAX_AUDIT_RECORDS:,}); older ones are pruned by name before any is "
+                   "read, and the result says how many the cap left out")
     p.set_defaults(run=_timeline)
 
 
@@ -489,7 +494,8 @@ def _cache_invalidate(args: argparse.Namespace) -> list[Any]:
 def _timeline(args: argparse.Namespace) -> list[Any]:
     from .timeline import check_timeline
 
-    return [check_timeline(_target(args), args.tenant, surface=args.surface, since=args.since)]
+    return [check_timeline(_target(args), args.tenant, surface=args.surface, since=args.since,
+                           max_audit_records=args.max_audit_records)]
 
 
 def _eval_quality(args: argparse.Namespace) -> list[Any]:

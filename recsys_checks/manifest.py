@@ -847,6 +847,9 @@ def _verify(target: Target, st: TargetStores, tenant: str, surface: str, plan: P
                        f"{tenant}/{surface} points at the planned versions (updated_at {m.updated_at})", data, etag, uri)
 
 
-def read_audit(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> list[dict[str, Any]]:
-    """The audit objects of a surface's actions, newest first, each with its ``uri``."""
-    return audit.read(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"), stores=stores)
+def read_audit(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None,
+               since: datetime | None = None, limit: int | None = audit.MAX_AUDIT_RECORDS) -> list[dict[str, Any]]:
+    """The audit objects of a surface's actions, newest first, each with its ``uri``: those written since ``since``
+    (default: all), at most the newest ``limit`` (see :func:`recsys_checks.audit.read`)."""
+    return audit.read(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"), stores=stores,
+                      since=since, limit=limit)

@@ -10,6 +10,11 @@ already has a version of writes no version record (records are append-only) yet 
 back to an old version leaves no trace in ``records/``. Such a write is shown as ``manifest repointed to an old
 version`` (or ``manifest updated`` when it names the newest versions), unless a publish record of a version it names
 was built just before it (the publish's own swap) or one of our manifest rollbacks was recorded at the same time.
+
+Our audit records are read in a bounded window: their names sort by time, so those written before ``since`` are
+left out by name before any is read, and of the rest only the newest ``max_audit_records`` per scope
+(:data:`recsys_checks.audit.MAX_AUDIT_RECORDS` by default) are read; the result says how many older ones that left
+out. Time and memory follow the window, not the size of the audit folder.
 """
 
 from __future__ import annotations
@@ -169,13 +174,20 @@ _AUDIT_KINDS = {"manifest.rollback": "rollback", "config.revert": "config", "rul
 
 
 def _audit_record_rows(read_audit: AuditFn, target: Target, tenant: str, scope: str, start: datetime,
-                       source: str = "registry audit") -> tuple[list[dict[str, Any]], list[str], list[datetime]]:
+                       source: str = "registry audit", left_out: list[str] | None = None,
+                       ) -> tuple[list[dict[str, Any]], list[str], list[datetime]]:
     """Rows for our audit records of one scope (a surface, or the tenant-wide scope): manifest rollbacks, config
     and rules reverts, cache invalidations and holds, as :func:`recsys_checks.audit.audit_record` writes them.
 
-    Also returns when each manifest rollback was recorded, in the window or not (they explain manifest writes)."""
+    Also returns when each manifest rollback that was read was recorded, in the window or just before it (they
+    explain manifest writes). A note on how many older records the reader's cap left out goes to ``left_out``."""
     rows, problems, rollbacks = [], [], []
-    for doc in read_audit(target, tenant, scope):
+    docs = read_audit(target, tenant, scope)
+    cut = getattr(docs, "left_out", 0)
+    if cut and left_out is not None:
+        left_out.append(f"{source} {tenant}/{scope}: the newest {len(docs):,} records were read, {cut:,} older "
+                        "ones in the window were not (--max-audit-records)")
+    for doc in docs:
         if doc.get("error"):
             problems.append(str(doc["error"]))
             continue
@@ -263,14 +275,15 @@ def check_timeline(
     read_audit: AuditFn | None = None,
     read_manifest: ManifestFn | None = None,
     surfaces: list[str] | None = None,
+    max_audit_records: int | None = audit.MAX_AUDIT_RECORDS,
 ) -> CheckResult:
     """Every change to the tenant (optionally one surface) in the last ``since``, oldest first.
 
     ``read_history(target, tenant, surface)`` lists the version records (default
     :func:`recsys_checks.manifest.version_history`), ``read_audit(target, tenant, scope)`` our audit records (default
-    :func:`recsys_checks.manifest.read_audit`), ``read_manifest(target, tenant, surface)`` the current manifest or
-    None (default :func:`read_manifest_or_none`); ``surfaces`` overrides discovering the tenant's surfaces in the
-    registry.
+    :func:`recsys_checks.manifest.read_audit` over the window, at most ``max_audit_records`` per scope),
+    ``read_manifest(target, tenant, surface)`` the current manifest or None (default :func:`read_manifest_or_none`);
+    ``surfaces`` overrides discovering the tenant's surfaces in the registry.
     """
     safe_segment(tenant, "tenant")
     if surface is not None:
@@ -278,9 +291,16 @@ def check_timeline(
     now = now or datetime.now(UTC)
     start = now - since
     sources: dict[str, str] = {}
+    # A rollback recorded just before the window may explain a manifest write at its start.
+    window = start - ROLLBACK_SLACK
+
+    def read_window(target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
+        return manifest.read_audit(target, tenant, scope, since=window, limit=max_audit_records)
+
+    left_out: list[str] = []
     rows, problems = _registry_rows(target, tenant, surface, surfaces, start, sources,
-                                    read_history or manifest.version_history, read_audit or manifest.read_audit,
-                                    read_manifest or read_manifest_or_none)
+                                    read_history or manifest.version_history, read_audit or read_window,
+                                    read_manifest or read_manifest_or_none, left_out, max_audit_records)
     rows += _service_rows(target, client, tenant, surface, start, sources)
     rows = _join_audits(rows)
     epoch = datetime.min.replace(tzinfo=UTC)
@@ -288,12 +308,13 @@ def check_timeline(
     for r in rows:
         r.pop("_at")
         r.pop("_rid", None)
-    return _timeline_result(target, tenant, surface, start, now, rows, sources, problems)
+    return _timeline_result(target, tenant, surface, start, now, rows, sources, problems, left_out)
 
 
 def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: list[str] | None, start: datetime,
                    sources: dict[str, str], read_history: HistoryFn, read_audit: AuditFn,
-                   read_manifest: ManifestFn) -> tuple[list[dict[str, Any]], list[str]]:
+                   read_manifest: ManifestFn, left_out: list[str],
+                   max_audit_records: int | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Publishes from the version records, unexplained manifest writes and our audit records; ``sources`` says
     which could be read."""
     rows: list[dict[str, Any]] = []
@@ -315,14 +336,15 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
     rollbacks: dict[str, list[datetime] | None] = {}
     for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:
-            found, bad, rollbacks[scope] = _audit_record_rows(read_audit, target, tenant, scope, start)
+            found, bad, rollbacks[scope] = _audit_record_rows(read_audit, target, tenant, scope, start,
+                                                              left_out=left_out)
             rows += found
             problems += bad
             sources.setdefault("registry audit", "ok")
         except ChecksError as exc:
             rollbacks[scope] = None
             sources["registry audit"] = _unavailable(target, exc)
-    rows += _local_audit_rows(target, tenant, names, start, sources, problems)
+    rows += _local_audit_rows(target, tenant, names, start, sources, problems, left_out, max_audit_records)
     for name, version_records in histories.items():  # the manifest of each surface whose records could be read
         try:
             m = read_manifest(target, tenant, name)
@@ -343,7 +365,7 @@ def _unavailable(target: Target, exc: ChecksError) -> str:
 
 
 def _local_audit_rows(target: Target, tenant: str, names: list[str], start: datetime, sources: dict[str, str],
-                      problems: list[str]) -> list[dict[str, Any]]:
+                      problems: list[str], left_out: list[str], max_audit_records: int | None) -> list[dict[str, Any]]:
     """Our audit records in the local audit folder (``RECSYS_AUDIT_DIR``, else ``./recsys-audit`` when it exists),
     where config and rules reverts record when no registry could be used; nothing when there is none."""
     try:
@@ -361,11 +383,11 @@ def _local_audit_rows(target: Target, tenant: str, names: list[str], start: date
     rows: list[dict[str, Any]] = []
 
     def read_local(target: Target, tenant: str, scope: str) -> list[dict[str, Any]]:
-        return audit.read(target, tenant, scope, root=root)
+        return audit.read(target, tenant, scope, root=root, since=start - ROLLBACK_SLACK, limit=max_audit_records)
 
     for scope in [*names, audit.TENANT_SCOPE]:
         try:
-            found, bad, _ = _audit_record_rows(read_local, target, tenant, scope, start, "local audit")
+            found, bad, _ = _audit_record_rows(read_local, target, tenant, scope, start, "local audit", left_out)
             rows += found
             problems += bad
             sources.setdefault("local audit", "ok")
@@ -393,17 +415,18 @@ def _service_rows(target: Target, client: ServiceClient | None, tenant: str, sur
 
 
 def _timeline_result(target: Target, tenant: str, surface: str | None, start: datetime, now: datetime,
-                     rows: list[dict[str, Any]], sources: dict[str, str], problems: list[str]) -> CheckResult:
+                     rows: list[dict[str, Any]], sources: dict[str, str], problems: list[str],
+                     left_out: list[str] | None = None) -> CheckResult:
     down = {k: v for k, v in sources.items() if v != "ok"}
     scope = f"{tenant}/{surface}" if surface else tenant
     data = {"tenant": tenant, "surface": surface, "since": format_z(start), "until": format_z(now),
-            "events": rows, "sources": sources, "problems": problems}
+            "events": rows, "sources": sources, "problems": problems, "left_out": left_out or []}
     summary = f"{len(rows)} change(s) to {scope} since {format_z(start)}"
     if down and len(down) == len(sources):
         return CheckResult("timeline", "fail", f"no source of changes could be read for {scope}: "
                            + "; ".join(f"{k} {v}" for k, v in down.items()), data, None, target.base_url)
-    if down or problems:
-        missing = "; ".join(f"{k} {v}" for k, v in down.items())
+    if down or problems or left_out:
+        missing = "; ".join([*(f"{k} {v}" for k, v in down.items()), *(left_out or [])])
         if problems:
             manifests = sum(1 for p in problems if p.startswith("manifest of "))
             unread = [f"{len(problems) - manifests} unreadable audit record(s)" if len(problems) > manifests else "",
