@@ -36,38 +36,34 @@ def _applied(outcome: drills.Outcome) -> list[dict]:
     return [c for c in outcome.record.get("changed") or []]
 
 
+def _race(store: str, tmp_path: Path, fault: str, runbook_id: str, state, action) -> None:
+    """Inject ``fault``, start the responders at once, and check: one change (``action``), one ``mitigated``, the
+    others ``healthy``, and ``state(checks)`` back to what it was before the fault."""
+    with running_stack(store, tmp_path / "stack") as stack:
+        checks = Checks(stack)
+        good = state(checks)
+        drills.inject(stack.root, fault)
+        outcomes = _responders(runbook_id, drills.client_env(stack.env), tmp_path, {"tenant": "demo", "surface": "home"})
+        verdicts = sorted(o.verdict for o in outcomes)
+        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
+        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
+        changes = [c for o in outcomes for c in _applied(o) if action(str(c.get("action", "")))]
+        assert len(changes) == 1, changes
+        assert state(checks) == good  # the version before the bad one, not one further back
+
+
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["file", "s3"])
 def test_responders_to_a_bad_publish_roll_back_once(store, tmp_path):
-    with running_stack(store, tmp_path / "stack") as stack:
-        checks = Checks(stack)
-        env = drills.client_env(stack.env)
-        good = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
-        drills.inject(stack.root, "bad-publish")
-        outcomes = _responders("rollback-manifest", env, tmp_path, {"tenant": "demo", "surface": "home"})
-        verdicts = sorted(o.verdict for o in outcomes)
-        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
-        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
-        rollbacks = [c for o in outcomes for c in _applied(o) if c.get("action") == "manifest.rollback"]
-        assert len(rollbacks) == 1, rollbacks
-        now = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
-        assert now["popularity"] == good["popularity"]  # the version before the bad one, not one further back
+    _race(store, tmp_path, "bad-publish", "rollback-manifest",
+          lambda checks: json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]["popularity"],
+          lambda action: action == "manifest.rollback")
 
 
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["file", "s3"])
 def test_responders_to_bad_rules_revert_once(store, tmp_path):
-    with running_stack(store, tmp_path / "stack") as stack:
-        checks = Checks(stack)
-        env = drills.client_env(stack.env)
-        good = checks.admin_state("demo")["rules"]
-        drills.inject(stack.root, "bad-rules")
-        outcomes = _responders("rollback-config-rules", env, tmp_path, {"tenant": "demo", "surface": "home"})
-        verdicts = sorted(o.verdict for o in outcomes)
-        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
-        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
-        reverts = [c for o in outcomes for c in _applied(o) if str(c.get("action", "")).endswith(".revert")]
-        assert len(reverts) == 1, reverts
-        assert checks.admin_state("demo")["rules"] == good
+    _race(store, tmp_path, "bad-rules", "rollback-config-rules", lambda checks: checks.admin_state("demo")["rules"],
+          lambda action: action.endswith(".revert"))
