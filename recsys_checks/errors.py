@@ -18,6 +18,11 @@ class BadInput(ChecksError):
     exit_code = 2
 
 
+class Unreadable(BadInput):
+    """A file named by a parameter could not be opened or read (missing, refused, not a regular file): nothing is
+    known about what it holds. A runbook step reports it as not read, never as a finding about its content."""
+
+
 class Unreachable(ChecksError):
     """The service or the object store did not answer (connection refused, timeout, DNS).
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
+from .errors import BadInput, Unreadable
 from .localfiles import open_regular
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -208,18 +208,18 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one decoder: bui
 
 
 def open_log(path: str | os.PathLike[str], kind: str) -> Path:
-    """Check that ``path`` is a readable regular file before anything is read; :class:`BadInput` otherwise."""
+    """Check that ``path`` is a readable regular file before anything is read; :class:`Unreadable` otherwise."""
     p = Path(path)
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise BadInput(f"{kind} file {p} does not exist: check the path") from None
+        raise Unreadable(f"{kind} file {p} does not exist: check the path") from None
     except OSError as exc:
-        raise BadInput(f"cannot read the {kind} file {p}: {exc.strerror}") from None
+        raise Unreadable(f"cannot read the {kind} file {p}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise BadInput(f"{kind} file {p} is not a regular file")
+        raise Unreadable(f"{kind} file {p} is not a regular file")
     if not os.access(p, os.R_OK):
-        raise BadInput(f"cannot read the {kind} file {p}: permission denied")
+        raise Unreadable(f"cannot read the {kind} file {p}: permission denied")
     return p
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonio
-from .errors import BadInput
+from .errors import BadInput, Unreadable
 from .evaluation import DEFAULTS, decide, lift_findings, srm_test, verdict
 from .localfiles import open_regular
 from .results import CheckResult
@@ -38,13 +38,17 @@ MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
-    if not p.exists() and not p.is_symlink():
-        raise BadInput(f"report {p} does not exist: check the path recsys-eval wrote (its --output)")
+    try:
+        absent = not p.exists() and not p.is_symlink()
+    except OSError as exc:  # a name too long, a loop of links
+        raise Unreadable(f"cannot read the report {p}: {exc.strerror or exc}") from None
+    if absent:
+        raise Unreadable(f"report {p} does not exist: check the path recsys-eval wrote (its --output)")
     try:
         with open_regular(p, "report") as fh:
             raw = fh.read(MAX_REPORT_BYTES + 1)
     except OSError as exc:
-        raise BadInput(f"cannot read the report {p}: {exc.strerror}") from None
+        raise Unreadable(f"cannot read the report {p}: {exc.strerror}") from None
     if len(raw) > MAX_REPORT_BYTES:
         raise BadInput(f"report {p} is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB: not a recsys-eval report")
     try:

@@ -8,6 +8,7 @@ validated when loaded; an unknown key, a step whose function does not exist or a
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ STORES = ("file", "s3")
 # A parameter ends up in the executed notebook (papermill writes it there): no credential may ever be one.
 SECRET_NAME = re.compile(r"(key|secret|token|password|passwd|credential|auth)", re.IGNORECASE)
 _ID = re.compile(r"^[a-z][a-z0-9-]*$")
+MAX_ID = 100  # characters of a runbook id: a longer one is no runbook's (and no file name's)
 
 # Every runbook takes these; a spec may override their help or default, not their type.
 COMMON_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -46,7 +48,7 @@ _TOP_KEYS = {"id", "title", "layer", "summary", "symptoms", "alerts", "parameter
 _REQUIRED_TOP = {"id", "title", "layer", "summary", "symptoms", "steps", "decision", "verification", "drills",
                  "healthy"}
 _HEALTHY_KEYS = {"invariant", "step"}
-_PARAM_KEYS = {"type", "default", "help", "choices"}
+_PARAM_KEYS = {"type", "default", "help", "choices", "min", "max"}
 _STEP_KEYS = {"id", "title", "why", "function", "command", "role", "mutates"}
 _DECISION_KEYS = {"cause", "when", "lever"}
 _READ_NEXT_KEYS = {"title", "href"}
@@ -64,6 +66,19 @@ class Parameter:
     default: Any
     help: str = ""
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None  # int and float parameters: the range, both ends included
+    maximum: float | None = None
+
+    @property
+    def described_type(self) -> str:
+        """The type with its range, as the pages and ``runbook show`` print it: ``float, 0.01 to 1``."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.type}, {self.minimum:g} to {self.maximum:g}"
+        if self.minimum is not None:
+            return f"{self.type}, at least {self.minimum:g}"
+        if self.maximum is not None:
+            return f"{self.type}, at most {self.maximum:g}"
+        return self.type
 
     def parse(self, value: Any) -> Any:
         """``value`` (a string from the command line, or already typed) converted to this type; else BadInput."""
@@ -74,7 +89,22 @@ class Parameter:
             raise BadInput(f"{where}: {exc}") from None
         if self.choices is not None and out not in self.choices:
             raise BadInput(f"{where}: {out!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and out < self.minimum or self.maximum is not None and out > self.maximum:
+            raise BadInput(f"{where}: {out!r} is out of its range ({self.described_type})")
         return out
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a message that must stay one line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value)):,} characters)"
+
+
+def _number_text(value: Any, what: str) -> Any:
+    """A number given as text must be ASCII: ``float`` and ``int`` also read other scripts' digits ('٠.٩')."""
+    if isinstance(value, str) and not value.strip().isascii():
+        raise ValueError(f"{_shown(value)} is not {what} written with the digits 0-9")
+    return value
 
 
 def _convert(kind: str, value: Any, name: str) -> Any:
@@ -89,12 +119,22 @@ def _convert(kind: str, value: Any, name: str) -> Any:
         raise ValueError(f"{value!r} is not true or false")
     if kind == "int":
         if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a whole number")
-        return int(value)
+            raise ValueError(f"{_shown(value)} is not a whole number")
+        try:
+            return int(_number_text(value, "a whole number"))
+        except ValueError:
+            raise ValueError(f"{_shown(value)} is not a whole number") from None
     if kind == "float":
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a number")
-        return float(value)
+        text = _number_text(value, "a number")
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"{_shown(value)} is not a number, e.g. 0.95") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{_shown(value)} is not a finite number")
+        return number
     if kind == "segment":
         return safe_segment(value if isinstance(value, str) else str(value), name)
     if kind == "duration":
@@ -102,6 +142,10 @@ def _convert(kind: str, value: Any, name: str) -> Any:
         return str(value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line arrive as lone surrogates
+        raise ValueError("its value is not UTF-8 text (the command line passed bytes that are not UTF-8)") from None
     return value
 
 
@@ -240,9 +284,9 @@ def load_all(directory: Path | None = None) -> list[RunbookSpec]:
 def load_spec(runbook_id: str, directory: Path | None = None) -> RunbookSpec:
     """Load and validate ``runbooks/<runbook_id>.yaml``."""
     directory = directory or runbooks_dir()
-    if not isinstance(runbook_id, str) or not _ID.match(runbook_id):
-        raise BadInput(f"unknown runbook {runbook_id!r}: runbook ids are lowercase words joined by '-' "
-                       "(see `recsys-checks runbook list`)")
+    if not isinstance(runbook_id, str) or len(runbook_id) > MAX_ID or not _ID.match(runbook_id):
+        raise BadInput(f"unknown runbook {_shown(runbook_id)}: runbook ids are lowercase words joined by '-', at "
+                       f"most {MAX_ID} characters (see `recsys-checks runbook list`)")
     path = directory / f"{runbook_id}.yaml"
     if not path.is_file():
         known = ", ".join(list_ids(directory)) if directory.is_dir() else "none"
@@ -353,7 +397,20 @@ def _parameter(name: str, body: Any, at: str) -> Parameter:
     if kind not in TYPES:
         raise BadInput(f"{at}.type {kind!r} must be one of {', '.join(TYPES)}")
     choices = tuple(body["choices"]) if body.get("choices") is not None else None
-    p = Parameter(name, kind, body["default"], _text(body.get("help", ""), f"{at}.help", empty=True), choices)
+    bounds = {}
+    for key in ("min", "max"):
+        if key not in body:
+            continue
+        bound = body[key]
+        if kind not in ("int", "float"):
+            raise BadInput(f"{at}.{key}: only an int or float parameter has a range")
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
+            raise BadInput(f"{at}.{key}: expected a finite number")
+        bounds[key] = float(bound)
+    if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
+        raise BadInput(f"{at}: min is above max")
+    p = Parameter(name, kind, body["default"], _text(body.get("help", ""), f"{at}.help", empty=True), choices,
+                  bounds.get("min"), bounds.get("max"))
     if kind == "segment" or p.default is not None:
         try:
             p.parse(p.default)

@@ -33,7 +33,9 @@ def spec_dict(spec: RunbookSpec) -> dict[str, Any]:
     return {
         "id": spec.id, "title": spec.title, "layer": spec.layer, "summary": spec.summary,
         "symptoms": list(spec.symptoms), "alerts": list(spec.alerts),
-        "parameters": [{"name": p.name, "type": p.type, "default": p.default, "help": p.help}
+        "parameters": [{"name": p.name, "type": p.type, "default": p.default, "help": p.help,
+                        **({"min": p.minimum} if p.minimum is not None else {}),
+                        **({"max": p.maximum} if p.maximum is not None else {})}
                        for p in spec.parameters.values()],
         "steps": [{"id": s.id, "title": s.title, "role": s.role, "mutates": s.mutates, "function": s.function,
                    "command": s.command} for s in spec.steps],
@@ -50,7 +52,7 @@ def print_spec(spec: RunbookSpec, as_json: bool) -> int:
     lines = [f"{spec.id}: {spec.title} ({spec.layer})", "", spec.summary, "", "symptoms:"]
     lines += [f"  - {s}" for s in spec.symptoms]
     lines += ["", "parameters (-p NAME=VALUE):"]
-    lines.append(table([{"name": p.name, "type": p.type, "default": repr(p.default), "help": p.help}
+    lines.append(table([{"name": p.name, "type": p.described_type, "default": repr(p.default), "help": p.help}
                         for p in spec.parameters.values()], ["name", "type", "default", "help"]))
     lines += ["", "steps:"]
     for n, s in enumerate(spec.steps, 1):

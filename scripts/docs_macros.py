@@ -105,7 +105,7 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "|---|---|---|---|"]
     for p in spec.parameters.values():
         default = f"`{p.default!r}`"
-        out.append(f"| `{p.name}` | {p.type} | {default} | {p.help.replace('|', '/')} |")
+        out.append(f"| `{p.name}` | {p.described_type} | {default} | {p.help.replace('|', '/')} |")
     if spec.manual:
         out += ["", "## Checked by hand", "", "| item | what to look at |", "|---|---|"]
         out += [f"| {m['item']} | {m['look_at']} |" for m in spec.manual]

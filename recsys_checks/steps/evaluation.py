@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChecksError
+from ..errors import ChecksError, Unreadable
 from ..evalreport import check_eval_report
 from ..evaluation import check_eval_quality
 from ..hold import check_hold
@@ -31,9 +31,14 @@ def _where(run: RunbookRun) -> str:
 
 
 def _read(run: RunbookRun, check: str, what: str, call: Callable[[], CheckResult]) -> CheckResult:
-    """``call()`` marked as given, or a ``fail`` saying ``what`` cannot be read (untrusted, never a crash)."""
+    """``call()`` marked as given; a file that could not be opened or read is a ``fail`` marked ``unread`` (nothing
+    is known about the data: inconclusive, never a cause); content that breaks its contract is untrusted."""
     try:
         result = call()
+    except Unreadable as exc:
+        message = f"{what} could not be read: {run.redact(str(exc))}"
+        return CheckResult(check, "fail", message, {"given": True, "not_read": message, "trusted": None}, None,
+                           _where(run), unread=message)
     except ChecksError as exc:
         message = f"{what} cannot be read: {run.redact(str(exc))}"
         return CheckResult(check, "fail", message, {"given": True, "unreadable": str(exc), "trusted": False}, None,
@@ -43,8 +48,10 @@ def _read(run: RunbookRun, check: str, what: str, call: Callable[[], CheckResult
 
 
 def _thresholds(run: RunbookRun) -> dict[str, float]:
-    return {"min_join_rate": float(run.params.get("min_join_rate") or 0.95),
-            "max_relative_lift": float(run.params.get("max_relative_lift") or 0.5)}
+    # Checked against the spec's range when parsed; 0 for max_relative_lift means off, as on the command line.
+    given = {name: run.params.get(name) for name in ("min_join_rate", "max_relative_lift")}
+    return {"min_join_rate": float(0.95 if given["min_join_rate"] is None else given["min_join_rate"]),
+            "max_relative_lift": float(0.5 if given["max_relative_lift"] is None else given["max_relative_lift"])}
 
 
 def data_quality(run: RunbookRun) -> CheckResult:
@@ -87,8 +94,8 @@ def _held(result: Any) -> bool | None:
 def untrusted_cause(result: CheckResult) -> str | None:
     """Which of the known problems makes the data untrusted (``None`` when trusted or not checked)."""
     data = result.data
-    if not data.get("given") or data.get("trusted", True):
-        return None
+    if not data.get("given") or data.get("not_read") or data.get("trusted", True):
+        return None  # trusted, not checked, or not read: nothing known about the data is wrong
     if data.get("unreadable") or data.get("bad_lines"):
         return "schema_break"
     srm = data.get("srm") or {}
@@ -119,6 +126,9 @@ def diagnose_eval_data(run: RunbookRun) -> CheckResult:
     causes = [untrusted_cause(r) for r in (quality, report) if isinstance(r, CheckResult)]
     found = next((c for c in _CAUSES + ("untrusted",) if c in causes), None)
     evidence = _evidence(quality, report)
+    not_read = [r for r in (quality, report) if isinstance(r, CheckResult) and r.data.get("not_read")]
+    if found is None and not_read:
+        return diagnosis(run, "the evaluation data cannot be judged: " + "; ".join(r.summary for r in not_read))
     if found is None:
         checked = [r for r in (quality, report) if isinstance(r, CheckResult) and r.data.get("given")]
         if not checked:
@@ -140,6 +150,10 @@ def diagnose_hold(run: RunbookRun) -> CheckResult:
     if held is None:
         return diagnosis(run, "the hold state cannot be read", cause="hold_unreadable",
                          no_lever="fix access to the registry, then run again")
+    if action == "auto" and isinstance(quality, CheckResult) and quality.data.get("not_read"):
+        state = "held" if held else "not held"
+        return diagnosis(run, f"{run.tenant}/{run.surface} is {state}; the evaluation data cannot be judged, so the "
+                         f"hold is left as it is: {quality.summary}")
     if action == "auto":
         cause = untrusted_cause(quality) if isinstance(quality, CheckResult) else None
         want = True if cause else None  # trusted or unchecked data never lifts a hold by itself

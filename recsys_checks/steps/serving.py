@@ -335,6 +335,9 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
     if to:
         return diagnosis(run, f"rollback of {run.tenant}/{run.surface} to {to} requested", cause="requested",
                          lever="manifest-rollback", lever_args=args)
+    if probe_result is not None and cause == "unknown_tenant":
+        # No manifest and no history is what an unknown tenant looks like, not a version to roll back from.
+        return diagnosis(run, probe_result.summary, cause=cause, no_lever=_NO_LEVER[cause])
     if probe_result is not None and cause in _MANIFEST_CAUSES:
         return diagnosis(run, probe_result.summary, cause=cause, lever="manifest-rollback",
                          lever_args={"kind": kind} if kind else _rollback_args(run, cause))
