@@ -179,8 +179,9 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
     _remove(marker)
     shutil.rmtree(work, ignore_errors=True)
     if kernel_unwritten:
-        raise RecordNotWritten(f"{kernel_unwritten}\n{final} records the run as failed at that step (its `changed` "
-                               "is what the last complete record knew; the list above is every change)")
+        raise RecordNotWritten(f"{kernel_unwritten}\nThe runner then wrote {final} (the temporary folder is "
+                               "removed): it records the run as failed at that step; its `changed` is what the last "
+                               "complete record knew, the list above is every change")
     return run_record, out
 
 

@@ -154,6 +154,41 @@ def test_an_out_folder_gone_during_the_run_is_exit_1_with_the_outputs_kept_and_n
     shutil.rmtree(Path(kept).parent)
 
 
+FULL_DISK_FIX = """
+import errno, os
+from recsys_checks.results import ActionResult, Plan
+from recsys_checks.runrecord import Remedy
+
+def applied(r):
+    plan = Plan("manifest.rollback", "demo/home", '"e"', [{"what": "current.popularity", "kind": "popularity",
+                                                           "before": "file:///a.json", "after": "file:///b.json"}])
+    return Remedy("applied", "manifest-rollback", "rolled back: done",
+                  [ActionResult("applied", "rolled back", plan, audit="file:///audit/x.json")])
+
+def full(fd, data):  # the kernel's disk fills up as the fix lands
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+os.write = full
+run.step('fix', applied)
+"""
+
+
+@pytest.mark.slow
+def test_a_kernel_that_cannot_write_its_record_after_a_change_exits_1_listing_it(offline, capsys):
+    """The kernel's record write fails with ENOSPC right after the fix applied a change: exit 1, stderr names the
+    change and its audit record, and --out holds a whole record saying failed at that step, never a cut one."""
+    _replace_cell(offline, "empty-recs", "step:fix", FULL_DISK_FIX)
+    code = main(["runbook", "run", "empty-recs", "--out", str(offline / "out")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "No space left on device" in err and "applied 1 change(s)" in err
+    assert "manifest.rollback current.popularity: file:///a.json -> file:///b.json (audit record file:///audit/x.json)" in err
+    record = json.loads((offline / "out" / "empty-recs.result.json").read_text())
+    assert record["verdict"] == "failed" and record["failure"]["cell"] == "step:fix"
+    assert "file:///audit/x.json" in record["failure"]["error"]
+    assert sorted(p.name for p in (offline / "out").iterdir()) == ["empty-recs.ipynb", "empty-recs.result.json"]
+
+
 @pytest.mark.slow
 def test_while_a_run_is_in_progress_out_says_where_its_record_is_being_written(offline):
     """The marker names the work folder and the runner's pid while the kernel runs; it is gone once the record is
