@@ -360,7 +360,7 @@ def apply_revert(
             raise BadInput(f"the service reported no version (ETag) for the {kind} of {tenant}: refusing to write "
                            "without a version to compare against")
         place = audit.place_for_service_change(target, tenant, audit.TENANT_SCOPE, current, local_dir=audit_dir,
-                                               landed=_written_versions(c, tenant, kind))
+                                               landed=_written_versions(c, tenant, kind), only=f"{kind}.")
         if current == wanted:
             verification = verify_version(c, target, tenant, kind, wanted, surface)
             return ActionResult("noop", f"{kind} of {tenant} is already {short(wanted)}; nothing changed", plan,
