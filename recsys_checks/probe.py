@@ -7,6 +7,7 @@ The registry side comes from an injected reader (default :func:`recsys_checks.pu
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .artifact import short_version
@@ -23,6 +24,8 @@ _PARTIAL = ("SIGNAL_PARTIAL", "TAG_LOOKUP_FAILED")
 _FILTERS = ("CONSTRAINTS_FILTERED", "CANDIDATES_INCLUDE_EMPTY", "CANDIDATES_INCLUDE_FILTERED")
 # Causes that say the probe could not see what it looks at (the service, its answer, the registry or the rules from
 # here): its result is marked ``unread``, never taken as a finding about the deployment.
+# How long the probe waits before asking again when the service ranks with an older document than the current one.
+DOCUMENT_SETTLE_SECONDS = 1.5
 UNREAD_CAUSES = ("unreachable", "auth", "not_the_service", "bad_answer", "rules_unreadable", "unknown")
 
 
@@ -244,7 +247,7 @@ def _probe(target: Target, tenant: str, surface: str, *, user_id: str, k: int,
 
 
 def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, response: dict[str, Any],
-              data: dict[str, Any], reader: ManifestReader, where: str, k: int) -> CheckResult:
+              data: dict[str, Any], reader: ManifestReader, where: str, k: int, *, again: bool = True) -> CheckResult:
     items = response.get("items") or []
     meta = response.get("meta") or {}
     warnings = response.get("warnings") or []
@@ -312,6 +315,16 @@ def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, respo
         return CheckResult("recs.probe", "fail", f"{where} is empty: the request's filters removed every candidate "
                            f"({', '.join(filters)})", data, state.etag, target.base_url)
     stale_docs = _stale_documents(c, target, tenant, data)
+    if stale_docs and again:
+        # A document written a moment ago is followed by its cache invalidation (a revert does both): ask once more
+        # before calling the cache stale, so that a fix in flight is not taken for one a crash left unfinished.
+        time.sleep(DOCUMENT_SETTLE_SECONDS)
+        try:
+            fresh = c.recommend(tenant, data["request"])
+        except ServiceProblem:
+            fresh = None
+        if fresh is not None:
+            return _classify(c, target, tenant, surface, fresh, data, reader, where, k, again=False)
     if stale_docs:
         kinds = " and ".join(stale_docs)
         data["cause"], data["runbook"], data["stale_documents"] = "document_cache_stale", "rollback-config-rules", \
