@@ -148,6 +148,9 @@ def _moved(spec: RunbookSpec, results: dict[str, StepResult], remedy: Any, cause
     verify = [s for s in spec.steps if s.role == "verify"]
     seen = [results.get(s.id) for s in verify]
     if verify and all(isinstance(r, CheckResult) and r.status != "fail" and not r.unread for r in seen):
+        if unread:  # the verify steps look fine, but the diagnosis could not see everything
+            return Verdict("inconclusive", f"{remedy.summary}; the verify steps pass, but the diagnosis could not "
+                           f"read: {_unread_text(unread)}", cause, unread)
         return Verdict("healthy", f"{remedy.summary}; the surface is healthy now (diagnosed {cause})")
     return Verdict("action-required", f"conflict: {remedy.summary}; the surface is still not healthy: run the "
                    "runbook again to diagnose the state as it is now", cause, unread)

@@ -73,6 +73,7 @@ TABLE = [
     ((FAIL, OK, OK, "empty_artifact", "manifest-rollback", "moved"), ("healthy", None)),
     ((FAIL, OK, FAIL, "empty_artifact", "manifest-rollback", "moved"), ("action-required", "empty_artifact")),
     ((FAIL, OK, UNREAD, "empty_artifact", "manifest-rollback", "moved"), ("action-required", "empty_artifact")),
+    ((FAIL, UNREAD, OK, "empty_artifact", "manifest-rollback", "moved"), ("inconclusive", "empty_artifact")),
     # a cause without a lever
     ((FAIL, OK, FAIL, "request_filters", None, "no-lever"), ("action-required", "request_filters")),
     ((FAIL, UNREAD, FAIL, "store_unreachable", None, "no-lever"), ("inconclusive", "store_unreachable")),
