@@ -36,6 +36,7 @@ from .config import Target
 from .errors import BadInput, ChecksError
 from .results import ActionResult, CheckResult
 from .runbook import RunbookSpec, load_spec
+from .store import fsync_folder
 from .timefmt import format_z
 from .verdict import Verdict, decide
 
@@ -116,20 +117,6 @@ def describe_changes(changed: list[dict[str, Any]]) -> str:
                  else "its audit record was not written: its intent stands and the next run completes it")
         lines.append(f"  - {c.get('action')} {c.get('what')}: {c.get('before')} -> {c.get('after')} ({audit})")
     return "\n".join(lines)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable, where the platform and file system allow it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

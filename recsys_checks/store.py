@@ -195,7 +195,7 @@ class FileStore(ObjectStore):
                 finally:
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
-                _fsync_dir(path.parent)
+                fsync_folder(path.parent)
         except ChecksError:
             raise
         except OSError as exc:
@@ -355,9 +355,10 @@ def _make_dirs(directory: Path) -> None:
         os.chmod(p, DIR_MODE)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_folder(path: Path) -> None:
+    """Make a rename in the folder ``path`` durable, where the platform and file system allow it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return
     try:
