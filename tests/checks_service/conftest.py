@@ -349,3 +349,15 @@ def history_of() -> Callable[..., Callable[[Target, str, str], list[PublishedVer
         return reader
 
     return make
+
+
+# A config change that zeroes every weight: the service answers SIGNAL_UNAVAILABLE.
+BAD_CONFIG = {**CONFIG_SEED, "weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}
+
+
+@pytest.fixture
+def bad_config(service):
+    """The fake after a bad config change (weights zeroed), applied and invalidated as an operator would."""
+    service.write("demo", "config", BAD_CONFIG, actor_sub="alice", actor_type="user", request_id="req-bad")
+    service.cached[("demo", "config")] = service.current[("demo", "config")]
+    return service

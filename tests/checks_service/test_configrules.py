@@ -21,17 +21,7 @@ from recsys_checks.configrules import (
 from recsys_checks.errors import BadInput, Conflict, Unreachable
 from recsys_checks.service import ServiceClient
 
-from .conftest import API_KEY, CONFIG_SEED, version_of
-
-BAD_CONFIG = {**CONFIG_SEED, "weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}
-
-
-@pytest.fixture
-def bad_config(service):
-    """The fake after a bad config change (weights zeroed), applied and invalidated as an operator would."""
-    service.write("demo", "config", BAD_CONFIG, actor_sub="alice", actor_type="user", request_id="req-bad")
-    service.cached[("demo", "config")] = service.current[("demo", "config")]
-    return service
+from .conftest import API_KEY, BAD_CONFIG, CONFIG_SEED, version_of
 
 
 def test_canonical_jsonb_sorts_keys_by_length_then_bytes_with_spaced_separators():

@@ -20,15 +20,6 @@ from recsys_checks.timeline import check_timeline
 
 from .conftest import API_KEY, BASE_URL, CONFIG_SEED, version_of
 
-BAD_CONFIG = {**CONFIG_SEED, "weights": {"pop": 0.0, "cooc": 0.0, "emb": 0.0}}
-
-
-@pytest.fixture
-def bad_config(service):
-    service.write("demo", "config", BAD_CONFIG, actor_sub="alice", actor_type="user", request_id="req-bad")
-    service.cached[("demo", "config")] = service.current[("demo", "config")]
-    return service
-
 
 def admin_only(env: dict[str, str] | None = None) -> Target:
     """The target of an environment with the admin API only (and what ``env`` adds)."""

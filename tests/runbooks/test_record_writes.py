@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
+from notebookkit import replace_cell
 
 from recsys_checks import execute
 from recsys_checks.cli import main
@@ -119,13 +119,6 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _replace_cell(root: Path, runbook_id: str, tag: str, source: str) -> None:
-    path = root / "notebooks" / f"{runbook_id}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if tag in (cell.metadata.get("tags") or []):
-            cell.source = source
-    nbformat.write(nb, path)
 
 
 def test_move_whole_into_a_missing_folder_leaves_the_source_and_nothing_else(tmp_path):
@@ -141,7 +134,7 @@ def test_move_whole_into_a_missing_folder_leaves_the_source_and_nothing_else(tmp
 def test_an_out_folder_gone_during_the_run_is_exit_1_with_the_outputs_kept_and_no_cut_record(offline, capsys):
     """The --out folder removed while the notebook runs (as a disk that went away): exit 1 from the CLI, the
     message says where the outputs are kept, and --out holds no record, whole or cut."""
-    _replace_cell(offline, "empty-recs", "step:config-rules",
+    replace_cell(offline, "empty-recs", "step:config-rules",
                   "import os, shutil\nshutil.rmtree(os.environ['RECSYS_RUNBOOK_OUT'])\n"
                   "run.step('config-rules', serving.config_and_rules)")
     code = main(["runbook", "run", "empty-recs", "--out", str(offline / "out")])
@@ -177,7 +170,7 @@ run.step('fix', applied)
 def test_a_kernel_that_cannot_write_its_record_after_a_change_exits_1_listing_it(offline, capsys):
     """The kernel's record write fails with ENOSPC right after the fix applied a change: exit 1, stderr names the
     change and its audit record, and --out holds a whole record saying failed at that step, never a cut one."""
-    _replace_cell(offline, "empty-recs", "step:fix", FULL_DISK_FIX)
+    replace_cell(offline, "empty-recs", "step:fix", FULL_DISK_FIX)
     code = main(["runbook", "run", "empty-recs", "--out", str(offline / "out")])
     err = capsys.readouterr().err
     assert code == 1, err
@@ -193,7 +186,7 @@ def test_a_kernel_that_cannot_write_its_record_after_a_change_exits_1_listing_it
 def test_while_a_run_is_in_progress_out_says_where_its_record_is_being_written(offline):
     """The marker names the work folder and the runner's pid while the kernel runs; it is gone once the record is
     in --out. A runner killed mid-run leaves it (the kernel's record is in that folder)."""
-    _replace_cell(offline, "empty-recs", "step:probe",
+    replace_cell(offline, "empty-recs", "step:probe",
                   "import json, os, pathlib\n"
                   "marker = pathlib.Path(os.environ['RECSYS_RUNBOOK_OUT']) / 'empty-recs.incomplete'\n"
                   "seen = json.loads(marker.read_text())\n"
@@ -207,7 +200,7 @@ def test_while_a_run_is_in_progress_out_says_where_its_record_is_being_written(o
 
 @pytest.mark.slow
 def test_a_killed_runner_leaves_the_marker_pointing_at_the_kernels_folder(offline):
-    _replace_cell(offline, "empty-recs", "step:probe", "import time\ntime.sleep(30)")
+    replace_cell(offline, "empty-recs", "step:probe", "import time\ntime.sleep(30)")
     proc = subprocess.Popen([sys.executable, "-m", "recsys_checks.cli", "runbook", "run", "empty-recs", "--out",
                              str(offline / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = offline / "out" / "empty-recs.incomplete"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebookkit import replace_cell
 
 from recsys_checks.errors import BadInput
 from recsys_checks.execute import OutputRefused, run_runbook
@@ -33,13 +34,6 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _replace_cell(root: Path, runbook_id: str, tag: str, source: str) -> None:
-    path = root / "notebooks" / f"{runbook_id}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if tag in (cell.metadata.get("tags") or []):
-            cell.source = source
-    nbformat.write(nb, path)
 
 
 @pytest.mark.slow
@@ -57,7 +51,7 @@ def test_a_runbook_against_a_dead_service_says_so(offline):
 
 @pytest.mark.slow
 def test_a_failing_cell_is_verdict_failed_with_the_cell_named(offline):
-    _replace_cell(offline, "empty-recs", "step:config-rules", "raise RuntimeError('the cell broke')")
+    replace_cell(offline, "empty-recs", "step:config-rules", "raise RuntimeError('the cell broke')")
     record, out = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:config-rules"
@@ -68,7 +62,7 @@ def test_a_failing_cell_is_verdict_failed_with_the_cell_named(offline):
 
 @pytest.mark.slow
 def test_a_step_that_runs_past_the_timeout_is_failed(offline):
-    _replace_cell(offline, "empty-recs", "step:probe", "import time\ntime.sleep(60)")
+    replace_cell(offline, "empty-recs", "step:probe", "import time\ntime.sleep(60)")
     record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out", timeout=3)
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:probe" and "timeout" in record["failure"]["error"]
@@ -77,7 +71,7 @@ def test_a_step_that_runs_past_the_timeout_is_failed(offline):
 @pytest.mark.slow
 def test_outputs_carrying_a_secret_are_never_written(offline):
     """A cell that prints the API key: nothing reaches the output folder, and the run fails closed."""
-    _replace_cell(offline, "empty-recs", "step:probe", "import os\nprint(os.environ['RECSYS_API_KEY'])")
+    replace_cell(offline, "empty-recs", "step:probe", "import os\nprint(os.environ['RECSYS_API_KEY'])")
     with pytest.raises(OutputRefused, match="RECSYS_API_KEY"):
         run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert not list((offline / "out").iterdir())
@@ -128,7 +122,7 @@ def test_list_and_show_describe_the_runbooks(offline):
 
 @pytest.mark.slow
 def test_a_kernel_that_dies_is_verdict_failed_with_the_cell_named(offline):
-    _replace_cell(offline, "empty-recs", "step:manifest-status", "import os\nos._exit(9)")
+    replace_cell(offline, "empty-recs", "step:manifest-status", "import os\nos._exit(9)")
     record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:manifest-status" and "kernel died" in record["failure"]["error"]
