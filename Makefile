@@ -55,7 +55,7 @@ cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md and the exit-code ta
 	$(PY) scripts/gen_cli_reference.py
 
 notebooks: $(STAMP) ## Regenerate notebooks/ID.ipynb from runbooks/ID.yaml (a test fails when they differ)
-	$(PY) -m recsys_checks.notebook
+	$(PY) -m recsys_checks.runbooks.notebook
 
 lint: $(STAMP) ## Static checks
 	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts bench

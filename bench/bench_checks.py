@@ -30,9 +30,9 @@ from pathlib import Path
 
 from fleet_registry import put_manifests, write_full_surfaces, write_manifests
 
-from recsys_checks.artifact import _go_compact_walk, go_compact, load_json
-from recsys_checks.config import Target
-from recsys_checks.manifest import check_manifest
+from recsys_checks.judge.registry.artifact import _go_compact_walk, go_compact, load_json
+from recsys_checks.judge.registry.manifest import check_manifest
+from recsys_checks.reach.settings import Target
 
 BIN = Path(sys.executable).parent
 CHECKS = str(BIN / "recsys-checks")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 _CHILD = """
 import json, resource, sys, time
-from recsys_checks.evaluation import check_eval_quality
+from recsys_checks.judge.evaluation.quality import check_eval_quality
 folder = sys.argv[1]
 start = time.perf_counter()
 res = check_eval_quality(folder + "/exposures.jsonl", folder + "/outcomes.jsonl", folder + "/assignments.jsonl",

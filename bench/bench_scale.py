@@ -109,7 +109,7 @@ def write_surface(root: Path, versions: int, now: datetime) -> None:
 
 def write_audit(root: Path, records: int, now: datetime, span: timedelta = timedelta(days=100)) -> None:
     """``records`` audit records of manifest rollbacks and cache invalidations, evenly over ``span`` before now,
-    named and shaped as recsys_checks.audit writes them."""
+    named and shaped as recsys_checks.judge.auditlog writes them."""
     folder = root / "registry" / "audit" / TENANT / SURFACE
     folder.mkdir(parents=True, exist_ok=True)
     step = span / records

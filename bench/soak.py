@@ -26,10 +26,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recsys_checks import audit
-from recsys_checks import manifest as M
-from recsys_checks.config import Target
-from recsys_checks.store import TargetStores
+from recsys_checks.judge import auditlog
+from recsys_checks.judge.registry import manifest
+from recsys_checks.levers import audit, rollback
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import TargetStores
 
 SUITE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "suite_registry"
 PLACEHOLDER = "file:///SUITE_ROOT/"
@@ -41,8 +42,8 @@ POP = ["f3431fd670000831a461e2bdbfc4d2a23f9c9171f2fa45eb4561162d9a8eb4f1",
 CHILD = r"""
 import json, os, signal, sys, time
 from recsys_checks import manifest as M, store
-from recsys_checks.config import Target
-from recsys_checks.errors import Conflict
+from recsys_checks.reach.settings import Target
+from recsys_checks.core.errors import Conflict
 
 target = Target(**json.loads(sys.argv[1]))
 point, version, go = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -57,12 +58,12 @@ def aimed_put(self, uri, data, **kwargs):
     return etag
 
 store.TargetStores.put = aimed_put
-plan = M.plan_rollback(target, "demo", "home", to=version, reason="soak")
+plan = rollback.plan_rollback(target, "demo", "home", to=version, reason="soak")
 print("ready", flush=True)
 while go != "-" and not os.path.exists(go):
     time.sleep(0.005)
 try:
-    print(M.apply_rollback(target, plan, execute=True, actor="soak").status, flush=True)
+    print(rollback.apply_rollback(target, plan, execute=True, actor="soak").status, flush=True)
 except Conflict:
     print("conflict", flush=True)
 """
@@ -103,7 +104,7 @@ def s3_target(endpoint: str) -> Target:
 
 def _current(target: Target, st: TargetStores) -> tuple[str, str]:
     raw, etag = st.get(target.manifest_uri("demo", "home"))
-    return M.parse_manifest(raw).current["popularity"], etag  # raises if torn
+    return manifest.parse_manifest(raw).current["popularity"], etag  # raises if torn
 
 
 def kill_trials(target: Target, n: int, rng: random.Random) -> dict[str, int]:
@@ -132,22 +133,22 @@ def kill_trials(target: Target, n: int, rng: random.Random) -> dict[str, int]:
             audit.settle(st, target, "demo", "home", audit.judge_by_state(etag), now=later)
             if after_uri != before_uri:
                 out["moved"] += 1
-                applied = [r for r in audit.read(target, "demo", "home", stores=st)
+                applied = [r for r in auditlog.read(target, "demo", "home", stores=st)
                            if r.get("state") == "applied" and r["after"]["current"]["popularity"] == after_uri
                            and r["after"]["etag"].strip('"') == etag.strip('"')]
                 if not applied:
                     out["lost_records"] += 1
                     print(f"  trial {i} ({point}): the manifest moved to {after_uri[-20:]} ({etag}) without an applied "
                           "record", file=sys.stderr)
-                    for r in audit.read(target, "demo", "home", stores=st):
+                    for r in auditlog.read(target, "demo", "home", stores=st):
                         print("   ", r.get("state"), r.get("after"), file=sys.stderr)
             if audit.pending(st, target, "demo", "home"):
                 out["lost_records"] += 1
                 print(f"  trial {i} ({point}): an intent is still pending", file=sys.stderr)
             try:  # the next run works
                 nxt = next(v for v in POP if not after_uri.endswith(v + ".json"))
-                plan = M.plan_rollback(target, "demo", "home", to=nxt)
-                if M.apply_rollback(target, plan, execute=True, actor="soak-next").status != "applied":
+                plan = rollback.plan_rollback(target, "demo", "home", to=nxt)
+                if rollback.apply_rollback(target, plan, execute=True, actor="soak-next").status != "applied":
                     out["next_run_failed"] += 1
             except Exception:  # noqa: BLE001
                 out["next_run_failed"] += 1
@@ -159,7 +160,7 @@ def race(target: Target, writers: int, tmp: Path) -> dict[str, int]:
     go = tmp / f"go-{uuid.uuid4().hex}"
     with TargetStores(target) as st:
         current, _ = _current(target, st)
-        before = {r["uri"] for r in audit.read(target, "demo", "home", stores=st)}
+        before = {r["uri"] for r in auditlog.read(target, "demo", "home", stores=st)}
     choices = [v for v in POP if not current.endswith(v + ".json")]
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, fields, "none", choices[i % len(choices)], str(go)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(writers)]
@@ -174,7 +175,7 @@ def race(target: Target, writers: int, tmp: Path) -> dict[str, int]:
             print(f"  writer exited {proc.returncode}: {(err.strip().splitlines() or ['?'])[-1][:300]}",
                   file=sys.stderr)
     with TargetStores(target) as st:
-        new = [r for r in audit.read(target, "demo", "home", stores=st) if r["uri"] not in before]
+        new = [r for r in auditlog.read(target, "demo", "home", stores=st) if r["uri"] not in before]
     return {"writers": writers, "applied": outcomes.count("applied"), "conflicts": outcomes.count("conflict"),
             "noops": outcomes.count("noop"), "applied_records": sum(1 for r in new if r.get("state") == "applied")}
 

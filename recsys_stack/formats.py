@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+# Format twin of recsys_checks.judge.registry.artifact.KINDS (kept separate on purpose; tests/twins checks they agree).
 ARTIFACT_KINDS: tuple[str, ...] = ("popularity", "cooc", "implicit", "content_sim", "session_seq")
 
 # The payload key that follows the header, per artifact type (RECSYS-INTERFACES §1.3).
@@ -62,6 +63,9 @@ def safe_segment(value: str, what: str = "tenant") -> str:
 
     Safe: trimmed, non-empty, not ``.`` or ``..``, no ``/`` or ``\\``, no control characters. Callers check this
     before any path, key or URI is built from the value.
+
+    Format twin of ``recsys_checks.reach.settings.safe_segment``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
     """
     if not isinstance(value, str) or value != value.strip() or value in ("", ".", ".."):
         raise UnsafeSegment(f"unsafe {what} {value!r}: use a plain name such as 'demo' (no spaces, '.', '..')")
@@ -155,7 +159,11 @@ def go_json(value: Any, *, indent: bool) -> str:
 
 def canonical_jsonb(doc: Any) -> str:
     """The text PostgreSQL's ``jsonb`` prints for ``doc``: object keys sorted by UTF-8 length, then bytes;
-    separators ``", "`` and ``": "``; non-ASCII kept as is; numbers never in exponent form (jsonb's numeric)."""
+    separators ``", "`` and ``": "``; non-ASCII kept as is; numbers never in exponent form (jsonb's numeric).
+
+    Format twin of ``recsys_checks.judge.serving.documents.canonical_jsonb``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
     if isinstance(doc, Mapping):
         keys = sorted(doc, key=lambda k: (len(str(k).encode("utf-8")), str(k).encode("utf-8")))
         inner = ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {canonical_jsonb(doc[k])}" for k in keys)
@@ -179,7 +187,11 @@ def loads_document(text: str | bytes) -> Any:
 
 
 def dumps_document(value: Any, **kwargs: Any) -> str:
-    """``json.dumps`` writing each :class:`~decimal.Decimal` as its number text, unquoted."""
+    """``json.dumps`` writing each :class:`~decimal.Decimal` as its number text, unquoted.
+
+    Format twin of ``recsys_checks.core.jsonio.dumps``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
     numbers: list[str] = []
     marker = "\x00" + secrets.token_hex(8) + ":"
 
@@ -201,7 +213,11 @@ def dumps_document(value: Any, **kwargs: Any) -> str:
 
 
 def doc_version(doc: Any) -> str:
-    """Version of an admin config or rules document: sha256 hex of its canonical jsonb text."""
+    """Version of an admin config or rules document: sha256 hex of its canonical jsonb text.
+
+    Format twin of ``recsys_checks.judge.serving.documents.doc_version``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
     return hashlib.sha256(canonical_jsonb(doc).encode("utf-8")).hexdigest()
 
 
@@ -336,7 +352,11 @@ def _build_block(built_at: str, version: str, source_hash: str) -> dict:
 
 
 def artifact_version(artifact: Mapping[str, Any]) -> str:
-    """Recompute an artifact's version: sha256 of its compact JSON with ``build`` = ``{built_at: "", version: ""}``."""
+    """Recompute an artifact's version: sha256 of its compact JSON with ``build`` = ``{built_at: "", version: ""}``.
+
+    Format twin of ``recsys_checks.judge.registry.artifact.artifact_version``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
     compact = go_json(_ordered(artifact, {"built_at": "", "version": ""}), indent=False)
     return hashlib.sha256(compact.encode("utf-8")).hexdigest()
 
@@ -427,6 +447,9 @@ def check_artifact(
     (popularity ≤ 1000 items, cooc ≤ 50 neighbours per row, counts non-negative integers), ``build.version`` equal
     to the expected version (when given) and to the recomputed hash. Returns the parsed artifact; raises
     :class:`ArtifactInvalid` naming the first problem.
+
+    Format twin of ``recsys_checks.judge.registry.artifact.inspect_artifact``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
     """
     doc = load_object(data, "blob", ArtifactInvalid)
     if doc.get("v") != 1 or isinstance(doc.get("v"), bool):

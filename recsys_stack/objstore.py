@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.reach.store.files import make_dirs
+
 from .formats import file_uri, safe_segment, split_uri
 
 BUCKET = "recsys-artifacts"
@@ -82,7 +84,11 @@ def audit_prefix(tenant: str, surface: str) -> str:
 
 
 def etag_of(data: bytes) -> str:
-    """The S3-style ETag of ``data``: quoted MD5 hex."""
+    """The S3-style ETag of ``data``: quoted MD5 hex.
+
+    Format twin of ``recsys_checks.reach.store.base.etag_of``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
     return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
 
 
@@ -194,7 +200,7 @@ class FileStore(ObjectStore):
         # are kept (unlinking one while another writer waits on it would break the exclusion) and never listed.
         # The file-store protocol is written down once, in docs/reference/formats.md ("File store protocol").
         path = self._path(key)
-        _make_dirs(path.parent)
+        make_dirs(path.parent)
         deadline = time.monotonic() + LOCK_WAIT
         with open(path.with_name(path.name + _LOCK_SUFFIX), "a+b") as handle:
             while True:
@@ -263,24 +269,9 @@ class FileStore(ObjectStore):
         return _check_key(rel.as_posix())
 
 
-def _make_dirs(directory: Path) -> None:
-    """Create ``directory`` and its missing parents with mode 0755, whatever the umask."""
-    missing = []
-    for p in (directory, *directory.parents):
-        if p.is_dir():
-            break
-        missing.append(p)
-    for p in reversed(missing):
-        try:
-            os.mkdir(p, 0o755)
-        except FileExistsError:
-            continue
-        os.chmod(p, 0o755)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     """Temp file in the same directory + fsync + rename + directory fsync: readers see old or new, never half."""
-    _make_dirs(path.parent)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(16)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:

@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drills  # noqa: E402
 
-from recsys_checks.runbook import load_all  # noqa: E402
+from recsys_checks.runbooks.spec import load_all
 from recsys_stack.faults import FAULTS  # noqa: E402
 from recsys_stack.processes import client_env, read_secrets  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from recsys_checks.runbook import RunbookSpec, load_all, load_spec, notebooks_dir
+from recsys_checks.runbooks.spec import RunbookSpec, load_all, load_spec, notebooks_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drills  # noqa: E402 - scripts/drills.py, beside this module
@@ -158,7 +158,7 @@ def checklist_tables(runbook_id: str = "production-readiness") -> str:
         if step.role != "check":
             continue
         module, name = step.function.rsplit(".", 1)
-        doc = getattr(importlib.import_module(f"recsys_checks.steps.{module}"), name).__doc__ or step.why
+        doc = getattr(importlib.import_module(f"recsys_checks.runbooks.steps.{module}"), name).__doc__ or step.why
         passes = " ".join(doc.split()).rstrip(".")
         command = f"`{step.command}`" if step.command else ""
         rows.append(f"| {step.title} | {passes} | {command} |")

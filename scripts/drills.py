@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recsys_checks.runbook import Drill, RunbookSpec
+from recsys_checks.runbooks.spec import Drill, RunbookSpec
 
 RUN_TIMEOUT = 300
 ROOT = Path(__file__).resolve().parents[1]

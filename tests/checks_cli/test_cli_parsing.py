@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from recsys_checks import cli
-from recsys_checks.config import Target
-from recsys_checks.output import emit, table
-from recsys_checks.results import ActionResult, CheckResult, Plan
+from recsys_checks.cli import commands
+from recsys_checks.cli.output import emit
+from recsys_checks.core import results
+from recsys_checks.core.render import table
+from recsys_checks.core.results import ActionResult, CheckResult, Plan
+from recsys_checks.reach.settings import Target
 
 LEAF_COMMANDS = [
     ["health"],
@@ -34,7 +36,7 @@ LEAF_COMMANDS = [
 def test_every_command_has_help_and_json(command, capsys):
     """Each command answers --help with exit 0 and offers --json."""
     with pytest.raises(SystemExit) as exc:
-        cli.main([*command, "--help"])
+        commands.main([*command, "--help"])
     assert exc.value.code == 0
     assert "--json" in capsys.readouterr().out
 
@@ -57,16 +59,16 @@ def test_every_command_has_help_and_json(command, capsys):
 def test_bad_input_exits_2_with_one_line_reason(argv, named, capsys, monkeypatch):
     """Unsafe names, bad durations and contradictory flags are refused, naming the culprit in one line, before
     any client of the service or the store is even made."""
-    import recsys_checks.service
-    import recsys_checks.store
+    import recsys_checks.reach.service
+    import recsys_checks.reach.store
 
     def contacted(*args, **kwargs):
         raise AssertionError("a client was made before the input was checked")
 
-    monkeypatch.setattr(recsys_checks.service.ServiceClient, "__init__", contacted)
-    monkeypatch.setattr(recsys_checks.store.TargetStores, "__init__", contacted)
+    monkeypatch.setattr(recsys_checks.reach.service.ServiceClient, "__init__", contacted)
+    monkeypatch.setattr(recsys_checks.reach.store.TargetStores, "__init__", contacted)
     with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
+        commands.main(argv)
     assert exc.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("recsys-checks") and "error:" in lines[0] and named in lines[0], lines
@@ -76,7 +78,7 @@ def test_bad_input_exits_2_with_one_line_reason(argv, named, capsys, monkeypatch
 def test_bad_environment_is_a_configuration_error(monkeypatch, capsys):
     """A malformed RECSYS_BASE_URL is reported as exit 2 naming the variable."""
     monkeypatch.setenv("RECSYS_BASE_URL", "localhost:8080")
-    assert cli.main(["health"]) == 2
+    assert commands.main(["health"]) == 2
     assert "RECSYS_BASE_URL" in capsys.readouterr().err
 
 
@@ -89,22 +91,22 @@ def test_exit_code_follows_results():
     ok = CheckResult("x", "ok", "fine")
     warn = CheckResult("x", "warn", "hmm")
     fail = CheckResult("x", "fail", "broken")
-    assert cli.exit_code([ok, warn]) == 0
-    assert cli.exit_code([ok, fail]) == 1
-    assert cli.exit_code([CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
-    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=fail)]) == 1
-    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=ok)]) == 0
+    assert results.exit_code([ok, warn]) == 0
+    assert results.exit_code([ok, fail]) == 1
+    assert results.exit_code([CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
+    assert results.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=fail)]) == 1
+    assert results.exit_code([ActionResult("applied", "done", _plan("a", "b"), "audit-uri", verification=ok)]) == 0
 
 
 def test_exit_code_rule_precedence_and_the_missing_audit_record():
     """Could-not-look (2) beats broken (1); conflict (3) beats all; applied without its audit record is 1."""
     broken = CheckResult("x", "fail", "broken")
     unreachable = CheckResult("x", "fail", "no answer", {"exit_code": 2})
-    assert cli.exit_code([unreachable]) == 2 and cli.exit_code([broken, unreachable]) == 2
-    assert cli.exit_code([unreachable, CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
-    assert cli.exit_code([ActionResult("applied", "done", _plan("a", "b"), None)]) == 1
-    assert cli.exit_code([ActionResult("planned", "dry-run", _plan("a", "b"), None)]) == 0
-    assert [code for code, _, _ in cli.EXIT_CODES] == [0, 1, 2, 3]
+    assert results.exit_code([unreachable]) == 2 and results.exit_code([broken, unreachable]) == 2
+    assert results.exit_code([unreachable, CheckResult("x", "fail", "moved", {"exit_code": 3})]) == 3
+    assert results.exit_code([ActionResult("applied", "done", _plan("a", "b"), None)]) == 1
+    assert results.exit_code([ActionResult("planned", "dry-run", _plan("a", "b"), None)]) == 0
+    assert [code for code, _, _ in results.EXIT_CODES] == [0, 1, 2, 3]
 
 
 def test_plain_output_when_piped_has_no_colour_codes():
@@ -165,7 +167,7 @@ def test_human_view_shortens_versions_and_ages_and_keeps_json_whole():
 
 def test_an_error_message_never_prints_a_credential_from_the_environment(monkeypatch, capsys):
     """Whatever built an error message, the CLI masks RECSYS_API_KEY and the S3 keys before printing it."""
-    from recsys_checks.errors import Unreachable
+    from recsys_checks.core.errors import Unreachable
 
     monkeypatch.setenv("RECSYS_API_KEY", "sekret-api-key")
     monkeypatch.setenv("RECSYS_ARTIFACT_S3_SECRET_KEY", "sekret-s3-key")
@@ -173,8 +175,8 @@ def test_an_error_message_never_prints_a_credential_from_the_environment(monkeyp
     def leaky(args):
         raise Unreachable("library said: header b'sekret-api-key' / sig of sekret-s3-key")
 
-    monkeypatch.setattr(cli, "_health", leaky)
-    assert cli.main(["health"]) == 2
+    monkeypatch.setattr(commands, "_health", leaky)
+    assert commands.main(["health"]) == 2
     err = capsys.readouterr().err
     assert "sekret" not in err and "***" in err
 
@@ -183,7 +185,7 @@ def test_an_error_message_never_prints_a_credential_from_the_environment(monkeyp
 def test_history_limit_must_be_a_positive_whole_number(limit, capsys):
     """--limit 0, negative or not a number is bad input (exit 2), not a silently odd answer."""
     with pytest.raises(SystemExit) as exc:
-        cli.main(["config", "history", "--tenant", "demo", "--limit", limit])
+        commands.main(["config", "history", "--tenant", "demo", "--limit", limit])
     assert exc.value.code == 2
 
 
@@ -195,14 +197,14 @@ def test_an_internal_error_is_one_masked_line_and_exit_1(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError("boom while sending sekret-key-123")
 
-    monkeypatch.setattr(cli, "_timeline", broken)
-    assert cli.main(["timeline", "--tenant", "demo"]) == 1
+    monkeypatch.setattr(commands, "_timeline", broken)
+    assert commands.main(["timeline", "--tenant", "demo"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" in err and "RECSYS_CHECKS_DEBUG=1" in err
     assert "sekret-key-123" not in err
     monkeypatch.setenv("RECSYS_CHECKS_DEBUG", "1")
     with pytest.raises(RuntimeError):
-        cli.main(["timeline", "--tenant", "demo"])
+        commands.main(["timeline", "--tenant", "demo"])
 
 
 def test_a_rollback_plan_shows_the_old_and_new_blob_of_each_kind():

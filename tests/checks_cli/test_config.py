@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from recsys_checks.config import DEFAULT_MANIFEST_TEMPLATE, Target, parse_duration, safe_segment
-from recsys_checks.errors import BadInput
+from recsys_checks.core.errors import BadInput
+from recsys_checks.reach.settings import DEFAULT_MANIFEST_TEMPLATE, Target, parse_duration, safe_segment
 
 
 def test_default_template_is_the_suites():
@@ -98,8 +98,8 @@ def test_redact_leaves_words_alone_for_a_too_short_secret():
 
 def test_output_masks_a_credential_a_peer_echoed(monkeypatch, capsys):
     """Whatever a peer echoed into a result, the printed output masks the environment's credentials."""
-    from recsys_checks.output import emit
-    from recsys_checks.results import CheckResult
+    from recsys_checks.cli.output import emit
+    from recsys_checks.core.results import CheckResult
 
     monkeypatch.setenv("RECSYS_API_KEY", "sk-echoed-0123456789")
     emit([CheckResult("health", "ok", "fine", {"body": "X-API-Key: sk-echoed-0123456789"})], as_json=True)

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from recsys_checks import cli
-from recsys_checks.output import emit
-from recsys_checks.results import CheckResult
+from recsys_checks.cli import commands
+from recsys_checks.cli.output import emit
+from recsys_checks.core import results
+from recsys_checks.core.results import CheckResult
 
 
 def _printed(results: list[CheckResult], **kwargs: int) -> dict:
@@ -36,7 +37,7 @@ def test_the_envelope_takes_the_commands_exit_code_when_none_is_given():
     """Without an exit code, the envelope carries what the exit-code rule gives for the results."""
     unreachable = CheckResult("recs.probe", "fail", "unreachable", {"exit_code": 2})
     doc = _printed([unreachable, CheckResult("recs.served_vs_published", "warn", "unexplained")])
-    assert doc["exit_code"] == 2 == cli.exit_code([unreachable]) and doc["status"] == "fail"
+    assert doc["exit_code"] == 2 == results.exit_code([unreachable]) and doc["status"] == "fail"
 
 
 def test_recs_probe_prints_one_envelope_with_its_exit_code(closed_port: int, capsys: pytest.CaptureFixture[str],
@@ -44,7 +45,7 @@ def test_recs_probe_prints_one_envelope_with_its_exit_code(closed_port: int, cap
     """`recs probe --json` has two results: one object whose exit_code is the process's and whose results are the
     probe and served-vs-published, in that order."""
     monkeypatch.setenv("RECSYS_BASE_URL", f"http://127.0.0.1:{closed_port}")
-    code = cli.main(["recs", "probe", "--tenant", "demo", "--surface", "home", "--json"])
+    code = commands.main(["recs", "probe", "--tenant", "demo", "--surface", "home", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 2 and doc["exit_code"] == code and doc["status"] == "fail"
     assert [r["check"] for r in doc["results"]] == ["recs.probe", "recs.served_vs_published"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recsys_checks.cli import main
+from recsys_checks.cli.commands import main
 from recsys_stack.evalgen import EXPERIMENT_ID, generate
 
 

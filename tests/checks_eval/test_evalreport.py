@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from recsys_checks.errors import BadInput
-from recsys_checks.evalreport import check_eval_report
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge.evaluation.report import check_eval_report
 
 # An experiment report in the suite's layout (fields as its report model names them).
 REPORT = {

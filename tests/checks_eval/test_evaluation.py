@@ -8,8 +8,14 @@ from array import array
 
 import pytest
 
-from recsys_checks.errors import BadInput
-from recsys_checks.evaluation import check_eval_quality, p95_index, percentile_on_disk, segment_key, srm_test
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge.evaluation.quality import (
+    check_eval_quality,
+    p95_index,
+    percentile_on_disk,
+    segment_key,
+    srm_test,
+)
 
 TS = "2026-01-01T00:00:00Z"
 

@@ -9,9 +9,9 @@ import json
 import pytest
 from checks_integration.checkskit import Checks, one_line
 
-from recsys_checks.config import Target
-from recsys_checks.configrules import apply_revert, plan_revert
-from recsys_checks.errors import Conflict
+from recsys_checks.core.errors import Conflict
+from recsys_checks.levers.revert import apply_revert, plan_revert
+from recsys_checks.reach.settings import Target
 
 pytestmark = pytest.mark.stack
 

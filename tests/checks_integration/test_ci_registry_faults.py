@@ -11,9 +11,9 @@ import json
 import pytest
 from checks_integration.checkskit import Checks, one_line
 
-from recsys_checks.config import Target
-from recsys_checks.errors import Conflict
-from recsys_checks.manifest import apply_rollback, plan_rollback
+from recsys_checks.core.errors import Conflict
+from recsys_checks.levers.rollback import apply_rollback, plan_rollback
+from recsys_checks.reach.settings import Target
 
 pytestmark = pytest.mark.stack
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsys_checks.pipelinelog import classify, failed_day
+from recsys_checks.judge.pipelinelog import classify, failed_day
 
 STAGES = (
     "2026/12/02 13:41:15 INFO ingest: start tenant=demo surface=home start=2026-12-01T00:00:00Z "
@@ -138,10 +138,10 @@ RUNBOOKS = {"pipeline-failed": "dependency", "limit-exceeded": "limit_exceeded",
 def test_every_suite_line_is_diagnosed_by_each_pipeline_runbook(tmp_path, runbook_id, tail, kind, rule):
     """Through the runbook's own steps: the job log read from a file, the diagnosis named by kind and rule (or a
     hand-off to the runbook of that kind); never "nothing failed"."""
-    from recsys_checks.config import Target
-    from recsys_checks.results import CheckResult
-    from recsys_checks.runrecord import RunbookRun
-    from recsys_checks.steps import pipelines
+    from recsys_checks.core.results import CheckResult
+    from recsys_checks.reach.settings import Target
+    from recsys_checks.runbooks.run import RunbookRun
+    from recsys_checks.runbooks.steps import pipelines
 
     log = tmp_path / "run.log"
     log.write_text(STAGES + tail + "\n")

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from recsys_checks.config import Target
+from recsys_checks.reach.settings import Target
 
 SUITE = Path(__file__).resolve().parent.parent / "fixtures" / "suite_registry"
 PLACEHOLDER = "file:///SUITE_ROOT/"

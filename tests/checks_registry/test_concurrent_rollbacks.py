@@ -10,25 +10,26 @@ import sys
 
 import pytest
 
-from recsys_checks import audit
-from recsys_checks import manifest as M
-from recsys_checks.store import TargetStores
+from recsys_checks.judge import auditlog
+from recsys_checks.judge.registry import manifest
+from recsys_checks.levers import audit
+from recsys_checks.reach.store import TargetStores
 
 WRITERS = 6
 CHILD = r"""
 import json, os, sys, time
 from recsys_checks import manifest as M
-from recsys_checks.config import Target
-from recsys_checks.errors import Conflict
+from recsys_checks.reach.settings import Target
+from recsys_checks.core.errors import Conflict
 
 target = Target(**json.loads(sys.argv[1]))
 go, version = sys.argv[2], sys.argv[3]
-plan = M.plan_rollback(target, "demo", "home", to=version, reason="race")
+plan = rollback.plan_rollback(target, "demo", "home", to=version, reason="race")
 print("ready", flush=True)
 while not os.path.exists(go):  # every racer has planned against the same manifest before any applies
     time.sleep(0.005)
 try:
-    print(M.apply_rollback(target, plan, execute=True, actor="racer").status)
+    print(rollback.apply_rollback(target, plan, execute=True, actor="racer").status)
 except Conflict:
     print("conflict")
 """
@@ -56,9 +57,9 @@ def test_concurrent_rollbacks_have_one_winner_and_one_record(registry, versions,
     # Every other writer changed nothing: a conflict, or a no-op when it asked for the version the winner installed.
     for target, outcome in zip(targets, outcomes, strict=True):
         assert outcome in ("applied", "conflict") or (outcome == "noop" and target == winner), outcomes
-    current = M.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
+    current = manifest.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
     assert current.current["popularity"].endswith(f"/{winner}.json")
-    records = M.read_audit(registry.target, "demo", "home")
+    records = auditlog.read_audit(registry.target, "demo", "home")
     applied = [r for r in records if r["state"] == "applied"]
     assert len(applied) == 1 and applied[0]["after"]["current"]["popularity"].endswith(f"/{winner}.json")
     with TargetStores(registry.target) as st:

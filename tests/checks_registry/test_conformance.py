@@ -1,12 +1,12 @@
-"""python -m recsys_checks.conformance: conditional writes honoured, ignored, or the store unreachable."""
+"""python -m recsys_checks.reach.conformance: conditional writes honoured, ignored, or the store unreachable."""
 
 from __future__ import annotations
 
 import os
 
-from recsys_checks import conformance
-from recsys_checks.config import Target
-from recsys_checks.store import FileStore
+from recsys_checks.reach import conformance
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import FileStore
 
 
 def _env(monkeypatch, target: Target) -> None:

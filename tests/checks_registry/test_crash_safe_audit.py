@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recsys_checks import audit
-from recsys_checks import manifest as M
-from recsys_checks.store import TargetStores
+from recsys_checks.judge import auditlog
+from recsys_checks.judge.registry import manifest
+from recsys_checks.levers import audit, rollback
+from recsys_checks.reach.store import TargetStores
 
 CHILD = r"""
 import json, os, signal, sys
 from recsys_checks import manifest as M, store
-from recsys_checks.config import Target
+from recsys_checks.reach.settings import Target
 
 target = Target(**json.loads(sys.argv[1]))
 point, version = sys.argv[2], sys.argv[3]
@@ -33,8 +34,8 @@ def crashing_put(self, uri, data, **kwargs):
     return etag
 
 store.TargetStores.put = crashing_put
-plan = M.plan_rollback(target, "demo", "home", to=version, reason="crash drill")
-M.apply_rollback(target, plan, execute=True, actor="crash-drill")
+plan = rollback.plan_rollback(target, "demo", "home", to=version, reason="crash drill")
+rollback.apply_rollback(target, plan, execute=True, actor="crash-drill")
 """
 
 
@@ -54,13 +55,13 @@ def test_a_kill_after_the_swap_leaves_an_intent_that_the_next_run_completes(regi
     """Killed between the swap and the record: the manifest is whole and moved, the intent is there; the next run
     completes it at once as applied (the change it announced is visible: it cannot be in flight any more)."""
     _killed_rollback(registry, "after-swap", versions.pop_day2_later)
-    current = M.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
+    current = manifest.parse_manifest(registry.read("registry/current/demo/home/manifest.json"))
     assert current.current["popularity"].endswith(versions.pop_day2_later + ".json")
-    assert M.read_audit(registry.target, "demo", "home") == [] and len(_pending(registry)) == 1
+    assert auditlog.read_audit(registry.target, "demo", "home") == [] and len(_pending(registry)) == 1
 
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
-    assert M.apply_rollback(registry.target, plan, execute=True).status == "noop"
-    records = M.read_audit(registry.target, "demo", "home")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+    assert rollback.apply_rollback(registry.target, plan, execute=True).status == "noop"
+    records = auditlog.read_audit(registry.target, "demo", "home")
     assert len(records) == 1 and records[0]["state"] == "applied" and records[0]["who"] == "crash-drill"
     assert records[0]["after"]["current"]["popularity"] == current.current["popularity"]
     assert _pending(registry) == []
@@ -79,9 +80,9 @@ def test_a_kill_before_the_swap_changes_nothing_and_its_intent_is_settled_as_aba
         assert audit.settle(st, registry.target, "demo", "home", judge) == []  # too young to judge: may be running
         assert len(audit.settle(st, registry.target, "demo", "home", judge,
                                 now=datetime.now(UTC) + timedelta(minutes=5))) == 1
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
-    assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
-    states = sorted(r["state"] for r in M.read_audit(registry.target, "demo", "home"))
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+    assert rollback.apply_rollback(registry.target, plan, execute=True).status == "applied"
+    states = sorted(r["state"] for r in auditlog.read_audit(registry.target, "demo", "home"))
     assert states == ["abandoned", "applied"]
     assert _pending(registry) == []
 
@@ -95,24 +96,24 @@ def _intent(st, registry, plan, when, observed, result) -> str:
 def test_an_intent_whose_result_a_later_action_started_from_is_applied_at_once(registry, versions):
     """The state moved on since (another rollback), but a later intent planned against this one's result: the change
     landed. Settled as applied at once, not unknown after a wait."""
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="first")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="first")
     now = datetime.now(UTC)
     with TargetStores(registry.target) as st:
         _intent(st, registry, plan, now, "etag-0", "etag-1")
-        later = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day1_staging, reason="second")
+        later = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day1_staging, reason="second")
         _intent(st, registry, later, now + timedelta(seconds=1), "etag-1", "etag-2")
         written = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("etag-2"), now=now)
     assert len(written) == 2  # the second's result is the state now; the first's is what the second started from
-    states = sorted(r["state"] for r in M.read_audit(registry.target, "demo", "home"))
+    states = sorted(r["state"] for r in auditlog.read_audit(registry.target, "demo", "home"))
     assert states == ["applied", "applied"]
 
 
 def test_a_document_intent_the_service_log_shows_written_is_applied(registry, versions):
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="revert")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="revert")
     now = datetime.now(UTC)
     with TargetStores(registry.target) as st:
         _intent(st, registry, plan, now, "v-bad", "v-good")
         quiet = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("v-other"), now=now)
         assert quiet == []  # nothing shows it landed, and it is young: it may still be running
         found = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("v-other", ["v-good"]), now=now)
-    assert len(found) == 1 and M.read_audit(registry.target, "demo", "home")[0]["state"] == "applied"
+    assert len(found) == 1 and auditlog.read_audit(registry.target, "demo", "home")[0]["state"] == "applied"

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.errors import BadInput
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge.registry import manifest
+from recsys_checks.levers import rollback
 
 MANIFEST = "registry/current/demo/home/manifest.json"
 
@@ -38,14 +39,14 @@ def test_a_damaged_manifest_is_invalid_and_a_rollback_can_still_be_planned_and_a
     target = replace(file_registry.target, max_bytes=4096)
     damage(file_registry.root / MANIFEST)
     started = time.monotonic()
-    res = M.check_manifest(target, "demo", "home")
+    res = manifest.check_manifest(target, "demo", "home")
     assert time.monotonic() - started < 2.0
     assert res.status == "fail" and res.data["condition"] == "invalid", res.summary
-    plan = M.plan_rollback(target, "demo", "home", previous=True)
-    result = M.apply_rollback(target, plan, execute=True)
+    plan = rollback.plan_rollback(target, "demo", "home", previous=True)
+    result = rollback.apply_rollback(target, plan, execute=True)
     assert result.status == "applied", result.summary
     assert (file_registry.root / MANIFEST).is_file() and not (file_registry.root / MANIFEST).is_symlink()
-    assert M.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
+    assert manifest.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
 
 
 def test_a_manifest_replaced_by_a_directory_is_named_and_is_bad_input_not_a_conflict(file_registry):
@@ -53,11 +54,11 @@ def test_a_manifest_replaced_by_a_directory_is_named_and_is_bad_input_not_a_conf
     path = file_registry.root / MANIFEST
     path.unlink()
     path.mkdir()
-    res = M.check_manifest(file_registry.target, "demo", "home")
+    res = manifest.check_manifest(file_registry.target, "demo", "home")
     assert res.data["condition"] == "invalid" and "directory" in res.summary
-    plan = M.plan_rollback(file_registry.target, "demo", "home", previous=True)
+    plan = rollback.plan_rollback(file_registry.target, "demo", "home", previous=True)
     with pytest.raises(BadInput, match="directory"):
-        M.apply_rollback(file_registry.target, plan, execute=True)
+        rollback.apply_rollback(file_registry.target, plan, execute=True)
     assert path.is_dir()
 
 
@@ -68,21 +69,21 @@ def test_a_large_or_deep_manifest_is_invalid_and_repairable_on_both_stores(regis
     target = replace(registry.target, max_bytes=4096)
     body = b" " * 5000 + registry.read(MANIFEST) if kind == "large" else b"[" * 100_000 + b"]" * 100_000
     registry.write(MANIFEST, body)
-    res = M.check_manifest(target, "demo", "home")
+    res = manifest.check_manifest(target, "demo", "home")
     assert res.data["condition"] == "invalid", res.summary
-    plan = M.plan_rollback(target, "demo", "home", previous=True)
-    assert M.apply_rollback(target, plan, execute=True).status == "applied"
-    assert M.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
+    plan = rollback.plan_rollback(target, "demo", "home", previous=True)
+    assert rollback.apply_rollback(target, plan, execute=True).status == "applied"
+    assert manifest.check_manifest(target, "demo", "home").data["condition"] in ("healthy", "stale")
 
 
 def test_a_blob_that_is_a_fifo_is_an_invalid_artifact_found_at_once(file_registry):
     """The popularity blob replaced by a FIFO: status names it unreadable in well under a second, no hang."""
-    manifest = M.parse_manifest(file_registry.read(MANIFEST))
-    blob = manifest.current["popularity"].removeprefix("file://")
+    parsed = manifest.parse_manifest(file_registry.read(MANIFEST))
+    blob = parsed.current["popularity"].removeprefix("file://")
     os.unlink(blob)
     os.mkfifo(blob)
     started = time.monotonic()
-    res = M.check_manifest(file_registry.target, "demo", "home")
+    res = manifest.check_manifest(file_registry.target, "demo", "home")
     assert time.monotonic() - started < 2.0
     assert res.data["condition"] == "invalid"
     assert any("not a regular file" in problem for problem in res.data["problems"])

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.store import FileStore
+from recsys_checks.levers import rollback as M
+from recsys_checks.reach.store import FileStore
 from recsys_stack import objstore
 
 MANIFEST = "registry/current/demo/home/manifest.json"

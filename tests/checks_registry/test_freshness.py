@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recsys_checks.errors import Unreachable
-from recsys_checks.freshness import check_freshness
+from recsys_checks.core.errors import Unreachable
+from recsys_checks.judge.registry.freshness import check_freshness
 
 FRESH = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)
 STALE = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
@@ -68,7 +68,7 @@ def test_fleet_filters_by_tenant(registry):
 
 def test_fleet_of_an_empty_registry_fails(file_registry, tmp_path):
     """No surfaces at all fails and says which template to check."""
-    from recsys_checks.config import Target
+    from recsys_checks.reach.settings import Target
 
     target = Target(manifest_template=(tmp_path / "empty").as_uri() + "/current/{tenant}/{surface}/manifest.json")
     res = check_freshness(target)
@@ -78,7 +78,7 @@ def test_fleet_of_an_empty_registry_fails(file_registry, tmp_path):
 @pytest.mark.stack
 def test_fleet_against_an_unreachable_store_raises(closed_port):
     """A closed endpoint raises Unreachable instead of reporting an empty fleet."""
-    from recsys_checks.config import Target
+    from recsys_checks.reach.settings import Target
 
     target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
@@ -200,8 +200,8 @@ class _DeadStore:
 
 def test_a_store_that_stops_answering_ends_the_scan():
     """Three surfaces in a row unreachable: the scan raises Unreachable instead of waiting on every surface."""
-    from recsys_checks.config import Target
-    from recsys_checks.freshness import scan
+    from recsys_checks.judge.registry.freshness import scan
+    from recsys_checks.reach.settings import Target
 
     target = Target(manifest_template="file:///nowhere/registry/current/{tenant}/{surface}/manifest.json")
     entries = [("demo", f"s{i}", None) for i in range(100)]
@@ -220,7 +220,7 @@ def _cli(registry, *args: str) -> list[str]:
 
 def test_the_command_streams_json_jsonl_and_text_with_the_same_rows(file_registry, capsys):
     """--json is one document with every row, --jsonl one line per row then the result, text a table and verdict."""
-    from recsys_checks.cli import main
+    from recsys_checks.cli.commands import main
 
     home = {**_home(file_registry), "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     _put_surface(file_registry, "demo", "home", home)
@@ -248,7 +248,7 @@ def test_the_command_streams_json_jsonl_and_text_with_the_same_rows(file_registr
 
 def test_json_and_jsonl_together_are_refused(file_registry, capsys):
     """Both output formats at once: exit 2, one line, nothing on stdout."""
-    from recsys_checks.cli import main
+    from recsys_checks.cli.commands import main
 
     assert main(_cli(file_registry, "--json", "--jsonl")) == 2
     out = capsys.readouterr()
@@ -258,7 +258,7 @@ def test_json_and_jsonl_together_are_refused(file_registry, capsys):
 @pytest.mark.parametrize("workers", ["0", "-3", "many"])
 def test_workers_must_be_a_positive_whole_number(file_registry, capsys, workers):
     """--workers 0, negative or not a number: exit 2 before anything is read."""
-    from recsys_checks.cli import main
+    from recsys_checks.cli.commands import main
 
     with pytest.raises(SystemExit) as exc:
         main(_cli(file_registry, "--workers", workers))
@@ -278,7 +278,7 @@ def test_workers_must_be_a_positive_whole_number(file_registry, capsys, workers)
 def test_file_pointers_are_checked_without_reading_them(uri, problem):
     """A pointer to a file must name a file by an absolute, plain path; a directory, '..', '.', NUL or another
     host is invalid (the plain file:/// form and the general parse give the same answers)."""
-    from recsys_checks.freshness import _pointer_problem
+    from recsys_checks.judge.registry.freshness import _pointer_problem
 
     found = _pointer_problem("popularity", uri)
     assert (found is None) if problem is None else (problem in found), found

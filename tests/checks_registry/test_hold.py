@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recsys_checks import hold as H
-from recsys_checks import manifest as M
-from recsys_checks.config import Target
-from recsys_checks.errors import BadInput, Conflict
+from recsys_checks.core.errors import BadInput, Conflict
+from recsys_checks.judge.registry import hold as registry_hold
+from recsys_checks.judge.registry import manifest as M
+from recsys_checks.levers import hold as levers_hold
+from recsys_checks.reach.settings import Target
 
 MARKER = "registry/current/demo/home/hold.json"
 AUDIT = "registry/audit/demo/home/"
@@ -23,26 +24,26 @@ def _audits(registry) -> list[str]:
 
 
 def _set(registry, reason="joins at 40 %", when=SET_AT):
-    plan = H.plan_hold(registry.target, "demo", "home", held=True, reason=reason)
-    return H.apply_hold(registry.target, plan, execute=True, actor="alice", runbook="hold-changes", now=when)
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=True, reason=reason)
+    return levers_hold.apply_hold(registry.target, plan, execute=True, actor="alice", runbook="hold-changes", now=when)
 
 
 def test_the_marker_sits_beside_the_manifest(registry):
     """hold.json in the manifest's folder, derived from the manifest template."""
-    assert H.hold_uri(registry.target, "demo", "home") == registry.uri(MARKER)
+    assert registry_hold.hold_uri(registry.target, "demo", "home") == registry.uri(MARKER)
 
 
 def test_status_is_ok_without_a_marker(registry):
     """No marker: not held, status ok (exit 0)."""
-    res = H.check_hold(registry.target, "demo", "home")
+    res = registry_hold.check_hold(registry.target, "demo", "home")
     assert res.status == "ok" and res.data["held"] is False and res.state is None
 
 
 def test_set_is_a_dry_run_unless_executed(registry):
     """Planning and applying without execute write nothing."""
     before = registry.snapshot()
-    plan = H.plan_hold(registry.target, "demo", "home", held=True, reason="SRM in exp-7")
-    res = H.apply_hold(registry.target, plan)
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=True, reason="SRM in exp-7")
+    res = levers_hold.apply_hold(registry.target, plan)
     assert res.status == "planned" and "dry-run" in res.summary
     assert plan.changes == [{"what": "hold of demo/home", "before": "not held", "after": "held"}]
     assert registry.snapshot() == before
@@ -61,7 +62,7 @@ def test_set_writes_the_marker_and_one_audit_record_and_status_fails(registry):
     record = json.loads(registry.read(audits[0]))
     assert record["action"] == "hold.set" and record["who"] == "alice" and record["why"] == "joins at 40 %"
     assert record["runbook"] == "hold-changes" and record["after"]["marker"]["held"] is True
-    status = H.check_hold(registry.target, "demo", "home")
+    status = registry_hold.check_hold(registry.target, "demo", "home")
     assert status.status == "fail" and status.data["held"] is True and "joins at 40 %" in status.summary
 
 
@@ -69,58 +70,58 @@ def test_setting_twice_is_a_noop(registry):
     """A second set changes nothing and writes no second audit record."""
     _set(registry)
     snap = registry.snapshot()
-    plan = H.plan_hold(registry.target, "demo", "home", held=True, reason="again")
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=True, reason="again")
     assert plan.noop
-    assert H.apply_hold(registry.target, plan, execute=True).status == "noop"
+    assert levers_hold.apply_hold(registry.target, plan, execute=True).status == "noop"
     assert registry.snapshot() == snap
 
 
 def test_clear_keeps_the_marker_as_cleared_and_audits(registry):
     """Clearing rewrites the marker with held false and the previous hold; nothing is deleted; status ok."""
     _set(registry)
-    plan = H.plan_hold(registry.target, "demo", "home", held=False, reason="joins back at 99 %")
-    res = H.apply_hold(registry.target, plan, execute=True, actor="bob", now=CLEAR_AT)
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=False, reason="joins back at 99 %")
+    res = levers_hold.apply_hold(registry.target, plan, execute=True, actor="bob", now=CLEAR_AT)
     assert res.status == "applied" and res.verification.status == "ok"
     marker = json.loads(registry.read(MARKER))
     assert marker["held"] is False and marker["by"] == "bob" and marker["reason"] == "joins back at 99 %"
     assert marker["previous"] == {"reason": "joins at 40 %", "by": "alice", "at": "2026-01-04T09:00:00Z"}
     assert [json.loads(registry.read(a))["action"] for a in _audits(registry)] == ["hold.set", "hold.clear"]
-    assert H.check_hold(registry.target, "demo", "home").status == "ok"
+    assert registry_hold.check_hold(registry.target, "demo", "home").status == "ok"
 
 
 def test_clearing_what_is_not_held_is_a_noop_and_writes_nothing(registry):
     """No marker and clear: nothing to do, no object created."""
     before = registry.snapshot()
-    plan = H.plan_hold(registry.target, "demo", "home", held=False)
-    assert plan.noop and H.apply_hold(registry.target, plan, execute=True).status == "noop"
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=False)
+    assert plan.noop and levers_hold.apply_hold(registry.target, plan, execute=True).status == "noop"
     assert registry.snapshot() == before
 
 
 def test_a_marker_changed_since_the_plan_is_a_conflict(registry):
     """Compare-and-swap: the marker was written after our plan was made, so the plan is refused; nothing written."""
-    plan = H.plan_hold(registry.target, "demo", "home", held=True, reason="mine")
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=True, reason="mine")
     registry.write(MARKER, json.dumps({"v": 1, "tenant": "demo", "surface": "home", "held": False}).encode())
     snap = registry.snapshot()
     with pytest.raises(Conflict):
-        H.apply_hold(registry.target, plan, execute=True)
+        levers_hold.apply_hold(registry.target, plan, execute=True)
     assert registry.snapshot() == snap
 
 
 def test_an_unreadable_marker_counts_as_held(registry):
     """Fail closed: a broken marker makes status fail, and set or clear rewrites it."""
     registry.write(MARKER, b"{broken")
-    res = H.check_hold(registry.target, "demo", "home")
+    res = registry_hold.check_hold(registry.target, "demo", "home")
     assert res.status == "fail" and res.data["held"] is True and "not valid JSON" in res.summary
-    plan = H.plan_hold(registry.target, "demo", "home", held=False, reason="fix marker")
+    plan = levers_hold.plan_hold(registry.target, "demo", "home", held=False, reason="fix marker")
     assert not plan.noop
-    assert H.apply_hold(registry.target, plan, execute=True).status == "applied"
-    assert H.check_hold(registry.target, "demo", "home").status == "ok"
+    assert levers_hold.apply_hold(registry.target, plan, execute=True).status == "applied"
+    assert registry_hold.check_hold(registry.target, "demo", "home").status == "ok"
 
 
 def test_a_marker_nested_past_the_parser_counts_as_held_not_an_internal_error(registry):
     """A marker of 50,000 nested arrays is an unreadable marker (held), never a RecursionError."""
     registry.write(MARKER, b"[" * 50_000)
-    res = H.check_hold(registry.target, "demo", "home")
+    res = registry_hold.check_hold(registry.target, "demo", "home")
     assert res.status == "fail" and res.data["held"] is True and "nested too deeply" in res.summary
 
 
@@ -128,7 +129,7 @@ def test_a_template_without_manifest_json_cannot_place_a_hold(tmp_path):
     """The marker location is derived; when it cannot be, the action refuses before anything."""
     target = Target(manifest_template=tmp_path.as_uri() + "/{tenant}/{surface}.json")
     with pytest.raises(BadInput):
-        H.plan_hold(target, "demo", "home", held=True)
+        levers_hold.plan_hold(target, "demo", "home", held=True)
 
 
 def test_manifest_status_shows_a_held_surface_as_held_not_stale(registry):
@@ -137,15 +138,15 @@ def test_manifest_status_shows_a_held_surface_as_held_not_stale(registry):
     res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "warn" and res.data["condition"] == "held"
     assert "held" in res.summary and "joins at 40 %" in res.summary and "stale, as expected" in res.summary
-    _clear = H.plan_hold(registry.target, "demo", "home", held=False)
-    H.apply_hold(registry.target, _clear, execute=True)
+    _clear = levers_hold.plan_hold(registry.target, "demo", "home", held=False)
+    levers_hold.apply_hold(registry.target, _clear, execute=True)
     res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.data["condition"] == "stale" and res.status == "fail"
 
 
 def test_freshness_shows_a_held_surface_as_held(registry):
     """Fleet freshness lists a held surface as held, a warning rather than a stale failure."""
-    from recsys_checks.freshness import check_freshness
+    from recsys_checks.judge.registry.freshness import check_freshness
 
     _set(registry)
     res = check_freshness(registry.target, tenant="demo", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
@@ -157,9 +158,9 @@ def test_freshness_shows_a_held_surface_as_held(registry):
 def test_one_call_set_and_clear_for_notebooks(file_registry):
     """set_hold / clear_hold plan and apply in one call, dry-run unless execute."""
     t = file_registry.target
-    assert H.set_hold(t, "demo", "home", "why").status == "planned"
-    assert H.check_hold(t, "demo", "home").status == "ok"
-    assert H.set_hold(t, "demo", "home", "why", execute=True, runbook="hold-changes").status == "applied"
-    assert H.check_hold(t, "demo", "home").status == "fail"
-    assert H.clear_hold(t, "demo", "home", "done", execute=True).status == "applied"
-    assert H.check_hold(t, "demo", "home").status == "ok"
+    assert levers_hold.set_hold(t, "demo", "home", "why").status == "planned"
+    assert registry_hold.check_hold(t, "demo", "home").status == "ok"
+    assert levers_hold.set_hold(t, "demo", "home", "why", execute=True, runbook="hold-changes").status == "applied"
+    assert registry_hold.check_hold(t, "demo", "home").status == "fail"
+    assert levers_hold.clear_hold(t, "demo", "home", "done", execute=True).status == "applied"
+    assert registry_hold.check_hold(t, "demo", "home").status == "ok"

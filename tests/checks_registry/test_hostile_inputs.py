@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from recsys_checks import cli
+from recsys_checks.cli import commands as cli
 from recsys_stack import cli as stack_cli
 
 SECRET = "sk-hostile-0123456789abcdef-SECRET"

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.config import Target
-from recsys_checks.errors import BadInput
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge import auditlog
+from recsys_checks.judge.registry import artifact, history, manifest, version_records
+from recsys_checks.levers import rollback
+from recsys_checks.reach.settings import Target
 
 
 def _doc(**over):
@@ -26,13 +28,13 @@ def _doc(**over):
 def test_suite_manifest_round_trips_byte_identical(file_registry):
     """A manifest written by the suite parses and re-serialises to exactly the same bytes."""
     raw = file_registry.read("registry/current/demo/home/manifest.json")
-    assert M.manifest_bytes(M.parse_manifest(raw)) == raw
+    assert manifest.manifest_bytes(manifest.parse_manifest(raw)) == raw
 
 
 def test_manifest_bytes_sorts_current_and_has_no_trailing_newline():
     """Current keys are sorted, indentation is two spaces and there is no trailing newline."""
-    m = M.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json", "cooc": "s3://b/c.json"}, "2026-01-02T01:23:45Z")
-    text = M.manifest_bytes(m).decode()
+    m = manifest.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json", "cooc": "s3://b/c.json"}, "2026-01-02T01:23:45Z")
+    text = manifest.manifest_bytes(m).decode()
     assert text == (
         '{\n  "v": 1,\n  "tenant": "demo",\n  "surface": "home",\n  "current": {\n'
         '    "cooc": "s3://b/c.json",\n    "popularity": "s3://b/p.json"\n  },\n'
@@ -42,13 +44,13 @@ def test_manifest_bytes_sorts_current_and_has_no_trailing_newline():
 
 def test_manifest_bytes_escapes_html_characters_like_go():
     """Go's encoder writes <, > and & as \\u escapes; so do we."""
-    m = M.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json?a=1&b=<2>"}, "2026-01-02T01:23:45Z")
-    assert b"\\u0026b=\\u003c2\\u003e" in M.manifest_bytes(m)
+    m = manifest.Manifest(1, "demo", "home", {"popularity": "s3://b/p.json?a=1&b=<2>"}, "2026-01-02T01:23:45Z")
+    assert b"\\u0026b=\\u003c2\\u003e" in manifest.manifest_bytes(m)
 
 
 def test_manifest_bytes_of_empty_current_is_an_empty_object():
     """An empty current map is written as {} as Go writes an empty map."""
-    assert b'"current": {},' in M.manifest_bytes(M.Manifest(1, "demo", "home", {}, "2026-01-02T01:23:45Z"))
+    assert b'"current": {},' in manifest.manifest_bytes(manifest.Manifest(1, "demo", "home", {}, "2026-01-02T01:23:45Z"))
 
 
 @pytest.mark.parametrize(
@@ -76,13 +78,13 @@ def test_manifest_bytes_of_empty_current_is_an_empty_object():
 def test_parse_manifest_rejects_anything_but_strict_v1(data, names):
     """Extra fields, v other than the integer 1, bad times, unknown kinds, unsafe names: BadInput naming the field."""
     with pytest.raises(BadInput) as exc:
-        M.parse_manifest(data)
+        manifest.parse_manifest(data)
     assert names in str(exc.value)
 
 
 def test_parse_manifest_accepts_a_valid_v1():
     """A valid manifest parses (quiet case of the strict parser)."""
-    m = M.parse_manifest(_doc())
+    m = manifest.parse_manifest(_doc())
     assert (m.v, m.tenant, m.surface, m.updated_at) == (1, "demo", "home", "2026-01-02T01:23:45Z")
 
 
@@ -94,19 +96,19 @@ def _no_store(*_a, **_k):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda t, bad: M.check_manifest(t, bad, "home"),
-        lambda t, bad: M.check_manifest(t, "demo", bad),
-        lambda t, bad: M.check_manifest_history(t, bad, "home"),
-        lambda t, bad: M.version_history(t, "demo", bad),
-        lambda t, bad: M.plan_rollback(t, bad, "home", previous=True),
-        lambda t, bad: M.read_audit(t, bad, "home"),
-        lambda t, bad: M.read_current(t, bad, "home"),
-        lambda t, bad: M.validate_artifact(t, "file:///x.json", tenant=bad, surface="home", kind="popularity"),
+        lambda t, bad: manifest.check_manifest(t, bad, "home"),
+        lambda t, bad: manifest.check_manifest(t, "demo", bad),
+        lambda t, bad: history.check_manifest_history(t, bad, "home"),
+        lambda t, bad: version_records.version_history(t, "demo", bad),
+        lambda t, bad: rollback.plan_rollback(t, bad, "home", previous=True),
+        lambda t, bad: auditlog.read_audit(t, bad, "home"),
+        lambda t, bad: manifest.read_current(t, bad, "home"),
+        lambda t, bad: artifact.validate_artifact(t, "file:///x.json", tenant=bad, surface="home", kind="popularity"),
     ],
 )
 def test_unsafe_tenant_or_surface_is_rejected_before_any_path_is_built(monkeypatch, tmp_path, call, bad):
     """'../x' and friends raise BadInput without touching the store."""
-    from recsys_checks import store
+    from recsys_checks.reach import store
 
     for cls in (store.FileStore, store.S3Store):
         for name in ("get", "put", "list", "exists", "children"):
@@ -119,7 +121,7 @@ def test_unsafe_tenant_or_surface_is_rejected_before_any_path_is_built(monkeypat
 
 def test_fleet_rejects_an_unsafe_tenant_before_listing(tmp_path):
     """check_freshness with tenant '../x' raises BadInput."""
-    from recsys_checks.freshness import check_freshness
+    from recsys_checks.judge.registry.freshness import check_freshness
 
     target = Target(manifest_template=tmp_path.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
     with pytest.raises(BadInput):

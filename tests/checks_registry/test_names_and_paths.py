@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.errors import BadInput
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge.registry import manifest
+from recsys_checks.levers import rollback
 
 MANIFEST = "registry/current/{tenant}/home/manifest.json"
 
 
 def test_a_percent_encoded_slash_is_a_name_character_not_a_separator(file_registry):
     """'..%2fcurrent%2fdemo' names a tenant of its own: it never reads demo's manifest."""
-    res = M.check_manifest(file_registry.target, "..%2fcurrent%2fdemo", "home")
+    res = manifest.check_manifest(file_registry.target, "..%2fcurrent%2fdemo", "home")
     assert res.data["condition"] == "missing", res.summary
     assert "..%2fcurrent%2fdemo/home/manifest.json" in res.data["manifest_uri"]
 
@@ -23,7 +24,7 @@ def test_a_percent_encoded_traversal_never_writes_outside_the_store(file_registr
     """A rollback for '..%2f..%2f..%2fX' finds nothing to roll back and writes nothing anywhere."""
     before = sorted(p for p in tmp_path.rglob("*"))
     with pytest.raises(BadInput):
-        M.plan_rollback(file_registry.target, "..%2f..%2f..%2f..%2fX", "home", previous=True)
+        rollback.plan_rollback(file_registry.target, "..%2f..%2f..%2f..%2fX", "home", previous=True)
     assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
@@ -33,7 +34,7 @@ def test_names_the_suite_serves_literally_are_found(file_registry, tenant):
     doc = json.loads(file_registry.read(MANIFEST.format(tenant="demo")))
     doc["tenant"] = tenant
     file_registry.write(MANIFEST.format(tenant=tenant), json.dumps(doc).encode())
-    res = M.check_manifest(file_registry.target, tenant, "home", validate_blobs=False)
+    res = manifest.check_manifest(file_registry.target, tenant, "home", validate_blobs=False)
     assert res.data["condition"] != "missing", res.summary
     assert res.data["manifest"]["tenant"] == tenant
 
@@ -44,7 +45,7 @@ def test_a_symlink_out_of_the_store_is_refused(file_registry, tmp_path):
     (outside / "home").mkdir(parents=True)
     (file_registry.root / "registry/current/evil").symlink_to(outside)
     with pytest.raises(BadInput, match="outside the store root"):
-        M.check_manifest(file_registry.target, "evil", "home")
+        manifest.check_manifest(file_registry.target, "evil", "home")
     with pytest.raises(BadInput, match="outside the store root"):
-        M.plan_rollback(file_registry.target, "evil", "home", previous=True)
+        rollback.plan_rollback(file_registry.target, "evil", "home", previous=True)
     assert list(outside.rglob("*")) == [outside / "home"]

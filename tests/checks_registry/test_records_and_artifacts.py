@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.artifact import inspect_artifact
-from recsys_checks.errors import BadInput
-from recsys_checks.version_records import parse_version_record
+from recsys_checks.core.errors import BadInput
+from recsys_checks.judge.registry import artifact, history, version_records
+from recsys_checks.judge.registry.artifact import inspect_artifact
+from recsys_checks.judge.registry.version_records import parse_version_record
 
 
 def test_reads_capitalised_records_with_zero_and_nanosecond_built_at(file_registry, versions):
     """The suite's records (Go field names, zero BuiltAt, nanosecond BuiltAt, Segment) are read as written."""
-    recs = {r.version: r for r in M.version_history(file_registry.target, "demo", "home")}
+    recs = {r.version: r for r in version_records.version_history(file_registry.target, "demo", "home")}
     staging = recs[versions.pop_day1_staging]
     assert staging.from_staging and staging.built_at == "0001-01-01T00:00:00Z"
     assert recs[versions.pop_day3_current].built_at == "2026-01-04T01:23:45.123456789Z"
@@ -25,7 +25,7 @@ def test_reads_capitalised_records_with_zero_and_nanosecond_built_at(file_regist
 
 def test_history_is_newest_first_by_window_end_then_nanosecond_built_at(file_registry, versions):
     """Two builds of one day that differ only in nanoseconds sort by them; the staging build is oldest."""
-    pops = [r.version for r in M.version_history(file_registry.target, "demo", "home", kind="popularity")]
+    pops = [r.version for r in version_records.version_history(file_registry.target, "demo", "home", kind="popularity")]
     assert pops == [
         versions.pop_day4_empty,
         versions.pop_day3_current,
@@ -67,7 +67,7 @@ def test_parse_record_rejects_malformed_records(file_registry, versions, mutate,
 def test_unreadable_record_is_reported_not_fatal(file_registry):
     """A broken record makes history warn; the other versions are still listed."""
     file_registry.write("registry/records/demo/home/popularity/" + "0" * 64 + ".json", b"{oops")
-    res = M.check_manifest_history(file_registry.target, "demo", "home")
+    res = history.check_manifest_history(file_registry.target, "demo", "home")
     assert res.status == "warn" and "unreadable" in res.summary
     assert len(res.data["versions"]) == 7
 
@@ -76,7 +76,7 @@ def test_unreadable_record_is_reported_not_fatal(file_registry):
 
 
 def _validate(reg, kind, version, **kw):
-    return M.validate_artifact(reg.target, reg.blob_uri(kind, version), tenant="demo", surface="home", kind=kind, **kw)
+    return artifact.validate_artifact(reg.target, reg.blob_uri(kind, version), tenant="demo", surface="home", kind=kind, **kw)
 
 
 def test_valid_blobs_pass_and_their_hashes_recompute(file_registry, versions):
@@ -112,7 +112,7 @@ def test_hash_mismatch_fires(file_registry, versions):
 
 def test_blob_named_for_another_version_fires(file_registry, versions):
     """A valid blob stored under another version's name fails: it is not what its record says."""
-    res = M.validate_artifact(file_registry.target, file_registry.blob_uri("popularity", versions.pop_day2_later),
+    res = artifact.validate_artifact(file_registry.target, file_registry.blob_uri("popularity", versions.pop_day2_later),
                               tenant="demo", surface="home", kind="popularity", version=versions.pop_day3_current)
     assert res.status == "fail" and "hash mismatch" in res.summary
 
@@ -127,7 +127,7 @@ def test_wrong_tenant_in_blob_fires(file_registry, versions):
 
 def test_wrong_artifact_type_fires(file_registry, versions):
     """A cooc blob offered as popularity fails."""
-    res = M.validate_artifact(file_registry.target, file_registry.blob_uri("cooc", versions.cooc_day2),
+    res = artifact.validate_artifact(file_registry.target, file_registry.blob_uri("cooc", versions.cooc_day2),
                               tenant="demo", surface="home", kind="popularity")
     assert res.status == "fail" and "artifact_type" in res.summary
 
@@ -166,7 +166,7 @@ def test_inspect_artifact_enforces_the_size_limit(file_registry, versions):
 
 def test_fast_compact_serialisation_matches_the_go_walk_exactly():
     """The one-call encoder path gives the same text as the Go-style walk, escapes and number text included."""
-    from recsys_checks.artifact import _go_compact_walk, go_compact, load_json
+    from recsys_checks.judge.registry.artifact import _go_compact_walk, go_compact, load_json
 
     docs = [
         load_json('{"a":"<b>&\u2028\u2029é\\u0001","n":[1,-2,0],"o":{"z":null,"t":true,"f":false}}'),
@@ -181,7 +181,7 @@ def test_fast_compact_serialisation_matches_the_go_walk_exactly():
 
 def test_a_blob_with_a_lone_surrogate_is_invalid_not_a_crash():
     """An invalid \\ud800 escape makes the version unrecomputable: a problem is reported, nothing raises."""
-    from recsys_checks.artifact import inspect_artifact
+    from recsys_checks.judge.registry.artifact import inspect_artifact
 
     blob = (b'{"v":1,"artifact_type":"popularity","tenant":"demo","surface":"home",'
             b'"window":{"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z"},'

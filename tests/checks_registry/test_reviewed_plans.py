@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks import cli
-from recsys_checks import manifest as M
-from recsys_checks.errors import BadInput, Conflict
+from recsys_checks.cli import commands as cli
+from recsys_checks.core.errors import BadInput, Conflict
+from recsys_checks.levers import rollback as M
 
 MANIFEST = "registry/current/demo/home/manifest.json"
 

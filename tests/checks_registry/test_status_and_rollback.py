@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recsys_checks import manifest as M
-from recsys_checks.errors import BadInput, Conflict
+from recsys_checks.core.errors import BadInput, Conflict
+from recsys_checks.judge import auditlog
+from recsys_checks.judge.registry import history, manifest
+from recsys_checks.levers import rollback
 
 MANIFEST = "registry/current/demo/home/manifest.json"
 FRESH = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)  # 7.5 h after the fixture's publish
@@ -22,7 +24,7 @@ TO_AT = datetime(2026, 1, 4, 9, 20, tzinfo=UTC)
 
 def test_status_is_ok_for_a_fresh_valid_manifest(registry):
     """A fresh manifest whose blobs all validate is healthy; state is the manifest's ETag."""
-    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
+    res = manifest.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "ok", res.summary
     assert res.data["condition"] == "healthy"
     assert res.state and res.state.strip('"')
@@ -31,21 +33,21 @@ def test_status_is_ok_for_a_fresh_valid_manifest(registry):
 
 def test_status_fires_when_older_than_max_age(registry):
     """27 h after the publish the default 26 h limit makes the manifest stale."""
-    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = manifest.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "fail" and res.data["condition"] == "stale"
     assert "stale" in res.summary and "26h" in res.summary
 
 
 def test_status_max_age_follows_the_schedule(registry):
     """The same age is fresh under a wider limit (e.g. for a weekly pipeline)."""
-    res = M.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=8), now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
+    res = manifest.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=8), now=datetime(2026, 1, 5, 4, 30, tzinfo=UTC))
     assert res.status == "ok"
 
 
 def test_status_fires_on_missing_manifest(registry):
     """No manifest: fail with condition missing."""
     registry.remove(MANIFEST)
-    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
+    res = manifest.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "missing" and res.state is None
 
 
@@ -56,7 +58,7 @@ def test_status_fires_on_invalid_manifest(registry, change):
     doc = json.loads(registry.read(MANIFEST))
     doc.update(change)
     registry.write(MANIFEST, json.dumps(doc).encode())
-    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
+    res = manifest.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "invalid"
     assert "rollback" in res.summary or "roll back" in res.summary
 
@@ -64,7 +66,7 @@ def test_status_fires_on_invalid_manifest(registry, change):
 def test_status_fires_when_a_blob_is_missing(registry, versions):
     """A manifest pointing at a missing blob is invalid even when fresh."""
     registry.remove(f"objectstore/demo/home/cooc/{versions.cooc_day3_current}.json")
-    res = M.check_manifest(registry.target, "demo", "home", now=FRESH)
+    res = manifest.check_manifest(registry.target, "demo", "home", now=FRESH)
     assert res.status == "fail" and res.data["condition"] == "invalid" and "missing" in res.summary
 
 
@@ -73,7 +75,7 @@ def test_status_fires_when_a_blob_is_missing(registry, versions):
 
 def test_history_marks_current_and_valid_rollback_targets(registry, versions):
     """Current versions are marked; the empty popularity is not a valid rollback target."""
-    res = M.check_manifest_history(registry.target, "demo", "home")
+    res = history.check_manifest_history(registry.target, "demo", "home")
     assert res.status == "ok", res.summary
     rows = {r["version"]: r for r in res.data["versions"]}
     assert [r["version"] for r in res.data["versions"]][0] == versions.pop_day4_empty
@@ -84,7 +86,7 @@ def test_history_marks_current_and_valid_rollback_targets(registry, versions):
 
 def test_history_fails_without_records(registry):
     """No records at all is a failure: there is nothing to roll back to."""
-    res = M.check_manifest_history(registry.target, "demo", "search")
+    res = history.check_manifest_history(registry.target, "demo", "search")
     assert res.status == "fail" and "no version records" in res.summary
 
 
@@ -93,10 +95,10 @@ def test_history_fails_without_records(registry):
 
 def test_rollback_previous_writes_the_suite_format(registry, versions):
     """--previous moves each kind to its newest valid older version; the manifest is byte-identical to the expected."""
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
     assert {c["kind"]: c["after_version"] for c in plan.changes} == {
         "popularity": versions.pop_day2_later, "cooc": versions.cooc_day2}
-    res = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
+    res = rollback.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
                            now=PREVIOUS_AT)
     assert res.status == "applied" and res.verification.ok
     assert registry.read(MANIFEST) == registry.expected("manifest-after-previous.json")
@@ -104,16 +106,16 @@ def test_rollback_previous_writes_the_suite_format(registry, versions):
 
 def test_rollback_to_a_version_resolves_its_kind(registry, versions):
     """--to a (prefix of a) staging version moves only popularity; byte-identical to the expected."""
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day1_staging[:10])
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day1_staging[:10])
     assert [c["kind"] for c in plan.changes] == ["popularity"]
-    res = M.apply_rollback(registry.target, plan, execute=True, actor="bob", now=TO_AT)
+    res = rollback.apply_rollback(registry.target, plan, execute=True, actor="bob", now=TO_AT)
     assert res.status == "applied"
     assert registry.read(MANIFEST) == registry.expected("manifest-after-to-staging.json")
 
 
 def test_rollback_kind_restricts_previous(registry, versions):
     """--previous with kind=cooc leaves popularity alone."""
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, kind="cooc")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, kind="cooc")
     assert [(c["kind"], c["after_version"]) for c in plan.changes] == [("cooc", versions.cooc_day2)]
     assert plan.details["after_current"]["popularity"] == registry.blob_uri("popularity", versions.pop_day3_current)
 
@@ -121,24 +123,24 @@ def test_rollback_kind_restricts_previous(registry, versions):
 def test_rollback_to_unknown_version_names_how_to_list(registry):
     """An unknown version raises BadInput that names the history command."""
     with pytest.raises(BadInput) as exc:
-        M.plan_rollback(registry.target, "demo", "home", to="deadbeef" * 8)
+        rollback.plan_rollback(registry.target, "demo", "home", to="deadbeef" * 8)
     assert "recsys-checks manifest history --tenant demo --surface home" in str(exc.value)
 
 
 def test_rollback_needs_exactly_one_destination(registry):
     """Neither or both of to/previous is bad input."""
     with pytest.raises(BadInput):
-        M.plan_rollback(registry.target, "demo", "home")
+        rollback.plan_rollback(registry.target, "demo", "home")
     with pytest.raises(BadInput):
-        M.plan_rollback(registry.target, "demo", "home", to="a" * 64, previous=True)
+        rollback.plan_rollback(registry.target, "demo", "home", to="a" * 64, previous=True)
 
 
 def test_rollback_refuses_an_empty_artifact_unless_allowed(registry, versions):
     """The recorded empty popularity is refused before a plan exists; allow_empty permits it."""
     with pytest.raises(BadInput) as exc:
-        M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty)
+        rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty)
     assert "no items" in str(exc.value)
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty, allow_empty=True)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day4_empty, allow_empty=True)
     assert plan.changes[0]["after_version"] == versions.pop_day4_empty
 
 
@@ -147,22 +149,22 @@ def test_rollback_refuses_a_blob_that_fails_its_hash(registry, versions):
     rel = f"objectstore/demo/home/popularity/{versions.pop_day2_later}.json"
     registry.write(rel, registry.read(rel).replace(b'"count": 12', b'"count": 99'))
     with pytest.raises(BadInput) as exc:
-        M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+        rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
     assert "hash mismatch" in str(exc.value)
 
 
 def test_previous_skips_invalid_versions(registry, versions):
     """--previous passes over a broken older version to the next valid one."""
     registry.remove(f"objectstore/demo/home/popularity/{versions.pop_day2_later}.json")
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, kind="popularity")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, kind="popularity")
     assert plan.changes[0]["after_version"] == versions.pop_day2_earlier
 
 
 def test_dry_run_changes_no_byte(registry):
     """Planning and a dry-run apply leave every object of the store identical."""
     before = registry.snapshot()
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
-    res = M.apply_rollback(registry.target, plan)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True)
+    res = rollback.apply_rollback(registry.target, plan)
     assert res.status == "planned" and res.audit is None
     assert "dry-run" in res.summary
     assert registry.snapshot() == before
@@ -170,12 +172,12 @@ def test_dry_run_changes_no_byte(registry):
 
 def test_conflict_when_the_manifest_moved_after_planning(registry):
     """If the manifest changed after the plan, apply raises Conflict (exit 3) and changes nothing."""
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True)
     moved = registry.read(MANIFEST).replace(b"2026-01-04T01:24:05Z", b"2026-01-04T01:30:00Z")
     registry.write(MANIFEST, moved)
     before = registry.snapshot()
     with pytest.raises(Conflict) as exc:
-        M.apply_rollback(registry.target, plan, execute=True)
+        rollback.apply_rollback(registry.target, plan, execute=True)
     assert exc.value.exit_code == 3
     assert registry.snapshot() == before
 
@@ -183,44 +185,44 @@ def test_conflict_when_the_manifest_moved_after_planning(registry):
 def test_applying_the_same_plan_twice_is_a_noop_with_one_audit(registry):
     """The second apply is a no-op success; the audit record is written once and nothing is deleted."""
     before = registry.snapshot()
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
-    first = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish")
+    first = rollback.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
     after_first = registry.snapshot()
-    second = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
+    second = rollback.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest")
     assert (first.status, second.status) == ("applied", "noop")
     assert registry.snapshot() == after_first
     assert set(before) <= set(after_first)  # nothing deleted
     changed = {k for k in before if before[k] != after_first[k]}
     assert changed == {MANIFEST}
-    audits = M.read_audit(registry.target, "demo", "home")
+    audits = auditlog.read_audit(registry.target, "demo", "home")
     assert len(audits) == 1 and audits[0]["uri"] == first.audit
 
 
 def test_audit_record_says_who_when_why_and_is_never_rewritten(registry):
     """The audit object holds who/when/why/runbook/before/after/plan hash; a second write to it is refused."""
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish on day 3")
-    res = M.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, reason="bad publish on day 3")
+    res = rollback.apply_rollback(registry.target, plan, execute=True, actor="alice", runbook="rollback-manifest",
                            now=PREVIOUS_AT)
     assert res.audit.startswith(registry.uri("registry/audit/demo/home/20260104T091500.000000Z-" + plan.plan_hash[:12]))
-    (audit,) = M.read_audit(registry.target, "demo", "home")
+    (audit,) = auditlog.read_audit(registry.target, "demo", "home")
     assert (audit["who"], audit["when"], audit["why"], audit["runbook"]) == (
         "alice", "2026-01-04T09:15:00.000000Z", "bad publish on day 3", "rollback-manifest")
     assert audit["plan_hash"] == plan.plan_hash
     assert audit["before"]["current"] == plan.details["before"]["current"]
     assert audit["after"]["current"] == plan.details["after_current"]
-    from recsys_checks.store import TargetStores
+    from recsys_checks.reach.store import TargetStores
 
     with TargetStores(registry.target) as st, pytest.raises(Conflict):
         st.put(res.audit, b"{}", if_none_match=True)
-    assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "alice"
+    assert auditlog.read_audit(registry.target, "demo", "home")[0]["who"] == "alice"
 
 
 def test_actor_defaults_to_user(registry, monkeypatch):
     """Without an actor the audit's who is $USER."""
     monkeypatch.setenv("USER", "oncall-carol")
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
-    M.apply_rollback(registry.target, plan, execute=True)
-    assert M.read_audit(registry.target, "demo", "home")[0]["who"] == "oncall-carol"
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True)
+    rollback.apply_rollback(registry.target, plan, execute=True)
+    assert auditlog.read_audit(registry.target, "demo", "home")[0]["who"] == "oncall-carol"
 
 
 def test_actor_without_user_is_the_login_name_and_host(file_registry, monkeypatch):
@@ -230,24 +232,24 @@ def test_actor_without_user_is_the_login_name_and_host(file_registry, monkeypatc
 
     for name in ("USER", "USERNAME", "RECSYS_ACTOR", "LOGNAME"):
         monkeypatch.delenv(name, raising=False)
-    plan = M.plan_rollback(file_registry.target, "demo", "home", previous=True)
-    M.apply_rollback(file_registry.target, plan, execute=True)
+    plan = rollback.plan_rollback(file_registry.target, "demo", "home", previous=True)
+    rollback.apply_rollback(file_registry.target, plan, execute=True)
     expected = f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
-    assert M.read_audit(file_registry.target, "demo", "home")[0]["who"] == expected
+    assert auditlog.read_audit(file_registry.target, "demo", "home")[0]["who"] == expected
 
 
 def test_rollback_repairs_a_corrupt_manifest(registry, versions):
     """With an unreadable manifest --previous restores the newest valid version of each kind."""
     registry.write(MANIFEST, b"{garbage")
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True)
     assert plan.details["before"]["state"] == "invalid"
     assert {c["kind"]: c["after_version"] for c in plan.changes} == {
         "popularity": versions.pop_day3_current, "cooc": versions.cooc_day3_current}
-    assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
-    after = M.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=365 * 10))
+    assert rollback.apply_rollback(registry.target, plan, execute=True).status == "applied"
+    after = manifest.check_manifest(registry.target, "demo", "home", max_age=timedelta(days=365 * 10))
     assert after.data["condition"] == "healthy", after.summary
     # Today the fixture's data (January 2026) is old whatever the fresh updated_at the rollback wrote says.
-    today = M.check_manifest(registry.target, "demo", "home")
+    today = manifest.check_manifest(registry.target, "demo", "home")
     assert today.data["condition"] == "stale" and today.data["stale"] == "data", today.summary
 
 
@@ -255,25 +257,25 @@ def test_rollback_recreates_a_missing_manifest_create_only(registry, versions):
     """With no manifest the plan observes nothing; apply creates it only if nobody else did meanwhile."""
     original = registry.read(MANIFEST)
     registry.remove(MANIFEST)
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later)
     assert plan.observed is None
     registry.write(MANIFEST, original)  # a publish landed after the plan
     with pytest.raises(Conflict):
-        M.apply_rollback(registry.target, plan, execute=True)
+        rollback.apply_rollback(registry.target, plan, execute=True)
     assert registry.read(MANIFEST) == original
     registry.remove(MANIFEST)
-    assert M.apply_rollback(registry.target, plan, execute=True).status == "applied"
-    m, _ = M.read_current(registry.target, "demo", "home")
+    assert rollback.apply_rollback(registry.target, plan, execute=True).status == "applied"
+    m, _ = manifest.read_current(registry.target, "demo", "home")
     assert m.current == {"popularity": registry.blob_uri("popularity", versions.pop_day2_later)}
 
 
 def test_noop_plan_is_reported_as_noop_even_in_dry_run(registry, versions):
     """Rolling back to what is already current plans nothing to change."""
-    plan = M.plan_rollback(registry.target, "demo", "home", to=versions.pop_day3_current)
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day3_current)
     assert plan.noop
-    assert M.apply_rollback(registry.target, plan).status == "noop"
-    assert M.apply_rollback(registry.target, plan, execute=True).status == "noop"
-    assert M.read_audit(registry.target, "demo", "home") == []
+    assert rollback.apply_rollback(registry.target, plan).status == "noop"
+    assert rollback.apply_rollback(registry.target, plan, execute=True).status == "noop"
+    assert auditlog.read_audit(registry.target, "demo", "home") == []
 
 
 def test_history_validates_the_blobs_concurrently(file_registry):
@@ -281,7 +283,7 @@ def test_history_validates_the_blobs_concurrently(file_registry):
     import threading
     import time
 
-    from recsys_checks.store import TargetStores
+    from recsys_checks.reach.store import TargetStores
 
     class Counting(TargetStores):
         def __init__(self, target):
@@ -303,7 +305,7 @@ def test_history_validates_the_blobs_concurrently(file_registry):
                     self.active -= 1
 
     with Counting(file_registry.target) as st:
-        res = M.check_manifest_history(file_registry.target, "demo", "home", stores=st)
+        res = history.check_manifest_history(file_registry.target, "demo", "home", stores=st)
     assert res.data["versions"] and st.peak > 1
 
 
@@ -312,7 +314,7 @@ def test_history_validates_the_blobs_concurrently(file_registry):
 
 def _publish_small_day(registry, items: list[dict]) -> str:
     """Record and point at a day-4 popularity version of ``items`` (as a publish would), returning its version."""
-    from recsys_checks.artifact import artifact_version
+    from recsys_checks.judge.registry.artifact import artifact_version
 
     doc = {"v": 1, "artifact_type": "popularity", "tenant": "demo", "surface": "home",
            "window": {"start": "2026-01-04T00:00:00Z", "end": "2026-01-05T00:00:00Z"}, "items": items,
@@ -335,9 +337,9 @@ def _publish_small_day(registry, items: list[dict]) -> str:
 def test_status_fires_when_an_artifact_lost_most_of_its_items(registry, versions, monkeypatch):
     """A valid new popularity with a third of the items of the version before it is condition shrunk, and the
     finding names both counts and the previous version (limits lowered to the fixture's small artifacts)."""
-    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    monkeypatch.setattr("recsys_checks.judge.invariants.MIN_ITEMS_FOR_DROP", 3)
     _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}])
-    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
+    res = manifest.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
     assert res.status == "fail" and res.data["condition"] == "shrunk", res.summary
     row = next(r for r in res.data["artifacts"] if r["kind"] == "popularity")
     assert row["status"] == "fail" and row["items"] == 1 and row["previous_items"] == 3
@@ -348,9 +350,9 @@ def test_status_fires_when_an_artifact_lost_most_of_its_items(registry, versions
 
 
 def test_status_is_quiet_when_an_artifact_kept_most_of_its_items(registry, monkeypatch):
-    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    monkeypatch.setattr("recsys_checks.judge.invariants.MIN_ITEMS_FOR_DROP", 3)
     _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}, {"item_id": "sku-0003", "count": 5}])
-    res = M.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
+    res = manifest.check_manifest(registry.target, "demo", "home", now=datetime(2026, 1, 5, 3, 0, tzinfo=UTC))
     assert res.status == "ok" and res.data["condition"] == "healthy", res.summary
     row = next(r for r in res.data["artifacts"] if r["kind"] == "popularity")
     assert row["previous_items"] == 3
@@ -359,9 +361,9 @@ def test_status_is_quiet_when_an_artifact_kept_most_of_its_items(registry, monke
 def test_a_rollback_never_restores_a_shrunk_version(registry, versions, monkeypatch):
     """With the manifest unreadable, "the newest valid version" skips a version that lost most of the items of the
     one before it (a shrunk build rolled back from earlier) and restores the healthy one below it."""
-    monkeypatch.setattr("recsys_checks.invariants.MIN_ITEMS_FOR_DROP", 3)
+    monkeypatch.setattr("recsys_checks.judge.invariants.MIN_ITEMS_FOR_DROP", 3)
     small = _publish_small_day(registry, [{"item_id": "sku-0004", "count": 9}])
     registry.write(MANIFEST, b'{"v": 1, "tenant": "demo", "curr')
-    plan = M.plan_rollback(registry.target, "demo", "home", previous=True, reason="corrupt manifest")
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, reason="corrupt manifest")
     chosen = {c["kind"]: c["after_version"] for c in plan.changes}
     assert chosen["popularity"] == versions.pop_day3_current and chosen["popularity"] != small

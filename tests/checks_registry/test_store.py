@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.errors import BadInput, Conflict, NotFound, Unreachable
-from recsys_checks.store import FileStore, TargetStores, etag_of, open_store
+from recsys_checks.core.errors import BadInput, Conflict, NotFound, Unreachable
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import FileStore, TargetStores, etag_of, open_store
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_unreachable_s3_endpoint_fails_fast(closed_port):
     """A closed local port raises Unreachable within seconds, naming the URI and the setting to check."""
     target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
-    from recsys_checks import manifest as M
+    from recsys_checks.judge.registry import manifest as M
 
     started = time.monotonic()
     with pytest.raises(Unreachable) as exc:
@@ -195,8 +195,8 @@ def test_an_unreadable_directory_is_unreachable_not_an_empty_listing(file_regist
 def test_exists_tells_a_missing_key_from_a_missing_bucket_by_code_whatever_the_bucket_is_called(s3_endpoint):
     """A bucket named with the word 'bucket' still reports a missing key as absent; reading from a missing bucket
     says the bucket is missing (its error code, not a word in a message)."""
-    from recsys_checks.errors import NotFound
-    from recsys_checks.store import S3Store
+    from recsys_checks.core.errors import NotFound
+    from recsys_checks.reach.store import S3Store
 
     from .conftest import _client
 

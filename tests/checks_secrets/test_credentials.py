@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from recsys_checks.credentials import MIN_SECRET, find, forms, mask, secret_variables
+from recsys_checks.core.credentials import MIN_SECRET, find, forms, mask, secret_variables
 
 TOKEN = "FwoGZXIvYXdzEJr//////////wEaDLp3+token/with=odd&chars"
 KEY = "k" * 20 + "-api-key"
@@ -61,8 +61,8 @@ def test_extra_values_are_masked_with_their_encodings():
 
 def test_every_user_of_the_rule_masks_the_credential_chain(monkeypatch, tmp_path):
     """The runner, the CLI's messages and the run record's leak check all use the one rule."""
-    from recsys_checks.config import Target, redact_environment
-    from recsys_checks.runrecord import RunbookRun, find_secrets
+    from recsys_checks.reach.settings import Target, redact_environment
+    from recsys_checks.runbooks.run import RunbookRun, find_secrets
 
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
     encoded = base64.b64encode(TOKEN.encode()).decode()
@@ -73,10 +73,10 @@ def test_every_user_of_the_rule_masks_the_credential_chain(monkeypatch, tmp_path
 
 
 def test_a_parameter_or_a_reason_carrying_a_credential_is_refused(monkeypatch):
-    from recsys_checks.errors import BadInput
-    from recsys_checks.execute import check_parameters
-    from recsys_checks.results import Plan
-    from recsys_checks.runbook import load_spec
+    from recsys_checks.core.errors import BadInput
+    from recsys_checks.core.results import Plan
+    from recsys_checks.runbooks.runner import check_parameters
+    from recsys_checks.runbooks.spec import load_spec
 
     monkeypatch.setenv("RECSYS_API_KEY", KEY)
     encoded = base64.b64encode(KEY.encode()).decode()

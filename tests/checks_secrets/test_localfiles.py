@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from recsys_checks.errors import BadInput
-from recsys_checks.localfiles import open_regular
+from recsys_checks.core.errors import BadInput
+from recsys_checks.reach.localfiles import open_regular
 
 
 def test_a_regular_file_opens(tmp_path):
@@ -49,9 +49,9 @@ def test_a_missing_file_says_so(tmp_path):
 
 def test_a_runbook_given_a_fifo_as_its_job_log_or_checkpoint_says_so_at_once(tmp_path):
     """Through the pipeline runbook's own steps: refused as unread, not waited on until the cell timeout."""
-    from recsys_checks.config import Target
-    from recsys_checks.runrecord import RunbookRun
-    from recsys_checks.steps import pipelines
+    from recsys_checks.reach.settings import Target
+    from recsys_checks.runbooks.run import RunbookRun
+    from recsys_checks.runbooks.steps import pipelines
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -65,8 +65,8 @@ def test_a_runbook_given_a_fifo_as_its_job_log_or_checkpoint_says_so_at_once(tmp
 
 
 def test_a_fifo_as_a_report_or_an_exposure_log_is_refused(tmp_path):
-    from recsys_checks.evaldata import read_log
-    from recsys_checks.evalreport import check_eval_report
+    from recsys_checks.judge.evaluation.logs import read_log
+    from recsys_checks.judge.evaluation.report import check_eval_report
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.published import ManifestState, PublishedVersion
-from recsys_checks.service import ServiceClient
+from recsys_checks.judge.registry.published import ManifestState, PublishedVersion
+from recsys_checks.reach.service import ServiceClient
+from recsys_checks.reach.settings import Target
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"
 BASE_URL = "http://recsys.test:8080"
@@ -28,7 +28,7 @@ CLOCK_START = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)
 
 
 def canonical(value: Any) -> str:
-    """The service's canonical jsonb text, written independently of recsys_checks.configrules."""
+    """The service's canonical jsonb text, written independently of recsys_checks.judge.serving.documents."""
     if isinstance(value, dict):
         keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
         return "{" + ", ".join(json.dumps(k, ensure_ascii=False) + ": " + canonical(value[k]) for k in keys) + "}"

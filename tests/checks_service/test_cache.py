@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.cache import apply_invalidate, parse_targets, plan_invalidate
-from recsys_checks.errors import BadInput
+from recsys_checks.core.errors import BadInput
+from recsys_checks.levers.cache import apply_invalidate, parse_targets, plan_invalidate
 
 from .conftest import API_KEY, POP_V2
 

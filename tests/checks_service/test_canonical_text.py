@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from recsys_checks.configrules import canonical_jsonb, doc_version
+from recsys_checks.judge.serving.documents import canonical_jsonb, doc_version
 from recsys_stack.formats import canonical_jsonb as stack_canonical_jsonb
 
 CASES = [
@@ -43,7 +43,7 @@ NUMBER_CASES = [
 @pytest.mark.parametrize("written,jsonb", NUMBER_CASES)
 def test_numbers_read_from_the_service_keep_the_text_jsonb_prints(written, jsonb):
     """A document read as written (jsonio.loads_exact) gets jsonb's number text, in the checks and the stack."""
-    from recsys_checks import jsonio
+    from recsys_checks.core import jsonio
     from recsys_stack.formats import loads_document
 
     doc = jsonio.loads_exact(f'{{"weights": {{"pop": {written}}}}}')
@@ -54,7 +54,7 @@ def test_numbers_read_from_the_service_keep_the_text_jsonb_prints(written, jsonb
 
 def test_a_document_is_written_back_with_its_numbers_as_read():
     """What the checks PUT back is the number text they read (0.70 is not sent as 0.7)."""
-    from recsys_checks import jsonio
+    from recsys_checks.core import jsonio
 
     doc = jsonio.loads_exact('{"weights": {"pop": 0.70, "cooc": 1E+2}, "algo": "x"}')
     assert jsonio.dumps(doc) == '{"weights": {"pop": 0.70, "cooc": 1E+2}, "algo": "x"}'

@@ -9,17 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsys_checks.configrules import (
-    apply_revert,
+from recsys_checks.core.errors import BadInput, Conflict, Unreachable
+from recsys_checks.judge.serving.documents import (
     canonical_jsonb,
     check_document,
     check_document_history,
     diff,
     doc_version,
-    plan_revert,
 )
-from recsys_checks.errors import BadInput, Conflict, Unreachable
-from recsys_checks.service import ServiceClient
+from recsys_checks.levers.revert import apply_revert, plan_revert
+from recsys_checks.reach.service import ServiceClient
 
 from .conftest import API_KEY, BAD_CONFIG, CONFIG_SEED, version_of
 
@@ -151,7 +150,7 @@ def test_previous_twice_steps_back_instead_of_restoring_the_bad_version(bad_conf
 
 def test_execute_without_invalidation_would_leave_the_old_version_served(bad_config, target, client):
     """The verification detector fires when the served version is not the reverted one."""
-    from recsys_checks.configrules import verify_version
+    from recsys_checks.levers.revert import verify_version
 
     bad_config.write("demo", "config", CONFIG_SEED, actor_sub="bob", actor_type="user", request_id=None)
     check = verify_version(client, target, "demo", "config", version_of(CONFIG_SEED), "home")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from recsys_checks.health import check_health, dependency_checks
+from recsys_checks.judge.serving.health import check_health, dependency_checks
 
 
 def test_a_live_ready_service_is_ok_with_key_metrics(target, client):
@@ -70,7 +70,7 @@ def test_dependency_rows_accept_the_list_and_boolean_shapes():
 
 def test_a_base_url_that_answers_html_pages_is_not_reported_healthy(target):
     """A proxy or UI answering 200 with a page everywhere: warn naming RECSYS_BASE_URL, not ok."""
-    from recsys_checks.service import ServiceClient
+    from recsys_checks.reach.service import ServiceClient
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>dashboard</html>", headers={"Content-Type": "text/html"})

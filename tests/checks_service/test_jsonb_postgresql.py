@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks import jsonio
-from recsys_checks.configrules import canonical_jsonb
+from recsys_checks.core import jsonio
+from recsys_checks.judge.serving.documents import canonical_jsonb
 from recsys_stack.formats import canonical_jsonb as stack_canonical_jsonb
 from recsys_stack.formats import loads_document
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsys_checks import audit
-from recsys_checks.config import Target
-from recsys_checks.configrules import apply_revert, plan_revert
-from recsys_checks.errors import BadInput, Unreachable
-from recsys_checks.service import ServiceClient
-from recsys_checks.timeline import check_timeline
+from recsys_checks.core.errors import BadInput, Unreachable
+from recsys_checks.judge.timeline import check_timeline
+from recsys_checks.levers import audit
+from recsys_checks.levers.revert import apply_revert, plan_revert
+from recsys_checks.reach.service import ServiceClient
+from recsys_checks.reach.settings import Target
 
 from .conftest import API_KEY, BASE_URL, CONFIG_SEED, version_of
 
@@ -246,7 +246,7 @@ def test_the_timeline_reads_the_default_folder_only_when_it_exists(tmp_path, mon
 def test_a_runbook_runs_folder_is_its_out_folder_not_the_kernels_temporary_one(tmp_path, monkeypatch):
     """`runbook run` writes the run record in a temporary folder and moves it to --out: the folder a lever records
     in is --out (RECSYS_RUNBOOK_OUT), else the run record's folder."""
-    from recsys_checks.runrecord import OUT_ENV, RECORD_ENV, RunbookRun
+    from recsys_checks.runbooks.run import OUT_ENV, RECORD_ENV, RunbookRun
 
     target = admin_only()
     monkeypatch.setenv(RECORD_ENV, str(tmp_path / "kernel-tmp" / "rollback-config-rules.result.json"))

@@ -8,10 +8,10 @@ import dataclasses
 import httpx
 import pytest
 
-from recsys_checks.blockrules import active_blocks
-from recsys_checks.probe import check_recommendations
-from recsys_checks.served_vs_published import check_served_vs_published, explain
-from recsys_checks.service import ServiceClient
+from recsys_checks.judge.serving.blockrules import active_blocks
+from recsys_checks.judge.serving.probe import check_recommendations
+from recsys_checks.judge.serving.served import check_served_vs_published, explain
+from recsys_checks.reach.service import ServiceClient
 
 from .conftest import POP_V1, POP_V2, V1, V2
 
@@ -215,7 +215,7 @@ def test_probe_results_never_contain_the_api_key(service, target, client, manife
 
 def test_probe_of_a_service_answering_an_html_page_is_a_bad_answer_not_an_empty_result(target, manifest_of):
     """A 200 HTML page (wrong RECSYS_BASE_URL, a proxy) is not blamed on the manifest or the cache."""
-    from recsys_checks.service import ServiceClient
+    from recsys_checks.reach.service import ServiceClient
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>gateway</html>", headers={"Content-Type": "text/html"})
@@ -230,7 +230,7 @@ def test_an_empty_answer_with_unreadable_rules_says_so_instead_of_blaming_the_ca
     """Without an API key the rules cannot be read: the probe says that, not cache_stale."""
     import dataclasses
 
-    from recsys_checks.service import ServiceClient
+    from recsys_checks.reach.service import ServiceClient
 
     service.served["home"] = []
     keyless = dataclasses.replace(target, api_key=None)

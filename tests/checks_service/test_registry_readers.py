@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.artifact import artifact_version
-from recsys_checks.config import Target
-from recsys_checks.published import read_manifest_state, read_published_versions
-from recsys_checks.timeline import check_timeline
+from recsys_checks.judge.registry.artifact import artifact_version
+from recsys_checks.judge.registry.published import read_manifest_state, read_published_versions
+from recsys_checks.judge.timeline import check_timeline
+from recsys_checks.reach.settings import Target
 
 from .conftest import POP_V1, POP_V2
 

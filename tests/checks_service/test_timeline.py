@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 
-from recsys_checks.errors import Unreachable
-from recsys_checks.store import file_path
-from recsys_checks.timeline import check_timeline
-from recsys_checks.version_records import VersionRecord
+from recsys_checks.core.errors import Unreachable
+from recsys_checks.judge.registry.version_records import VersionRecord
+from recsys_checks.judge.timeline import check_timeline
+from recsys_checks.reach.store import file_path
 
 from .conftest import CONFIG_SEED, V1, V2, version_of
 
@@ -109,7 +109,7 @@ def test_cache_invalidations_of_other_surfaces_are_left_out(service, target, cli
 
 def test_without_an_api_key_the_service_audit_is_reported_missing(service, client):
     """No RECSYS_API_KEY → warn naming it, registry still shown."""
-    from recsys_checks.config import Target
+    from recsys_checks.reach.settings import Target
 
     target = Target(base_url="http://recsys.test:8080")
     result = check_timeline(target, "demo", "home", now=NOW, **registry())
@@ -156,7 +156,7 @@ def test_a_hold_set_and_cleared_shows_on_the_timeline(service, target, client):
 
 def test_a_rollback_in_the_same_second_as_the_publish_it_undid_comes_after_it(target, client):
     """Audit records carry microseconds, as publishes do: within one second the timeline keeps their real order."""
-    from recsys_checks.timefmt import format_micro_z
+    from recsys_checks.core.timefmt import format_micro_z
 
     def history(target, tenant, surface, kind=None):
         return [record(V2, 11, "2026-01-11T09:00:00.600000000Z")]
@@ -177,7 +177,7 @@ def test_a_rollback_in_the_same_second_as_the_publish_it_undid_comes_after_it(ta
 
 def manifest_naming(updated_at: str, **versions: str):
     """A manifest reader: the manifest of demo/home names ``versions`` (kind -> version) under ``updated_at``."""
-    from recsys_checks.manifest import Manifest
+    from recsys_checks.judge.registry.manifest import Manifest
 
     current = {kind: f"file:///reg/objectstore/demo/home/{kind}/{v}.json" for kind, v in versions.items()}
     return lambda target, tenant, surface: Manifest(1, tenant, surface, current, updated_at)
@@ -312,7 +312,7 @@ def test_without_our_audit_records_a_repoint_says_a_rollback_is_not_ruled_out(ta
 
 def test_an_unreadable_manifest_makes_the_timeline_a_warning(target, client):
     """A manifest that cannot be parsed: warn naming it, the publishes still shown."""
-    from recsys_checks.errors import BadInput
+    from recsys_checks.core.errors import BadInput
 
     def broken(target, tenant, surface):
         raise BadInput("manifest for demo/home is invalid: not JSON")
@@ -340,7 +340,7 @@ def test_the_manifest_is_read_once_per_surface(target, client):
 
 def test_the_default_reader_reads_the_manifest_from_the_registry(target, client):
     """Without injected readers: a manifest file in the target's registry naming an old version gives the row."""
-    from recsys_checks.manifest import Manifest, manifest_bytes
+    from recsys_checks.judge.registry.manifest import Manifest, manifest_bytes
 
     path = file_path(target.manifest_uri("demo", "home"))
     path.parent.mkdir(parents=True)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks import audit, manifest
-from recsys_checks.cli import main
-from recsys_checks.config import Target
-from recsys_checks.store import TargetStores
-from recsys_checks.timeline import check_timeline
+from recsys_checks.cli.commands import main
+from recsys_checks.judge import auditlog
+from recsys_checks.judge import auditlog as audit
+from recsys_checks.judge.timeline import check_timeline
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import TargetStores
 
 NOW = datetime(2026, 1, 12, 12, 0, tzinfo=UTC)
 
@@ -25,7 +26,7 @@ def _target(root: Path) -> Target:
 def _write(root: Path, count: int, every: timedelta, *, scope: str = "home", broken_before: datetime | None = None,
            ) -> list[str]:
     """``count`` cache-invalidation records of demo/``scope``, one each ``every`` back from NOW, named as
-    recsys_checks.audit names them; those older than ``broken_before`` are not JSON at all."""
+    recsys_checks.judge.auditlog names them; those older than ``broken_before`` are not JSON at all."""
     folder = root / "registry" / "audit" / "demo" / scope
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -60,7 +61,7 @@ def test_since_prunes_by_name_before_anything_is_read(tmp_path, monkeypatch):
 
 def test_the_cap_reads_the_newest_and_counts_the_rest_of_the_window(tmp_path):
     _write(tmp_path, 30, timedelta(minutes=1))
-    docs = manifest.read_audit(_target(tmp_path), "demo", "home", since=NOW - timedelta(hours=1), limit=10)
+    docs = auditlog.read_audit(_target(tmp_path), "demo", "home", since=NOW - timedelta(hours=1), limit=10)
     assert [d["why"] for d in docs] == [f"record {n}" for n in range(10)]
     assert docs.left_out == 20
     everything = audit.read(_target(tmp_path), "demo", "home", limit=None)

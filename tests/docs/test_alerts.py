@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recsys_checks.runbook import load_all
+from recsys_checks.runbooks.spec import load_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "observability" / "alerts.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.cli import build_parser
+from recsys_checks.cli.commands import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -98,7 +98,7 @@ def test_every_fault_is_in_the_local_stack_reference_with_its_runbook():
 
 def test_every_environment_variable_the_checks_read_is_documented():
     """Each RECSYS_* / AWS_* variable read by recsys_checks appears in the environment reference."""
-    source = "\n".join(p.read_text() for p in (ROOT / "recsys_checks").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "recsys_checks").rglob("*.py"))
     names = set(re.findall(r"(?:\.get\(|environ\[)\"((?:RECSYS|AWS)_[A-Z0-9_]+)\"", source))
     text = (DOCS / "reference" / "environment.md").read_text()
     missing = sorted(n for n in names if n not in text)

@@ -1,5 +1,5 @@
 """An unreachable service or store is exit 2 ("could not look") for the commands the reference says so of, as the
-rule of `recsys_checks.cli.EXIT_CODES` (from which the reference table is generated) states."""
+rule of `recsys_checks.core.results.EXIT_CODES` (from which the reference table is generated) states."""
 
 from __future__ import annotations
 

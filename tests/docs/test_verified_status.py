@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.runbook import load_spec
+from recsys_checks.runbooks.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.errors import Unreachable
-from recsys_checks.health import check_health
-from recsys_checks.manifest import check_manifest
-from recsys_checks.probe import check_recommendations
-from recsys_checks.store import S3Store
+from recsys_checks.core.errors import Unreachable
+from recsys_checks.judge.registry.manifest import check_manifest
+from recsys_checks.judge.serving.health import check_health
+from recsys_checks.judge.serving.probe import check_recommendations
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import S3Store
 
 from .peerkit import echo, html, not_found_html, peer, silent, trickle
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from recsys_checks.errors import InvalidObject, Unreachable
-from recsys_checks.store import S3Store, etag_of
+from recsys_checks.core.errors import InvalidObject, Unreachable
+from recsys_checks.reach.store import S3Store, etag_of
 
 from .peerkit import peer
 
@@ -84,7 +84,7 @@ def test_a_body_cut_short_is_unreachable_not_a_traceback():
 def test_without_credentials_anywhere_the_read_says_what_to_set(monkeypatch):
     """No keys given and none in the default chain: building the store asks nothing; the read is bad input that
     names the two variables, and no request reaches the endpoint."""
-    from recsys_checks.errors import BadInput
+    from recsys_checks.core.errors import BadInput
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

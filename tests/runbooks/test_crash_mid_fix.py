@@ -17,9 +17,10 @@ import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
-from recsys_checks import audit
-from recsys_checks.config import Target
-from recsys_checks.store import TargetStores
+from recsys_checks.judge import auditlog
+from recsys_checks.levers import audit
+from recsys_checks.reach.settings import Target
+from recsys_checks.reach.store import TargetStores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import drills  # noqa: E402
@@ -54,7 +55,7 @@ def test_a_fix_killed_at_any_point_is_finished_by_the_next_run(point, tmp_path):
         target = Target.from_env(stack.env)
         with TargetStores(target) as st:
             assert audit.pending(st, target, "demo", "home") == []
-        records = audit.read(target, "demo", "home")
+        records = auditlog.read(target, "demo", "home")
         assert records and all(r.get("state") in ("applied", "abandoned") for r in records), records
         rollbacks = [r for r in records if r.get("action") == "manifest.rollback" and r.get("state") == "applied"]
         assert len(rollbacks) == 1, records

@@ -15,7 +15,7 @@ import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
-from recsys_checks.runbook import load_all
+from recsys_checks.runbooks.spec import load_all  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import drills  # noqa: E402

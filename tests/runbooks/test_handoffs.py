@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.probe import UNREAD_CAUSES
-from recsys_checks.results import CheckResult
-from recsys_checks.runbook import load_all, load_spec
-from recsys_checks.runrecord import RunbookRun
+from recsys_checks.core.results import CheckResult
+from recsys_checks.judge.serving.probe import UNREAD_CAUSES
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks.run import RunbookRun
+from recsys_checks.runbooks.spec import load_all, load_spec
 
 SERVING = ("empty-recs", "rollback-config-rules", "rollback-manifest", "service-not-ready", "stale-manifest")
 PROBE_CAUSES = ("empty_artifact", "missing_blob", "no_popularity", "artifact_invalid", "artifact_incompatible",

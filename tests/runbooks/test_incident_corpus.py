@@ -26,9 +26,9 @@ import httpx
 import pytest
 from stackfixture import running_stack
 
-from recsys_checks.config import Target
-from recsys_checks.runbook import load_spec, resolve_function
-from recsys_checks.runrecord import RunbookRun
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks.run import RunbookRun
+from recsys_checks.runbooks.spec import load_spec, resolve_function
 
 K = 10
 MAX_AGE = timedelta(hours=26)

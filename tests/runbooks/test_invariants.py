@@ -1,4 +1,4 @@
-"""The invariants of recsys_checks.invariants, each firing and quiet (pure functions, no network)."""
+"""The invariants of recsys_checks.judge.invariants, each firing and quiet (pure functions, no network)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from recsys_checks.invariants import (
+from recsys_checks.judge.invariants import (
     MAX_HIDDEN_SHARE,
     WINDOW_AHEAD,
     age_finding,

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from notebookkit import replace_cell
 
-from recsys_checks import execute
-from recsys_checks.cli import main
-from recsys_checks.config import Target
-from recsys_checks.results import ActionResult, CheckResult, Plan
-from recsys_checks.runbook import notebooks_dir, runbooks_dir
-from recsys_checks.runrecord import RECORD_MAX_ROWS, RecordNotWritten, Remedy, RunbookRun, write_atomic
-from recsys_checks.steps import fix
+from recsys_checks.cli.commands import main
+from recsys_checks.core.results import ActionResult, CheckResult, Plan
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks import runner as execute
+from recsys_checks.runbooks.remedy import Remedy
+from recsys_checks.runbooks.run import RECORD_MAX_ROWS, RecordNotWritten, RunbookRun, write_atomic
+from recsys_checks.runbooks.spec import notebooks_dir, runbooks_dir
+from recsys_checks.runbooks.steps import fix
 
 BEFORE = "file:///store/objectstore/demo/home/popularity/" + "a" * 64 + ".json"
 AFTER = "file:///store/objectstore/demo/home/popularity/" + "b" * 64 + ".json"
@@ -149,8 +150,8 @@ def test_an_out_folder_gone_during_the_run_is_exit_1_with_the_outputs_kept_and_n
 
 FULL_DISK_FIX = """
 import errno, os
-from recsys_checks.results import ActionResult, Plan
-from recsys_checks.runrecord import Remedy
+from recsys_checks.core.results import ActionResult, Plan
+from recsys_checks.runbooks.run import Remedy
 
 def applied(r):
     plan = Plan("manifest.rollback", "demo/home", '"e"', [{"what": "current.popularity", "kind": "popularity",

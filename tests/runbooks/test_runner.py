@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from notebookkit import replace_cell
 
-from recsys_checks.errors import BadInput
-from recsys_checks.execute import OutputRefused, run_runbook
-from recsys_checks.runbook import notebooks_dir, runbooks_dir
+from recsys_checks.core.errors import BadInput
+from recsys_checks.runbooks.runner import OutputRefused, run_runbook
+from recsys_checks.runbooks.spec import notebooks_dir, runbooks_dir
 
 SECRET = "not-a-real-key-5f2b9c"
 
@@ -155,8 +155,8 @@ def test_execute_on_a_protected_deployment_needs_its_name_confirmed(offline, mon
         assert not (offline / "out").exists()
     monkeypatch.setenv("RECSYS_DEPLOYMENT", "prod-eu")
     monkeypatch.setenv("RECSYS_DEPLOYMENT_PROTECTED", "true")
-    from recsys_checks.execute import check_parameters
-    from recsys_checks.runbook import load_spec
+    from recsys_checks.runbooks.runner import check_parameters
+    from recsys_checks.runbooks.spec import load_spec
 
     params = check_parameters(load_spec("empty-recs"), {"confirm": "prod-eu"}, execute=True)
     assert params["execute"] is True and params["confirm"] == "prod-eu"

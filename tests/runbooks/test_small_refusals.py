@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from stackfixture import StackHandle
 
-from recsys_checks.config import Target
-from recsys_checks.errors import BadInput
-from recsys_checks.results import CheckResult
-from recsys_checks.runbook import load_spec, parse_spec, resolve_function
-from recsys_checks.runrecord import RunbookRun
-from recsys_checks.steps import evaluation, serving
+from recsys_checks.core.errors import BadInput
+from recsys_checks.core.results import CheckResult
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks.run import RunbookRun
+from recsys_checks.runbooks.spec import load_spec, parse_spec, resolve_function
+from recsys_checks.runbooks.steps import evaluation, serving
 
 
 def _cli(args: list, tmp_path: Path) -> subprocess.CompletedProcess:

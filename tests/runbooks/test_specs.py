@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recsys_checks import notebook
-from recsys_checks.errors import BadInput
-from recsys_checks.runbook import load_all, load_spec, notebooks_dir, runbooks_dir
+from recsys_checks.core.errors import BadInput
+from recsys_checks.runbooks import notebook
+from recsys_checks.runbooks.spec import load_all, load_spec, notebooks_dir, runbooks_dir
 from recsys_stack.faults import FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]

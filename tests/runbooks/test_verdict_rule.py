@@ -1,4 +1,4 @@
-"""The verdict rule (recsys_checks.verdict.decide) as a truth table over step outcomes, on a spec of each shape."""
+"""The verdict rule (recsys_checks.runbooks.verdict.decide) as a truth table over step outcomes, on a spec of each shape."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.results import CheckResult
-from recsys_checks.runrecord import Remedy, RunbookRun
-from recsys_checks.steps import fix
-from recsys_checks.verdict import VERDICTS, decide
+from recsys_checks.core.results import CheckResult
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks.remedy import Remedy
+from recsys_checks.runbooks.run import RunbookRun
+from recsys_checks.runbooks.steps import fix
+from recsys_checks.runbooks.verdict import VERDICTS, decide
 
 OK, FAIL, UNREAD, ABSENT = "ok", "fail", "unread", "absent"
 
@@ -142,7 +143,7 @@ def test_verify_steps_do_not_run_without_an_applied_fix(tmp_path):
 def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
     """The plan must be made against the manifest the diagnosis read; another state is Moved, unless a version was
     named (then the request is acted on); the probe's and the checks' document versions must agree for a revert."""
-    from recsys_checks.results import Plan
+    from recsys_checks.core.results import Plan
 
     run = _run(tmp_path)
     run.results["manifest-status"] = CheckResult("manifest.status", "fail", "bad", {}, '"etag-a"')

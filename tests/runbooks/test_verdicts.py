@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys_checks.config import Target
-from recsys_checks.results import ActionResult, CheckResult, Plan
-from recsys_checks.runrecord import Remedy, RunbookRun, changes_of, decide
-from recsys_checks.steps import fix, pipelines, serving
+from recsys_checks.core.results import ActionResult, CheckResult, Plan
+from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks.remedy import Remedy
+from recsys_checks.runbooks.run import RunbookRun, changes_of
+from recsys_checks.runbooks.steps import fix, pipelines, serving
+from recsys_checks.runbooks.verdict import decide
 
 
 def _run(runbook_id: str, tmp_path: Path, **params) -> RunbookRun:
@@ -337,7 +339,7 @@ def test_the_job_log_step_reads_a_suite_log_and_quotes_the_detail(tmp_path):
 
 # --- evaluation ----------------------------------------------------------------------------------------------------
 
-from recsys_checks.steps import evaluation  # noqa: E402
+from recsys_checks.runbooks.steps import evaluation  # noqa: E402
 
 
 def _quality(**data) -> CheckResult:

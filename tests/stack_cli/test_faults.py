@@ -247,7 +247,7 @@ def observe_not_ready(handle: StackHandle, saved: Saved) -> None:
 def observe_eval(expect: str, trusted: bool = False) -> Callable[[StackHandle, Saved], None]:
     """An evaluation fault writes a dataset under ROOT/eval/; the checks find ``expect`` in it."""
     def observe(handle: StackHandle, saved: Saved) -> None:
-        from recsys_checks.evaluation import check_eval_quality
+        from recsys_checks.judge.evaluation.quality import check_eval_quality
         from recsys_stack.evalgen import EXPERIMENT_ID
         from recsys_stack.faults import eval_dir
 
@@ -443,9 +443,9 @@ def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack:
     """Behind a proxy that holds every request for ten minutes, freshness raises Unreachable within its timeout."""
     if fault_stack.info["store"] != "s3":
         pytest.skip("slow-store needs the S3 store")
-    from recsys_checks.config import Target
-    from recsys_checks.errors import Unreachable
-    from recsys_checks.freshness import check_freshness
+    from recsys_checks.core.errors import Unreachable
+    from recsys_checks.judge.registry.freshness import check_freshness
+    from recsys_checks.reach.settings import Target
     from recsys_stack.processes import client_env, read_secrets
 
     try:

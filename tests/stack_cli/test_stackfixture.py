@@ -6,7 +6,7 @@ import httpx
 import pytest
 from stackfixture import StackHandle
 
-from recsys_checks.config import Target
+from recsys_checks.reach.settings import Target
 
 
 @pytest.mark.stack

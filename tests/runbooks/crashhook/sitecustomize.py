@@ -9,7 +9,7 @@ _POINT = os.environ.get("CRASH_POINT")
 if _POINT:
     import signal
 
-    from recsys_checks import service, store
+    from recsys_checks.reach import service, store
 
     def _die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)

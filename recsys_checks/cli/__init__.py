@@ -1,0 +1,1 @@
+"""The command line on top: ``recsys-checks`` and how results are printed for a person or a machine."""

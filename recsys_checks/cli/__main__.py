@@ -1,0 +1,7 @@
+"""``python -m recsys_checks.cli.commands``: the same as ``recsys-checks``."""
+
+import sys
+
+from recsys_checks.cli.commands import main
+
+sys.exit(main())

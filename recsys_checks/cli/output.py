@@ -1,0 +1,188 @@
+"""Rendering results for a person (tables, colour on a terminal, plain when piped) or a machine (JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
+
+from recsys_checks.core import jsonio
+from recsys_checks.core.render import _age, _cell, _human, _label, render_action, render_check, use_colour
+from recsys_checks.core.results import ActionResult, CheckResult, worst
+from recsys_checks.core.results import exit_code as code_of
+from recsys_checks.reach.settings import redact_environment
+
+_MAX_CELL = 72
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# What a person sees of each check at a glance: a few fields and the columns that matter. ``--json`` has everything.
+VIEWS: dict[str, dict[str, Any]] = {
+    "manifest.status": {"fields": ["condition", "updated_at", "age_seconds", "problems", "notes"],
+                        "tables": {"artifacts": ["kind", "version", "status", "items", "window_start", "window_end",
+                                                 "summary"]}},
+    "manifest.history": {"fields": ["manifest_state", "record_problems", "warnings"],
+                         "tables": {"versions": ["kind", "version", "window_end", "built_at", "current", "valid",
+                                                 "rollback_target", "items", "problems"]}},
+    "freshness": {"fields": ["registry", "mode", "counts"],
+                  "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "window_end",
+                                      "summary"]}},
+    "recs.probe": {"fields": ["cause", "runbook", "config_version", "rules_version", "warnings", "problem"],
+                   "tables": {"items": ["rank", "item_id", "score"]}},
+    "recs.served_vs_published": {"fields": ["verdict", "served_version", "manifest_version", "manifest_age_seconds"],
+                                 "tables": {}},
+    "config.show": {"fields": ["version", "document"], "tables": {}},
+    "rules.show": {"fields": ["version", "document"], "tables": {}},
+    "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
+    "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
+    "eval.quality": {"fields": ["trusted", "decision", "trust_problems", "outcome_join_rate", "assignment_join_rate",
+                                "exposure_join_rate", "duplicates", "notes"],
+                     "tables": {"lines": ["kind", "file", "lines", "good", "bad"],
+                                "bad_lines": ["file", "line", "problem"],
+                                "variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
+                                "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
+                                               "pass_error_rate", "pass_empty_rate"],
+                                "impossible": ["check", "count", "detail", "examples"]}},
+    "eval.report": {"fields": ["trusted", "decision", "reported_decision", "trust_problems", "mode", "run_id",
+                               "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "notes"],
+                    "tables": {"variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
+                               "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
+                                              "pass_error_rate", "pass_empty_rate"],
+                               "impossible": ["check", "detail"]}},
+    "hold.status": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
+    "hold.verify": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
+    "timeline": {"fields": ["since", "sources", "problems"],
+                 "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
+}
+
+
+def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> dict[str, Any]:
+    """What ``--json`` prints: always one object.
+
+    One result is printed as its own object (``check``, ``status``, ``summary``, ``data``... or an action's
+    ``status``, ``summary``, ``plan``...). Several results are wrapped in an envelope: ``status`` (the most severe
+    status of the checks among them), ``exit_code`` (the command's) and ``results`` (each result's object, in order).
+    """
+    if len(results) == 1:
+        return results[0].to_dict()
+    return {
+        "status": worst([r.status for r in results if isinstance(r, CheckResult)]),
+        "exit_code": exit_code,
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None, *,
+         exit_code: int | None = None) -> None:
+    """Print ``results``; any credential of the environment that a peer echoed into them is masked.
+
+    ``exit_code`` is the command's, for the ``--json`` envelope of several results (default: what
+    :func:`recsys_checks.core.results.exit_code` gives for ``results``).
+    """
+    stream = stream or sys.stdout
+    if as_json:
+        if exit_code is None:
+
+            exit_code = code_of(results)
+        text = jsonio.dumps(json_document(results, exit_code), indent=2, default=str) + "\n"
+    else:
+        colour = use_colour(stream)
+        blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)
+                  for r in results]
+        text = "\n\n".join(blocks) + "\n"
+    stream.write(redact_environment(text))
+
+
+_SAMPLE_ROWS = 200
+
+
+def _json_lines(value: Any, indent: str) -> str:
+    """``value`` as indented JSON whose lines after the first start with ``indent`` (to nest it in a document)."""
+    return json.dumps(value, indent=2, default=str).replace("\n", "\n" + indent)
+
+
+def _stream_cell(key: str, value: Any) -> str:
+    """:func:`_cell` of :func:`_human` for the plain values of streamed rows, cheaply (a fleet has many)."""
+    if value is None:
+        return "-"
+    if key.endswith("age_seconds"):
+        return _age(value)
+    if type(value) is str and len(value) != 64:
+        return value if len(value) <= _MAX_CELL else value[: _MAX_CELL - 1] + "…"
+    return _cell(_human(key, value))
+
+
+def emit_stream(
+    rows: Iterable[dict[str, Any]],
+    finish: Callable[[], CheckResult],
+    fmt: str = "text",
+    stream: TextIO | None = None,
+) -> CheckResult:
+    """Write a check whose rows arrive one by one, then its result; hold no more than a sample of rows.
+
+    ``fmt``: ``text`` (a table, its column widths taken from the first rows, then the result as
+    :func:`render_check` shows it), ``json`` (one document, as :func:`emit` writes it, with the rows under
+    ``data.rows``) or ``jsonl`` (one line per row, then one line with the result, the only line with a ``check``
+    key). Nothing is written before the first row arrives, so an error raised by the listing leaves no output.
+    """
+    stream = stream or sys.stdout
+    count = 0
+    if fmt == "jsonl":
+        for row in rows:
+            stream.write(json.dumps(row, default=str) + "\n")
+        result = finish()
+        stream.write(json.dumps(result.to_dict(), default=str) + "\n")
+        return result
+    if fmt == "json":
+        for row in rows:
+            if count == 0:
+                stream.write('{\n  "data": {\n    "rows": [\n      ')
+            else:
+                stream.write(",\n      ")
+            stream.write(_json_lines(row, "      "))
+            count += 1
+        result = finish()
+        doc = result.to_dict()
+        data = dict(doc.pop("data"))
+        data.pop("rows", None)
+        stream.write('{\n  "data": {\n    "rows": [],' if count == 0 else "\n    ],")
+        stream.write(",".join(f"\n    {json.dumps(k)}: {_json_lines(v, '    ')}" for k, v in data.items()))
+        stream.write("\n  },")
+        stream.write(",".join(f"\n  {json.dumps(k)}: {_json_lines(v, '  ')}" for k, v in doc.items()))
+        stream.write("\n}\n")
+        return result
+    columns = (VIEWS.get("freshness") or {}).get("tables", {}).get("rows") or []
+    sample: list[list[str]] = []
+    widths: list[int] = []
+
+    layout: list[str] = []
+
+    def line(cells: list[str]) -> str:
+        return layout[0].format(*cells).rstrip() + "\n"
+
+    def start() -> None:
+        widths[:] = [max(len(_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
+        layout[:] = ["  " + "  ".join(f"{{:<{w}}}" for w in widths)]
+        stream.write("  rows:\n")
+        stream.write(line([_label(c).upper() for c in columns]))
+        stream.write(line(["-" * w for w in widths]))
+        for cells in sample:
+            stream.write(line(cells))
+
+    for row in rows:
+        cells = [_stream_cell(c, row.get(c)) for c in columns]
+        count += 1
+        if widths:
+            stream.write(line(cells))
+            continue
+        sample.append(cells)
+        if len(sample) >= _SAMPLE_ROWS:
+            start()
+    if sample and not widths:
+        start()
+    result = finish()
+    stream.write(render_check(result, use_colour(stream)) + "\n")
+    return result

@@ -1,0 +1,96 @@
+"""What `recsys-checks runbook list|show|run` print: tables for a person, JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from recsys_checks.core.render import table
+from recsys_checks.runbooks.spec import RunbookSpec
+
+_VERDICT_LINE = {"healthy": "nothing wrong found", "mitigated": "found, fixed and verified",
+                 "action-required": "found, not fixed", "inconclusive": "could not see everything it checks",
+                 "failed": "the runbook could not run"}
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def print_list(specs: list[RunbookSpec], as_json: bool) -> int:
+    rows = [{"id": s.id, "layer": s.layer, "title": s.title,
+             "drills": ", ".join(dict.fromkeys(d.fault for d in s.drills))} for s in specs]
+    if as_json:
+        _write(json.dumps({"runbooks": rows}, indent=2))
+    else:
+        _write(table(rows, ["id", "layer", "title", "drills"]))
+    return 0
+
+
+def spec_dict(spec: RunbookSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id, "title": spec.title, "layer": spec.layer, "summary": spec.summary,
+        "symptoms": list(spec.symptoms), "alerts": list(spec.alerts),
+        "parameters": [{"name": p.name, "type": p.type, "default": p.default, "help": p.help,
+                        **({"min": p.minimum} if p.minimum is not None else {}),
+                        **({"max": p.maximum} if p.maximum is not None else {})}
+                       for p in spec.parameters.values()],
+        "steps": [{"id": s.id, "title": s.title, "role": s.role, "mutates": s.mutates, "function": s.function,
+                   "command": s.command} for s in spec.steps],
+        "decision": list(spec.decision), "verification": spec.verification,
+        "drills": [{"fault": d.fault, "stores": list(d.stores), "dry_run": d.dry_run.verdict,
+                    "execute": d.execute.verdict} for d in spec.drills],
+    }
+
+
+def print_spec(spec: RunbookSpec, as_json: bool) -> int:
+    if as_json:
+        _write(json.dumps(spec_dict(spec), indent=2, default=str))
+        return 0
+    lines = [f"{spec.id}: {spec.title} ({spec.layer})", "", spec.summary, "", "symptoms:"]
+    lines += [f"  - {s}" for s in spec.symptoms]
+    lines += ["", "parameters (-p NAME=VALUE):"]
+    lines.append(table([{"name": p.name, "type": p.described_type, "default": repr(p.default), "help": p.help}
+                        for p in spec.parameters.values()], ["name", "type", "default", "help"]))
+    lines += ["", "steps:"]
+    for n, s in enumerate(spec.steps, 1):
+        mark = "  (mutates: dry run unless --execute)" if s.mutates else ""
+        lines.append(f"  {n}. {s.title} [{s.role}]{mark}")
+        if s.command:
+            lines.append(f"     $ {s.command}")
+    lines += ["", f"run it: recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home  [--execute]"]
+    _write("\n".join(lines))
+    return 0
+
+
+def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> None:
+    if as_json:
+        _write(json.dumps(run_record, indent=2, default=str))
+        return
+    verdict = str(run_record.get("verdict"))
+    head = f"{run_record.get('runbook')}: {verdict.upper()} ({_VERDICT_LINE.get(verdict, '')})"
+    if run_record.get("cause"):
+        head += f", cause {run_record['cause']}"
+    lines = [head]
+    if run_record.get("next_action"):
+        lines.append(f"  next: {run_record['next_action']}")
+    for unread in run_record.get("unread") or []:
+        lines.append(f"  could not read: {unread.get('step')}: {unread.get('what')}")
+    rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),
+             "summary": s.get("summary")} for s in run_record.get("steps") or []]
+    if rows:
+        lines.append(table(rows, ["step", "role", "status", "seconds", "summary"]))
+    for change in run_record.get("changed") or []:
+        what = change.get("what")
+        if change.get("action") == "command":
+            lines.append(f"  ran: {what} (exit {change.get('exit_code')})")
+        else:
+            lines.append(f"  changed: {change.get('action')} {what}: {change.get('before')} -> {change.get('after')}"
+                         + (f" (audit record {change['audit']})" if change.get("audit") else ""))
+    if run_record.get("failure"):
+        lines.append(f"  failed at: {run_record['failure'].get('cell')}: {run_record['failure'].get('error')}")
+    lines.append(f"  notebook:   {out / (str(run_record.get('runbook')) + '.ipynb')}")
+    lines.append(f"  run record: {out / (str(run_record.get('runbook')) + '.result.json')}")
+    _write("\n".join(lines))

@@ -1,0 +1,172 @@
+"""Audit records of applied actions: who, when, why, runbook, before, after and the plan hash.
+
+One object per applied action, under ``<registry>/audit/<tenant>/<scope>/`` in the same store as the registry, written
+create-only (S3 ``If-None-Match``; a hard link for files) and never rewritten: S3 has no append, and an audit trail
+that can be edited is not one. ``scope`` is the surface for surface-level actions (manifest rollback, a cache
+invalidation of one surface) and :data:`TENANT_SCOPE` for tenant-wide ones (config and rules reverts, invalidations
+of every surface). The service keeps its own audit log of config, rules and cache changes as well.
+
+The trail survives a crash at any point. Before the change, an *intent* ``<name>.intent.json`` is written with what
+the change expects to find afterwards (the manifest's new ETag, the document's new version); after the change, the
+record ``<name>.json`` completes it. A process killed in between leaves an intent without a record; the next action
+on the same scope *settles* it from evidence that does not move: an intent whose change is visible now, or whose
+result a later action of ours planned against, or (config and rules) whose result the service's own audit log shows
+written, is completed as ``applied`` at once; one whose change did not happen (the world is as the plan saw it and
+nothing shows it landed) as ``abandoned``, and one that nothing can tell as ``unknown``. Those two wait until the
+intent is older than :data:`SETTLE_GRACE`: a younger one may belong to an action still running in another process.
+
+Config and rules reverts change the service only, so they do not need the registry: when none is configured
+(``RECSYS_ARTIFACT_MANIFEST_TEMPLATE`` unset) or it cannot be read or written, their intent and record go to a local
+folder laid out the same way, ``<dir>/audit/<tenant>/_tenant/``, written create-only as well (see :func:`place_for_service_change`):
+``RECSYS_AUDIT_DIR`` when set, else the caller's default (a runbook run's folder), else :data:`DEFAULT_AUDIT_DIR` in
+the working directory. They never write to the suite's default bucket, which nobody named. Manifest rollbacks and
+holds act on the registry and keep needing it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recsys_checks.core import jsonio
+from recsys_checks.core.errors import InvalidObject, NotFound
+from recsys_checks.core.results import Plan
+from recsys_checks.reach.settings import (
+    Target,
+    local_audit_dir,
+    prove_under,
+    safe_segment,
+)
+from recsys_checks.reach.store import TargetStores
+
+TENANT_SCOPE = "_tenant"
+INTENT_SUFFIX = ".intent.json"
+# The local audit folder of the plain CLI when RECSYS_AUDIT_DIR is not set, relative to the working directory.
+DEFAULT_AUDIT_DIR = "recsys-audit"
+
+
+def audit_prefix(target: Target, tenant: str, scope: str, *, root: str | None = None) -> str:
+    """URI prefix of the audit objects of one tenant and scope (raises BadInput when it cannot be placed).
+
+    ``root``: the root to place them under instead of the registry's (a local audit folder, see :class:`Place`)."""
+    root = root or target.audit_root()
+    return prove_under(f"{root}/audit/{safe_segment(tenant, 'tenant')}/{safe_segment(scope, 'scope')}/", root + "/")
+
+
+def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime, *, root: str | None = None) -> str:
+    """Where the audit object of ``plan`` applied at ``now`` goes: sortable by time (to the microsecond, so that the
+    same plan applied twice in one second, e.g. a cache invalidation, gets two records), unique per plan."""
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond:06d}Z"
+    return audit_prefix(target, tenant, scope, root=root) + f"{stamp}-{plan.plan_hash[:12]}.json"
+
+
+def local_root_to_read(target: Target) -> str | None:
+    """The local audit folder readers include: ``RECSYS_AUDIT_DIR`` when set, else :data:`DEFAULT_AUDIT_DIR` when
+    it exists in the working directory; None otherwise."""
+    if target.audit_dir:
+        return local_root(target)
+    return local_root(target) if Path(DEFAULT_AUDIT_DIR).is_dir() else None
+
+
+def record_uri(intent_uri: str) -> str:
+    """The URI of the record that completes ``intent_uri``."""
+    return intent_uri.removesuffix(INTENT_SUFFIX) + ".json"
+
+
+def _load(stores: TargetStores, uri: str) -> dict[str, Any]:
+    try:
+        data, _ = stores.get(uri)
+        doc = jsonio.loads(data)
+    except (NotFound, InvalidObject, ValueError, UnicodeDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+# The most audit records one read parses for one scope: the newest, within the reader's window. A reader of a longer
+# trail says how many it left out (AuditRecords.left_out); `recsys-checks timeline --max-audit-records` raises it.
+MAX_AUDIT_RECORDS = 5000
+
+
+class AuditRecords(list):
+    """Audit records as :func:`read` returns them, newest first; ``left_out`` counts the older records within the
+    window that the cap left unread (0 when none was)."""
+
+    left_out: int = 0
+
+
+def _stamp(key: str) -> str | None:
+    """``YYYYmmddTHHMMSS`` of an audit object's name ``<YYYYmmddTHHMMSS[.ffffff]Z>-<plan12>.json`` (the time it was
+    written, as its ``when``), None for a name not in that form."""
+    head = key[:15]
+    if len(key) > 16 and head[8] == "T" and (head[:8] + head[9:]).isascii() and (head[:8] + head[9:]).isdigit():
+        return head
+    return None
+
+
+def read(target: Target, tenant: str, scope: str, *, stores: TargetStores | None = None,
+         root: str | None = None, since: datetime | None = None,
+         limit: int | None = MAX_AUDIT_RECORDS) -> AuditRecords:
+    """The audit records of one tenant and scope, newest first, each with its ``uri``; unreadable ones flagged.
+
+    Intents are not records: a completed one has its record, a pending one is listed by :func:`pending`. ``root``:
+    read a local audit folder instead of the registry. The names sort by time, so the folder is pruned by name
+    before anything is read: ``since`` leaves out records written before it (to the second), and only the newest
+    ``limit`` of the rest are read and parsed (None: all), the others counted in ``left_out``. Memory and time
+    follow the window, not the folder.
+    """
+    import heapq
+
+    prefix = audit_prefix(target, tenant, scope, root=root)
+    floor = since.astimezone(UTC).strftime("%Y%m%dT%H%M%S") if since is not None else None
+    st = stores or TargetStores(target)
+    try:
+        newest: list[str] = []  # all keys in the window, or a min-heap of the newest `limit`
+        within = 0
+        for key in st.walk(prefix):
+            if not key.endswith(".json") or key.endswith(INTENT_SUFFIX):
+                continue
+            if floor is not None and (stamp := _stamp(key)) is not None and stamp < floor:
+                continue
+            within += 1
+            if limit is None or len(newest) < limit:
+                heapq.heappush(newest, key) if limit is not None else newest.append(key)
+            elif key > newest[0]:
+                heapq.heapreplace(newest, key)
+        out = AuditRecords()
+        out.left_out = within - len(newest)
+        for key in sorted(newest, reverse=True):
+            uri = prefix + key
+            try:
+                data, _ = st.get(uri)
+                doc = jsonio.loads(data)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                doc["uri"] = uri
+            except (NotFound, InvalidObject, ValueError, UnicodeDecodeError) as exc:
+                doc = {"uri": uri, "error": f"unreadable audit record {uri}: {exc}"}
+            out.append(doc)
+        return out
+    finally:
+        if stores is None:
+            st.close()
+
+
+def read_audit(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None,
+               since: datetime | None = None, limit: int | None = MAX_AUDIT_RECORDS) -> list[dict[str, Any]]:
+    """The audit objects of a surface's actions, newest first, each with its ``uri``: those written since ``since``
+    (default: all), at most the newest ``limit`` (see :func:`read`)."""
+    return read(target, safe_segment(tenant, "tenant"), safe_segment(surface, "surface"), stores=stores,
+                      since=since, limit=limit)
+
+
+def local_root(target: Target, default_dir: str | os.PathLike[str] | None = None) -> str:
+    """The ``file://`` root of the local audit folder: ``RECSYS_AUDIT_DIR``, else ``default_dir``, else
+    :data:`DEFAULT_AUDIT_DIR` in the working directory (BadInput when it cannot be a folder)."""
+    if target.audit_dir:
+        path = local_audit_dir(target.audit_dir)
+    else:
+        given = os.fspath(default_dir) if default_dir is not None else DEFAULT_AUDIT_DIR
+        path = local_audit_dir(given, "the audit folder")
+    return "file://" + path.rstrip("/")  # literal, as the stores read file URIs (no percent-encoding)

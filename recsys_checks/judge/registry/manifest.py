@@ -1,0 +1,363 @@
+"""The manifest v1 — the pointer that is shipped and rolled back: its model, how it is read, and its status.
+
+A manifest names, per artifact kind, the blob the service serves for one (tenant, surface). Rollback moves that
+pointer only (records and blobs are append-only), after validating the target, with compare-and-swap on the
+manifest's ETag, and leaves one audit object per applied change under ``<registry>/audit/<tenant>/<surface>/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from recsys_checks.core import jsonio
+from recsys_checks.core.errors import BadInput, ChecksError, InvalidObject, NotFound
+from recsys_checks.core.results import CheckResult
+from recsys_checks.core.timefmt import age_text, parse_seconds_z, parse_time
+from recsys_checks.judge.invariants import WINDOW_AHEAD, age_finding, future_finding, item_drop_finding, time_findings
+from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
+from recsys_checks.judge.registry.hold import check_hold
+from recsys_checks.judge.registry.version_records import load_version_records
+from recsys_checks.reach.settings import Target, safe_segment
+from recsys_checks.reach.store import TargetStores
+
+__all__ = ["DEFAULT_MAX_AGE", "CurrentManifest", "Manifest", "check_manifest", "manifest_bytes", "parse_manifest",
+           "read_current"]
+
+# A daily pipeline runs at 01:00-02:00 UTC for the previous day: 24 h between publishes plus 2 h of slack.
+DEFAULT_MAX_AGE = timedelta(hours=26)
+_FIELDS = ("v", "tenant", "surface", "current", "updated_at")
+_FIELD_SET = frozenset(_FIELDS)
+# A daily window [D, D+1) is published after D+1 00:00: its end trails the publish by the pipeline's lag.
+WINDOW_LAG = timedelta(hours=6)
+# How many earlier versions the item-count comparison tries before giving up on finding a valid one.
+_DROP_LOOKBACK = 3
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Manifest v1: exactly these five fields."""
+
+    v: int
+    tenant: str
+    surface: str
+    current: dict[str, str] = field(default_factory=dict)
+    updated_at: str = ""
+
+    @functools.cached_property
+    def updated_at_dt(self) -> datetime:
+        return parse_seconds_z(self.updated_at, "updated_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "tenant": self.tenant,
+            "surface": self.surface,
+            "current": {k: self.current[k] for k in sorted(self.current)},
+            "updated_at": self.updated_at,
+        }
+
+
+def parse_manifest(data: bytes | str) -> Manifest:
+    """Parse a manifest strictly as v1; :class:`BadInput` names the field that is wrong."""
+    doc = jsonio.load_object(data, "manifest")
+    if doc.keys() != _FIELD_SET:
+        extra = sorted(set(doc) - _FIELD_SET)
+        if extra:
+            raise BadInput(f"manifest has unknown field {extra[0]!r} (v1 allows only {', '.join(_FIELDS)})")
+        for name in _FIELDS:
+            if name not in doc:
+                raise BadInput(f"manifest is missing field {name!r}")
+    v = doc["v"]
+    if type(v) is not int or v != 1:
+        raise BadInput(f"manifest field 'v' is {v!r}; only manifest v1 (the integer 1) is supported")
+    for name in ("tenant", "surface"):
+        if not isinstance(doc[name], str):
+            raise BadInput(f"manifest field {name!r} must be a string")
+        try:
+            safe_segment(doc[name], name)
+        except BadInput as exc:
+            raise BadInput(f"manifest field {name!r}: {exc}") from None
+    current = doc["current"]
+    if not isinstance(current, dict):
+        raise BadInput("manifest field 'current' must be an object of kind -> blob URI")
+    for kind, uri in current.items():
+        if kind not in KINDS:
+            raise BadInput(f"manifest field 'current' has unknown kind {kind!r} (known: {', '.join(KINDS)})")
+        if not isinstance(uri, str) or not uri.startswith(("file://", "s3://")):
+            raise BadInput(f"manifest field 'current.{kind}' must be a file:// or s3:// URI, got {uri!r}")
+    updated = parse_seconds_z(doc["updated_at"], "manifest field 'updated_at'")
+    m = Manifest(1, doc["tenant"], doc["surface"], dict(current), doc["updated_at"])
+    m.__dict__["updated_at_dt"] = updated  # parsed once: the cached property's value
+    return m
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest exactly as the suite writes it: Go's MarshalIndent with two spaces, no trailing newline."""
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
+    # Go's encoder escapes these in strings; JSON syntax never contains them, so replacing globally is safe.
+    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                     ("\u2029", "\\u2029")):
+        text = text.replace(raw, esc)
+    return text.encode("utf-8")
+
+
+def _stores(target: Target, stores: TargetStores | None) -> tuple[TargetStores, bool]:
+    return (stores, False) if stores is not None else (TargetStores(target), True)
+
+
+def read_current(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> tuple[Manifest, str]:
+    """Fetch and parse the current manifest; return it with its ETag.
+
+    Raises :class:`NotFound` when there is none and :class:`BadInput` when it is not a valid v1 manifest of this
+    tenant and surface.
+    """
+    uri = target.manifest_uri(tenant, surface)
+    st, own = _stores(target, stores)
+    try:
+        try:
+            data, etag = st.get(uri)
+        except InvalidObject as exc:
+            raise BadInput(f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with "
+                           f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`") from None
+        except NotFound:
+            raise NotFound(
+                f"no manifest for {tenant}/{surface} at {uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, or list "
+                f"versions with `recsys-checks manifest history --tenant {tenant} --surface {surface}`"
+            ) from None
+    finally:
+        if own:
+            st.close()
+    return _parse_for(data, tenant, surface, uri), etag
+
+
+def _parse_for(data: bytes, tenant: str, surface: str, uri: str) -> Manifest:
+    try:
+        m = parse_manifest(data)
+    except BadInput as exc:
+        raise BadInput(
+            f"manifest for {tenant}/{surface} at {uri} is invalid: {exc}; roll back with "
+            f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`"
+        ) from None
+    if (m.tenant, m.surface) != (tenant, surface):
+        raise BadInput(
+            f"manifest at {uri} is for {m.tenant}/{m.surface}, not {tenant}/{surface}: the service rejects it "
+            "(422); roll back or republish this surface"
+        )
+    return m
+
+
+# --------------------------------------------------------------------------------------------------- status
+
+
+def check_manifest(
+    target: Target,
+    tenant: str,
+    surface: str,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    now: datetime | None = None,
+    *,
+    validate_blobs: bool = True,
+    stores: TargetStores | None = None,
+) -> CheckResult:
+    """Is the surface's manifest present, valid, fresh, and does every blob it names validate?
+
+    ``data["condition"]`` is ``healthy``, ``stale``, ``shrunk`` (a kind lost more than half the items of the version
+    before it), ``missing`` or ``invalid`` (the worst seen); ``state`` is the manifest's ETag.
+    """
+    safe_segment(tenant, "tenant")
+    safe_segment(surface, "surface")
+    now = now or datetime.now(UTC)
+    uri = target.manifest_uri(tenant, surface)
+    data: dict[str, Any] = {
+        "tenant": tenant,
+        "surface": surface,
+        "manifest_uri": uri,
+        "max_age_seconds": int(max_age.total_seconds()),
+        "problems": [],
+        "artifacts": [],
+    }
+    st, own = _stores(target, stores)
+    try:
+        read = _read_for_status(st, tenant, surface, uri, data)
+        if isinstance(read, CheckResult):
+            return read
+        m, etag = read
+        data["manifest"] = m.to_dict()
+        data["updated_at"] = m.updated_at
+        age = now - m.updated_at_dt
+        data["age_seconds"] = int(age.total_seconds())
+        notes: list[str] = []
+        pointer = time_findings("manifest updated_at", m.updated_at_dt, now, max_age)
+        broken = _check_artifacts(target, st, m, tenant, surface, validate_blobs, data)
+        # Fresh is about the data, not only the pointer: a fresh updated_at can name old versions.
+        window: list[str] = []
+        for row in data["artifacts"]:
+            what, end = f"{row['kind']} data window end", parse_time(row.get("window_end"))
+            window += filter(None, [age_finding(what, end, now, max_age + WINDOW_LAG)])
+            # A window that has not begun is noted, not failed: the local stack's publisher still runs ahead of
+            # the calendar when a drill publishes several days in one session.
+            notes += filter(None, [future_finding(what, end, now, WINDOW_AHEAD)])
+        drops = _drop_findings(target, st, tenant, surface, data, notes) if validate_blobs and not broken else []
+        data["problems"].extend(drops + pointer + window)
+        stale = bool(pointer or window)
+        skewed = future_finding("manifest updated_at", m.updated_at_dt, now) is not None
+        data["stale"] = "future" if skewed else "pointer" if pointer else "data" if window else None
+        data["notes"] = notes
+    finally:
+        if own:
+            st.close()
+    data["condition"] = "invalid" if broken else "shrunk" if drops else "stale" if stale else "healthy"
+    kinds = ", ".join(f"{r['kind']} {str(r['version'] or '?')[:12]}" for r in data["artifacts"]) or "nothing"
+    hold = _hold(target, tenant, surface, stores)
+    data["hold"] = hold
+    if hold and hold["held"] and not broken:
+        # Held on purpose: publishing is stopped, so an old manifest is expected, not a pipeline failure.
+        data["condition"] = "held"
+        age_note = f"; manifest updated {age_text(age)} ago" + (" (stale, as expected while held)" if stale else "")
+        return CheckResult("manifest.status", "warn", f"{tenant}/{surface} is held: {hold['summary']}{age_note}, "
+                           f"serving {kinds}", data, etag, uri)
+    if data["problems"]:
+        more = f" (+{len(data['problems']) - 1} more)" if len(data["problems"]) > 1 else ""
+        summary = f"{tenant}/{surface} is {data['condition']}: {data['problems'][0]}{more}"
+        return CheckResult("manifest.status", "fail", summary, data, etag, uri)
+    summary = f"{tenant}/{surface} is healthy: updated {age_text(age)} ago at {m.updated_at}, serving {kinds}"
+    return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
+
+
+def _read_for_status(st: TargetStores, tenant: str, surface: str, uri: str,
+                     data: dict[str, Any]) -> tuple[Manifest, str] | CheckResult:
+    """The manifest and its ETag, or the failed status of a missing or invalid one."""
+    try:
+        raw, etag = st.get(uri)
+    except InvalidObject as exc:
+        data["etag"] = exc.etag
+        data["condition"] = "invalid"
+        problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
+                   f"rollback --tenant {tenant} --surface {surface} --previous`")
+        data["problems"].append(problem)
+        return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
+    except NotFound:
+        data["condition"] = "missing"
+        data["problems"].append(f"no manifest at {uri}")
+        return CheckResult(
+            "manifest.status", "fail",
+            f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish "
+            "or roll back this surface", data, None, uri,
+        )
+    data["etag"] = etag
+    try:
+        return _parse_for(raw, tenant, surface, uri), etag
+    except BadInput as exc:
+        data["condition"] = "invalid"
+        data["problems"].append(str(exc))
+        return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
+
+
+def _check_artifacts(target: Target, st: TargetStores, m: Manifest, tenant: str, surface: str, validate_blobs: bool,
+                     data: dict[str, Any]) -> bool:
+    """One row per artifact the manifest names into ``data["artifacts"]``; whether one is missing or broken."""
+    broken = False
+    if "popularity" not in m.current:
+        broken = True
+        data["problems"].append("manifest has no popularity artifact: the service serves empty recommendations")
+    for kind in sorted(m.current):
+        if validate_blobs:
+            res = validate_artifact(target, m.current[kind], tenant=tenant, surface=surface, kind=kind, stores=st)
+            row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                   "status": res.status, "summary": res.summary, "items": res.data.get("items"),
+                   "window_start": res.data.get("window_start"), "window_end": res.data.get("window_end")}
+            if res.status == "fail":
+                broken = True
+                data["problems"].append(res.summary)
+        else:
+            row = {"kind": kind, "uri": m.current[kind], "version": version_from_uri(m.current[kind]),
+                   "status": "unchecked", "summary": "", "items": None, "window_start": None, "window_end": None}
+        data["artifacts"].append(row)
+    return broken
+
+
+def _drop_findings(target: Target, st: TargetStores, tenant: str, surface: str, data: dict[str, Any],
+                   notes: list[str]) -> list[str]:
+    """Each artifact that lost more than half the items of the version recorded before it (its row marked ``fail``,
+    ``previous_items`` set); previous versions that cannot be read are a note, not a finding."""
+    rows = [r for r in data["artifacts"] if isinstance(r.get("items"), int)]
+    if not rows:
+        return []
+    try:
+        records, _ = load_version_records(target, tenant, surface, stores=st)
+    except ChecksError as exc:
+        notes.append(f"the version records could not be read to compare item counts: {exc}")
+        return []
+    findings = []
+    for row in rows:
+        mine = [r for r in records if r.kind == row["kind"]]  # newest first
+        current = next((r for r in mine if r.uri == row["uri"]), None)
+        before = [r for r in mine if current is not None and r.sort_key < current.sort_key]
+        # Compared with the version a rollback would choose: the newest valid one before it (a few tried).
+        previous, res = None, None
+        for candidate in before[:_DROP_LOOKBACK]:
+            try:
+                res = validate_artifact(target, candidate.uri, tenant=tenant, surface=surface, kind=row["kind"],
+                                        version=candidate.version, stores=st)
+            except ChecksError as exc:
+                notes.append(f"the previous {row['kind']} version {candidate.version[:12]} could not be read: {exc}")
+                break
+            if res.status != "fail":
+                previous = candidate
+                break
+        if previous is None or res is None:
+            continue
+        row["previous_version"], row["previous_items"] = previous.version, res.data.get("items")
+        finding = item_drop_finding(row["kind"], row["items"], res.data.get("items"), previous.version)
+        if finding:
+            row["status"], row["summary"] = "fail", finding
+            findings.append(finding)
+    return findings
+
+
+def _hold(target: Target, tenant: str, surface: str, stores: TargetStores | None) -> dict[str, Any] | None:
+    """The surface's hold, or None when its location cannot be derived from the manifest template."""
+
+    try:
+        res = check_hold(target, tenant, surface, stores=stores)
+    except BadInput:
+        return None
+    return {"held": res.data["held"], "marker_uri": res.target, "summary": res.data["description"]}
+
+
+# -------------------------------------------------------------------------------------------------- history
+
+
+class CurrentManifest(NamedTuple):
+    """The current manifest as found, whatever its condition: ``state`` is ``valid``, ``invalid`` or ``missing``;
+    ``manifest`` is set when valid, ``raw`` when its bytes could be read, ``problem`` says what is wrong."""
+
+    state: str
+    manifest: Manifest | None
+    etag: str | None
+    raw: bytes | None
+    problem: str | None
+
+
+def _try_current(st: TargetStores, target: Target, tenant: str, surface: str) -> CurrentManifest:
+    """The current manifest, or what is wrong with it (never raises for a missing or invalid one)."""
+    uri = target.manifest_uri(tenant, surface)
+    try:
+        raw, etag = st.get(uri)
+    except NotFound:
+        return CurrentManifest("missing", None, None, None, f"no manifest at {uri}")
+    except InvalidObject as exc:
+        return CurrentManifest("invalid", None, exc.etag, None, str(exc))
+    try:
+        return CurrentManifest("valid", _parse_for(raw, tenant, surface, uri), etag, raw, None)
+    except BadInput as exc:
+        return CurrentManifest("invalid", None, etag, raw, str(exc))
+
+
+# ------------------------------------------------------------------------------------------------- rollback
+
+

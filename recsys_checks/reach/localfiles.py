@@ -1,0 +1,46 @@
+"""Opening a local file named by a parameter: regular files only, refused at once otherwise.
+
+A path parameter (a job log, a checkpoint, an evaluation report, an exposure log) could name a FIFO, a device or a
+directory. Opening a FIFO for reading blocks until a writer comes, and a device can be read forever, so the open is
+non-blocking and the file's type is checked on the open descriptor before a byte is read: a FIFO, a device, a
+socket or a directory is refused (:class:`~recsys_checks.core.errors.Unreadable`, a bad input) naming what it is, and
+nothing waits. Reads are bounded by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from recsys_checks.core.errors import Unreadable
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def open_regular(path: str | os.PathLike[str], what: str) -> BinaryIO:
+    """``path`` opened for binary reading, refused (Unreadable) unless it is a regular file.
+
+    ``what`` names the file in messages ("the job log", "the report")."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise Unreadable(f"{what} {p} does not exist") from None
+    except IsADirectoryError:
+        raise Unreadable(f"{what} {p} is a directory, not a file") from None
+    except OSError as exc:
+        raise Unreadable(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise Unreadable(f"{what} {p} is {kind}, not a regular file: give the path of a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -1,0 +1,348 @@
+"""Where the deployment is and how to reach it: targets and credentials from the environment.
+
+Names follow the suite where it has one. Secrets are read from the environment only, are never printed and are
+kept out of ``repr`` and ``to_public_dict`` so that they cannot reach a notebook, a log or a run record.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from recsys_checks.core import credentials
+from recsys_checks.core.errors import BadInput
+from recsys_checks.reach.deadline import DEFAULT_DEADLINE
+
+DEFAULT_MANIFEST_TEMPLATE = "s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json"
+# Where our audit records of config and rules reverts go when no registry is configured or it cannot be written.
+AUDIT_DIR_VARIABLE = "RECSYS_AUDIT_DIR"
+_CURRENT_SUFFIX = "/current/{tenant}/{surface}/manifest.json"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace: what a key or header value can carry
+# The credential variables (the one list: recsys_checks.core.credentials, with RECSYS_SECRET_VARIABLES on top).
+SECRET_VARIABLES = credentials.BASE_VARIABLES
+
+
+def safe_segment(value: str, what: str = "tenant") -> str:
+    """Return ``value`` if it is a safe path segment, else raise :class:`BadInput`.
+
+    Safe: trimmed, non-empty, not ``.`` or ``..``, no ``/`` or ``\\``, no control characters. Checked before any
+    path or URI is built from it.
+
+    Format twin of ``recsys_stack.formats.safe_segment``:
+    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    """
+    if not isinstance(value, str) or value != value.strip() or value in ("", ".", ".."):
+        raise BadInput(f"unsafe {what} {value!r}: use a plain name such as 'demo' (no spaces, '.', '..')")
+    if "/" in value or "\\" in value or _CONTROL.search(value):
+        raise BadInput(f"unsafe {what} {value!r}: a {what} cannot contain '/', '\\' or control characters")
+    return value
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, host or bucket, path)`` of a URI, taken literally.
+
+    The suite uses ``file://`` paths and ``s3://`` keys as written: no percent-decoding, no query or fragment. So do
+    we, or a name with ``%2f`` would become a path separator after it was checked, and a name with ``#`` or ``%41``
+    that the suite serves would look missing here.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return "", "", uri
+    host, slash, path = rest.partition("/")
+    return scheme, host, slash + path
+
+
+def prove_under(uri: str, root_uri: str) -> str:
+    """Return ``uri`` if the file it names stays under ``root_uri`` once both are resolved, else raise BadInput.
+
+    Names are checked before they are put into a path; this proves the result too (a symlink placed in the store,
+    or a name the checks missed, cannot lead a write outside the store). Other schemes have no paths to escape.
+    """
+    scheme, _, path = split_uri(uri)
+    root_scheme, _, root = split_uri(root_uri)
+    if scheme != "file" or root_scheme != "file":
+        return uri
+    real_root = os.path.realpath(root if root.endswith("/") else os.path.dirname(root))
+    # The directories are resolved; a last component that is a symlink is not followed here: a write replaces the
+    # link itself, and a read checks what it finds (a device or a FIFO is refused as a damaged object).
+    real = os.path.realpath(path) if path.endswith("/") else \
+        os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise BadInput(f"{uri} resolves to {real}, outside the store root {real_root}: refusing to use it")
+    return uri
+
+
+def credential_problem(value: str | None, variable: str) -> str | None:
+    """Why ``value`` cannot be a credential (a stray newline, a space, a non-ASCII character), without showing it.
+
+    Checked before the credential is sent: an HTTP library refusing it would put the value into its error message.
+    """
+    if value is None or _CREDENTIAL.fullmatch(value):
+        return None
+    if value != value.strip():
+        why = "starts or ends with whitespace or a newline (copied from a file with a trailing newline?)"
+    elif _CONTROL.search(value) or " " in value:
+        why = "contains whitespace or control characters"
+    else:
+        why = "contains non-ASCII characters"
+    return f"{variable} {why}: set it again to the bare key (its value is not shown)"
+
+
+MIN_MASKED = credentials.MIN_SECRET  # a shorter "secret" (a test key such as "soak") would mask ordinary words
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each given secret (of at least MIN_MASKED characters), in its common encodings too, replaced by
+    ``***``; the environment's credentials are masked as well."""
+    return credentials.mask(text, extra=secrets)
+
+
+def redact_environment(text: str) -> str:
+    """``text`` with every credential variable set in the environment masked, in every encoding we know."""
+    return credentials.mask(text)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployment: the service's base URL, the manifest template and the store credentials."""
+
+    base_url: str | None = None
+    manifest_template: str = DEFAULT_MANIFEST_TEMPLATE
+    records_template: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    api_key: str | None = field(default=None, repr=False)
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = 10_000_000
+    deployment: str | None = None
+    protected: bool = False
+    # RECSYS_AUDIT_DIR: the local folder for our audit records when the registry is not configured or not writable
+    audit_dir: str | None = None
+    # Whether a registry was named (a manifest or records template); None: decided from the templates themselves
+    registry_configured: bool | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Target:
+        """Build a target from ``RECSYS_*`` (and standard AWS) variables; non-None ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            "base_url": env.get("RECSYS_BASE_URL") or None,
+            "manifest_template": env.get("RECSYS_ARTIFACT_MANIFEST_TEMPLATE") or DEFAULT_MANIFEST_TEMPLATE,
+            "records_template": env.get("RECSYS_ARTIFACT_RECORDS_TEMPLATE") or None,
+            "s3_endpoint": env.get("RECSYS_ARTIFACT_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or None,
+            "s3_region": env.get("RECSYS_ARTIFACT_S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "api_key": env.get("RECSYS_API_KEY") or None,
+            "s3_access_key": env.get("RECSYS_ARTIFACT_S3_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or None,
+            "s3_secret_key": env.get("RECSYS_ARTIFACT_S3_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or None,
+        }
+        if env.get("RECSYS_DEPLOYMENT"):
+            values["deployment"] = env["RECSYS_DEPLOYMENT"]
+        if env.get("RECSYS_DEPLOYMENT_PROTECTED"):
+            values["protected"] = _flag(env["RECSYS_DEPLOYMENT_PROTECTED"], "RECSYS_DEPLOYMENT_PROTECTED")
+        if env.get("RECSYS_ARTIFACT_MAX_BYTES"):
+            values["max_bytes"] = _positive_int(env["RECSYS_ARTIFACT_MAX_BYTES"], "RECSYS_ARTIFACT_MAX_BYTES")
+        if env.get("RECSYS_AUDIT_DIR"):
+            values["audit_dir"] = env["RECSYS_AUDIT_DIR"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "registry_configured" not in values:
+            # The suite's default template is what a reader falls back to, not a place anyone chose to write to.
+            values["registry_configured"] = bool(env.get("RECSYS_ARTIFACT_MANIFEST_TEMPLATE")
+                                                 or overrides.get("manifest_template") or values["records_template"])
+        target = cls(**values)  # type: ignore[arg-type]
+        target.validate()
+        return target
+
+    def validate(self) -> None:
+        for variable, url, example in (("RECSYS_BASE_URL", self.base_url, "http://127.0.0.1:8080"),
+                                       ("RECSYS_ARTIFACT_S3_ENDPOINT", self.s3_endpoint, "http://127.0.0.1:9000")):
+            if url is not None:
+                _check_http_url(variable, url, example)
+        for variable, value in (
+            ("RECSYS_API_KEY", self.api_key),
+            ("RECSYS_ARTIFACT_S3_ACCESS_KEY (or AWS_ACCESS_KEY_ID)", self.s3_access_key),
+            ("RECSYS_ARTIFACT_S3_SECRET_KEY (or AWS_SECRET_ACCESS_KEY)", self.s3_secret_key),
+        ):
+            problem = credential_problem(value, variable)
+            if problem:
+                raise BadInput(problem)
+        if self.deployment is not None and (not self.deployment.strip() or _CONTROL.search(self.deployment)):
+            raise BadInput(f"RECSYS_DEPLOYMENT {self.deployment!r} is not a usable name: use e.g. prod-eu")
+        if self.protected and not self.deployment:
+            raise BadInput("RECSYS_DEPLOYMENT_PROTECTED is set but RECSYS_DEPLOYMENT is not: name the deployment, so "
+                           "that --confirm can name it back")
+        if self.audit_dir is not None:
+            local_audit_dir(self.audit_dir)
+        for name, tpl in (("manifest", self.manifest_template), ("records", self.records_template)):
+            if tpl is None:
+                continue
+            if not tpl.startswith(("file://", "s3://")):
+                raise BadInput(f"the {name} template {tpl!r} must start with file:// or s3://")
+            if "{tenant}" not in tpl or "{surface}" not in tpl:
+                raise BadInput(f"the {name} template {tpl!r} must contain {{tenant}} and {{surface}}")
+
+    def require_service(self) -> str:
+        if not self.base_url:
+            raise BadInput("no service URL: set RECSYS_BASE_URL (e.g. http://127.0.0.1:8080) or pass --base-url")
+        return self.base_url.rstrip("/")
+
+    def manifest_uri(self, tenant: str, surface: str) -> str:
+        return _fill(self.manifest_template, tenant, surface)
+
+    def records_prefix(self, tenant: str, surface: str) -> str:
+        """URI prefix under which the version records of one surface live (ends with ``/``).
+
+        Derived from the manifest template by replacing ``/current/{tenant}/{surface}/manifest.json`` with
+        ``/records/{tenant}/{surface}/`` unless a records template is given.
+        """
+        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+        if self.records_template:
+            tpl = self.records_template
+        elif self.manifest_template.endswith(_CURRENT_SUFFIX):
+            tpl = self.manifest_template[: -len(_CURRENT_SUFFIX)] + "/records/{tenant}/{surface}/"
+        else:
+            raise BadInput(
+                "cannot derive the records location from the manifest template "
+                f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
+            )
+        uri = _fill(tpl, t, s)
+        return uri if uri.endswith("/") else uri + "/"
+
+    def registry_root(self) -> str:
+        """URI of the registry root (the part of the manifest template before ``/current/``)."""
+        if not self.manifest_template.endswith(_CURRENT_SUFFIX):
+            raise BadInput(f"the manifest template {self.manifest_template!r} does not end in {_CURRENT_SUFFIX}")
+        return self.manifest_template[: -len(_CURRENT_SUFFIX)]
+
+    def audit_root(self) -> str:
+        """URI of the registry root under which our audit records go (``<root>/audit/<tenant>/<scope>/``).
+
+        The registry root of the manifest template, else of a records template ending in
+        ``/records/{tenant}/{surface}/``; checked before any action changes anything.
+        """
+        if self.manifest_template.endswith(_CURRENT_SUFFIX):
+            return self.manifest_template[: -len(_CURRENT_SUFFIX)]
+        records_suffix = "/records/{tenant}/{surface}/"
+        if self.records_template and self.records_template.rstrip("/") + "/" == self.records_template and \
+                self.records_template.endswith(records_suffix):
+            return self.records_template[: -len(records_suffix)]
+        raise BadInput(
+            "cannot place audit records: neither the manifest template ends in /current/{tenant}/{surface}/"
+            "manifest.json nor the records template in /records/{tenant}/{surface}/; use the suite's registry layout"
+        )
+
+    @property
+    def has_registry(self) -> bool:
+        """Whether a registry was configured (``RECSYS_ARTIFACT_MANIFEST_TEMPLATE``, ``--manifest-template`` or a
+        records template), rather than the suite's default template standing in for one."""
+        if self.registry_configured is not None:
+            return self.registry_configured
+        return self.manifest_template != DEFAULT_MANIFEST_TEMPLATE or self.records_template is not None
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key, self.s3_access_key, self.s3_secret_key)
+
+    def redact(self, text: str) -> str:
+        """``text`` with this target's credentials masked (for messages built from third-party exceptions)."""
+        return redact(text, self.secrets())
+
+    def to_public_dict(self) -> dict[str, object]:
+        """Everything but the secrets (whether each is set is shown, never its value)."""
+        return {
+            "base_url": self.base_url,
+            "manifest_template": self.manifest_template,
+            "records_template": self.records_template,
+            "s3_endpoint": self.s3_endpoint,
+            "s3_region": self.s3_region,
+            "deployment": self.deployment,
+            "protected": self.protected,
+            "registry_configured": self.has_registry,
+            "audit_dir": self.audit_dir,
+            "api_key_set": self.api_key is not None,
+            "s3_credentials_set": self.s3_access_key is not None and self.s3_secret_key is not None,
+        }
+
+
+def local_audit_dir(text: str, variable: str = AUDIT_DIR_VARIABLE) -> str:
+    """The absolute path of a local audit folder given as a path or a ``file://`` URI; BadInput when it cannot be
+    one (another scheme, a control character, an existing file that is not a folder)."""
+    path = text
+    if "://" in text:
+        scheme, host, rest = split_uri(text)
+        if scheme != "file" or host not in ("", "localhost"):
+            raise BadInput(f"{variable} {text!r} is not a local folder: give a path such as ./recsys-audit (the "
+                           "registry is set with RECSYS_ARTIFACT_MANIFEST_TEMPLATE)")
+        path = rest
+    if not path.strip() or _CONTROL.search(path):
+        raise BadInput(f"{variable} {text!r} is not a usable folder path: give a path such as ./recsys-audit")
+    absolute = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(absolute) and not os.path.isdir(absolute):
+        raise BadInput(f"{variable} {text!r} is a file, not a folder: name a folder (it is created if missing)")
+    return absolute
+
+
+def _check_http_url(variable: str, url: str, example: str) -> None:
+    """Raise BadInput unless ``url`` is an http(s) URL with a host and, if given, a numeric port."""
+    problem = None
+    if not re.match(r"^https?://[^/\s]+", url) or _CONTROL.search(url) or " " in url:
+        problem = "is not an http(s) URL"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+            if not parts.hostname:
+                problem = "has no host"
+        except ValueError as exc:
+            problem = f"is not a valid URL ({exc})"
+    if problem:
+        raise BadInput(f"{variable} {url!r} {problem}: use e.g. {example}")
+
+
+def _flag(text: str, variable: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"{variable} {text!r} is not a yes/no value: use true or false")
+
+
+def _positive_int(text: str, variable: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInput(f"{variable} {text!r} is not a whole number of bytes of at least 1")
+    return value
+
+
+def _fill(template: str, tenant: str, surface: str) -> str:
+    """``template`` with the checked tenant and surface put in, proven to stay under the template's fixed part."""
+    t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
+    return prove_under(template.replace("{tenant}", t).replace("{surface}", s), template.split("{", 1)[0])
+
+
+MAX_DURATION = timedelta(days=36500)  # far beyond any history, and well inside what a date can express
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``26h`` or ``7d`` into a timedelta; anything else is :class:`BadInput`."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise BadInput(f"bad duration {text!r}: use a number and a unit s, m, h or d, e.g. 26h or 7d")
+    seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds <= 0:
+        raise BadInput(f"bad duration {text!r}: it must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise BadInput(f"bad duration {text!r}: it must be at most {MAX_DURATION.days}d (100 years)")
+    return timedelta(seconds=seconds)

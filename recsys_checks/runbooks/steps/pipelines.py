@@ -1,0 +1,311 @@
+"""Steps of the pipeline runbooks: what a failed publish left behind (its log, the checkpoint, the blob it wrote)
+and the decisions built on it.
+
+The log is classified by :mod:`recsys_checks.judge.pipelinelog` from its whole tail (the suite's failure lines often carry
+no kind word); the suite writes ``<checkpoints>/<tenant>/<surface>.json`` = ``{"day": "YYYY-MM-DD"}`` after each
+successful day.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.results import CheckResult
+from recsys_checks.judge.pipelinelog import Failure, classify
+from recsys_checks.judge.registry.artifact import validate_artifact
+from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.reach.store import TargetStores
+from recsys_checks.runbooks.steps.fix import diagnosis, rerun_lever
+from recsys_checks.runbooks.steps.serving import manifest_status
+
+if TYPE_CHECKING:
+    from recsys_checks.runbooks.run import RunbookRun
+
+MAX_LOG_BYTES = 1_000_000
+# Read from the end: a long log's failure is in its last lines.
+def _fill(run: RunbookRun, value: str) -> str:
+    return value.replace("{tenant}", run.tenant).replace("{surface}", run.surface)
+
+
+def _read_log(source: str) -> tuple[str, str]:
+    """(text, where): ``source`` is a file, a directory of run logs (the newest is read, text logs ``*.log`` before
+    anything else) or the log text itself. At most the last :data:`MAX_LOG_BYTES` of a file are read."""
+    path = Path(source)
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except (OSError, ValueError):
+        is_dir = is_file = False
+    if is_dir:
+        files = [p for p in path.iterdir() if p.is_file()]
+        logs = sorted([p for p in files if p.suffix == ".log"] or files, key=lambda p: (p.stat().st_mtime, p.name))
+        if not logs:
+            return "", f"{path} (no logs in it)"
+        path, is_file = logs[-1], True
+    if is_file or (path.exists() and not is_dir):  # a FIFO or a device is refused, never waited on
+        with open_regular(path, "the job log") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - MAX_LOG_BYTES))
+            return fh.read(MAX_LOG_BYTES).decode("utf-8", "replace"), str(path)
+    return source[-MAX_LOG_BYTES:], "the job_log parameter"
+
+
+def _describe(failure: Failure) -> str:
+    """The failure in one line: kind and rule, the limit's key and numbers or the bad field."""
+    what = f"{failure.kind} ({failure.rule})"
+    if failure.key and failure.observed is not None:
+        what += f": {failure.key} tripped, {failure.observed} against the limit {failure.limit}"
+    elif failure.field:
+        what += f": field {failure.field}"
+    return what
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def classify_job_log(run: RunbookRun) -> CheckResult:
+    """Read the failed job's log (a file, a folder of logs, or its last lines) and classify the failure."""
+    source = _fill(run, str(run.params.get("job_log") or "").strip())
+    where_ = f"{run.tenant}/{run.surface}"
+    if not source:
+        return CheckResult("pipeline.job_log", "ok", "no job log given: judging from the checkpoint and the "
+                           "manifest only", {"given": False}, None, where_)
+    try:
+        text, where = _read_log(source)
+    except BadInput as exc:
+        message = f"the job log cannot be read: {exc}"
+        return CheckResult("pipeline.job_log", "fail", message, {"given": True, "source": source}, None, where_,
+                           unread=message)
+    failure = classify(text)
+    day = str(run.params.get("day") or "").strip() or (failure.day if failure else None)
+    if failure is None:
+        if not text.strip():
+            message = f"the job log {where} is empty: whether the last run failed cannot be told"
+            return CheckResult("pipeline.job_log", "fail", message, {"given": True, "source": where}, None, where_,
+                               unread=message)
+        return CheckResult("pipeline.job_log", "ok", f"no failure line (`run failed:` or a configuration error) in "
+                           f"{where}: the last run did not fail", {"given": True, "source": where, "day": day}, None,
+                           where_)
+    data = {"given": True, "source": where, **failure.to_dict(), "day": day,
+            "message": run.redact(failure.message), "line": run.redact(failure.line),
+            "detail": [run.redact(d) for d in failure.detail]}
+    quoted = run.redact(failure.text).replace("\n", " / ")
+    on_day = f" on day {day}" if day else " (the failed day is not in the log: no ingest/validate start= line)"
+    if failure.kind == "unclassified":
+        summary = f"the run failed{on_day} with a message no known failure explains: {quoted}"
+    else:
+        summary = f"the run failed{on_day}: {_describe(failure)}: {quoted}"
+    return CheckResult("pipeline.job_log", "fail", summary, data, None, where_)
+
+
+def read_checkpoint(run: RunbookRun) -> CheckResult:
+    """The last day the pipeline published successfully, from its checkpoint ``{"day": "YYYY-MM-DD"}``."""
+    source = _fill(run, str(run.params.get("checkpoint") or "").strip())
+    where = f"{run.tenant}/{run.surface}"
+    if not source:
+        return CheckResult("pipeline.checkpoint", "warn", "no checkpoint given: the last published day is taken "
+                           "from the manifest's artifacts", {"given": False}, None, where)
+    try:
+        raw = _read_bytes(run, source)
+        day = date.fromisoformat(json.loads(raw)["day"])
+    except ChecksError as exc:
+        message = f"cannot read the checkpoint {source}: {run.redact(str(exc))}"
+        return CheckResult("pipeline.checkpoint", "fail", message, {"given": True, "source": source}, None, where,
+                           unread=message)
+    except (ValueError, KeyError, TypeError) as exc:
+        return CheckResult("pipeline.checkpoint", "fail", f"checkpoint {source} is not {{\"day\": \"YYYY-MM-DD\"}} "
+                           f"({type(exc).__name__})", {"given": True, "source": source}, None, where)
+    expected = datetime.now(UTC).date() - timedelta(days=1)
+    behind = (expected - day).days
+    data = {"given": True, "source": source, "day": day.isoformat(), "expected": expected.isoformat(),
+            "days_behind": max(behind, 0)}
+    if behind > 1:
+        return CheckResult("pipeline.checkpoint", "fail", f"the last published day is {day} ({behind} days behind "
+                           f"{expected})", data, None, where)
+    return CheckResult("pipeline.checkpoint", "ok", f"the last published day is {day}", data, None, where)
+
+
+def _read_bytes(run: RunbookRun, source: str) -> bytes:
+    if "://" in source:
+        with TargetStores(run.target) as st:
+            raw, _ = st.get(source)
+        return raw
+    path = Path(source)
+    try:
+        with open_regular(path, "the checkpoint") as fh:
+            return fh.read(64_000)
+    except BadInput as exc:
+        raise ChecksError(str(exc)) from None
+    except OSError as exc:
+        raise ChecksError(exc.strerror or str(exc)) from None
+
+
+def serving_state(run: RunbookRun) -> CheckResult:
+    """Serving still points at the last good version: the manifest is valid (a failed run never swaps it)."""
+    return manifest_status(run)
+
+
+def inspect_failed_blob(run: RunbookRun) -> CheckResult:
+    """Validate the blob the failed run wrote (named in its error line) to see exactly what the validator saw."""
+    log = run.result("job-log")
+    blob = log.data.get("blob") if isinstance(log, CheckResult) else None
+    where = f"{run.tenant}/{run.surface}"
+    if not blob:
+        return CheckResult("pipeline.failed_blob", "ok", "the error line names no blob", {"blob": None}, None, where)
+    kind = next((k for k in ("popularity", "cooc", "implicit", "content_sim", "session_seq") if f"/{k}/" in blob),
+                "popularity")
+    try:
+        result = validate_artifact(run.target, blob, tenant=run.tenant, surface=run.surface, kind=kind)
+    except ChecksError as exc:
+        message = f"cannot read {blob}: {run.redact(str(exc))}"
+        return CheckResult("pipeline.failed_blob", "warn", message, {"blob": blob}, None, where, unread=message)
+    data = {"blob": blob, "kind": kind, "problems": result.data.get("problems") or [result.summary],
+            "serving": "no: a failed run never swaps the manifest"}
+    if result.status == "fail":
+        return CheckResult("pipeline.failed_blob", "fail", f"the orphan blob {blob} is invalid: {result.summary}",
+                           data, None, where)
+    return CheckResult("pipeline.failed_blob", "ok", f"the blob {blob} validates now: {result.summary}", data, None,
+                       where)
+
+
+# --------------------------------------------------------------------------------------------------- diagnoses
+
+
+def _context(run: RunbookRun) -> tuple[CheckResult | None, CheckResult | None, CheckResult | None]:
+    log, checkpoint, serving = run.result("job-log"), run.result("checkpoint"), run.result("serving")
+    return (log if isinstance(log, CheckResult) else None, checkpoint if isinstance(checkpoint, CheckResult) else None,
+            serving if isinstance(serving, CheckResult) else None)
+
+
+def _superseded(log: CheckResult, checkpoint: CheckResult | None) -> bool:
+    """Has a later successful run published the failed day (the checkpoint is at or past it)?"""
+    day, done = log.data.get("day"), checkpoint.data.get("day") if checkpoint is not None else None
+    return bool(day and done and done >= day)
+
+
+def _serving_broken(serving: CheckResult | None) -> bool:
+    return serving is not None and serving.data.get("condition") in ("missing", "invalid")
+
+
+def _pipeline_diagnosis(run: RunbookRun, expected: str | None) -> CheckResult:
+    """Shared flow: serving safe first, then the failure (superseded or not), then the lever for its kind."""
+    log, checkpoint, serving = _context(run)
+    if _serving_broken(serving):
+        return diagnosis(run, f"serving is NOT on a good version: {serving.summary}", cause="serving_broken",  # type: ignore[union-attr]
+                         lever="manifest-rollback", runbook="rollback-manifest")
+    if log is None or log.status != "fail":
+        if serving is not None and serving.data.get("condition") == "stale":
+            return rerun_lever(run, f"no failure in the job log, but {serving.summary}", cause="pipeline_behind",
+                                  runbook="stale-artifacts")
+        return diagnosis(run, "no failed run to answer: serving is on a valid, fresh version"
+                         + ("" if log is not None and log.data.get("given") else " (no job log given)"))
+    kind, rule, day = log.data["kind"], log.data["rule"], log.data.get("day")
+    if _superseded(log, checkpoint):
+        return diagnosis(run, f"the {kind} failure of day {day} is already superseded: the checkpoint is at "
+                         f"{checkpoint.data['day']}")  # type: ignore[union-attr]
+    values = {"day": day or ""}
+    if kind == "unclassified":
+        return diagnosis(run, log.summary, cause="unclassified", evidence=[{"source": "job-log",
+                         "problem": log.data.get("line")}],
+                         no_lever="no known failure explains this message: read the job's full log around it; the "
+                                  "manifest still names the last good versions, so serving is unaffected")
+    if expected is not None and kind != expected:
+        other = kind.replace("_", "-")
+        runbook = other if kind in ("limit_exceeded", "validation_failed") else "pipeline-failed"
+        if runbook == run.spec.id:
+            runbook = None
+        return diagnosis(run, log.summary, cause=f"{kind}:{rule}", runbook=runbook,
+                         no_lever=f"this is a {kind} failure: " + (f"follow the {runbook} runbook" if runbook else
+                                                                   _ARGUMENTS_FIX))
+    if kind == "dependency":
+        return rerun_lever(run, f"a dependency failed ({rule}); serving is still on the last good version. "
+                              f"{log.summary}", cause=f"dependency:{rule}", values=values)
+    if kind == "validation_failed":
+        found = rerun_lever(run, f"validation rule {rule} tripped; serving is still on the last good version. "
+                               f"{log.summary}", cause=f"validation_failed:{rule}", values=values)
+        if found.data["lever"] is None:
+            bad = f" (field {log.data['field']})" if log.data.get("field") else ""
+            found.data["no_lever"] = (f"the input data is bad{bad}: fix it upstream (or the builder), then re-run the "
+                                      "day (give the re-run as the rerun_command parameter to let this runbook run it)")
+        return found
+    if kind == "limit_exceeded":
+        key, observed, limit = log.data.get("key") or rule, log.data.get("observed"), log.data.get("limit")
+        numbers = f"{observed} against {limit}" if observed is not None else "its numbers are not in the log"
+        found = rerun_lever(run, f"the limit {key} tripped ({numbers}); serving is still on the last good "
+                               f"version. {log.summary}", cause=f"limit_exceeded:{rule}", values=values)
+        if found.data["lever"] is None:
+            found.data["no_lever"] = (f"decide first: if {observed if observed is not None else 'the volume'} is "
+                                      f"genuine, raise {key} (in the job's `limits`) above it and re-run; if not, "
+                                      "find the duplicate or runaway producer. Give the re-run as rerun_command to let "
+                                      "this runbook run it")
+        return found
+    return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}", no_lever=_ARGUMENTS_FIX)
+
+
+_ARGUMENTS_FIX = ("the job was started with bad arguments or configuration (exit 2 for flags and checkpoints): fix "
+                  "them and re-run; nothing was published")
+
+
+def diagnose_pipeline_failed(run: RunbookRun) -> CheckResult:
+    """Serving safe? Which kind of failure? Transient dependency failures are re-run; others have their runbook."""
+    return _pipeline_diagnosis(run, "dependency")
+
+
+def diagnose_validation_failed(run: RunbookRun) -> CheckResult:
+    """Which validation rule tripped, on which blob; re-run only once the input is fixed."""
+    return _pipeline_diagnosis(run, "validation_failed")
+
+
+def diagnose_limit_exceeded(run: RunbookRun) -> CheckResult:
+    """Which limit tripped and by how much; re-run with the limit the operator decided on."""
+    return _pipeline_diagnosis(run, "limit_exceeded")
+
+
+def diagnose_stale_artifacts(run: RunbookRun) -> CheckResult:
+    """The manifest or the checkpoint is behind the schedule: publish the missing day(s)."""
+    log, checkpoint, serving = _context(run)
+    if _serving_broken(serving):
+        return diagnosis(run, f"the manifest is unusable, not only old: {serving.summary}", cause="serving_broken",  # type: ignore[union-attr]
+                         lever="manifest-rollback", runbook="rollback-manifest")
+    stale = serving is not None and serving.data.get("condition") == "stale"
+    behind = checkpoint is not None and checkpoint.status == "fail" and checkpoint.data.get("days_behind")
+    if not stale and not behind:
+        return diagnosis(run, "artifacts are fresh: " + (serving.summary if serving else "no manifest read"))
+    why = serving.summary if stale and serving is not None else checkpoint.summary  # type: ignore[union-attr]
+    if log is not None and log.status == "fail":
+        why += f"; the last run failed: {log.summary}"
+    values = {}
+    if checkpoint is not None and checkpoint.data.get("day"):  # the scheduler's next day: the one after the last
+        values["day"] = (date.fromisoformat(checkpoint.data["day"]) + timedelta(days=1)).isoformat()
+    return rerun_lever(run, why, cause="pipeline_behind", values=values,
+                       runbook="pipeline-failed" if log is not None and log.status == "fail" else None)
+
+
+# --------------------------------------------------------------------------------------------------- verification
+
+
+def verify_published(run: RunbookRun) -> CheckResult:
+    """After the re-run: the checkpoint reached the failed day and the manifest is valid and fresh."""
+    manifest = manifest_status(run)
+    checkpoint = read_checkpoint(run)
+    log = run.result("job-log")
+    day = log.data.get("day") if isinstance(log, CheckResult) else None
+    data: dict[str, Any] = {"manifest": manifest.data.get("condition"), "checkpoint": checkpoint.data.get("day"),
+                            "failed_day": day}
+    problems = []
+    if manifest.status == "fail":
+        problems.append(manifest.summary)
+    if day and checkpoint.data.get("day") and checkpoint.data["day"] < day:
+        problems.append(f"the checkpoint is at {checkpoint.data['day']}, before the failed day {day}")
+    if checkpoint.status == "fail":
+        problems.append(checkpoint.summary)
+    where = f"{run.tenant}/{run.surface}"
+    unread = "; ".join(r.unread for r in (manifest, checkpoint) if r.unread) or None
+    if problems:
+        return CheckResult("pipeline.verify", "fail", "; ".join(problems), data, None, where, unread=unread)
+    return CheckResult("pipeline.verify", "ok", f"published: {manifest.summary}"
+                       + (f"; checkpoint at {checkpoint.data['day']}" if checkpoint.data.get("day") else ""),
+                       data, None, where)
