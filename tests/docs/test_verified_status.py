@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from handbook_site import drills
+from handbook_site import macros as docs_macros
 from recsys_checks.runbook import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import docs_macros  # noqa: E402
-import drills  # noqa: E402
 
 
 def _outcome(phase: str, verdict: str, cause: str | None = None) -> drills.Outcome:

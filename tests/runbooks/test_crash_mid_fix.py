@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
+from handbook_site import drills
 from recsys_checks import audit
 from recsys_checks.config import Target
 from recsys_checks.store import TargetStores
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
 
 HOOK = Path(__file__).resolve().parent / "crashhook"
 POINTS = ("before-intent", "after-intent", "after-change", "after-invalidation")

@@ -8,17 +8,14 @@ mitigation is ``healthy`` and changes nothing.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
+from handbook_site import drills
 from recsys_checks.runbook import load_all
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
 
 SPECS = load_all()
 CASES = [

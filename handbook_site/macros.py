@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import sys
 from pathlib import Path
 
 import yaml
 
+from handbook_site import drills
 from recsys_checks.runbook import RunbookSpec, load_all, load_spec, notebooks_dir
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import drills  # noqa: E402 - scripts/drills.py, beside this module
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROLE = {"check": "check", "info": "context", "diagnose": "decision", "act": "fix", "verify": "verification"}
