@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runbook(sub)
     _add_eval(sub)
     _add_hold(sub, common)
+    from .alerts import add_parser as _add_alerts  # `alerts serve`; its server is imported only when it runs
+
+    _add_alerts(sub, _Parser)
     return parser
 
 
