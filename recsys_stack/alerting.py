@@ -57,12 +57,35 @@ RECEIVER_PATH = "/alertmanager"
 RECEIVER_ARGV = (sys.executable, "-m", "recsys_checks.cli", "alerts", "serve")
 RECEIVER_MARKER = "recsys_checks.cli alerts serve"
 
+
+def receiver_params(root: Path) -> list[str]:
+    """The runbook parameters a deployment gives its receiver, for this stack: where the pipeline's checkpoints
+    and job logs are, and the commands that re-run a publish or heal the stack (shown in a dry run's plan). The
+    runner fills in ``{tenant}`` and ``{surface}``; none of them is a secret."""
+    publish = f"recsys-stack publish --root {root} --tenant {{tenant}} --surface {{surface}}"
+    return [
+        f"checkpoint={root}/checkpoints/{{tenant}}/{{surface}}.json",
+        f"job_log={root}/runs/{{tenant}}/{{surface}}",
+        f"stale-manifest:rerun_command={publish}",
+        f"stale-artifacts:rerun_command={publish}",
+        f"service-not-ready:recovery_command=recsys-stack heal --root {root}",
+    ]
+
 # A range window, or a string literal (whose text is left alone, even if it looks like a window).
 _RANGE_OR_STRING = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|\[\s*\d+(?:ms|s|m|h|d|w|y)\s*\]""")
 
 
 def _with_window(expr: str, window: str) -> str:
     return _RANGE_OR_STRING.sub(lambda m: m.group(1) or f"[{window}]", expr)
+
+
+def seconds(duration: str) -> float:
+    """Seconds of a Prometheus duration of one unit (``2s``, ``500ms``, ``1h``)."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", duration)
+    if not match:
+        raise ValueError(f"{duration!r} is not a duration like 2s or 1m")
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return int(match.group(1)) * unit
 
 
 class AlertingError(Exception):
@@ -329,8 +352,10 @@ def start(
         out = folder / "incidents"
         out.mkdir(exist_ok=True)
         receiver_log = logs / "receiver.log"
-        procs["receiver"] = spawn([*RECEIVER_ARGV, "--listen", f"127.0.0.1:{ports['receiver']}", "--out", str(out)],
-                                  receiver_log, receiver_env)
+        argv = [*RECEIVER_ARGV, "--listen", f"127.0.0.1:{ports['receiver']}", "--out", str(out)]
+        for param in receiver_params(Path(root)):
+            argv += ["-p", param]
+        procs["receiver"] = spawn(argv, receiver_log, receiver_env)
         info["processes"]["receiver"] = procs["receiver"].pid
         record()
         log(f"started the alert receiver pid {procs['receiver'].pid} at {receiver_url}")
