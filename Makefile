@@ -58,7 +58,7 @@ notebooks: $(STAMP) ## Regenerate notebooks/ID.ipynb from runbooks/ID.yaml (a te
 	$(PY) -m recsys_checks.runbooks.notebook
 
 lint: $(STAMP) ## Static checks
-	$(VENV)/bin/ruff check recsys_checks recsys_stack tests scripts bench
+	$(VENV)/bin/ruff check recsys_checks recsys_stack handbook_site tests scripts bench
 
 stack-up: $(STAMP) ## Start the local stack in the background (ROOT=.stack STORE=file|s3)
 	$(VENV)/bin/recsys-stack up --detach --root $(ROOT) --store $(STORE)

@@ -23,12 +23,10 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import drills  # noqa: E402
-
+from handbook_site import drills
 from recsys_checks.runbooks.spec import load_all
-from recsys_stack.faults import FAULTS  # noqa: E402
-from recsys_stack.processes import client_env, read_secrets  # noqa: E402
+from recsys_stack.faults import FAULTS
+from recsys_stack.processes import client_env, read_secrets
 
 RUN_TARGET = 1.5
 RECOVERY_TARGET = 3.0

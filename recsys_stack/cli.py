@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"service manifest cache TTL (default {processes.DEFAULT_TTL_SECONDS})")
     p.add_argument("--cache-ttl", type=_positive_int, default=processes.DEFAULT_TTL_SECONDS, metavar="SECONDS",
                    help=f"service blob cache TTL (default {processes.DEFAULT_TTL_SECONDS})")
+    p.add_argument("--alerting", action="store_true",
+                   help="also start traffic, Prometheus (the rules of observability/alerts.yaml with short for: and "
+                   "windows), Alertmanager and the alert receiver `recsys-checks alerts serve`, all on 127.0.0.1")
+    p.add_argument("--alerts-webhook", metavar="URL",
+                   help="with --alerting: Alertmanager delivers to URL (a receiver of your own, bearer token from "
+                   "RECSYS_ALERTS_TOKEN) and no receiver is started")
+    p.add_argument("--alert-rules", type=Path, metavar="FILE",
+                   help="with --alerting: the rule file to derive the local rules from (default "
+                   "observability/alerts.yaml)")
 
     add("down", "Stop every process `up` started (idempotent).")
 
@@ -159,13 +168,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    if (args.alerts_webhook or args.alert_rules) and not args.alerting:
+        raise StackError("--alerts-webhook and --alert-rules go with --alerting")
     info, procs = processes.up(
-        args.root, store=args.store, port=args.port, manifest_ttl=args.manifest_ttl, cache_ttl=args.cache_ttl, log=_out
+        args.root, store=args.store, port=args.port, manifest_ttl=args.manifest_ttl, cache_ttl=args.cache_ttl, log=_out,
+        alerting=args.alerting, alerts_webhook=args.alerts_webhook, alert_rules=args.alert_rules,
     )
     _out(f"stack ready at {info['base_url']} (store {info['store']}, root {info['root']})")
     _out(f"  manifests: {info['manifest_template']}")
     if info.get("s3_endpoint"):
         _out(f"  S3 endpoint: {info['s3_endpoint']}")
+    alerting = info.get("alerting")
+    if alerting:
+        _out(f"  Prometheus: {alerting['prometheus_url']} (rules {alerting['rules']})")
+        _out(f"  Alertmanager: {alerting['alertmanager_url']} -> {alerting['webhook_url']}")
+        if alerting.get("receiver_url"):
+            _out(f"  alert receiver: {alerting['receiver_url']}/incidents (incidents in {alerting['incidents_dir']})")
     _out(f"  secrets: {processes.secrets_path(Path(info['root']))}")
     _out(f"point a shell at it with `eval \"$(recsys-stack env --root {args.root})\"`")
     if args.detach:
@@ -192,6 +210,7 @@ def collect_status(root: Path) -> dict:
         "base_url": info.get("base_url"),
         "manifest_template": info.get("manifest_template"),
         "s3_endpoint": info.get("s3_endpoint"),
+        "alerting": info.get("alerting"),
         "processes": procs,
         "surfaces": [],
     }
@@ -264,7 +283,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     _out(f"stack {status['status']} at {status['base_url']} (store {status['store']}, root {status['root']})")
     for name, proc in status["processes"].items():
-        _out(f"  {name:<8} pid {proc['pid']:<8} {'alive' if proc['alive'] else 'not running'}")
+        _out(f"  {name:<12} pid {proc['pid']:<8} {'alive' if proc['alive'] else 'not running'}")
+    if status.get("alerting"):
+        alerting = status["alerting"]
+        _out(f"  alerting: Prometheus {alerting['prometheus_url']}, Alertmanager {alerting['alertmanager_url']}, "
+             f"receiver {alerting.get('receiver_url') or alerting['webhook_url']}")
     if status.get("store_error"):
         _out(f"  store: {status['store_error']}")
     if status["surfaces"]:

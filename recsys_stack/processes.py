@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from . import alerting as alerting_mod
 from . import seed
 from .formats import file_uri, rfc3339
 from .objstore import BLOB_PREFIX, BUCKET, FileStore, ObjectStore, S3Store, manifest_key
@@ -39,11 +40,15 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 # What each process's command line contains; checked before a recorded PID is signalled.
-_MARKERS = {"service": "recsys_stack.service.app", "s3": "recsys_stack.s3server", "s3-proxy": "recsys_stack.latencyproxy"}
+_MARKERS = {"service": "recsys_stack.service.app", "s3": "recsys_stack.s3server", "s3-proxy": "recsys_stack.latencyproxy",
+            **alerting_mod.MARKERS}
+# The order `down` stops them in: what alerts and what sends traffic before the service, the service before the store
+# (it would otherwise log connection errors against a store that went away).
+_STOP_ORDER = ("traffic", "prometheus", "alertmanager", "receiver", "service", "s3-proxy", "s3")
 # State under ROOT that `up` replaces with a freshly seeded one (nothing else under ROOT is touched).
 _STATE_NAMES = (
     "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",
-    "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env", "eval",
+    "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env", "eval", "alerting",
 )
 
 
@@ -368,8 +373,14 @@ def up(
     cache_ttl: int = DEFAULT_TTL_SECONDS,
     environ: Mapping[str, str] | None = None,
     log=print,
+    alerting: bool = False,
+    alerts_webhook: str | None = None,
+    alert_rules: Path | None = None,
 ) -> tuple[dict, dict[str, subprocess.Popen]]:
     """Start a freshly seeded stack in ``root`` and return (stack.json contents, started processes).
+
+    With ``alerting``, also traffic, Prometheus, Alertmanager and the alert receiver (``recsys_stack.alerting``);
+    ``alerts_webhook`` makes Alertmanager deliver there instead of to a receiver of the stack's own.
 
     Refuses (exit 2) when a stack is already running there or ``port`` is taken. On any failure everything started
     so far is stopped again before the error propagates.
@@ -377,6 +388,13 @@ def up(
     environ = os.environ if environ is None else environ
     root = Path(root).resolve()
     _check_can_start(root, store, port, environ)
+    if alerting:
+        try:  # refuse before anything under ROOT changes: a missing binary, no receiver
+            alerting_mod.preflight(alerts_webhook, {k: v for k, v in environ.items()
+                                                    if not k.startswith(("RECSYS_", "AWS_"))},
+                                   environ.get(alerting_mod.TOKEN_ENV))
+        except alerting_mod.AlertingError as exc:
+            raise StackError(str(exc), exit_code=1) from None
     root.mkdir(parents=True, exist_ok=True)
     _reset_state(root)
     (root / "logs").mkdir()
@@ -402,6 +420,17 @@ def up(
         finally:
             store_client.close()
         _start_service(root, info, procs, service_port, port, secret_values, environ, log)
+        if alerting:
+            base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
+            try:
+                alerting_mod.start(
+                    root, info, procs, client_env=client_env(info, secret_values), base_env=base_env,
+                    token=environ.get(alerting_mod.TOKEN_ENV), webhook=alerts_webhook,
+                    rules_source=alert_rules or alerting_mod.ALERT_RULES, spawn=_spawn, free_port=free_port,
+                    record=lambda: write_stack(root, info), tail=_log_tail, log=log,
+                )
+            except alerting_mod.AlertingError as exc:
+                raise StackError(str(exc), exit_code=1) from None
     except BaseException:
         for proc in procs.values():
             if proc.poll() is None:
@@ -523,8 +552,8 @@ def down(root: Path, log=print) -> list[str]:
         log(f"no stack in {root}: nothing to stop")
         return []
     stopped = []
-    # The service first: it would otherwise log connection errors against a store that went away.
-    for name in sorted(running_processes(info), key=lambda n: n != "service"):
+    order = {name: n for n, name in enumerate(_STOP_ORDER)}
+    for name in sorted(running_processes(info), key=lambda n: order.get(n, len(order))):
         pid = int(info["processes"][name])
         stop_pid(pid)
         stopped.append(f"{name} {pid}")

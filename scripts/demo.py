@@ -25,12 +25,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import drills  # noqa: E402
-
+from handbook_site import drills
 from recsys_checks.runbooks.spec import load_all
-from recsys_stack.faults import FAULTS  # noqa: E402
-from recsys_stack.processes import client_env, read_secrets  # noqa: E402
+from recsys_stack.faults import FAULTS
+from recsys_stack.processes import client_env, read_secrets
 
 TENANT, SURFACE = "demo", "home"
 

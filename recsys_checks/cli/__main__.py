@@ -1,4 +1,4 @@
-"""``python -m recsys_checks.cli.commands``: the same as ``recsys-checks``."""
+"""``python -m recsys_checks.cli``: the same as ``recsys-checks``."""
 
 import sys
 

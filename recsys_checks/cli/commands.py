@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from recsys_checks.alerts import add_parser as _add_alerts
 from recsys_checks.cli.output import emit, emit_stream
 from recsys_checks.cli.runbook_output import print_list, print_run_record, print_spec
 from recsys_checks.core.errors import BadInput, ChecksError
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runbook(sub)
     _add_eval(sub)
     _add_hold(sub, common)
+    _add_alerts(sub, _Parser)  # `alerts serve`; its server is imported only when it runs
     return parser
 
 

@@ -1,6 +1,6 @@
 """Shell sessions on the tutorial and how-to pages run against a fresh local stack and print what the page shows.
 
-The runner is scripts/doc_sessions.py; its own behaviour (parsing, placeholders, carried environment) is tested
+The runner is handbook_site/sessions.py; its own behaviour (parsing, placeholders, carried environment) is tested
 first, then every page with a ``console`` block is executed in a workspace of its own.
 """
 
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from handbook_site import sessions as doc_sessions
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import doc_sessions  # noqa: E402
 
 PAGES = sorted(p for folder in ("tutorials", "how-to") for p in (ROOT / "docs" / folder).rglob("*.md")
                if "```console" in p.read_text())

@@ -1,29 +1,38 @@
-"""Runbook pages show when each drill last passed, from the results the drills write, or say "not verified"."""
+"""Drill results: the drill status page shows when each drill last passed, from the results the drills write; a
+runbook page gives only one line, the latest result when the build has one, and a link to that page."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from handbook_site import drills
+from handbook_site import macros as docs_macros
 from recsys_checks.runbooks.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import docs_macros  # noqa: E402
-import drills  # noqa: E402
+LINK = "[Drill status](../../reference/drill-status.md#rollback-manifest)"
 
 
 def _outcome(phase: str, verdict: str, cause: str | None = None) -> drills.Outcome:
     return drills.Outcome(phase, 0, verdict, cause, 1.0, Path("."))
 
 
-def test_without_results_every_drill_is_not_verified(tmp_path):
+def _status_section(page: str, runbook_id: str) -> str:
+    return page.split(f"{{ #{runbook_id} }}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_without_results_a_runbook_page_only_links_the_drill_status_page(tmp_path):
+    """A build on a machine that ran no drill says nothing alarming on the runbook page: one link, no banner."""
     page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
-    assert "**Not verified**: no drill of this runbook has passed" in page
-    assert page.count("| **not verified** |") == 7  # bad-publish, shrunk-publish, foreign-artifact on both stores; corrupt-manifest
+    assert "verified" not in page.lower()
+    lines = [line for line in page.splitlines() if "drill-status.md" in line]
+    assert lines == [f"Drill results: {LINK}."]
+    status = _status_section(docs_macros.drill_status(results=tmp_path), "rollback-manifest")
+    # bad-publish, shrunk-publish, foreign-artifact on both stores; corrupt-manifest
+    assert status.count("| no result in this build |") == 7
 
 
 def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
@@ -36,12 +45,23 @@ def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
     assert doc["date"].endswith("Z")
 
     page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
-    assert "**Verified** 1 of 7 drill(s) passed" in page
-    row = next(line for line in page.splitlines() if line.startswith("| `bad-publish` | file |"))
+    lines = [line for line in page.splitlines() if "drill-status.md" in line]
+    assert lines == [f"Drills: 1 of 7 passed in this build's results, the latest on {doc['date']} ({LINK})."]
+
+    status = _status_section(docs_macros.drill_status(results=tmp_path), "rollback-manifest")
+    row = next(line for line in status.splitlines() if line.startswith("| `bad-publish` | file |"))
     assert doc["date"] in row and "healthy, action-required, mitigated, healthy" in row
     if doc["commit"]:
         assert doc["commit"][:12] in row
-    assert page.count("| **not verified** |") == 6
+    assert status.count("| no result in this build |") == 6
+
+
+def test_the_drill_status_page_has_a_section_for_every_runbook(tmp_path):
+    from recsys_checks.runbooks.spec import load_all
+
+    status = docs_macros.drill_status(results=tmp_path)
+    for spec in load_all():
+        assert f"## {spec.title} {{ #{spec.id} }}" in status
 
 
 def test_forgetting_a_result_makes_the_drill_unverified_again(tmp_path):
@@ -53,9 +73,10 @@ def test_forgetting_a_result_makes_the_drill_unverified_again(tmp_path):
 
 
 @pytest.mark.parametrize("content", ["not json", json.dumps({"runbook": "rollback-manifest", "passed": False})])
-def test_unreadable_or_failed_results_are_not_shown_as_verified(tmp_path, content):
+def test_unreadable_or_failed_results_are_not_shown_as_passed(tmp_path, content):
     (tmp_path / "rollback-manifest--bad-publish--file.json").write_text(content)
-    assert "**Not verified**" in docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
+    assert f"Drill results: {LINK}." in docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
+    assert "| `bad-publish` | file | no result in this build |" in docs_macros.drill_status(results=tmp_path)
 
 
 def test_the_results_folder_is_git_ignored():

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
+from handbook_site import drills
 from recsys_checks.judge import auditlog
 from recsys_checks.levers import audit
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import TargetStores
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
 
 HOOK = Path(__file__).resolve().parent / "crashhook"
 POINTS = ("before-intent", "after-intent", "after-change", "after-invalidation")

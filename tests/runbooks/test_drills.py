@@ -8,17 +8,14 @@ mitigation is ``healthy`` and changes nothing.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
-from recsys_checks.runbooks.spec import load_all  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
+from handbook_site import drills
+from recsys_checks.runbooks.spec import load_all
 
 SPECS = load_all()
 CASES = [

@@ -6,16 +6,12 @@ finish the interrupted fix (invalidate it), never revert the current good docume
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
+from handbook_site import drills
 
 
 @pytest.mark.stack

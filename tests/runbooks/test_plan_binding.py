@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import StackHandle
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
+from handbook_site import drills
 
 
 def _plan_id(record: dict) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import pytest
 from checks_integration.checkskit import Checks
 from stackfixture import running_stack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
+from handbook_site import drills
 
 RESPONDERS = int(os.environ.get("RESPONDERS", "3"))
 

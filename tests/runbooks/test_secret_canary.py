@@ -8,13 +8,11 @@ import base64
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from stackfixture import running_stack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import drills  # noqa: E402
+from handbook_site import drills
 
 
 @pytest.mark.stack

@@ -26,7 +26,7 @@ def test_env_exports_what_a_client_needs_and_a_shell_can_eval(stack: StackHandle
     proc = stack.cli("env")
     assert _exports(proc.stdout) == stack.env
     shell = f'eval "$({sys.executable} -m recsys_stack.cli env --root {shlex.quote(str(stack.root))})" && ' \
-            f"{sys.executable} -m recsys_checks.cli.commands manifest status --tenant demo --surface home"
+            f"{sys.executable} -m recsys_checks.cli manifest status --tenant demo --surface home"
     done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, env=_cli_env())
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -8,16 +8,15 @@ The notebooks are copied into the built site so that each page links to its own.
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from handbook_site import drills
 from recsys_checks.runbooks.spec import RunbookSpec, load_all, load_spec, notebooks_dir
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import drills  # noqa: E402 - scripts/drills.py, beside this module
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROLE = {"check": "check", "info": "context", "diagnose": "decision", "act": "fix", "verify": "verification"}
@@ -28,7 +27,64 @@ def _label(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;").replace("`", "")
 
 
+_LEVER_COMMAND = re.compile(r"\s*:?\s*`(recsys-checks [^`]+)`\s*$")
+# A lever's family, by the command it runs: the branches of the decision tree when the spec gives commands.
+_FAMILIES = (("manifest rollback", "roll back the artifact"), ("rules revert", "revert the config or rules"),
+             ("config revert", "revert the config or rules"), ("cache invalidate", "invalidate a cache"))
+_NO_LEVER = "no lever in this runbook"
+DRILL_STATUS_PAGE = "reference/drill-status.md"
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One row of a spec's decision table: the cause, when it holds, the lever in words and its dry-run command."""
+
+    cause: str
+    when: str
+    text: str
+    command: str | None
+
+    @property
+    def apply(self) -> str | None:
+        """The command that applies the plan a reviewed dry run printed, and only that plan."""
+        return f"{self.command} --execute --plan-id {{plan}}" if self.command else None
+
+    @property
+    def family(self) -> str:
+        if not self.command:
+            return _NO_LEVER
+        verb = " ".join(self.command.split()[1:3])
+        return next((name for prefix, name in _FAMILIES if verb == prefix), verb)
+
+
+def levers(spec: RunbookSpec) -> list[Lever]:
+    """The decision table of a spec. A lever may end with its dry-run command in a code span
+    (``...: `recsys-checks rules revert --tenant {tenant} --previous` ``); the page shows that command for the cause,
+    and the apply with ``--execute --plan-id``, instead of the act step's one command."""
+    out = []
+    for d in spec.decision:
+        match = _LEVER_COMMAND.search(d["lever"])
+        text = d["lever"][:match.start()] if match else d["lever"]
+        out.append(Lever(d["cause"], d["when"], text, match.group(1) if match else None))
+    return out
+
+
 def flowchart(spec: RunbookSpec) -> str:
+    """The decision tree as Mermaid. With lever commands in the spec, the causes are grouped by the lever they need
+    and drawn left to right (the cause, its lever family, the causes in it), a handful of rows whatever the number
+    of causes, so that the diagram fits a page's width at its natural size and its labels stay readable."""
+    table = levers(spec)
+    if any(lever.command for lever in table):
+        lines = ["```mermaid", '%%{init: {"flowchart": {"rankSpacing": 40}}}%%', "flowchart LR", '  D{"cause?"}',
+                 '  D -->|"nothing wrong"| H(["healthy"])']
+        families: dict[str, list[str]] = {}
+        for lever in sorted(table, key=lambda lever: lever.family == _NO_LEVER):  # the causes with no lever last
+            families.setdefault(lever.family, []).append(lever.cause)
+        for n, (family, causes) in enumerate(families.items()):
+            listed = "<br/>".join(_label(c) for c in causes)
+            lines.append(f'  D --> G{n}["{_label(family)}"] --- K{n}["{listed}"]')
+        lines.append("```")
+        return "\n".join(lines)
     lines = ["```mermaid", "flowchart TD"]
     checks = [s for s in spec.steps if s.role in ("check", "info")]
     first = _label(spec.symptoms[0]) if spec.symptoms else _label(spec.title)
@@ -42,36 +98,76 @@ def flowchart(spec: RunbookSpec) -> str:
     return "\n".join(lines)
 
 
-def _verified(spec: RunbookSpec, results: Path) -> tuple[str, list[str]]:
-    """A one-line status for the top of the page and the table of each drill's last pass."""
-    passed = drills.read_results(spec.id, results)
-    cases = [(d.fault, store) for d in spec.drills for store in d.stores]
+def lever_commands(spec: RunbookSpec) -> list[str]:
+    """The act step's section of the page when the decision table gives commands: per lever, the causes it answers,
+    its dry run, then its apply; then the causes with no lever here."""
+    table = levers(spec)
+    out = ["By hand, the lever depends on the cause the diagnosis named (its run record says which). Run the dry "
+           "run, read the plan it prints, then apply exactly that plan with the id it printed in place of `{plan}`: "
+           "if the deployment changed since, the apply exits 3 and changes nothing.", ""]
+    grouped: dict[str, list[Lever]] = {}
+    for lever in table:
+        if lever.command:
+            grouped.setdefault(lever.command, []).append(lever)
+    for command, same in grouped.items():
+        causes = ", ".join(f"`{lever.cause}`" for lever in same)
+        out += [f"**{causes}**: {same[0].text.strip()}.", "", "Dry run (changes nothing):", "", "```bash", command,
+                "```", "", "Apply the plan you read:", "", "```bash", same[0].apply, "```", ""]
+    none = [lever for lever in table if not lever.command]
+    if none:
+        out += ["No lever in this runbook:", ""]
+        out += [f"- `{lever.cause}`: {lever.text.strip()}" for lever in none]
+        out.append("")
+    return out
+
+
+def _passed(spec: RunbookSpec, results: Path) -> tuple[list[tuple[str, str]], dict[tuple[str, str], dict]]:
+    return [(d.fault, store) for d in spec.drills for store in d.stores], drills.read_results(spec.id, results)
+
+
+def drill_line(spec: RunbookSpec, results: Path) -> str:
+    """The one line a runbook page gives its drills' results: the last result when this build has one, and a link
+    to the drill status page, which has the rest."""
+    cases, passed = _passed(spec, results)
+    link = f"[Drill status](../../{DRILL_STATUS_PAGE}#{spec.id})"
+    done = [passed[c] for c in cases if c in passed]
+    if not done:
+        return f"Drill results: {link}."
+    latest = max(doc["date"] for doc in done)
+    return f"Drills: {len(done)} of {len(cases)} passed in this build's results, the latest on {latest} ({link})."
+
+
+def drill_status_rows(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> list[str]:
+    """One row per drill (fault and store) of a runbook: when it last passed, at which commit, with which verdicts."""
+    cases, passed = _passed(spec, results)
     rows = ["| fault | store | last passed | commit | verdicts (healthy, dry run, execute, rerun) |",
             "|---|---|---|---|---|"]
     for fault, store in cases:
         doc = passed.get((fault, store))
         if doc is None:
-            rows.append(f"| `{fault}` | {store} | **not verified** | | |")
+            rows.append(f"| `{fault}` | {store} | no result in this build | | |")
             continue
         commit = (doc.get("commit") or "")[:12] or "unknown"
         if doc.get("modified"):
             commit += " (with local changes)"
         verdicts = ", ".join(str(v.get("verdict")) for v in (doc.get("verdicts") or {}).values())
         rows.append(f"| `{fault}` | {store} | {doc.get('date')} | `{commit}` | {verdicts} |")
-    done = [passed[c] for c in cases if c in passed]
-    if not cases:
-        line = "**Not verified**: this runbook has no drill."
-    elif not done:
-        line = "**Not verified**: no drill of this runbook has passed in the build that made this page."
-    else:
-        latest = max(doc["date"] for doc in done)
-        line = (f"**Verified** {len(done)} of {len(cases)} drill(s) passed; the latest on {latest}"
-                + ("." if len(done) == len(cases) else "; the others are **not verified**."))
-    return line, rows
+    return rows
+
+
+def drill_status(results: Path = drills.RESULTS_DIR) -> str:
+    """The drill status page's body: per runbook, its drills and the results this build found in ``.drills/``."""
+    out = []
+    for spec in load_all():
+        out += [f"## {spec.title} {{ #{spec.id} }}", "", f"[Runbook page](../how-to/runbooks/{spec.id}.md)", ""]
+        out += drill_status_rows(spec, results) if spec.drills else ["This runbook has no drill."]
+        out.append("")
+    return "\n".join(out)
 
 
 def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
-    status, verified_rows = _verified(spec, results)
+    table = levers(spec)
+    by_hand = any(lever.command for lever in table)
     out = [f"# Runbook: {spec.title}", ""]
     out += [f'!!! tip "Run it ({spec.layer} layer)"',
             f"    From a shell: `recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home` is a dry run "
@@ -79,7 +175,7 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "",
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
-            "", status + " ([Drill](#drill))", "", spec.summary, "", "## Symptoms", ""]
+            "", spec.summary, "", "## Symptoms", ""]
     out += [f"- {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
@@ -89,15 +185,25 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "`action-required` with cause `unexplained` ([the verdict rule](../../reference/runbook-spec.md#verdicts)).",
             "", "| invariant | checked by |", "|---|---|"]
     out += [f"| {h['invariant']} | step `{h['step']}` |" for h in spec.healthy]
-    out += ["", "## Decision tree", "", flowchart(spec), ""]
-    out += ["| cause | when | lever |", "|---|---|---|"]
-    out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]
-    out += ["", "## Steps", "", "Each step is one cell of the notebook and one command you can also run by hand "
+    out += ["", "## Decision tree", ""]
+    if by_hand:
+        out += ["| cause | when | lever |", "|---|---|---|"]
+        out += [f"| `{lever.cause}` | {lever.when} | {lever.text.strip()} |" for lever in table]
+        out += ["", "The commands of each lever are under [Pull the lever](#" + _act_anchor(spec) + ").", "",
+                '??? abstract "The same tree as a diagram: the causes grouped by the lever they need"', "",
+                *("    " + line if line else "" for line in flowchart(spec).splitlines()), ""]
+    else:
+        out += [flowchart(spec), "", "| cause | when | lever |", "|---|---|---|"]
+        out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]
+        out.append("")
+    out += ["## Steps", "", "Each step is one cell of the notebook and one command you can also run by hand "
             "(with your tenant and surface in place of `{tenant}` and `{surface}`).", ""]
     for n, step in enumerate(spec.steps, 1):
         mark = " — changes the deployment only with `--execute`" if step.mutates else ""
         out += [f"### {n}. {step.title}", "", f"*{_ROLE[step.role]}{mark}.* {step.why}", ""]
-        if step.command:
+        if step.role == "act" and by_hand:
+            out += lever_commands(spec)
+        elif step.command:
             out += ["```bash", step.command, "```", ""]
         out += [f"Notebook cell `step:{step.id}`: `run.step({step.id!r}, {step.function})`", ""]
     out += ["## Parameters", "", "Set with `-p NAME=VALUE` or in the notebook's parameters cell. Credentials are "
@@ -117,13 +223,19 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
     for d in spec.drills:
         cause = f" (`{d.dry_run.cause}`)" if d.dry_run.cause else ""
         out.append(f"| `{d.fault}` | {', '.join(d.stores)} | {d.dry_run.verdict}{cause} | {d.execute.verdict} |")
-    out += ["", "### Verified status", "", "When each drill last passed, from the results the drills wrote "
-            "(`.drills/`) when this site was built. A drill that fails removes its result, so it shows as not "
-            "verified until it passes again.", "", *verified_rows]
+    out += ["", drill_line(spec, results)]
     if spec.read_next:
         out += ["", "## Read next", ""]
         out += [f"- [{r['title']}]({r['href']})" for r in spec.read_next]
     return "\n".join(out) + "\n"
+
+
+def _act_anchor(spec: RunbookSpec) -> str:
+    """The heading id Python-Markdown's toc gives the act step's heading (``### 5. Pull the lever (...)``)."""
+    from markdown.extensions.toc import slugify
+
+    n, step = next((n, s) for n, s in enumerate(spec.steps, 1) if s.role == "act")
+    return slugify(f"{n}. {step.title}", "-")
 
 
 def alerts_table() -> str:
@@ -171,6 +283,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(alerts_table)
     env.macro(checklist_tables)
     env.macro(alert_specs_rows)
+    env.macro(drill_status)
 
     @env.macro
     def runbook_page(runbook_id: str) -> str:

@@ -1,0 +1,745 @@
+"""The receiver: Starlette on uvicorn, a bounded queue of incidents, a bounded number of workers.
+
+``POST /alertmanager``   Alertmanager's webhook (version 4), bearer token ``RECSYS_ALERTS_TOKEN``
+``GET /incidents``       the incidents (HTML; JSON with ``Accept: application/json``), one row per surface run
+``GET /incidents/ID``    one incident: verdict and cause first, the plan and the command to apply it, the notebook
+``GET /healthz``         the receiver itself
+``GET /metrics``         Prometheus text: queue depth, runs by verdict, run seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import shlex
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checks import NOTIFY_ENV, TOKEN_ENV, ChecksCli, ChecksError, Spec, default_command, mask, safe_segment
+from .payload import Alert, BadPayload, normal_time, parse
+from .store import (
+    FINISHED,
+    ID_PATTERN,
+    NO_RUNBOOK,
+    NOT_RUN,
+    NOTHING_FOUND,
+    QUEUE_FULL,
+    RUNNING,
+    Store,
+    aggregate,
+    incident_id,
+    mark_interrupted,
+    new_row,
+    now_z,
+    public_row,
+)
+from .triage import Triager
+
+MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
+BODY_TIMEOUT = 10.0
+RENDER_TIMEOUT = 120.0
+RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
+RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
+
+
+class ConfigError(Exception):
+    """A setting that stops the receiver before it starts (exit 2)."""
+
+
+@dataclass
+class Settings:
+    host: str
+    port: int
+    out: Path
+    token: str
+    workers: int = 2
+    queue_size: int = 100
+    max_surfaces: int = 3
+    tenant_label: str = ""
+    surface_label: str = ""
+    params: list[tuple[str | None, str, str]] = field(default_factory=list)
+    run_timeout: float = 900.0
+    triage_timeout: float = 120.0
+    max_probes: int = 200
+    triage_ttl: float = 30.0
+    max_body: int = 4 * 1024 * 1024
+    external_url: str = ""
+    notify_url: str = ""
+    command: list[str] = field(default_factory=list)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9097")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"--listen {value!r}: the host must be an IP address (127.0.0.1, ::1, 0.0.0.0) or "
+                              "localhost") from None
+    return host, int(port)
+
+
+def parse_param(value: str) -> tuple[str | None, str, str]:
+    name, sep, text = value.partition("=")
+    runbook, colon, name = name.rpartition(":") if ":" in name else ("", "", name)
+    name = name.strip()
+    if not sep or not re.match(r"^[a-z][a-z0-9_]*$", name):
+        raise ConfigError(f"-p {value!r}: expected [RUNBOOK:]NAME=VALUE, e.g. -p max_age=48h")
+    if name in RESERVED_PARAMS:
+        raise ConfigError(f"-p {value!r}: {name} is set by the receiver, per alert")
+    return (runbook.strip() or None) if colon else None, name, text
+
+
+def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    token = env.get(TOKEN_ENV, "")
+    if not token:
+        raise ConfigError(f"{TOKEN_ENV} is not set: the receiver accepts only requests with this bearer token (give "
+                          f"Alertmanager the same value in http_config.authorization), e.g. "
+                          f"export {TOKEN_ENV}=$(openssl rand -hex 32)")
+    if len(token) < MIN_TOKEN or token != token.strip():
+        raise ConfigError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN} characters or has surrounding spaces: use a "
+                          "long random value, e.g. $(openssl rand -hex 32)")
+    host, port = parse_listen(args.listen)
+    notify = env.get(NOTIFY_ENV, "")
+    if notify and not re.match(r"^https?://[^\s/]+", notify):
+        raise ConfigError(f"{NOTIFY_ENV} is not an http:// or https:// URL")
+    external = args.external_url.rstrip("/")
+    if external and not re.match(r"^https?://[^\s/]+", external):
+        raise ConfigError(f"--external-url {args.external_url!r}: expected an http:// or https:// URL")
+    if not external:
+        shown = f"[{host}]" if ":" in host else host
+        external = f"http://{shown}:{port}"
+    if (args.tenant_label or args.surface_label) and args.tenant_label == args.surface_label:
+        raise ConfigError("--tenant-label and --surface-label name the same label")
+    return Settings(
+        host=host, port=port, out=Path(args.out), token=token, workers=args.workers, queue_size=args.queue_size,
+        max_surfaces=args.max_surfaces, tenant_label=args.tenant_label, surface_label=args.surface_label,
+        params=[parse_param(p) for p in args.param], run_timeout=float(args.run_timeout),
+        triage_timeout=float(args.triage_timeout), max_probes=args.max_probes, triage_ttl=args.triage_ttl,
+        max_body=args.max_body, external_url=external, notify_url=notify,
+        command=shlex.split(args.checks_command) if args.checks_command else default_command(),
+    )
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"{now_z()} recsys-checks alerts: {mask(message)}\n")
+    sys.stderr.flush()
+
+
+class Metrics:
+    def __init__(self, receiver: Receiver) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        g = Gauge("recsys_alerts_queue_depth", "incidents waiting for a worker", registry=r)
+        g.set_function(lambda: receiver.queue.qsize() if receiver.queue is not None else 0)
+        Gauge("recsys_alerts_queue_capacity", "--queue-size", registry=r).set(receiver.settings.queue_size)
+        g = Gauge("recsys_alerts_runs_in_progress", "runbook runs running now", registry=r)
+        g.set_function(lambda: receiver.runs_in_progress)
+        self.alerts = Counter("recsys_alerts_received", "alerts received, by status", ["status"], registry=r)
+        self.duplicates = Counter("recsys_alerts_duplicates", "alerts notified again (nothing new run)", registry=r)
+        self.incidents = Counter("recsys_alerts_incidents", "incidents ended, by status", ["status"], registry=r)
+        self.runs = Counter("recsys_alerts_runs", "runbook runs ended, by verdict", ["verdict"], registry=r)
+        self.run_seconds = Histogram("recsys_alerts_run_seconds", "seconds of one runbook run",
+                                     buckets=RUN_SECONDS_BUCKETS, registry=r)
+        self.not_run = Counter("recsys_alerts_not_run", "incidents recorded not run, by reason", ["reason"],
+                               registry=r)
+        self.requests = Counter("recsys_alerts_webhook_requests", "webhook requests, by answer", ["code"], registry=r)
+        self.notifications = Counter("recsys_alerts_notifications", "notifications, by outcome", ["outcome"],
+                                     registry=r)
+
+
+class Receiver:
+    def __init__(self, settings: Settings, cli: ChecksCli, specs: dict[str, Spec], store: Store) -> None:
+        self.settings = settings
+        self.cli = cli
+        self.specs = specs
+        self.store = store
+        self.by_alert: dict[str, list[str]] = {}
+        for spec in sorted(specs.values(), key=lambda s: s.id):
+            for name in spec.alerts:
+                self.by_alert.setdefault(name, []).append(spec.id)
+        self.triager = Triager(cli, max_probes=settings.max_probes, ttl=settings.triage_ttl)
+        self.queue: asyncio.Queue[str] | None = None
+        self.runs_in_progress = 0
+        self.metrics = Metrics(self)
+        self.workers: list[asyncio.Task] = []
+        self.notifier: Any = None
+        self.stopping = False
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue(self.settings.queue_size)
+        self.workers = [asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.settings.workers)]
+        if self.settings.notify_url:
+            from .notify import Notifier
+
+            self.notifier = Notifier(self.settings.notify_url, self._notified)
+            self.notifier.start()
+        # nbconvert's templates take about a second to load: load them now, not in the first incident's time.
+        asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for task in self.workers:
+            task.cancel()
+        self.cli.processes.stop_all()
+        for task in self.workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.notifier is not None:
+            await self.notifier.stop()
+        for incident in self.store.incidents.values():
+            if incident["status"] == RUNNING:
+                mark_interrupted(incident, "the receiver was stopped while this incident ran; the dry run can be "
+                                           "run by hand with the command below")
+                self.store.save_now(incident)
+        self.store.close()
+
+    # ------------------------------------------------------------------------------------------------ webhook
+
+    def authorized(self, header: str) -> bool:
+        scheme, _, given = header.partition(" ")
+        expected = self.settings.token.encode()
+        # Constant time whatever is given: compare_digest of the header's bytes with the expected ones.
+        ok = hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected)
+        return ok and scheme.lower() == "bearer"
+
+    async def accept(self, alerts: list[Alert]) -> dict[str, Any]:
+        """Record every alert of a checked payload; queue the new firing ones."""
+        answer: dict[str, Any] = {"received": len(alerts), "new": [], "duplicates": 0, "resolved": 0,
+                                  "not_run": 0, "requeued": 0}
+        saves = []
+        for alert in alerts:
+            self.metrics.alerts.labels(alert.status).inc()
+            key = alert.key
+            incident = self.store.find(key)
+            if alert.status == "resolved":
+                answer["resolved"] += 1
+                if incident is None:
+                    incident = self._new_incident(alert)
+                    incident["rows"] = [new_row(incident, rb, status=NOT_RUN,
+                                                reason="resolved before the receiver saw it firing")
+                                        for rb in incident["runbooks"]] or [new_row(incident, None, status=NO_RUNBOOK)]
+                    incident["status"] = aggregate(incident["rows"])
+                    incident["phase"] = "done"
+                    self.store.add(incident)
+                    saves.append(self.store.save_alert(incident["id"], alert.raw))
+                    self.metrics.incidents.labels(incident["status"]).inc()
+                if not incident.get("resolved_at"):
+                    incident["resolved_at"] = alert.ends_at or now_z()
+                    saves.append(self.store.save(incident))
+                continue
+            if incident is not None:
+                answer["duplicates"] += 1
+                self.metrics.duplicates.inc()
+                incident["notified"] = incident.get("notified", 1) + 1
+                incident["last_notified_at"] = now_z()
+                if incident["status"] == NOT_RUN and incident.get("reason") == QUEUE_FULL and not self.queue.full():
+                    # Refused for a full queue, notified again with room: it runs now (it never ran before).
+                    incident["status"], incident["phase"], incident["reason"] = RUNNING, "queued", None
+                    incident["rows"] = []
+                    saves.append(self._enqueue(incident))
+                    answer["requeued"] += 1
+                continue
+            incident = self._new_incident(alert)
+            self.store.add(incident)
+            answer["new"].append(incident["id"])
+            saves.append(self.store.save_alert(incident["id"], alert.raw))
+            if not incident["runbooks"]:
+                incident["rows"] = [new_row(incident, None, status=NO_RUNBOOK,
+                                            reason=f"no runbook spec lists {alert.name} under alerts:")]
+                incident["status"], incident["phase"] = NO_RUNBOOK, "done"
+                self.metrics.incidents.labels(NO_RUNBOOK).inc()
+                saves.append(self._finish(incident))
+            elif self.queue.full():
+                incident["rows"] = [new_row(incident, rb, status=NOT_RUN, reason=QUEUE_FULL)
+                                    for rb in incident["runbooks"]]
+                incident["status"], incident["phase"], incident["reason"] = NOT_RUN, "done", QUEUE_FULL
+                self.metrics.not_run.labels(QUEUE_FULL).inc()
+                answer["not_run"] += 1
+                saves.append(self.store.save(incident))
+            else:
+                saves.append(self._enqueue(incident))
+        for save in saves:
+            await save
+        return answer
+
+    async def _enqueue(self, incident: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.queue.put_nowait(incident["id"])  # room was checked by the caller, in the same turn of the loop
+        await self.store.save(incident)
+
+    def _new_incident(self, alert: Alert) -> dict[str, Any]:
+        starts = normal_time(alert.starts_at)
+        return {
+            "format": 1, "id": incident_id(alert.fingerprint, starts), "alert": alert.name,
+            "fingerprint": alert.fingerprint, "starts_at": alert.starts_at, "starts_at_normal": starts,
+            "labels": alert.labels, "summary": alert.annotations.get("summary", ""),
+            "received_at": now_z(), "notified": 1, "last_notified_at": now_z(), "resolved_at": None,
+            "status": RUNNING, "phase": "queued", "reason": None,
+            "runbooks": list(self.by_alert.get(alert.name, [])), "triage": None, "rows": [], "notify": None,
+        }
+
+    # ------------------------------------------------------------------------------------------------ workers
+
+    async def _worker(self) -> None:
+        assert self.queue is not None
+        while True:
+            iid = await self.queue.get()
+            incident = self.store.incidents.get(iid)
+            try:
+                if incident is not None and incident["status"] == RUNNING:
+                    await self.process(incident)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a defect of ours: recorded on the incident, the worker goes on
+                why = f"internal error of the receiver ({type(exc).__name__}: {exc}); nothing was changed"
+                log(f"{iid}: {why}")
+                for row in incident["rows"] if incident else []:
+                    if row["status"] == RUNNING:
+                        row["status"], row["reason"], row["finished_at"] = NOT_RUN, why, now_z()
+                if incident is not None:
+                    if not incident["rows"]:
+                        incident["rows"] = [new_row(incident, None, status=NOT_RUN, reason=why)]
+                    incident["reason"] = why
+                    await self._finish(incident)
+            finally:
+                self.queue.task_done()
+
+    def _targets_from_labels(self, incident: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        """(tenant, surface, error) from the configured labels."""
+        labels = incident["labels"]
+        tenant = labels.get(self.settings.tenant_label) if self.settings.tenant_label else None
+        surface = labels.get(self.settings.surface_label) if self.settings.surface_label else None
+        try:
+            if tenant:
+                safe_segment(tenant, "tenant")
+            if surface:
+                safe_segment(surface, "surface")
+        except ChecksError as exc:
+            return None, None, f"label: {exc}"
+        return tenant or None, surface or None, None
+
+    async def process(self, incident: dict[str, Any]) -> None:
+        incident["phase"] = "triage"
+        incident["triage_started_at"] = now_z()
+        await self.store.save(incident)
+        tenant, surface, error = self._targets_from_labels(incident)
+        runbooks = incident["runbooks"]
+        if error:
+            incident["rows"] = [new_row(incident, rb, status=NOT_RUN, reason=error) for rb in runbooks]
+            incident["reason"] = error
+            return await self._finish(incident)
+        if tenant and surface:
+            targets = [(tenant, surface)]
+            incident["triage"] = {"kind": "labels", "summary": f"the alert names {tenant}/{surface} "
+                                  f"({self.settings.tenant_label}, {self.settings.surface_label}): no triage"}
+        else:
+            triage = await self.triager.triage(incident["alert"], tenant=tenant,
+                                               kind_label=incident["labels"].get("kind") or None)
+            incident["triage"] = triage.as_dict()
+            targets = [(s.tenant, s.surface) for s in triage.suspects]
+            if not targets:
+                if triage.unread:
+                    why = f"triage could not read everything, so nothing is known to be healthy: {triage.summary}"
+                    status = NOT_RUN
+                else:
+                    why = f"nothing found: {triage.summary}"
+                    status = NOTHING_FOUND
+                incident["rows"] = [new_row(incident, rb, status=status, reason=why) for rb in runbooks]
+                for row in incident["rows"]:
+                    row["started_at"], row["finished_at"] = incident["triage_started_at"], now_z()
+                incident["reason"] = why
+                return await self._finish(incident)
+        chosen, rest = targets[: self.settings.max_surfaces], targets[self.settings.max_surfaces:]
+        rows = []
+        for t, s in chosen:
+            for rb in runbooks:
+                row = new_row(incident, rb, tenant=t, surface=s)
+                row["dry_run_command"] = self._command(rb, t, s)
+                rows.append(row)
+        for t, s in rest:
+            for rb in runbooks:
+                row = new_row(incident, rb, tenant=t, surface=s, status=NOT_RUN,
+                              reason=f"over --max-surfaces ({self.settings.max_surfaces}): run it by hand")
+                row["dry_run_command"] = self._command(rb, t, s)
+                rows.append(row)
+        for n, row in enumerate(rows, 1):
+            row["run"] = n
+        incident["rows"] = rows
+        incident["phase"] = "run"
+        await self.store.save(incident)
+        for row in rows:
+            if row["status"] == RUNNING:
+                await self._run(incident, row)
+        await self._finish(incident)
+
+    def _params(self, runbook: str, tenant: str, surface: str) -> dict[str, str]:
+        params = {"tenant": tenant, "surface": surface}
+        declared = self.specs[runbook].parameters
+        for only, name, value in self.settings.params:
+            if (only is None or only == runbook) and name in declared:
+                params[name] = value
+        return params
+
+    def _command(self, runbook: str, tenant: str, surface: str, plan_id: str | None = None,
+                 record: dict[str, Any] | None = None, incident: dict[str, Any] | None = None) -> str:
+        words = ["recsys-checks", "runbook", "run", runbook]
+        for name, value in self._params(runbook, tenant, surface).items():
+            words += ["-p", f"{name}={value}"]
+        if plan_id:
+            words += ["--execute", "--plan-id", plan_id]
+            target = (record or {}).get("target") or {}
+            if target.get("protected") and target.get("deployment"):
+                words += ["--confirm", str(target["deployment"])]
+            if incident is not None:
+                words += ["--reason", f"{incident['alert']} (incident {incident['id']})"]
+        return shlex.join(words)
+
+    async def _run(self, incident: dict[str, Any], row: dict[str, Any]) -> None:
+        folder = self.store.folder(incident["id"]) / "runs" / f"{row['run']:02d}-{row['runbook']}"
+        row["started_at"] = now_z()
+        row["folder"] = str(folder.relative_to(self.store.root))
+        await self.store.save(incident)
+        self.runs_in_progress += 1
+        started = time.monotonic()
+        try:
+            outcome = await self.cli.run_runbook(row["runbook"], self._params(row["runbook"], row["tenant"],
+                                                                              row["surface"]), folder)
+        finally:
+            self.runs_in_progress -= 1
+        seconds = time.monotonic() - started
+        row["seconds"] = round(seconds, 3)
+        row["finished_at"] = now_z()
+        record = outcome.record
+        if record is None:
+            if outcome.returncode == 2:
+                row["status"], row["reason"] = NOT_RUN, f"the runner refused: {outcome.error}"
+                self.metrics.not_run.labels("refused").inc()
+            else:
+                row["status"], row["verdict"], row["reason"] = FINISHED, "failed", outcome.error
+                self.metrics.runs.labels("failed").inc()
+                self.metrics.run_seconds.observe(seconds)
+            return
+        self.metrics.runs.labels(str(record.get("verdict"))).inc()
+        self.metrics.run_seconds.observe(seconds)
+        row["verdict"] = record.get("verdict")
+        row["cause"] = record.get("cause")
+        row["next_action"] = record.get("next_action") or None
+        row["record"] = f"{row['folder']}/{row['runbook']}.result.json"
+        row["plan_id"] = plan_id_of(record)
+        if row["plan_id"]:
+            row["apply_command"] = self._command(row["runbook"], row["tenant"], row["surface"], row["plan_id"],
+                                                 record, incident)
+        notebook = folder / f"{row['runbook']}.ipynb"
+        if notebook.is_file():
+            row["notebook"] = f"{row['folder']}/{notebook.name}"
+            from .render import notebook_html
+
+            try:
+                page = await asyncio.wait_for(asyncio.to_thread(notebook_html, notebook), RENDER_TIMEOUT)
+                html_path = folder / f"{row['runbook']}.html"
+                await self.store.save_file(html_path, page)
+                row["notebook_html"] = f"{row['folder']}/{html_path.name}"
+            except Exception as exc:  # the diagnosis stands without its page
+                row["reason"] = f"the notebook could not be rendered: {type(exc).__name__}: {str(exc)[:200]}"
+        row["status"] = FINISHED
+
+    async def _finish(self, incident: dict[str, Any]) -> None:
+        incident["status"] = aggregate(incident["rows"])
+        incident["phase"] = "done"
+        incident["finished_at"] = now_z()
+        if incident["status"] != NO_RUNBOOK:
+            self.metrics.incidents.labels(incident["status"]).inc()
+        await self.store.save(incident)
+        summary = ", ".join(f"{r.get('runbook')} {r.get('tenant') or ''}/{r.get('surface') or ''} "
+                            f"{r.get('verdict') or r['status']}" for r in incident["rows"][:5])
+        log(f"incident {incident['id']} ({incident['alert']}): {incident['status']}: {summary}")
+        if self.notifier is not None and not self.stopping:
+            from .notify import message
+
+            link = f"{self.settings.external_url}/incidents/{incident['id']}"
+            if not self.notifier.offer(incident["id"], message(incident, link)):
+                incident["notify"] = {"status": "dropped", "attempts": 0, "error": "the notify queue was full"}
+                self.metrics.notifications.labels("dropped").inc()
+                await self.store.save(incident)
+
+    async def _notified(self, incident_id: str, outcome: dict[str, Any]) -> None:
+        self.metrics.notifications.labels(outcome["status"]).inc()
+        incident = self.store.incidents.get(incident_id)
+        if incident is not None:
+            incident["notify"] = outcome
+            await self.store.save(incident)
+        if outcome["status"] != "sent":
+            log(f"incident {incident_id}: notification not delivered: {outcome['error']}")
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def rows(self, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for incident in reversed(list(self.store.incidents.values())):
+            for row in incident["rows"] or [new_row(incident, None)]:
+                public = public_row(incident, row)
+                if status and public["status"] != status:
+                    continue
+                out.append(public)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+
+def _warm_renderer() -> None:
+    with contextlib.suppress(Exception):
+        from . import render
+
+        render.warm()
+
+
+def plan_id_of(record: dict[str, Any]) -> str | None:
+    """The plan id of a dry run's fix: the first action's plan hash, 12 hex digits, as the runner prints it."""
+    for step in record.get("steps") or []:
+        if not isinstance(step, dict) or step.get("role") != "act" or step.get("status") != "planned":
+            continue
+        for action in (step.get("result") or {}).get("actions") or []:
+            digest = ((action or {}).get("plan") or {}).get("plan_hash")
+            if isinstance(digest, str) and re.match(r"^[0-9a-f]{12,}$", digest):
+                return digest[:12]
+    found = re.search(r"\(plan ([0-9a-f]{12,})", str(record.get("next_action") or ""))
+    return found.group(1) if found else None
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+
+
+def build_app(receiver: Receiver):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from .render import CSP, incident_page, incidents_page
+
+    def wants_json(request: Request) -> bool:
+        return "application/json" in request.headers.get("accept", "") or request.query_params.get("format") == "json"
+
+    def text(status: int, line: str) -> PlainTextResponse:
+        receiver.metrics.requests.labels(str(status)).inc()
+        return PlainTextResponse(line + "\n", status_code=status)
+
+    async def alertmanager(request: Request) -> Response:
+        if not receiver.authorized(request.headers.get("authorization", "")):
+            return text(401, "unauthorized: send Authorization: Bearer <RECSYS_ALERTS_TOKEN>")
+        limit = receiver.settings.max_body
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return text(413, f"the body is larger than {limit} bytes (--max-body)")
+
+        async def read() -> bytes | None:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:
+            body = await asyncio.wait_for(read(), BODY_TIMEOUT)
+        except TimeoutError:
+            return text(408, f"the body did not arrive within {BODY_TIMEOUT:g} s")
+        if body is None:
+            return text(413, f"the body is larger than {limit} bytes (--max-body)")
+        try:
+            _, alerts = parse(body)
+        except BadPayload as exc:
+            return text(400, f"bad payload: {exc}")
+        if receiver.stopping or receiver.queue is None:
+            return text(503, "the receiver is stopping")
+        answer = await receiver.accept(alerts)
+        receiver.metrics.requests.labels("200").inc()
+        return JSONResponse(answer)
+
+    async def incidents(request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", "1000")), 1), 100_000)
+        except ValueError:
+            return PlainTextResponse("limit: expected a whole number\n", status_code=400)
+        status = request.query_params.get("status") or None
+        rows = receiver.rows(limit, status)
+        if wants_json(request):
+            return JSONResponse(rows)
+        queue = f"queue {receiver.queue.qsize() if receiver.queue else 0}/{receiver.settings.queue_size}"
+        return HTMLResponse(incidents_page(rows, total=len(receiver.store.incidents), queue=queue),
+                            headers={"Content-Security-Policy": CSP})
+
+    def find(request: Request) -> dict[str, Any] | None:
+        iid = request.path_params["id"]
+        return receiver.store.incidents.get(iid) if ID_PATTERN.match(iid) else None
+
+    async def incident(request: Request) -> Response:
+        found = find(request)
+        if found is None:
+            return PlainTextResponse("no such incident\n", status_code=404)
+        if wants_json(request):
+            return JSONResponse({**found, "rows": [public_row(found, r) | {k: r.get(k) for k in (
+                "dry_run_command", "folder", "record", "notebook", "notebook_html")} for r in found["rows"]]})
+        return HTMLResponse(incident_page(found), headers={"Content-Security-Policy": CSP})
+
+    def run_file(request: Request, key: str) -> Path | None:
+        found = find(request)
+        try:
+            n = int(request.path_params["n"])
+        except ValueError:
+            return None
+        row = next((r for r in (found or {}).get("rows", []) if r.get("run") == n), None)
+        relative = (row or {}).get(key)
+        if not relative:
+            return None
+        path = (receiver.store.root / relative).resolve()
+        root = receiver.store.root.resolve()
+        return path if path.is_file() and root in path.parents else None
+
+    async def notebook(request: Request) -> Response:
+        path = run_file(request, "notebook_html")
+        if path is None:
+            return PlainTextResponse("no notebook for this run\n", status_code=404)
+        # Shown in a sandboxed frame: no scripts, nothing fetched from elsewhere.
+        return FileResponse(path, media_type="text/html", headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"})
+
+    async def record(request: Request) -> Response:
+        path = run_file(request, "record")
+        if path is None:
+            return PlainTextResponse("no run record for this run\n", status_code=404)
+        return FileResponse(path, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({
+            "status": "stopping" if receiver.stopping else "ok",
+            "queue_depth": receiver.queue.qsize() if receiver.queue else 0,
+            "queue_size": receiver.settings.queue_size, "workers": receiver.settings.workers,
+            "runs_in_progress": receiver.runs_in_progress, "incidents": len(receiver.store.incidents),
+            "write_errors": receiver.store.write_errors,
+        }, status_code=503 if receiver.stopping else 200)
+
+    async def metrics(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(receiver.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await receiver.start()
+        try:
+            yield
+        finally:
+            await receiver.stop()
+
+    return Starlette(routes=[
+        Route("/alertmanager", alertmanager, methods=["POST"]),
+        Route("/incidents", incidents, methods=["GET"]),
+        Route("/incidents/{id}", incident, methods=["GET"]),
+        Route("/incidents/{id}/runs/{n}/notebook", notebook, methods=["GET"]),
+        Route("/incidents/{id}/runs/{n}/record", record, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ], lifespan=lifespan)
+
+
+# ---------------------------------------------------------------------------------------------------- serve
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"recsys-checks alerts serve: error: {mask(message)}\n")
+    return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``recsys-checks alerts serve``: 0 when stopped, 2 when it cannot start as configured."""
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    store = Store(settings.out)
+    try:
+        store.check_writable()
+    except OSError as exc:
+        return _fail(f"--out {settings.out}: cannot write there ({exc.strerror or exc})")
+    cli = ChecksCli(settings.command, triage_timeout=settings.triage_timeout, run_timeout=settings.run_timeout)
+    try:
+        specs = cli.load_specs()
+    except RuntimeError as exc:
+        return _fail(f"cannot read the runbook specs through `{shlex.join(settings.command)}`: {exc}")
+    for only, name, _ in settings.params:
+        if only is not None and only not in specs:
+            return _fail(f"-p {only}:{name}=...: there is no runbook {only}")
+        if not any(name in s.parameters for s in specs.values() if only in (None, s.id)):
+            return _fail(f"-p {name}=...: no runbook declares the parameter {name}")
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    port = sock.getsockname()[1]
+    if settings.port == 0 and settings.external_url.endswith(":0"):
+        settings.external_url = settings.external_url[:-2] + f":{port}"
+    count, interrupted = store.load()
+    receiver = Receiver(settings, cli, specs, store)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{shown}:{port}"
+    try:
+        from .store import write_atomic
+
+        write_atomic(settings.out / ".receiver.json", (json.dumps(
+            {"pid": os.getpid(), "url": url, "started_at": now_z()}, indent=2) + "\n").encode())
+    except OSError as exc:
+        sock.close()
+        return _fail(f"--out {settings.out}: cannot write there ({exc.strerror or exc})")
+    matched = ", ".join(f"{a} -> {'/'.join(r)}" for a, r in sorted(receiver.by_alert.items()))
+    log(f"listening on {url} (POST /alertmanager, GET /incidents); {len(specs)} runbooks, alerts: {matched}; "
+        f"{count} incident(s) kept in {settings.out}" + (f", {interrupted} marked interrupted" if interrupted else ""))
+    if not ipaddress.ip_address("127.0.0.1" if settings.host == "localhost" else settings.host).is_loopback:
+        log(f"note: {settings.host} is not loopback; /incidents and /metrics answer without a token there")
+    import uvicorn
+
+    config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # A stop asked for by SIGTERM or Ctrl-C is a clean stop (exit 0), not re-raised once the server is down.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    server = Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        return _fail("the server did not start (see above)")
+    log("stopped")
+    return 0
