@@ -15,12 +15,13 @@ from typing import Any
 from recsys_checks.alerts import add_parser as _add_alerts
 from recsys_checks.cli.output import emit, emit_stream
 from recsys_checks.cli.runbook_output import print_list, print_run_record, print_spec
+from recsys_checks.core import credentials
 from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.core.results import exit_code
 from recsys_checks.judge.auditlog import MAX_AUDIT_RECORDS
 from recsys_checks.judge.registry.artifact import KINDS
 from recsys_checks.judge.registry.freshness import DEFAULT_WORKERS
-from recsys_checks.reach.settings import Target, parse_duration, redact_environment, safe_segment
+from recsys_checks.reach.settings import Target, parse_duration, safe_segment
 
 
 class Streamed(list):
@@ -538,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return results
     except ChecksError as exc:
         # Last line of defence: no credential from the environment is ever printed, whatever built the message.
-        message = redact_environment(str(exc))
+        message = credentials.mask(str(exc))
         sys.stderr.write(f"recsys-checks: error: {message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
@@ -551,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a defect of ours: one masked line by default, the traceback when asked for
         if os.environ.get("RECSYS_CHECKS_DEBUG"):
             raise
-        message = redact_environment(f"{type(exc).__name__}: {exc}")
+        message = credentials.mask(f"{type(exc).__name__}: {exc}")
         sys.stderr.write(f"recsys-checks: internal error ({message}); nothing further was done. Re-run with "
                          "RECSYS_CHECKS_DEBUG=1 for the traceback and report it.\n")
         return 1

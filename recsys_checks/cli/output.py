@@ -8,11 +8,10 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from recsys_checks.core import jsonio
+from recsys_checks.core import credentials, jsonio
 from recsys_checks.core.render import _age, _cell, _human, _label, render_action, render_check, use_colour
 from recsys_checks.core.results import ActionResult, CheckResult, worst
 from recsys_checks.core.results import exit_code as code_of
-from recsys_checks.reach.settings import redact_environment
 
 _MAX_CELL = 72
 
@@ -93,7 +92,7 @@ def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextI
         blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)
                   for r in results]
         text = "\n\n".join(blocks) + "\n"
-    stream.write(redact_environment(text))
+    stream.write(credentials.mask(text))
 
 
 _SAMPLE_ROWS = 200

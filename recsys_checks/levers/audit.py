@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recsys_checks.core import jsonio
+from recsys_checks.core import credentials, jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
 from recsys_checks.core.errors import ChecksError as _Error
 from recsys_checks.core.results import Plan
@@ -49,8 +49,6 @@ from recsys_checks.judge.auditlog import (
 from recsys_checks.reach.settings import (
     AUDIT_DIR_VARIABLE,
     Target,
-    redact,
-    redact_environment,
 )
 from recsys_checks.reach.store import TargetStores
 
@@ -120,7 +118,7 @@ def audit_record(plan: Plan, *, tenant: str, scope: str, now: datetime, actor: s
 def write(stores: TargetStores, uri: str, doc: dict[str, Any]) -> str:
     """Write one audit object create-only; raises Conflict if the name exists (it is never overwritten)."""
     text = jsonio.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
-    body = redact(redact_environment(text), stores.target.secrets()).encode("utf-8")
+    body = credentials.mask(text, extra=stores.target.secrets()).encode("utf-8")
     stores.put(uri, body, if_none_match=True)
     return uri
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -91,20 +91,6 @@ def credential_problem(value: str | None, variable: str) -> str | None:
     else:
         why = "contains non-ASCII characters"
     return f"{variable} {why}: set it again to the bare key (its value is not shown)"
-
-
-MIN_MASKED = credentials.MIN_SECRET  # a shorter "secret" (a test key such as "soak") would mask ordinary words
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with each given secret (of at least MIN_MASKED characters), in its common encodings too, replaced by
-    ``***``; the environment's credentials are masked as well."""
-    return credentials.mask(text, extra=secrets)
-
-
-def redact_environment(text: str) -> str:
-    """``text`` with every credential variable set in the environment masked, in every encoding we know."""
-    return credentials.mask(text)
 
 
 @dataclass(frozen=True)
@@ -251,7 +237,7 @@ class Target:
 
     def redact(self, text: str) -> str:
         """``text`` with this target's credentials masked (for messages built from third-party exceptions)."""
-        return redact(text, self.secrets())
+        return credentials.mask(text, extra=self.secrets())
 
     def to_public_dict(self) -> dict[str, object]:
         """Everything but the secrets (whether each is set is shown, never its value)."""

@@ -273,7 +273,7 @@ class RunbookRun:
         applied, when it cannot be written."""
         doc = self.run_record()
         text = json.dumps(doc, indent=2) + "\n"
-        leaked = find_secrets(text)
+        leaked = credentials.find(text)
         if leaked:
             raise BadInput(f"refusing to write the run record: it would contain the value of {', '.join(leaked)}")
         try:
@@ -326,10 +326,6 @@ def check_deployment(target: Target, confirm: str | None) -> None:
                        f"{target.deployment}) to let execute change it; nothing was run"
                        + (f" (got {confirm!r})" if confirm else ""))
 
-
-def find_secrets(text: str, env: dict[str, str] | None = None) -> list[str]:
-    """Names of the secret variables whose values (in any encoding we know) appear in ``text``."""
-    return credentials.find(text, env)
 
 
 def changes_of(remedy: Remedy) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.core import credentials
 from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.reach.settings import Target
@@ -32,7 +33,6 @@ from recsys_checks.runbooks.run import (
     RecordNotWritten,
     default_out_dir,
     describe_changes,
-    find_secrets,
     run_parameters,
     write_atomic,
 )
@@ -153,9 +153,9 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         data = (json.dumps(run_record, indent=2) + "\n").encode("utf-8")
     else:
         data = record_path.read_bytes()
-    leaked = set(find_secrets(data.decode("utf-8", errors="replace")))
+    leaked = set(credentials.find(data.decode("utf-8", errors="replace")))
     if executed.exists():
-        leaked |= set(find_secrets(executed.read_text(encoding="utf-8", errors="replace")))
+        leaked |= set(credentials.find(executed.read_text(encoding="utf-8", errors="replace")))
     if leaked:
         shutil.rmtree(work, ignore_errors=True)
         _remove(marker)

@@ -61,15 +61,44 @@ def test_extra_values_are_masked_with_their_encodings():
 
 def test_every_user_of_the_rule_masks_the_credential_chain(monkeypatch, tmp_path):
     """The runner, the CLI's messages and the run record's leak check all use the one rule."""
-    from recsys_checks.reach.settings import Target, redact_environment
-    from recsys_checks.runbooks.run import RunbookRun, find_secrets
+    from recsys_checks.reach.settings import Target
+    from recsys_checks.runbooks.run import RunbookRun
 
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
     encoded = base64.b64encode(TOKEN.encode()).decode()
     run = RunbookRun("empty-recs", target=Target.from_env({}), record_path=tmp_path / "r.json")
     assert TOKEN not in run.redact(f"token {TOKEN}") and encoded not in run.redact(f"b64 {encoded}")
-    assert redact_environment(f"x {quote(TOKEN, safe='')}") == "x ***"
-    assert find_secrets(f"leak {encoded}") == ["AWS_SESSION_TOKEN"]
+    assert mask(f"x {quote(TOKEN, safe='')}") == "x ***"
+    assert find(f"leak {encoded}") == ["AWS_SESSION_TOKEN"]
+
+
+def test_the_rule_has_one_home():
+    """No module but core/credentials.py spells out a masking or finding rule of its own: the old wrappers are gone
+    and no other module names a length threshold for secrets."""
+    import pathlib
+    import re
+
+    import recsys_checks
+
+    root = pathlib.Path(recsys_checks.__file__).parent
+    others = [p for p in root.rglob("*.py") if p.name != "credentials.py"]
+    spelled = [str(p.relative_to(root)) for p in others
+               if re.search(r"def (redact_environment|find_secrets|find_secret|mask_secret)\b|MIN_MASKED|MIN_SECRET\s*=", p.read_text())]
+    assert spelled == []
+
+
+def test_a_notebook_run_from_jupyter_refuses_a_secret_parameter_as_the_cli_does(monkeypatch, tmp_path):
+    """RunbookRun, as a notebook opened in Jupyter builds it, applies the runner's parameter checks."""
+    from recsys_checks.core.errors import BadInput
+    from recsys_checks.reach.settings import Target
+    from recsys_checks.runbooks.run import RunbookRun
+
+    monkeypatch.setenv("RECSYS_API_KEY", KEY)
+    with pytest.raises(BadInput, match="reason contains the value of RECSYS_API_KEY"):
+        RunbookRun("empty-recs", target=Target.from_env({}), record_path=tmp_path / "r.json", reason=f"key {KEY}")
+    with pytest.raises(BadInput, match="looks like a credential"):
+        RunbookRun("empty-recs", target=Target.from_env({}), record_path=tmp_path / "r.json", api_key="x")
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_a_parameter_or_a_reason_carrying_a_credential_is_refused(monkeypatch):

@@ -8,11 +8,12 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from recsys_checks.core import credentials
 from recsys_checks.reach import deadline
 from recsys_checks.reach.store.s3read import S3Reader
 
 from ...core.errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound, Unreachable
-from ..settings import credential_problem, redact, split_uri
+from ..settings import credential_problem, split_uri
 from .base import DEFAULT_DEADLINE, MAX_OBJECT_BYTES, ObjectStore, T, etag_of
 
 _HEADER_VALUE = re.compile(r"b'[^']*'|b\"[^\"]*\"")
@@ -145,7 +146,7 @@ class S3Store(ObjectStore):
             return Unreachable(f"object store {self._where()} failed while {doing} {uri}: {code or status}")
         if isinstance(exc, BotoCoreError):
             # botocore quotes header values in some errors (the signed Authorization header, for one).
-            reason = redact(_HEADER_VALUE.sub("b'…'", str(exc)), self._secrets)
+            reason = credentials.mask(_HEADER_VALUE.sub("b'…'", str(exc)), extra=self._secrets)
             return Unreachable(
                 f"object store {self._where()} failed while {doing} {uri}: {type(exc).__name__}: {reason}; check "
                 "RECSYS_ARTIFACT_S3_ENDPOINT"
