@@ -21,7 +21,7 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,7 @@ class Receiver:
         self.workers: list[asyncio.Task] = []
         self.notifier: Any = None
         self.stopping = False
+        self._warming = False
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
@@ -193,8 +194,6 @@ class Receiver:
 
             self.notifier = Notifier(self.settings.notify_url, self._notified)
             self.notifier.start()
-        # nbconvert's templates take about a second to load: load them now, not in the first incident's time.
-        asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -278,14 +277,19 @@ class Receiver:
                 saves.append(self.store.save(incident))
             else:
                 saves.append(self._enqueue(incident))
-        for save in saves:
-            await save
+        await asyncio.gather(*saves)
         return answer
 
-    async def _enqueue(self, incident: dict[str, Any]) -> None:
+    def _enqueue(self, incident: dict[str, Any]) -> Coroutine[Any, Any, None]:
+        """Queue the incident now (the caller checked for room in this same turn of the loop); its save to await."""
         assert self.queue is not None
-        self.queue.put_nowait(incident["id"])  # room was checked by the caller, in the same turn of the loop
-        await self.store.save(incident)
+        self.queue.put_nowait(incident["id"])
+        if not self._warming:
+            # nbconvert takes a second or two to import and load its templates: while the first incident triages
+            # and runs, not after.
+            self._warming = True
+            asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
+        return self.store.save(incident)
 
     def _new_incident(self, alert: Alert) -> dict[str, Any]:
         starts = normal_time(alert.starts_at)
