@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
-demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, run that runbook with --execute, show the table
-	$(PY) scripts/demo.py
+demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, run that runbook with --execute, show the table (ALERTING=1: through Prometheus, Alertmanager and the receiver)
+	$(if $(ALERTING),@scripts/install-test-tools.sh $(VENV)/bin)
+	$(PY) scripts/demo.py $(if $(ALERTING),--alerting)
 
 test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium, PostgreSQL)
 	@scripts/install-test-tools.sh $(VENV)/bin
