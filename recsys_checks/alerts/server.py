@@ -48,6 +48,7 @@ from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
 BODY_TIMEOUT = 10.0
+MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
@@ -536,10 +537,19 @@ def plan_id_of(record: dict[str, Any]) -> str | None:
 def build_app(receiver: Receiver):
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import FileResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     from .render import CSP, incident_page, incidents_page
+
+    # Every answer is masked with the project's secret rule, as every file is: a label or a record that carried a
+    # credential shows *** here too.
+    def JSONResponse(doc: Any, status_code: int = 200) -> Response:  # noqa: N802
+        return Response(mask(json.dumps(doc, ensure_ascii=False)), status_code=status_code,
+                        media_type="application/json")
+
+    def HTMLResponse(page: str, headers: dict[str, str]) -> Response:  # noqa: N802
+        return Response(mask(page), media_type="text/html; charset=utf-8", headers=headers)
 
     def wants_json(request: Request) -> bool:
         return "application/json" in request.headers.get("accept", "") or request.query_params.get("format") == "json"
@@ -631,9 +641,9 @@ def build_app(receiver: Receiver):
 
     async def record(request: Request) -> Response:
         path = run_file(request, "record")
-        if path is None:
+        if path is None or path.stat().st_size > MAX_RECORD:
             return PlainTextResponse("no run record for this run\n", status_code=404)
-        return FileResponse(path, media_type="application/json")
+        return Response(mask(path.read_text("utf-8", "replace")), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({
