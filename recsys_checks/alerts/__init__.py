@@ -66,8 +66,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
                    help="the receiver's address as on-call reaches it, for the incident links in notifications "
                         "(default: http://HOST:PORT of --listen)")
     p.add_argument("--checks-command", default="", metavar="COMMAND",
-                   help="the recsys-checks command the receiver runs (default: the recsys-checks installed beside "
-                        "this one, else `python -m recsys_checks.cli`)")
+                   help="what the receiver runs as recsys-checks: specs, triage and runs (default: the one "
+                        "installed beside this interpreter, else python -m recsys_checks.cli)")
     p.set_defaults(run=_serve)
 
 
