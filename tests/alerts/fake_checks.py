@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
         record = {"format": 1, "runbook": runbook, "parameters": params, "execute": False, "verdict": verdict,
                   "cause": st.get("cause"), "next_action": f"dry run: would fix {leak}", "steps": steps,
                   "target": {"deployment": st.get("deployment"), "protected": bool(st.get("protected"))}}
-        notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"# {runbook}\n\n{leak}"}],
+        notebook = {"cells": [{"cell_type": "markdown", "id": "leak", "metadata": {}, "source": f"# {runbook}\n\n{leak}"}],
                     "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
         (out / f"{runbook}.ipynb").write_text(json.dumps(notebook))
         (out / f"{runbook}.result.json").write_text(json.dumps(record))

@@ -107,6 +107,7 @@ def test_a_notify_webhook_that_hangs_or_answers_500_never_holds_the_queue(receiv
         hook.server_close()
 
 
+@pytest.mark.slow
 def test_notifications_are_slack_shaped_with_verdict_cause_and_link(receiver):
     hook = Webhook("200")
     try:
@@ -124,6 +125,7 @@ def test_notifications_are_slack_shaped_with_verdict_cause_and_link(receiver):
         hook.server_close()
 
 
+@pytest.mark.slow
 def test_a_canary_credential_reaches_no_incident_file_page_or_notification(receiver):
     canary = "canary-api-key-" + "Q7" * 12
     forms = [canary, base64.b64encode(canary.encode()).decode(), TOKEN]
@@ -152,6 +154,7 @@ def test_a_canary_credential_reaches_no_incident_file_page_or_notification(recei
         hook.server_close()
 
 
+@pytest.mark.slow
 def test_a_peer_that_trickles_its_body_gets_408(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         host, port = r.url.removeprefix("http://").split(":")

@@ -1,4 +1,6 @@
-"""The receiver's contract, against a fake recsys-checks: auth, bad input, matching, triage, dedup, queue, files."""
+"""The receiver's contract, against a fake recsys-checks: auth, bad input, matching, triage, dedup, queue, files.
+
+The core of the contract runs in `make test-fast`; each test starts a receiver, so the rest is marked slow."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from alertkit import TOKEN, alert, payload
 
 BROKEN_SEARCH = [{"tenant": "demo", "surface": "home", "probe": "ok"},
@@ -124,6 +127,7 @@ def test_the_same_alert_notified_again_runs_nothing_new(receiver):
         assert r.incident(first["new"][0])["notified"] == 3
 
 
+@pytest.mark.slow
 def test_a_resolved_alert_is_recorded_against_its_incident(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         iid = r.post(payload(alert())).json()["new"][0]
@@ -169,6 +173,7 @@ def test_a_healthy_fleet_is_nothing_found_and_an_unreadable_one_is_not(receiver)
         assert {(x["surface"], x["status"]) for x in rows} == {("search", "finished")}
 
 
+@pytest.mark.slow
 def test_staleness_triage_reads_the_freshness_scan(receiver):
     fleet = [{"tenant": "acme", "surface": "home", "condition": "stale", "age_seconds": 300000},
              {"tenant": "demo", "surface": "home"}, {"tenant": "demo", "surface": "search"}]
@@ -186,6 +191,7 @@ def test_staleness_triage_reads_the_freshness_scan(receiver):
         assert {(x["tenant"], x["surface"]) for x in rows} == {("demo", "search")}
 
 
+@pytest.mark.slow
 def test_artifact_load_alert_is_narrowed_by_its_kind_label(receiver):
     fleet = [{"tenant": "demo", "surface": "home", "condition": "invalid",
               "summary": "demo/home is invalid: cooc blob for demo/home is missing"},
@@ -198,6 +204,7 @@ def test_artifact_load_alert_is_narrowed_by_its_kind_label(receiver):
         assert all("--deep" in c for c in r.calls(("freshness",)))
 
 
+@pytest.mark.slow
 def test_worst_surfaces_first_and_the_rest_listed(receiver):
     fleet = [{"tenant": "t", "surface": f"s{i}", "condition": "stale", "age_seconds": 1000 * i} for i in range(5)]
     with receiver("--max-surfaces", "2", "--triage-ttl", "0", fleet=fleet) as r:
@@ -211,6 +218,7 @@ def test_worst_surfaces_first_and_the_rest_listed(receiver):
         assert all(x["dry_run_command"].startswith("recsys-checks runbook run") for x in incident["rows"])
 
 
+@pytest.mark.slow
 def test_labels_that_name_the_surface_skip_the_triage(receiver):
     with receiver("--tenant-label", "org", "--surface-label", "surface", "-p", "max_age=48h",
                   fleet=BROKEN_SEARCH) as r:
@@ -230,6 +238,7 @@ def test_labels_that_name_the_surface_skip_the_triage(receiver):
         assert ["freshness", "--json", "--tenant", "demo"] in r.calls(("freshness",))
 
 
+@pytest.mark.slow
 def test_a_full_queue_records_not_run_and_runs_it_when_notified_again_with_room(receiver):
     with receiver("--queue-size", "1", "--workers", "1", fleet=BROKEN_SEARCH, run_sleep=1.0) as r:
         answers = [r.post(payload(alert(fingerprint=f"q{i}"))).json() for i in range(4)]
@@ -250,6 +259,7 @@ def test_a_full_queue_records_not_run_and_runs_it_when_notified_again_with_room(
         assert set(counts.values()) == {1}  # nothing ran twice
 
 
+@pytest.mark.slow
 def test_healthz_and_metrics(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         r.post(payload(alert()))
@@ -262,6 +272,7 @@ def test_healthz_and_metrics(receiver):
         assert "recsys_alerts_run_seconds_count 2.0" in text
 
 
+@pytest.mark.slow
 def test_stopped_with_sigterm_exits_0(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         assert r.stop() == 0
