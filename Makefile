@@ -46,6 +46,7 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_runbooks.py
 	$(PY) bench/bench_eval.py
 	$(PY) bench/bench_scale.py
+	$(PY) bench/bench_alerting.py
 
 soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), CASES=200 hand-made incidents, RESPONDERS=10 racing runbooks, kills mid-fix
 	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)

@@ -174,6 +174,9 @@ def run_alert_drill(fault: str, root: Path, tenant: str = "demo", surface: str =
                 drill.error = f"{exc}; the receiver said {[_outcome(r) for r in finished]}"
             drill.alerts = firing()
             if while_broken is not None and drill.row:
+                # Measure beside nothing else: every run the receiver started for this fault has ended.
+                _until("every incident row settled", lambda: all(
+                    r.get("status") not in ("running", "waiting") for r in _rows(client, receiver)), deadline)
                 while_broken(drill, info)
     except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
         drill.error = drill.error or str(exc)
