@@ -48,6 +48,7 @@ from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
 BODY_TIMEOUT = 10.0
+SAVE_TIMEOUT = 15.0
 MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
@@ -208,8 +209,9 @@ class Receiver:
             await self.notifier.stop()
         for incident in self.store.incidents.values():
             if incident["status"] == RUNNING:
-                mark_interrupted(incident, "the receiver was stopped while this incident ran; the dry run can be "
-                                           "run by hand with the command below")
+                mark_interrupted(incident, "the receiver was stopped before this incident ran"
+                                 if incident.get("phase") == "queued" else
+                                 "the receiver was stopped while this incident ran; nothing of it is shown as finished")
                 self.store.save_now(incident)
         self.store.close()
 
@@ -587,7 +589,11 @@ def build_app(receiver: Receiver):
             return text(400, f"bad payload: {exc}")
         if receiver.stopping or receiver.queue is None:
             return text(503, "the receiver is stopping")
-        answer = await receiver.accept(alerts)
+        try:
+            answer = await asyncio.wait_for(receiver.accept(alerts), SAVE_TIMEOUT)
+        except TimeoutError:
+            return text(503, f"the incident folder (--out) did not take the incidents within {SAVE_TIMEOUT:g} s; "
+                             "they are kept in memory and written when it does")
         receiver.metrics.requests.labels("200").inc()
         return JSONResponse(answer)
 

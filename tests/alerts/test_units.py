@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 from alertkit import alert, payload
@@ -11,7 +13,7 @@ from recsys_checks.alerts.checks import FleetScan, Probe
 from recsys_checks.alerts.payload import BadPayload, parse
 from recsys_checks.alerts.server import ConfigError, parse_listen, parse_param, plan_id_of
 from recsys_checks.alerts.store import Store, aggregate, incident_id
-from recsys_checks.alerts.triage import Observed, judge
+from recsys_checks.alerts.triage import Observed, Triager, judge
 
 
 def test_one_instant_written_two_ways_is_one_key():
@@ -120,3 +122,43 @@ def test_listen_and_param_settings():
     for bad in ("execute=true", "plan_id=abc", "noequals"):
         with pytest.raises(ConfigError):
             parse_param(bad)
+
+
+class SlowCli:
+    """A recsys-checks whose probe of a/y hangs; counts the scans."""
+
+    triage_timeout = 0.1
+
+    def __init__(self) -> None:
+        self.scans = 0
+
+    async def freshness(self, deep=False, tenant=None):
+        self.scans += 1
+        await asyncio.sleep(0.05)
+        return _scan(("a", "x", "healthy", 1, ""), ("a", "y", "healthy", 1, ""))
+
+    async def probe(self, tenant, surface):
+        if surface == "y":
+            await asyncio.sleep(30)
+        return _probe(tenant, surface)
+
+
+def test_probes_that_outlast_the_triage_deadline_are_unknown_not_healthy():
+    started = time.monotonic()
+    out = asyncio.run(Triager(SlowCli(), max_probes=10, ttl=0).triage("RecsysEmptyRecommendationsHigh"))
+    assert time.monotonic() - started < 5
+    assert [(s.surface, s.unknown) for s in out.suspects] == [("y", True)]
+    assert "deadline" in out.suspects[0].signals[0]
+
+
+def test_alerts_of_one_kind_within_the_ttl_share_one_triage():
+    cli = SlowCli()
+    cli.probe = lambda t, s: asyncio.sleep(0, _probe(t, s))  # type: ignore[method-assign]
+    triager = Triager(cli, max_probes=10, ttl=60)
+
+    async def three():
+        return await asyncio.gather(*(triager.triage("RecsysEmptyRecommendationsHigh") for _ in range(3)),
+                                    triager.triage("RecsysManifestStale"))
+
+    asyncio.run(three())
+    assert cli.scans == 2  # one per kind of triage, not one per alert
