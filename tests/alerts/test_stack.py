@@ -59,3 +59,29 @@ def test_an_alert_is_triaged_to_the_broken_surface_and_dry_run_with_the_real_run
                 "mitigated"
         finally:
             r.stop()
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, name, labels, runbook, cause", [
+    ("stale-manifest", "RecsysManifestStale", {}, "stale-manifest", "pipeline_not_published"),
+    ("corrupt-manifest", "RecsysArtifactLoadFailures", {"kind": "manifest"}, "rollback-manifest",
+     "artifact_incompatible"),
+    ("foreign-artifact", "RecsysArtifactLoadFailures", {"kind": "popularity"}, "rollback-manifest",
+     "artifact_incompatible"),
+])
+def test_each_alert_kind_is_triaged_to_the_broken_surface_only(tmp_path, specs_file, fault, name, labels, runbook,
+                                                               cause):
+    """The triage reads what the real freshness scan and probes print: one surface broken of four, found."""
+    with running_stack("file", tmp_path / "stack") as stack:
+        stack.cli("inject", fault, "--tenant", "demo", "--surface", "search")
+        r = start_receiver(tmp_path / "work", tmp_path / "incidents", specs_file, ("--triage-ttl", "0"),
+                           env=stack.env, command=f"{sys.executable} -m recsys_checks.cli")
+        try:
+            r.post(payload(alert(name, labels=labels)))
+            rows = r.wait_done(timeout=240)
+            assert {(x["tenant"], x["surface"]) for x in rows} == {("demo", "search")}, rows
+            row = next(x for x in rows if x["runbook"] == runbook)
+            assert (row["status"], row["verdict"], row["cause"]) == ("finished", "action-required", cause), row
+        finally:
+            r.stop()
