@@ -49,6 +49,7 @@ from .triage import Triager
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
 BODY_TIMEOUT = 10.0
 SAVE_TIMEOUT = 15.0
+MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
 MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
@@ -745,7 +746,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                            limit_concurrency=MAX_CONNECTIONS)
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
