@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
-demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, run that runbook with --execute, show the table
-	$(PY) scripts/demo.py
+demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, run that runbook with --execute, show the table (ALERTING=1: through Prometheus, Alertmanager and the receiver)
+	$(if $(ALERTING),@scripts/install-test-tools.sh $(VENV)/bin)
+	$(PY) scripts/demo.py $(if $(ALERTING),--alerting)
 
 test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium, PostgreSQL)
 	@scripts/install-test-tools.sh $(VENV)/bin
@@ -45,6 +46,7 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_runbooks.py
 	$(PY) bench/bench_eval.py
 	$(PY) bench/bench_scale.py
+	$(PY) bench/bench_alerting.py
 
 soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), CASES=200 hand-made incidents, RESPONDERS=10 racing runbooks, kills mid-fix
 	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)

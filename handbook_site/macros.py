@@ -33,6 +33,9 @@ _FAMILIES = (("manifest rollback", "roll back the artifact"), ("rules revert", "
              ("config revert", "revert the config or rules"), ("cache invalidate", "invalidate a cache"))
 _NO_LEVER = "no lever in this runbook"
 DRILL_STATUS_PAGE = "reference/drill-status.md"
+# A runbook page's weight in the site's search (Material's ``search.boost``), against the explanations and references
+# that share its words: a reader who types a symptom wants the runbook (tests/docs/test_browser.py checks each one).
+RUNBOOK_SEARCH_BOOST = 2
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "",
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
-            "", spec.summary, "", "## Symptoms", ""]
-    out += [f"- {s}" for s in spec.symptoms]
+            "", spec.summary, "", "## Symptoms", "", "Open this runbook when you see one of these:", ""]
+    # Each symptom is a heading, so that the site's search weighs its words as a title: a reader who types what
+    # they see finds this runbook first (with the page's boost, RUNBOOK_SEARCH_BOOST; tests/docs/test_browser.py).
+    out += [f"### {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
     out += ["", "## What healthy means", "", "The runbook checks these directly, whatever the cause; it says "
@@ -287,6 +292,9 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
 
     @env.macro
     def runbook_page(runbook_id: str) -> str:
+        page = getattr(env, "page", None)
+        if page is not None:  # Material's search reads the boost from the page's metadata, as from front matter
+            page.meta.setdefault("search", {}).setdefault("boost", RUNBOOK_SEARCH_BOOST)
         return render(load_spec(runbook_id))
 
     @env.macro

@@ -1,6 +1,7 @@
 """`make demo`: a game day on the local stack.
 
     python scripts/demo.py [--store file|s3] [--out DIR]
+    python scripts/demo.py --alerting          (make demo ALERTING=1)
 
 Starts the stack, asks it for one recommendation (evidence that it serves), then for every fault of the stack that
 its runbook drills:
@@ -8,6 +9,11 @@ injects it, runs the runbook that answers it with ``--execute`` exactly as on-ca
 (``recsys-checks runbook run ID --execute``), and records the detected cause, the verdict and the seconds from the
 start of the run to the verified recovery. Prints one table, leaves the executed notebooks and run records under
 ``incidents/gameday-<UTC time>/``, stops the stack, and exits 0 only if every scenario ended as its drill expects.
+
+With ``--alerting`` the game day goes through the alerting path instead (``recsys-stack up --alerting``): for every
+fault the rules can see, a fresh stack with Prometheus, Alertmanager and the receiver; nobody runs a runbook by hand.
+The table shows the seconds from the injection to the alert firing and from the alert to the receiver's diagnosis
+(a dry run; its incident page carries the command that applies the plan).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from handbook_site import drills
+from handbook_site import alert_drills, drills
 from recsys_checks.runbooks.spec import load_all
 from recsys_stack.faults import FAULTS
 from recsys_stack.processes import client_env, read_secrets
@@ -129,11 +135,65 @@ def show(rows: list[dict]) -> None:
               f"recovery {median:.1f} s (from the start of the runbook run)")
 
 
+def alerting_game_day() -> int:
+    """Every alerting fault through Prometheus, Alertmanager and the receiver; 0 when each diagnosis is the drill's."""
+    from recsys_stack import alerting
+
+    try:
+        alerting.preflight(None, alert_drills.operator_env())
+    except alerting.AlertingError as exc:
+        print(f"demo --alerting cannot start: {exc}", file=sys.stderr)
+        return 1
+    specs = load_all()
+    faults = list(alert_drills.ALERTING_FAULTS)
+    print(f"game day through the alerts: {len(faults)} faults, each on a fresh `recsys-stack up --alerting` "
+          f"(rules for: {alerting.LOCAL_FOR}, windows {alerting.LOCAL_WINDOW}, scrape and evaluation every "
+          f"{alerting.INTERVAL}, group_wait {alerting.GROUP_WAIT}); the receiver diagnoses, nobody runs a runbook",
+          flush=True)
+    started_at = time.monotonic()
+    drills_done = []
+    for fault in faults:
+        root = Path(tempfile.mkdtemp(prefix=f"recsys-stack-alerting-{fault}-"))
+        drill = alert_drills.run_alert_drill(fault, root, TENANT, SURFACE, specs=specs, log=print)
+        drills_done.append(drill)
+        if drill.ok:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"  {fault}: UNEXPECTED: {drill.error or drill.row}; logs kept in {root / 'logs'}", file=sys.stderr)
+
+    def sec(value: float | None) -> str:
+        return f"{value:.1f} s" if value is not None else "-"
+
+    header = (f"{'FAULT':<18}  {'ALERT':<31}  {'RUNBOOK':<18}  {'DETECTED CAUSE':<22}  {'VERDICT':<16}  "
+              f"{'FAULT->ALERT':>12}  {'ALERT->DIAGNOSIS':>16}")
+    print("\n" + header)
+    print("-" * len(header))
+    for d in drills_done:
+        row = d.row or {}
+        to_diagnosis = None if d.diagnosed is None or d.fired is None else d.diagnosed - d.fired
+        flag = "" if d.ok else "   (expected " + " or ".join(f"{r} {v} {c}" for r, v, c in sorted(d.expected)) + ")"
+        print(f"{d.fault:<18}  {(row.get('alert') or '/'.join(d.alerts) or '-'):<31}  {row.get('runbook') or '-':<18}  "
+              f"{row.get('cause') or '-':<22}  {row.get('verdict') or '-':<16}  {sec(d.fired):>12}  "
+              f"{sec(to_diagnosis):>16}{flag}")
+    ok = sum(d.ok for d in drills_done)
+    print(f"\n{ok} of {len(drills_done)} alerts ended in the diagnosis their drill expects "
+          f"({time.monotonic() - started_at:.0f} s in all); every stack is stopped")
+    if ok == len(drills_done):
+        print("game day ok: every fault raised its alert and the receiver named the broken surface and its cause")
+        return 0
+    print("game day FAILED", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=("file", "s3"), default="file")
     parser.add_argument("--out", type=Path, help="where the incidents go (default incidents/gameday-<UTC time>)")
+    parser.add_argument("--alerting", action="store_true",
+                        help="through Prometheus, Alertmanager and the receiver: seconds to the alert and to diagnosis")
     args = parser.parse_args(argv)
+    if args.alerting:
+        return alerting_game_day()
 
     out = args.out or Path("incidents") / f"gameday-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     root = Path(tempfile.mkdtemp(prefix="recsys-stack-demo-"))

@@ -66,8 +66,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
                    help="the receiver's address as on-call reaches it, for the incident links in notifications "
                         "(default: http://HOST:PORT of --listen)")
     p.add_argument("--checks-command", default="", metavar="COMMAND",
-                   help="the command line the receiver runs for each check and runbook (default: the `recsys-checks` script beside "
-                        "this Python, else `python -m recsys_checks.cli`)")
+                   help="what the receiver runs as recsys-checks: specs, triage and runs (default: the one "
+                        "installed beside this interpreter, else python -m recsys_checks.cli)")
     p.set_defaults(run=_serve)
 
 

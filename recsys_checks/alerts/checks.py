@@ -133,6 +133,8 @@ async def run_command(argv: list[str], *, env: Mapping[str, str], timeout: float
     try:
         assert proc.stdout is not None and proc.stderr is not None
         readers = asyncio.gather(_read_capped(proc.stdout, max_stdout), _read_capped(proc.stderr, MAX_STDERR))
+        # Stopped by a timeout or by the receiver's shutdown, the readers end cancelled: nothing to report.
+        readers.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             (out, too_large), (err, _) = await asyncio.wait_for(readers, timeout)
         except TimeoutError:

@@ -66,7 +66,7 @@ def normal_time(value: str) -> str:
 def parse(body: bytes) -> tuple[dict[str, Any], list[Alert]]:
     """The payload and its alerts; :class:`BadPayload` (one line) when it is not a version 4 webhook payload."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadPayload("the body is not UTF-8") from None
     except ValueError as exc:

@@ -21,7 +21,7 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
 BODY_TIMEOUT = 10.0
+SAVE_TIMEOUT = 15.0
+MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
+MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
@@ -182,6 +185,7 @@ class Receiver:
         self.workers: list[asyncio.Task] = []
         self.notifier: Any = None
         self.stopping = False
+        self._warming = False
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
@@ -193,8 +197,6 @@ class Receiver:
 
             self.notifier = Notifier(self.settings.notify_url, self._notified)
             self.notifier.start()
-        # nbconvert's templates take about a second to load: load them now, not in the first incident's time.
-        asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -208,8 +210,9 @@ class Receiver:
             await self.notifier.stop()
         for incident in self.store.incidents.values():
             if incident["status"] == RUNNING:
-                mark_interrupted(incident, "the receiver was stopped while this incident ran; the dry run can be "
-                                           "run by hand with the command below")
+                mark_interrupted(incident, "the receiver was stopped before this incident ran"
+                                 if incident.get("phase") == "queued" else
+                                 "the receiver was stopped while this incident ran; nothing of it is shown as finished")
                 self.store.save_now(incident)
         self.store.close()
 
@@ -278,14 +281,19 @@ class Receiver:
                 saves.append(self.store.save(incident))
             else:
                 saves.append(self._enqueue(incident))
-        for save in saves:
-            await save
+        await asyncio.gather(*saves)
         return answer
 
-    async def _enqueue(self, incident: dict[str, Any]) -> None:
+    def _enqueue(self, incident: dict[str, Any]) -> Coroutine[Any, Any, None]:
+        """Queue the incident now (the caller checked for room in this same turn of the loop); its save to await."""
         assert self.queue is not None
-        self.queue.put_nowait(incident["id"])  # room was checked by the caller, in the same turn of the loop
-        await self.store.save(incident)
+        self.queue.put_nowait(incident["id"])
+        if not self._warming:
+            # nbconvert takes a second or two to import and load its templates: while the first incident triages
+            # and runs, not after.
+            self._warming = True
+            asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
+        return self.store.save(incident)
 
     def _new_incident(self, alert: Alert) -> dict[str, Any]:
         starts = normal_time(alert.starts_at)
@@ -532,10 +540,19 @@ def plan_id_of(record: dict[str, Any]) -> str | None:
 def build_app(receiver: Receiver):
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import FileResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     from .render import CSP, incident_page, incidents_page
+
+    # Every answer is masked with the project's secret rule, as every file is: a label or a record that carried a
+    # credential shows *** here too.
+    def JSONResponse(doc: Any, status_code: int = 200) -> Response:  # noqa: N802
+        return Response(mask(json.dumps(doc, ensure_ascii=False)), status_code=status_code,
+                        media_type="application/json")
+
+    def HTMLResponse(page: str, headers: dict[str, str]) -> Response:  # noqa: N802
+        return Response(mask(page), media_type="text/html; charset=utf-8", headers=headers)
 
     def wants_json(request: Request) -> bool:
         return "application/json" in request.headers.get("accept", "") or request.query_params.get("format") == "json"
@@ -573,7 +590,11 @@ def build_app(receiver: Receiver):
             return text(400, f"bad payload: {exc}")
         if receiver.stopping or receiver.queue is None:
             return text(503, "the receiver is stopping")
-        answer = await receiver.accept(alerts)
+        try:
+            answer = await asyncio.wait_for(receiver.accept(alerts), SAVE_TIMEOUT)
+        except TimeoutError:
+            return text(503, f"the incident folder (--out) did not take the incidents within {SAVE_TIMEOUT:g} s; "
+                             "they are kept in memory and written when it does")
         receiver.metrics.requests.labels("200").inc()
         return JSONResponse(answer)
 
@@ -627,9 +648,9 @@ def build_app(receiver: Receiver):
 
     async def record(request: Request) -> Response:
         path = run_file(request, "record")
-        if path is None:
+        if path is None or path.stat().st_size > MAX_RECORD:
             return PlainTextResponse("no run record for this run\n", status_code=404)
-        return FileResponse(path, media_type="application/json")
+        return Response(mask(path.read_text("utf-8", "replace")), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({
@@ -725,7 +746,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                            limit_concurrency=MAX_CONNECTIONS)
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)

@@ -164,8 +164,9 @@ class Store:
                 continue
             count += 1
             if doc.get("status") == RUNNING or any(r.get("status") == RUNNING for r in doc["rows"]):
-                mark_interrupted(doc, "the receiver stopped while this incident ran (found at its restart); the "
-                                      "dry run can be run by hand with the command below")
+                mark_interrupted(doc, ("the receiver stopped before this incident ran" if doc.get("phase") == "queued"
+                                       else "the receiver stopped while this incident ran") + " (found at its "
+                                      "restart); nothing of it is shown as finished")
                 self.save_now(doc)
                 interrupted += 1
             self.add(doc)
@@ -179,9 +180,11 @@ def mark_interrupted(incident: dict[str, Any], why: str) -> None:
             row["status"] = INTERRUPTED
             row["reason"] = why
             row["finished_at"] = row.get("finished_at") or when
-    if not incident["rows"]:
-        incident["rows"].append(new_row(incident, None, status=INTERRUPTED, reason=why))
-        incident["rows"][-1]["finished_at"] = when
+    if not incident["rows"]:  # it was waiting in the queue, or triaging: one row per runbook it would have run
+        incident["rows"] = [new_row(incident, rb, status=INTERRUPTED, reason=why)
+                            for rb in incident.get("runbooks") or [None]]
+        for row in incident["rows"]:
+            row["finished_at"] = when
     incident["status"] = aggregate(incident["rows"])
     incident["phase"] = "done"
     incident["reason"] = why

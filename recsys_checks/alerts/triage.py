@@ -98,6 +98,7 @@ class Observed:
     probes: dict[tuple[str, str], Probe]
     not_probed: list[tuple[str, str]]
     seconds: float
+    not_probed_reason: str = "not probed: over --max-probes"
 
 
 class Triager:
@@ -140,6 +141,7 @@ class Triager:
                            if isinstance(r.get("tenant"), str) and isinstance(r.get("surface"), str)})
         probes: dict[tuple[str, str], Probe] = {}
         not_probed: list[tuple[str, str]] = []
+        reason = f"not probed: over --max-probes ({self.max_probes})"
         need_probes = kind != "staleness" or not any(_freshness_rank(kind, r) is not None for r in scan.rows)
         if need_probes and surfaces:
             chosen, not_probed = surfaces[: self.max_probes], surfaces[self.max_probes:]
@@ -149,8 +151,17 @@ class Triager:
                 async with gate:
                     probes[(t, s)] = await self.cli.probe(t, s)
 
-            await asyncio.gather(*(one(t, s) for t, s in chosen))
-        return Observed(scan, probes, not_probed, time.monotonic() - started)
+            # The probes together get a deadline too: three times one probe's (--triage-timeout).
+            tasks = [asyncio.ensure_future(one(t, s)) for t, s in chosen]
+            _, pending = await asyncio.wait(tasks, timeout=3 * self.cli.triage_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                late = [ts for ts in chosen if ts not in probes]
+                not_probed += late
+                reason = f"not probed within the triage's deadline ({3 * self.cli.triage_timeout:g} s)"
+        return Observed(scan, probes, not_probed, time.monotonic() - started, reason)
 
 
 def _freshness_rank(kind: str, row: dict[str, Any]) -> int | None:
@@ -213,7 +224,7 @@ def judge(kind: str, observed: Observed, *, kind_label: str | None, max_probes: 
             elif name == "recs.served_vs_published" and kind in ("staleness", "fleet"):
                 suspect(tenant, surface).add(RANK_STALE, f"served vs published: {check['summary']}")
     for tenant, surface in observed.not_probed:
-        suspect(tenant, surface).add(RANK_UNKNOWN, f"not probed: over --max-probes ({max_probes})", unknown=True)
+        suspect(tenant, surface).add(RANK_UNKNOWN, observed.not_probed_reason, unknown=True)
     chosen = list(suspects.values())
     if kind == "artifacts" and kind_label:
         # A surface broken only for another kind is not this alert's; one whose failure names no kind (a manifest

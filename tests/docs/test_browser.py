@@ -237,3 +237,49 @@ def test_the_empty_recs_decision_tree_is_readable_at_1280_px(browser: Browser, s
     overlapping = [(a["text"], b["text"]) for i, a in enumerate(nodes) for b in nodes[i + 1:]
                    if a["x"] < b["right"] and b["x"] < a["right"] and a["y"] < b["bottom"] and b["y"] < a["bottom"]]
     assert not overlapping, f"label boxes overlap: {overlapping}"
+
+
+def _typed(text: str) -> str:
+    """A symptom as a reader types it into the search box: the words, without Markdown or search operators."""
+    return " ".join(re.sub(r"[`:^~*+]", " ", text).split())
+
+
+def _search_results(page, query: str) -> list[str]:
+    """The page paths the site's search lists for ``query``, best first, once the list has settled."""
+    box = page.locator("input.md-search__input")
+    box.fill(query)
+    box.press("End")  # Material searches on keyup
+    last: list[str] = []
+    stable = 0
+    deadline = time.monotonic() + 10
+    while stable < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        now = page.evaluate("() => [...document.querySelectorAll('.md-search-result__list > li > a')]"
+                            ".map(a => new URL(a.href).pathname)")
+        stable = stable + 1 if now and now == last else 0
+        last = now
+    return last
+
+
+def test_each_runbook_ranks_first_in_search_for_its_own_symptoms(browser: Browser, site_url: str) -> None:
+    """Every symptom of every spec, typed into the built site's search (Material's own index and ranking, in the
+    browser), lists that runbook's page first; and "recommendations look wrong" lists a runbook with that symptom
+    first, not an evaluation page."""
+    from recsys_checks.runbooks.spec import load_all
+
+    specs = load_all()
+    queries = [(_typed(symptom), {spec.id}) for spec in specs for symptom in spec.symptoms]
+    phrase = "recommendations look wrong"
+    queries.append((phrase, {s.id for s in specs if any(phrase in _typed(x) for x in s.symptoms)}))
+    assert queries[-1][1], f"no runbook lists a symptom with {phrase!r}"
+    page = browser.page
+    page.goto(site_url)
+    page.locator("input.md-search__input").click()
+    page.locator(".md-search-result__meta", has_text="Type to start").wait_for()
+    wrong = []
+    for query, expected in queries:
+        results = _search_results(page, query)
+        first = results[0].removeprefix("/").removesuffix("/") if results else None
+        if first not in {f"how-to/runbooks/{rid}" for rid in expected}:
+            wrong.append(f"{query!r}: expected {sorted(expected)}, got {results[:3]}")
+    assert not wrong, "search does not list the runbook first for:\n" + "\n".join(wrong)
