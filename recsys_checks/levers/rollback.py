@@ -89,6 +89,7 @@ def plan_rollback(
             "after": rec.uri,
             "before_version": version_from_uri(current[k]) if k in current else None,
             "after_version": rec.version,
+            "direction": _direction(rec, current.get(k), version_records),
         })
     m, raw = found.manifest, found.raw
     details: dict[str, Any] = {
@@ -108,12 +109,47 @@ def plan_rollback(
             "problem": found.problem,
             "current": current,
         },
+        "direction": plan_direction(changes),
         "after_current": {k: after[k] for k in sorted(after)},
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
     }
     return Plan("manifest.rollback", manifest_uri, found.etag, changes, reason, details, deployment=target.deployment)
 
+
+
+def _direction(rec: VersionRecord, current_uri: str | None, version_records: list[VersionRecord]) -> str:
+    """Which way a pointer moves: ``forward`` to a version recorded after the current one (a later publish),
+    ``back`` to one recorded before it, or when the current one is missing or not recorded (nothing to compare)."""
+    if current_uri is None:
+        return "back"
+    current_version = version_from_uri(current_uri)
+    mine = [r for r in version_records if r.kind == rec.kind]
+    now = next((r for r in mine if r.uri == current_uri or r.version == current_version), None)
+    if now is None or now.version == rec.version:
+        return "back"
+    return "forward" if rec.sort_key > now.sort_key else "back"
+
+
+def plan_direction(changes: list[dict[str, Any]]) -> str:
+    """``forward`` when every move of a rollback plan goes to a later version, ``mixed`` when some do, else
+    ``back``."""
+    ways = {c.get("direction") or "back" for c in changes}
+    return "forward" if ways == {"forward"} else "mixed" if "forward" in ways else "back"
+
+
+def describe_moves(tenant: str, surface: str, changes: list[dict[str, Any]]) -> str:
+    """A rollback plan's moves as a person reads them: ``roll demo/home back (popularity a -> b)``, ``repoint
+    demo/home forward (...)`` for a later version, each move marked when some go forward and some back."""
+    direction = plan_direction(changes)
+    marked = direction == "mixed"
+    moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {str(c['after_version'])[:12]}"
+                      + (f" ({c.get('direction') or 'back'})" if marked else "") for c in changes)
+    if direction == "forward":
+        return f"repoint {tenant}/{surface} forward ({moves})"
+    if direction == "mixed":
+        return f"repoint {tenant}/{surface} ({moves})"
+    return f"roll {tenant}/{surface} back ({moves})"
 
 
 def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
@@ -252,9 +288,10 @@ def apply_rollback(
         raise BadInput(f"the plan was made for {plan.target}, but this target's manifest is {uri}")
     moves = ", ".join(f"{c['kind']} {str(c['before_version'] or c['before'])[:12]} -> {c['after_version'][:12]}"
                       for c in plan.changes)
+    way = {"forward": " forward", "mixed": " (forward and back)"}.get(d.get("direction") or "back", "")
     if not execute:
         return guard.dry_run(plan, already=f"{tenant}/{surface} already points at the planned versions",
-                             would=f"repoint {tenant}/{surface}: {moves}")
+                             would=f"repoint {tenant}/{surface}{way}: {moves}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st, own = _stores(target, stores)
@@ -282,7 +319,7 @@ def apply_rollback(
     finally:
         if own:
             st.close()
-    summary = f"repointed {tenant}/{surface}: {moves}" + (f"; {problem}" if problem else "")
+    summary = f"repointed {tenant}/{surface}{way}: {moves}" + (f"; {problem}" if problem else "")
     served = _served_after(target, plan, tenant, surface, actor=actor, runbook=runbook,
                            invalidate_cache=invalidate_cache, verified=verification.status == "ok")
     if served is not None:

@@ -330,12 +330,31 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
     """A broken current version (invalid, empty, missing blob, unreadable manifest) or an explicit request."""
     to = str(run.params.get("to_version") or "").strip()
     kind = str(run.params.get("kind") or "").strip() or None
-    args: dict[str, Any] = {"to": to or None, "kind": kind}
+    found = _rollback_found(run, kind)
+    if to:
+        return requested(run, found, f"repoint of {run.tenant}/{run.surface} to {to} requested",
+                         lever="manifest-rollback", lever_args={"to": to, "kind": kind}, to=to)
+    return found
+
+
+def requested(run: RunbookRun, found: CheckResult, summary: str, *, lever: str, lever_args: dict[str, Any],
+              to: str) -> CheckResult:
+    """A diagnosis for a version the operator named: the lever acts on the request, and what the checks found
+    stays beside it. The cause is what was found (cause ``requested`` only when nothing was wrong), ``requested``
+    is the version asked for, and the summary says both."""
+    if found.data.get("problem"):
+        out = diagnosis(run, f"{found.summary}; {summary}", cause=found.data.get("cause"), lever=lever,
+                        lever_args=lever_args, evidence=found.data.get("evidence"))
+    else:
+        out = diagnosis(run, summary, cause="requested", lever=lever, lever_args=lever_args)
+    out.data["requested"] = to
+    return out
+
+
+def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
+    """What the rollback-manifest diagnosis finds from the checks alone, before any version was asked for."""
     ms = run.result("manifest-status")
     cause, probe_result = _probe_cause(run)
-    if to:
-        return diagnosis(run, f"rollback of {run.tenant}/{run.surface} to {to} requested", cause="requested",
-                         lever="manifest-rollback", lever_args=args)
     if probe_result is not None and cause == "unknown_tenant":
         # No manifest and no history is what an unknown tenant looks like, not a version to roll back from.
         return diagnosis(run, probe_result.summary, cause=cause, no_lever=_NO_LEVER[cause])
@@ -361,10 +380,16 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
     """Config weights that leave no signal, or rules that block everything; or a revert the operator asked for."""
     kind = str(run.params.get("kind") or "auto")
     to = str(run.params.get("to_version") or "").strip() or None
-    cause, probe_result = _probe_cause(run)
+    found = _config_rules_found(run, kind)
     if to and kind in ("config", "rules"):
-        return diagnosis(run, f"revert of the {kind} of {run.tenant} to {to} requested", cause="requested",
-                         lever="doc-revert", lever_args={"kind": kind, "to": to})
+        return requested(run, found, f"revert of the {kind} of {run.tenant} to {to} requested",
+                         lever="doc-revert", lever_args={"kind": kind, "to": to}, to=to)
+    return found
+
+
+def _config_rules_found(run: RunbookRun, kind: str) -> CheckResult:
+    """What the rollback-config-rules diagnosis finds from the checks alone, before any version was asked for."""
+    cause, probe_result = _probe_cause(run)
     if probe_result is None:
         return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
     documents = _document_cause(run, kind)
