@@ -76,25 +76,30 @@ VIEWS: dict[str, dict[str, Any]] = {
     "rules.show": {"fields": ["version", "document"], "tables": {}},
     "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
     "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
-    "eval.quality": {"fields": ["trusted", "decision", "trust_problems", "outcome_join_rate", "assignment_join_rate",
-                                "exposure_join_rate", "duplicates", "notes"],
+    "eval.quality": {"fields": ["suite_decision", "trust_verdict", "difference", "trust_problems",
+                                "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "duplicates",
+                                "notes"],
                      "tables": {"lines": ["kind", "file", "lines", "good", "bad"],
                                 "bad_lines": ["file", "line", "problem"],
                                 "variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
                                 "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
                                                "pass_error_rate", "pass_empty_rate"],
                                 "impossible": ["check", "count", "detail", "examples"]}},
-    "eval.report": {"fields": ["trusted", "decision", "reported_decision", "trust_problems", "mode", "run_id",
+    "eval.report": {"fields": ["mode", "run_id", "suite_decision", "trust_verdict", "difference", "trust_problems",
                                "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "notes"],
                     "tables": {"variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
                                "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
                                               "pass_error_rate", "pass_empty_rate"],
-                               "impossible": ["check", "detail"]}},
+                               "impossible": ["check", "detail"], "gates": ["metric", "max_drop", "delta", "passed"]}},
     "hold.status": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
     "hold.verify": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
     "timeline": {"fields": ["since", "sources", "problems"],
                  "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
 }
+
+
+# Fields that are one sentence each (the evaluation checks' decision, verdict and the difference between them).
+_SENTENCES = frozenset({"suite_decision", "trust_verdict", "difference"})
 
 
 def _age(seconds: Any) -> str:
@@ -158,6 +163,9 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
         if key == "document":
             lines.append("  document:")
             lines += ["    " + line for line in jsonio.dumps(value, indent=2, sort_keys=True).splitlines()]
+            continue
+        if key in _SENTENCES and isinstance(value, str):
+            lines.append(f"  {_label(key)}: {value}")  # a sentence is read whole, never cut at the cell width
             continue
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             lines.append(f"  {_label(key)}:")  # one line each: problems and notes are read, not scanned

@@ -9,13 +9,9 @@ from array import array
 import pytest
 
 from recsys_checks.core.errors import BadInput
-from recsys_checks.judge.evaluation.quality import (
-    check_eval_quality,
-    p95_index,
-    percentile_on_disk,
-    segment_key,
-    srm_test,
-)
+from recsys_checks.judge.evaluation.joins import p95_index, percentile_on_disk, segment_key
+from recsys_checks.judge.evaluation.quality import check_eval_quality
+from recsys_checks.judge.evaluation.srm import srm_test
 
 TS = "2026-01-01T00:00:00Z"
 
@@ -212,15 +208,32 @@ def test_percentile_on_disk_equals_the_sorted_element(tmp_path):
 # ------------------------------------------------------------------------------------------------ impossible lift
 
 
-def test_more_clicks_than_items_and_conversions_without_click_are_impossible(jsonl):
-    """r1 shows one item but has 2 clicks; r2's conversion of b has no click on b: both reported, not trusted."""
+def test_more_clicks_than_items_is_impossible_and_a_conversion_without_click_is_an_orphan(jsonl):
+    """r1 shows one item but has 2 clicks: impossible. r2's conversion of b has no click on b: an orphan conversion
+    (1 of 1 conversions, above the 50 % share: untrusted, cause orphan_conversion), never an impossible lift."""
     e = jsonl("e.jsonl", [exp("r1", ["a"]), exp("r2", ["a", "b"])])
     o = jsonl("o.jsonl", [out("r1", "a"), out("r1", "a"), out("r2", "a"), out("r2", "b", "conversion", 3.0)])
     res = check_eval_quality(e, o)
     checks = {f["check"]: f for f in res.data["impossible"]}
     assert checks["more_clicks_than_items"]["count"] == 1 and checks["more_clicks_than_items"]["examples"][0].startswith("r1")
-    assert checks["conversion_without_click"]["examples"] == ["r2/b"]
+    assert "conversion_without_click" not in checks and "orphan_conversion" not in checks
+    orphan = res.data["orphan_conversions"]
+    assert (orphan["count"], orphan["conversions"], orphan["share"], orphan["examples"]) == (1, 1, 1.0, ["r2/b"])
+    assert res.data["trust_causes"] == ["impossible_lift", "orphan_conversion"]
     assert res.status == "fail" and res.data["duplicates"]["outcomes"] == 1
+
+
+def test_orphan_conversions_below_the_share_are_a_note(jsonl):
+    """4 conversions, 1 without a click: 25 % < 50 %, a note and trusted; with a 20 % share, untrusted."""
+    e = jsonl("e.jsonl", [exp(f"r{i}", ["a", "b"]) for i in range(4)])
+    o = jsonl("o.jsonl", [out("r0", "a"), out("r0", "a", "conversion", 1.0), out("r1", "a"),
+                          out("r1", "a", "conversion", 1.0), out("r2", "b"), out("r2", "b", "conversion", 1.0),
+                          out("r3", "a"), out("r3", "b", "conversion", 1.0)])
+    res = check_eval_quality(e, o)
+    assert res.data["trusted"] and res.data["orphan_conversions"]["share"] == 0.25
+    assert any(n.startswith("orphan conversions: 1 of 4") for n in res.data["notes"])
+    res = check_eval_quality(e, o, max_orphan_conversion_share=0.2)
+    assert res.data["trust_causes"] == ["orphan_conversion"] and "25%" in res.summary
 
 
 def test_a_lift_beyond_the_bound_is_a_data_problem_not_a_win(jsonl):
