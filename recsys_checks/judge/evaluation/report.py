@@ -263,6 +263,8 @@ def _experiment(section: dict[str, Any], settings: SuiteSettings, findings: Find
         row = {"variant": v["variant"]}
         for key in ("exposures", "clicks", "conversions", "ctr", "conversion_rate", "revenue_per_request"):
             row[key] = _number(v.get(key))
+            if key in ("exposures", "clicks", "conversions") and row[key] is not None and row[key].is_integer():
+                row[key] = int(row[key])
         variants.append(row)
         clicks, exposures = row["clicks"], row["exposures"]
         if clicks is not None and exposures and clicks > exposures:
