@@ -12,6 +12,7 @@ from recsys_checks.core.errors import BadInput, ChecksError, Conflict, InvalidOb
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.judge.invariants import item_drop_finding
+from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
 from recsys_checks.judge.registry.history import _history_hint, _Validator
 from recsys_checks.judge.registry.manifest import (
@@ -69,6 +70,10 @@ def plan_rollback(
         found = _try_current(st, target, tenant, surface)
         current = dict(found.manifest.current) if found.manifest else {}
         version_records, _ = load_version_records(target, tenant, surface, kind, stores=st)
+        if found.manifest is None and not version_records:
+            unknown = unknown_name(target, tenant, surface, stores=st)
+            if unknown is not None:  # a typo'd name, not a surface with nothing to roll back to
+                raise BadInput(f"cannot roll back {tenant}/{surface}: {unknown.message}; nothing was planned")
         check = _Validator(target, st, allow_empty=allow_empty)
         if to is not None:
             chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
