@@ -249,6 +249,9 @@ def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
                            "(each run steps back once more)")
         _execute(p)
         p.add_argument("--reason", default="", help="why, for the audit record")
+        p.add_argument("--full-diff", action="store_true",
+                       help="list every changed field of the document, not only the readable change (rules added "
+                            "and removed, values before → after); --json always has both")
         p.set_defaults(run=_doc_revert, kind=kind)
 
 
@@ -594,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code(results)
     try:
         if not isinstance(results, Streamed):  # a streamed command has written its rows and its result already
-            emit(results, args.json, exit_code=code)
+            emit(results, args.json, exit_code=code, full_diff=bool(getattr(args, "full_diff", False)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): what was done is done; say nothing more and keep the exit code.

@@ -178,7 +178,30 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_plan(plan: Plan) -> str:
+# The lines of a document change a plan shows (rules added and removed, fields before → after) before "… N more".
+SHOWN_CHANGE_LINES = 12
+
+
+def _change_lines(plan: Plan, full_diff: bool) -> list[str]:
+    """What a config or rules plan changes, as a person reads it (``details["change"]``), the first few lines
+    unless ``full_diff``; with ``full_diff`` also every field of ``details["diff"]``."""
+    details = plan.details if isinstance(plan.details, dict) else {}
+    change = details.get("change") if isinstance(details.get("change"), dict) else {}
+    readable = [str(line) for line in change.get("lines") or []]
+    out: list[str] = []
+    if readable:
+        shown = readable if full_diff else readable[:SHOWN_CHANGE_LINES]
+        out.append("  what changes:")
+        out += [f"    {line}" for line in shown]
+        if len(shown) < len(readable):
+            out.append(f"    … and {len(readable) - len(shown)} more (--full-diff lists every one)")
+    if full_diff and details.get("diff"):
+        out.append("  every field:")
+        out += [f"    {d.get('path')}: {_cell(d.get('before'))} → {_cell(d.get('after'))}" for d in details["diff"]]
+    return out
+
+
+def render_plan(plan: Plan, full_diff: bool = False) -> str:
     lines = [f"  {plan.action} {plan.target}" + (f"  (reason: {plan.reason})" if plan.reason else "")]
     rows = [
         {
@@ -189,6 +212,7 @@ def render_plan(plan: Plan) -> str:
         for c in plan.changes
     ]
     lines.append(table(rows, ["what", "before", "after"]))
+    lines += _change_lines(plan, full_diff)
     for c in plan.changes:  # pointer moves: the exact blobs, old and new, not only their short versions
         if c.get("after_version") and isinstance(c.get("after"), str):
             lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
@@ -198,12 +222,12 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def render_action(result: ActionResult, colour: bool = False) -> str:
+def render_action(result: ActionResult, colour: bool = False, full_diff: bool = False) -> str:
     label = _paint(_LABELS.get(result.status, result.status.upper()), result.status, colour)
     summary = result.summary
     if result.status == "planned" and summary.lower().startswith("dry-run: "):
         summary = summary[len("dry-run: "):]  # the label already says so
-    lines = [f"{label} {summary}", render_plan(result.plan)]
+    lines = [f"{label} {summary}", render_plan(result.plan, full_diff)]
     if result.audit:
         lines.append(f"  audit record: {result.audit}")
     if result.verification is not None:
