@@ -114,7 +114,7 @@ def plan_rollback(
             "problem": found.problem,
             "current": current,
         },
-        "direction": plan_direction(changes),
+        "direction": moves_direction(changes),
         "after_current": {k: after[k] for k in sorted(after)},
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
@@ -136,7 +136,7 @@ def _direction(rec: VersionRecord, current_uri: str | None, version_records: lis
     return "forward" if rec.sort_key > now.sort_key else "back"
 
 
-def plan_direction(changes: list[dict[str, Any]]) -> str:
+def moves_direction(changes: list[dict[str, Any]]) -> str:
     """``forward`` when every move of a rollback plan goes to a later version, ``mixed`` when some do, else
     ``back``."""
     ways = {c.get("direction") or "back" for c in changes}
@@ -146,7 +146,7 @@ def plan_direction(changes: list[dict[str, Any]]) -> str:
 def describe_moves(tenant: str, surface: str, changes: list[dict[str, Any]]) -> str:
     """A rollback plan's moves as a person reads them: ``roll demo/home back (popularity a -> b)``, ``repoint
     demo/home forward (...)`` for a later version, each move marked when some go forward and some back."""
-    direction = plan_direction(changes)
+    direction = moves_direction(changes)
     marked = direction == "mixed"
     moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {str(c['after_version'])[:12]}"
                       + (f" ({c.get('direction') or 'back'})" if marked else "") for c in changes)

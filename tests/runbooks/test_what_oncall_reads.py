@@ -19,7 +19,7 @@ from stackfixture import StackHandle, running_stack
 from recsys_checks.core.render import render_plan
 from recsys_checks.core.results import Plan
 from recsys_checks.judge.serving.docdiff import readable_change
-from recsys_checks.levers.rollback import describe_moves, plan_direction
+from recsys_checks.levers.rollback import describe_moves, moves_direction
 from recsys_checks.runbooks.run import OUT_ENV, RECORD_ENV, RunbookRun
 from recsys_checks.runbooks.runner import quiet_kernel_manager
 
@@ -59,8 +59,8 @@ def test_the_record_path_a_notebook_prints_is_the_one_in_out(tmp_path, monkeypat
 def test_a_repoint_to_a_later_version_reads_forward():
     forward = [{"kind": "popularity", "before_version": "a" * 64, "after_version": "b" * 64, "direction": "forward"}]
     back = [{**forward[0], "direction": "back"}]
-    assert plan_direction(forward) == "forward" and plan_direction(back) == "back"
-    assert plan_direction(forward + [{**back[0], "kind": "cooc"}]) == "mixed"
+    assert moves_direction(forward) == "forward" and moves_direction(back) == "back"
+    assert moves_direction(forward + [{**back[0], "kind": "cooc"}]) == "mixed"
     assert describe_moves("demo", "search", forward).startswith("repoint demo/search forward (popularity aaaa")
     assert describe_moves("demo", "search", back).startswith("roll demo/search back (popularity aaaa")
 
