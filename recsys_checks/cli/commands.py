@@ -252,6 +252,9 @@ def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
                            "(each run steps back once more)")
         _execute(p)
         p.add_argument("--reason", default="", help="why, for the audit record")
+        p.add_argument("--full-diff", action="store_true",
+                       help="list every changed field of the document, not only the readable change (rules added "
+                            "and removed, values before → after); --json always has both")
         p.set_defaults(run=_doc_revert, kind=kind)
 
 
@@ -313,6 +316,16 @@ def _add_runbook(sub: Any) -> None:
     p.set_defaults(run=_runbook_run)
 
 
+def _primary_metric(value: str) -> tuple[str, float | None]:
+    from recsys_checks.core.errors import BadInput
+    from recsys_checks.judge.evaluation.settings import parse_primary_metric
+
+    try:
+        return parse_primary_metric(value)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_eval(sub: Any) -> None:
     """`eval quality|report`."""
     json_only = argparse.ArgumentParser(add_help=False)
@@ -327,24 +340,43 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--experiment-id", help="only this experiment's assignments (case-insensitive, as the suite)")
     p.add_argument("--min-join-rate", type=_fraction, default=0.95,
                    help="outcome and assignment join rates below this are not trusted (default 0.95)")
-    p.add_argument("--srm-alpha", type=_fraction, default=0.001, help="SRM significance level (default 0.001)")
-    p.add_argument("--srm-min-sample", type=int, default=100, help="fewest assignments for SRM (default 100)")
-    p.add_argument("--weights", type=_weights, help="expected variant weights, e.g. control=1,treatment=1 "
+    g = p.add_argument_group(
+        "the suite's decision settings (default: ours, stricter than the suite's: both gates on, the guardrails of "
+        "its shipped alerts, SRM on; each option overrides --config)")
+    g.add_argument("--config", metavar="FILE", help="a recsys-eval config YAML: its experiment settings, read as the "
+                   "suite reads them (its gates are off unless the file turns them on)")
+    g.add_argument("--control", help="control variant (default: the one with the most exposures)")
+    g.add_argument("--candidate", help="candidate variant (default: the next largest)")
+    g.add_argument("--primary-metric", action="append", type=_primary_metric, metavar="NAME[:THRESHOLD]",
+                   help="a primary metric (ctr, conversion_rate, revenue_per_request) and the delta below which it "
+                   "fails (default threshold 0); repeat for several (default: ctr)")
+    g.add_argument("--guardrail-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold when the candidate fails a guardrail (ours: on; the suite's: off unless configured)")
+    g.add_argument("--srm-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold when SRM is detected (ours: on; the suite's: off unless configured)")
+    g.add_argument("--max-latency-p95-ms", type=_non_negative, help="guardrail (ours: 250; 0 off)")
+    g.add_argument("--max-error-rate", type=_fraction, help="guardrail (ours: 0.01; 0 off)")
+    g.add_argument("--max-empty-rate", type=_fraction, help="guardrail (ours: 0.02; 0 off)")
+    g.add_argument("--srm-alpha", type=_fraction, help="SRM significance level (default 0.001)")
+    g.add_argument("--srm-min-sample", type=int, help="fewest assignments for SRM (default 100)")
+    g.add_argument("--weights", type=_weights, help="expected variant weights, e.g. control=1,treatment=1 "
                    "(default: equal)")
-    p.add_argument("--slice-keys", type=_names, help="context keys for SRM per segment, e.g. country,device")
-    p.add_argument("--control", help="control variant (default: the one with the most exposures)")
-    p.add_argument("--candidate", help="candidate variant (default: the next largest)")
-    p.add_argument("--max-latency-p95-ms", type=_non_negative, default=250.0, help="guardrail (default 250; 0 off)")
-    p.add_argument("--max-error-rate", type=_fraction, default=0.01, help="guardrail (default 0.01; 0 off)")
-    p.add_argument("--max-empty-rate", type=_fraction, default=0.02, help="guardrail (default 0.02; 0 off)")
+    g.add_argument("--slice-keys", type=_names, help="context keys for SRM per segment, e.g. country,device")
     p.add_argument("--max-relative-lift", type=_non_negative, default=0.5,
                    help="a relative lift above this is impossible, not a win (default 0.5 = +50%%; 0 off)")
+    p.add_argument("--max-orphan-conversion-share", type=_fraction, default=0.5,
+                   help="conversions without a click above this share of all conversions are not trusted; below "
+                   "it, a note (default 0.5)")
     p.set_defaults(run=_eval_quality)
     p = esub.add_parser("report", parents=[json_only],
-                        help="triage a report recsys-eval wrote; exit 0 trusted, 1 not, 2 unreadable")
+                        help="triage a report recsys-eval wrote, with its own settings and decision file; exit 0 "
+                        "trusted, 1 not, 2 unreadable")
     p.add_argument("file", metavar="FILE", help="the report JSON")
+    p.add_argument("--decision", metavar="FILE", help="the suite's decision file (default: FILE.decision.json, or "
+                   "the run's Decision.OutputPath)")
     p.add_argument("--min-join-rate", type=_fraction, default=0.95, help="default 0.95")
     p.add_argument("--max-relative-lift", type=_non_negative, default=0.5, help="default 0.5 (+50%%; 0 off)")
+    p.add_argument("--max-orphan-conversion-share", type=_fraction, default=0.5, help="default 0.5")
     p.set_defaults(run=_eval_report)
 
 
@@ -500,20 +532,29 @@ def _timeline(args: argparse.Namespace) -> list[Any]:
 
 def _eval_quality(args: argparse.Namespace) -> list[Any]:
     from recsys_checks.judge.evaluation.quality import check_eval_quality
+    from recsys_checks.judge.evaluation.settings import from_config_file
 
+    metrics = args.primary_metric or []
     return [check_eval_quality(
-        args.exposures, args.outcomes, args.assignments, args.experiment_id, min_join_rate=args.min_join_rate,
+        args.exposures, args.outcomes, args.assignments, args.experiment_id,
+        settings=from_config_file(args.config) if args.config else None, min_join_rate=args.min_join_rate,
         srm_alpha=args.srm_alpha, srm_min_sample=args.srm_min_sample, expected_weights=args.weights,
         slice_keys=args.slice_keys, control_variant=args.control, candidate_variant=args.candidate,
+        primary_metrics=[name for name, _ in metrics] or None,
+        primary_thresholds={name: t for name, t in metrics if t is not None} or None,
+        guardrail_gate=args.guardrail_gate, srm_gate=args.srm_gate,
         max_latency_p95_ms=args.max_latency_p95_ms, max_error_rate=args.max_error_rate,
         max_empty_rate=args.max_empty_rate, max_relative_lift=args.max_relative_lift,
+        max_orphan_conversion_share=args.max_orphan_conversion_share,
     )]
 
 
 def _eval_report(args: argparse.Namespace) -> list[Any]:
     from recsys_checks.judge.evaluation.report import check_eval_report
 
-    return [check_eval_report(args.file, min_join_rate=args.min_join_rate, max_relative_lift=args.max_relative_lift)]
+    return [check_eval_report(args.file, decision_file=args.decision, min_join_rate=args.min_join_rate,
+                              max_relative_lift=args.max_relative_lift,
+                              max_orphan_conversion_share=args.max_orphan_conversion_share)]
 
 
 def _hold_change(args: argparse.Namespace) -> list[Any]:
@@ -559,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code(results)
     try:
         if not isinstance(results, Streamed):  # a streamed command has written its rows and its result already
-            emit(results, args.json, exit_code=code)
+            emit(results, args.json, exit_code=code, full_diff=bool(getattr(args, "full_diff", False)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): what was done is done; say nothing more and keep the exit code.

@@ -75,11 +75,12 @@ def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> 
 
 
 def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextIO | None = None, *,
-         exit_code: int | None = None) -> None:
+         exit_code: int | None = None, full_diff: bool = False) -> None:
     """Print ``results``; any credential of the environment that a peer echoed into them is masked.
 
     ``exit_code`` is the command's, for the ``--json`` envelope of several results (default: what
-    :func:`recsys_checks.core.results.exit_code` gives for ``results``).
+    :func:`recsys_checks.core.results.exit_code` gives for ``results``). ``full_diff``: a document plan lists every
+    changed field, not only its readable change (``--json`` always has both).
     """
     stream = stream or sys.stdout
     if as_json:
@@ -89,7 +90,7 @@ def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextI
         text = jsonio.dumps(json_document(results, exit_code), indent=2, default=str) + "\n"
     else:
         colour = use_colour(stream)
-        blocks = [render_action(r, colour) if isinstance(r, ActionResult) else render_check(r, colour)
+        blocks = [render_action(r, colour, full_diff) if isinstance(r, ActionResult) else render_check(r, colour)
                   for r in results]
         text = "\n\n".join(blocks) + "\n"
     stream.write(credentials.mask(text))

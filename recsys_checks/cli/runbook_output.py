@@ -73,6 +73,11 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     head = f"{run_record.get('runbook')}: {verdict.upper()} ({_VERDICT_LINE.get(verdict, '')})"
     if run_record.get("cause"):
         head += f", cause {run_record['cause']}"
+    asked = run_record.get("requested") or {}
+    if asked.get("to_version"):
+        way = {"forward": "repoint forward", "back": "roll back", "mixed": "repoint forward and back"}.get(
+            str(asked.get("direction")), "repoint")
+        head += f"; requested: {way} to {asked['to_version']}"
     lines = [head]
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
@@ -88,6 +93,7 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
             lines.append(f"  ran: {what} (exit {change.get('exit_code')})")
         else:
             lines.append(f"  changed: {change.get('action')} {what}: {change.get('before')} -> {change.get('after')}"
+                         + (" (forward)" if change.get("direction") == "forward" else "")
                          + (f" (audit record {change['audit']})" if change.get("audit") else ""))
     if run_record.get("failure"):
         lines.append(f"  failed at: {run_record['failure'].get('cell')}: {run_record['failure'].get('error')}")

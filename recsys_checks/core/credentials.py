@@ -8,6 +8,12 @@ hex in either case), because that is how a secret leaks through a command's outp
 
 Values shorter than :data:`MIN_SECRET` are not treated as secrets: a four-letter test key would mask ordinary words
 in names and URIs. Everything that prints, records or refuses uses these functions, with the same threshold.
+
+A configuration document (a recsys-eval report's ``effective_config``) carries secrets by the name of their key, not
+by an environment variable: :func:`mask_document` masks the value of every key that :func:`secret_key` names
+(``AccessKey``, ``SecretKey``, ``DSN``, passwords, tokens...) whatever its length, the password in any URL's user
+information, and every credential of the environment, and returns the values it masked so that the same values can be
+masked wherever else they appear (:func:`mask_tree`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import binascii
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 BASE_VARIABLES: tuple[str, ...] = (
@@ -68,3 +75,64 @@ def mask(text: str, env: Mapping[str, str] | None = None, extra: Iterable[str | 
     for value in sorted(values, key=len, reverse=True):  # longest first: a form may contain a shorter one
         text = text.replace(value, MASK)
     return text
+
+
+# Config keys whose value is a credential, by name: Go field names (AccessKey, SecretKey, DSN), YAML names
+# (access_key, secret_key, dsn) and the usual others. Compared without case, "_" and "-".
+_SECRET_KEY = re.compile(r"(accesskey|secretkey|secret|password|passwd|pwd|token|dsn|credential|apikey|privatekey|"
+                         r"sessionkey|connectionstring)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)")
+
+
+def secret_key(name: str) -> bool:
+    """Whether a configuration key names a credential (``AccessKey``, ``secret_key``, ``DSN``, ``db-password``...)."""
+    return bool(_SECRET_KEY.search(re.sub(r"[_\-\s]", "", name)))
+
+
+def _mask_urls(text: str, found: set[str]) -> str:
+    def hide(match: re.Match[str]) -> str:
+        found.add(match.group("password"))
+        return match.group("head") + MASK
+    return _URL_PASSWORD.sub(hide, text)
+
+
+def mask_document(doc: Any, env: Mapping[str, str] | None = None) -> tuple[Any, set[str]]:
+    """A copy of a JSON-like document with every secret masked, and the set of values that were masked.
+
+    The value of a key :func:`secret_key` names is replaced by ``***`` when it is a non-empty string (an empty one
+    stays empty: nothing was configured); a URL's password is masked wherever it is; then :func:`mask`.
+    """
+    found: set[str] = set()
+
+    def walk(value: Any, secret: bool) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, secret or (isinstance(k, str) and secret_key(k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, secret) for v in value]
+        if isinstance(value, str):
+            if secret and value:
+                found.add(value)
+                return MASK
+            return _mask_urls(value, found)
+        return value
+
+    masked = walk(doc, False)
+    return mask_tree(masked, env, found), found
+
+
+def mask_tree(value: Any, env: Mapping[str, str] | None = None, extra: Iterable[str | None] = ()) -> Any:
+    """Every string in a JSON-like value (keys too) passed through :func:`mask` with ``extra`` (values shorter than
+    :data:`MIN_SECRET` are not looked for elsewhere, as for the environment); URL passwords masked."""
+    extra = [e for e in extra if e]
+    ignored: set[str] = set()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        if isinstance(item, str):
+            return mask(_mask_urls(item, ignored), env, extra)
+        return item
+
+    return walk(value)

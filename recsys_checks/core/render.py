@@ -76,25 +76,30 @@ VIEWS: dict[str, dict[str, Any]] = {
     "rules.show": {"fields": ["version", "document"], "tables": {}},
     "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
     "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
-    "eval.quality": {"fields": ["trusted", "decision", "trust_problems", "outcome_join_rate", "assignment_join_rate",
-                                "exposure_join_rate", "duplicates", "notes"],
+    "eval.quality": {"fields": ["suite_decision", "trust_verdict", "difference", "trust_problems",
+                                "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "duplicates",
+                                "notes"],
                      "tables": {"lines": ["kind", "file", "lines", "good", "bad"],
                                 "bad_lines": ["file", "line", "problem"],
                                 "variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
                                 "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
                                                "pass_error_rate", "pass_empty_rate"],
                                 "impossible": ["check", "count", "detail", "examples"]}},
-    "eval.report": {"fields": ["trusted", "decision", "reported_decision", "trust_problems", "mode", "run_id",
+    "eval.report": {"fields": ["mode", "run_id", "suite_decision", "trust_verdict", "difference", "trust_problems",
                                "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "notes"],
                     "tables": {"variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
                                "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
                                               "pass_error_rate", "pass_empty_rate"],
-                               "impossible": ["check", "detail"]}},
+                               "impossible": ["check", "detail"], "gates": ["metric", "max_drop", "delta", "passed"]}},
     "hold.status": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
     "hold.verify": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
     "timeline": {"fields": ["since", "sources", "problems"],
                  "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
 }
+
+
+# Fields that are one sentence each (the evaluation checks' decision, verdict and the difference between them).
+_SENTENCES = frozenset({"suite_decision", "trust_verdict", "difference"})
 
 
 def _age(seconds: Any) -> str:
@@ -159,6 +164,9 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
             lines.append("  document:")
             lines += ["    " + line for line in jsonio.dumps(value, indent=2, sort_keys=True).splitlines()]
             continue
+        if key in _SENTENCES and isinstance(value, str):
+            lines.append(f"  {_label(key)}: {value}")  # a sentence is read whole, never cut at the cell width
+            continue
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             lines.append(f"  {_label(key)}:")  # one line each: problems and notes are read, not scanned
             lines += [f"    - {v}" for v in value]
@@ -170,7 +178,30 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_plan(plan: Plan) -> str:
+# The lines of a document change a plan shows (rules added and removed, fields before → after) before "… N more".
+SHOWN_CHANGE_LINES = 12
+
+
+def _change_lines(plan: Plan, full_diff: bool) -> list[str]:
+    """What a config or rules plan changes, as a person reads it (``details["change"]``), the first few lines
+    unless ``full_diff``; with ``full_diff`` also every field of ``details["diff"]``."""
+    details = plan.details if isinstance(plan.details, dict) else {}
+    change = details.get("change") if isinstance(details.get("change"), dict) else {}
+    readable = [str(line) for line in change.get("lines") or []]
+    out: list[str] = []
+    if readable:
+        shown = readable if full_diff else readable[:SHOWN_CHANGE_LINES]
+        out.append("  what changes:")
+        out += [f"    {line}" for line in shown]
+        if len(shown) < len(readable):
+            out.append(f"    … and {len(readable) - len(shown)} more (--full-diff lists every one)")
+    if full_diff and details.get("diff"):
+        out.append("  every field:")
+        out += [f"    {d.get('path')}: {_cell(d.get('before'))} → {_cell(d.get('after'))}" for d in details["diff"]]
+    return out
+
+
+def render_plan(plan: Plan, full_diff: bool = False) -> str:
     lines = [f"  {plan.action} {plan.target}" + (f"  (reason: {plan.reason})" if plan.reason else "")]
     rows = [
         {
@@ -181,6 +212,7 @@ def render_plan(plan: Plan) -> str:
         for c in plan.changes
     ]
     lines.append(table(rows, ["what", "before", "after"]))
+    lines += _change_lines(plan, full_diff)
     for c in plan.changes:  # pointer moves: the exact blobs, old and new, not only their short versions
         if c.get("after_version") and isinstance(c.get("after"), str):
             lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
@@ -190,12 +222,12 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def render_action(result: ActionResult, colour: bool = False) -> str:
+def render_action(result: ActionResult, colour: bool = False, full_diff: bool = False) -> str:
     label = _paint(_LABELS.get(result.status, result.status.upper()), result.status, colour)
     summary = result.summary
     if result.status == "planned" and summary.lower().startswith("dry-run: "):
         summary = summary[len("dry-run: "):]  # the label already says so
-    lines = [f"{label} {summary}", render_plan(result.plan)]
+    lines = [f"{label} {summary}", render_plan(result.plan, full_diff)]
     if result.audit:
         lines.append(f"  audit record: {result.audit}")
     if result.verification is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unreachable
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.judge import auditlog
+from recsys_checks.judge.serving.docdiff import readable_change
 from recsys_checks.judge.serving.documents import (
     _MIN_PREFIX,
     DEFAULT_PROBE_SURFACE,
@@ -85,9 +86,17 @@ def plan_revert(
             "surface": surface or DEFAULT_PROBE_SURFACE,
             "document": target_doc,
             "diff": diff(current_doc, target_doc),
+            # The same change as a person reads it (rules added and removed, fields before → after): what a plan
+            # shows; "diff" above is every field, for --full-diff and --json.
+            "change": readable_change(kind, current_doc, target_doc),
         },
         deployment=target.deployment,
     )
+
+
+def _change_summary(plan: Plan) -> str:
+    change = plan.details.get("change") or {}
+    return str(change.get("summary") or f"{len(plan.details.get('diff') or [])} field(s) change")
 
 
 def verify_version(
@@ -155,7 +164,7 @@ def apply_revert(
     move = f"{kind} of {tenant} from {short(plan.observed)} to {short(wanted)}"
     if not execute:
         return guard.dry_run(plan, already=f"{kind} of {tenant} is already {short(wanted)}",
-                             would=f"revert {move} ({len(plan.details.get('diff') or [])} field(s) change)")
+                             would=f"revert {move} ({_change_summary(plan)})")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     actor = audit.who(actor)
     if target.has_registry:

@@ -12,6 +12,7 @@ from recsys_checks.core.errors import BadInput, ChecksError, Conflict, InvalidOb
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.judge.invariants import item_drop_finding
+from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
 from recsys_checks.judge.registry.history import _history_hint, _Validator
 from recsys_checks.judge.registry.manifest import (
@@ -69,6 +70,10 @@ def plan_rollback(
         found = _try_current(st, target, tenant, surface)
         current = dict(found.manifest.current) if found.manifest else {}
         version_records, _ = load_version_records(target, tenant, surface, kind, stores=st)
+        if found.manifest is None and not version_records:
+            unknown = unknown_name(target, tenant, surface, stores=st)
+            if unknown is not None:  # a typo'd name, not a surface with nothing to roll back to
+                raise BadInput(f"cannot roll back {tenant}/{surface}: {unknown.message}; nothing was planned")
         check = _Validator(target, st, allow_empty=allow_empty)
         if to is not None:
             chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
@@ -89,6 +94,7 @@ def plan_rollback(
             "after": rec.uri,
             "before_version": version_from_uri(current[k]) if k in current else None,
             "after_version": rec.version,
+            "direction": _direction(rec, current.get(k), version_records),
         })
     m, raw = found.manifest, found.raw
     details: dict[str, Any] = {
@@ -108,12 +114,47 @@ def plan_rollback(
             "problem": found.problem,
             "current": current,
         },
+        "direction": moves_direction(changes),
         "after_current": {k: after[k] for k in sorted(after)},
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
     }
     return Plan("manifest.rollback", manifest_uri, found.etag, changes, reason, details, deployment=target.deployment)
 
+
+
+def _direction(rec: VersionRecord, current_uri: str | None, version_records: list[VersionRecord]) -> str:
+    """Which way a pointer moves: ``forward`` to a version recorded after the current one (a later publish),
+    ``back`` to one recorded before it, or when the current one is missing or not recorded (nothing to compare)."""
+    if current_uri is None:
+        return "back"
+    current_version = version_from_uri(current_uri)
+    mine = [r for r in version_records if r.kind == rec.kind]
+    now = next((r for r in mine if r.uri == current_uri or r.version == current_version), None)
+    if now is None or now.version == rec.version:
+        return "back"
+    return "forward" if rec.sort_key > now.sort_key else "back"
+
+
+def moves_direction(changes: list[dict[str, Any]]) -> str:
+    """``forward`` when every move of a rollback plan goes to a later version, ``mixed`` when some do, else
+    ``back``."""
+    ways = {c.get("direction") or "back" for c in changes}
+    return "forward" if ways == {"forward"} else "mixed" if "forward" in ways else "back"
+
+
+def describe_moves(tenant: str, surface: str, changes: list[dict[str, Any]]) -> str:
+    """A rollback plan's moves as a person reads them: ``roll demo/home back (popularity a -> b)``, ``repoint
+    demo/home forward (...)`` for a later version, each move marked when some go forward and some back."""
+    direction = moves_direction(changes)
+    marked = direction == "mixed"
+    moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {str(c['after_version'])[:12]}"
+                      + (f" ({c.get('direction') or 'back'})" if marked else "") for c in changes)
+    if direction == "forward":
+        return f"repoint {tenant}/{surface} forward ({moves})"
+    if direction == "mixed":
+        return f"repoint {tenant}/{surface} ({moves})"
+    return f"roll {tenant}/{surface} back ({moves})"
 
 
 def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
@@ -252,9 +293,10 @@ def apply_rollback(
         raise BadInput(f"the plan was made for {plan.target}, but this target's manifest is {uri}")
     moves = ", ".join(f"{c['kind']} {str(c['before_version'] or c['before'])[:12]} -> {c['after_version'][:12]}"
                       for c in plan.changes)
+    way = {"forward": " forward", "mixed": " (forward and back)"}.get(d.get("direction") or "back", "")
     if not execute:
         return guard.dry_run(plan, already=f"{tenant}/{surface} already points at the planned versions",
-                             would=f"repoint {tenant}/{surface}: {moves}")
+                             would=f"repoint {tenant}/{surface}{way}: {moves}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
     st, own = _stores(target, stores)
@@ -282,7 +324,7 @@ def apply_rollback(
     finally:
         if own:
             st.close()
-    summary = f"repointed {tenant}/{surface}: {moves}" + (f"; {problem}" if problem else "")
+    summary = f"repointed {tenant}/{surface}{way}: {moves}" + (f"; {problem}" if problem else "")
     served = _served_after(target, plan, tenant, surface, actor=actor, runbook=runbook,
                            invalidate_cache=invalidate_cache, verified=verification.status == "ok")
     if served is not None:

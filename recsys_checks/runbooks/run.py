@@ -209,11 +209,13 @@ class RunbookRun:
     def _not_run(self, step_id: str, show: bool) -> None:
         """A verify step when no fix was applied: there is nothing to verify, and it is shown as not run."""
         remedy = self._by_role("act")
-        why = ("dry run: nothing was changed, so there is nothing to verify"
-               if isinstance(remedy, Remedy) and remedy.status == "planned"
+        dry = isinstance(remedy, Remedy) and remedy.status == "planned"
+        why = ("dry run: nothing was changed, so there is nothing to verify" if dry
                else "no fix was applied, so there is nothing to verify")
+        # ``not_run`` says why for a program: ``dry-run`` (the fix was only planned) or ``no-fix`` (none was applied);
+        # either way the step judged nothing, which is not a failed verification.
         self.outcomes.append(StepOutcome(step=step_id, role="verify", status="not-run", summary=f"not run ({why})",
-                                         seconds=0.0, result={}))
+                                         seconds=0.0, result={"not_run": "dry-run" if dry else "no-fix"}))
         self._save()
         if show:
             print(f"[NOT RUN] {why}")
@@ -235,6 +237,7 @@ class RunbookRun:
         elif decided.evidence:
             detected.append({"cause": decided.cause, "summary": decided.next_action, "evidence": decided.evidence})
         changed = changes_of(remedy) if isinstance(remedy, Remedy) else []
+        requested = requested_of(diagnosis, remedy)
         doc = {
             "format": RECORD_FORMAT,
             "runbook": self.spec.id,
@@ -249,6 +252,7 @@ class RunbookRun:
             "verdict": decided.verdict,
             "next_action": decided.next_action,
             "cause": decided.cause,
+            "requested": requested,
             "unread": decided.unread,
             "detected": detected,
             "changed": changed,
@@ -265,8 +269,17 @@ class RunbookRun:
         """Decide the verdict, write the run record and print the verdict line; returns the record."""
         doc = self._save()
         print(f"verdict: {doc['verdict'].upper()}" + (f" — {doc['next_action']}" if doc["next_action"] else ""))
-        print(f"run record: {self.record_path}")
+        print(f"run record: {self.kept_record_path}")
         return doc
+
+    @property
+    def kept_record_path(self) -> Path:
+        """Where the run record is kept once the run ends: ``<out>/ID.result.json`` under ``recsys-checks runbook
+        run`` (the kernel writes it in a temporary folder, which the runner removes after moving the record into
+        ``--out``), else :attr:`record_path` itself."""
+        if os.environ.get(OUT_ENV) and os.environ.get(RECORD_ENV) and self.record_path == Path(os.environ[RECORD_ENV]):
+            return self.out_dir / self.record_path.name
+        return self.record_path
 
     def _save(self) -> dict[str, Any]:
         """Write the run record whole (see :func:`write_atomic`); RecordNotWritten, listing every change this run
@@ -328,6 +341,19 @@ def check_deployment(target: Target, confirm: str | None) -> None:
 
 
 
+def requested_of(diagnosis: StepResult | None, remedy: StepResult | None) -> dict[str, Any] | None:
+    """The version the operator named (``to_version``), beside the cause the checks found: ``{"to_version",
+    "direction"}``, where direction is ``back``, ``forward`` or ``mixed`` once a manifest plan was made (else
+    None). None when nothing was named."""
+    if not isinstance(diagnosis, CheckResult) or not diagnosis.data.get("requested"):
+        return None
+    direction = None
+    if isinstance(remedy, Remedy):
+        direction = next((a.plan.details.get("direction") for a in remedy.actions
+                          if a.plan is not None and a.plan.details.get("direction")), None)
+    return {"to_version": diagnosis.data["requested"], "direction": direction}
+
+
 def changes_of(remedy: Remedy) -> list[dict[str, Any]]:
     """Before → after of every change a remedy applied, with the audit record's location."""
     out: list[dict[str, Any]] = []
@@ -336,7 +362,8 @@ def changes_of(remedy: Remedy) -> list[dict[str, Any]]:
             continue
         for change in action.plan.changes:
             out.append({"action": action.plan.action, "what": change.get("what") or change.get("kind"),
-                        "before": change.get("before"), "after": change.get("after"), "audit": action.audit})
+                        "before": change.get("before"), "after": change.get("after"), "audit": action.audit,
+                        **({"direction": change["direction"]} if change.get("direction") else {})})
     for command in remedy.commands:
         out.append({"action": "command", "what": " ".join(command.argv), "exit_code": command.exit_code})
     return out

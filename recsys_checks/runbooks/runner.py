@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,28 @@ def _skip_iri_grammar() -> None:
     # format check is not needed here; without the package jsonschema simply skips it.
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+@cache
+def quiet_kernel_manager() -> type:
+    """The kernel manager the runner starts its kernel with: jupyter_client's, except that shutting a kernel down
+    does not interrupt it first.
+
+    jupyter_client sends SIGINT before every shutdown request, to stop a cell that is still running. The runner
+    shuts its kernel down only once the notebook has ended (or a cell failed or ran past the timeout, and nbclient
+    has given up on it); a SIGINT then lands in whatever message the kernel is handling, and the kernel logs
+    ``ERROR | KeyboardInterrupt caught in kernel.`` on stderr, which reads like a crash nobody caused. Without it
+    the kernel answers the shutdown request and exits; one stuck in a cell still gets SIGTERM, then SIGKILL, after
+    the manager's shutdown wait."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # set by shutdown_kernel before it interrupts
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
 
 
 def check_parameters(spec: RunbookSpec, given: dict[str, Any], execute: bool) -> dict[str, Any]:
@@ -118,7 +141,7 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                 pm.execute_notebook(
                     str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
                     request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
-                    cwd=os.getcwd(),
+                    cwd=os.getcwd(), kernel_manager_class=quiet_kernel_manager(),
                     # The kernel listens on loopback only; its notice about unencrypted TCP would be noise.
                     extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )

@@ -25,7 +25,7 @@ def test_eval_quality_exits_0_only_when_the_data_can_be_trusted(tmp_path, capsys
                       str(paths["outcome"]), "--assignments", str(paths["assignment"]), "--experiment-id",
                       EXPERIMENT_ID)
     assert got == code, out
-    assert ("trusted: yes" if code == 0 else "trusted: no") in out
+    assert ("trust_verdict: trusted" if code == 0 else "trust_verdict: not trusted") in out
 
 
 def test_eval_quality_json_and_unreadable_input(tmp_path, capsys):
@@ -46,8 +46,9 @@ def test_eval_quality_json_and_unreadable_input(tmp_path, capsys):
 def test_eval_report_exit_codes(tmp_path, capsys):
     """A trusted report exits 0, a low join 1, a file that is not JSON 2."""
     report = {"run_id": "r", "mode": "offline", "created_at": "2026-01-02T00:00:00Z", "version": "0.1.0",
-              "summary": {}, "data_quality": {"join_integrity": {"outcome_count": 10, "outcome_join_rate": 1.0,
-                                                                  "exposure_join_rate": 0.2}}}
+              "summary": {}, "offline": {"metrics": [{"name": "ndcg@10", "value": 0.3}]},
+              "data_quality": {"join_integrity": {"outcome_count": 10, "outcome_join_rate": 1.0,
+                                                  "exposure_join_rate": 0.2}}}
     good = tmp_path / "good.json"
     good.write_text(json.dumps(report))
     assert run(capsys, "eval", "report", str(good))[0] == 0

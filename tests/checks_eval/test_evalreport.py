@@ -65,12 +65,15 @@ def test_low_outcome_join_rate_is_not_trusted(tmp_path):
 
 
 def test_a_reported_srm_is_not_trusted(tmp_path):
-    """The report says detected (1200/800): not trusted, and the decision is hold (srm detected)."""
+    """The report says detected (1200/800): not trusted. Without recorded settings the suite's gates are off, so
+    its rules ship; with both gates on they would hold (srm detected)."""
     doc = copy.deepcopy(REPORT)
     doc["experiment"]["srm"]["global"].update({"observed": {"control": 1200, "treatment": 800}, "detected": True,
                                                "p_value": 3.7e-19})
     res = check_eval_report(write(tmp_path, doc))
-    assert res.status == "fail" and res.data["decision_detail"]["reason"] == "srm detected"
+    assert res.status == "fail" and res.data["trust_causes"] == ["srm"]
+    assert res.data["decision"] == "ship" and res.data["decision_detail"]["gated"]["reason"] == "srm detected"
+    assert "the suite ships, but the data cannot be trusted (srm)" in res.data["difference"]
 
 
 def test_an_srm_the_suite_missed_is_recomputed(tmp_path):
@@ -97,16 +100,21 @@ def test_impossible_figures_in_a_report(tmp_path):
     checks = [f["check"] for f in check_eval_report(write(tmp_path, doc)).data["impossible"]]
     assert "more_clicks_than_exposures" in checks and "more_conversions_than_clicks" not in checks
     doc["experiment"]["variants"][0].update({"conversions": 150, "clicks": 100, "ctr": 0.1})
-    checks = [f["check"] for f in check_eval_report(write(tmp_path, doc)).data["impossible"]]
-    assert "more_conversions_than_clicks" in checks
+    res = check_eval_report(write(tmp_path, doc))
+    assert "more_conversions_than_clicks" not in [f["check"] for f in res.data["impossible"]]
+    orphan = res.data["orphan_conversions"]  # 50 of 172 conversions at least have no click: a finding of its own
+    assert (orphan["count"], orphan["conversions"], orphan["lower_bound"]) == (50, 172, True)
 
 
-def test_a_guardrail_failure_in_the_report_holds(tmp_path):
-    """pass_latency false for the candidate: trusted, decision hold (guardrail regression), a warning."""
+def test_a_guardrail_failure_in_the_report_holds_only_with_the_gate_on(tmp_path):
+    """pass_latency false for the candidate: trusted, a warning. The suite's gates are off by default, so it ships;
+    the difference line says the guardrail gate would hold."""
     doc = copy.deepcopy(REPORT)
     doc["experiment"]["guardrails"]["per_variant"][1].update({"latency_p95_ms": 400, "pass_latency": False})
     res = check_eval_report(write(tmp_path, doc))
-    assert res.status == "warn" and res.data["decision_detail"]["reason"] == "guardrail regression"
+    assert res.status == "warn" and res.data["decision"] == "ship"
+    assert res.data["decision_detail"]["gated"]["reason"] == "guardrail regression"
+    assert "its guardrail gate is off" in res.data["difference"]
 
 
 @pytest.mark.parametrize("content, match", [

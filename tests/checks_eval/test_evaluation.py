@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from array import array
@@ -9,13 +10,9 @@ from array import array
 import pytest
 
 from recsys_checks.core.errors import BadInput
-from recsys_checks.judge.evaluation.quality import (
-    check_eval_quality,
-    p95_index,
-    percentile_on_disk,
-    segment_key,
-    srm_test,
-)
+from recsys_checks.judge.evaluation.joins import p95_index, percentile_on_disk, segment_key
+from recsys_checks.judge.evaluation.quality import check_eval_quality
+from recsys_checks.judge.evaluation.srm import srm_test
 
 TS = "2026-01-01T00:00:00Z"
 
@@ -212,15 +209,32 @@ def test_percentile_on_disk_equals_the_sorted_element(tmp_path):
 # ------------------------------------------------------------------------------------------------ impossible lift
 
 
-def test_more_clicks_than_items_and_conversions_without_click_are_impossible(jsonl):
-    """r1 shows one item but has 2 clicks; r2's conversion of b has no click on b: both reported, not trusted."""
+def test_more_clicks_than_items_is_impossible_and_a_conversion_without_click_is_an_orphan(jsonl):
+    """r1 shows one item but has 2 clicks: impossible. r2's conversion of b has no click on b: an orphan conversion
+    (1 of 1 conversions, above the 50 % share: untrusted, cause orphan_conversion), never an impossible lift."""
     e = jsonl("e.jsonl", [exp("r1", ["a"]), exp("r2", ["a", "b"])])
     o = jsonl("o.jsonl", [out("r1", "a"), out("r1", "a"), out("r2", "a"), out("r2", "b", "conversion", 3.0)])
     res = check_eval_quality(e, o)
     checks = {f["check"]: f for f in res.data["impossible"]}
     assert checks["more_clicks_than_items"]["count"] == 1 and checks["more_clicks_than_items"]["examples"][0].startswith("r1")
-    assert checks["conversion_without_click"]["examples"] == ["r2/b"]
+    assert "conversion_without_click" not in checks and "orphan_conversion" not in checks
+    orphan = res.data["orphan_conversions"]
+    assert (orphan["count"], orphan["conversions"], orphan["share"], orphan["examples"]) == (1, 1, 1.0, ["r2/b"])
+    assert res.data["trust_causes"] == ["impossible_lift", "orphan_conversion"]
     assert res.status == "fail" and res.data["duplicates"]["outcomes"] == 1
+
+
+def test_orphan_conversions_below_the_share_are_a_note(jsonl):
+    """4 conversions, 1 without a click: 25 % < 50 %, a note and trusted; with a 20 % share, untrusted."""
+    e = jsonl("e.jsonl", [exp(f"r{i}", ["a", "b"]) for i in range(4)])
+    o = jsonl("o.jsonl", [out("r0", "a"), out("r0", "a", "conversion", 1.0), out("r1", "a"),
+                          out("r1", "a", "conversion", 1.0), out("r2", "b"), out("r2", "b", "conversion", 1.0),
+                          out("r3", "a"), out("r3", "b", "conversion", 1.0)])
+    res = check_eval_quality(e, o)
+    assert res.data["trusted"] and res.data["orphan_conversions"]["share"] == 0.25
+    assert any(n.startswith("orphan conversions: 1 of 4") for n in res.data["notes"])
+    res = check_eval_quality(e, o, max_orphan_conversion_share=0.2)
+    assert res.data["trust_causes"] == ["orphan_conversion"] and "25%" in res.summary
 
 
 def test_a_lift_beyond_the_bound_is_a_data_problem_not_a_win(jsonl):
@@ -318,3 +332,77 @@ def test_item_objects_follow_the_schema_extra_fields_allowed_bounds_checked(json
     problems = {b["line"]: b["problem"] for b in res.data["bad_lines"]}
     assert set(problems) == {2, 3, 4}
     assert "propensity is -0.1" in problems[2] and "rank is missing" in problems[3] and "item_id is empty" in problems[4]
+
+
+# ------------------------------------------------------------------------------------------------ the suite's settings
+
+
+@pytest.fixture
+def slow_candidate(jsonl):
+    """200 requests, 50/50; treatment p95 latency 400 ms, CTR 0.2 against 0.15, conversions 0.05 against 0.1."""
+    exposures, outcomes, assignments = [], [], []
+    for i in range(200):
+        variant = "control" if i % 2 else "treatment"
+        exposures.append(exp(f"r{i}", ["a", "b"], latency=400 if variant == "treatment" else 50))
+        assignments.append(asg(f"r{i}", variant))
+        k = i // 2
+        if (variant == "treatment" and k % 5 == 0) or (variant == "control" and k % 20 in (1, 2, 3)):
+            outcomes.append(out(f"r{i}", "a"))
+            if (variant == "treatment" and k % 20 == 0) or (variant == "control" and k % 20 in (1, 2)):
+                outcomes.append(out(f"r{i}", "a", "conversion", 5.0))
+    return jsonl("e.jsonl", exposures), jsonl("o.jsonl", outcomes), jsonl("a.jsonl", assignments)
+
+
+def test_our_defaults_gate_guardrails_and_the_suites_do_not(slow_candidate, tmp_path):
+    """Ours: both gates on, p95 250 ms: hold (guardrail regression). The suite's rules with its gate off ship, and the
+    difference says so; a recsys-eval config without a decision block gives no decision at all."""
+    e, o, a = slow_candidate
+    ours = check_eval_quality(e, o, a, control_variant="control", max_relative_lift=0)
+    assert ours.data["decision"] == "hold" and ours.data["decision_detail"]["reason"] == "guardrail regression"
+    assert "our defaults" in ours.data["suite_decision"] and "guardrail gate on" in ours.data["suite_decision"]
+    off = check_eval_quality(e, o, a, control_variant="control", guardrail_gate=False, max_relative_lift=0)
+    assert off.data["decision"] == "ship" and off.status == "warn"
+    assert "its guardrail gate is off" in off.data["difference"]
+    config = tmp_path / "experiment.yaml"
+    config.write_text("mode: experiment\nexperiment:\n  control_variant: control\n  guardrails:\n"
+                      "    max_latency_p95_ms: 250\n  decision:\n    enabled: true\n")
+    from recsys_checks.judge.evaluation.settings import from_config_file
+    suite = check_eval_quality(e, o, a, settings=from_config_file(config), max_relative_lift=0)
+    assert suite.data["decision"] == "ship" and "guardrail gate off, SRM gate off" in suite.data["suite_decision"]
+    config.write_text(config.read_text() + "    guardrail_gate: true\n")
+    assert check_eval_quality(e, o, a, settings=from_config_file(config),
+                              max_relative_lift=0).data["decision"] == "hold"
+
+
+def test_every_primary_metric_and_its_threshold_counts(slow_candidate):
+    """CTR +0.05 passes; conversion_rate 0.05 - 0.1 = -0.05 fails: fail (primary metric regression). A CTR
+    threshold of 0.06 fails CTR alone."""
+    e, o, a = slow_candidate
+    res = check_eval_quality(e, o, a, control_variant="control", primary_metrics=["ctr", "conversion_rate"],
+                             guardrail_gate=False, max_relative_lift=0)
+    rows = {r["metric"]: r for r in res.data["decision_detail"]["primary_metrics"]}
+    assert rows["ctr"]["delta"] == pytest.approx(0.05) and rows["conversion_rate"]["delta"] == pytest.approx(-0.05)
+    assert res.data["decision_detail"]["reason"] == "primary metric regression"
+    res = check_eval_quality(e, o, a, control_variant="control", primary_thresholds={"CTR": 0.06},
+                             guardrail_gate=False, max_relative_lift=0)
+    assert res.data["decision"] == "fail" and res.data["decision_detail"]["primary_metrics"][0]["threshold"] == 0.06
+
+
+def test_the_cli_takes_the_suites_options(slow_candidate, tmp_path, capsys):
+    """--primary-metric NAME[:THRESHOLD] repeatable, --no-guardrail-gate, --config; a config field the suite does
+    not know is refused (exit 2), as the suite refuses it."""
+    from recsys_checks.cli.commands import main
+
+    e, o, a = slow_candidate
+    base = ["eval", "quality", "--exposures", str(e), "--outcomes", str(o), "--assignments", str(a), "--control",
+            "control", "--max-relative-lift", "0", "--json"]
+    assert main(base + ["--no-guardrail-gate"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["decision"] == "ship"
+    main(base + ["--no-guardrail-gate", "--primary-metric", "ctr:0.06", "--primary-metric", "revenue_per_request"])
+    detail = json.loads(capsys.readouterr().out)["data"]["decision_detail"]
+    assert [r["metric"] for r in detail["primary_metrics"]] == ["ctr", "revenue_per_request"]
+    assert detail["decision"] == "fail" and detail["primary_metrics"][0]["threshold"] == 0.06
+    config = tmp_path / "bad.yaml"
+    config.write_text("experiment:\n  decision:\n    guardrail_gates: true\n")
+    assert main(base + ["--config", str(config)]) == 2
+    assert "guardrail_gates not found" in capsys.readouterr().err

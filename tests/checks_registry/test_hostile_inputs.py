@@ -32,9 +32,10 @@ CASES = [
     ("spaced-tenant", ["manifest", "status", "--tenant", " demo", "--surface", "home"], {}, 2),
     ("newline-tenant", ["manifest", "status", "--tenant", "de\nmo", "--surface", "home"], {}, 2),
     ("traversal-surface", ["manifest", "status", "--tenant", "demo", "--surface", "../x"], {}, 2),
+    # A percent-encoded name is a plain (safe) name that no tenant of the registry has: a name to check, exit 2.
     ("percent-traversal-status", ["manifest", "status", "--tenant", "..%2fcurrent%2fdemo", "--surface", "home"],
-     {}, 1),
-    ("percent-nul-tenant", ["manifest", "status", "--tenant", "%00", "--surface", "home"], {}, 1),
+     {}, 2),
+    ("percent-nul-tenant", ["manifest", "status", "--tenant", "%00", "--surface", "home"], {}, 2),
     ("percent-traversal-rollback", ["manifest", "rollback", "--tenant", "..%2f..%2f..%2f..%2fX", "--surface", "home",
                                     "--previous", "--execute"], {}, 2),
     ("huge-max-age", ["manifest", "status", *S, "--max-age", "99999999999d"], {}, 2),

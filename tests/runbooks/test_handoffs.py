@@ -18,7 +18,7 @@ from recsys_checks.runbooks.spec import load_all, load_spec
 SERVING = ("empty-recs", "rollback-config-rules", "rollback-manifest", "service-not-ready", "stale-manifest")
 PROBE_CAUSES = ("empty_artifact", "missing_blob", "no_popularity", "artifact_invalid", "artifact_incompatible",
                 "manifest_missing", "rules_block_all", "config_weights", "cache_stale", "request_filters",
-                "bad_request", "unknown_tenant", "store_unreachable", "dependency_failed", "service_error",
+                "bad_request", "unknown_tenant", "unknown_surface", "store_unreachable", "dependency_failed", "service_error",
                 "short_answer", *UNREAD_CAUSES)
 PROBE_RUNBOOK = {"store_unreachable": "service-not-ready", "dependency_failed": "service-not-ready",
                  "unreachable": "service-not-ready", "rules_block_all": "rollback-config-rules",

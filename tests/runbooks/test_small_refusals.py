@@ -174,10 +174,12 @@ def test_an_unknown_tenant_is_diagnosed_as_unknown_not_as_nothing_to_roll_back(t
     found = serving.diagnose_rollback_manifest(run)
     assert found.data["cause"] == "unknown_tenant" and not found.data.get("lever")
     assert "does not know tenant 'nobody'" in found.summary
-    assert "the service does not know this tenant" in found.data["no_lever"]
+    assert "does not know tenant 'nobody'" in found.data["no_lever"]
     requested = _run("rollback-manifest", tmp_path, tenant="nobody", to_version="ab" * 4)
     requested.results.update(run.results)
-    assert serving.diagnose_rollback_manifest(requested).data["cause"] == "requested"  # asked for: still tried
+    asked = serving.diagnose_rollback_manifest(requested).data  # asked for: still tried, what was found beside it
+    assert asked["cause"] == "unknown_tenant" and asked["lever"] == "manifest-rollback"
+    assert asked["requested"] == "ab" * 4
 
 
 @pytest.mark.stack

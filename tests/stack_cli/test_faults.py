@@ -280,7 +280,7 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "eval-low-join": observe_eval("outcome join rate 69.4% is below 95%"),
     "eval-impossible-lift": observe_eval("impossible"),
     "eval-schema-break": observe_eval("break the contract"),
-    "eval-clean": observe_eval("the suite's rules say ship", trusted=True),
+    "eval-clean": observe_eval("the suite's decision: ship, by the suite's rules with our defaults", trusted=True),
 }
 
 

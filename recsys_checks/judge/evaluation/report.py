@@ -1,19 +1,23 @@
-"""Triage of a report the suite's ``recsys-eval`` already wrote: the same trust questions, from its JSON.
+"""Triage of a report the suite's ``recsys-eval`` wrote: the suite's decision as the suite reached it, our trust
+verdict beside it, each mode judged on what that mode writes.
 
-The suite's report is a JSON object (``run_id``, ``mode``, ``created_at``, ``version``, ``summary`` required, more
-allowed). These fields are read, each where it is present, and anything else is ignored:
+A report is a JSON object with ``run_id``, ``mode`` (``offline``, ``experiment``, ``ope``, ``interleaving`` or
+``aa-check``), ``created_at``, ``version``, ``effective_config``, ``summary``, the mode's own section (``offline``,
+``experiment``, ``ope``, ``interleaving`` or ``aa_check``), ``data_quality`` (every mode but interleaving writes it),
+``gates`` and ``warnings``. What is read:
 
-- ``data_quality.join_integrity``: ``exposure_count``, ``outcome_count``, ``assignments_count``,
-  ``duplicate_exposure_request_ids``, ``exposure_join_rate``, ``outcome_join_rate``, ``assignment_join_rate``;
-  ``data_quality.*_completeness``: ``total``, ``missing``, ``missing_rate``.
-- ``experiment.variants[]``: ``variant``, ``exposures``, ``clicks``, ``conversions``, ``ctr``,
-  ``conversion_rate``, ``revenue_per_request``; ``experiment.guardrails.per_variant[]``: ``variant``,
-  ``latency_p95_ms``, ``error_rate``, ``empty_rate``, ``pass_latency``, ``pass_error_rate``, ``pass_empty_rate``.
-- ``experiment.srm``: ``alpha``, ``min_sample``, ``global`` and ``by_segment`` with ``p_value``, ``observed``,
-  ``expected``, ``detected``, ``sample_size``. The p-value is recomputed from ``observed`` and ``expected``, so a
-  mismatch the suite missed (it reports p = 1 when a variant has no expected weight) is still caught.
-- ``summary.executive.decision`` when the report carries one; ``warnings``.
+- the run's settings from ``effective_config.eval.Experiment`` (control, candidate, primary metrics and thresholds,
+  guardrails, SRM, the ``GuardrailGate`` / ``SRMGate`` switches): the figures are judged with **these**, not ours;
+- the suite's decision from ``<report>.decision.json`` (or the run's ``Decision.OutputPath``), when it exists: shown
+  as the suite's, verbatim; without it the decision is recomputed from the report's figures with the run's settings,
+  and said to be recomputed;
+- ``data_quality.join_integrity`` and ``*_completeness``; per mode: ``experiment.variants``, ``.guardrails``,
+  ``.srm`` (its ``expected`` are weights; the p-value is recomputed from ``observed`` and ``expected``, so a
+  mismatch the suite reported as p = 1 is still caught); ``offline.metrics`` and ``gates``; ``ope.estimators``,
+  ``.weight_stats``; ``interleaving`` wins, ties and requests; ``aa_check.uniformish``; ``warnings``.
 
+Nothing of ``effective_config`` is shown or recorded unmasked: credentials, DSNs and URL passwords are masked
+(:func:`recsys_checks.core.credentials.mask_document`), and the values masked are masked wherever else they appear.
 A field of the wrong type is reported as a problem of the report, never guessed. Reads are bounded by
 :data:`MAX_REPORT_BYTES`.
 """
@@ -25,15 +29,28 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recsys_checks.core import jsonio
-from recsys_checks.core.errors import BadInput, Unreadable
+from recsys_checks.core import credentials, jsonio
+from recsys_checks.core.errors import BadInput, ChecksError, Unreadable
 from recsys_checks.core.results import CheckResult
-from recsys_checks.judge.evaluation.quality import DEFAULTS, decide, lift_findings, srm_test, verdict
+from recsys_checks.judge.evaluation.decision import decide, decision_file_path, read_decision_file, suite_detail
+from recsys_checks.judge.evaluation.plausibility import (
+    DEFAULT_MAX_ORPHAN_CONVERSION_SHARE,
+    lift_findings,
+    orphan_conversions,
+)
+from recsys_checks.judge.evaluation.quality import DEFAULTS, suite_line
+from recsys_checks.judge.evaluation.settings import SUITE, SuiteSettings, from_effective_config
+from recsys_checks.judge.evaluation.srm import srm_findings, srm_test
+from recsys_checks.judge.evaluation.trust import Findings, verdict
 from recsys_checks.reach.localfiles import open_regular
 
-__all__ = ["MAX_REPORT_BYTES", "check_eval_report"]
+__all__ = ["MAX_REPORT_BYTES", "MODES", "check_eval_report"]
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
+# Each mode, its section, and whether it writes data_quality.
+MODES = {"offline": ("offline", True), "experiment": ("experiment", True), "ope": ("ope", True),
+         "interleaving": ("interleaving", False), "aa-check": ("aa_check", True)}
+_RANKING = ("ndcg", "map", "precision", "recall", "hitrate", "mrr", "coverage")
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -84,51 +101,71 @@ def _counts(value: Any) -> dict[str, float] | None:
 def check_eval_report(
     path: str | os.PathLike[str],
     *,
+    decision_file: str | os.PathLike[str] | None = None,
     min_join_rate: float = DEFAULTS["min_join_rate"],
     max_relative_lift: float | None = DEFAULTS["max_relative_lift"],
+    max_orphan_conversion_share: float | None = DEFAULT_MAX_ORPHAN_CONVERSION_SHARE,
+    max_missing_rate: float | None = DEFAULTS["max_missing_rate"],
 ) -> CheckResult:
-    """Triage a ``recsys-eval`` report JSON: joins, SRM, guardrails, impossible figures, the decision.
+    """Triage a ``recsys-eval`` report JSON (and its decision file): the suite's decision, our trust verdict.
 
-    Same verdict as :func:`recsys_checks.judge.evaluation.quality.check_eval_quality`: ``ok`` trusted and ship, ``warn`` trusted but
-    not ship, ``fail`` not trusted. An unreadable file raises :class:`BadInput`.
+    ``decision_file``: the suite's decision artifact, when it is not beside the report. ``ok``: trusted and the
+    suite ships (or a mode that makes no decision, sound); ``warn``: trusted, but the suite holds or fails, or would
+    hold with both gates on; ``fail``: not trusted. An unreadable report raises :class:`BadInput`.
     """
-    doc = _read(path)
-    problems: list[str] = []
-    notes: list[str] = []
+    p = Path(path)
+    doc = _read(p)
+    config, secrets = credentials.mask_document(doc.get("effective_config"))
+    findings = Findings()
     mode = doc.get("mode")
-    experiment = doc.get("experiment") if isinstance(doc.get("experiment"), dict) else None
-    join, rates = _check_joins(doc, experiment is not None or mode == "experiment", min_join_rate, problems, notes)
-    variants: list[dict[str, Any]] = []
-    guardrails: list[dict[str, Any]] = []
-    srm_out: dict[str, Any] | None = None
-    impossible: list[dict[str, Any]] = []
-    srm_detected = False
-    if experiment is not None:
-        variants, impossible = _variant_rows(experiment, problems)
-        for g in _get(experiment, "guardrails", "per_variant") or []:
-            if isinstance(g, dict) and isinstance(g.get("variant"), str):
-                guardrails.append({"variant": g["variant"],
-                                   **{k: _number(g.get(k)) for k in ("latency_p95_ms", "error_rate", "empty_rate")},
-                                   **{k: g.get(k) is not False for k in ("pass_latency", "pass_error_rate",
-                                                                         "pass_empty_rate")}})
-        srm = experiment.get("srm")
-        if isinstance(srm, dict):
-            srm_out, srm_detected = _srm(srm, problems)
-        elif mode == "experiment":
-            notes.append("the report has no SRM section: SRM was not checked by recsys-eval (enable srm)")
-    decision = decide(variants, guardrails, srm_detected) if variants else None
-    impossible += lift_findings(decision, variants, max_relative_lift)
-    for finding in impossible:
-        problems.append(f"impossible: {finding['detail']}")
-    reported = _get(doc, "summary", "executive", "decision")
-    if isinstance(reported, str) and decision and reported != decision["decision"]:
-        notes.append(f"the report's own decision is {reported}; its figures give {decision['decision']} with the "
-                     "default primary metric (ctr) and thresholds")
+    try:
+        settings = from_effective_config(doc.get("effective_config"))
+    except BadInput as exc:
+        findings.problem("inconsistent_report", f"the run's settings cannot be read: {exc}")
+        settings = None
+    if settings is None and mode in ("experiment", "aa-check"):
+        findings.note("the report records no effective_config.eval.Experiment: judged with the suite's defaults "
+                      "(both gates off)")
+    run = settings or SUITE
+    section_name, writes_quality = MODES.get(mode, (None, False)) if isinstance(mode, str) else (None, False)
+    section = doc.get(section_name) if section_name else None
+    if section_name is None:
+        findings.problem("inconsistent_report", f"mode {mode!r} is not one recsys-eval writes "
+                                                f"({', '.join(MODES)})")
+    elif not isinstance(section, dict):
+        findings.problem("inconsistent_report", f"the report says mode {mode} but has no {section_name} section")
+        section = None
+    quality = doc.get("data_quality")
+    join: dict[str, Any] = {}
+    rates: dict[str, float | None] = {k: None for k in ("exposure_join_rate", "outcome_join_rate",
+                                                         "assignment_join_rate")}
+    if quality is not None or writes_quality:
+        join, rates = _check_joins(quality, mode in ("experiment", "aa-check"), min_join_rate, findings)
+        _check_completeness(quality, max_missing_rate, findings)
+    elif mode == "interleaving":
+        findings.note("interleaving reports have no data_quality (the mode never writes it): judged on the "
+                      "interleaving figures")
+    out: dict[str, Any] = {"variants": [], "guardrails": [], "srm": None, "impossible": [],
+                           "orphan_conversions": None}
+    suite: dict[str, Any] = {"decision": None, "reason": "", "line": f"none ({mode} runs make no decision)"}
+    detail: dict[str, Any] | None = None
+    recomputed: dict[str, Any] | None = None
+    if mode == "experiment" and section is not None:
+        recomputed = _experiment(section, run, findings, out, max_relative_lift, max_orphan_conversion_share)
+        suite, detail = _suite_decision(p, decision_file, run, settings, recomputed, findings)
+    elif mode == "offline" and section is not None:
+        suite = _offline(doc, section, findings, out)
+    elif mode == "ope" and section is not None:
+        suite = _ope(section, findings)
+    elif mode == "interleaving" and section is not None:
+        suite = _interleaving(section, findings)
+    elif mode == "aa-check" and section is not None:
+        suite = _aa_check(section, findings)
     warnings = doc.get("warnings")
     if isinstance(warnings, list) and warnings:
-        notes.append(f"the report carries {len(warnings)} warning(s): {'; '.join(str(w) for w in warnings[:3])}")
+        findings.note(f"the report carries {len(warnings)} warning(s): {'; '.join(str(w) for w in warnings[:5])}")
     data: dict[str, Any] = {
-        "report": str(path),
+        "report": str(p),
         "run_id": doc.get("run_id"),
         "mode": mode,
         "created_at": doc.get("created_at"),
@@ -136,105 +173,299 @@ def check_eval_report(
         "outcome_join_rate": rates["outcome_join_rate"],
         "assignment_join_rate": rates["assignment_join_rate"],
         "join_integrity": join,
-        "completeness": {k: v for k, v in (_get(doc, "data_quality") or {}).items() if k.endswith("_completeness")},
-        "variants": variants,
-        "guardrails": guardrails,
-        "srm": srm_out,
-        "impossible": impossible,
-        "decision_detail": decision,
-        "reported_decision": reported if isinstance(reported, str) else None,
-        "notes": notes,
-        "thresholds": {"min_join_rate": min_join_rate, "max_relative_lift": max_relative_lift},
+        "completeness": {k: v for k, v in (quality if isinstance(quality, dict) else {}).items()
+                         if k.endswith("_completeness")},
+        **out,
+        "decision_detail": detail,
+        "recomputed_decision": recomputed,
+        "decision_source": suite.get("source"),
+        "settings": settings.to_dict() if settings else None,
+        "effective_config": config,
+        "warnings": warnings if isinstance(warnings, list) else [],
+        "thresholds": {"min_join_rate": min_join_rate, "max_relative_lift": max_relative_lift,
+                       "max_orphan_conversion_share": max_orphan_conversion_share,
+                       "max_missing_rate": max_missing_rate},
     }
-    return verdict("eval.report", data, problems, str(path))
+    result = verdict("eval.report", data, findings, str(p), suite, undecided="ok")
+    # Nothing the report's configuration holds as a secret leaves this function, wherever else it appeared.
+    return CheckResult(result.check, result.status, credentials.mask_tree(result.summary, extra=secrets),
+                       credentials.mask_tree(result.data, extra=secrets), result.state, result.target)
 
 
-def _check_joins(doc: dict[str, Any], experiment: bool, min_join_rate: float, problems: list[str],
-                 notes: list[str]) -> tuple[dict[str, Any], dict[str, float | None]]:
-    """The report's join integrity and its three join rates; what cannot be trusted goes into ``problems``."""
-    join = _get(doc, "data_quality", "join_integrity")
+# ------------------------------------------------------------------------------------------------ every mode
+
+
+def _check_joins(quality: Any, assigned: bool, min_join_rate: float, findings: Findings
+                 ) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """The report's join integrity and its three join rates; what cannot be trusted goes into ``findings``."""
+    join = _get(quality, "join_integrity")
     rates: dict[str, float | None] = {}
     if not isinstance(join, dict):
-        problems.append("the report has no data_quality.join_integrity: its joins cannot be checked")
+        findings.problem("inconsistent_report", "the report has no data_quality.join_integrity: its joins cannot be "
+                                                "checked")
         join = {}
     for name in ("exposure_join_rate", "outcome_join_rate", "assignment_join_rate"):
         rates[name] = _number(join.get(name))
         if name in join and rates[name] is None:
-            problems.append(f"data_quality.join_integrity.{name} is not a number ({join.get(name)!r})")
+            findings.problem("inconsistent_report", f"data_quality.join_integrity.{name} is not a number "
+                                                    f"({join.get(name)!r})")
+    if not join:
+        return join, rates
     outcome_count = _number(join.get("outcome_count"))
-    if join:
-        if outcome_count == 0:
-            problems.append("no outcomes: nothing joins, every KPI is 0")
-        elif rates["outcome_join_rate"] is not None and rates["outcome_join_rate"] < min_join_rate:
-            problems.append(f"outcome join rate {rates['outcome_join_rate']:.1%} is below {min_join_rate:.0%}: "
-                            "outcomes whose request id matches no exposure")
-        assignments = _number(join.get("assignments_count"))
-        if experiment and rates["assignment_join_rate"] is not None and \
-                (assignments or 0) > 0 and rates["assignment_join_rate"] < min_join_rate:
-            problems.append(f"assignment join rate {rates['assignment_join_rate']:.1%} is below {min_join_rate:.0%}")
-        if rates["exposure_join_rate"] is not None:
-            notes.append(f"exposure join rate {rates['exposure_join_rate']:.1%} is reported, not a trust signal: "
-                         "lists that nobody clicked have no outcome")
-        if join.get("duplicate_exposure_request_ids"):
-            notes.append(f"{join['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
+    if outcome_count == 0:
+        findings.problem("low_join_rate", "no outcomes: nothing joins, every KPI is 0")
+    elif rates["outcome_join_rate"] is not None and rates["outcome_join_rate"] < min_join_rate:
+        findings.problem("low_join_rate", f"outcome join rate {rates['outcome_join_rate']:.1%} is below "
+                                          f"{min_join_rate:.0%}: outcomes whose request id matches no exposure")
+    assignments = _number(join.get("assignments_count"))
+    if assigned:
+        if not assignments:
+            findings.problem("low_join_rate", "no assignments joined: the experiment's id matches no assignment")
+        elif rates["assignment_join_rate"] is not None and rates["assignment_join_rate"] < min_join_rate:
+            findings.problem("low_join_rate", f"assignment join rate {rates['assignment_join_rate']:.1%} is below "
+                                              f"{min_join_rate:.0%}")
+    else:
+        rates["assignment_join_rate"] = None  # the suite writes 0 where there are no assignments: not a rate
+    if rates["exposure_join_rate"] is not None:
+        findings.note(f"exposure join rate {rates['exposure_join_rate']:.1%} is reported, not a trust signal: "
+                      "lists that nobody clicked have no outcome")
+    if join.get("duplicate_exposure_request_ids"):
+        findings.note(f"{join['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
     return join, rates
 
 
-def _variant_rows(experiment: dict[str, Any],
-                  problems: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The experiment's variants with their figures, and the impossible figures among them."""
-    variants: list[dict[str, Any]] = []
-    impossible: list[dict[str, Any]] = []
-    for v in experiment.get("variants") or []:
+def _check_completeness(quality: Any, max_missing_rate: float | None, findings: Findings) -> None:
+    if not isinstance(quality, dict) or max_missing_rate is None:
+        return
+    for key, what in (("exposure_completeness", "exposures without a request id or items"),
+                      ("outcome_completeness", "outcomes without a request id or item id"),
+                      ("assignment_completeness", "assignments without a request id or variant")):
+        section = quality.get(key)
+        if not isinstance(section, dict):
+            continue
+        missing_rate = _number(section.get("missing_rate"))
+        if missing_rate is not None and missing_rate > max_missing_rate:
+            findings.problem("incomplete_data", f"{section.get('missing')} of {section.get('total')} {what} "
+                                                f"({missing_rate:.1%}), above {max_missing_rate:.0%}")
+
+
+# ------------------------------------------------------------------------------------------------ experiment
+
+
+def _experiment(section: dict[str, Any], settings: SuiteSettings, findings: Findings, out: dict[str, Any],
+                max_relative_lift: float | None, max_orphan_share: float | None) -> dict[str, Any]:
+    """Variants, guardrails and SRM into ``out``; returns the decision recomputed with the run's settings."""
+    variants: list[dict[str, Any]] = out["variants"]
+    for v in section.get("variants") or []:
         if not isinstance(v, dict) or not isinstance(v.get("variant"), str):
-            problems.append("experiment.variants has an entry without a variant name")
+            findings.problem("inconsistent_report", "experiment.variants has an entry without a variant name")
             continue
         row = {"variant": v["variant"]}
         for key in ("exposures", "clicks", "conversions", "ctr", "conversion_rate", "revenue_per_request"):
             row[key] = _number(v.get(key))
+            if key in ("exposures", "clicks", "conversions") and row[key] is not None and row[key].is_integer():
+                row[key] = int(row[key])
         variants.append(row)
-        clicks, conv, exposures = row["clicks"], row["conversions"], row["exposures"]
+        clicks, exposures = row["clicks"], row["exposures"]
         if clicks is not None and exposures and clicks > exposures:
-            impossible.append({"check": "more_clicks_than_exposures", "count": 1, "examples": [],
-                               "detail": f"variant {v['variant']} has {clicks:g} clicks on {exposures:g} "
-                                         "exposures (CTR above 1): a join that double counts"})
-        if clicks is not None and conv is not None and conv > clicks:
-            impossible.append({"check": "more_conversions_than_clicks", "count": 1, "examples": [],
-                               "detail": f"variant {v['variant']} has {conv:g} conversions but {clicks:g} "
-                                         "clicks"})
-    return variants, impossible
+            out["impossible"].append({"check": "more_clicks_than_exposures", "count": 1, "examples": [],
+                                      "detail": f"variant {v['variant']} has {clicks:g} clicks on {exposures:g} "
+                                                "exposures (CTR above 1): a join that double counts"})
+    for g in _get(section, "guardrails", "per_variant") or []:
+        if isinstance(g, dict) and isinstance(g.get("variant"), str):
+            out["guardrails"].append({"variant": g["variant"],
+                                      **{k: _number(g.get(k)) for k in ("latency_p95_ms", "error_rate",
+                                                                         "empty_rate")},
+                                      **{k: g.get(k) is not False for k in ("pass_latency", "pass_error_rate",
+                                                                            "pass_empty_rate")}})
+    srm = section.get("srm")
+    srm_detected = False
+    if isinstance(srm, dict):
+        out["srm"] = _srm(srm)
+        srm_findings(out["srm"], findings)
+        srm_detected = bool((out["srm"].get("global") or {}).get("reported_detected"))
+    else:
+        findings.note("the report has no SRM section: SRM was not enabled in this run, so the split was not tested")
+    # The suite's decision uses the global SRM result it wrote, not our recomputation; a report with an SRM section
+    # comes from a run with SRM enabled, whatever else was recorded.
+    if isinstance(srm, dict) and not settings.srm_enabled:
+        settings = settings.override(srm_enabled=True)
+    detail = decide(variants, out["guardrails"], srm_detected, settings)
+    out["impossible"] += lift_findings(detail, variants, max_relative_lift)
+    for finding in out["impossible"]:
+        findings.problem("impossible_lift", f"impossible: {finding['detail']}")
+    extra = sum(max((v["conversions"] or 0) - (v["clicks"] or 0), 0) for v in variants)
+    total = sum(v["conversions"] or 0 for v in variants)
+    out["orphan_conversions"] = orphan_conversions(int(extra), int(total), max_orphan_share, findings,
+                                                   at_least=True)
+    return detail
 
 
-def _srm(srm: dict[str, Any], problems: list[str]) -> tuple[dict[str, Any], bool]:
-    alpha = _number(srm.get("alpha")) or DEFAULTS["srm_alpha"]
+def _srm(srm: dict[str, Any]) -> dict[str, Any]:
+    alpha = _number(srm.get("alpha")) or 0.001
     min_sample = int(_number(srm.get("min_sample")) or 0)
     out: dict[str, Any] = {"alpha": alpha, "min_sample": min_sample, "by_segment": {}}
-    detected_any = False
     by_segment = srm.get("by_segment")
     sections = [("global", srm.get("global"))] + (sorted(by_segment.items()) if isinstance(by_segment, dict) else [])
     for name, section in sections:
         if not isinstance(section, dict):
             continue
-        observed, expected = _counts(section.get("observed")), _counts(section.get("expected"))
+        observed, weights = _counts(section.get("observed")), _counts(section.get("expected"))
         reported = section.get("detected") is True
         result: dict[str, Any] = {"reported_detected": reported, "reported_p_value": _number(section.get("p_value"))}
         if observed is not None:
-            check = srm_test({k: int(v) for k, v in observed.items()}, expected or None, alpha=alpha,
-                             min_sample=min_sample)
-            result.update(check)
-        detected = reported or bool(result.get("detected"))
-        result["detected"] = detected
-        where = "" if name == "global" else f" in segment {name}"
-        if detected:
-            detected_any = True
-            p = result.get("p_value", result["reported_p_value"])
-            problems.append(f"sample ratio mismatch{where}: p = {p:.3g} < {alpha:g}"
-                            + ("" if reported else " (recomputed; the report said none)"))
-        if result.get("unexpected_variants"):
-            problems.append(f"assignments{where} to variant(s) {', '.join(result['unexpected_variants'])} without "
-                            "an expected weight")
+            try:
+                result.update(srm_test({k: int(v) for k, v in observed.items()}, weights or None, alpha=alpha,
+                                       min_sample=min_sample))
+            except ChecksError:
+                result["expected"] = section.get("expected")  # weights the test refuses: the report's flag stands
+        result["detected"] = reported or bool(result.get("detected"))
         if name == "global":
             out["global"] = result
         else:
             out["by_segment"][name] = result
-    return out, detected_any
+    return out
+
+
+def _suite_decision(report: Path, given: str | os.PathLike[str] | None, run: SuiteSettings,
+                    settings: SuiteSettings | None, recomputed: dict[str, Any], findings: Findings
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The suite's decision: its decision file when there is one, else the recomputation, said to be one."""
+    candidates = [Path(given)] if given else decision_file_path(report, settings)
+    found = next((c for c in candidates if c.exists()), None)
+    if given and found is None:
+        raise Unreadable(f"decision file {given} does not exist")
+    for note in recomputed.get("notes", []):
+        findings.note(note)
+    if found is not None:
+        try:
+            doc = read_decision_file(found)
+        except Unreadable:
+            raise
+        except BadInput as exc:
+            findings.problem("inconsistent_report", f"the decision file cannot be read as the suite's: {exc}")
+            doc = None
+        if doc is not None:
+            detail = suite_detail(doc)
+            differs = [k for k in ("decision", "reason", "candidate_variant") if detail[k] != recomputed[k]]
+            tie = any("tie on exposures" in n for n in recomputed.get("notes", []))
+            if detail["control_variant"] != recomputed["control_variant"] and not tie:
+                differs.append("control_variant")
+            if differs:
+                findings.problem("inconsistent_report", f"the decision file says {_word(detail)} (control "
+                                                        f"{detail['control_variant']}, candidate "
+                                                        f"{detail['candidate_variant']}), but the report's figures "
+                                                        f"with its settings give {_word(recomputed)} (control "
+                                                        f"{recomputed['control_variant']}, candidate "
+                                                        f"{recomputed['candidate_variant']}): is it from another run?")
+            line = f"{_word(detail)}, from the suite's decision file {found.name} ({run.gates_text()})"
+            return ({"decision": detail["decision"], "reason": detail["reason"], "line": line,
+                     "gated": recomputed["gated"], "source": str(found)}, detail)
+    if settings is not None and not settings.decision_enabled:
+        line = (f"none (the run's Decision is not enabled, so the suite decided nothing; its rules on these "
+                f"figures give {suite_line(recomputed, run, 'with the run settings')})")
+        return {"decision": None, "reason": "", "line": line, "gated": recomputed["gated"], "source": None}, recomputed
+    why = "the run enabled a decision but its file was not found" if settings is not None else \
+        "no decision file, no recorded settings"
+    line = suite_line(recomputed, run, f"recomputed from the report with {run.source} ({why})")
+    return ({"decision": recomputed["decision"], "reason": recomputed["reason"], "line": line,
+             "gated": recomputed["gated"], "source": "recomputed"}, recomputed)
+
+
+def _word(detail: dict[str, Any]) -> str:
+    return detail["decision"] + (f" ({detail['reason']})" if detail.get("reason") else "")
+
+
+# ------------------------------------------------------------------------------------------------ other modes
+
+
+def _offline(doc: dict[str, Any], section: dict[str, Any], findings: Findings, out: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Offline: metrics in range; the suite's verdict is its regression gates (pass, fail or not configured)."""
+    for m in section.get("metrics") or []:
+        if not isinstance(m, dict):
+            continue
+        name, value = str(m.get("name", "")), m.get("value")
+        if _number(value) is None:
+            findings.problem("inconsistent_report", f"offline metric {name} is not a number ({value!r})")
+        elif name.lower().split("@")[0] in _RANKING and not 0 <= value <= 1:
+            out["impossible"].append({"check": "metric_out_of_range", "count": 1, "examples": [],
+                                      "detail": f"offline metric {name} is {value:g}, outside [0, 1]"})
+            findings.problem("impossible_lift", f"impossible: offline metric {name} is {value:g}, outside [0, 1]")
+    gates = [g for g in doc.get("gates") or [] if isinstance(g, dict)]
+    failed = [g for g in gates if g.get("passed") is False]
+    said = _get(doc, "summary", "executive", "decision")
+    if not isinstance(said, str):
+        said = ("fail" if failed else "pass") if gates else "not_configured"
+    out["gates"] = gates
+    if said == "fail":
+        what = "; ".join(f"{g.get('metric')} delta {g.get('delta')} beyond max_drop {g.get('max_drop')}"
+                         for g in failed[:3])
+        line = f"regression gates fail ({what or 'as its executive summary says'})"
+    elif said == "pass":
+        line = f"regression gates pass ({len(gates)} gate(s))"
+    else:
+        line = "no regression gates configured (an offline run makes no ship decision)"
+    return {"decision": None, "reason": "", "line": line, "verdict": f"gates {said}", "verdict_failed": said == "fail",
+            "source": "the report's gates"}
+
+
+def _ope(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
+    estimators = [e for e in section.get("estimators") or [] if isinstance(e, dict)]
+    for e in estimators:
+        if _number(e.get("value")) is None:
+            findings.problem("inconsistent_report", f"OPE estimator {e.get('name')} has no finite value "
+                                                    f"({e.get('value')!r})")
+    stats = section.get("weight_stats") if isinstance(section.get("weight_stats"), dict) else {}
+    shown = ", ".join(f"{e.get('name')} {e.get('value'):.4g}" for e in estimators if _number(e.get("value")) is not None)
+    ess = _number(stats.get("effective_sample_size"))
+    return {"decision": None, "reason": "",
+            "line": f"none (an OPE run estimates, it does not decide: {shown or 'no estimator'}"
+                    + (f"; effective sample size {ess:g} of {stats.get('count')}" if ess is not None else "") + ")",
+            "source": None}
+
+
+def _interleaving(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
+    """Interleaving: the counts must add up; the suite makes no decision, it reports who won."""
+    figures = {k: _number(section.get(k)) for k in ("requests", "wins_a", "wins_b", "ties", "win_rate_a",
+                                                    "win_rate_b", "p_value")}
+    for key in ("requests", "wins_a", "wins_b", "ties"):
+        if figures[key] is None:
+            findings.problem("inconsistent_report", f"interleaving.{key} is missing or not a number")
+    requests, a, b, ties = (figures[k] for k in ("requests", "wins_a", "wins_b", "ties"))
+    if None in (requests, a, b, ties):
+        return {"decision": None, "reason": "", "line": "none (interleaving figures unreadable)", "source": None}
+    if requests == 0:
+        findings.problem("low_join_rate", "interleaving compared no request: no request id is in both rankers' lists")
+    elif a + b + ties != requests:
+        findings.problem("inconsistent_report", f"interleaving wins and ties ({a:g} + {b:g} + {ties:g}) do not add "
+                                                f"up to its {requests:g} requests")
+    for key in ("win_rate_a", "win_rate_b", "p_value"):
+        value = figures[key]
+        if value is not None and not 0 <= value <= 1:
+            findings.problem("impossible_lift", f"impossible: interleaving.{key} is {value:g}, outside [0, 1]")
+    if a + b > 0 and figures["win_rate_a"] is not None and abs(figures["win_rate_a"] - a / (a + b)) > 1e-9:
+        findings.problem("inconsistent_report", f"interleaving.win_rate_a {figures['win_rate_a']:g} is not "
+                                                f"wins_a / (wins_a + wins_b) = {a / (a + b):g}")
+    p = figures["p_value"]
+    names = (section.get("ranker_a") or "A", section.get("ranker_b") or "B")
+    leader = names[0] if a > b else names[1] if b > a else None
+    won = f"{leader} wins {max(a, b):g} of {a + b:g} decided requests" if leader else "no ranker wins"
+    return {"decision": None, "reason": "", "source": None,
+            "line": f"none (interleaving reports who wins: {won}, {ties:g} ties, "
+                    f"p = {p:.3g})" if p is not None else f"none (interleaving reports who wins: {won})"}
+
+
+def _aa_check(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
+    """A/A: the p-values of a split with no difference must look uniform."""
+    uniform = section.get("uniformish")
+    total = section.get("total_tests")
+    if uniform is False:
+        findings.problem("aa_check_failed", f"the A/A check finds more significant differences than chance in "
+                                            f"{total} tests (p-values not uniform): assignment or metrics are biased, "
+                                            "so no A/B result on this setup can be trusted")
+    elif uniform is not True:
+        findings.problem("inconsistent_report", "aa_check.uniformish is missing or not true/false")
+    return {"decision": None, "reason": "", "source": None,
+            "line": f"none (an A/A check makes no decision: p-values {'uniform' if uniform else 'not uniform'} "
+                    f"over {total} tests)"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recsys_checks.core.results import CheckResult
+from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import validate_artifact
 from recsys_checks.judge.registry.manifest import _stores, _try_current
 from recsys_checks.judge.registry.version_records import VersionRecord, load_version_records, read_each
@@ -104,6 +105,11 @@ def check_manifest_history(
     data["warnings"] = warnings
     scope = f"{tenant}/{surface}" + (f" {kind}" if kind else "")
     if not rows:
+        unknown = unknown_name(target, tenant, surface, ask_service=False) if state == "missing" else None
+        if unknown is not None:  # a typo, not a surface that lost its history (exit 2, bad input)
+            data.update({"unknown": unknown.to_dict(), "exit_code": 2})
+            return CheckResult("manifest.history", "fail", f"no version records for {scope}: {unknown.message}",
+                               data, etag, target.manifest_uri(tenant, surface))
         return CheckResult("manifest.history", "fail",
                            f"no version records for {scope} under {data['records_prefix']}: nothing to roll back to",
                            data, etag, target.manifest_uri(tenant, surface))

@@ -18,6 +18,7 @@ from recsys_checks.core.errors import BadInput, ChecksError, InvalidObject, NotF
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import age_text, parse_seconds_z, parse_time
 from recsys_checks.judge.invariants import WINDOW_AHEAD, age_finding, future_finding, item_drop_finding, time_findings
+from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
 from recsys_checks.judge.registry.hold import check_hold
 from recsys_checks.judge.registry.version_records import load_version_records
@@ -184,7 +185,7 @@ def check_manifest(
     try:
         read = _read_for_status(st, tenant, surface, uri, data)
         if isinstance(read, CheckResult):
-            return read
+            return _named_unknown(target, st, read, tenant, surface)
         m, etag = read
         data["manifest"] = m.to_dict()
         data["updated_at"] = m.updated_at
@@ -226,6 +227,19 @@ def check_manifest(
         return CheckResult("manifest.status", "fail", summary, data, etag, uri)
     summary = f"{tenant}/{surface} is healthy: updated {age_text(age)} ago at {m.updated_at}, serving {kinds}"
     return CheckResult("manifest.status", "warn" if notes else "ok", summary, data, etag, uri)
+
+
+def _named_unknown(target: Target, st: TargetStores, result: CheckResult, tenant: str, surface: str) -> CheckResult:
+    """A missing manifest of a tenant or surface the registry does not have reads as a name to check (exit 2, bad
+    input), with the names it has, not as a surface whose manifest is gone."""
+    if result.data.get("condition") != "missing":
+        return result
+    unknown = unknown_name(target, tenant, surface, stores=st, ask_service=False)
+    if unknown is None:
+        return result
+    result.data.update({"unknown": unknown.to_dict(), "exit_code": 2})
+    result.summary = f"no manifest for {tenant}/{surface}: {unknown.message}"
+    return result
 
 
 def _read_for_status(st: TargetStores, tenant: str, surface: str, uri: str,

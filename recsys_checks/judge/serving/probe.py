@@ -13,6 +13,7 @@ from typing import Any
 from recsys_checks.core.errors import ChecksError, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.invariants import hidden_share
+from recsys_checks.judge.names import registry_hint, unknown_name
 from recsys_checks.judge.registry.artifact import short_version
 from recsys_checks.judge.registry.published import ManifestReader, ManifestState, read_manifest_state
 from recsys_checks.judge.serving.blockrules import active_blocks
@@ -80,7 +81,9 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
                    "service's store credentials")
     elif p.status == 404 and p.code in ("RECSYS_TENANT_NOT_FOUND", None):
         data["cause"], data["runbook"] = "unknown_tenant", None
-        summary = f"service does not know tenant {tenant!r} ({code}): check the tenant id or create the tenant"
+        names = registry_hint(target, None, tenant) if target.has_registry else None
+        summary = (f"service does not know tenant {tenant!r} ({code}){names or ''}: check the tenant id or create "
+                   "the tenant")
     elif p.status in (401, 403):
         data["cause"], data["runbook"] = "auth", None
         summary = str(p)
@@ -293,6 +296,14 @@ def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, respo
                   f"--surface {surface} --kind popularity --previous)"),
         "invalid": ("artifact_invalid", "rollback-manifest", "roll the manifest back to a valid version"),
     }
+    unknown = (unknown_name(target, tenant, surface, ask_service=False)
+               if state.state == "missing" and target.has_registry else None)
+    if unknown is not None:
+        # The service knows the tenant (it answered), the registry has no such surface: a typo reads as one.
+        data["cause"], data["runbook"], data["exit_code"] = unknown.cause, None, 2
+        data["unknown"] = unknown.to_dict()
+        return CheckResult("recs.probe", "fail", f"{where} is empty: {unknown.message}", data, None,
+                           target.base_url)
     if state.state in fixes:
         cause, runbook, fix = fixes[state.state]
         data["cause"], data["runbook"] = cause, runbook

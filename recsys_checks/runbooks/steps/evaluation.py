@@ -10,15 +10,17 @@ from recsys_checks.core.errors import ChecksError, Unreadable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.evaluation.quality import check_eval_quality
 from recsys_checks.judge.evaluation.report import check_eval_report
+from recsys_checks.judge.evaluation.settings import from_config_file
+from recsys_checks.judge.evaluation.trust import CAUSES
 from recsys_checks.judge.registry.hold import check_hold
 from recsys_checks.runbooks.steps.fix import command_argv, diagnosis, run_command
 
 if TYPE_CHECKING:
     from recsys_checks.runbooks.run import RunbookRun
 
-# What makes evaluation data untrusted, most fundamental first: a broken contract explains low joins, low joins
-# explain odd lifts.
-_CAUSES = ("schema_break", "srm", "low_join_rate", "impossible_lift")
+# What makes evaluation data untrusted, most fundamental first (the checks name each problem's cause): a broken
+# contract explains low joins, low joins explain odd lifts.
+_CAUSES = CAUSES
 
 
 def _path(run: RunbookRun, name: str) -> str | None:
@@ -47,11 +49,13 @@ def _read(run: RunbookRun, check: str, what: str, call: Callable[[], CheckResult
     return result
 
 
+_DEFAULTS = {"min_join_rate": 0.95, "max_relative_lift": 0.5, "max_orphan_conversion_share": 0.5}
+
+
 def _thresholds(run: RunbookRun) -> dict[str, float]:
     # Checked against the spec's range when parsed; 0 for max_relative_lift means off, as on the command line.
-    given = {name: run.params.get(name) for name in ("min_join_rate", "max_relative_lift")}
-    return {"min_join_rate": float(0.95 if given["min_join_rate"] is None else given["min_join_rate"]),
-            "max_relative_lift": float(0.5 if given["max_relative_lift"] is None else given["max_relative_lift"])}
+    return {name: float(default if run.params.get(name) is None else run.params[name])
+            for name, default in _DEFAULTS.items()}
 
 
 def data_quality(run: RunbookRun) -> CheckResult:
@@ -61,8 +65,10 @@ def data_quality(run: RunbookRun) -> CheckResult:
         return CheckResult("eval.quality", "ok", "no evaluation logs given (exposures and outcomes): not checked",
                            {"given": False}, None, _where(run))
     experiment = str(run.params.get("experiment_id") or "") or None
+    config = _path(run, "eval_config")
     return _read(run, "eval.quality", "the evaluation logs", lambda: check_eval_quality(
-        exposures, outcomes, _path(run, "assignments"), experiment, **_thresholds(run)))
+        exposures, outcomes, _path(run, "assignments"), experiment,
+        settings=from_config_file(config) if config else None, **_thresholds(run)))
 
 
 def report_triage(run: RunbookRun) -> CheckResult:
@@ -98,6 +104,9 @@ def untrusted_cause(result: CheckResult) -> str | None:
         return None  # trusted, not checked, or not read: nothing known about the data is wrong
     if data.get("unreadable") or data.get("bad_lines"):
         return "schema_break"
+    named = [c for c in data.get("trust_causes") or [] if c in _CAUSES]
+    if named:  # the check named each problem's cause: the most fundamental one
+        return next(c for c in _CAUSES if c in named)
     srm = data.get("srm") or {}
     if isinstance(srm, dict) and ((srm.get("global") or {}).get("detected") or srm.get("detected")):
         return "srm"

@@ -29,7 +29,7 @@ from recsys_checks.levers.audit import settle_manifest
 from recsys_checks.levers.cache import apply_invalidate, plan_invalidate, settle_invalidations
 from recsys_checks.levers.hold import apply_hold, plan_hold
 from recsys_checks.levers.revert import apply_revert, plan_revert
-from recsys_checks.levers.rollback import apply_rollback, plan_rollback
+from recsys_checks.levers.rollback import apply_rollback, describe_moves, plan_rollback
 from recsys_checks.runbooks.remedy import CommandRun, Remedy
 
 if TYPE_CHECKING:
@@ -184,10 +184,8 @@ def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
         # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
         cache_plan = plan_invalidate(run.target, run.tenant, ["popularity"], surface=run.surface, reason=run.reason)
         actions.append(apply_invalidate(run.target, cache_plan, execute=run.execute, **_actor_kwargs(run)))
-    moves = ", ".join(f"{c['kind']} {str(c.get('before_version') or '-')[:12]} -> {c['after_version'][:12]}"
-                      for c in plan.changes)
     # Claim only what the actions hold: with no service URL there is no cache invalidation to report.
-    what = f"roll {run.tenant}/{run.surface} back ({moves})"
+    what = describe_moves(run.tenant, run.surface, plan.changes)
     what += (" and invalidate the service's popularity cache" if len(actions) > 1 else
              "; the service's cache was not invalidated (no RECSYS_BASE_URL): it serves the old version until its "
              "TTL expires")

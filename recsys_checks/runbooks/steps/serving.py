@@ -38,6 +38,8 @@ _NO_LEVER = {
                        "request, not the deployment",
     "bad_request": "the service rejected the request itself: fix the caller's request",
     "unknown_tenant": "the service does not know this tenant: check the tenant id or create the tenant",
+    "unknown_surface": "the registry has no such surface for this tenant: check the surface name (the diagnosis "
+                       "lists the ones it has), or publish the surface if it is new",
     "auth": "the service refused the API key: check RECSYS_API_KEY",
     "unreachable": "the service does not answer: follow the service-not-ready runbook",
     "store_unreachable": "the service cannot read its artifact store: follow the service-not-ready runbook",
@@ -249,6 +251,19 @@ def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     return _serving_diagnosis(run, cause, probe_result)
 
 
+def _unknown_name(run: RunbookRun) -> CheckResult | None:
+    """The diagnosis when a step found that the tenant or surface is not one the deployment has (a typo), else
+    None: a name to check, not a manifest to restore."""
+    for step in run.spec.steps:
+        result = run.result(step.id)
+        unknown = result.data.get("unknown") if isinstance(result, CheckResult) else None
+        if isinstance(unknown, dict) and unknown.get("what") in ("tenant", "surface"):
+            cause = f"unknown_{unknown['what']}"
+            return diagnosis(run, result.summary, cause=cause, no_lever=str(unknown.get("message") or
+                                                                          _NO_LEVER[cause]))
+    return None
+
+
 def _rollback_args(run: RunbookRun, cause: str) -> dict[str, Any]:
     """What a manifest rollback for ``cause`` moves: the kind the cause names, else only the kinds the manifest
     status found broken (a healthy kind keeps its version), else every kind (the manifest itself is unusable)."""
@@ -281,8 +296,16 @@ def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -
         return diagnosis(run, summary, cause=cause, lever="cache-invalidate",
                          lever_args={"targets": list(probe_result.data.get("stale_documents") or [])},
                          runbook="rollback-config-rules")
-    return diagnosis(run, summary, cause=cause, no_lever=_NO_LEVER.get(cause, summary),
+    return diagnosis(run, summary, cause=cause, no_lever=_named(cause, probe_result),
                      runbook=probe_result.data.get("runbook"))
+
+
+def _named(cause: str, probe_result: CheckResult) -> str:
+    """What to do for a cause with no lever; for a name the deployment does not have, the probe's own words, which
+    name it and the close matches ("did you mean home?")."""
+    if cause in ("unknown_tenant", "unknown_surface"):
+        return probe_result.summary
+    return _NO_LEVER.get(cause, probe_result.summary)
 
 
 def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
@@ -293,6 +316,9 @@ def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
     if not isinstance(ms, CheckResult):
         return diagnosis(run, "the manifest was not read", cause="manifest_unread", no_lever="run manifest-status")
     condition = ms.data.get("condition")
+    named = _unknown_name(run)
+    if named is not None:
+        return named
     if condition in ("missing", "invalid"):
         return diagnosis(run, f"the manifest cannot be used: {ms.summary}", cause="manifest_unreadable",
                          lever="manifest-rollback", runbook="rollback-manifest")
@@ -330,15 +356,37 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
     """A broken current version (invalid, empty, missing blob, unreadable manifest) or an explicit request."""
     to = str(run.params.get("to_version") or "").strip()
     kind = str(run.params.get("kind") or "").strip() or None
-    args: dict[str, Any] = {"to": to or None, "kind": kind}
+    found = _rollback_found(run, kind)
+    if to:
+        return requested(run, found, f"repoint of {run.tenant}/{run.surface} to {to} requested",
+                         lever="manifest-rollback", lever_args={"to": to, "kind": kind}, to=to)
+    return found
+
+
+def requested(run: RunbookRun, found: CheckResult, summary: str, *, lever: str, lever_args: dict[str, Any],
+              to: str) -> CheckResult:
+    """A diagnosis for a version the operator named: the lever acts on the request, and what the checks found
+    stays beside it. The cause is what was found (cause ``requested`` only when nothing was wrong), ``requested``
+    is the version asked for, and the summary says both."""
+    if found.data.get("problem"):
+        out = diagnosis(run, f"{found.summary}; {summary}", cause=found.data.get("cause"), lever=lever,
+                        lever_args=lever_args, evidence=found.data.get("evidence"))
+    else:
+        out = diagnosis(run, summary, cause="requested", lever=lever, lever_args=lever_args)
+    out.data["requested"] = to
+    return out
+
+
+def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
+    """What the rollback-manifest diagnosis finds from the checks alone, before any version was asked for."""
     ms = run.result("manifest-status")
     cause, probe_result = _probe_cause(run)
-    if to:
-        return diagnosis(run, f"rollback of {run.tenant}/{run.surface} to {to} requested", cause="requested",
-                         lever="manifest-rollback", lever_args=args)
-    if probe_result is not None and cause == "unknown_tenant":
-        # No manifest and no history is what an unknown tenant looks like, not a version to roll back from.
-        return diagnosis(run, probe_result.summary, cause=cause, no_lever=_NO_LEVER[cause])
+    if probe_result is not None and cause in ("unknown_tenant", "unknown_surface"):
+        # No manifest and no history is what an unknown name looks like, not a version to roll back from.
+        return diagnosis(run, probe_result.summary, cause=cause, no_lever=_named(cause, probe_result))
+    named = _unknown_name(run)
+    if named is not None:
+        return named
     if probe_result is not None and cause in _MANIFEST_CAUSES:
         return diagnosis(run, probe_result.summary, cause=cause, lever="manifest-rollback",
                          lever_args={"kind": kind} if kind else _rollback_args(run, cause))
@@ -361,10 +409,16 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
     """Config weights that leave no signal, or rules that block everything; or a revert the operator asked for."""
     kind = str(run.params.get("kind") or "auto")
     to = str(run.params.get("to_version") or "").strip() or None
-    cause, probe_result = _probe_cause(run)
+    found = _config_rules_found(run, kind)
     if to and kind in ("config", "rules"):
-        return diagnosis(run, f"revert of the {kind} of {run.tenant} to {to} requested", cause="requested",
-                         lever="doc-revert", lever_args={"kind": kind, "to": to})
+        return requested(run, found, f"revert of the {kind} of {run.tenant} to {to} requested",
+                         lever="doc-revert", lever_args={"kind": kind, "to": to}, to=to)
+    return found
+
+
+def _config_rules_found(run: RunbookRun, kind: str) -> CheckResult:
+    """What the rollback-config-rules diagnosis finds from the checks alone, before any version was asked for."""
+    cause, probe_result = _probe_cause(run)
     if probe_result is None:
         return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
     documents = _document_cause(run, kind)
