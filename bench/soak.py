@@ -41,7 +41,8 @@ POP = ["f3431fd670000831a461e2bdbfc4d2a23f9c9171f2fa45eb4561162d9a8eb4f1",
 
 CHILD = r"""
 import json, os, signal, sys, time
-from recsys_checks import manifest as M, store
+from recsys_checks.levers import rollback
+from recsys_checks.reach import store
 from recsys_checks.reach.settings import Target
 from recsys_checks.core.errors import Conflict
 

@@ -18,7 +18,7 @@ from recsys_checks.reach.store import TargetStores
 WRITERS = 6
 CHILD = r"""
 import json, os, sys, time
-from recsys_checks import manifest as M
+from recsys_checks.levers import rollback
 from recsys_checks.reach.settings import Target
 from recsys_checks.core.errors import Conflict
 

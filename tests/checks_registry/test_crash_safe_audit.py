@@ -18,7 +18,8 @@ from recsys_checks.reach.store import TargetStores
 
 CHILD = r"""
 import json, os, signal, sys
-from recsys_checks import manifest as M, store
+from recsys_checks.levers import rollback
+from recsys_checks.reach import store
 from recsys_checks.reach.settings import Target
 
 target = Target(**json.loads(sys.argv[1]))
