@@ -14,7 +14,7 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from stackfixture import stack, stack_file, stack_s3  # noqa: E402,F401
+from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
