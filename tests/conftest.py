@@ -44,6 +44,47 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+# What the fast tier (`make test-fast`) leaves out; a marker expression that deselects every one of them is that tier.
+HEAVY_MARKERS = ("stack", "slow", "docs", "subprocess")
+
+
+def _is_fast_tier(config: pytest.Config) -> bool:
+    expr = config.getoption("markexpr", "") or ""
+    if not expr.strip():
+        return False
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expr)
+    return not any(compiled.evaluate(lambda name, heavy=heavy, **_kw: name == heavy) for heavy in HEAVY_MARKERS)
+
+
+def _refuse_processes(what: str):
+    def refuse(*args, **kwargs):
+        pytest.fail(f"{what} in the fast tier: a test that starts a process (a command, a kernel, a notebook run, a "
+                    f"browser, a stack) must be marked subprocess (or stack, docs, slow)", pytrace=True)
+
+    return refuse
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_starts_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep the fast tier honest: when the marker expression deselects every heavy marker, starting a process
+    (subprocess and asyncio subprocesses, os.fork, posix_spawn, system, popen: so also papermill kernels, browsers
+    and stacks) fails the test, or the fixture, that tries. Session-wide and first, so fixtures are held to it too."""
+    if not _is_fast_tier(request.config):
+        yield
+        return
+    import os
+    import subprocess
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", _refuse_processes("subprocess"))
+        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"):
+            if hasattr(os, name):
+                patch.setattr(os, name, _refuse_processes(f"os.{name}"))
+        yield
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them.
 
