@@ -32,8 +32,8 @@ test: $(STAMP) test-tools ## Run everything CI runs: unit, stack and docs tests,
 	$(VENV)/bin/pytest
 	$(MAKE) docs
 
-test-fast: $(STAMP) ## The edit-test loop: unit tests only (no stack, no notebook runs), in seconds
-	$(VENV)/bin/pytest -q -m "not stack and not slow"
+test-fast: $(STAMP) ## The edit-test loop: pure unit tests (no process, stack, site build or browser), in seconds
+	$(VENV)/bin/pytest -q -n auto -m "not stack and not slow and not docs and not subprocess"
 
 docs: $(STAMP) ## Build the site strictly into site/
 	$(VENV)/bin/mkdocs build --strict

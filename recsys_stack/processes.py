@@ -27,6 +27,7 @@ import httpx
 
 from . import alerting as alerting_mod
 from . import seed
+from . import snapshot as snapshot_mod
 from .formats import file_uri, rfc3339
 from .objstore import BLOB_PREFIX, BUCKET, FileStore, ObjectStore, S3Store, manifest_key
 
@@ -49,6 +50,7 @@ _STOP_ORDER = ("traffic", "prometheus", "alertmanager", "receiver", "service", "
 _STATE_NAMES = (
     "store", "store.down", "admin.db", "admin.db-wal", "admin.db-shm", "admin.db-journal", "admin.db.down",
     "events", "checkpoints", "runs", "logs", "stack.json", "secrets.env", "eval", "alerting",
+    "snapshot",
 )
 
 
@@ -419,6 +421,8 @@ def up(
             seed.seed(store_client, root, root / "admin.db")
         finally:
             store_client.close()
+        # What `recsys-stack reset` puts back: the seeded state, taken while nothing writes to it.
+        snapshot_mod.take_snapshot(root, info, secret_values)
         _start_service(root, info, procs, service_port, port, secret_values, environ, log)
         if alerting:
             base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}

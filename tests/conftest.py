@@ -14,7 +14,7 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from stackfixture import stack, stack_file, stack_s3  # noqa: E402,F401
+from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,47 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# What the fast tier (`make test-fast`) leaves out; a marker expression that deselects every one of them is that tier.
+HEAVY_MARKERS = ("stack", "slow", "docs", "subprocess")
+
+
+def _is_fast_tier(config: pytest.Config) -> bool:
+    expr = config.getoption("markexpr", "") or ""
+    if not expr.strip():
+        return False
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expr)
+    return not any(compiled.evaluate(lambda name, heavy=heavy, **_kw: name == heavy) for heavy in HEAVY_MARKERS)
+
+
+def _refuse_processes(what: str):
+    def refuse(*args, **kwargs):
+        pytest.fail(f"{what} in the fast tier: a test that starts a process (a command, a kernel, a notebook run, a "
+                    f"browser, a stack) must be marked subprocess (or stack, docs, slow)", pytrace=True)
+
+    return refuse
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_starts_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep the fast tier honest: when the marker expression deselects every heavy marker, starting a process
+    (subprocess and asyncio subprocesses, os.fork, posix_spawn, system, popen: so also papermill kernels, browsers
+    and stacks) fails the test, or the fixture, that tries. Session-wide and first, so fixtures are held to it too."""
+    if not _is_fast_tier(request.config):
+        yield
+        return
+    import os
+    import subprocess
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", _refuse_processes("subprocess"))
+        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"):
+            if hasattr(os, name):
+                patch.setattr(os, name, _refuse_processes(f"os.{name}"))
+        yield
 
 
 def pytest_collection_modifyitems(items: list) -> None:

@@ -8,7 +8,10 @@ Importable from every test directory (``tests/conftest.py`` puts ``tests/`` on `
         target = Target.from_env(handle.env)
 
 The fixtures ``stack_file`` and ``stack_s3`` share one stack per store for the whole session; ``stack`` runs a test
-once against each. Tests that use them start real servers and are marked ``@pytest.mark.stack``.
+once against each. ``fresh_stack`` is for tests that break a stack: ``with fresh_stack("s3") as handle:`` hands over
+one stack per store per session (per xdist worker), put back by ``recsys-stack reset`` to the state ``up`` seeded
+before every use after the first; a stack that cannot be reset is replaced by a new one. Tests that use them start
+real servers and are marked ``@pytest.mark.stack``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +105,60 @@ def running_stack(store: str, root: Path, *extra_up_args: str) -> Iterator[Stack
         left = {name: pid for name, pid in started.items() if pid_alive(int(pid))}
         if left:
             raise AssertionError(f"recsys-stack down left processes running: {left}")
+
+
+def read_handle(root: Path) -> StackHandle:
+    """The handle of the stack running in ``root``, as its ``stack.json`` and ``secrets.env`` say now."""
+    info = json.loads((Path(root) / "stack.json").read_text())
+    return StackHandle(root=Path(root), info=info, env=client_env(info, read_secrets(Path(root))))
+
+
+class FreshStacks:
+    """One stack per store, started on first use and reset before every later one (see ``fresh_stack``)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._stacks: dict[str, tuple[ExitStack, StackHandle]] = {}
+        self.resets = 0
+
+    def _start(self, store: str) -> StackHandle:
+        exits = ExitStack()
+        handle = exits.enter_context(running_stack(store, self._factory.mktemp(f"fresh-{store}")))
+        self._stacks[store] = (exits, handle)
+        return handle
+
+    @contextmanager
+    def __call__(self, store: str) -> Iterator[StackHandle]:
+        if store not in self._stacks:
+            handle = self._start(store)
+        else:
+            exits, handle = self._stacks[store]
+            proc = handle.cli("reset", check=False)
+            if proc.returncode == 0:
+                handle = read_handle(handle.root)
+                self._stacks[store] = (exits, handle)
+                self.resets += 1
+            else:  # e.g. a test stopped the S3 server: a new stack, and the old one stopped (checked) first
+                del self._stacks[store]
+                exits.close()
+                handle = self._start(store)
+        yield handle
+
+    def close(self) -> None:
+        while self._stacks:
+            _, (exits, _handle) = self._stacks.popitem()
+            exits.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshStacks]:
+    """``with fresh_stack(store) as handle:`` a running stack of ``store`` in the state ``up`` seeded, the test's to
+    break: one per store per session, reset (``recsys-stack reset``) between uses instead of started afresh."""
+    stacks = FreshStacks(tmp_path_factory)
+    try:
+        yield stacks
+    finally:
+        stacks.close()
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,7 @@ def test_a_file_that_is_not_a_rule_file_is_refused(tmp_path: Path) -> None:
         alerting.derive_rules(tmp_path / "missing.yaml")
 
 
+@pytest.mark.subprocess
 def test_promtool_accepts_the_derived_rules(tmp_path: Path) -> None:
     promtool = alerting.find_binary("promtool") or shutil.which("promtool")
     if promtool is None:

@@ -1,6 +1,7 @@
 """The receiver's contract, against a fake recsys-checks: auth, bad input, matching, triage, dedup, queue, files.
 
-The core of the contract runs in `make test-fast`; each test starts a receiver, so the rest is marked slow."""
+Each test but the parser's starts a receiver (a process: marked subprocess, so none is in `make test-fast`); the
+longer ones are also marked slow."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ BROKEN_SEARCH = [{"tenant": "demo", "surface": "home", "probe": "ok"},
                  {"tenant": "demo", "surface": "search", "probe": "fail", "why": "popularity blob missing"}]
 
 
+@pytest.mark.subprocess
 def test_refuses_to_start_without_a_token_or_with_a_short_one(tmp_path):
     base = [sys.executable, "-m", "recsys_checks.cli", "alerts", "serve", "--out", str(tmp_path / "out")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
@@ -39,6 +41,7 @@ def test_binds_loopback_by_default():
     assert args.listen == DEFAULT_LISTEN and DEFAULT_LISTEN.startswith("127.0.0.1:")
 
 
+@pytest.mark.subprocess
 def test_no_token_or_a_wrong_one_is_401_and_runs_nothing(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         body = payload(alert())
@@ -50,6 +53,7 @@ def test_no_token_or_a_wrong_one_is_401_and_runs_nothing(receiver):
         assert not [p for p in r.out.iterdir() if not p.name.startswith(".")]
 
 
+@pytest.mark.subprocess
 def test_malformed_bodies_are_400_with_one_line_and_record_nothing(receiver):
     good = alert()
     cases = {
@@ -72,6 +76,7 @@ def test_malformed_bodies_are_400_with_one_line_and_record_nothing(receiver):
         assert r.rows() == [] and r.calls() == []  # the good first alert of a bad payload was not recorded either
 
 
+@pytest.mark.subprocess
 def test_a_body_over_the_limit_is_413(receiver):
     with receiver("--max-body", "2048", fleet=BROKEN_SEARCH) as r:
         big = payload(*[alert(fingerprint=f"f{i}") for i in range(40)])
@@ -85,6 +90,7 @@ def test_a_body_over_the_limit_is_413(receiver):
         assert r.rows() == []
 
 
+@pytest.mark.subprocess
 def test_triage_runs_the_runbooks_for_the_broken_surface_of_two_only(receiver):
     with receiver("--triage-ttl", "0", fleet=BROKEN_SEARCH, plan="abcdef123456", cause="missing_blob") as r:
         assert r.post(payload(alert())).status_code == 200
@@ -112,6 +118,7 @@ def test_triage_runs_the_runbooks_for_the_broken_surface_of_two_only(receiver):
         assert "RecsysEmptyRecommendationsHigh" in listing and "missing_blob" in listing
 
 
+@pytest.mark.subprocess
 def test_the_same_alert_notified_again_runs_nothing_new(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         first = r.post(payload(alert())).json()
@@ -144,6 +151,7 @@ def test_a_resolved_alert_is_recorded_against_its_incident(receiver):
         assert len(r.calls(("runbook", "run"))) == 2
 
 
+@pytest.mark.subprocess
 def test_an_alert_no_runbook_names_is_recorded_not_dropped(receiver):
     with receiver(fleet=BROKEN_SEARCH) as r:
         r.post(payload(alert("SomethingElseEntirely", "beef01")))
@@ -152,6 +160,7 @@ def test_an_alert_no_runbook_names_is_recorded_not_dropped(receiver):
         assert r.calls() == []
 
 
+@pytest.mark.subprocess
 def test_a_healthy_fleet_is_nothing_found_and_an_unreadable_one_is_not(receiver):
     healthy = [{"tenant": "demo", "surface": "home"}, {"tenant": "demo", "surface": "search"}]
     with receiver("--triage-ttl", "0", fleet=healthy) as r:

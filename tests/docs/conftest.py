@@ -21,3 +21,11 @@ def built_site(tmp_path_factory) -> Path:
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, proc.stderr
     return site
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """A test that looks at the built site (through ``built_site``, directly or through another fixture) is a docs
+    test: it needs the site build, so it is not in the fast tier."""
+    for item in items:
+        if "built_site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docs)

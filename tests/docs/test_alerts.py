@@ -62,11 +62,13 @@ def test_every_runbook_url_resolves_to_a_runbook_page_of_the_built_site(built_si
         assert f"<code>{rule['alert']}</code>" in page.read_text(), f"{url} does not name {rule['alert']}"
 
 
+@pytest.mark.subprocess
 def test_promtool_accepts_the_rules():
     proc = subprocess.run([_promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.subprocess
 def test_promtool_unit_tests_of_the_thresholds_pass():
     """A daily publish: 25 h of manifest age is quiet and 27 h pages; each rate rule just inside and beyond."""
     proc = subprocess.run([_promtool(), "test", "rules", "alerts.test.yaml"], cwd=ALERTS.parent,

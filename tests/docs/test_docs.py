@@ -38,6 +38,7 @@ def _code(markdown: str) -> str:
     return "\n".join(fenced + inline)
 
 
+@pytest.mark.subprocess
 def test_cli_reference_is_generated_from_the_parser():
     """docs/reference/cli.md equals what scripts/gen_cli_reference.py makes of the current parser."""
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_cli_reference.py"), "--check"],
@@ -120,6 +121,7 @@ def test_pages_speak_of_the_project_only(page):
     assert "../shared" not in page.read_text()
 
 
+@pytest.mark.docs
 def test_the_built_site_loads_nothing_from_the_internet(tmp_path):
     """On-call reads the site during outages: no page pulls a script, style sheet or font from another host."""
     site = tmp_path / "site"

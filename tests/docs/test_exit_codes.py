@@ -49,6 +49,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("command", "code"), _rows(), ids=lambda v: str(v))
 def test_unreachable_target_exit_code(command: str, code: int):
     port = _closed_port()

@@ -47,6 +47,7 @@ def test_placeholders_match_only_what_they_stand_for(expected, output, ok):
     assert doc_sessions.matches(expected, output) is ok
 
 
+@pytest.mark.subprocess
 def test_the_shell_carries_environment_and_directory_between_commands(tmp_path):
     shell = doc_sessions.Shell(tmp_path, dict(os.environ))
     (tmp_path / "sub").mkdir()

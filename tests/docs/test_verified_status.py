@@ -35,6 +35,7 @@ def test_without_results_a_runbook_page_only_links_the_drill_status_page(tmp_pat
     assert status.count("| no result in this build |") == 7
 
 
+@pytest.mark.subprocess
 def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
     outcomes = [_outcome("healthy", "healthy"), _outcome("dry-run", "action-required", "empty_artifact"),
                 _outcome("execute", "mitigated", "empty_artifact"), _outcome("rerun", "healthy")]
@@ -64,6 +65,7 @@ def test_the_drill_status_page_has_a_section_for_every_runbook(tmp_path):
         assert f"## {spec.title} {{ #{spec.id} }}" in status
 
 
+@pytest.mark.subprocess
 def test_forgetting_a_result_makes_the_drill_unverified_again(tmp_path):
     drills.write_result("rollback-manifest", "corrupt-manifest", "file", [_outcome("healthy", "healthy")],
                         results=tmp_path)

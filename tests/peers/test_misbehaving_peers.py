@@ -21,6 +21,7 @@ SECRET = "sk-peer-test-0123456789-SECRET"
 FAST = {"timeout": 0.5, "deadline": 1.0}
 
 
+@pytest.mark.slow  # waits out a deadline against a peer that trickles or never answers
 @pytest.mark.parametrize("behaviour", [trickle, silent], ids=["trickle", "silent"])
 def test_health_ends_within_its_deadline_against_a_slow_peer(behaviour):
     """A peer that trickles headers (no read ever times out) or never answers: health fails in about a deadline."""
@@ -33,6 +34,7 @@ def test_health_ends_within_its_deadline_against_a_slow_peer(behaviour):
     assert "too slowly" in result.summary or "no complete answer" in result.summary
 
 
+@pytest.mark.slow  # waits out a deadline against a peer that trickles or never answers
 def test_a_recommendation_probe_ends_within_its_deadline_against_a_trickling_peer():
     """recs probe stops at the deadline with an 'answered too slowly' message."""
     with peer(trickle) as server:
@@ -42,6 +44,7 @@ def test_a_recommendation_probe_ends_within_its_deadline_against_a_trickling_pee
     assert result.status == "fail" and "too slowly" in result.summary
 
 
+@pytest.mark.slow  # waits out a deadline against a peer that trickles or never answers
 def test_an_s3_store_that_trickles_is_unreachable_within_the_deadline():
     """Every S3 call has an overall deadline too: a trickling endpoint gives 'too slowly', not a hang."""
     with peer(trickle) as server:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
-from stackfixture import running_stack
 
 from handbook_site import drills
 from recsys_checks.judge import auditlog
@@ -29,8 +28,8 @@ POINTS = ("before-intent", "after-intent", "after-change", "after-invalidation")
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
-def test_a_fix_killed_at_any_point_is_finished_by_the_next_run(point, tmp_path):
-    with running_stack("file", tmp_path / "stack") as stack:
+def test_a_fix_killed_at_any_point_is_finished_by_the_next_run(point, tmp_path, fresh_stack):
+    with fresh_stack("file") as stack:
         checks = Checks(stack)
         env = drills.client_env(stack.env)
         good = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]

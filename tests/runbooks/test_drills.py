@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
-from stackfixture import running_stack
 
 from handbook_site import drills
 from recsys_checks.runbooks.spec import load_all
@@ -36,14 +35,14 @@ def _state(checks: Checks) -> dict:
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "drill", "store"), CASES)
-def test_drill(spec, drill, store, tmp_path: Path) -> None:
+def test_drill(spec, drill, store, tmp_path: Path, fresh_stack) -> None:
     """Healthy → fault (dry run, nothing changed) → execute (as the drill says) → healthy again, nothing changed.
 
     A drill that passes writes its result to .drills/, which the runbook page shows as its verified status.
     """
     drills.forget_result(spec.id, drill.fault, store)
     outcomes: list[drills.Outcome] = []
-    with running_stack(store, tmp_path / "stack") as stack:
+    with fresh_stack(store) as stack:
         checks = Checks(stack)
         env = drills.client_env(stack.env)
         params = drills.drill_params(drill, stack.root)

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from stackfixture import running_stack
 
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import RunbookRun
@@ -213,10 +212,10 @@ COUNTS = {"broken called healthy": 0, "healthy called broken": 0, "unexplained":
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_no_runbook_calls_a_broken_surface_healthy(tmp_path: Path) -> None:
+def test_no_runbook_calls_a_broken_surface_healthy(tmp_path: Path, fresh_stack) -> None:
     wrong: list[str] = []
     for seed, perturb in _cases():
-        with running_stack("file", tmp_path / f"stack-{seed}") as handle:
+        with fresh_stack("file") as handle:
             stack = Stack(handle.root, handle.env)
             tenant, surface = perturb(stack, random.Random(seed))
             broken = truth(stack, tenant, surface)
@@ -247,8 +246,8 @@ def test_no_runbook_calls_a_broken_surface_healthy(tmp_path: Path) -> None:
                          "service-not-ready")),
 ])
 def test_an_incomplete_environment_is_inconclusive_never_healthy(tmp_path: Path, missing: str,
-                                                                 runbooks: tuple[str, ...]) -> None:
-    with running_stack("file", tmp_path / "stack") as handle:
+                                                                 runbooks: tuple[str, ...], fresh_stack) -> None:
+    with fresh_stack("file") as handle:
         env = {k: v for k, v in handle.env.items() if k != missing}
         for runbook_id in runbooks:
             record = run_in_process(runbook_id, "demo", "home", env, tmp_path / "out")

@@ -9,15 +9,14 @@ from __future__ import annotations
 import httpx
 import pytest
 from checks_integration.checkskit import Checks
-from stackfixture import running_stack
 
 from handbook_site import drills
 
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_a_rerun_after_a_crash_finishes_the_invalidation_and_reverts_nothing(tmp_path):
-    with running_stack("file", tmp_path / "stack") as stack:
+def test_a_rerun_after_a_crash_finishes_the_invalidation_and_reverts_nothing(tmp_path, fresh_stack):
+    with fresh_stack("file") as stack:
         checks = Checks(stack)
         env = drills.client_env(stack.env)
         good = checks.admin("GET", "/v1/admin/tenants/demo/rules", "demo").json()

@@ -222,6 +222,7 @@ def test_a_killed_runner_leaves_the_marker_pointing_at_the_kernels_folder(offlin
     shutil.rmtree(seen["work"], ignore_errors=True)
 
 
+@pytest.mark.subprocess
 def test_an_out_folder_that_cannot_be_written_is_refused_before_anything_runs(offline):
     """--out names a path under a regular file: exit 2, no temporary folder left behind."""
     (offline / "file").write_text("")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from checks_integration.checkskit import Checks
-from stackfixture import running_stack
 
 from handbook_site import drills
 
@@ -34,10 +33,10 @@ def _applied(outcome: drills.Outcome) -> list[dict]:
     return [c for c in outcome.record.get("changed") or []]
 
 
-def _race(store: str, tmp_path: Path, fault: str, runbook_id: str, state, action) -> None:
+def _race(fresh_stack, store: str, tmp_path: Path, fault: str, runbook_id: str, state, action) -> None:
     """Inject ``fault``, start the responders at once, and check: one change (``action``), one ``mitigated``, the
     others ``healthy``, and ``state(checks)`` back to what it was before the fault."""
-    with running_stack(store, tmp_path / "stack") as stack:
+    with fresh_stack(store) as stack:
         checks = Checks(stack)
         good = state(checks)
         drills.inject(stack.root, fault)
@@ -53,8 +52,8 @@ def _race(store: str, tmp_path: Path, fault: str, runbook_id: str, state, action
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["file", "s3"])
-def test_responders_to_a_bad_publish_roll_back_once(store, tmp_path):
-    _race(store, tmp_path, "bad-publish", "rollback-manifest",
+def test_responders_to_a_bad_publish_roll_back_once(store, tmp_path, fresh_stack):
+    _race(fresh_stack, store, tmp_path, "bad-publish", "rollback-manifest",
           lambda checks: json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]["popularity"],
           lambda action: action == "manifest.rollback")
 
@@ -62,6 +61,6 @@ def test_responders_to_a_bad_publish_roll_back_once(store, tmp_path):
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["file", "s3"])
-def test_responders_to_bad_rules_revert_once(store, tmp_path):
-    _race(store, tmp_path, "bad-rules", "rollback-config-rules", lambda checks: checks.admin_state("demo")["rules"],
+def test_responders_to_bad_rules_revert_once(store, tmp_path, fresh_stack):
+    _race(fresh_stack, store, tmp_path, "bad-rules", "rollback-config-rules", lambda checks: checks.admin_state("demo")["rules"],
           lambda action: action.endswith(".revert"))

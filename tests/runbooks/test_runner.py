@@ -98,6 +98,7 @@ def test_a_second_run_into_the_same_folder_is_refused(offline):
     (["-p", "execute=perhaps"], "not true or false"),
     (["-p", "tenant"], "is not NAME=VALUE"),
 ])
+@pytest.mark.subprocess
 def test_bad_parameters_exit_2_before_anything_starts(offline, args, message):
     proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "run", "empty-recs", *args,
                            "--out", str(offline / "out")], capture_output=True, text=True, timeout=60)
@@ -106,6 +107,7 @@ def test_bad_parameters_exit_2_before_anything_starts(offline, args, message):
     assert not (offline / "out").exists()
 
 
+@pytest.mark.subprocess
 def test_list_and_show_describe_the_runbooks(offline):
     proc = subprocess.run([sys.executable, "-m", "recsys_checks.cli", "runbook", "list", "--json"],
                           capture_output=True, text=True, timeout=60)
@@ -144,6 +146,7 @@ def test_the_notebook_run_as_jupyter_runs_it_gives_the_same_verdict(offline):
     assert [s["step"] for s in direct["steps"]] == [s["step"] for s in via_runner["steps"]]
 
 
+@pytest.mark.subprocess
 def test_execute_on_a_protected_deployment_needs_its_name_confirmed(offline, monkeypatch):
     """Without --confirm (or with another name) nothing starts: exit 2; a dry run needs no confirmation."""
     env = {**__import__("os").environ, "RECSYS_DEPLOYMENT": "prod-eu", "RECSYS_DEPLOYMENT_PROTECTED": "true"}

@@ -10,16 +10,15 @@ import subprocess
 import sys
 
 import pytest
-from stackfixture import running_stack
 
 from handbook_site import drills
 
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_the_credential_chain_and_its_encodings_never_reach_an_output(tmp_path):
+def test_the_credential_chain_and_its_encodings_never_reach_an_output(tmp_path, fresh_stack):
     token = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(24)
-    with running_stack("file", tmp_path / "stack") as stack:
+    with fresh_stack("file") as stack:
         env = {**drills.client_env(stack.env), "AWS_SESSION_TOKEN": token}
         drills.inject(stack.root, "stale-manifest")
         leak = ("sh -c 'echo token $AWS_SESSION_TOKEN; printf %s \"$AWS_SESSION_TOKEN\" | base64; "

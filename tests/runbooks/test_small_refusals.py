@@ -45,11 +45,13 @@ def _refused_before_anything(proc: subprocess.CompletedProcess, tmp_path: Path, 
     ["--reason", b"\xff\xfe"],
     ["-p", b"plan_id=\xc3"],
 ])
+@pytest.mark.subprocess
 def test_a_parameter_that_is_not_utf8_is_refused_before_anything_is_created(tmp_path, args):
     proc = _cli(["runbook", "run", "empty-recs", *args, "--out", str(tmp_path / "out")], tmp_path)
     _refused_before_anything(proc, tmp_path, "is not UTF-8 text")
 
 
+@pytest.mark.subprocess
 def test_a_runbook_id_of_10000_characters_is_refused_in_one_line(tmp_path):
     proc = _cli(["runbook", "run", "a" * 10_000, "--out", str(tmp_path / "out")], tmp_path)
     _refused_before_anything(proc, tmp_path, "at most 100 characters")
@@ -67,6 +69,7 @@ def test_thresholds_are_finite_ascii_numbers_within_their_range(runbook_id, name
         spec.parse_parameters({name: value})
 
 
+@pytest.mark.subprocess
 def test_thresholds_in_range_are_taken_and_the_command_line_refuses_the_rest(tmp_path):
     spec = load_spec("eval-report-suspect")
     assert spec.parse_parameters({"min_join_rate": " 0.9", "max_relative_lift": "0"})["min_join_rate"] == 0.9

@@ -283,6 +283,7 @@ def test_command_templates_are_split_without_a_shell_and_filled():
         fix.command_argv("publish {nope}", {})
 
 
+@pytest.mark.subprocess
 def test_a_command_runs_only_with_execute_and_reports_its_exit(tmp_path):
     marker = tmp_path / "ran"
     args = {"command": f"touch {marker}", "what": "touch"}
@@ -300,6 +301,7 @@ def test_a_command_runs_only_with_execute_and_reports_its_exit(tmp_path):
     assert fix.apply_fix(run).status == "failed"
 
 
+@pytest.mark.subprocess
 def test_a_command_that_hangs_is_stopped_at_its_timeout(tmp_path):
     run = _run("stale-manifest", tmp_path, execute=True)
     run.results["diagnose"] = fix.diagnosis(run, "stale", cause="x", lever="command",

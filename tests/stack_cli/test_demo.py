@@ -41,6 +41,7 @@ def test_game_day_recovers_every_fault_and_leaves_no_process(tmp_path: Path) -> 
     assert not root.exists(), "a successful game day removes its stack root"
 
 
+@pytest.mark.subprocess
 def test_a_game_day_that_cannot_start_exits_non_zero(tmp_path: Path) -> None:
     """A bad argument stops the demo before any stack starts."""
     proc = subprocess.run([sys.executable, str(DEMO), "--store", "tape"], capture_output=True, text=True,

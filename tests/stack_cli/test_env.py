@@ -31,6 +31,7 @@ def test_env_exports_what_a_client_needs_and_a_shell_can_eval(stack: StackHandle
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.subprocess
 def test_env_without_a_stack_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli("env", "--root", str(tmp_path / "none"), check=False)
     assert proc.returncode == 2 and proc.stdout == ""

@@ -13,6 +13,8 @@ import pytest
 
 from recsys_stack.objstore import PreconditionFailed, S3Store
 
+pytestmark = pytest.mark.subprocess  # each test starts the S3 server (python -m recsys_stack.s3server)
+
 
 @pytest.fixture
 def s3server() -> Iterator[str]:
