@@ -3,59 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from recsys_checks.core import credentials, jsonio
-from recsys_checks.core.render import _age, _cell, _human, _label, render_action, render_check, use_colour
+from recsys_checks.core.render import VIEWS, _age, _cell, _human, _label, render_action, render_check, use_colour
 from recsys_checks.core.results import ActionResult, CheckResult, worst
 from recsys_checks.core.results import exit_code as code_of
 
 _MAX_CELL = 72
 
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-# What a person sees of each check at a glance: a few fields and the columns that matter. ``--json`` has everything.
-VIEWS: dict[str, dict[str, Any]] = {
-    "manifest.status": {"fields": ["condition", "updated_at", "age_seconds", "problems", "notes"],
-                        "tables": {"artifacts": ["kind", "version", "status", "items", "window_start", "window_end",
-                                                 "summary"]}},
-    "manifest.history": {"fields": ["manifest_state", "record_problems", "warnings"],
-                         "tables": {"versions": ["kind", "version", "window_end", "built_at", "current", "valid",
-                                                 "rollback_target", "items", "problems"]}},
-    "freshness": {"fields": ["registry", "mode", "counts"],
-                  "tables": {"rows": ["tenant", "surface", "condition", "updated_at", "age_seconds", "window_end",
-                                      "summary"]}},
-    "recs.probe": {"fields": ["cause", "runbook", "config_version", "rules_version", "warnings", "problem"],
-                   "tables": {"items": ["rank", "item_id", "score"]}},
-    "recs.served_vs_published": {"fields": ["verdict", "served_version", "manifest_version", "manifest_age_seconds"],
-                                 "tables": {}},
-    "config.show": {"fields": ["version", "document"], "tables": {}},
-    "rules.show": {"fields": ["version", "document"], "tables": {}},
-    "config.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
-    "rules.history": {"fields": ["version"], "tables": {"changes": ["when", "who", "before", "after"]}},
-    "eval.quality": {"fields": ["trusted", "decision", "trust_problems", "outcome_join_rate", "assignment_join_rate",
-                                "exposure_join_rate", "duplicates", "notes"],
-                     "tables": {"lines": ["kind", "file", "lines", "good", "bad"],
-                                "bad_lines": ["file", "line", "problem"],
-                                "variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
-                                "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
-                                               "pass_error_rate", "pass_empty_rate"],
-                                "impossible": ["check", "count", "detail", "examples"]}},
-    "eval.report": {"fields": ["trusted", "decision", "reported_decision", "trust_problems", "mode", "run_id",
-                               "outcome_join_rate", "assignment_join_rate", "exposure_join_rate", "notes"],
-                    "tables": {"variants": ["variant", "exposures", "clicks", "conversions", "ctr", "conversion_rate"],
-                               "guardrails": ["variant", "latency_p95_ms", "error_rate", "empty_rate", "pass_latency",
-                                              "pass_error_rate", "pass_empty_rate"],
-                               "impossible": ["check", "detail"]}},
-    "hold.status": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
-    "hold.verify": {"fields": ["held", "marker_uri", "problem"], "tables": {}},
-    "timeline": {"fields": ["since", "sources", "problems"],
-                 "tables": {"events": ["when", "kind", "surface", "who", "what", "before", "after", "why"]}},
-}
 
 
 def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> dict[str, Any]:

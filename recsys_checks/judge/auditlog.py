@@ -1,26 +1,9 @@
-"""Audit records of applied actions: who, when, why, runbook, before, after and the plan hash.
+"""Where our audit records are and how they are read: the layout of the trail and the bounded, newest-first read.
 
-One object per applied action, under ``<registry>/audit/<tenant>/<scope>/`` in the same store as the registry, written
-create-only (S3 ``If-None-Match``; a hard link for files) and never rewritten: S3 has no append, and an audit trail
-that can be edited is not one. ``scope`` is the surface for surface-level actions (manifest rollback, a cache
-invalidation of one surface) and :data:`TENANT_SCOPE` for tenant-wide ones (config and rules reverts, invalidations
-of every surface). The service keeps its own audit log of config, rules and cache changes as well.
-
-The trail survives a crash at any point. Before the change, an *intent* ``<name>.intent.json`` is written with what
-the change expects to find afterwards (the manifest's new ETag, the document's new version); after the change, the
-record ``<name>.json`` completes it. A process killed in between leaves an intent without a record; the next action
-on the same scope *settles* it from evidence that does not move: an intent whose change is visible now, or whose
-result a later action of ours planned against, or (config and rules) whose result the service's own audit log shows
-written, is completed as ``applied`` at once; one whose change did not happen (the world is as the plan saw it and
-nothing shows it landed) as ``abandoned``, and one that nothing can tell as ``unknown``. Those two wait until the
-intent is older than :data:`SETTLE_GRACE`: a younger one may belong to an action still running in another process.
-
-Config and rules reverts change the service only, so they do not need the registry: when none is configured
-(``RECSYS_ARTIFACT_MANIFEST_TEMPLATE`` unset) or it cannot be read or written, their intent and record go to a local
-folder laid out the same way, ``<dir>/audit/<tenant>/_tenant/``, written create-only as well (see :func:`place_for_service_change`):
-``RECSYS_AUDIT_DIR`` when set, else the caller's default (a runbook run's folder), else :data:`DEFAULT_AUDIT_DIR` in
-the working directory. They never write to the suite's default bucket, which nobody named. Manifest rollbacks and
-holds act on the registry and keep needing it.
+One object per applied action under ``<registry>/audit/<tenant>/<scope>/`` (``scope`` is the surface, or
+:data:`TENANT_SCOPE` for tenant-wide actions), or the same layout in a local folder for config and rules reverts
+made without a registry. An ``<name>.intent.json`` without its ``<name>.json`` is an action a crash interrupted.
+Writing the trail, and settling what a crash left, is the levers' side: :mod:`recsys_checks.levers.audit`.
 """
 
 from __future__ import annotations

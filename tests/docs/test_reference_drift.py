@@ -2,7 +2,7 @@
 every check, action, command, format and term the code has is documented, and every one documented exists.
 
 What "the code has" is read from the code itself: the CLI parser (``recsys_checks.cli.commands.build_parser()``), the public
-API (``recsys_checks.__all__``), the checks the CLI renders (``recsys_checks.cli.output.VIEWS``), the artifact kinds, the
+API (``recsys_checks.__all__``), the checks the CLI renders (``recsys_checks.core.render.VIEWS``), the artifact kinds, the
 pipeline error kinds, the verdicts, and the run record a run writes. The hand-written pages are
 ``docs/reference/checks.md`` (with ``evaluation.md``, which its tables link for the evaluation checks),
 ``formats.md``, ``glossary.md`` and the run record table of ``runbook-spec.md``.
@@ -116,9 +116,9 @@ def test_every_function_in_the_checks_tables_exists():
     assert named and not missing, f"checks.md names functions that do not exist: {missing}"
 
 
-@pytest.mark.parametrize("check", sorted(importlib.import_module("recsys_checks.cli.output").VIEWS))
+@pytest.mark.parametrize("check", sorted(importlib.import_module("recsys_checks.core.render").VIEWS))
 def test_every_check_the_cli_renders_is_documented_by_name(check):
-    """The checks the CLI knows how to print (recsys_checks.cli.output.VIEWS) each appear by name, `manifest.status`."""
+    """The checks the CLI knows how to print (recsys_checks.core.render.VIEWS) each appear by name, `manifest.status`."""
     assert f"`{check}`" in _text(*CHECKS_PAGES), f"check {check} is not named in {', '.join(CHECKS_PAGES)}"
 
 
