@@ -181,6 +181,9 @@ class Receiver:
         self.triager = Triager(cli, max_probes=settings.max_probes, ttl=settings.triage_ttl)
         self.queue: asyncio.Queue[str] | None = None
         self.runs_in_progress = 0
+        # One runbook at a time per surface: two alerts of one fault (an artifact-load alert and an empty-recs alert)
+        # name the same surface, and two dry runs of it at once learn nothing more while each takes longer.
+        self._surface_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.metrics = Metrics(self)
         self.workers: list[asyncio.Task] = []
         self.notifier: Any = None
@@ -427,14 +430,18 @@ class Receiver:
         row["started_at"] = now_z()
         row["folder"] = str(folder.relative_to(self.store.root))
         await self.store.save(incident)
-        self.runs_in_progress += 1
-        started = time.monotonic()
-        try:
-            outcome = await self.cli.run_runbook(row["runbook"], self._params(row["runbook"], row["tenant"],
-                                                                              row["surface"]), folder)
-        finally:
-            self.runs_in_progress -= 1
-        seconds = time.monotonic() - started
+        lock = self._surface_locks.setdefault((row["tenant"], row["surface"]), asyncio.Lock())
+        queued = time.monotonic()
+        async with lock:
+            row["waited_seconds"] = round(time.monotonic() - queued, 3)  # for a run of the same surface to end
+            self.runs_in_progress += 1
+            started = time.monotonic()
+            try:
+                outcome = await self.cli.run_runbook(row["runbook"], self._params(row["runbook"], row["tenant"],
+                                                                                  row["surface"]), folder)
+            finally:
+                self.runs_in_progress -= 1
+            seconds = time.monotonic() - started
         row["seconds"] = round(seconds, 3)
         row["finished_at"] = now_z()
         record = outcome.record

@@ -196,7 +196,7 @@ def new_row(incident: dict[str, Any], runbook: str | None, *, tenant: str | None
         "run": None, "status": status, "runbook": runbook, "tenant": tenant, "surface": surface,
         "verdict": None, "cause": None, "plan_id": None, "apply_command": None, "dry_run_command": None,
         "next_action": None, "reason": reason, "started_at": None, "finished_at": None, "seconds": None,
-        "folder": None, "record": None, "notebook": None, "notebook_html": None,
+        "waited_seconds": None, "folder": None, "record": None, "notebook": None, "notebook_html": None,
     }
 
 
@@ -209,6 +209,6 @@ def public_row(incident: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         "phase": incident.get("phase"),
         **{k: row.get(k) for k in ("run", "status", "runbook", "tenant", "surface", "verdict", "cause", "plan_id",
                                    "apply_command", "next_action", "reason", "started_at", "finished_at",
-                                   "seconds")},
+                                   "seconds", "waited_seconds")},
         "url": f"/incidents/{incident['id']}",
     }

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from alertkit import TOKEN, alert, payload
@@ -116,6 +117,22 @@ def test_triage_runs_the_runbooks_for_the_broken_surface_of_two_only(receiver):
         assert r.client.get(f"/incidents/{row['id']}/runs/1/notebook").status_code == 200
         listing = r.client.get("/incidents").text
         assert "RecsysEmptyRecommendationsHigh" in listing and "missing_blob" in listing
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_runs_of_one_surface_never_overlap_whatever_the_workers(receiver):
+    """Two alerts of one fault name the same surface: with two workers their runbooks still run one at a time (each
+    waits for the one before, and says how long), and the waiting is not counted as the run's own seconds."""
+    with receiver("--workers", "2", "--triage-ttl", "0", fleet=BROKEN_SEARCH, run_sleep=1.0) as r:
+        posted = time.monotonic()
+        r.post(payload(alert(), alert("RecsysHighErrorRate", "f00d02")))
+        runs = [x for x in r.wait_done(count=2) if x.get("seconds") is not None]
+        elapsed = time.monotonic() - posted
+        assert len(runs) >= 3 and {(x["tenant"], x["surface"]) for x in runs} == {("demo", "search")}
+        own = sum(x["seconds"] for x in runs)
+        assert elapsed >= own * 0.95, (elapsed, own)  # one after another: two workers would have halved it
+        assert sum(x["waited_seconds"] for x in runs) >= 0.8 and all(x["seconds"] < 5 for x in runs)
 
 
 @pytest.mark.subprocess
