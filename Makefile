@@ -9,6 +9,9 @@ ROOT   ?= .stack
 # Material prints a notice about MkDocs 2 on every build; the build itself is what we check.
 export NO_MKDOCS_2_WARNING := 1
 STORE  ?= file
+# pytest-xdist workers of `make test`, each test file on one worker (its module stacks start once); more than the
+# cores, because much of a run is spent waiting on servers, kernels and timeouts.
+TEST_WORKERS ?= 3
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,8 +31,8 @@ demo: $(STAMP) ## Game day: break the local stack every way a runbook drills, ru
 test-tools: $(STAMP) ## Put the system tools the tests use in place when missing (promtool, Chromium, PostgreSQL)
 	@scripts/install-test-tools.sh $(VENV)/bin
 
-test: $(STAMP) test-tools ## Run everything CI runs: unit, stack and docs tests, then the strict docs build
-	$(VENV)/bin/pytest
+test: $(STAMP) test-tools ## Run everything CI runs: unit, stack and docs tests (in parallel, TEST_WORKERS=3), then the strict docs build
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) docs
 
 test-fast: $(STAMP) ## The edit-test loop: pure unit tests (no process, stack, site build or browser), in seconds

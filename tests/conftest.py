@@ -85,6 +85,26 @@ def _fast_tier_starts_no_process(request: pytest.FixtureRequest) -> Iterator[Non
         yield
 
 
+# Files whose tests are independent scenarios (each resets or starts its own stack): under `make test` each of their
+# tests may go to any pytest-xdist worker; every other file runs whole on one worker, so that its module stacks start
+# once and its tests keep their order.
+SPREAD_FILES = ("tests/runbooks/test_drills.py", "tests/stack_cli/test_reset.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` as `make test` uses it: a file per worker, but the tests of ``SPREAD_FILES`` one by one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndSpreadScenarios(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in SPREAD_FILES else path
+
+    return FilesAndSpreadScenarios(config, log)
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them.
 

@@ -220,23 +220,6 @@ def _diff(a: dict, b: dict) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("store", ["file", "s3"])
-def test_a_reset_stack_is_the_stack_up_seeded(store: str, tmp_path: Path) -> None:
-    with running_stack(store, tmp_path / "stack") as handle:
-        fresh = fingerprint(handle)
-        # Nothing the fingerprint itself does may count: a second look at a stack is the same look.
-        assert handle.cli("reset").returncode == 0
-        assert fingerprint(read_handle(handle.root)) == fresh
-
-        done = dirty(handle)
-        assert _files(handle.root) != fresh["files"], "the dirt was not seen"  # (the S3 server is frozen now)
-        assert handle.cli("reset").returncode == 0
-        after = read_handle(handle.root)
-        assert after.base_url == handle.base_url
-        got = fingerprint(after)
-        assert got == fresh, f"reset left something behind after {done}:\n{_diff(got, fresh)}"
-
-
 # What is bound to differ between two stacks started apart: their root, ports, secrets, process ids, clocks and the
 # random ids of their runs and publishes.
 _VOLATILE = re.compile(
@@ -253,11 +236,21 @@ def _shape(fp: dict, root: Path) -> str:
 
 
 @pytest.mark.parametrize("store", ["file", "s3"])
-def test_a_reset_stack_matches_a_stack_started_afresh(store: str, tmp_path: Path) -> None:
-    with running_stack(store, tmp_path / "used") as used:
-        dirty(used)
-        assert used.cli("reset").returncode == 0
-        reset = fingerprint(read_handle(used.root))
+def test_a_reset_stack_is_the_stack_up_seeded_and_matches_one_started_afresh(store: str, tmp_path: Path) -> None:
+    with running_stack(store, tmp_path / "stack") as handle:
+        fresh = fingerprint(handle)
+        # Nothing the fingerprint itself does may count: a second look at a stack is the same look.
+        assert handle.cli("reset").returncode == 0
+        assert fingerprint(read_handle(handle.root)) == fresh
+
+        done = dirty(handle)
+        assert _files(handle.root) != fresh["files"], "the dirt was not seen"  # (the S3 server is frozen now)
+        assert handle.cli("reset").returncode == 0
+        after = read_handle(handle.root)
+        assert after.base_url == handle.base_url
+        got = fingerprint(after)
+        assert got == fresh, f"reset left something behind after {done}:\n{_diff(got, fresh)}"
+
         with running_stack(store, tmp_path / "new") as new:
             afresh = fingerprint(new)
-        assert _shape(reset, used.root) == _shape(afresh, new.root)
+        assert _shape(got, handle.root) == _shape(afresh, new.root)
