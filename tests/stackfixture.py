@@ -98,13 +98,18 @@ def running_stack(store: str, root: Path, *extra_up_args: str) -> Iterator[Stack
         info = json.loads((root / "stack.json").read_text())
         yield StackHandle(root=root, info=info, env=client_env(info, read_secrets(root)))
     finally:
-        started = {}
-        if (root / "stack.json").exists():
-            started = json.loads((root / "stack.json").read_text()).get("processes") or {}
-        run_cli("down", "--root", str(root))
-        left = {name: pid for name, pid in started.items() if pid_alive(int(pid))}
-        if left:
-            raise AssertionError(f"recsys-stack down left processes running: {left}")
+        down_and_check(root)
+
+
+def down_and_check(root: Path) -> None:
+    """``recsys-stack down`` the stack in ``root``, and fail if any process it had started is still running."""
+    started = {}
+    if (root / "stack.json").exists():
+        started = json.loads((root / "stack.json").read_text()).get("processes") or {}
+    run_cli("down", "--root", str(root))
+    left = {name: pid for name, pid in started.items() if pid_alive(int(pid))}
+    if left:
+        raise AssertionError(f"recsys-stack down left processes running: {left}")
 
 
 def read_handle(root: Path) -> StackHandle:

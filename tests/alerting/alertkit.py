@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from stackfixture import StackHandle, pid_alive, run_cli
+from stackfixture import StackHandle, down_and_check, run_cli
 
 from recsys_checks.runbooks.spec import load_all
 from recsys_stack import alerting
@@ -109,13 +109,7 @@ def alerting_stack(root: Path, *extra_up_args: str, token: str | None = None) ->
         handle = StackHandle(root=root, info=info, env=client_env(info, read_secrets(root)))
         yield AlertingStack(handle, token or alertmanager_token(root))
     finally:
-        started = {}
-        if (root / "stack.json").exists():
-            started = json.loads((root / "stack.json").read_text()).get("processes") or {}
-        run_cli("down", "--root", str(root))
-        left = {name: pid for name, pid in started.items() if pid_alive(int(pid))}
-        if left:
-            raise AssertionError(f"recsys-stack down left processes running: {left}")
+        down_and_check(root)
 
 
 def alertmanager_token(root: Path) -> str:
