@@ -44,3 +44,14 @@ def open_regular(path: str | os.PathLike[str], what: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_regular(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` (one more than ``limit``, so that the caller can tell
+    a file over its limit); Unreadable, naming ``what``, when it cannot be opened or read."""
+    p = Path(path)
+    try:
+        with open_regular(p, what) as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise Unreadable(f"cannot read {what} {p}: {exc.strerror or exc}") from None

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from recsys_checks.core import jsonio
-from recsys_checks.core.errors import BadInput, Unreadable
+from recsys_checks.core.errors import BadInput
 from recsys_checks.judge.evaluation.settings import SuiteSettings
-from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.reach.localfiles import read_regular
 
 __all__ = ["DECISIONS", "decide", "decision_file_path", "guardrail_row", "read_decision_file"]
 
@@ -153,11 +153,7 @@ def decision_file_path(report: Path, settings: SuiteSettings | None) -> list[Pat
 def read_decision_file(path: Path) -> dict[str, Any]:
     """The suite's decision artifact: ``decision``, ``reason``, ``control_variant``, ``candidate_variant``,
     ``primary_metrics``, ``guardrails``, ``srm``... Raises :class:`Unreadable` or :class:`BadInput`."""
-    try:
-        with open_regular(path, "decision file") as fh:
-            raw = fh.read(MAX_DECISION_BYTES + 1)
-    except OSError as exc:
-        raise Unreadable(f"cannot read the decision file {path}: {exc.strerror or exc}") from None
+    raw = read_regular(path, "the decision file", MAX_DECISION_BYTES)
     if len(raw) > MAX_DECISION_BYTES:
         raise BadInput(f"decision file {path} is larger than 4 MiB: not a recsys-eval decision")
     doc = jsonio.load_object(raw, f"decision file {path}")

@@ -42,7 +42,7 @@ from recsys_checks.judge.evaluation.quality import DEFAULTS, suite_line
 from recsys_checks.judge.evaluation.settings import SUITE, SuiteSettings, from_effective_config
 from recsys_checks.judge.evaluation.srm import srm_findings, srm_test
 from recsys_checks.judge.evaluation.trust import Findings, verdict
-from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.reach.localfiles import read_regular
 
 __all__ = ["MAX_REPORT_BYTES", "MODES", "check_eval_report"]
 
@@ -61,11 +61,7 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise Unreadable(f"cannot read the report {p}: {exc.strerror or exc}") from None
     if absent:
         raise Unreadable(f"report {p} does not exist: check the path recsys-eval wrote (its --output)")
-    try:
-        with open_regular(p, "report") as fh:
-            raw = fh.read(MAX_REPORT_BYTES + 1)
-    except OSError as exc:
-        raise Unreadable(f"cannot read the report {p}: {exc.strerror}") from None
+    raw = read_regular(p, "the report", MAX_REPORT_BYTES)
     if len(raw) > MAX_REPORT_BYTES:
         raise BadInput(f"report {p} is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB: not a recsys-eval report")
     try:

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, Unreadable
-from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.core.errors import BadInput
+from recsys_checks.reach.localfiles import read_regular
 
 __all__ = ["OURS", "SUITE", "SuiteSettings", "from_config_file", "from_effective_config", "parse_primary_metric"]
 
@@ -272,13 +272,7 @@ def from_config_file(path: str | Path) -> SuiteSettings:
     import yaml
 
     p = Path(path)
-    try:
-        with open_regular(p, "recsys-eval config") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise Unreadable(f"recsys-eval config {p} does not exist") from None
-    except OSError as exc:
-        raise Unreadable(f"cannot read the recsys-eval config {p}: {exc.strerror or exc}") from None
+    raw = read_regular(p, "the recsys-eval config", MAX_CONFIG_BYTES)
     if len(raw) > MAX_CONFIG_BYTES:
         raise BadInput(f"recsys-eval config {p} is larger than 1 MiB: not a config")
     try:
