@@ -8,14 +8,13 @@ The notebooks are copied into the built site so that each page links to its own.
 from __future__ import annotations
 
 import importlib
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from handbook_site import drills
+from recsys_checks.runbooks.decision import Cause
 from recsys_checks.runbooks.spec import RunbookSpec, load_all, load_spec, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +26,6 @@ def _label(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;").replace("`", "")
 
 
-_LEVER_COMMAND = re.compile(r"\s*:?\s*`(recsys-checks [^`]+)`\s*$")
-# A lever's family, by the command it runs: the branches of the decision tree when the spec gives commands.
-_FAMILIES = (("manifest rollback", "roll back the artifact"), ("rules revert", "revert the config or rules"),
-             ("config revert", "revert the config or rules"), ("cache invalidate", "invalidate a cache"))
 _NO_LEVER = "no lever in this runbook"
 DRILL_STATUS_PAGE = "reference/drill-status.md"
 # A runbook page's weight in the site's search (Material's ``search.boost``), against the explanations and references
@@ -38,90 +33,78 @@ DRILL_STATUS_PAGE = "reference/drill-status.md"
 RUNBOOK_SEARCH_BOOST = 2
 
 
-@dataclass(frozen=True)
-class Lever:
-    """One row of a spec's decision table: the cause, when it holds, the lever in words and its dry-run command."""
-
-    cause: str
-    when: str
-    text: str
-    command: str | None
-
-    @property
-    def apply(self) -> str | None:
-        """The command that applies the plan a reviewed dry run printed, and only that plan."""
-        return f"{self.command} --execute --plan-id {{plan}}" if self.command else None
-
-    @property
-    def family(self) -> str:
-        if not self.command:
-            return _NO_LEVER
-        verb = " ".join(self.command.split()[1:3])
-        return next((name for prefix, name in _FAMILIES if verb == prefix), verb)
+def family(row: Cause) -> str:
+    """The branch of the decision tree a row hangs from: its lever, else the runbook it hands off to."""
+    if row.lever is not None:
+        return row.lever.describe()
+    if row.hand_off is not None:
+        return f"follow {row.hand_off.runbook}"
+    return _NO_LEVER
 
 
-def levers(spec: RunbookSpec) -> list[Lever]:
-    """The decision table of a spec. A lever may end with its dry-run command in a code span
-    (``...: `recsys-checks rules revert --tenant {tenant} --previous` ``); the page shows that command for the cause,
-    and the apply with ``--execute --plan-id``, instead of the act step's one command."""
-    out = []
-    for d in spec.decision:
-        match = _LEVER_COMMAND.search(d["lever"])
-        text = d["lever"][:match.start()] if match else d["lever"]
-        out.append(Lever(d["cause"], d["when"], text, match.group(1) if match else None))
-    return out
+def page_commands(spec: RunbookSpec, row: Cause) -> list[dict[str, str]]:
+    """The dry-run and apply commands of a row's lever as the page shows them (placeholders for what the run
+    supplies); empty for a row with no lever."""
+    if row.lever is None:
+        return []
+    return row.lever.commands(spec.id, "{tenant}", "{surface}")
 
 
 def flowchart(spec: RunbookSpec) -> str:
-    """The decision tree as Mermaid. With lever commands in the spec, the causes are grouped by the lever they need
-    and drawn left to right (the cause, its lever family, the causes in it), a handful of rows whatever the number
-    of causes, so that the diagram fits a page's width at its natural size and its labels stay readable."""
-    table = levers(spec)
-    if any(lever.command for lever in table):
-        lines = ["```mermaid", '%%{init: {"flowchart": {"rankSpacing": 40}}}%%', "flowchart LR", '  D{"cause?"}',
-                 '  D -->|"nothing wrong"| H(["healthy"])']
-        families: dict[str, list[str]] = {}
-        for lever in sorted(table, key=lambda lever: lever.family == _NO_LEVER):  # the causes with no lever last
-            families.setdefault(lever.family, []).append(lever.cause)
-        for n, (family, causes) in enumerate(families.items()):
-            listed = "<br/>".join(_label(c) for c in causes)
-            lines.append(f'  D --> G{n}["{_label(family)}"] --- K{n}["{listed}"]')
-        lines.append("```")
-        return "\n".join(lines)
-    lines = ["```mermaid", "flowchart TD"]
-    checks = [s for s in spec.steps if s.role in ("check", "info")]
-    first = _label(spec.symptoms[0]) if spec.symptoms else _label(spec.title)
-    lines.append(f'  S["{first}"] --> C["{_label(" · ".join(s.title for s in checks))}"]')
-    lines.append('  C --> D{"What is the cause?"}')
-    lines.append('  D -->|"nothing wrong"| H(["healthy: nothing to do"])')
-    for n, d in enumerate(spec.decision):
-        lines.append(f'  D -->|"{_label(d["cause"])}"| K{n}["{_label(d["when"])}"]')
-        lines.append(f'  K{n} --> L{n}["{_label(d["lever"])}"]')
+    """The decision tree as Mermaid: the causes grouped by what answers them (a lever, a hand-off, a follow-up) and
+    drawn left to right, a handful of rows whatever the number of causes, so that the diagram fits a page's width
+    at its natural size and its labels stay readable."""
+    lines = ["```mermaid", '%%{init: {"flowchart": {"rankSpacing": 40}}}%%', "flowchart LR", '  D{"cause?"}',
+             '  D -->|"nothing wrong"| H(["healthy"])']
+    families: dict[str, list[str]] = {}
+    for row in sorted(spec.decision, key=lambda r: (r.lever is None, r.hand_off is None)):
+        families.setdefault(family(row), []).append(row.cause)
+    for n, (name, causes) in enumerate(families.items()):
+        listed = "<br/>".join(_label(c) for c in causes)
+        lines.append(f'  D --> G{n}["{_label(name)}"] --- K{n}["{listed}"]')
     lines.append("```")
     return "\n".join(lines)
 
 
 def lever_commands(spec: RunbookSpec) -> list[str]:
-    """The act step's section of the page when the decision table gives commands: per lever, the causes it answers,
-    its dry run, then its apply; then the causes with no lever here."""
-    table = levers(spec)
-    out = ["By hand, the lever depends on the cause the diagnosis named (its run record says which). Run the dry "
-           "run, read the plan it prints, then apply exactly that plan with the id it printed in place of `{plan}`: "
-           "if the deployment changed since, the apply exits 3 and changes nothing.", ""]
-    grouped: dict[str, list[Lever]] = {}
-    for lever in table:
-        if lever.command:
-            grouped.setdefault(lever.command, []).append(lever)
-    for command, same in grouped.items():
-        causes = ", ".join(f"`{lever.cause}`" for lever in same)
-        out += [f"**{causes}**: {same[0].text.strip()}.", "", "Dry run (changes nothing):", "", "```bash", command,
-                "```", "", "Apply the plan you read:", "", "```bash", same[0].apply, "```", ""]
-    none = [lever for lever in table if not lever.command]
+    """The act step's section of the page: per lever, the causes it answers, its dry run, then its apply; then the
+    causes with no lever here and what to do for each."""
+    out = ["The lever depends on the cause the diagnosis named (its run record says which, with these commands "
+           "filled in). By hand: run the dry run, read the plan it prints, then apply exactly that plan with the id "
+           "it printed in place of `{plan}`: if the deployment changed since, the apply exits 3 and changes "
+           "nothing. `{kind}`, `{to}` and the like are what the run record's `commands` fill in.", ""]
+    grouped: dict[tuple[str, ...], list[Cause]] = {}
+    for row in spec.decision:
+        commands = page_commands(spec, row)
+        if commands:
+            grouped.setdefault(tuple(c["dry_run"] for c in commands), []).append(row)
+    for _, same in grouped.items():
+        causes = ", ".join(f"`{row.cause}`" for row in same)
+        out += [f"**{causes}**: {same[0].lever.describe()}.", ""]  # type: ignore[union-attr]
+        for command in page_commands(spec, same[0]):
+            out += ["Dry run (changes nothing):", "", "```bash", command["dry_run"], "```", "",
+                    "Apply the plan you read:" if "--plan-id" in command["apply"] else "Apply:", "", "```bash",
+                    command["apply"], "```", ""]
+    none = [row for row in spec.decision if row.lever is None]
     if none:
         out += ["No lever in this runbook:", ""]
-        out += [f"- `{lever.cause}`: {lever.text.strip()}" for lever in none]
+        out += [f"- `{row.cause}`: {row.what_to_do}" for row in none]
         out.append("")
     return out
+
+
+def causes_glossary() -> str:
+    """Every cause any runbook can name, with the runbooks that name it and when it holds (the first one's words)."""
+    seen: dict[str, list[tuple[RunbookSpec, Cause]]] = {}
+    for spec in load_all():
+        for row in spec.decision:
+            seen.setdefault(row.cause, []).append((spec, row))
+    rows = ["| cause | when | runbooks |", "|---|---|---|"]
+    for cause in sorted(seen):
+        (first, row), *_ = seen[cause]
+        where = ", ".join(f"[{spec.id}](../how-to/runbooks/{spec.id}.md)" for spec, _ in seen[cause])
+        rows.append(f"| `{cause}` | {row.when.replace('|', '/')} | {where} |")
+    return "\n".join(rows)
 
 
 def _passed(spec: RunbookSpec, results: Path) -> tuple[list[tuple[str, str]], dict[tuple[str, str], dict]]:
@@ -169,8 +152,6 @@ def drill_status(results: Path = drills.RESULTS_DIR) -> str:
 
 
 def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
-    table = levers(spec)
-    by_hand = any(lever.command for lever in table)
     out = [f"# Runbook: {spec.title}", ""]
     out += [f'!!! tip "Run it ({spec.layer} layer)"',
             f"    From a shell: `recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home` is a dry run "
@@ -179,9 +160,9 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
             "", spec.summary, "", "## Symptoms", "", "Open this runbook when you see one of these:", ""]
-    # Each symptom is a heading, so that the site's search weighs its words as a title: a reader who types what
-    # they see finds this runbook first (with the page's boost, RUNBOOK_SEARCH_BOOST; tests/docs/test_browser.py).
-    out += [f"### {s}" for s in spec.symptoms]
+    # A list, not headings: the page's search boost (RUNBOOK_SEARCH_BOOST) lets a reader who types what they see
+    # find this runbook first (tests/docs/test_browser.py), and the table of contents stays the page's sections.
+    out += [f"- {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
     out += ["", "## What healthy means", "", "The runbook checks these directly, whatever the cause; it says "
@@ -190,23 +171,21 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "`action-required` with cause `unexplained` ([the verdict rule](../../reference/runbook-spec.md#verdicts)).",
             "", "| invariant | checked by |", "|---|---|"]
     out += [f"| {h['invariant']} | step `{h['step']}` |" for h in spec.healthy]
-    out += ["", "## Decision tree", ""]
-    if by_hand:
-        out += ["| cause | when | lever |", "|---|---|---|"]
-        out += [f"| `{lever.cause}` | {lever.when} | {lever.text.strip()} |" for lever in table]
-        out += ["", "The commands of each lever are under [Pull the lever](#" + _act_anchor(spec) + ").", "",
-                '??? abstract "The same tree as a diagram: the causes grouped by the lever they need"', "",
-                *("    " + line if line else "" for line in flowchart(spec).splitlines()), ""]
-    else:
-        out += [flowchart(spec), "", "| cause | when | lever |", "|---|---|---|"]
-        out += [f"| `{d['cause']}` | {d['when']} | {d['lever']} |" for d in spec.decision]
-        out.append("")
+    out += ["", "## Decision tree", "", "Each cause the diagnosis can name, in this order; the run record names the "
+            "one it found, with its evidence.", "", "| cause | when | what to do |", "|---|---|---|"]
+    out += [f"| `{row.cause}` | {row.when.replace('|', '/')} | {row.what_to_do.replace('|', '/')} |"
+            for row in spec.decision]
+    out += [""]
+    if any(s.role == "act" for s in spec.steps):
+        out += ["The commands of each lever are under [Pull the lever](#" + _act_anchor(spec) + ").", ""]
+    out += ['??? abstract "The same tree as a diagram: the causes grouped by what answers them"', "",
+            *("    " + line if line else "" for line in flowchart(spec).splitlines()), ""]
     out += ["## Steps", "", "Each step is one cell of the notebook and one command you can also run by hand "
             "(with your tenant and surface in place of `{tenant}` and `{surface}`).", ""]
     for n, step in enumerate(spec.steps, 1):
         mark = " — changes the deployment only with `--execute`" if step.mutates else ""
         out += [f"### {n}. {step.title}", "", f"*{_ROLE[step.role]}{mark}.* {step.why}", ""]
-        if step.role == "act" and by_hand:
+        if step.role == "act":
             out += lever_commands(spec)
         elif step.command:
             out += ["```bash", step.command, "```", ""]
@@ -289,6 +268,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(checklist_tables)
     env.macro(alert_specs_rows)
     env.macro(drill_status)
+    env.macro(causes_glossary)
 
     @env.macro
     def runbook_page(runbook_id: str) -> str:

@@ -39,7 +39,9 @@ def spec_dict(spec: RunbookSpec) -> dict[str, Any]:
                        for p in spec.parameters.values()],
         "steps": [{"id": s.id, "title": s.title, "role": s.role, "mutates": s.mutates, "function": s.function,
                    "command": s.command} for s in spec.steps],
-        "decision": list(spec.decision), "verification": spec.verification,
+        "decision": [row.to_dict() | {"commands": row.lever.commands(spec.id, "{tenant}", "{surface}")
+                                      if row.lever else []} for row in spec.decision],
+        "verification": spec.verification,
         "drills": [{"fault": d.fault, "stores": list(d.stores), "dry_run": d.dry_run.verdict,
                     "execute": d.execute.verdict} for d in spec.drills],
     }
@@ -60,6 +62,12 @@ def print_spec(spec: RunbookSpec, as_json: bool) -> int:
         lines.append(f"  {n}. {s.title} [{s.role}]{mark}")
         if s.command:
             lines.append(f"     $ {s.command}")
+    lines += ["", "causes (the diagnosis names one; the fix pulls its lever):"]
+    for row in spec.decision:
+        lines.append(f"  - {row.cause}: {row.when}")
+        lines.append(f"      {row.what_to_do}")
+        for command in row.lever.commands(spec.id, "{tenant}", "{surface}") if row.lever else []:
+            lines.append(f"      $ {command['dry_run']}")
     lines += ["", f"run it: recsys-checks runbook run {spec.id} -p tenant=demo -p surface=home  [--execute]"]
     _write("\n".join(lines))
     return 0
@@ -81,6 +89,14 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     lines = [head]
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
+    fix = run_record.get("fix") or {}
+    for command in fix.get("commands") or []:
+        lines.append(f"  by hand, dry run: {command['dry_run']}")
+        lines.append(f"  by hand, apply:   {command['apply']}")
+    if fix.get("hand_off"):
+        lines.append(f"  go further: the {fix['hand_off']['runbook']} runbook ({fix['hand_off']['why']})")
+    if fix.get("follow_up"):
+        lines.append(f"  follow-up: {fix['follow_up']}")
     for unread in run_record.get("unread") or []:
         lines.append(f"  could not read: {unread.get('step')}: {unread.get('what')}")
     rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),

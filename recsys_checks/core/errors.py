@@ -66,3 +66,10 @@ class InvalidObject(Unhealthy):
     def __init__(self, message: str, etag: str) -> None:
         super().__init__(message)
         self.etag = etag
+
+
+class UndeclaredCause(ChecksError):
+    """A runbook's diagnosis named a cause its decision table does not declare: a defect of the runbook, which
+    would otherwise report a cause its page never shows. The run fails (verdict ``failed``) instead."""
+
+    exit_code = 1

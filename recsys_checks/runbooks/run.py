@@ -71,6 +71,25 @@ class RecordNotWritten(ChecksError):
     exit_code = 1
 
 
+def fix_of(diagnosis: Any, remedy: Any) -> dict[str, Any] | None:
+    """What the decision table's row of the diagnosed cause says to do, as this run filled it: the lever and the
+    commands that do it by hand (dry run, then the apply of the plan it prints), the plan this run made, the
+    runbook to hand off to and what remains to do. ``None`` when nothing was diagnosed."""
+    if not isinstance(diagnosis, CheckResult) or not diagnosis.data.get("problem"):
+        return None
+    data = diagnosis.data
+    plan = None
+    if isinstance(remedy, Remedy) and remedy.actions and remedy.actions[0].plan is not None:
+        plan = remedy.actions[0].plan.plan_hash[:12]
+    commands = [dict(c) for c in data.get("commands") or []]
+    if plan and len(commands) == 1:
+        commands[0]["apply"] = commands[0]["apply"].replace("{plan}", plan)
+    return {"row": data.get("row"), "lever": data.get("lever"), "lever_args": data.get("lever_args") or {},
+            "commands": commands, "plan_id": plan, "no_lever": data.get("no_lever"),
+            "hand_off": ({"runbook": data["runbook"], "why": data.get("hand_off")} if data.get("runbook") else None),
+            "follow_up": data.get("follow_up")}
+
+
 def describe_changes(changed: list[dict[str, Any]]) -> str:
     """The changes of a run record's ``changed`` list as lines for a person: what moved and where its audit is."""
     if not changed:
@@ -255,6 +274,7 @@ class RunbookRun:
             "requested": requested,
             "unread": decided.unread,
             "detected": detected,
+            "fix": fix_of(diagnosis, remedy),
             "changed": changed,
             "steps": None,
             "error": self.error,

@@ -19,6 +19,7 @@ import yaml
 
 from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.reach.settings import parse_duration, safe_segment
+from recsys_checks.runbooks.decision import Cause, DecisionTable, parse_table
 from recsys_checks.runbooks.verdict import VERDICTS
 
 LAYERS = ("serving", "pipelines", "evaluation")
@@ -50,7 +51,6 @@ _REQUIRED_TOP = {"id", "title", "layer", "summary", "symptoms", "steps", "decisi
 _HEALTHY_KEYS = {"invariant", "step"}
 _PARAM_KEYS = {"type", "default", "help", "choices", "min", "max"}
 _STEP_KEYS = {"id", "title", "why", "function", "command", "role", "mutates"}
-_DECISION_KEYS = {"cause", "when", "lever"}
 _READ_NEXT_KEYS = {"title", "href"}
 _DRILL_KEYS = {"fault", "stores", "params", "dry_run", "execute", "rerun"}
 _EXPECT_KEYS = {"verdict", "cause"}
@@ -193,7 +193,7 @@ class RunbookSpec:
     alerts: tuple[str, ...]
     parameters: dict[str, Parameter]
     steps: tuple[Step, ...]
-    decision: tuple[dict[str, str], ...]
+    decision: DecisionTable
     verification: str
     read_next: tuple[dict[str, str], ...]
     drills: tuple[Drill, ...]
@@ -207,6 +207,10 @@ class RunbookSpec:
             if s.id == step_id:
                 return s
         raise BadInput(f"runbook {self.id} has no step {step_id!r}; its steps are {', '.join(s.id for s in self.steps)}")
+
+    def cause(self, cause: str) -> Cause | None:
+        """The decision table's row of ``cause`` (``family:detail`` is the row ``family``), or None."""
+        return self.decision.find(cause)
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
@@ -285,6 +289,10 @@ def load_spec(runbook_id: str, directory: Path | None = None) -> RunbookSpec:
     spec = parse_spec(doc, path)
     if spec.id != runbook_id:
         raise BadInput(f"{path}: id is {spec.id!r} but the file is named {runbook_id}.yaml")
+    for row in spec.decision:
+        if row.hand_off is not None and not (directory / f"{row.hand_off.runbook}.yaml").is_file():
+            raise BadInput(f"{path}: decision row {row.cause}: hand_off.runbook {row.hand_off.runbook!r} is not a "
+                           "runbook (see `recsys-checks runbook list`)")
     return spec
 
 
@@ -298,26 +306,52 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
     layer = _text(doc["layer"], f"{where}: layer")
     if layer not in LAYERS:
         raise BadInput(f"{where}: layer {layer!r} must be one of {', '.join(LAYERS)}")
+    params = _parameters(doc.get("parameters") or {}, where)
+    steps = _steps(doc["steps"], where)
+    decision = parse_table(doc["decision"], where, params)
+    read_next = tuple(_records(doc.get("read_next") or [], f"{where}: read_next", _READ_NEXT_KEYS, _READ_NEXT_KEYS))
+    manual = tuple(_records(doc.get("manual") or [], f"{where}: manual", _MANUAL_KEYS, _MANUAL_KEYS))
+    healthy = _healthy(doc["healthy"], where, {st.id for st in steps})
+    drills = tuple(_drill(d, f"{where}: drills[{n}]", params, decision)
+                   for n, d in enumerate(_list(doc["drills"], f"{where}: drills")))
+    if not drills:
+        raise BadInput(f"{where}: drills must name at least one fault of the local stack")
+    return RunbookSpec(
+        id=runbook_id, title=_text(doc["title"], f"{where}: title"), layer=layer,
+        summary=_text(doc["summary"], f"{where}: summary"),
+        symptoms=tuple(_text(s, f"{where}: symptoms[{n}]")
+                       for n, s in enumerate(_list(doc["symptoms"], f"{where}: symptoms"))),
+        alerts=tuple(_text(s, f"{where}: alerts[{n}]")
+                     for n, s in enumerate(_list(doc.get("alerts") or [], f"{where}: alerts"))),
+        parameters=params, steps=steps, decision=decision,
+        verification=_text(doc["verification"], f"{where}: verification"), read_next=read_next, drills=drills,
+        manual=manual, healthy=healthy, path=path,
+    )
 
-    params: dict[str, Parameter] = {}
-    raw_params = doc.get("parameters") or {}
-    if not isinstance(raw_params, dict):
+
+def _parameters(raw: Any, where: str) -> dict[str, Parameter]:
+    """The common parameters (a spec may change their help or default, not their type), then the spec's own."""
+    if not isinstance(raw, dict):
         raise BadInput(f"{where}: parameters must be a mapping of name to {{type, default, help}}")
+    params: dict[str, Parameter] = {}
     for name, common in COMMON_PARAMETERS.items():
-        params[name] = _parameter(name, {**common, **(raw_params.get(name) or {})}, f"{where}: parameters.{name}")
+        params[name] = _parameter(name, {**common, **(raw.get(name) or {})}, f"{where}: parameters.{name}")
         if params[name].type != common["type"]:
             raise BadInput(f"{where}: parameters.{name}.type must stay {common['type']}")
-    for name, body in raw_params.items():
-        if name in COMMON_PARAMETERS:
-            continue
-        params[name] = _parameter(name, body, f"{where}: parameters.{name}")
+    for name, body in raw.items():
+        if name not in COMMON_PARAMETERS:
+            params[name] = _parameter(name, body, f"{where}: parameters.{name}")
+    return params
 
-    steps = []
-    seen: set[str] = set()
-    raw_steps = doc["steps"]
-    if not isinstance(raw_steps, list) or not raw_steps:
+
+def _steps(raw: Any, where: str) -> tuple[Step, ...]:
+    """The ordered steps: unique ids, known roles, a resolvable function, one diagnose step, an act step (at most
+    one, the only one that mutates, with no command of its own: its commands are the decision table's) followed
+    by a verify step."""
+    if not isinstance(raw, list) or not raw:
         raise BadInput(f"{where}: steps must be a non-empty list")
-    for n, body in enumerate(raw_steps):
+    steps: list[Step] = []
+    for n, body in enumerate(raw):
         at = f"{where}: steps[{n}]"
         _mapping(body, at, _STEP_KEYS, {"id", "title", "why", "function", "role"})
         step = Step(
@@ -328,13 +362,15 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
         )
         if not _ID.match(step.id):
             raise BadInput(f"{at}.id {step.id!r} must be lowercase words joined by '-'")
-        if step.id in seen:
+        if any(s.id == step.id for s in steps):
             raise BadInput(f"{at}.id {step.id!r} is used twice")
-        seen.add(step.id)
         if step.role not in ROLES:
             raise BadInput(f"{at}.role {step.role!r} must be one of {', '.join(ROLES)}")
         if step.mutates != (step.role == "act"):
             raise BadInput(f"{at}: only the act step mutates (role {step.role}, mutates {step.mutates})")
+        if step.role == "act" and step.command:
+            raise BadInput(f"{at}.command: the act step has no command of its own; its commands are each cause's "
+                           "lever in the decision table")
         try:
             step.resolve()
         except BadInput as exc:
@@ -347,31 +383,17 @@ def parse_spec(doc: Any, path: Path) -> RunbookSpec:
         raise BadInput(f"{where}: steps may have at most one act step")
     if "act" in roles and "verify" not in roles[roles.index("act"):]:
         raise BadInput(f"{where}: an act step must be followed by a verify step")
+    return tuple(steps)
 
-    decision = tuple(_records(doc["decision"], f"{where}: decision", _DECISION_KEYS, {"cause", "when", "lever"}))
-    read_next = tuple(_records(doc.get("read_next") or [], f"{where}: read_next", _READ_NEXT_KEYS, _READ_NEXT_KEYS))
-    manual = tuple(_records(doc.get("manual") or [], f"{where}: manual", _MANUAL_KEYS, _MANUAL_KEYS))
-    healthy = tuple(_records(doc["healthy"], f"{where}: healthy", _HEALTHY_KEYS, _HEALTHY_KEYS))
+
+def _healthy(raw: Any, where: str, step_ids: set[str]) -> tuple[dict[str, str], ...]:
+    healthy = tuple(_records(raw, f"{where}: healthy", _HEALTHY_KEYS, _HEALTHY_KEYS))
     if not healthy:
         raise BadInput(f"{where}: healthy must state at least one invariant and the step that checks it")
-    step_ids = {st.id for st in steps}
     for n, h in enumerate(healthy):
         if h["step"] not in step_ids:
             raise BadInput(f"{where}: healthy[{n}].step {h['step']!r} is not a step of this runbook")
-    drills = tuple(_drill(d, f"{where}: drills[{n}]", params) for n, d in enumerate(_list(doc["drills"], f"{where}: drills")))
-    if not drills:
-        raise BadInput(f"{where}: drills must name at least one fault of the local stack")
-    return RunbookSpec(
-        id=runbook_id, title=_text(doc["title"], f"{where}: title"), layer=layer,
-        summary=_text(doc["summary"], f"{where}: summary"),
-        symptoms=tuple(_text(s, f"{where}: symptoms[{n}]")
-                       for n, s in enumerate(_list(doc["symptoms"], f"{where}: symptoms"))),
-        alerts=tuple(_text(s, f"{where}: alerts[{n}]")
-                     for n, s in enumerate(_list(doc.get("alerts") or [], f"{where}: alerts"))),
-        parameters=params, steps=tuple(steps), decision=decision,
-        verification=_text(doc["verification"], f"{where}: verification"), read_next=read_next, drills=drills,
-        manual=manual, healthy=healthy, path=path,
-    )
+    return healthy
 
 
 def _parameter(name: str, body: Any, at: str) -> Parameter:
@@ -406,7 +428,7 @@ def _parameter(name: str, body: Any, at: str) -> Parameter:
     return p
 
 
-def _drill(body: Any, at: str, params: dict[str, Parameter]) -> Drill:
+def _drill(body: Any, at: str, params: dict[str, Parameter], decision: DecisionTable) -> Drill:
     _mapping(body, at, _DRILL_KEYS, {"fault", "stores", "dry_run", "execute"})
     stores = tuple(_list(body["stores"], f"{at}.stores"))
     if not stores or any(s not in STORES for s in stores):
@@ -419,6 +441,8 @@ def _drill(body: Any, at: str, params: dict[str, Parameter]) -> Drill:
         _mapping(value, f"{at}.{name}", _EXPECT_KEYS, {"verdict"})
         if value["verdict"] not in VERDICTS:
             raise BadInput(f"{at}.{name}.verdict must be one of {', '.join(VERDICTS)}")
+        if value.get("cause") is not None and decision.find(str(value["cause"])) is None:
+            raise BadInput(f"{at}.{name}.cause {value['cause']!r} is not a cause of the decision table")
         return Expectation(value["verdict"], value.get("cause"))
 
     return Drill(

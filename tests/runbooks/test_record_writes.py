@@ -59,8 +59,7 @@ def _full_disk_after(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
 def test_a_full_disk_after_a_change_says_what_was_changed_and_leaves_the_previous_record_whole(tmp_path, monkeypatch):
     run = _run(tmp_path)
     run.step("manifest-status", lambda r: CheckResult("manifest.status", "fail", "popularity is empty"), show=False)
-    run.step("diagnose", lambda r: fix.diagnosis(r, "popularity is empty", cause="empty_artifact",
-                                                 lever="manifest-rollback"), show=False)
+    run.step("diagnose", lambda r: fix.diagnosis(r, "popularity is empty", cause="empty_artifact"), show=False)
     before = run.record_path.read_text()
     _full_disk_after(monkeypatch, 2048)  # less than the record: it is cut mid-write
     with pytest.raises(RecordNotWritten) as caught:

@@ -81,7 +81,8 @@ def test_thresholds_in_range_are_taken_and_the_command_line_refuses_the_rest(tmp
 
 
 def _spec_with(parameter: dict) -> dict:
-    doc = {"id": "t", "title": "t", "layer": "serving", "summary": "s", "symptoms": ["x"], "decision": [],
+    doc = {"id": "t", "title": "t", "layer": "serving", "summary": "s", "symptoms": ["x"],
+           "decision": [{"cause": "c", "when": "w", "decided_by": "runbooks.steps.fix.diagnosis", "follow_up": "f"}],
            "verification": "v", "drills": [{"fault": "f", "stores": ["file"], "dry_run": {"verdict": "healthy"},
                                             "execute": {"verdict": "healthy"}}],
            "healthy": [{"invariant": "i", "step": "d"}], "parameters": {"threshold": parameter},
@@ -177,7 +178,7 @@ def test_an_unknown_tenant_is_diagnosed_as_unknown_not_as_nothing_to_roll_back(t
     found = serving.diagnose_rollback_manifest(run)
     assert found.data["cause"] == "unknown_tenant" and not found.data.get("lever")
     assert "does not know tenant 'nobody'" in found.summary
-    assert "does not know tenant 'nobody'" in found.data["no_lever"]
+    assert "check the tenant id" in found.data["no_lever"]  # the row's follow-up; the summary names the tenant
     requested = _run("rollback-manifest", tmp_path, tenant="nobody", to_version="ab" * 4)
     requested.results.update(run.results)
     asked = serving.diagnose_rollback_manifest(requested).data  # asked for: still tried, what was found beside it

@@ -38,9 +38,9 @@ def _decide(tmp_path: Path, *, checks: str = OK, info: str = OK, verify: str = O
     for step in run.spec.steps:
         if step.role in roles and (r := _result(step.id, roles[step.role])) is not None:
             run.results[step.id] = r
-    run.results["diagnose"] = (fix.diagnosis(run, f"found {cause}", cause=cause, lever=lever,
-                                             no_lever=None if lever else "nothing to pull")
-                               if cause else fix.diagnosis(run, "no known cause"))
+    run.results["diagnose"] = (fix.diagnosis(run, f"found {cause}", cause=cause) if cause
+                               else fix.diagnosis(run, "no known cause"))
+    assert run.results["diagnose"].data["lever"] == (lever if cause else None)  # the table's row, not the test, says
     if remedy:
         run.results["fix"] = Remedy(remedy, lever, f"{remedy} {lever}")
     return decide(run.spec, run.results, None)
@@ -76,8 +76,8 @@ TABLE = [
     ((FAIL, OK, UNREAD, "empty_artifact", "manifest-rollback", "moved"), ("action-required", "empty_artifact")),
     ((FAIL, UNREAD, OK, "empty_artifact", "manifest-rollback", "moved"), ("inconclusive", "empty_artifact")),
     # a cause without a lever
-    ((FAIL, OK, FAIL, "request_filters", None, "no-lever"), ("action-required", "request_filters")),
-    ((FAIL, UNREAD, FAIL, "store_unreachable", None, "no-lever"), ("inconclusive", "store_unreachable")),
+    ((FAIL, OK, FAIL, "stale", None, "no-lever"), ("action-required", "stale")),
+    ((FAIL, UNREAD, FAIL, "unknown_surface", None, "no-lever"), ("inconclusive", "unknown_surface")),
 ]
 
 
@@ -141,23 +141,23 @@ def test_verify_steps_do_not_run_without_an_applied_fix(tmp_path):
 
 
 def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
-    """The plan must be made against the manifest the diagnosis read; another state is Moved, unless a version was
+    """The plan must be made against the manifest the diagnosis read; another state is moved, unless a version was
     named (then the request is acted on); the probe's and the checks' document versions must agree for a revert."""
     from recsys_checks.core.results import Plan
 
     run = _run(tmp_path)
     run.results["manifest-status"] = CheckResult("manifest.status", "fail", "bad", {}, '"etag-a"')
-    fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-a", []))
-    with pytest.raises(fix.Moved, match="not the current one"):
-        fix._bound(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-b", []))
-    with pytest.raises(fix.Moved):  # a version the diagnosis chose is still bound to what it saw
-        fix._bound(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
+    assert fix.moved_since(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-a", [])) is None
+    moved = fix.moved_since(run, "manifest-rollback", {}, Plan("manifest.rollback", "m", "etag-b", []))
+    assert moved.status == "moved" and "not the current one" in moved.summary
+    # a version the diagnosis chose is still bound to what it saw
+    assert fix.moved_since(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
     asked = RunbookRun("rollback-manifest", target=run.target, record_path=tmp_path / "r2.json", to_version="abc")
     asked.results["manifest-status"] = run.results["manifest-status"]
-    fix._bound(asked, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
+    assert fix.moved_since(asked, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", [])) is None
     run = _run(tmp_path, "rollback-config-rules")
     run.results["probe"] = CheckResult("recs.probe", "fail", "empty", {"rules_version": "v-bad"})
     run.results["config-rules"] = CheckResult("config_rules.show", "ok", "", {"documents": [
         {"kind": "rules", "version": "v-good"}]})
-    with pytest.raises(fix.Moved):  # the checks read a newer document than the one the symptom came from
-        fix._bound(run, "doc-revert", {"kind": "rules"}, Plan("rules.revert", "t/rules", "v-good", []))
+    # the checks read a newer document than the one the symptom came from
+    assert fix.moved_since(run, "doc-revert", {"kind": "rules"}, Plan("rules.revert", "t/rules", "v-good", []))

@@ -48,7 +48,7 @@ def test_nothing_found_is_healthy(tmp_path):
 
 def test_found_and_dry_run_is_action_required(tmp_path):
     run = _run("empty-recs", tmp_path)
-    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact")
     run.results["fix"] = Remedy("planned", "manifest-rollback", "would roll back")
     verdict, why = decide(run.spec, run.results, None)
     assert verdict == "action-required" and why.startswith("dry run: would roll back")
@@ -56,7 +56,7 @@ def test_found_and_dry_run_is_action_required(tmp_path):
 
 def test_found_fixed_and_verified_is_mitigated(tmp_path):
     run = _run("empty-recs", tmp_path)
-    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact")
     run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
     run.results["verify"] = _check("recs.probe", "ok")
     assert decide(run.spec, run.results, None)[0] == "mitigated"
@@ -64,7 +64,7 @@ def test_found_fixed_and_verified_is_mitigated(tmp_path):
 
 def test_a_fix_that_does_not_verify_is_not_mitigated(tmp_path):
     run = _run("empty-recs", tmp_path)
-    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact", lever="manifest-rollback")
+    run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact")
     run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
     run.results["verify"] = _check("recs.probe", "fail")
     verdict, why = decide(run.spec, run.results, None)
@@ -73,10 +73,10 @@ def test_a_fix_that_does_not_verify_is_not_mitigated(tmp_path):
 
 def test_no_lever_is_action_required_with_the_reason(tmp_path):
     run = _run("empty-recs", tmp_path)
-    run.results["diagnose"] = fix.diagnosis(run, "filters", cause="request_filters", no_lever="fix the request")
+    run.results["diagnose"] = fix.diagnosis(run, "filters", cause="request_filters")
     run.results["fix"] = fix.apply_fix(run)
     verdict, why = decide(run.spec, run.results, None)
-    assert verdict == "action-required" and "fix the request" in why
+    assert verdict == "action-required" and "fix the caller's request" in why
 
 
 def test_a_step_error_or_a_missing_diagnosis_is_failed(tmp_path):
@@ -240,7 +240,7 @@ def test_a_transient_failure_is_rerun_with_the_given_command_only(tmp_path):
     run = _pipeline_run(tmp_path, "pipeline-failed", kind="dependency", rule="object_store", day="2026-01-03",
                         checkpoint_day="2026-01-02", command="rerun --day {day}")
     found = pipelines.diagnose_pipeline_failed(run)
-    assert found.data["lever"] == "command" and found.data["lever_args"]["values"] == {"day": "2026-01-03"}
+    assert found.data["lever"] == "command" and found.data["lever_args"]["values"]["day"] == "2026-01-03"
 
 
 def test_a_failure_already_published_since_is_healthy(tmp_path):
@@ -286,15 +286,13 @@ def test_command_templates_are_split_without_a_shell_and_filled():
 @pytest.mark.subprocess
 def test_a_command_runs_only_with_execute_and_reports_its_exit(tmp_path):
     marker = tmp_path / "ran"
-    args = {"command": f"touch {marker}", "what": "touch"}
-    run = _run("stale-manifest", tmp_path)
-    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published", lever="command",
-                                            lever_args=args)
+    run = _run("stale-manifest", tmp_path, rerun_command=f"touch {marker}")
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published")
+    assert run.results["diagnose"].data["lever"] == "command"  # the row's lever, with the parameter's command
     remedy = fix.apply_fix(run)
     assert remedy.status == "planned" and not marker.exists()
-    run = _run("stale-manifest", tmp_path, execute=True)
-    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published", lever="command",
-                                            lever_args=args)
+    run = _run("stale-manifest", tmp_path, execute=True, rerun_command=f"touch {marker}")
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published")
     remedy = fix.apply_fix(run)
     assert remedy.status == "applied" and marker.exists() and remedy.commands[0].exit_code == 0
     run.results["diagnose"].data["lever_args"] = {"command": "false"}
@@ -303,9 +301,9 @@ def test_a_command_runs_only_with_execute_and_reports_its_exit(tmp_path):
 
 @pytest.mark.subprocess
 def test_a_command_that_hangs_is_stopped_at_its_timeout(tmp_path):
-    run = _run("stale-manifest", tmp_path, execute=True)
-    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="x", lever="command",
-                                            lever_args={"command": "sleep 30", "timeout": 0.5})
+    run = _run("stale-manifest", tmp_path, execute=True, rerun_command="sleep 30")
+    run.results["diagnose"] = fix.diagnosis(run, "stale", cause="pipeline_not_published")
+    run.results["diagnose"].data["lever_args"]["timeout"] = 0.5
     remedy = fix.apply_fix(run)
     assert remedy.status == "failed" and "timed out" in remedy.summary
 

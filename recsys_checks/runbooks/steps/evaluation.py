@@ -147,7 +147,7 @@ def diagnose_eval_data(run: RunbookRun) -> CheckResult:
     summary = f"the evaluation data cannot be trusted ({found}): {first}"
     if _held(hold):
         summary += "; the surface is already held"
-    return diagnosis(run, summary, cause=found, lever="hold", evidence=evidence,
+    return diagnosis(run, summary, cause=found, evidence=evidence,
                      lever_args={"held": True, "reason": f"evaluation data untrusted: {found}"})
 
 
@@ -157,8 +157,7 @@ def diagnose_hold(run: RunbookRun) -> CheckResult:
     held = _held(run.result("hold"))
     quality = run.result("quality")
     if held is None:
-        return diagnosis(run, "the hold state cannot be read", cause="hold_unreadable",
-                         no_lever="fix access to the registry, then run again")
+        return diagnosis(run, "the hold state cannot be read", cause="hold_unreadable")
     if action == "auto" and isinstance(quality, CheckResult) and quality.data.get("not_read"):
         state = "held" if held else "not held"
         return diagnosis(run, f"{run.tenant}/{run.surface} is {state}; the evaluation data cannot be judged, so the "
@@ -173,8 +172,7 @@ def diagnose_hold(run: RunbookRun) -> CheckResult:
         return diagnosis(run, f"{run.tenant}/{run.surface} is {state}, as it should be")
     why = f"evaluation data untrusted ({cause})" if cause else f"{action} requested"
     return diagnosis(run, f"{run.tenant}/{run.surface} must be {'held' if want else 'released'}: {why}",
-                     cause="hold_needed" if want else "release_needed", lever="hold",
-                     lever_args={"held": want, "reason": why})
+                     cause="hold_needed" if want else "release_needed", lever_args={"held": want, "reason": why})
 
 
 def verify_hold(run: RunbookRun) -> CheckResult:

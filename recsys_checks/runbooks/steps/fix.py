@@ -23,13 +23,14 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, Conflict
+from recsys_checks.core.errors import BadInput, ChecksError, Conflict, UndeclaredCause
 from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.levers.audit import settle_manifest
 from recsys_checks.levers.cache import apply_invalidate, plan_invalidate, settle_invalidations
 from recsys_checks.levers.hold import apply_hold, plan_hold
 from recsys_checks.levers.revert import apply_revert, plan_revert
 from recsys_checks.levers.rollback import apply_rollback, describe_moves, plan_rollback
+from recsys_checks.runbooks.decision import COMMAND_PARAMETERS, STEP_NOT_RUN, Cause
 from recsys_checks.runbooks.remedy import CommandRun, Remedy
 
 if TYPE_CHECKING:
@@ -39,32 +40,69 @@ COMMAND_TIMEOUT = 600.0
 _OUTPUT_LINES = 12
 
 
-def diagnosis(run: RunbookRun, summary: str, *, cause: str | None = None, lever: str | None = None,
-              lever_args: dict[str, Any] | None = None, no_lever: str | None = None, runbook: str | None = None,
-              evidence: list[dict[str, Any]] | None = None) -> CheckResult:
-    """The result of a diagnose step: ``ok`` when ``cause`` is None (nothing wrong), else ``fail``."""
-    problem = cause is not None
-    data = {"problem": problem, "cause": cause, "lever": lever if problem else None,
-            "lever_args": lever_args or {}, "no_lever": no_lever if problem and not lever else None,
-            "runbook": runbook, "evidence": evidence or []}
-    return CheckResult(f"{run.spec.id}.diagnosis", "fail" if problem else "ok", summary, data, None,
-                       f"{run.tenant}/{run.surface}")
+def diagnosis(run: RunbookRun, summary: str, *, cause: str | None = None, lever_args: dict[str, Any] | None = None,
+              values: dict[str, Any] | None = None, evidence: list[dict[str, Any]] | None = None,
+              lever_from: str | None = None) -> CheckResult:
+    """The result of a diagnose step: ``ok`` when ``cause`` is None (nothing wrong), else ``fail`` with the row of
+    the runbook's decision table that ``cause`` names.
+
+    Everything about the remedy comes from that row: the lever's kind and fixed arguments, the arguments it takes
+    from ``lever_args`` (what the run offers; the row says which it uses), the command of a ``command`` lever (the
+    row's parameter; without it the row's follow-up stands instead), the hand-off and the follow-up, filled with
+    ``values``. ``lever_from`` names another row whose lever acts (a version the operator asked for). A cause no row
+    declares raises :class:`~recsys_checks.core.errors.UndeclaredCause`.
+    """
+    where = f"{run.tenant}/{run.surface}"
+    if cause is None:
+        return CheckResult(f"{run.spec.id}.diagnosis", "ok", summary,
+                           {"problem": False, "cause": None, "lever": None, "lever_args": {}, "no_lever": None,
+                            "runbook": None, "evidence": evidence or [], "commands": []}, None, where)
+    row = _row(run, cause)
+    acting = _row(run, lever_from) if lever_from else row
+    filled = {"tenant": run.tenant, "surface": run.surface,
+              **{k: v for k, v in (values or {}).items() if v not in (None, "")}}
+    lever = acting.lever
+    args: dict[str, Any] = {}
+    commands: list[dict[str, str]] = []
+    if lever is not None:
+        args = lever.arguments(lever_args or {})
+        command = None
+        if lever.kind == "command":
+            command = str(run.params.get(str(lever.param)) or "").strip()
+            if command:
+                args = {"command": command, "param": lever.param, "values": dict(values or {})}
+            else:
+                lever = None
+        if lever is not None:
+            commands = lever.commands(run.spec.id, run.tenant, run.surface, args, command)
+    hand_off = row.hand_off
+    no_lever = None if lever is not None else (row.follow_up_text(filled) or
+                                               (f"follow the {hand_off.runbook} runbook: {hand_off.why}"
+                                                if hand_off else None))
+    data = {"problem": True, "cause": cause, "row": row.cause, "lever_from": acting.cause,
+            "lever": lever.kind if lever is not None else None, "lever_args": args, "no_lever": no_lever,
+            "runbook": hand_off.runbook if hand_off else None, "hand_off": hand_off.why if hand_off else None,
+            "follow_up": row.follow_up_text(filled) if lever is not None else None,
+            "evidence": evidence or [], "commands": commands}
+    return CheckResult(f"{run.spec.id}.diagnosis", "fail", summary, data, None, where)
 
 
-def rerun_lever(run: RunbookRun, summary: str, *, cause: str, runbook: str | None = None,
-                   values: dict[str, Any] | None = None) -> CheckResult:
-    """A diagnosis whose fix is re-running a publish: the operator's command when given, else no lever."""
-    command = str(run.params.get("rerun_command") or "").strip()
-    if command:
-        return diagnosis(run, summary, cause=cause, lever="command", runbook=runbook,
-                         lever_args={"command": command, "what": "re-run the publish", "values": values or {}})
-    return diagnosis(run, summary, cause=cause, runbook=runbook,
-                     no_lever="re-run the publish with your scheduler (pass its command as the rerun_command "
-                              "parameter to let this runbook run it)")
+def _row(run: RunbookRun, cause: str) -> Cause:
+    row = run.spec.cause(cause)
+    if row is None:
+        raise UndeclaredCause(f"runbook {run.spec.id} named the cause {cause!r}, which its decision table "
+                              f"({run.spec.path.name}) does not declare; its causes are "
+                              f"{', '.join(run.spec.decision.ids)}")
+    return row
+
+
+def step_not_run(run: RunbookRun, step: str) -> CheckResult:
+    """The diagnosis when a step it reads has no result (the notebook's cells were run out of order)."""
+    return diagnosis(run, f"the step {step} did not run, so there is nothing to diagnose from", cause=STEP_NOT_RUN)
 
 
 def apply_fix(run: RunbookRun) -> Remedy:
-    """Pull the lever the diagnosis chose: plan it, and apply it only when the run has ``execute``."""
+    """Pull the lever of the row the diagnosis named: plan it, and apply it only when the run has ``execute``."""
     diag = _diagnosis(run)
     if diag is None:
         return Remedy("failed", None, "no diagnosis to act on")
@@ -72,20 +110,23 @@ def apply_fix(run: RunbookRun) -> Remedy:
         finished = _finish_interrupted(run) if run.execute else []
         more = f"; completed {len(finished)} audit record(s) a crash left behind" if finished else ""
         return Remedy("not-needed", None, f"nothing to fix: the diagnosis found no problem{more}")
-    lever = diag.data.get("lever")
-    if not lever:
-        return Remedy("no-lever", None, f"no lever within reach of this runbook: {diag.data.get('no_lever')}")
+    kind = diag.data.get("lever")
+    if not kind:
+        return Remedy("no-lever", None, f"{diag.summary}; no lever within reach of this runbook: "
+                      f"{diag.data.get('no_lever')}")
+    row = _row(run, str(diag.data.get("lever_from") or diag.data["cause"]))
+    if row.lever is None or row.lever.kind != kind:  # a diagnosis not made from this runbook's table
+        return Remedy("failed", kind, f"the diagnosis asks for a {kind} lever, but the row {row.cause} of the "
+                      "decision table has " + (f"a {row.lever.kind} lever" if row.lever else "none"))
     args = dict(diag.data.get("lever_args") or {})
     try:
-        return _LEVERS[lever](run, args)
-    except Moved as exc:
-        return Remedy("moved", lever, str(exc))
+        return LEVERS[kind](run, args)
     except Conflict as exc:  # changed between this run's plan and its apply: another responder got there first
-        return Remedy("moved", lever, f"the state changed while this run acted, so nothing was changed by it: {exc}")
+        return Remedy("moved", kind, f"the state changed while this run acted, so nothing was changed by it: {exc}")
     except BadInput as exc:
-        return Remedy("no-lever", lever, f"the {lever} lever cannot be planned: {exc}")
+        return Remedy("no-lever", kind, f"the {kind} lever cannot be planned: {exc}")
     except ChecksError as exc:
-        return Remedy("failed", lever, f"the {lever} lever failed: {exc}")
+        return Remedy("failed", kind, f"the {kind} lever failed: {exc}")
 
 
 def _finish_interrupted(run: RunbookRun) -> list[str]:
@@ -129,10 +170,6 @@ def _finish(run: RunbookRun, lever: str, actions: list[ActionResult], what: str)
     return Remedy("failed", lever, f"{what}: not every action applied", actions)
 
 
-class Moved(Exception):
-    """The state the diagnosis saw is not the state now: the fix it chose is no longer this run's to make."""
-
-
 def diagnosed_state(run: RunbookRun, lever: str, args: dict[str, Any]) -> list[str]:
     """The state tokens the diagnosis judged: the manifest's ETag as the manifest check read it, or the versions of
     the config or rules document the steps saw (the version the probe was served and the one the checks read;
@@ -154,16 +191,17 @@ def diagnosed_state(run: RunbookRun, lever: str, args: dict[str, Any]) -> list[s
     return seen
 
 
-def _bound(run: RunbookRun, lever: str, args: dict[str, Any], plan: Any) -> None:
-    """Raise Moved when the plan was made against another state than the one diagnosed (unless a version was
-    named: then the operator's request, not the diagnosis, is what is acted on)."""
+def moved_since(run: RunbookRun, lever: str, args: dict[str, Any], plan: Any) -> Remedy | None:
+    """A ``moved`` remedy when the plan was made against another state than the one diagnosed (unless a version
+    was named: then the operator's request, not the diagnosis, is what is acted on); else None."""
     if str(run.params.get("to_version") or "").strip() or plan.observed is None:
-        return
+        return None
     for seen in diagnosed_state(run, lever, args):
         if _token(seen) != _token(plan.observed):
-            raise Moved(f"the state the diagnosis saw ({_token(seen)[:12]}) is not the current one "
-                        f"({_token(plan.observed)[:12]}): another responder or a publish changed it since, so this "
-                        "run changed nothing; the verify steps say whether the surface is fine now")
+            return Remedy("moved", lever, f"the state the diagnosis saw ({_token(seen)[:12]}) is not the current "
+                          f"one ({_token(plan.observed)[:12]}): another responder or a publish changed it since, so "
+                          "this run changed nothing; the verify steps say whether the surface is fine now")
+    return None
 
 
 def _token(value: str) -> str:
@@ -175,11 +213,13 @@ def _manifest_rollback(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     kinds = args.get("kinds") or None
     plan = plan_rollback(run.target, run.tenant, run.surface, to=to, previous=to is None, kind=args.get("kind"),
                          kinds=None if args.get("kind") else kinds, reason=run.reason)
-    _bound(run, "manifest-rollback", args, plan)
+    moved = moved_since(run, "manifest-rollback", args, plan)
+    if moved is not None:
+        return moved
     actions = [apply_rollback(run.target, plan, execute=run.execute, **_actor_kwargs(run, main=True))]
     if run.execute and actions[0].status == "noop":
-        raise Moved("the manifest is already in the state this run planned: another responder made this change, "
-                    "so this run changed nothing")
+        return Remedy("moved", "manifest-rollback", "the manifest is already in the state this run planned: another "
+                      "responder made this change, so this run changed nothing")
     if run.target.base_url:
         # The service caches the manifest and blobs: without this it keeps serving the bad version for a TTL.
         cache_plan = plan_invalidate(run.target, run.tenant, ["popularity"], surface=run.surface, reason=run.reason)
@@ -197,13 +237,15 @@ def _doc_revert(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     to = args.get("to") or None
     plan = plan_revert(run.target, run.tenant, kind, to=to, previous=to is None, reason=run.reason,
                        surface=run.surface)
-    _bound(run, "doc-revert", args, plan)
+    moved = moved_since(run, "doc-revert", args, plan)
+    if moved is not None:
+        return moved
     # Without a registry to record in, our audit record stays with the run: in its folder, beside the run record.
     action = apply_revert(run.target, plan, execute=run.execute, audit_dir=run.out_dir,
                           **_actor_kwargs(run, main=True))
     if run.execute and action.status == "noop":
-        raise Moved(f"the {kind} of {run.tenant} is already the version this run planned: another responder made "
-                    "this change, so this run changed nothing")
+        return Remedy("moved", "doc-revert", f"the {kind} of {run.tenant} is already the version this run planned: "
+                      "another responder made this change, so this run changed nothing")
     change = plan.changes[0]
     return _finish(run, "doc-revert", [action], f"revert the {kind} of {run.tenant} from "
                    f"{str(change['before'])[:12]} to {str(change['after'])[:12]}")
@@ -219,7 +261,7 @@ def _cache_invalidate(run: RunbookRun, args: dict[str, Any]) -> Remedy:
 
 def _command(run: RunbookRun, args: dict[str, Any]) -> Remedy:
     template = str(args["command"])
-    what = str(args.get("what") or "run the given command")
+    what = COMMAND_PARAMETERS.get(str(args.get("param")), "run the given command")
     argv = command_argv(template, {"tenant": run.tenant, "surface": run.surface, **(args.get("values") or {})})
     shown = " ".join(shlex.quote(a) for a in argv)
     if not run.execute:
@@ -286,7 +328,8 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-_LEVERS = {
+# The function that pulls each kind of lever a decision table may name (decision.LEVER_KINDS; a test keeps both equal).
+LEVERS = {
     "manifest-rollback": _manifest_rollback,
     "doc-revert": _doc_revert,
     "cache-invalidate": _cache_invalidate,

@@ -19,7 +19,7 @@ from recsys_checks.judge.pipelinelog import Failure, classify
 from recsys_checks.judge.registry.artifact import validate_artifact
 from recsys_checks.reach.localfiles import open_regular
 from recsys_checks.reach.store import TargetStores
-from recsys_checks.runbooks.steps.fix import diagnosis, rerun_lever
+from recsys_checks.runbooks.steps.fix import diagnosis
 from recsys_checks.runbooks.steps.serving import manifest_status
 
 if TYPE_CHECKING:
@@ -190,98 +190,73 @@ def _serving_broken(serving: CheckResult | None) -> bool:
     return serving is not None and serving.data.get("condition") in ("missing", "invalid")
 
 
-def _pipeline_diagnosis(run: RunbookRun, expected: str | None) -> CheckResult:
-    """Shared flow: serving safe first, then the failure (superseded or not), then the lever for its kind."""
+def _pipeline_diagnosis(run: RunbookRun) -> CheckResult:
+    """Shared flow: serving safe first, then the failure (superseded or not), then the row of its kind (the
+    runbook's own kind has the re-run lever; the others hand off to their runbook)."""
     log, checkpoint, serving = _context(run)
     if _serving_broken(serving):
-        return diagnosis(run, f"serving is NOT on a good version: {serving.summary}", cause="serving_broken",  # type: ignore[union-attr]
-                         lever="manifest-rollback", runbook="rollback-manifest")
+        return diagnosis(run, f"serving is NOT on a good version: {serving.summary}", cause="serving_broken")  # type: ignore[union-attr]
     if log is None or log.status != "fail":
         if serving is not None and serving.data.get("condition") == "stale":
-            return rerun_lever(run, f"no failure in the job log, but {serving.summary}", cause="pipeline_behind",
-                                  runbook="stale-artifacts")
+            return diagnosis(run, f"no failure in the job log, but {serving.summary}", cause="pipeline_behind")
         return diagnosis(run, "no failed run to answer: serving is on a valid, fresh version"
                          + ("" if log is not None and log.data.get("given") else " (no job log given)"))
     kind, rule, day = log.data["kind"], log.data["rule"], log.data.get("day")
     if _superseded(log, checkpoint):
         return diagnosis(run, f"the {kind} failure of day {day} is already superseded: the checkpoint is at "
                          f"{checkpoint.data['day']}")  # type: ignore[union-attr]
-    values = {"day": day or ""}
+    values = {"day": day or "", "rule": rule}
     if kind == "unclassified":
-        return diagnosis(run, log.summary, cause="unclassified", evidence=[{"source": "job-log",
-                         "problem": log.data.get("line")}],
-                         no_lever="no known failure explains this message: read the job's full log around it; the "
-                                  "manifest still names the last good versions, so serving is unaffected")
-    if expected is not None and kind != expected:
-        other = kind.replace("_", "-")
-        runbook = other if kind in ("limit_exceeded", "validation_failed") else "pipeline-failed"
-        if runbook == run.spec.id:
-            runbook = None
-        return diagnosis(run, log.summary, cause=f"{kind}:{rule}", runbook=runbook,
-                         no_lever=f"this is a {kind} failure: " + (f"follow the {runbook} runbook" if runbook else
-                                                                   _ARGUMENTS_FIX))
+        return diagnosis(run, log.summary, cause="unclassified",
+                         evidence=[{"source": "job-log", "problem": log.data.get("line")}])
     if kind == "dependency":
-        return rerun_lever(run, f"a dependency failed ({rule}); serving is still on the last good version. "
-                              f"{log.summary}", cause=f"dependency:{rule}", values=values)
+        return diagnosis(run, f"a dependency failed ({rule}); serving is still on the last good version. "
+                         f"{log.summary}", cause=f"dependency:{rule}", values=values)
     if kind == "validation_failed":
-        found = rerun_lever(run, f"validation rule {rule} tripped; serving is still on the last good version. "
-                               f"{log.summary}", cause=f"validation_failed:{rule}", values=values)
-        if found.data["lever"] is None:
-            bad = f" (field {log.data['field']})" if log.data.get("field") else ""
-            found.data["no_lever"] = (f"the input data is bad{bad}: fix it upstream (or the builder), then re-run the "
-                                      "day (give the re-run as the rerun_command parameter to let this runbook run it)")
-        return found
+        bad = f" (field {log.data['field']})" if log.data.get("field") else ""
+        return diagnosis(run, f"validation rule {rule} tripped{bad}; serving is still on the last good version. "
+                         f"{log.summary}", cause=f"validation_failed:{rule}", values={**values, "field": bad})
     if kind == "limit_exceeded":
         key, observed, limit = log.data.get("key") or rule, log.data.get("observed"), log.data.get("limit")
         numbers = f"{observed} against {limit}" if observed is not None else "its numbers are not in the log"
-        found = rerun_lever(run, f"the limit {key} tripped ({numbers}); serving is still on the last good "
-                               f"version. {log.summary}", cause=f"limit_exceeded:{rule}", values=values)
-        if found.data["lever"] is None:
-            found.data["no_lever"] = (f"decide first: if {observed if observed is not None else 'the volume'} is "
-                                      f"genuine, raise {key} (in the job's `limits`) above it and re-run; if not, "
-                                      "find the duplicate or runaway producer. Give the re-run as rerun_command to let "
-                                      "this runbook run it")
-        return found
-    return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}", no_lever=_ARGUMENTS_FIX)
-
-
-_ARGUMENTS_FIX = ("the job was started with bad arguments or configuration (exit 2 for flags and checkpoints): fix "
-                  "them and re-run; nothing was published")
+        return diagnosis(run, f"the limit {key} tripped ({numbers}); serving is still on the last good version. "
+                         f"{log.summary}", cause=f"limit_exceeded:{rule}",
+                         values={**values, "key": key, "observed": observed if observed is not None else "the volume"})
+    return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}", values=values)
 
 
 def diagnose_pipeline_failed(run: RunbookRun) -> CheckResult:
     """Serving safe? Which kind of failure? Transient dependency failures are re-run; others have their runbook."""
-    return _pipeline_diagnosis(run, "dependency")
+    return _pipeline_diagnosis(run)
 
 
 def diagnose_validation_failed(run: RunbookRun) -> CheckResult:
     """Which validation rule tripped, on which blob; re-run only once the input is fixed."""
-    return _pipeline_diagnosis(run, "validation_failed")
+    return _pipeline_diagnosis(run)
 
 
 def diagnose_limit_exceeded(run: RunbookRun) -> CheckResult:
     """Which limit tripped and by how much; re-run with the limit the operator decided on."""
-    return _pipeline_diagnosis(run, "limit_exceeded")
+    return _pipeline_diagnosis(run)
 
 
 def diagnose_stale_artifacts(run: RunbookRun) -> CheckResult:
     """The manifest or the checkpoint is behind the schedule: publish the missing day(s)."""
     log, checkpoint, serving = _context(run)
     if _serving_broken(serving):
-        return diagnosis(run, f"the manifest is unusable, not only old: {serving.summary}", cause="serving_broken",  # type: ignore[union-attr]
-                         lever="manifest-rollback", runbook="rollback-manifest")
+        return diagnosis(run, f"the manifest is unusable, not only old: {serving.summary}", cause="serving_broken")  # type: ignore[union-attr]
     stale = serving is not None and serving.data.get("condition") == "stale"
     behind = checkpoint is not None and checkpoint.status == "fail" and checkpoint.data.get("days_behind")
     if not stale and not behind:
         return diagnosis(run, "artifacts are fresh: " + (serving.summary if serving else "no manifest read"))
     why = serving.summary if stale and serving is not None else checkpoint.summary  # type: ignore[union-attr]
-    if log is not None and log.status == "fail":
-        why += f"; the last run failed: {log.summary}"
+    failed = log is not None and log.status == "fail"
+    if failed:
+        why += f"; the last run failed: {log.summary}"  # type: ignore[union-attr]
     values = {}
     if checkpoint is not None and checkpoint.data.get("day"):  # the scheduler's next day: the one after the last
         values["day"] = (date.fromisoformat(checkpoint.data["day"]) + timedelta(days=1)).isoformat()
-    return rerun_lever(run, why, cause="pipeline_behind", values=values,
-                       runbook="pipeline-failed" if log is not None and log.status == "fail" else None)
+    return diagnosis(run, why, cause="pipeline_behind_failed" if failed else "pipeline_behind", values=values)
 
 
 # --------------------------------------------------------------------------------------------------- verification

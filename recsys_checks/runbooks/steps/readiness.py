@@ -135,7 +135,6 @@ def checklist(run: RunbookRun) -> CheckResult:
                                                                          for r in failing)
         if failing else f"all {len(rows)} checked item(s) pass; {len(manual)} item(s) to review by hand",
         cause="readiness_gaps" if failing else None,
-        no_lever="fix each failing item (the table names it), then run this checklist again",
     )
     found.data["checklist"] = rows + manual
     return found

@@ -17,39 +17,16 @@ from recsys_checks.judge.serving.health import check_health
 from recsys_checks.judge.serving.probe import DEFAULT_USER, check_recommendations
 from recsys_checks.judge.serving.served import check_served_vs_published
 from recsys_checks.reach.settings import parse_duration
-from recsys_checks.runbooks.steps.fix import diagnosis, rerun_lever
+from recsys_checks.runbooks.steps.fix import diagnosis, step_not_run
 
 if TYPE_CHECKING:
     from recsys_checks.runbooks.run import RunbookRun
 
 DEFAULT_MAX_AGE = "26h"
 
-# Empty or failing recommendations: the probe's cause → (lever, lever_args, read-next runbook).
-_MANIFEST_CAUSES = {
-    "empty_artifact": {"kind": "popularity"},
-    "missing_blob": {"kind": "popularity"},
-    "no_popularity": {"kind": "popularity"},
-    "artifact_invalid": {},
-    "artifact_incompatible": {},
-    "manifest_missing": {},
-}
-_NO_LEVER = {
-    "request_filters": "the request's own filters (candidates, constraints) removed every item: fix the caller's "
-                       "request, not the deployment",
-    "bad_request": "the service rejected the request itself: fix the caller's request",
-    "unknown_tenant": "the service does not know this tenant: check the tenant id or create the tenant",
-    "unknown_surface": "the registry has no such surface for this tenant: check the surface name (the diagnosis "
-                       "lists the ones it has), or publish the surface if it is new",
-    "auth": "the service refused the API key: check RECSYS_API_KEY",
-    "unreachable": "the service does not answer: follow the service-not-ready runbook",
-    "store_unreachable": "the service cannot read its artifact store: follow the service-not-ready runbook",
-    "bad_answer": "the service's answer could not be classified: look at it with `recsys-checks recs probe --json`",
-    "service_error": "the service fails although its artifacts are valid from here: read its log for the request "
-                     "id, and the tenant's config and rules (rollback-config-rules runbook judges them)",
-    "short_answer": "the service serves fewer items than the artifact and rules allow: compare `recsys-checks "
-                    "recs probe` with `recsys-checks manifest status`, and invalidate its caches if it serves an "
-                    "older artifact",
-}
+# Probe causes that a rollback of the manifest answers.
+MANIFEST_CAUSES = ("empty_artifact", "missing_blob", "no_popularity", "artifact_invalid", "artifact_incompatible",
+                   "manifest_missing")
 
 
 # Probe causes a document wrong by its effect can explain: the service answering 500 or "store unreachable" to
@@ -167,6 +144,10 @@ def service_health(run: RunbookRun) -> CheckResult:
 
 
 # --------------------------------------------------------------------------------------------------- diagnoses
+#
+# Each diagnosis names a cause of its runbook's decision table (runbooks/ID.yaml) and offers the arguments the run
+# knows (the kinds that broke, the version a change came from); the row says which lever acts and which of those
+# arguments it takes, what to do without a lever, and where to go next.
 
 
 def _probe_cause(run: RunbookRun, step: str = "probe") -> tuple[str | None, CheckResult | None]:
@@ -210,12 +191,26 @@ def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad:
         when = f"the {kind} change of {change['when']} by {change['who'] or 'an unnamed actor'}"
         summary = (f"the {kind} of {run.tenant} is wrong by its effect: {what}; {when} ({short(change['before'])} → "
                    f"{short(change['after'])}) made it so: revert exactly that change")
-        args = {"kind": kind, "to": change["before"]}
+        offered = {"kind": kind, "to": change["before"]}
     else:
         summary = f"the {kind} of {run.tenant} is wrong by its effect: {what}{why}"
-        args = {"kind": kind}
-    return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args=args, runbook="rollback-config-rules",
+        offered = {"kind": kind}
+    return diagnosis(run, summary, cause=cause, lever_args=offered,
                      evidence=[{"offending_change": change}] if change else [])
+
+
+def _broken_kinds(run: RunbookRun, *, condition: str | None = None) -> list[str]:
+    """The kinds the manifest status found failing (only under ``condition`` when given)."""
+    ms = run.result("manifest-status")
+    if not isinstance(ms, CheckResult) or (condition is not None and ms.data.get("condition") != condition):
+        return []
+    return sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
+
+
+def _kind_or(run: RunbookRun, kinds: list[str]) -> dict[str, Any]:
+    """The kind the operator named (parameter ``kind``), else the kinds found broken: what a rollback may move."""
+    kind = str(run.params.get("kind") or "").strip()
+    return {"kind": kind} if kind else {"kinds": kinds}
 
 
 def _shrunk(run: RunbookRun) -> CheckResult | None:
@@ -223,18 +218,15 @@ def _shrunk(run: RunbookRun) -> CheckResult | None:
     ms = run.result("manifest-status")
     if not isinstance(ms, CheckResult) or ms.data.get("condition") != "shrunk":
         return None
-    kinds = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
-    kind = str(run.params.get("kind") or "").strip()
     return diagnosis(run, f"{ms.summary}; roll the shrunken kind back to the version before it", cause="artifact_shrunk",
-                     lever="manifest-rollback", lever_args={"kind": kind} if kind else {"kinds": kinds},
-                     runbook="rollback-manifest")
+                     lever_args=_kind_or(run, _broken_kinds(run)))
 
 
 def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     """Tell a bad publish from rules that filter everything, missing config/rules, a stale cache and a bad request."""
     cause, probe_result = _probe_cause(run)
     if probe_result is None:
-        return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+        return step_not_run(run, "probe")
     documents = _document_cause(run)
     if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
         return documents
@@ -244,10 +236,9 @@ def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
     missing = docs.data.get("missing") if isinstance(docs, CheckResult) else []
     if missing and cause in ("cache_stale", "unknown"):
         kinds = " and ".join(missing)
-        return diagnosis(run, f"{run.tenant} has no {kinds} document: the service ranks without it", cause=f"{missing[0]}_missing",
-                         no_lever=f"restore the tenant's {kinds} (PUT the last known document; `recsys-checks "
-                         f"{missing[0]} history --tenant {run.tenant}` shows earlier versions)",
-                         runbook="rollback-config-rules")
+        return diagnosis(run, f"{run.tenant} has no {kinds} document: the service ranks without it; `recsys-checks "
+                         f"{missing[0]} history --tenant {run.tenant}` shows earlier versions",
+                         cause=f"{missing[0]}_missing")
     return _serving_diagnosis(run, cause, probe_result)
 
 
@@ -258,54 +249,22 @@ def _unknown_name(run: RunbookRun) -> CheckResult | None:
         result = run.result(step.id)
         unknown = result.data.get("unknown") if isinstance(result, CheckResult) else None
         if isinstance(unknown, dict) and unknown.get("what") in ("tenant", "surface"):
-            cause = f"unknown_{unknown['what']}"
-            return diagnosis(run, result.summary, cause=cause, no_lever=str(unknown.get("message") or
-                                                                          _NO_LEVER[cause]))
+            return diagnosis(run, result.summary, cause=f"unknown_{unknown['what']}")
     return None
 
 
-def _rollback_args(run: RunbookRun, cause: str) -> dict[str, Any]:
-    """What a manifest rollback for ``cause`` moves: the kind the cause names, else only the kinds the manifest
-    status found broken (a healthy kind keeps its version), else every kind (the manifest itself is unusable)."""
-    args = dict(_MANIFEST_CAUSES.get(cause, {}))
-    if args.get("kind"):
-        return args
+def _offered(run: RunbookRun, probe_result: CheckResult) -> dict[str, Any]:
+    """What the run knows that a lever may take: the kinds the manifest status found broken (a healthy kind keeps
+    its version), and the documents the service ranks with an older version of."""
+    broken = _broken_kinds(run)
     ms = run.result("manifest-status")
-    if isinstance(ms, CheckResult) and ms.data.get("condition") != "missing":
-        broken = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
-        if broken:
-            args["kinds"] = broken
-    return args
+    if isinstance(ms, CheckResult) and ms.data.get("condition") == "missing":
+        broken = []
+    return {"kinds": broken, "targets": list(probe_result.data.get("stale_documents") or [])}
 
 
 def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -> CheckResult:
-    summary = probe_result.summary
-    if cause in _MANIFEST_CAUSES:
-        return diagnosis(run, summary, cause=cause, lever="manifest-rollback", lever_args=_rollback_args(run, cause),
-                         runbook="rollback-manifest")
-    if cause == "rules_block_all":
-        return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args={"kind": "rules"},
-                         runbook="rollback-config-rules")
-    if cause == "config_weights":
-        return diagnosis(run, summary, cause=cause, lever="doc-revert", lever_args={"kind": "config"},
-                         runbook="rollback-config-rules")
-    if cause == "cache_stale":
-        return diagnosis(run, summary, cause=cause, lever="cache-invalidate", lever_args={"targets": ["popularity"]},
-                         runbook="stale-manifest")
-    if cause == "document_cache_stale":
-        return diagnosis(run, summary, cause=cause, lever="cache-invalidate",
-                         lever_args={"targets": list(probe_result.data.get("stale_documents") or [])},
-                         runbook="rollback-config-rules")
-    return diagnosis(run, summary, cause=cause, no_lever=_named(cause, probe_result),
-                     runbook=probe_result.data.get("runbook"))
-
-
-def _named(cause: str, probe_result: CheckResult) -> str:
-    """What to do for a cause with no lever; for a name the deployment does not have, the probe's own words, which
-    name it and the close matches ("did you mean home?")."""
-    if cause in ("unknown_tenant", "unknown_surface"):
-        return probe_result.summary
-    return _NO_LEVER.get(cause, probe_result.summary)
+    return diagnosis(run, probe_result.summary, cause=cause, lever_args=_offered(run, probe_result))
 
 
 def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
@@ -314,41 +273,34 @@ def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
     ms = run.result("manifest-status")
     svp = run.result("served-vs-published")
     if not isinstance(ms, CheckResult):
-        return diagnosis(run, "the manifest was not read", cause="manifest_unread", no_lever="run manifest-status")
+        return step_not_run(run, "manifest-status")
     condition = ms.data.get("condition")
     named = _unknown_name(run)
     if named is not None:
         return named
     if condition in ("missing", "invalid"):
         return diagnosis(run, f"the manifest cannot be used: {ms.summary}", cause="manifest_unreadable",
-                         lever="manifest-rollback", runbook="rollback-manifest")
+                         lever_args={"kinds": _broken_kinds(run)} if condition == "invalid" else {})
     if condition == "shrunk":
-        return _shrunk(run)
+        return _shrunk(run)  # type: ignore[return-value]
     if condition == "stale" or ms.status == "fail" and condition is None:
         if condition is None:
-            return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable",
-                             no_lever="check the object store and the credentials (service-not-ready runbook)",
-                             runbook="service-not-ready")
+            return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable")
         if ms.data.get("stale") == "future":
             return diagnosis(run, f"a time in the manifest or its data is in the future: {ms.summary}",
-                             cause="clock_skew", no_lever="fix the publisher's clock, then re-publish: until then "
-                             "every age check of this surface is blind")
+                             cause="clock_skew")
         if ms.data.get("stale") == "data":
-            return rerun_lever(run, f"the manifest of {run.tenant}/{run.surface} was updated recently but names old "
-                               f"data: {ms.summary}; a re-run or a repoint put old versions back (a re-run of an "
-                               "old day writes no version record, only the manifest); `recsys-checks manifest "
-                               f"history --tenant {run.tenant} --surface {run.surface}` lists the newer versions",
-                               cause="data_stale", runbook="stale-artifacts")
-        return rerun_lever(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
-                              cause="pipeline_not_published", runbook="stale-artifacts")
+            return diagnosis(run, f"the manifest of {run.tenant}/{run.surface} was updated recently but names old "
+                             f"data: {ms.summary}; a re-run or a repoint put old versions back (a re-run of an old "
+                             "day writes no version record, only the manifest); `recsys-checks manifest history "
+                             f"--tenant {run.tenant} --surface {run.surface}` lists the newer versions",
+                             cause="data_stale")
+        return diagnosis(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
+                         cause="pipeline_not_published")
     if isinstance(svp, CheckResult) and svp.data.get("verdict") == "cache_stale":
-        return diagnosis(run, svp.summary, cause="service_cache_stale", lever="cache-invalidate",
-                         lever_args={"targets": ["popularity"]})
+        return diagnosis(run, svp.summary, cause="service_cache_stale")
     if isinstance(svp, CheckResult) and svp.status == "fail" and svp.data.get("verdict") not in ("pipeline_stale",):
-        return diagnosis(run, svp.summary, cause="served_unexplained",
-                         no_lever="the manifest is fresh but what the service serves is not explained by it; "
-                                  "look at `recsys-checks recs probe` and the service's logs",
-                         runbook="empty-recs")
+        return diagnosis(run, svp.summary, cause="served_unexplained")
     return diagnosis(run, f"the manifest is fresh and the service serves it: {ms.summary}")
 
 
@@ -359,20 +311,20 @@ def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
     found = _rollback_found(run, kind)
     if to:
         return requested(run, found, f"repoint of {run.tenant}/{run.surface} to {to} requested",
-                         lever="manifest-rollback", lever_args={"to": to, "kind": kind}, to=to)
+                         lever_args={"to": to, "kind": kind}, to=to)
     return found
 
 
-def requested(run: RunbookRun, found: CheckResult, summary: str, *, lever: str, lever_args: dict[str, Any],
+def requested(run: RunbookRun, found: CheckResult, summary: str, *, lever_args: dict[str, Any],
               to: str) -> CheckResult:
-    """A diagnosis for a version the operator named: the lever acts on the request, and what the checks found
-    stays beside it. The cause is what was found (cause ``requested`` only when nothing was wrong), ``requested``
-    is the version asked for, and the summary says both."""
+    """A diagnosis for a version the operator named: the lever of the row ``requested`` acts on the request, and
+    what the checks found stays beside it. The cause is what was found (cause ``requested`` only when nothing was
+    wrong), ``requested`` is the version asked for, and the summary says both."""
     if found.data.get("problem"):
-        out = diagnosis(run, f"{found.summary}; {summary}", cause=found.data.get("cause"), lever=lever,
-                        lever_args=lever_args, evidence=found.data.get("evidence"))
+        out = diagnosis(run, f"{found.summary}; {summary}", cause=found.data.get("cause"), lever_args=lever_args,
+                        evidence=found.data.get("evidence"), lever_from="requested")
     else:
-        out = diagnosis(run, summary, cause="requested", lever=lever, lever_args=lever_args)
+        out = diagnosis(run, summary, cause="requested", lever_args=lever_args)
     out.data["requested"] = to
     return out
 
@@ -383,24 +335,22 @@ def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
     cause, probe_result = _probe_cause(run)
     if probe_result is not None and cause in ("unknown_tenant", "unknown_surface"):
         # No manifest and no history is what an unknown name looks like, not a version to roll back from.
-        return diagnosis(run, probe_result.summary, cause=cause, no_lever=_named(cause, probe_result))
+        return diagnosis(run, probe_result.summary, cause=cause)
     named = _unknown_name(run)
     if named is not None:
         return named
-    if probe_result is not None and cause in _MANIFEST_CAUSES:
-        return diagnosis(run, probe_result.summary, cause=cause, lever="manifest-rollback",
-                         lever_args={"kind": kind} if kind else _rollback_args(run, cause))
+    if probe_result is not None and cause in MANIFEST_CAUSES:
+        return diagnosis(run, probe_result.summary, cause=cause,
+                         lever_args={"kind": kind} if kind else _offered(run, probe_result))
     if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
-        failing = sorted({r["kind"] for r in ms.data.get("artifacts") or [] if r.get("status") == "fail"})
-        args: dict[str, Any] = {"kind": kind} if kind else {"kinds": failing} if failing else {}
+        failing = _broken_kinds(run)
         return diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
-                         lever="manifest-rollback", lever_args=args)
+                         lever_args={"kind": kind} if kind else {"kinds": failing})
     shrunk = _shrunk(run)
     if shrunk is not None:
         return shrunk
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
-        return diagnosis(run, ms.summary, cause="stale", runbook="stale-manifest",
-                         no_lever="a stale manifest is fixed by a publish, not a rollback (stale-manifest runbook)")
+        return diagnosis(run, ms.summary, cause="stale")
     return diagnosis(run, "the current version is valid and nothing asked for a rollback (set to_version to roll "
                      "back a version that is valid but wrong)")
 
@@ -412,7 +362,7 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
     found = _config_rules_found(run, kind)
     if to and kind in ("config", "rules"):
         return requested(run, found, f"revert of the {kind} of {run.tenant} to {to} requested",
-                         lever="doc-revert", lever_args={"kind": kind, "to": to}, to=to)
+                         lever_args={"kind": kind, "to": to}, to=to)
     return found
 
 
@@ -420,7 +370,7 @@ def _config_rules_found(run: RunbookRun, kind: str) -> CheckResult:
     """What the rollback-config-rules diagnosis finds from the checks alone, before any version was asked for."""
     cause, probe_result = _probe_cause(run)
     if probe_result is None:
-        return diagnosis(run, "the probe did not run", cause="probe_missing", no_lever="run the probe step first")
+        return step_not_run(run, "probe")
     documents = _document_cause(run, kind)
     if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
         return documents
@@ -428,15 +378,12 @@ def _config_rules_found(run: RunbookRun, kind: str) -> CheckResult:
         return diagnosis(run, f"recommendations are served: {probe_result.summary}")
     if cause == "document_cache_stale":
         # A served version older than the current document is a stale cache, not a reason to revert again.
-        return diagnosis(run, probe_result.summary, cause=cause, lever="cache-invalidate",
-                         lever_args={"targets": list(probe_result.data.get("stale_documents") or [])})
+        return diagnosis(run, probe_result.summary, cause=cause, lever_args=_offered(run, probe_result))
     if cause in ("config_weights", "rules_block_all"):
-        which = "config" if cause == "config_weights" else "rules"
-        if kind in ("config", "rules") and kind != which:
-            which = kind
-        return diagnosis(run, probe_result.summary, cause=cause, lever="doc-revert", lever_args={"kind": which})
-    return diagnosis(run, probe_result.summary, cause=cause, runbook=probe_result.data.get("runbook") or "empty-recs",
-                     no_lever="the empty answer is not explained by config or rules; follow the empty-recs runbook")
+        asked = {"kind": kind} if kind in ("config", "rules") else {}
+        return diagnosis(run, probe_result.summary, cause=cause, lever_args=asked)
+    return diagnosis(run, f"{probe_result.summary} (the probe's cause: {cause})", cause="outside_config_rules",
+                     evidence=[{"probe_cause": cause, "runbook": probe_result.data.get("runbook")}])
 
 
 def diagnose_not_ready(run: RunbookRun) -> CheckResult:
@@ -444,14 +391,13 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
     health = run.result("health")
     cause, probe_result = _probe_cause(run)
     if not isinstance(health, CheckResult):
-        return diagnosis(run, "health was not checked", cause="health_missing", no_lever="run the health step")
+        return step_not_run(run, "health")
     data = health.data
     checks = (data.get("detail") or {}).get("checks") or []
     failing = [c["name"] for c in checks if c.get("status") not in ("ok", "up", "pass", "healthy", "ready")]
     if (data.get("live") or {}).get("status_code") == 404:
         return diagnosis(run, f"{run.target.base_url} has no /healthz: it is not recsys-service ({health.summary})",
-                         cause="not_the_service", no_lever="point RECSYS_BASE_URL (or --base-url) at recsys-service, "
-                         "not at a proxy, a login page or another application")
+                         cause="not_the_service")
     if data.get("error"):
         found, summary = "service_down", f"the service does not answer: {health.summary}"
     elif (data.get("live") or {}).get("status_code") not in (200, None) and not failing:
@@ -463,21 +409,11 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
     elif cause == "store_unreachable" and probe_result is not None:
         found, summary = "store_unreachable", probe_result.summary
     elif cause == "service_error" and probe_result is not None:
-        return diagnosis(run, probe_result.summary, cause="service_error", runbook="rollback-config-rules",
-                         no_lever="the service is live and ready and its artifacts are valid, yet it fails the "
-                                  "request: what it was given is the suspect; the rollback-config-rules runbook "
-                                  "judges the tenant's config and rules and reverts the change that broke them")
+        return diagnosis(run, probe_result.summary, cause="service_error")
     else:
         return diagnosis(run, f"the service is live and ready: {health.summary}")
-    evidence = [{"dependency": name} for name in failing]
-    command = str(run.params.get("recovery_command") or "").strip()
-    if command:
-        return diagnosis(run, summary, cause=found, lever="command", evidence=evidence,
-                         lever_args={"command": command, "what": "run the recovery command"})
-    return diagnosis(run, summary, cause=found, evidence=evidence,
-                     no_lever="the fix is in the infrastructure (" + (", ".join(failing) or "the service process")
-                              + "): restore it, or pass your platform's restart or failover command as "
-                              "recovery_command")
+    return diagnosis(run, summary, cause=found, evidence=[{"dependency": name} for name in failing],
+                     values={"failing": ", ".join(failing) or "the service process"})
 
 
 # --------------------------------------------------------------------------------------------------- verification
