@@ -115,8 +115,8 @@ class Lever:
             lines = [f"recsys-checks {a.get('kind') or '{kind}'} revert {where} {to}"]
         elif self.kind == "cache-invalidate":
             targets = a.get("targets") or ["{targets}"]
-            lines = [f"recsys-checks cache invalidate {where} --surface {_q(surface)} --targets "
-                     f"{','.join(map(str, targets))}"]
+            shown = targets if isinstance(targets, str) else ",".join(map(str, targets))
+            lines = [f"recsys-checks cache invalidate {where} --surface {_q(surface)} --targets {shown}"]
         else:  # hold
             verb = "set" if a.get("held", True) else "clear"
             reason = a.get("reason") or "{reason}"

@@ -29,6 +29,13 @@ _FILTERS = ("CONSTRAINTS_FILTERED", "CANDIDATES_INCLUDE_EMPTY", "CANDIDATES_INCL
 # How long the probe waits before asking again when the service ranks with an older document than the current one.
 DOCUMENT_SETTLE_SECONDS = 1.5
 UNREAD_CAUSES = ("unreachable", "auth", "not_the_service", "bad_answer", "rules_unreadable", "unknown")
+# Every cause the probe can name (``data["cause"]`` of a failing result): the runbooks that pass the probe's cause on
+# declare each in their decision table (tests/runbooks/test_decision_tables.py sends them every one).
+CAUSES = ("bad_answer", "artifact_incompatible", "not_the_service", "dependency_failed", "service_error",
+          "store_unreachable", "unknown_tenant", "unknown_surface", "auth", "bad_request", "rules_unreadable",
+          "rules_block_all", "short_answer", "unreachable", "config_weights", "manifest_missing", "no_popularity",
+          "missing_blob", "empty_artifact", "artifact_invalid", "unknown", "request_filters", "document_cache_stale",
+          "cache_stale")
 
 
 def warning_codes(warnings: Any) -> list[str]:
