@@ -90,10 +90,11 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
     fix = run_record.get("fix") or {}
-    for command in fix.get("commands") or []:
+    open_ = verdict not in ("healthy", "mitigated")  # once fixed, the commands that would fix it are noise
+    for command in fix.get("commands") or [] if open_ else []:
         lines.append(f"  by hand, dry run: {command['dry_run']}")
         lines.append(f"  by hand, apply:   {command['apply']}")
-    if fix.get("hand_off"):
+    if fix.get("hand_off") and open_:
         lines.append(f"  go further: the {fix['hand_off']['runbook']} runbook ({fix['hand_off']['why']})")
     if fix.get("follow_up"):
         lines.append(f"  follow-up: {fix['follow_up']}")
