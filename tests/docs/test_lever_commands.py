@@ -118,3 +118,4 @@ def test_the_built_page_shows_the_rows_commands(built_site):
     blocks = [html.unescape(re.sub(r"<[^>]+>", "", b)).strip()
               for b in re.findall(r"<pre[^>]*>(.*?)</pre>", section, flags=re.S)]
     assert blocks == _row_commands(load_spec("empty-recs", ROOT / "runbooks"))
+
