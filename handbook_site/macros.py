@@ -160,8 +160,8 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             f"    In Jupyter: open `notebooks/{spec.id}.ipynb` "
             f'(<a href="../../../notebooks/{spec.id}.ipynb" download>download</a>), set the parameters cell, run all.',
             "", spec.summary, "", "## Symptoms", "", "Open this runbook when you see one of these:", ""]
-    # A list, not headings: the page's search boost (RUNBOOK_SEARCH_BOOST) lets a reader who types what they see
-    # find this runbook first (tests/docs/test_browser.py), and the table of contents stays the page's sections.
+    # A list, not headings: the table of contents stays the page's sections; the symptoms are the page's search tags
+    # (runbook_page), so that a reader who types what they see finds this runbook first (tests/docs/test_browser.py).
     out += [f"- {s}" for s in spec.symptoms]
     if spec.alerts:
         out += ["", "Alerts that lead here: " + ", ".join(f"`{a}`" for a in spec.alerts) + "."]
@@ -171,11 +171,11 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
             "`action-required` with cause `unexplained` ([the verdict rule](../../reference/runbook-spec.md#verdicts)).",
             "", "| invariant | checked by |", "|---|---|"]
     out += [f"| {h['invariant']} | step `{h['step']}` |" for h in spec.healthy]
-    out += ["", "## Decision tree", "", "Each cause the diagnosis can name, in this order; the run record names the "
-            "one it found, with its evidence.", "", "| cause | when | what to do |", "|---|---|---|"]
+    out += ["", "## Decision tree", "", "| cause | when | what to do |", "|---|---|---|"]
     out += [f"| `{row.cause}` | {row.when.replace('|', '/')} | {row.what_to_do.replace('|', '/')} |"
             for row in spec.decision]
-    out += [""]
+    out += ["", "Each cause the diagnosis can name, in this order; the run record names the one it found, with its "
+            "evidence.", ""]
     if any(s.role == "act" for s in spec.steps):
         out += ["The commands of each lever are under [Pull the lever](#" + _act_anchor(spec) + ").", ""]
     out += ['??? abstract "The same tree as a diagram: the causes grouped by what answers them"', "",
@@ -273,9 +273,13 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     @env.macro
     def runbook_page(runbook_id: str) -> str:
         page = getattr(env, "page", None)
+        spec = load_spec(runbook_id)
         if page is not None:  # Material's search reads the boost from the page's metadata, as from front matter
             page.meta.setdefault("search", {}).setdefault("boost", RUNBOOK_SEARCH_BOOST)
-        return render(load_spec(runbook_id))
+            # The symptoms as the page's search tags: indexed with the weight of a title, so that a reader who types
+            # what they see finds this runbook first, while the page shows them as a plain list.
+            page.meta["tags"] = list(spec.symptoms)
+        return render(spec)
 
     @env.macro
     def runbook_table() -> str:
