@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.core.errors import BadPayload, ConfigError
+
 from .checks import NOTIFY_ENV, TOKEN_ENV, ChecksCli, ChecksError, Spec, default_command, mask, safe_segment
-from .payload import Alert, BadPayload, normal_time, parse
+from .payload import Alert, normal_time, parse
 from .store import (
     FINISHED,
     ID_PATTERN,
@@ -54,10 +56,6 @@ MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
-
-
-class ConfigError(Exception):
-    """A setting that stops the receiver before it starts (exit 2)."""
 
 
 @dataclass
@@ -695,9 +693,9 @@ def build_app(receiver: Receiver):
 # ---------------------------------------------------------------------------------------------------- serve
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = ConfigError.exit_code) -> int:
     sys.stderr.write(f"recsys-checks alerts serve: error: {mask(message)}\n")
-    return 2
+    return code
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -705,7 +703,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), exc.exit_code)
     store = Store(settings.out)
     try:
         store.check_writable()

@@ -16,7 +16,7 @@ from recsys_checks.alerts import add_parser as _add_alerts
 from recsys_checks.cli.output import emit, emit_stream
 from recsys_checks.cli.runbook_output import print_list, print_run_record, print_spec
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unhealthy
 from recsys_checks.core.results import exit_code
 from recsys_checks.judge.auditlog import MAX_AUDIT_RECORDS
 from recsys_checks.judge.registry.artifact import KINDS
@@ -436,7 +436,7 @@ def _runbook_run(args: argparse.Namespace) -> int:
         return 0
     # The state moved since the diagnosis and the surface is still not healthy: the conflict exit, as for a plan.
     moved = any(s.get("role") == "act" and s.get("status") == "moved" for s in run_record.get("steps") or [])
-    return 3 if moved else 1
+    return Conflict.exit_code if moved else Unhealthy.exit_code
 
 
 def _target(args: argparse.Namespace) -> Target:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, ChecksError, RecordNotWritten
 from recsys_checks.core.render import render_action, render_check
 from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.core.timefmt import format_z
@@ -62,13 +62,6 @@ class StepOutcome:
     summary: str
     seconds: float
     result: dict[str, Any]
-
-
-class RecordNotWritten(ChecksError):
-    """The run record could not be written (a full disk, its folder gone): exit 1, as for an action whose audit
-    record could not be written. The message lists every change the run applied, and where its audit record is."""
-
-    exit_code = 1
 
 
 def describe_changes(changed: list[dict[str, Any]]) -> str:

@@ -8,7 +8,7 @@ kernel that dies or a step that runs past the timeout is verdict ``failed`` with
 While the run is in progress ``<out>/ID.incomplete`` says so (when it started, the runner's pid and the temporary
 folder the kernel writes in), so that a runner killed mid-run leaves a pointer to where the record went; it is
 removed once the record is in ``<out>``. Each output is moved in whole or not at all (a copy in ``<out>``, fsynced,
-renamed): a full disk leaves no cut record, and :class:`~recsys_checks.runbooks.run.RecordNotWritten` (exit 1) lists
+renamed): a full disk leaves no cut record, and :class:`~recsys_checks.core.errors.RecordNotWritten` (exit 1) lists
 every change the run applied and where its audit record is, and says where the outputs were kept.
 """
 
@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, OutputRefused, RecordNotWritten
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import (
     OUT_ENV,
     RECORD_ENV,
-    RecordNotWritten,
     default_out_dir,
     describe_changes,
     run_parameters,
@@ -45,12 +44,6 @@ KERNEL_START_TIMEOUT = 60.0
 KERNEL_START_ATTEMPTS = 3
 # ``<out>/<id>.incomplete``: a run of <id> into this folder is in progress, or its runner was stopped (see the module)
 INCOMPLETE_SUFFIX = ".incomplete"
-
-
-class OutputRefused(ChecksError):
-    """The run's outputs would carry a secret: nothing is written (exit 1, the run failed)."""
-
-    exit_code = 1
 
 
 def _skip_iri_grammar() -> None:

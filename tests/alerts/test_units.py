@@ -10,10 +10,11 @@ import pytest
 from alertkit import alert, payload
 
 from recsys_checks.alerts.checks import FleetScan, Probe
-from recsys_checks.alerts.payload import BadPayload, parse
-from recsys_checks.alerts.server import ConfigError, parse_listen, parse_param, plan_id_of
+from recsys_checks.alerts.payload import parse
+from recsys_checks.alerts.server import parse_listen, parse_param, plan_id_of
 from recsys_checks.alerts.store import Store, aggregate, incident_id
 from recsys_checks.alerts.triage import Observed, Triager, judge
+from recsys_checks.core.errors import BadPayload, ConfigError
 
 
 def test_one_instant_written_two_ways_is_one_key():
