@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_checks.core.credentials import mask as mask_credentials
-from recsys_checks.core.errors import ChecksError  # noqa: F401  (what safe_segment raises)
+from recsys_checks.core.errors import BadPayload, ChecksError, ConfigError  # noqa: F401  (the receiver's errors)
 from recsys_checks.judge.registry.artifact import KINDS  # noqa: F401  (the artifact kinds, to narrow an artifact-load alert)
 from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exported: the one rule for a tenant/surface name)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from recsys_checks.core.errors import BadPayload
+from .checks import BadPayload
 
 MAX_ALERTS = 10_000
 MAX_LABELS = 100

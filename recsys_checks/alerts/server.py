@@ -26,9 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recsys_checks.core.errors import BadPayload, ConfigError
-
-from .checks import NOTIFY_ENV, TOKEN_ENV, ChecksCli, ChecksError, Spec, default_command, mask, safe_segment
+from .checks import (
+    NOTIFY_ENV,
+    TOKEN_ENV,
+    BadPayload,
+    ChecksCli,
+    ChecksError,
+    ConfigError,
+    Spec,
+    default_command,
+    mask,
+    safe_segment,
+)
 from .payload import Alert, normal_time, parse
 from .store import (
     FINISHED,
