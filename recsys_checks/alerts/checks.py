@@ -28,6 +28,7 @@ from typing import Any
 
 from recsys_checks.core.credentials import mask as mask_credentials
 from recsys_checks.core.errors import BadPayload, ChecksError, ConfigError  # noqa: F401  (the receiver's errors)
+from recsys_checks.core.files import write_atomic  # noqa: F401  (the one atomic write, for incidents)
 from recsys_checks.judge.registry.artifact import KINDS  # noqa: F401  (the artifact kinds, to narrow an artifact-load alert)
 from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exported: the one rule for a tenant/surface name)
 

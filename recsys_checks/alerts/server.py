@@ -20,7 +20,7 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from typing import Any
 from .checks import (
     NOTIFY_ENV,
     TOKEN_ENV,
-    BadPayload,
     ChecksCli,
     ChecksError,
     ConfigError,
@@ -36,17 +35,15 @@ from .checks import (
     default_command,
     mask,
     safe_segment,
+    write_atomic,
 )
 from .incident import NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
-from .payload import Alert, normal_time, parse
-from .store import ID_PATTERN, Store, public_row
+from .payload import Alert, normal_time
+from .store import Store, public_row
 from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
-BODY_TIMEOUT = 10.0
-SAVE_TIMEOUT = 15.0
 MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
-MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
@@ -485,157 +482,6 @@ def plan_id_of(record: dict[str, Any]) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------------- the app
-
-
-def build_app(receiver: Receiver):
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import FileResponse, PlainTextResponse, Response
-    from starlette.routing import Route
-
-    from .render import CSP, incident_page, incidents_page
-
-    # Every answer is masked with the project's secret rule, as every file is: a label or a record that carried a
-    # credential shows *** here too.
-    def JSONResponse(doc: Any, status_code: int = 200) -> Response:  # noqa: N802
-        return Response(mask(json.dumps(doc, ensure_ascii=False)), status_code=status_code,
-                        media_type="application/json")
-
-    def HTMLResponse(page: str, headers: dict[str, str]) -> Response:  # noqa: N802
-        return Response(mask(page), media_type="text/html; charset=utf-8", headers=headers)
-
-    def wants_json(request: Request) -> bool:
-        return "application/json" in request.headers.get("accept", "") or request.query_params.get("format") == "json"
-
-    def text(status: int, line: str) -> PlainTextResponse:
-        receiver.metrics.requests.labels(str(status)).inc()
-        return PlainTextResponse(line + "\n", status_code=status)
-
-    async def alertmanager(request: Request) -> Response:
-        if not receiver.authorized(request.headers.get("authorization", "")):
-            return text(401, "unauthorized: send Authorization: Bearer <RECSYS_ALERTS_TOKEN>")
-        limit = receiver.settings.max_body
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return text(413, f"the body is larger than {limit} bytes (--max-body)")
-
-        async def read() -> bytes | None:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return None
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        try:
-            body = await asyncio.wait_for(read(), BODY_TIMEOUT)
-        except TimeoutError:
-            return text(408, f"the body did not arrive within {BODY_TIMEOUT:g} s")
-        if body is None:
-            return text(413, f"the body is larger than {limit} bytes (--max-body)")
-        try:
-            _, alerts = parse(body)
-        except BadPayload as exc:
-            return text(400, f"bad payload: {exc}")
-        if receiver.stopping or receiver.queue is None:
-            return text(503, "the receiver is stopping")
-        try:
-            answer = await asyncio.wait_for(receiver.accept(alerts), SAVE_TIMEOUT)
-        except TimeoutError:
-            return text(503, f"the incident folder (--out) did not take the incidents within {SAVE_TIMEOUT:g} s; "
-                             "they are kept in memory and written when it does")
-        receiver.metrics.requests.labels("200").inc()
-        return JSONResponse(answer)
-
-    async def incidents(request: Request) -> Response:
-        try:
-            limit = min(max(int(request.query_params.get("limit", "1000")), 1), 100_000)
-        except ValueError:
-            return PlainTextResponse("limit: expected a whole number\n", status_code=400)
-        status = request.query_params.get("status") or None
-        rows = receiver.rows(limit, status)
-        if wants_json(request):
-            return JSONResponse(rows)
-        queue = f"queue {receiver.queue.qsize() if receiver.queue else 0}/{receiver.settings.queue_size}"
-        return HTMLResponse(incidents_page(rows, total=len(receiver.store.incidents), queue=queue),
-                            headers={"Content-Security-Policy": CSP})
-
-    def find(request: Request) -> Incident | None:
-        iid = request.path_params["id"]
-        return receiver.store.incidents.get(iid) if ID_PATTERN.match(iid) else None
-
-    async def incident(request: Request) -> Response:
-        found = find(request)
-        if found is None:
-            return PlainTextResponse("no such incident\n", status_code=404)
-        if wants_json(request):
-            return JSONResponse({**found.to_dict(), "rows": [public_row(found, r) | {k: getattr(r, k) for k in (
-                "dry_run_command", "folder", "record", "notebook", "notebook_html")} for r in found.rows]})
-        return HTMLResponse(incident_page(found), headers={"Content-Security-Policy": CSP})
-
-    def run_file(request: Request, key: str) -> Path | None:
-        found = find(request)
-        try:
-            n = int(request.path_params["n"])
-        except ValueError:
-            return None
-        row = next((r for r in (found.rows if found else []) if r.run == n), None)
-        relative = getattr(row, key) if row else None
-        if not relative:
-            return None
-        path = (receiver.store.root / relative).resolve()
-        root = receiver.store.root.resolve()
-        return path if path.is_file() and root in path.parents else None
-
-    async def notebook(request: Request) -> Response:
-        path = run_file(request, "notebook_html")
-        if path is None:
-            return PlainTextResponse("no notebook for this run\n", status_code=404)
-        # Shown in a sandboxed frame: no scripts, nothing fetched from elsewhere.
-        return FileResponse(path, media_type="text/html", headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"})
-
-    async def record(request: Request) -> Response:
-        path = run_file(request, "record")
-        if path is None or path.stat().st_size > MAX_RECORD:
-            return PlainTextResponse("no run record for this run\n", status_code=404)
-        return Response(mask(path.read_text("utf-8", "replace")), media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({
-            "status": "stopping" if receiver.stopping else "ok",
-            "queue_depth": receiver.queue.qsize() if receiver.queue else 0,
-            "queue_size": receiver.settings.queue_size, "workers": receiver.settings.workers,
-            "runs_in_progress": receiver.runs_in_progress, "incidents": len(receiver.store.incidents),
-            "write_errors": receiver.store.write_errors,
-        }, status_code=503 if receiver.stopping else 200)
-
-    async def metrics(request: Request) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return Response(generate_latest(receiver.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        await receiver.start()
-        try:
-            yield
-        finally:
-            await receiver.stop()
-
-    return Starlette(routes=[
-        Route("/alertmanager", alertmanager, methods=["POST"]),
-        Route("/incidents", incidents, methods=["GET"]),
-        Route("/incidents/{id}", incident, methods=["GET"]),
-        Route("/incidents/{id}/runs/{n}/notebook", notebook, methods=["GET"]),
-        Route("/incidents/{id}/runs/{n}/record", record, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ], lifespan=lifespan)
-
-
 # ---------------------------------------------------------------------------------------------------- serve
 
 
@@ -682,8 +528,6 @@ def serve(args: Any) -> int:
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown}:{port}"
     try:
-        from .store import write_atomic
-
         write_atomic(settings.out / ".receiver.json", (json.dumps(
             {"pid": os.getpid(), "url": url, "started_at": now_z()}, indent=2) + "\n").encode())
     except OSError as exc:
@@ -695,6 +539,8 @@ def serve(args: Any) -> int:
     if not ipaddress.ip_address("127.0.0.1" if settings.host == "localhost" else settings.host).is_loopback:
         log(f"note: {settings.host} is not loopback; /incidents and /metrics answer without a token there")
     import uvicorn
+
+    from .web import build_app
 
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=5, timeout_keep_alive=5,

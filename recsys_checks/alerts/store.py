@@ -1,6 +1,7 @@
 """Incidents on disk: ``DIR/<incident id>/`` with ``alert.json``, ``incident.json`` and ``runs/NN-<runbook>/``.
 
-Each file is written whole or not at all (a temporary file in the same folder, fsynced, renamed), and every text is
+Each file is written whole or not at all (:func:`recsys_checks.core.files.write_atomic`: a temporary file in the
+same folder, fsynced, renamed, the folder fsynced), and every text is
 masked with the project's secret rule before it is written. All writes go through one writer thread, in the order
 they were asked for, so the last state asked for is the one on disk and the event loop never waits for a disk.
 
@@ -11,7 +12,6 @@ At start the folder is read back: an incident that was running (or waiting) when
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -19,32 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .checks import mask
+from .checks import mask, write_atomic
 from .incident import QUEUED, Incident, Row
 
 INCIDENT_FILE = "incident.json"
 ALERT_FILE = "alert.json"
 MAX_INCIDENT_FILE = 8 * 1024 * 1024
 ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
-_tmp_names = itertools.count()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{next(_tmp_names)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
 
 
 class Store:
@@ -73,6 +54,7 @@ class Store:
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data)
         except OSError as exc:
             self.write_errors += 1
