@@ -34,6 +34,7 @@ from .checks import (
     Spec,
     default_command,
     mask,
+    runbook_run_args,
     safe_segment,
     write_atomic,
 )
@@ -361,16 +362,12 @@ class Receiver:
 
     def _command(self, runbook: str, tenant: str, surface: str, plan_id: str | None = None,
                  record: dict[str, Any] | None = None, incident: Incident | None = None) -> str:
-        words = ["recsys-checks", "runbook", "run", runbook]
-        for name, value in self._params(runbook, tenant, surface).items():
-            words += ["-p", f"{name}={value}"]
-        if plan_id:
-            words += ["--execute", "--plan-id", plan_id]
-            target = (record or {}).get("target") or {}
-            if target.get("protected") and target.get("deployment"):
-                words += ["--confirm", str(target["deployment"])]
-            if incident is not None:
-                words += ["--reason", f"{incident.alert} (incident {incident.id})"]
+        target = (record or {}).get("target") or {}
+        confirm = str(target["deployment"]) if plan_id and target.get("protected") and target.get("deployment") else None
+        reason = f"{incident.alert} (incident {incident.id})" if plan_id and incident is not None else None
+        words = ["recsys-checks", *runbook_run_args(runbook, self._params(runbook, tenant, surface),
+                                                    execute=bool(plan_id), plan_id=plan_id, confirm=confirm,
+                                                    reason=reason)]
         return shlex.join(words)
 
     async def _run(self, incident: Incident, row: Row) -> None:

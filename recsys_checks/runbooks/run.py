@@ -38,6 +38,7 @@ from recsys_checks.core.files import write_atomic
 from recsys_checks.core.render import render_action, render_check
 from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.core.timefmt import format_z
+from recsys_checks.levers import guard
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.remedy import MOVED_SETTLE_SECONDS, Remedy, StepResult
 from recsys_checks.runbooks.spec import RunbookSpec, load_spec
@@ -298,15 +299,9 @@ def run_parameters(spec: RunbookSpec, given: Mapping[str, Any], target: Target) 
             raise BadInput(f"parameter {name} contains the value of {leaked[0]}: credentials come from the "
                            "environment only, never from a parameter (a notebook keeps its parameters)")
     if params["execute"]:
-        check_deployment(target, params.get("confirm") or None)
+        guard.require_confirmed(target, params.get("confirm") or None, nothing="nothing was run")
     return params
 
-def check_deployment(target: Target, confirm: str | None) -> None:
-    """On a protected deployment, execute needs its name confirmed (BadInput before anything runs)."""
-    if target.protected and confirm != target.deployment:
-        raise BadInput(f"deployment {target.deployment!r} is protected: pass confirm={target.deployment} (--confirm "
-                       f"{target.deployment}) to let execute change it; nothing was run"
-                       + (f" (got {confirm!r})" if confirm else ""))
 
 
 
