@@ -32,6 +32,9 @@ from recsys_checks.levers import audit, rollback
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import TargetStores
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import crashkit  # noqa: E402  (the crash tests' kill -9 harness)
+
 SUITE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "suite_registry"
 PLACEHOLDER = "file:///SUITE_ROOT/"
 BUCKET = "recsys-artifacts"
@@ -39,26 +42,18 @@ POP = ["f3431fd670000831a461e2bdbfc4d2a23f9c9171f2fa45eb4561162d9a8eb4f1",
        "52cd5c4c76e604dbf998802834507be5454ddab3effc2db095ab02df8190fbd8",
        "65be44c05fed4c507e272c6a45b15b907257c16d16c4ff0f4abb4ed7cbea26b9"]
 
+# The child's kill at an aimed point is the crash tests' harness (tests/crashkit.py); "random" arms nothing and is
+# killed from outside after a random delay.
 CHILD = r"""
-import json, os, signal, sys, time
+import json, os, time
 from recsys_checks.levers import rollback
-from recsys_checks.reach import store
 from recsys_checks.reach.settings import Target
 from recsys_checks.core.errors import Conflict
 
 target = Target(**json.loads(sys.argv[1]))
 point, version, go = sys.argv[2], sys.argv[3], sys.argv[4]
-put = store.TargetStores.put
-
-def aimed_put(self, uri, data, **kwargs):
-    if uri.endswith("/manifest.json") and point == "before-swap":
-        os.kill(os.getpid(), signal.SIGKILL)
-    etag = put(self, uri, data, **kwargs)
-    if uri.endswith("/manifest.json") and point == "after-swap":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return etag
-
-store.TargetStores.put = aimed_put
+if point in crashkit.POINTS:
+    crashkit.arm(point)
 plan = rollback.plan_rollback(target, "demo", "home", to=version, reason="soak")
 print("ready", flush=True)
 while go != "-" and not os.path.exists(go):
@@ -116,7 +111,7 @@ def kill_trials(target: Target, n: int, rng: random.Random) -> dict[str, int]:
             before_uri, _ = _current(target, st)
             version = next(v for v in rng.sample(POP, 3) if not before_uri.endswith(v + ".json"))
             point = ["before-swap", "after-swap", "random"][i % 3]
-            proc = subprocess.Popen([sys.executable, "-c", CHILD, fields, point, version, "-"],
+            proc = subprocess.Popen(crashkit.child_argv(CHILD, fields, point, version, "-"),
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             if point == "random":
                 assert proc.stdout is not None
@@ -163,7 +158,7 @@ def race(target: Target, writers: int, tmp: Path) -> dict[str, int]:
         current, _ = _current(target, st)
         before = {r["uri"] for r in auditlog.read(target, "demo", "home", stores=st)}
     choices = [v for v in POP if not current.endswith(v + ".json")]
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, fields, "none", choices[i % len(choices)], str(go)],
+    procs = [subprocess.Popen(crashkit.child_argv(CHILD, fields, "none", choices[i % len(choices)], str(go)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(writers)]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.cli.runbook_command import runbook_run_args
 from recsys_checks.runbooks.spec import Drill, RunbookSpec
 
 RUN_TIMEOUT = 300
@@ -59,11 +60,7 @@ def drill_params(drill: Drill, root: Path, tenant: str = "demo", surface: str = 
 
 def run_runbook(runbook_id: str, params: dict[str, str], env: dict[str, str], out: Path, *, execute: bool,
                 phase: str) -> Outcome:
-    argv = [sys.executable, "-m", "recsys_checks.cli", "runbook", "run", runbook_id, "--out", str(out)]
-    for name, value in params.items():
-        argv += ["-p", f"{name}={value}"]
-    if execute:
-        argv.append("--execute")
+    argv = [sys.executable, "-m", "recsys_checks.cli", *runbook_run_args(runbook_id, params, execute=execute, out=out)]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
     seconds = time.monotonic() - started

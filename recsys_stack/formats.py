@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -190,26 +189,54 @@ def dumps_document(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` writing each :class:`~decimal.Decimal` as its number text, unquoted.
 
     Format twin of ``recsys_checks.core.jsonio.dumps``:
-    kept apart on purpose, so that each side cross-checks the other (tests/twins).
+    kept apart on purpose, so that each side cross-checks the other (tests/twins). That side swaps each Decimal
+    for a marker string and puts the number text back into json's output; this side writes the containers itself
+    and leaves every scalar to ``json.dumps``, with the same options (``indent``, ``separators``, ``sort_keys``,
+    ``ensure_ascii``, ``allow_nan``, ``skipkeys``, ``default``).
     """
-    numbers: list[str] = []
-    marker = "\x00" + secrets.token_hex(8) + ":"
+    indent = kwargs.get("indent")
+    if isinstance(indent, int):
+        indent = " " * indent
+    item_sep, key_sep = kwargs.get("separators") or ((",", ": ") if indent is not None else (", ", ": "))
+    sort_keys, skipkeys, default = kwargs.get("sort_keys", False), kwargs.get("skipkeys", False), kwargs.get("default")
+    scalar = {k: v for k, v in kwargs.items() if k in ("ensure_ascii", "allow_nan")}
 
-    def swap(v: Any) -> Any:
+    def key_text(key: Any) -> str | None:
+        if isinstance(key, str):
+            return key
+        if isinstance(key, bool) or key is None:
+            return json.dumps(key)
+        if isinstance(key, int | float):
+            return json.dumps(key, **scalar)
+        if skipkeys:
+            return None
+        raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+    def write(v: Any, depth: int) -> str:
         if isinstance(v, Decimal):
-            numbers.append(str(v))
-            return f"{marker}{len(numbers) - 1}\x00"
-        if isinstance(v, dict):
-            return {k: swap(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [swap(x) for x in v]
-        return v
+            return str(v)
+        if isinstance(v, str | int | float | bool) or v is None:
+            return json.dumps(v, **scalar)
+        if isinstance(v, dict | list | tuple):
+            if isinstance(v, dict):
+                items = sorted(v.items()) if sort_keys else list(v.items())
+                parts = [f"{json.dumps(k, **scalar)}{key_sep}{write(x, depth + 1)}"
+                         for k, x in ((key_text(k), x) for k, x in items) if k is not None]
+                opening, closing = "{", "}"
+            else:
+                parts = [write(x, depth + 1) for x in v]
+                opening, closing = "[", "]"
+            if not parts:
+                return opening + closing
+            if indent is None:
+                return opening + item_sep.join(parts) + closing
+            inner, outer = "\n" + indent * (depth + 1), "\n" + indent * depth
+            return opening + inner + (item_sep + inner).join(parts) + outer + closing
+        if default is None:
+            raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+        return write(default(v), depth)
 
-    text = json.dumps(swap(value), **kwargs)
-    if not numbers:
-        return text
-    quoted = re.escape(json.dumps(marker)[:-1]) + r"(\d+)\\u0000\""
-    return re.sub(quoted, lambda m: numbers[int(m.group(1))], text)
+    return write(value, 0)
 
 
 def doc_version(doc: Any) -> str:

@@ -158,7 +158,7 @@ class ObjectStore:
 # --- files ---------------------------------------------------------------------------------------------------------
 
 
-_LOCK_SUFFIX = ".lock"
+LOCK_SUFFIX = ".lock"
 LOCK_WAIT = 10.0  # seconds a writer waits for another's lock before giving up
 
 
@@ -202,7 +202,7 @@ class FileStore(ObjectStore):
         path = self._path(key)
         make_dirs(path.parent)
         deadline = time.monotonic() + LOCK_WAIT
-        with open(path.with_name(path.name + _LOCK_SUFFIX), "a+b") as handle:
+        with open(path.with_name(path.name + LOCK_SUFFIX), "a+b") as handle:
             while True:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -247,7 +247,7 @@ class FileStore(ObjectStore):
         for dirpath, _dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
-                if name.startswith(".") or name.endswith(_LOCK_SUFFIX):  # in-flight temp files, writer locks
+                if name.startswith(".") or name.endswith(LOCK_SUFFIX):  # in-flight temp files, writer locks
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.cli.runbook_command import runbook_run_args  # noqa: F401  (the one `runbook run` command line)
 from recsys_checks.core.credentials import mask as mask_credentials
-from recsys_checks.core.errors import ChecksError  # noqa: F401  (what safe_segment raises)
+from recsys_checks.core.errors import BadPayload, ChecksError, ConfigError  # noqa: F401  (the receiver's errors)
+from recsys_checks.core.files import write_atomic  # noqa: F401  (the one atomic write, for incidents)
 from recsys_checks.judge.registry.artifact import KINDS  # noqa: F401  (the artifact kinds, to narrow an artifact-load alert)
 from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exported: the one rule for a tenant/surface name)
 
@@ -283,10 +285,7 @@ class ChecksCli:
 
     async def run_runbook(self, runbook: str, params: dict[str, str], out: Path) -> RunOutcome:
         """A dry run of ``runbook`` into ``out`` (which must not exist yet). Never ``--execute``."""
-        args = ["runbook", "run", runbook]
-        for name, value in params.items():
-            args += ["-p", f"{name}={value}"]
-        args += ["--out", str(out), "--json"]
+        args = runbook_run_args(runbook, params, out=out, json=True)
         assert "--execute" not in args
         done = await self._run(args, self.run_timeout)
         record_file = out / f"{runbook}.result.json"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .checks import mask
+
+if TYPE_CHECKING:
+    from .incident import Incident
 
 ATTEMPTS = 3
 ATTEMPT_TIMEOUT = 5.0
@@ -21,22 +24,22 @@ BACKOFF = (1.0, 2.0)
 QUEUE_SIZE = 200
 
 
-def message(incident: dict[str, Any], link: str) -> str:
+def message(incident: Incident, link: str) -> str:
     """A few lines: per surface run the verdict, cause and plan; then the link."""
-    lines = [f"*{incident['alert']}*: {incident['status']}"]
-    for row in incident["rows"][:10]:
-        where = f" {row['tenant']}/{row['surface']}" if row.get("tenant") else ""
-        if row.get("verdict"):
-            text = f"• {row['runbook']}{where}: {row['verdict']}"
-            text += f", cause {row['cause']}" if row.get("cause") else ""
-            text += f", plan {row['plan_id']} (dry run; apply with --execute --plan-id {row['plan_id']})" \
-                if row.get("plan_id") else ""
+    lines = [f"*{incident.alert}*: {incident.status}"]
+    for row in incident.rows[:10]:
+        where = f" {row.tenant}/{row.surface}" if row.tenant else ""
+        if row.verdict:
+            text = f"• {row.runbook}{where}: {row.verdict}"
+            text += f", cause {row.cause}" if row.cause else ""
+            text += f", plan {row.plan_id} (dry run; apply with --execute --plan-id {row.plan_id})" \
+                if row.plan_id else ""
         else:
-            text = f"• {row.get('runbook') or 'no runbook'}{where}: {row['status']}"
-            text += f" ({row['reason']})" if row.get("reason") else ""
+            text = f"• {row.runbook or 'no runbook'}{where}: {row.status}"
+            text += f" ({row.reason})" if row.reason else ""
         lines.append(text[:400])
-    if len(incident["rows"]) > 10:
-        lines.append(f"• … {len(incident['rows']) - 10} more")
+    if len(incident.rows) > 10:
+        lines.append(f"• … {len(incident.rows) - 10} more")
     lines.append(link)
     return mask("\n".join(lines))
 

@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .checks import BadPayload
+
 MAX_ALERTS = 10_000
 MAX_LABELS = 100
 MAX_TEXT = 4096  # one label or annotation value
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _FINGERPRINT = re.compile(r"^[0-9A-Za-z]{1,64}$")
-
-
-class BadPayload(ValueError):
-    """The payload is not Alertmanager's version 4: one line naming what is wrong."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ import html
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .incident import Incident
 
 MAX_NOTEBOOK = 50 * 1024 * 1024
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; "
@@ -103,45 +106,45 @@ def incidents_page(rows: list[dict[str, Any]], *, total: int, queue: str) -> str
     return _page("Incidents", body)
 
 
-def incident_page(incident: dict[str, Any]) -> str:
-    rows = incident["rows"]
+def incident_page(incident: Incident) -> str:
+    rows = incident.rows
     parts = ["<p><a href=\"/incidents\">all incidents</a></p>",
-             f"<h1>{_e(incident['alert'])} <span class=s>{_e(incident['id'])}</span></h1>"]
+             f"<h1>{_e(incident.alert)} <span class=s>{_e(incident.id)}</span></h1>"]
     for row in rows:
-        verdict = row.get("verdict")
-        where = f" for {_e(row['tenant'])}/{_e(row['surface'])}" if row.get("tenant") else ""
-        head = f"<h2>{_e(row.get('runbook') or 'no runbook')}{where}: "
+        verdict = row.verdict
+        where = f" for {_e(row.tenant)}/{_e(row.surface)}" if row.tenant else ""
+        head = f"<h2>{_e(row.runbook or 'no runbook')}{where}: "
         if verdict:
             head += f"<span class=\"v-{_e(verdict)}\">{_e(verdict)}</span>"
-            head += f", cause <code>{_e(row.get('cause'))}</code>" if row.get("cause") else ""
+            head += f", cause <code>{_e(row.cause)}</code>" if row.cause else ""
         else:
-            head += _e(row["status"])
+            head += _e(row.status)
         parts.append(head + "</h2>")
-        if row.get("next_action"):
-            parts.append(f"<p>{_e(row['next_action'])}</p>")
-        if row.get("reason"):
-            parts.append(f"<p class=s>{_e(row['reason'])}</p>")
-        if row.get("plan_id"):
-            parts.append(f"<p>Plan <code>{_e(row['plan_id'])}</code>. Review it in the notebook below; to apply "
+        if row.next_action:
+            parts.append(f"<p>{_e(row.next_action)}</p>")
+        if row.reason:
+            parts.append(f"<p class=s>{_e(row.reason)}</p>")
+        if row.plan_id:
+            parts.append(f"<p>Plan <code>{_e(row.plan_id)}</code>. Review it in the notebook below; to apply "
                          "exactly this plan (it applies only if the plan is still the same):</p>"
-                         f"<pre>{_e(row['apply_command'])}</pre>")
-        elif row.get("dry_run_command"):
-            parts.append(f"<p class=s>The dry run, by hand:</p><pre>{_e(row['dry_run_command'])}</pre>")
+                         f"<pre>{_e(row.apply_command)}</pre>")
+        elif row.dry_run_command:
+            parts.append(f"<p class=s>The dry run, by hand:</p><pre>{_e(row.dry_run_command)}</pre>")
         links = []
-        if row.get("record"):
-            links.append(f"<a href=\"/incidents/{_e(incident['id'])}/runs/{row['run']}/record\">run record</a>")
-        if row.get("notebook_html"):
-            links.append(f"<a href=\"/incidents/{_e(incident['id'])}/runs/{row['run']}/notebook\">notebook</a>")
+        if row.record:
+            links.append(f"<a href=\"/incidents/{_e(incident.id)}/runs/{row.run}/record\">run record</a>")
+        if row.notebook_html:
+            links.append(f"<a href=\"/incidents/{_e(incident.id)}/runs/{row.run}/notebook\">notebook</a>")
         if links:
             parts.append("<p class=s>" + " · ".join(links) + "</p>")
-    triage = incident.get("triage") or {}
+    triage = incident.triage or {}
     parts.append("<h2>Alert</h2><table>"
-                 f"<tr><th>status</th><td>{_e(incident['status'])} ({_e(incident.get('phase'))})</td></tr>"
-                 f"<tr><th>started</th><td>{_e(incident['starts_at'])}</td></tr>"
-                 f"<tr><th>received</th><td>{_e(incident['received_at'])} ({_e(age(incident['received_at']))})"
-                 f"</td></tr><tr><th>resolved</th><td>{_e(incident.get('resolved_at') or 'no')}</td></tr>"
-                 f"<tr><th>fingerprint</th><td>{_e(incident['fingerprint'])}</td></tr>"
-                 f"<tr><th>labels</th><td>{_e(', '.join(f'{k}={v}' for k, v in incident['labels'].items()))}"
+                 f"<tr><th>status</th><td>{_e(incident.status)} ({_e(incident.phase)})</td></tr>"
+                 f"<tr><th>started</th><td>{_e(incident.starts_at)}</td></tr>"
+                 f"<tr><th>received</th><td>{_e(incident.received_at)} ({_e(age(incident.received_at))})"
+                 f"</td></tr><tr><th>resolved</th><td>{_e(incident.resolved_at or 'no')}</td></tr>"
+                 f"<tr><th>fingerprint</th><td>{_e(incident.fingerprint)}</td></tr>"
+                 f"<tr><th>labels</th><td>{_e(', '.join(f'{k}={v}' for k, v in incident.labels.items()))}"
                  f"</td></tr><tr><th>triage</th><td>{_e(triage.get('summary') or 'none (the labels name the surface)')}"
                  "</td></tr></table>")
     if triage.get("suspects"):
@@ -149,8 +152,8 @@ def incident_page(incident: dict[str, Any]) -> str:
             f"<tr><td>{_e(s['tenant'])}/{_e(s['surface'])}</td><td>{_e(s['state'])}</td>"
             f"<td class=s>{_e('; '.join(s['signals']))[:600]}</td></tr>" for s in triage["suspects"]) + "</table>")
     for row in rows:
-        if row.get("notebook_html"):
-            parts.append(f"<h2>Notebook: {_e(row['runbook'])} {_e(row.get('tenant'))}/{_e(row.get('surface'))}</h2>"
+        if row.notebook_html:
+            parts.append(f"<h2>Notebook: {_e(row.runbook)} {_e(row.tenant)}/{_e(row.surface)}</h2>"
                          f"<iframe sandbox title=\"executed notebook\" "
-                         f"src=\"/incidents/{_e(incident['id'])}/runs/{row['run']}/notebook\"></iframe>")
-    return _page(f"{incident['alert']} {incident['id']}", "".join(parts))
+                         f"src=\"/incidents/{_e(incident.id)}/runs/{row.run}/notebook\"></iframe>")
+    return _page(f"{incident.alert} {incident.id}", "".join(parts))

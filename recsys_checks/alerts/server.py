@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hmac
@@ -21,43 +20,34 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import NOTIFY_ENV, TOKEN_ENV, ChecksCli, ChecksError, Spec, default_command, mask, safe_segment
-from .payload import Alert, BadPayload, normal_time, parse
-from .store import (
-    FINISHED,
-    ID_PATTERN,
-    NO_RUNBOOK,
-    NOT_RUN,
-    NOTHING_FOUND,
-    QUEUE_FULL,
-    RUNNING,
-    Store,
-    aggregate,
-    incident_id,
-    mark_interrupted,
-    new_row,
-    now_z,
-    public_row,
+from .checks import (
+    NOTIFY_ENV,
+    TOKEN_ENV,
+    ChecksCli,
+    ChecksError,
+    ConfigError,
+    Spec,
+    default_command,
+    mask,
+    runbook_run_args,
+    safe_segment,
+    write_atomic,
 )
+from .incident import NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
+from .payload import Alert, normal_time
+from .store import Store, public_row
 from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
-BODY_TIMEOUT = 10.0
-SAVE_TIMEOUT = 15.0
 MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
-MAX_RECORD = 64 * 1024 * 1024
 RENDER_TIMEOUT = 120.0
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
-
-
-class ConfigError(Exception):
-    """A setting that stops the receiver before it starts (exit 2)."""
 
 
 @dataclass
@@ -107,7 +97,9 @@ def parse_param(value: str) -> tuple[str | None, str, str]:
     return (runbook.strip() or None) if colon else None, name, text
 
 
-def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+def settings_from(args: Any, env: dict[str, str] | None = None) -> Settings:
+    """The receiver's settings from the options of ``alerts serve`` (:mod:`recsys_checks.cli.receiver`) and the
+    environment; ConfigError (exit 2) for one that stops it before it starts."""
     env = dict(os.environ if env is None else env)
     token = env.get(TOKEN_ENV, "")
     if not token:
@@ -212,10 +204,10 @@ class Receiver:
         if self.notifier is not None:
             await self.notifier.stop()
         for incident in self.store.incidents.values():
-            if incident["status"] == RUNNING:
-                mark_interrupted(incident, "the receiver was stopped before this incident ran"
-                                 if incident.get("phase") == "queued" else
-                                 "the receiver was stopped while this incident ran; nothing of it is shown as finished")
+            if incident.status == RUNNING:
+                incident.interrupt("the receiver was stopped before this incident ran" if incident.phase == QUEUED
+                                   else "the receiver was stopped while this incident ran; nothing of it is shown "
+                                   "as finished")
                 self.store.save_now(incident)
         self.store.close()
 
@@ -241,44 +233,32 @@ class Receiver:
                 answer["resolved"] += 1
                 if incident is None:
                     incident = self._new_incident(alert)
-                    incident["rows"] = [new_row(incident, rb, status=NOT_RUN,
-                                                reason="resolved before the receiver saw it firing")
-                                        for rb in incident["runbooks"]] or [new_row(incident, None, status=NO_RUNBOOK)]
-                    incident["status"] = aggregate(incident["rows"])
-                    incident["phase"] = "done"
+                    incident.resolved_unseen()
                     self.store.add(incident)
-                    saves.append(self.store.save_alert(incident["id"], alert.raw))
-                    self.metrics.incidents.labels(incident["status"]).inc()
-                if not incident.get("resolved_at"):
-                    incident["resolved_at"] = alert.ends_at or now_z()
+                    saves.append(self.store.save_alert(incident.id, alert.raw))
+                    self.metrics.incidents.labels(incident.status).inc()
+                if incident.resolve(alert.ends_at):
                     saves.append(self.store.save(incident))
                 continue
             if incident is not None:
                 answer["duplicates"] += 1
                 self.metrics.duplicates.inc()
-                incident["notified"] = incident.get("notified", 1) + 1
-                incident["last_notified_at"] = now_z()
-                if incident["status"] == NOT_RUN and incident.get("reason") == QUEUE_FULL and not self.queue.full():
-                    # Refused for a full queue, notified again with room: it runs now (it never ran before).
-                    incident["status"], incident["phase"], incident["reason"] = RUNNING, "queued", None
-                    incident["rows"] = []
+                incident.notified_again()
+                if incident.refused_for_a_full_queue and not self.queue.full():
+                    incident.requeue()
                     saves.append(self._enqueue(incident))
                     answer["requeued"] += 1
                 continue
             incident = self._new_incident(alert)
             self.store.add(incident)
-            answer["new"].append(incident["id"])
-            saves.append(self.store.save_alert(incident["id"], alert.raw))
-            if not incident["runbooks"]:
-                incident["rows"] = [new_row(incident, None, status=NO_RUNBOOK,
-                                            reason=f"no runbook spec lists {alert.name} under alerts:")]
-                incident["status"], incident["phase"] = NO_RUNBOOK, "done"
+            answer["new"].append(incident.id)
+            saves.append(self.store.save_alert(incident.id, alert.raw))
+            if not incident.runbooks:
+                incident.no_runbook()
                 self.metrics.incidents.labels(NO_RUNBOOK).inc()
                 saves.append(self._finish(incident))
             elif self.queue.full():
-                incident["rows"] = [new_row(incident, rb, status=NOT_RUN, reason=QUEUE_FULL)
-                                    for rb in incident["runbooks"]]
-                incident["status"], incident["phase"], incident["reason"] = NOT_RUN, "done", QUEUE_FULL
+                incident.queue_full()
                 self.metrics.not_run.labels(QUEUE_FULL).inc()
                 answer["not_run"] += 1
                 saves.append(self.store.save(incident))
@@ -287,10 +267,10 @@ class Receiver:
         await asyncio.gather(*saves)
         return answer
 
-    def _enqueue(self, incident: dict[str, Any]) -> Coroutine[Any, Any, None]:
+    def _enqueue(self, incident: Incident) -> Coroutine[Any, Any, None]:
         """Queue the incident now (the caller checked for room in this same turn of the loop); its save to await."""
         assert self.queue is not None
-        self.queue.put_nowait(incident["id"])
+        self.queue.put_nowait(incident.id)
         if not self._warming:
             # nbconvert takes a second or two to import and load its templates: while the first incident triages
             # and runs, not after.
@@ -298,16 +278,11 @@ class Receiver:
             asyncio.get_running_loop().run_in_executor(None, _warm_renderer)
         return self.store.save(incident)
 
-    def _new_incident(self, alert: Alert) -> dict[str, Any]:
-        starts = normal_time(alert.starts_at)
-        return {
-            "format": 1, "id": incident_id(alert.fingerprint, starts), "alert": alert.name,
-            "fingerprint": alert.fingerprint, "starts_at": alert.starts_at, "starts_at_normal": starts,
-            "labels": alert.labels, "summary": alert.annotations.get("summary", ""),
-            "received_at": now_z(), "notified": 1, "last_notified_at": now_z(), "resolved_at": None,
-            "status": RUNNING, "phase": "queued", "reason": None,
-            "runbooks": list(self.by_alert.get(alert.name, [])), "triage": None, "rows": [], "notify": None,
-        }
+    def _new_incident(self, alert: Alert) -> Incident:
+        return Incident.new(fingerprint=alert.fingerprint, starts_at=alert.starts_at,
+                            starts_at_normal=normal_time(alert.starts_at), alert=alert.name, labels=alert.labels,
+                            summary=alert.annotations.get("summary", ""),
+                            runbooks=list(self.by_alert.get(alert.name, [])))
 
     # ------------------------------------------------------------------------------------------------ workers
 
@@ -317,27 +292,22 @@ class Receiver:
             iid = await self.queue.get()
             incident = self.store.incidents.get(iid)
             try:
-                if incident is not None and incident["status"] == RUNNING:
+                if incident is not None and incident.status == RUNNING:
                     await self.process(incident)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a defect of ours: recorded on the incident, the worker goes on
                 why = f"internal error of the receiver ({type(exc).__name__}: {exc}); nothing was changed"
                 log(f"{iid}: {why}")
-                for row in incident["rows"] if incident else []:
-                    if row["status"] == RUNNING:
-                        row["status"], row["reason"], row["finished_at"] = NOT_RUN, why, now_z()
                 if incident is not None:
-                    if not incident["rows"]:
-                        incident["rows"] = [new_row(incident, None, status=NOT_RUN, reason=why)]
-                    incident["reason"] = why
+                    incident.failed_inside(why)
                     await self._finish(incident)
             finally:
                 self.queue.task_done()
 
-    def _targets_from_labels(self, incident: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    def _targets_from_labels(self, incident: Incident) -> tuple[str | None, str | None, str | None]:
         """(tenant, surface, error) from the configured labels."""
-        labels = incident["labels"]
+        labels = incident.labels
         tenant = labels.get(self.settings.tenant_label) if self.settings.tenant_label else None
         surface = labels.get(self.settings.surface_label) if self.settings.surface_label else None
         try:
@@ -349,24 +319,21 @@ class Receiver:
             return None, None, f"label: {exc}"
         return tenant or None, surface or None, None
 
-    async def process(self, incident: dict[str, Any]) -> None:
-        incident["phase"] = "triage"
-        incident["triage_started_at"] = now_z()
+    async def process(self, incident: Incident) -> None:
+        incident.triaging()
         await self.store.save(incident)
         tenant, surface, error = self._targets_from_labels(incident)
-        runbooks = incident["runbooks"]
         if error:
-            incident["rows"] = [new_row(incident, rb, status=NOT_RUN, reason=error) for rb in runbooks]
-            incident["reason"] = error
+            incident.settle_per_runbook(NOT_RUN, error)
             return await self._finish(incident)
         if tenant and surface:
             targets = [(tenant, surface)]
-            incident["triage"] = {"kind": "labels", "summary": f"the alert names {tenant}/{surface} "
-                                  f"({self.settings.tenant_label}, {self.settings.surface_label}): no triage"}
+            incident.triaged({"kind": "labels", "summary": f"the alert names {tenant}/{surface} "
+                              f"({self.settings.tenant_label}, {self.settings.surface_label}): no triage"})
         else:
-            triage = await self.triager.triage(incident["alert"], tenant=tenant,
-                                               kind_label=incident["labels"].get("kind") or None)
-            incident["triage"] = triage.as_dict()
+            triage = await self.triager.triage(incident.alert, tenant=tenant,
+                                               kind_label=incident.labels.get("kind") or None)
+            incident.triaged(triage.as_dict())
             targets = [(s.tenant, s.surface) for s in triage.suspects]
             if not targets:
                 if triage.unread:
@@ -375,31 +342,13 @@ class Receiver:
                 else:
                     why = f"nothing found: {triage.summary}"
                     status = NOTHING_FOUND
-                incident["rows"] = [new_row(incident, rb, status=status, reason=why) for rb in runbooks]
-                for row in incident["rows"]:
-                    row["started_at"], row["finished_at"] = incident["triage_started_at"], now_z()
-                incident["reason"] = why
+                incident.settle_per_runbook(status, why, times=(incident.triage_started_at, now_z()))
                 return await self._finish(incident)
-        chosen, rest = targets[: self.settings.max_surfaces], targets[self.settings.max_surfaces:]
-        rows = []
-        for t, s in chosen:
-            for rb in runbooks:
-                row = new_row(incident, rb, tenant=t, surface=s)
-                row["dry_run_command"] = self._command(rb, t, s)
-                rows.append(row)
-        for t, s in rest:
-            for rb in runbooks:
-                row = new_row(incident, rb, tenant=t, surface=s, status=NOT_RUN,
-                              reason=f"over --max-surfaces ({self.settings.max_surfaces}): run it by hand")
-                row["dry_run_command"] = self._command(rb, t, s)
-                rows.append(row)
-        for n, row in enumerate(rows, 1):
-            row["run"] = n
-        incident["rows"] = rows
-        incident["phase"] = "run"
+        limit = self.settings.max_surfaces
+        rows = incident.plan_runs(targets[:limit], targets[limit:], limit, self._command)
         await self.store.save(incident)
         for row in rows:
-            if row["status"] == RUNNING:
+            if row.status == RUNNING:
                 await self._run(incident, row)
         await self._finish(incident)
 
@@ -412,88 +361,76 @@ class Receiver:
         return params
 
     def _command(self, runbook: str, tenant: str, surface: str, plan_id: str | None = None,
-                 record: dict[str, Any] | None = None, incident: dict[str, Any] | None = None) -> str:
-        words = ["recsys-checks", "runbook", "run", runbook]
-        for name, value in self._params(runbook, tenant, surface).items():
-            words += ["-p", f"{name}={value}"]
-        if plan_id:
-            words += ["--execute", "--plan-id", plan_id]
-            target = (record or {}).get("target") or {}
-            if target.get("protected") and target.get("deployment"):
-                words += ["--confirm", str(target["deployment"])]
-            if incident is not None:
-                words += ["--reason", f"{incident['alert']} (incident {incident['id']})"]
+                 record: dict[str, Any] | None = None, incident: Incident | None = None) -> str:
+        target = (record or {}).get("target") or {}
+        confirm = str(target["deployment"]) if plan_id and target.get("protected") and target.get("deployment") else None
+        reason = f"{incident.alert} (incident {incident.id})" if plan_id and incident is not None else None
+        words = ["recsys-checks", *runbook_run_args(runbook, self._params(runbook, tenant, surface),
+                                                    execute=bool(plan_id), plan_id=plan_id, confirm=confirm,
+                                                    reason=reason)]
         return shlex.join(words)
 
-    async def _run(self, incident: dict[str, Any], row: dict[str, Any]) -> None:
-        folder = self.store.folder(incident["id"]) / "runs" / f"{row['run']:02d}-{row['runbook']}"
-        row["started_at"] = now_z()
-        row["folder"] = str(folder.relative_to(self.store.root))
+    async def _run(self, incident: Incident, row: Row) -> None:
+        folder = self.store.folder(incident.id) / "runs" / f"{row.run:02d}-{row.runbook}"
+        row.start(str(folder.relative_to(self.store.root)))
         await self.store.save(incident)
-        lock = self._surface_locks.setdefault((row["tenant"], row["surface"]), asyncio.Lock())
+        lock = self._surface_locks.setdefault((row.tenant, row.surface), asyncio.Lock())
         queued = time.monotonic()
         async with lock:
-            row["waited_seconds"] = round(time.monotonic() - queued, 3)  # for a run of the same surface to end
+            row.waited(time.monotonic() - queued)  # for a run of the same surface to end
             self.runs_in_progress += 1
             started = time.monotonic()
             try:
-                outcome = await self.cli.run_runbook(row["runbook"], self._params(row["runbook"], row["tenant"],
-                                                                                  row["surface"]), folder)
+                outcome = await self.cli.run_runbook(row.runbook, self._params(row.runbook, row.tenant, row.surface),
+                                                     folder)
             finally:
                 self.runs_in_progress -= 1
             seconds = time.monotonic() - started
-        row["seconds"] = round(seconds, 3)
-        row["finished_at"] = now_z()
+        row.ended(seconds)
         record = outcome.record
         if record is None:
             if outcome.returncode == 2:
-                row["status"], row["reason"] = NOT_RUN, f"the runner refused: {outcome.error}"
+                row.refused(f"the runner refused: {outcome.error}")
                 self.metrics.not_run.labels("refused").inc()
             else:
-                row["status"], row["verdict"], row["reason"] = FINISHED, "failed", outcome.error
+                row.failed(outcome.error)
                 self.metrics.runs.labels("failed").inc()
                 self.metrics.run_seconds.observe(seconds)
             return
         self.metrics.runs.labels(str(record.get("verdict"))).inc()
         self.metrics.run_seconds.observe(seconds)
-        row["verdict"] = record.get("verdict")
-        row["cause"] = record.get("cause")
-        row["next_action"] = record.get("next_action") or None
-        row["record"] = f"{row['folder']}/{row['runbook']}.result.json"
-        row["plan_id"] = plan_id_of(record)
-        if row["plan_id"]:
-            row["apply_command"] = self._command(row["runbook"], row["tenant"], row["surface"], row["plan_id"],
-                                                 record, incident)
-        notebook = folder / f"{row['runbook']}.ipynb"
+        plan_id = plan_id_of(record)
+        row.diagnosed(record, f"{row.folder}/{row.runbook}.result.json", plan_id,
+                      self._command(row.runbook, row.tenant, row.surface, plan_id, record, incident)
+                      if plan_id else None)
+        notebook = folder / f"{row.runbook}.ipynb"
         if notebook.is_file():
-            row["notebook"] = f"{row['folder']}/{notebook.name}"
             from .render import notebook_html
 
             try:
                 page = await asyncio.wait_for(asyncio.to_thread(notebook_html, notebook), RENDER_TIMEOUT)
-                html_path = folder / f"{row['runbook']}.html"
+                html_path = folder / f"{row.runbook}.html"
                 await self.store.save_file(html_path, page)
-                row["notebook_html"] = f"{row['folder']}/{html_path.name}"
+                row.rendered(f"{row.folder}/{notebook.name}", f"{row.folder}/{html_path.name}")
             except Exception as exc:  # the diagnosis stands without its page
-                row["reason"] = f"the notebook could not be rendered: {type(exc).__name__}: {str(exc)[:200]}"
-        row["status"] = FINISHED
+                row.rendered(f"{row.folder}/{notebook.name}", None, "the notebook could not be rendered: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}")
+        row.finish()
 
-    async def _finish(self, incident: dict[str, Any]) -> None:
-        incident["status"] = aggregate(incident["rows"])
-        incident["phase"] = "done"
-        incident["finished_at"] = now_z()
-        if incident["status"] != NO_RUNBOOK:
-            self.metrics.incidents.labels(incident["status"]).inc()
+    async def _finish(self, incident: Incident) -> None:
+        incident.finish()
+        if incident.status != NO_RUNBOOK:
+            self.metrics.incidents.labels(incident.status).inc()
         await self.store.save(incident)
-        summary = ", ".join(f"{r.get('runbook')} {r.get('tenant') or ''}/{r.get('surface') or ''} "
-                            f"{r.get('verdict') or r['status']}" for r in incident["rows"][:5])
-        log(f"incident {incident['id']} ({incident['alert']}): {incident['status']}: {summary}")
+        summary = ", ".join(f"{r.runbook} {r.tenant or ''}/{r.surface or ''} {r.verdict or r.status}"
+                            for r in incident.rows[:5])
+        log(f"incident {incident.id} ({incident.alert}): {incident.status}: {summary}")
         if self.notifier is not None and not self.stopping:
             from .notify import message
 
-            link = f"{self.settings.external_url}/incidents/{incident['id']}"
-            if not self.notifier.offer(incident["id"], message(incident, link)):
-                incident["notify"] = {"status": "dropped", "attempts": 0, "error": "the notify queue was full"}
+            link = f"{self.settings.external_url}/incidents/{incident.id}"
+            if not self.notifier.offer(incident.id, message(incident, link)):
+                incident.notification({"status": "dropped", "attempts": 0, "error": "the notify queue was full"})
                 self.metrics.notifications.labels("dropped").inc()
                 await self.store.save(incident)
 
@@ -501,7 +438,7 @@ class Receiver:
         self.metrics.notifications.labels(outcome["status"]).inc()
         incident = self.store.incidents.get(incident_id)
         if incident is not None:
-            incident["notify"] = outcome
+            incident.notification(outcome)
             await self.store.save(incident)
         if outcome["status"] != "sent":
             log(f"incident {incident_id}: notification not delivered: {outcome['error']}")
@@ -511,7 +448,7 @@ class Receiver:
     def rows(self, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for incident in reversed(list(self.store.incidents.values())):
-            for row in incident["rows"] or [new_row(incident, None)]:
+            for row in incident.rows or [incident.row(None)]:
                 public = public_row(incident, row)
                 if status and public["status"] != status:
                     continue
@@ -529,183 +466,33 @@ def _warm_renderer() -> None:
 
 
 def plan_id_of(record: dict[str, Any]) -> str | None:
-    """The plan id of a dry run's fix: the first action's plan hash, 12 hex digits, as the runner prints it."""
+    """The plan id of a dry run's fix, read from the run record's data: the planned act step's first action's plan
+    hash, 12 hex digits (what the fix step names as the plan in its summary). None when no fix was planned."""
     for step in record.get("steps") or []:
         if not isinstance(step, dict) or step.get("role") != "act" or step.get("status") != "planned":
             continue
-        for action in (step.get("result") or {}).get("actions") or []:
-            digest = ((action or {}).get("plan") or {}).get("plan_hash")
-            if isinstance(digest, str) and re.match(r"^[0-9a-f]{12,}$", digest):
-                return digest[:12]
-    found = re.search(r"\(plan ([0-9a-f]{12,})", str(record.get("next_action") or ""))
-    return found.group(1) if found else None
-
-
-# ---------------------------------------------------------------------------------------------------- the app
-
-
-def build_app(receiver: Receiver):
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import FileResponse, PlainTextResponse, Response
-    from starlette.routing import Route
-
-    from .render import CSP, incident_page, incidents_page
-
-    # Every answer is masked with the project's secret rule, as every file is: a label or a record that carried a
-    # credential shows *** here too.
-    def JSONResponse(doc: Any, status_code: int = 200) -> Response:  # noqa: N802
-        return Response(mask(json.dumps(doc, ensure_ascii=False)), status_code=status_code,
-                        media_type="application/json")
-
-    def HTMLResponse(page: str, headers: dict[str, str]) -> Response:  # noqa: N802
-        return Response(mask(page), media_type="text/html; charset=utf-8", headers=headers)
-
-    def wants_json(request: Request) -> bool:
-        return "application/json" in request.headers.get("accept", "") or request.query_params.get("format") == "json"
-
-    def text(status: int, line: str) -> PlainTextResponse:
-        receiver.metrics.requests.labels(str(status)).inc()
-        return PlainTextResponse(line + "\n", status_code=status)
-
-    async def alertmanager(request: Request) -> Response:
-        if not receiver.authorized(request.headers.get("authorization", "")):
-            return text(401, "unauthorized: send Authorization: Bearer <RECSYS_ALERTS_TOKEN>")
-        limit = receiver.settings.max_body
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return text(413, f"the body is larger than {limit} bytes (--max-body)")
-
-        async def read() -> bytes | None:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return None
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        try:
-            body = await asyncio.wait_for(read(), BODY_TIMEOUT)
-        except TimeoutError:
-            return text(408, f"the body did not arrive within {BODY_TIMEOUT:g} s")
-        if body is None:
-            return text(413, f"the body is larger than {limit} bytes (--max-body)")
-        try:
-            _, alerts = parse(body)
-        except BadPayload as exc:
-            return text(400, f"bad payload: {exc}")
-        if receiver.stopping or receiver.queue is None:
-            return text(503, "the receiver is stopping")
-        try:
-            answer = await asyncio.wait_for(receiver.accept(alerts), SAVE_TIMEOUT)
-        except TimeoutError:
-            return text(503, f"the incident folder (--out) did not take the incidents within {SAVE_TIMEOUT:g} s; "
-                             "they are kept in memory and written when it does")
-        receiver.metrics.requests.labels("200").inc()
-        return JSONResponse(answer)
-
-    async def incidents(request: Request) -> Response:
-        try:
-            limit = min(max(int(request.query_params.get("limit", "1000")), 1), 100_000)
-        except ValueError:
-            return PlainTextResponse("limit: expected a whole number\n", status_code=400)
-        status = request.query_params.get("status") or None
-        rows = receiver.rows(limit, status)
-        if wants_json(request):
-            return JSONResponse(rows)
-        queue = f"queue {receiver.queue.qsize() if receiver.queue else 0}/{receiver.settings.queue_size}"
-        return HTMLResponse(incidents_page(rows, total=len(receiver.store.incidents), queue=queue),
-                            headers={"Content-Security-Policy": CSP})
-
-    def find(request: Request) -> dict[str, Any] | None:
-        iid = request.path_params["id"]
-        return receiver.store.incidents.get(iid) if ID_PATTERN.match(iid) else None
-
-    async def incident(request: Request) -> Response:
-        found = find(request)
-        if found is None:
-            return PlainTextResponse("no such incident\n", status_code=404)
-        if wants_json(request):
-            return JSONResponse({**found, "rows": [public_row(found, r) | {k: r.get(k) for k in (
-                "dry_run_command", "folder", "record", "notebook", "notebook_html")} for r in found["rows"]]})
-        return HTMLResponse(incident_page(found), headers={"Content-Security-Policy": CSP})
-
-    def run_file(request: Request, key: str) -> Path | None:
-        found = find(request)
-        try:
-            n = int(request.path_params["n"])
-        except ValueError:
-            return None
-        row = next((r for r in (found or {}).get("rows", []) if r.get("run") == n), None)
-        relative = (row or {}).get(key)
-        if not relative:
-            return None
-        path = (receiver.store.root / relative).resolve()
-        root = receiver.store.root.resolve()
-        return path if path.is_file() and root in path.parents else None
-
-    async def notebook(request: Request) -> Response:
-        path = run_file(request, "notebook_html")
-        if path is None:
-            return PlainTextResponse("no notebook for this run\n", status_code=404)
-        # Shown in a sandboxed frame: no scripts, nothing fetched from elsewhere.
-        return FileResponse(path, media_type="text/html", headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"})
-
-    async def record(request: Request) -> Response:
-        path = run_file(request, "record")
-        if path is None or path.stat().st_size > MAX_RECORD:
-            return PlainTextResponse("no run record for this run\n", status_code=404)
-        return Response(mask(path.read_text("utf-8", "replace")), media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({
-            "status": "stopping" if receiver.stopping else "ok",
-            "queue_depth": receiver.queue.qsize() if receiver.queue else 0,
-            "queue_size": receiver.settings.queue_size, "workers": receiver.settings.workers,
-            "runs_in_progress": receiver.runs_in_progress, "incidents": len(receiver.store.incidents),
-            "write_errors": receiver.store.write_errors,
-        }, status_code=503 if receiver.stopping else 200)
-
-    async def metrics(request: Request) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return Response(generate_latest(receiver.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        await receiver.start()
-        try:
-            yield
-        finally:
-            await receiver.stop()
-
-    return Starlette(routes=[
-        Route("/alertmanager", alertmanager, methods=["POST"]),
-        Route("/incidents", incidents, methods=["GET"]),
-        Route("/incidents/{id}", incident, methods=["GET"]),
-        Route("/incidents/{id}/runs/{n}/notebook", notebook, methods=["GET"]),
-        Route("/incidents/{id}/runs/{n}/record", record, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ], lifespan=lifespan)
+        actions = (step.get("result") or {}).get("actions") or []
+        first = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        digest = (first.get("plan") or {}).get("plan_hash")
+        if isinstance(digest, str) and re.match(r"^[0-9a-f]{12,}$", digest):
+            return digest[:12]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- serve
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = ConfigError.exit_code) -> int:
     sys.stderr.write(f"recsys-checks alerts serve: error: {mask(message)}\n")
-    return 2
+    return code
 
 
-def serve(args: argparse.Namespace) -> int:
-    """``recsys-checks alerts serve``: 0 when stopped, 2 when it cannot start as configured."""
+def serve(args: Any) -> int:
+    """``recsys-checks alerts serve`` with its parsed options: 0 when stopped, 2 when it cannot start as configured."""
     try:
         settings = settings_from(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), exc.exit_code)
     store = Store(settings.out)
     try:
         store.check_writable()
@@ -738,8 +525,6 @@ def serve(args: argparse.Namespace) -> int:
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown}:{port}"
     try:
-        from .store import write_atomic
-
         write_atomic(settings.out / ".receiver.json", (json.dumps(
             {"pid": os.getpid(), "url": url, "started_at": now_z()}, indent=2) + "\n").encode())
     except OSError as exc:
@@ -751,6 +536,8 @@ def serve(args: argparse.Namespace) -> int:
     if not ipaddress.ip_address("127.0.0.1" if settings.host == "localhost" else settings.host).is_loopback:
         log(f"note: {settings.host} is not loopback; /incidents and /metrics answer without a token there")
     import uvicorn
+
+    from .web import build_app
 
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=5, timeout_keep_alive=5,

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recsys_checks.alerts import add_parser as _add_alerts
+from recsys_checks.cli import numbers
 from recsys_checks.cli.output import emit, emit_stream
+from recsys_checks.cli.receiver import add_parser as _add_alerts
 from recsys_checks.cli.runbook_output import print_list, print_run_record, print_spec
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unhealthy
 from recsys_checks.core.results import exit_code
 from recsys_checks.judge.auditlog import MAX_AUDIT_RECORDS
 from recsys_checks.judge.registry.artifact import KINDS
@@ -53,16 +54,6 @@ def _duration(value: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
-    return number
-
-
 def _targets(value: str) -> list[str]:
     from recsys_checks.levers.cache import parse_targets
 
@@ -70,26 +61,6 @@ def _targets(value: str) -> list[str]:
         return parse_targets(value)
     except ChecksError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction between 0 and 1, e.g. 0.95")
-    return number
-
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of at least 0")
-    return number
 
 
 def _weights(value: str) -> dict[str, float]:
@@ -211,7 +182,7 @@ def _add_freshness(sub: Any, common: argparse.ArgumentParser) -> None:
     _tenant(p, required=False)
     p.add_argument("--deep", action="store_true",
                    help="also validate every blob each manifest names (reads every blob; default: manifests only)")
-    p.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS,
+    p.add_argument("--workers", type=numbers.positive, default=DEFAULT_WORKERS,
                    help=f"manifests fetched at once from an S3 store (default {DEFAULT_WORKERS}; a file store is "
                    "read in one thread)")
     p.add_argument("--jsonl", action="store_true",
@@ -241,7 +212,7 @@ def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
         p.set_defaults(run=_doc_show, kind=kind)
         p = dsub.add_parser("history", parents=[common], help=f"who changed the {kind}, when, from which version")
         _tenant(p)
-        p.add_argument("--limit", type=_positive, default=50, help="entries to show (default 50)")
+        p.add_argument("--limit", type=numbers.positive, default=50, help="entries to show (default 50)")
         p.set_defaults(run=_doc_history, kind=kind)
         p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)",
                             epilog="our audit record goes to the registry; when none is configured "
@@ -275,7 +246,7 @@ def _add_timeline(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("timeline", parents=[common], help="what was shipped, when, by whom and why")
     _tenant(p), _surface(p, required=False)
     p.add_argument("--since", type=_duration, default=parse_duration("7d"), help="how far back (default 7d)")
-    p.add_argument("--max-audit-records", type=_positive, default=MAX_AUDIT_RECORDS, metavar="N",
+    p.add_argument("--max-audit-records", type=numbers.positive, default=MAX_AUDIT_RECORDS, metavar="N",
                    help=f"read at most the newest N of our audit records per scope (a surface, or tenant-wide) "
                    f"within --since (default {MAX_AUDIT_RECORDS:,}); older ones are pruned by name before any is "
                    "read, and the result says how many the cap left out")
@@ -310,7 +281,7 @@ def _add_runbook(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="where the executed notebook and the run record go (default "
                    "incidents/<UTC time>-ID), and, without a registry or RECSYS_AUDIT_DIR, the audit records of "
                    "config and rules reverts")
-    p.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
+    p.add_argument("--timeout", type=numbers.positive, default=600, metavar="SECONDS",
                    help="longest a single step may run (default 600)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(run=_runbook_run)
@@ -338,7 +309,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--outcomes", required=True, metavar="FILE", help="outcome JSONL (outcome.v1)")
     p.add_argument("--assignments", metavar="FILE", help="assignment JSONL (assignment.v1): makes it an experiment")
     p.add_argument("--experiment-id", help="only this experiment's assignments (case-insensitive, as the suite)")
-    p.add_argument("--min-join-rate", type=_fraction, default=0.95,
+    p.add_argument("--min-join-rate", type=numbers.fraction, default=0.95,
                    help="outcome and assignment join rates below this are not trusted (default 0.95)")
     g = p.add_argument_group(
         "the suite's decision settings (default: ours, stricter than the suite's: both gates on, the guardrails of "
@@ -354,17 +325,17 @@ def _add_eval(sub: Any) -> None:
                    help="hold when the candidate fails a guardrail (ours: on; the suite's: off unless configured)")
     g.add_argument("--srm-gate", action=argparse.BooleanOptionalAction, default=None,
                    help="hold when SRM is detected (ours: on; the suite's: off unless configured)")
-    g.add_argument("--max-latency-p95-ms", type=_non_negative, help="guardrail (ours: 250; 0 off)")
-    g.add_argument("--max-error-rate", type=_fraction, help="guardrail (ours: 0.01; 0 off)")
-    g.add_argument("--max-empty-rate", type=_fraction, help="guardrail (ours: 0.02; 0 off)")
-    g.add_argument("--srm-alpha", type=_fraction, help="SRM significance level (default 0.001)")
+    g.add_argument("--max-latency-p95-ms", type=numbers.non_negative, help="guardrail (ours: 250; 0 off)")
+    g.add_argument("--max-error-rate", type=numbers.fraction, help="guardrail (ours: 0.01; 0 off)")
+    g.add_argument("--max-empty-rate", type=numbers.fraction, help="guardrail (ours: 0.02; 0 off)")
+    g.add_argument("--srm-alpha", type=numbers.fraction, help="SRM significance level (default 0.001)")
     g.add_argument("--srm-min-sample", type=int, help="fewest assignments for SRM (default 100)")
     g.add_argument("--weights", type=_weights, help="expected variant weights, e.g. control=1,treatment=1 "
                    "(default: equal)")
     g.add_argument("--slice-keys", type=_names, help="context keys for SRM per segment, e.g. country,device")
-    p.add_argument("--max-relative-lift", type=_non_negative, default=0.5,
+    p.add_argument("--max-relative-lift", type=numbers.non_negative, default=0.5,
                    help="a relative lift above this is impossible, not a win (default 0.5 = +50%%; 0 off)")
-    p.add_argument("--max-orphan-conversion-share", type=_fraction, default=0.5,
+    p.add_argument("--max-orphan-conversion-share", type=numbers.fraction, default=0.5,
                    help="conversions without a click above this share of all conversions are not trusted; below "
                    "it, a note (default 0.5)")
     p.set_defaults(run=_eval_quality)
@@ -374,9 +345,9 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="the report JSON")
     p.add_argument("--decision", metavar="FILE", help="the suite's decision file (default: FILE.decision.json, or "
                    "the run's Decision.OutputPath)")
-    p.add_argument("--min-join-rate", type=_fraction, default=0.95, help="default 0.95")
-    p.add_argument("--max-relative-lift", type=_non_negative, default=0.5, help="default 0.5 (+50%%; 0 off)")
-    p.add_argument("--max-orphan-conversion-share", type=_fraction, default=0.5, help="default 0.5")
+    p.add_argument("--min-join-rate", type=numbers.fraction, default=0.95, help="default 0.95")
+    p.add_argument("--max-relative-lift", type=numbers.non_negative, default=0.5, help="default 0.5 (+50%%; 0 off)")
+    p.add_argument("--max-orphan-conversion-share", type=numbers.fraction, default=0.5, help="default 0.5")
     p.set_defaults(run=_eval_report)
 
 
@@ -436,7 +407,7 @@ def _runbook_run(args: argparse.Namespace) -> int:
         return 0
     # The state moved since the diagnosis and the surface is still not healthy: the conflict exit, as for a plan.
     moved = any(s.get("role") == "act" and s.get("status") == "moved" for s in run_record.get("steps") or [])
-    return 3 if moved else 1
+    return Conflict.exit_code if moved else Unhealthy.exit_code
 
 
 def _target(args: argparse.Namespace) -> Target:

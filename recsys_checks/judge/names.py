@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from recsys_checks.core.errors import BadInput, ChecksError
-from recsys_checks.reach.service import ServiceClient, ServiceProblem
+from recsys_checks.core.errors import BadInput, ChecksError, ServiceProblem
+from recsys_checks.reach.service import ServiceClient
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store.router import TargetStores
 

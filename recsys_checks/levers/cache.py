@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
+from recsys_checks.core.errors import BadInput, ChecksError, ServiceProblem, Unreachable
 from recsys_checks.core.results import ActionResult, Plan
 from recsys_checks.core.timefmt import parse_time
 from recsys_checks.judge import auditlog
 from recsys_checks.levers import audit, guard
-from recsys_checks.reach.service import CACHE_TARGETS, ServiceClient, ServiceProblem, given_or_new_client
+from recsys_checks.reach.service import CACHE_TARGETS, ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
 # The service's clock and ours may differ a little: an invalidation it logged this much before an intent still counts.

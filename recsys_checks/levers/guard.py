@@ -27,15 +27,22 @@ def dry_run(plan: Plan, *, already: str, would: str) -> ActionResult:
     return ActionResult("planned", f"dry-run: would {would}; nothing changed (run with execute to apply)", plan)
 
 
+def require_confirmed(target: Target, confirm: str | None, *, nothing: str = "nothing was changed") -> None:
+    """On a deployment marked protected, ``confirm`` must name it back (see the module docstring): BadInput (exit 2)
+    otherwise, ``nothing`` saying what did not happen. The one check for an action's apply and a runbook's execute."""
+    if not target.protected or confirm == target.deployment:
+        return
+    name = target.deployment
+    if confirm is None:
+        raise BadInput(f"deployment {name!r} is protected: add --confirm {name} (confirm={name} in a notebook) to let "
+                       f"execute change it; {nothing}")
+    raise BadInput(f"deployment {name!r} is protected and --confirm {confirm!r} does not name it; {nothing} — check "
+                   "RECSYS_DEPLOYMENT and where your shell points")
+
+
 def check(target: Target, plan: Plan, *, plan_id: str | None, confirm: str | None) -> None:
     """Raise unless ``plan`` may be applied to ``target`` (see the module docstring); changes nothing."""
-    if target.protected:
-        if confirm is None:
-            raise BadInput(f"deployment {target.deployment!r} is protected: add --confirm {target.deployment} to "
-                           "apply (nothing was changed)")
-        if confirm != target.deployment:
-            raise BadInput(f"--confirm {confirm!r} does not name this deployment ({target.deployment!r}); nothing "
-                           "was changed — check RECSYS_DEPLOYMENT and where your shell points")
+    require_confirmed(target, confirm)
     if plan_id is not None:
         wanted = plan_id.strip().lower()
         if len(wanted) < MIN_PLAN_ID or not _HEX.match(wanted):

@@ -12,7 +12,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unreachable
+from recsys_checks.core.errors import BadInput, ChecksError, Conflict, ServiceProblem, Unreachable
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.judge import auditlog
 from recsys_checks.judge.serving.docdiff import readable_change
@@ -28,7 +28,7 @@ from recsys_checks.judge.serving.documents import (
     short,
 )
 from recsys_checks.levers import audit, guard
-from recsys_checks.reach.service import ServiceClient, ServiceProblem, given_or_new_client
+from recsys_checks.reach.service import ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
 SETTLE_EVIDENCE_ENTRIES = 200  # the service's newest audit entries read to settle an intent a crash left

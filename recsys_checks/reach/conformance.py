@@ -1,4 +1,5 @@
-"""Does the object store honour conditional writes? ``python -m recsys_checks.reach.conformance``.
+"""Does the object store honour conditional writes? The check; its command line is
+``python -m recsys_checks.cli.conformance`` (:mod:`recsys_checks.cli.conformance`).
 
 Every action of ``recsys-checks`` relies on them: a rollback replaces the manifest only if it is still the one the
 plan read (S3 ``If-Match``), an audit record or a hold marker is created only if it does not exist yet
@@ -11,19 +12,17 @@ publish that happened in between. This check writes one small probe object under
 3. replace it with ``If-Match`` and a wrong ETag: must be refused;
 4. replace it with ``If-Match`` and its ETag: must succeed.
 
-The probe object is left in place (the tools never delete). Exit codes: 0 honoured, 1 not honoured, 2 the store
-cannot be reached or the target is misconfigured.
+The probe object is left in place (the tools never delete). :func:`check` raises BadInput for a misconfigured
+target and another ChecksError for a store that cannot be used.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import uuid
 from datetime import UTC, datetime
 
-from recsys_checks.core.errors import BadInput, ChecksError, Conflict
+from recsys_checks.core.errors import Conflict
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import TargetStores
 
@@ -55,29 +54,3 @@ def check(target: Target) -> list[tuple[str, bool, str]]:
         stores.put(uri, body, if_match=etag)
         results.append(("replace with the right If-Match", True, "accepted"))
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m recsys_checks.reach.conformance",
-        description="Check that the object store of the configured deployment honours conditional writes "
-        "(If-None-Match: *, If-Match). Writes one probe object under <registry root>/probes/conditional-writes/.",
-    )
-    parser.parse_args(argv)
-    try:
-        results = check(Target.from_env())
-    except BadInput as exc:
-        print(f"ERROR {exc}", file=sys.stderr)
-        return 2
-    except ChecksError as exc:
-        print(f"ERROR the store cannot be used: {exc}", file=sys.stderr)
-        return 2
-    for what, ok, detail in results:
-        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
-    honoured = all(ok for _, ok, _ in results)
-    print("conditional writes: " + ("honoured" if honoured else "NOT honoured: do not run actions against this store"))
-    return 0 if honoured else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 Every call sends ``X-Org-Id`` (tenant-scoped calls) and a fresh ``X-Request-Id`` so that an operator can find the
 call in the service's logs; ``X-API-Key`` is sent when a key is configured and is required for admin calls. The key
 is never put into a message, a ``repr``, a result or a log line. Error bodies (``application/problem+json``) become
-:class:`ServiceProblem`, which carries the HTTP status and the problem ``code`` so that checks can classify them;
+:class:`~recsys_checks.core.errors.ServiceProblem`, which carries the HTTP status and the problem ``code`` so that checks can classify them;
 a service that does not answer becomes :class:`~recsys_checks.core.errors.Unreachable`.
 """
 
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from recsys_checks.core import jsonio
-from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
+from recsys_checks.core.errors import BadInput, ServiceProblem, Unreachable
 from recsys_checks.reach import deadline
 from recsys_checks.reach.settings import Target, credential_problem, safe_segment
 
@@ -33,63 +33,6 @@ AUDIT_PAGE_MAX = 200
 MAX_ANSWER_BYTES = 10_000_000  # no answer of the API comes near this; a bigger one is not the service
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ETAG = re.compile(r'^(?:W/)?"?([^"]*)"?$')
-
-
-class ServiceProblem(ChecksError):
-    """The service answered with an error (problem+json, or any non-success status).
-
-    ``status`` is the HTTP status, ``code`` the problem code such as ``RECSYS_ARTIFACT_INCOMPATIBLE`` (``None`` when
-    the body was not problem+json, e.g. an HTML page from a proxy), ``detail`` the service's explanation and
-    ``request_id`` the id to search for in the service's logs.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str | None,
-        detail: str,
-        request_id: str | None,
-        *,
-        method: str = "",
-        path: str = "",
-        title: str = "",
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        self.title = title
-        super().__init__(self._message())
-
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        if self.status == 409:
-            return 3
-        if self.status in (400, 401, 403, 404, 422) and self.code != "RECSYS_ARTIFACT_INCOMPATIBLE":
-            return 2
-        return 1
-
-    def _message(self) -> str:
-        what = f"{self.method} {self.path}".strip() or "request"
-        if self.status < 400:  # the call succeeded at the HTTP level, but the body is not what the API answers
-            rid = f" (request id {self.request_id})" if self.request_id else ""
-            return f"service gave an unusable answer to {what}: {self.detail}{rid}"
-        code = f" {self.code}" if self.code else ""
-        hint = ""
-        if self.status == 401 or self.code in ("RECSYS_AUTH_REQUIRED", "RECSYS_AUTH_INVALID"):
-            hint = "; set RECSYS_API_KEY to a valid key for this deployment"
-        elif self.code == "RECSYS_TENANT_SCOPE_MISMATCH" or self.status == 403:
-            hint = "; the API key is not allowed for this tenant"
-        rid = f" (request id {self.request_id})" if self.request_id else ""
-        return f"service answered {self.status}{code} to {what}: {self.detail}{rid}{hint}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "code": self.code, "detail": self.detail, "request_id": self.request_id}
-
-    def __repr__(self) -> str:
-        return f"ServiceProblem(status={self.status}, code={self.code!r}, request_id={self.request_id!r})"
 
 
 @dataclass

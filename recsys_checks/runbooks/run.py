@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, ChecksError, RecordNotWritten
+from recsys_checks.core.files import write_atomic
 from recsys_checks.core.render import render_action, render_check
 from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.core.timefmt import format_z
+from recsys_checks.levers import guard
 from recsys_checks.reach.settings import Target
-from recsys_checks.reach.store import fsync_folder
 from recsys_checks.runbooks.remedy import MOVED_SETTLE_SECONDS, Remedy, StepResult
 from recsys_checks.runbooks.spec import RunbookSpec, load_spec
 from recsys_checks.runbooks.verdict import Verdict, decide
@@ -62,13 +63,6 @@ class StepOutcome:
     summary: str
     seconds: float
     result: dict[str, Any]
-
-
-class RecordNotWritten(ChecksError):
-    """The run record could not be written (a full disk, its folder gone): exit 1, as for an action whose audit
-    record could not be written. The message lists every change the run applied, and where its audit record is."""
-
-    exit_code = 1
 
 
 def fix_of(diagnosis: Any, remedy: Any) -> dict[str, Any] | None:
@@ -103,30 +97,6 @@ def describe_changes(changed: list[dict[str, Any]]) -> str:
                  else "its audit record was not written: its intent stands and the next run completes it")
         lines.append(f"  - {c.get('action')} {c.get('what')}: {c.get('before')} -> {c.get('after')} ({audit})")
     return "\n".join(lines)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole or not at all: written to a new file in the same folder, flushed and fsynced,
-    renamed over ``path``, then the folder fsynced. On OSError (ENOSPC, EIO, a folder gone) the temporary file is
-    removed, ``path`` is left as it was, and the error is raised."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)  # a close can report a failed write too (NFS)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_folder(path.parent)
 
 
 def _bounded(result: StepResult) -> StepResult:
@@ -349,15 +319,9 @@ def run_parameters(spec: RunbookSpec, given: Mapping[str, Any], target: Target) 
             raise BadInput(f"parameter {name} contains the value of {leaked[0]}: credentials come from the "
                            "environment only, never from a parameter (a notebook keeps its parameters)")
     if params["execute"]:
-        check_deployment(target, params.get("confirm") or None)
+        guard.require_confirmed(target, params.get("confirm") or None, nothing="nothing was run")
     return params
 
-def check_deployment(target: Target, confirm: str | None) -> None:
-    """On a protected deployment, execute needs its name confirmed (BadInput before anything runs)."""
-    if target.protected and confirm != target.deployment:
-        raise BadInput(f"deployment {target.deployment!r} is protected: pass confirm={target.deployment} (--confirm "
-                       f"{target.deployment}) to let execute change it; nothing was run"
-                       + (f" (got {confirm!r})" if confirm else ""))
 
 
 

@@ -8,30 +8,31 @@ kernel that dies or a step that runs past the timeout is verdict ``failed`` with
 While the run is in progress ``<out>/ID.incomplete`` says so (when it started, the runner's pid and the temporary
 folder the kernel writes in), so that a runner killed mid-run leaves a pointer to where the record went; it is
 removed once the record is in ``<out>``. Each output is moved in whole or not at all (a copy in ``<out>``, fsynced,
-renamed): a full disk leaves no cut record, and :class:`~recsys_checks.runbooks.run.RecordNotWritten` (exit 1) lists
+renamed): a full disk leaves no cut record, and :class:`~recsys_checks.core.errors.RecordNotWritten` (exit 1) lists
 every change the run applied and where its audit record is, and says where the outputs were kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from recsys_checks.core import credentials
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, OutputRefused, RecordNotWritten
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import (
     OUT_ENV,
     RECORD_ENV,
-    RecordNotWritten,
     default_out_dir,
     describe_changes,
     run_parameters,
@@ -45,12 +46,6 @@ KERNEL_START_TIMEOUT = 60.0
 KERNEL_START_ATTEMPTS = 3
 # ``<out>/<id>.incomplete``: a run of <id> into this folder is in progress, or its runner was stopped (see the module)
 INCOMPLETE_SUFFIX = ".incomplete"
-
-
-class OutputRefused(ChecksError):
-    """The run's outputs would carry a secret: nothing is written (exit 1, the run failed)."""
-
-    exit_code = 1
 
 
 def _skip_iri_grammar() -> None:
@@ -93,10 +88,6 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                 directory: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Run one runbook; returns (run record, output folder). Raises BadInput before starting on bad input."""
     _skip_iri_grammar()
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     spec = load_spec(runbook_id, directory or runbooks_dir())
     params = check_parameters(spec, dict(given or {}), execute)
     notebook = notebooks_dir(directory) / f"{spec.id}.ipynb"
@@ -104,6 +95,20 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         raise BadInput(f"runbook {spec.id} has no notebook at {notebook}: run `make notebooks`")
     out = Path(out_dir) if out_dir else default_out_dir(spec.id)
     marker = out / f"{spec.id}{INCOMPLETE_SUFFIX}"
+    created = _claim_out(spec, out, marker)
+    started = datetime.now(UTC)
+    work = Path(tempfile.mkdtemp(prefix=f"recsys-runbook-{spec.id}-"))
+    executed, record_path = work / f"{spec.id}.ipynb", work / f"{spec.id}.result.json"
+    _mark_started(spec, out, marker, created, started, work, record_path)
+    with _run_environment(record_path, out):
+        failure = _execute(notebook, executed, record_path, params, timeout)
+    run_record, data, kernel_unwritten = _record_of(spec, record_path, params, started, failure)
+    _refuse_secrets(data, executed, work, marker, out)
+    return _keep(out, executed, record_path, run_record, data, kernel_unwritten, work, marker), out
+
+
+def _claim_out(spec: RunbookSpec, out: Path, marker: Path) -> bool:
+    """Make sure ``out`` holds no run of this runbook, finished or not, and exists; True when it was created."""
     try:
         if (out / f"{spec.id}.result.json").exists():
             raise BadInput(f"{out} already holds a run of {spec.id}: give another --out folder")
@@ -114,10 +119,12 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    return created
 
-    started = datetime.now(UTC)
-    work = Path(tempfile.mkdtemp(prefix=f"recsys-runbook-{spec.id}-"))
-    executed, record_path = work / f"{spec.id}.ipynb", work / f"{spec.id}.result.json"
+
+def _mark_started(spec: RunbookSpec, out: Path, marker: Path, created: bool, started: datetime, work: Path,
+                  record_path: Path) -> None:
+    """Write the ``.incomplete`` marker naming the work folder; BadInput (nothing run, nothing left) when it cannot."""
     try:
         write_atomic(marker, (json.dumps({
             "runbook": spec.id, "started_at": format_z(started), "pid": os.getpid(), "work": str(work),
@@ -130,11 +137,32 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         if created:
             _remove(out, folder=True)
         raise BadInput(f"cannot write in the output folder {out}: {exc.strerror or exc}; nothing was run") from None
-    failure: dict[str, Any] | None = None
-    previous = os.environ.get(RECORD_ENV)
-    previous_out = os.environ.get(OUT_ENV)
+
+
+@contextlib.contextmanager
+def _run_environment(record_path: Path, out: Path) -> Iterator[None]:
+    """The variables telling the kernel where its run record and outputs go, set for the run and restored after."""
+    previous = {name: os.environ.get(name) for name in (RECORD_ENV, OUT_ENV)}
     os.environ[RECORD_ENV] = str(record_path)
     os.environ[OUT_ENV] = str(out.resolve())
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str, Any],
+             timeout: float) -> dict[str, Any] | None:
+    """Execute the notebook into ``executed``; None when every cell ran, else ``{"cell", "error"}``: the cell it
+    stopped in (None when none ran) and why."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     try:
         for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
             try:
@@ -145,7 +173,7 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                     # The kernel listens on loopback only; its notice about unencrypted TCP would be noise.
                     extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
-                break
+                return None
             except RuntimeError as exc:
                 # A kernel that died before it was ready ran no cell (kernels started at the same moment can race
                 # for their ports): starting it again is safe; anything later is not retried.
@@ -153,19 +181,20 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                         or record_path.exists() or _stopped_cell(executed) is not None:
                     raise
     except PapermillExecutionError as exc:
-        failure = {"cell": _stopped_cell(executed), "error": f"{exc.ename}: {exc.evalue}"}
+        return {"cell": _stopped_cell(executed), "error": f"{exc.ename}: {exc.evalue}"}
     except CellTimeoutError:
-        failure = {"cell": _stopped_cell(executed), "error": f"a cell ran longer than the {timeout:.0f} s timeout"}
+        return {"cell": _stopped_cell(executed), "error": f"a cell ran longer than the {timeout:.0f} s timeout"}
     except DeadKernelError as exc:
-        failure = {"cell": _stopped_cell(executed), "error": f"the kernel died ({exc})"}
+        return {"cell": _stopped_cell(executed), "error": f"the kernel died ({exc})"}
     except (RuntimeError, OSError) as exc:
-        failure = {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
-    finally:
-        for name, value in ((RECORD_ENV, previous), (OUT_ENV, previous_out)):
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        return {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
+    return None
+
+
+def _record_of(spec: RunbookSpec, record_path: Path, params: dict[str, Any], started: datetime,
+               failure: dict[str, Any] | None) -> tuple[dict[str, Any], bytes, str | None]:
+    """(run record, its bytes to write, the kernel's RecordNotWritten message if it could not write it): the
+    kernel's record as written when the run ended, else a failed record made from what it left."""
     run_record = _load_run_record(record_path)
     # The kernel could not write its record (a full disk): its message lists every change the run applied.
     kernel_unwritten: str | None = None
@@ -173,17 +202,27 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         kernel_unwritten = failure["error"].removeprefix(f"{RecordNotWritten.__name__}: ")
     if run_record is None or failure is not None:
         run_record = _failed_run_record(spec, run_record, params, started, failure)
-        data = (json.dumps(run_record, indent=2) + "\n").encode("utf-8")
-    else:
-        data = record_path.read_bytes()
+        return run_record, (json.dumps(run_record, indent=2) + "\n").encode("utf-8"), kernel_unwritten
+    return run_record, record_path.read_bytes(), kernel_unwritten
+
+
+def _refuse_secrets(data: bytes, executed: Path, work: Path, marker: Path, out: Path) -> None:
+    """OutputRefused, with nothing written and the work folder removed, when the record or the notebook carries the
+    value of a credential."""
     leaked = set(credentials.find(data.decode("utf-8", errors="replace")))
     if executed.exists():
         leaked |= set(credentials.find(executed.read_text(encoding="utf-8", errors="replace")))
     if leaked:
         shutil.rmtree(work, ignore_errors=True)
         _remove(marker)
-        raise OutputRefused(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written to "
-                       f"{out}; the run's own changes (if any) are in the audit records")
+        raise OutputRefused(f"the run's outputs contain the value of {', '.join(sorted(leaked))}: nothing was written "
+                            f"to {out}; the run's own changes (if any) are in the audit records")
+
+
+def _keep(out: Path, executed: Path, record_path: Path, run_record: dict[str, Any], data: bytes,
+          kernel_unwritten: str | None, work: Path, marker: Path) -> dict[str, Any]:
+    """Write the record and move the notebook into ``out``, then remove the marker and the work folder;
+    RecordNotWritten when the record could not be written, here or by the kernel."""
     final = out / record_path.name
     try:
         write_atomic(final, data)
@@ -198,7 +237,7 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         raise RecordNotWritten(f"{kernel_unwritten}\nThe runner then wrote {final} (the temporary folder is "
                                "removed): it records the run as failed at that step; its `changed` is what the last "
                                "complete record knew, the list above is every change")
-    return run_record, out
+    return run_record
 
 
 def _not_written(out: Path, exc: OSError, run_record: dict[str, Any], kernel_unwritten: str | None, work: Path,

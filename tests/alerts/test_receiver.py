@@ -35,8 +35,8 @@ def test_refuses_to_start_without_a_token_or_with_a_short_one(tmp_path):
 
 
 def test_binds_loopback_by_default():
-    from recsys_checks.alerts import DEFAULT_LISTEN
     from recsys_checks.cli.commands import build_parser
+    from recsys_checks.cli.receiver import DEFAULT_LISTEN
 
     args = build_parser().parse_args(["alerts", "serve", "--out", "x"])
     assert args.listen == DEFAULT_LISTEN and DEFAULT_LISTEN.startswith("127.0.0.1:")

@@ -10,10 +10,12 @@ import pytest
 from alertkit import alert, payload
 
 from recsys_checks.alerts.checks import FleetScan, Probe
-from recsys_checks.alerts.payload import BadPayload, parse
-from recsys_checks.alerts.server import ConfigError, parse_listen, parse_param, plan_id_of
-from recsys_checks.alerts.store import Store, aggregate, incident_id
+from recsys_checks.alerts.incident import Incident, aggregate, incident_id
+from recsys_checks.alerts.payload import parse
+from recsys_checks.alerts.server import parse_listen, parse_param, plan_id_of
+from recsys_checks.alerts.store import Store
 from recsys_checks.alerts.triage import Observed, Triager, judge
+from recsys_checks.core.errors import BadPayload, ConfigError
 
 
 def test_one_instant_written_two_ways_is_one_key():
@@ -84,12 +86,13 @@ def test_the_plan_id_is_the_planned_fix_first_action_plan_hash():
     record = {"steps": [{"role": "act", "status": "planned",
                          "result": {"actions": [{"plan": {"plan_hash": "0888603291b3" + "a" * 52}}]}}]}
     assert plan_id_of(record) == "0888603291b3"
-    assert plan_id_of({"steps": [], "next_action": "dry run: ... (plan 3f9c2a1b7e4d: re-run)"}) == "3f9c2a1b7e4d"
+    # Read from the record's data, never from its text: a next action naming a plan is not a planned fix.
+    assert plan_id_of({"steps": [], "next_action": "dry run: ... (plan 3f9c2a1b7e4d: re-run)"}) is None
     assert plan_id_of({"steps": [{"role": "act", "status": "not-needed"}]}) is None
 
 
 def test_aggregate_status():
-    rows = lambda *s: [{"status": x} for x in s]  # noqa: E731
+    rows = lambda *s: list(s)  # noqa: E731
     assert aggregate(rows("finished", "not-run")) == "finished"
     assert aggregate(rows("running", "finished")) == "running"
     assert aggregate(rows("interrupted", "finished")) == "interrupted"
@@ -102,12 +105,12 @@ def test_a_store_read_back_shows_what_was_running_as_interrupted(tmp_path):
     iid = "20261203T100000Z-0123456789ab"
     doc = {"id": iid, "fingerprint": "f", "starts_at_normal": "x", "status": "running", "phase": "run",
            "rows": [{"status": "finished", "verdict": "healthy"}, {"status": "running", "verdict": None}]}
-    store.save_now(doc)
+    store.save_now(Incident.from_dict(doc))
     (tmp_path / "20261203T100000Z-notanincident").mkdir()
     again = Store(tmp_path)
     assert again.load() == (1, 1)
-    assert again.incidents[iid]["status"] == "interrupted"
-    assert [r["status"] for r in again.incidents[iid]["rows"]] == ["finished", "interrupted"]
+    assert again.incidents[iid].status == "interrupted"
+    assert [r.status for r in again.incidents[iid].rows] == ["finished", "interrupted"]
     assert json.loads((tmp_path / iid / "incident.json").read_text())["status"] == "interrupted"
     store.close(), again.close()
 

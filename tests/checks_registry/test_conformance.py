@@ -1,10 +1,12 @@
-"""python -m recsys_checks.reach.conformance: conditional writes honoured, ignored, or the store unreachable."""
+"""python -m recsys_checks.cli.conformance: conditional writes honoured, ignored, or the store unreachable; no
+credential printed."""
 
 from __future__ import annotations
 
 import os
 
-from recsys_checks.reach import conformance
+from recsys_checks.cli import conformance
+from recsys_checks.core.errors import Unreachable
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import FileStore
 
@@ -51,3 +53,17 @@ def test_an_unreachable_store_is_exit_2(closed_port, monkeypatch, capsys):
     _env(monkeypatch, target)
     assert conformance.main([]) == 2
     assert "the store cannot be used" in capsys.readouterr().err
+
+
+def test_a_credential_in_an_error_is_masked(closed_port, monkeypatch, capsys):
+    """The store's error can carry the endpoint as configured: a secret value in it is printed as ***."""
+    secret = "s3cr3t-access-key-value"
+    target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
+                    s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="testing",
+                    s3_secret_key=secret)
+    _env(monkeypatch, target)
+    monkeypatch.setattr(conformance, "check", lambda target: (_ for _ in ()).throw(
+        Unreachable(f"the store at {target.s3_endpoint} did not answer ({target.s3_secret_key})")))
+    assert conformance.main([]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err and "***" in err and "the store cannot be used" in err

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
+import crashkit
 import pytest
 
 from recsys_checks.judge import auditlog
@@ -17,24 +17,13 @@ from recsys_checks.levers import audit, rollback
 from recsys_checks.reach.store import TargetStores
 
 CHILD = r"""
-import json, os, signal, sys
+import json
 from recsys_checks.levers import rollback
-from recsys_checks.reach import store
 from recsys_checks.reach.settings import Target
 
 target = Target(**json.loads(sys.argv[1]))
 point, version = sys.argv[2], sys.argv[3]
-put = store.TargetStores.put
-
-def crashing_put(self, uri, data, **kwargs):
-    if uri.endswith("/manifest.json") and point == "before-swap":
-        os.kill(os.getpid(), signal.SIGKILL)
-    etag = put(self, uri, data, **kwargs)
-    if uri.endswith("/manifest.json") and point == "after-swap":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return etag
-
-store.TargetStores.put = crashing_put
+crashkit.arm(point)
 plan = rollback.plan_rollback(target, "demo", "home", to=version, reason="crash drill")
 rollback.apply_rollback(target, plan, execute=True, actor="crash-drill")
 """
@@ -42,7 +31,7 @@ rollback.apply_rollback(target, plan, execute=True, actor="crash-drill")
 
 def _killed_rollback(registry, point: str, version: str) -> None:
     fields = json.dumps(dataclasses.asdict(registry.target))
-    proc = subprocess.run([sys.executable, "-c", CHILD, fields, point, version], capture_output=True, timeout=60)
+    proc = subprocess.run(crashkit.child_argv(CHILD, fields, point, version), capture_output=True, timeout=60)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
 
 

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from recsys_checks.core.errors import BadInput, Unreachable
-from recsys_checks.reach.service import ServiceClient, ServiceProblem, bare_etag, metric_sum, parse_metrics
+from recsys_checks.core.errors import BadInput, ServiceProblem, Unreachable
+from recsys_checks.reach.service import ServiceClient, bare_etag, metric_sum, parse_metrics
 from recsys_checks.reach.settings import Target
 
 from .conftest import API_KEY, BASE_URL

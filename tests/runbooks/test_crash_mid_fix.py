@@ -1,7 +1,7 @@
 """A runbook's kernel killed at each point of its fix, then the runbook run again (no crash).
 
-Points: before the intent is written, after the intent (before the manifest swap), after the swap (before the
-record and the cache invalidation), after the invalidation (before its record). After the re-run the surface is on
+Points (tests/crashkit.py): before the intent is written, after the intent (before the manifest swap), after the
+swap (before the record and the cache invalidation), after the invalidation (before its record). After the re-run the surface is on
 the version before the bad one and serves, and every change that happened has an ``applied`` record: no intent is
 left pending and none is settled ``unknown``.
 """
@@ -9,9 +9,8 @@ left pending and none is settled ``unknown``.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
+import crashkit
 import pytest
 from checks_integration.checkskit import Checks
 
@@ -21,8 +20,7 @@ from recsys_checks.levers import audit
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import TargetStores
 
-HOOK = Path(__file__).resolve().parent / "crashhook"
-POINTS = ("before-intent", "after-intent", "after-change", "after-invalidation")
+POINTS = crashkit.POINTS
 
 
 @pytest.mark.stack
@@ -35,8 +33,7 @@ def test_a_fix_killed_at_any_point_is_finished_by_the_next_run(point, tmp_path, 
         good = json.loads(checks.read_object("registry/current/demo/home/manifest.json"))["current"]
         drills.inject(stack.root, "bad-publish")
         params = {"tenant": "demo", "surface": "home"}
-        crashed = {**env, "CRASH_POINT": point,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(HOOK), env.get("PYTHONPATH")]))}
+        crashed = crashkit.hook_env(env, point)
         first = drills.run_runbook("rollback-manifest", params, crashed, tmp_path / "crashed", execute=True,
                                    phase="crashed")
         assert first.verdict != "mitigated", first.describe()  # the kernel died mid-fix

@@ -15,11 +15,13 @@ import pytest
 from notebookkit import replace_cell
 
 from recsys_checks.cli.commands import main
+from recsys_checks.core.errors import RecordNotWritten
+from recsys_checks.core.files import write_atomic
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks import runner as execute
 from recsys_checks.runbooks.remedy import Remedy
-from recsys_checks.runbooks.run import RECORD_MAX_ROWS, RecordNotWritten, RunbookRun, write_atomic
+from recsys_checks.runbooks.run import RECORD_MAX_ROWS, RunbookRun
 from recsys_checks.runbooks.spec import notebooks_dir, runbooks_dir
 from recsys_checks.runbooks.steps import fix
 

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from notebookkit import replace_cell
 
-from recsys_checks.core.errors import BadInput
-from recsys_checks.runbooks.runner import OutputRefused, run_runbook
+from recsys_checks.core.errors import BadInput, OutputRefused
+from recsys_checks.runbooks.runner import run_runbook
 from recsys_checks.runbooks.spec import notebooks_dir, runbooks_dir
 
 SECRET = "not-a-real-key-5f2b9c"

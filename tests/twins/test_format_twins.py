@@ -12,11 +12,14 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recsys_checks.core.jsonio import dumps
 from recsys_checks.judge.registry import artifact as checks_artifact
 from recsys_checks.judge.serving.documents import canonical_jsonb, doc_version
 from recsys_checks.reach.settings import safe_segment
+from recsys_checks.reach.store import files as checks_files
 from recsys_checks.reach.store.base import etag_of
 from recsys_stack import formats, objstore
 
@@ -145,3 +148,49 @@ def test_both_sides_compute_the_same_artifact_version(name):
     doc = BLOBS[name]
     data = formats.artifact_bytes(doc)
     assert checks_artifact.artifact_version(json.loads(data)) == formats.artifact_version(doc)
+
+
+# Generated documents: every JSON value, with Decimals (finite or not, any exponent) anywhere, floats, unicode text,
+# nested lists, tuples and objects; and the options the callers pass.
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+            | st.decimals(allow_nan=True, allow_infinity=True))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner)
+                       | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=30)
+_OPTIONS = st.fixed_dictionaries({}, optional={
+    "indent": st.sampled_from([None, 0, 2, 4, "\t", ""]), "sort_keys": st.booleans(),
+    "separators": st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]), "ensure_ascii": st.booleans()})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_VALUES, kwargs=_OPTIONS)
+def test_both_dumps_write_the_same_text_for_generated_documents(doc, kwargs):
+    """recsys_checks' dumps and the stack's dumps_document, written two different ways, agree on every document and
+    option; and what they write reads back to the same document, Decimals exact."""
+    text = dumps(doc, **kwargs)
+    assert text == formats.dumps_document(doc, **kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=st.recursive(st.decimals(allow_nan=False, allow_infinity=False) | st.text() | st.integers(),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                      max_size=4), max_leaves=20))
+def test_dumps_keeps_every_decimal_exact(doc):
+    """The stack's twin, as the admin API writes a document (compact, UTF-8, no NaN), reads back as written."""
+    text = formats.dumps_document(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert json.loads(text, parse_float=Decimal) == json.loads(dumps(doc, ensure_ascii=False, separators=(",", ":")),
+                                                               parse_float=Decimal)
+    assert text == dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def test_both_dumps_refuse_what_json_refuses():
+    for bad in ({"x": object()}, [float("nan")]):
+        for fn in (dumps, formats.dumps_document):
+            with pytest.raises((TypeError, ValueError)):
+                fn(bad, allow_nan=False)
+
+
+def test_both_file_store_writers_take_the_same_lock_file():
+    """A rollback of recsys_checks and a publish of the stack exclude each other by one lock file beside the object:
+    the same name on both sides, or each would lock alone."""
+    assert checks_files.LOCK_SUFFIX == objstore.LOCK_SUFFIX
+    assert checks_files.LOCK_SUFFIX.startswith(".") and "/" not in checks_files.LOCK_SUFFIX

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, Unreadable
+from recsys_checks.core.errors import BadInput, LineError, Unreadable
 from recsys_checks.reach.localfiles import open_regular
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -39,10 +39,6 @@ _ITEM_FIELDS = (("item_id", "rank"), ("propensity", "logging_propensity", "targe
 _DATE_TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
-
-
-class LineError(ValueError):
-    """What is wrong with one line, in a few words (the caller adds file and line number)."""
 
 
 @dataclass(frozen=True)

@@ -114,49 +114,14 @@ def check_eval_report(
     config, secrets = credentials.mask_document(doc.get("effective_config"))
     findings = Findings()
     mode = doc.get("mode")
-    try:
-        settings = from_effective_config(doc.get("effective_config"))
-    except BadInput as exc:
-        findings.problem("inconsistent_report", f"the run's settings cannot be read: {exc}")
-        settings = None
-    if settings is None and mode in ("experiment", "aa-check"):
-        findings.note("the report records no effective_config.eval.Experiment: judged with the suite's defaults "
-                      "(both gates off)")
-    run = settings or SUITE
-    section_name, writes_quality = MODES.get(mode, (None, False)) if isinstance(mode, str) else (None, False)
-    section = doc.get(section_name) if section_name else None
-    if section_name is None:
-        findings.problem("inconsistent_report", f"mode {mode!r} is not one recsys-eval writes "
-                                                f"({', '.join(MODES)})")
-    elif not isinstance(section, dict):
-        findings.problem("inconsistent_report", f"the report says mode {mode} but has no {section_name} section")
-        section = None
+    settings = _settings_of(doc, mode, findings)
+    section, writes_quality = _section_of(doc, mode, findings)
     quality = doc.get("data_quality")
-    join: dict[str, Any] = {}
-    rates: dict[str, float | None] = {k: None for k in ("exposure_join_rate", "outcome_join_rate",
-                                                         "assignment_join_rate")}
-    if quality is not None or writes_quality:
-        join, rates = _check_joins(quality, mode in ("experiment", "aa-check"), min_join_rate, findings)
-        _check_completeness(quality, max_missing_rate, findings)
-    elif mode == "interleaving":
-        findings.note("interleaving reports have no data_quality (the mode never writes it): judged on the "
-                      "interleaving figures")
+    join, rates = _judge_quality(quality, mode, writes_quality, min_join_rate, max_missing_rate, findings)
     out: dict[str, Any] = {"variants": [], "guardrails": [], "srm": None, "impossible": [],
                            "orphan_conversions": None}
-    suite: dict[str, Any] = {"decision": None, "reason": "", "line": f"none ({mode} runs make no decision)"}
-    detail: dict[str, Any] | None = None
-    recomputed: dict[str, Any] | None = None
-    if mode == "experiment" and section is not None:
-        recomputed = _experiment(section, run, findings, out, max_relative_lift, max_orphan_conversion_share)
-        suite, detail = _suite_decision(p, decision_file, run, settings, recomputed, findings)
-    elif mode == "offline" and section is not None:
-        suite = _offline(doc, section, findings, out)
-    elif mode == "ope" and section is not None:
-        suite = _ope(section, findings)
-    elif mode == "interleaving" and section is not None:
-        suite = _interleaving(section, findings)
-    elif mode == "aa-check" and section is not None:
-        suite = _aa_check(section, findings)
+    suite, detail, recomputed = _judge_mode(doc, mode, section, p, decision_file, settings, findings, out,
+                                            max_relative_lift, max_orphan_conversion_share)
     warnings = doc.get("warnings")
     if isinstance(warnings, list) and warnings:
         findings.note(f"the report carries {len(warnings)} warning(s): {'; '.join(str(w) for w in warnings[:5])}")
@@ -186,6 +151,73 @@ def check_eval_report(
     # Nothing the report's configuration holds as a secret leaves this function, wherever else it appeared.
     return CheckResult(result.check, result.status, credentials.mask_tree(result.summary, extra=secrets),
                        credentials.mask_tree(result.data, extra=secrets), result.state, result.target)
+
+
+def _settings_of(doc: dict[str, Any], mode: Any, findings: Findings) -> SuiteSettings | None:
+    """The run's settings from its ``effective_config`` (None when it records none, or they cannot be read)."""
+    try:
+        settings = from_effective_config(doc.get("effective_config"))
+    except BadInput as exc:
+        findings.problem("inconsistent_report", f"the run's settings cannot be read: {exc}")
+        settings = None
+    if settings is None and mode in ("experiment", "aa-check"):
+        findings.note("the report records no effective_config.eval.Experiment: judged with the suite's defaults "
+                      "(both gates off)")
+    return settings
+
+
+def _section_of(doc: dict[str, Any], mode: Any, findings: Findings) -> tuple[dict[str, Any] | None, bool]:
+    """(the report's section for its mode, None when there is none; whether the mode writes data_quality)."""
+    section_name, writes_quality = MODES.get(mode, (None, False)) if isinstance(mode, str) else (None, False)
+    section = doc.get(section_name) if section_name else None
+    if section_name is None:
+        findings.problem("inconsistent_report", f"mode {mode!r} is not one recsys-eval writes "
+                                                f"({', '.join(MODES)})")
+    elif not isinstance(section, dict):
+        findings.problem("inconsistent_report", f"the report says mode {mode} but has no {section_name} section")
+        section = None
+    return section, writes_quality
+
+
+def _judge_quality(quality: Any, mode: Any, writes_quality: bool, min_join_rate: float,
+                   max_missing_rate: float | None, findings: Findings
+                   ) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """The report's data quality: its join integrity and join rates (empty when the mode writes none)."""
+    join: dict[str, Any] = {}
+    rates: dict[str, float | None] = {k: None for k in ("exposure_join_rate", "outcome_join_rate",
+                                                         "assignment_join_rate")}
+    if quality is not None or writes_quality:
+        join, rates = _check_joins(quality, mode in ("experiment", "aa-check"), min_join_rate, findings)
+        _check_completeness(quality, max_missing_rate, findings)
+    elif mode == "interleaving":
+        findings.note("interleaving reports have no data_quality (the mode never writes it): judged on the "
+                      "interleaving figures")
+    return join, rates
+
+
+def _judge_mode(doc: dict[str, Any], mode: Any, section: dict[str, Any] | None, p: Path,
+                decision_file: str | os.PathLike[str] | None, settings: SuiteSettings | None, findings: Findings,
+                out: dict[str, Any], max_relative_lift: float | None, max_orphan_conversion_share: float | None
+                ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """(the suite's decision, its detail, the decision recomputed from the figures): each mode's own reading of
+    its section; ``out`` gets the figures the result shows."""
+    suite: dict[str, Any] = {"decision": None, "reason": "", "line": f"none ({mode} runs make no decision)"}
+    if section is None:
+        return suite, None, None
+    if mode == "experiment":
+        run = settings or SUITE
+        recomputed = _experiment(section, run, findings, out, max_relative_lift, max_orphan_conversion_share)
+        suite, detail = _suite_decision(p, decision_file, run, settings, recomputed, findings)
+        return suite, detail, recomputed
+    if mode == "offline":
+        suite = _offline(doc, section, findings, out)
+    elif mode == "ope":
+        suite = _ope(section, findings)
+    elif mode == "interleaving":
+        suite = _interleaving(section, findings)
+    elif mode == "aa-check":
+        suite = _aa_check(section, findings)
+    return suite, None, None
 
 
 # ------------------------------------------------------------------------------------------------ every mode

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, ChecksError
+from recsys_checks.core.errors import BadInput, ChecksError, ServiceProblem
 from recsys_checks.core.results import CheckResult
-from recsys_checks.reach.service import ADMIN_KINDS, ServiceClient, ServiceProblem, given_or_new_client
+from recsys_checks.reach.service import ADMIN_KINDS, ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
 DEFAULT_PROBE_SURFACE = "home"

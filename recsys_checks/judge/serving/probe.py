@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from recsys_checks.core.errors import ChecksError, Unreachable
+from recsys_checks.core.errors import ChecksError, ServiceProblem, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.invariants import hidden_share
 from recsys_checks.judge.names import registry_hint, unknown_name
@@ -18,7 +18,7 @@ from recsys_checks.judge.registry.artifact import short_version
 from recsys_checks.judge.registry.published import ManifestReader, ManifestState, read_manifest_state
 from recsys_checks.judge.serving.blockrules import active_blocks
 from recsys_checks.judge.serving.health import _BAD, dependency_checks
-from recsys_checks.reach.service import ServiceClient, ServiceProblem, given_or_new_client
+from recsys_checks.reach.service import ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
 DEFAULT_USER = "runbook-probe"

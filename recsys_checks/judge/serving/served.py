@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recsys_checks.core.errors import ChecksError, Unreachable
+from recsys_checks.core.errors import ChecksError, ServiceProblem, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import age_text, parse_time
 from recsys_checks.judge.invariants import hidden_share
@@ -29,7 +29,7 @@ from recsys_checks.judge.registry.published import (
     read_published_versions,
 )
 from recsys_checks.judge.serving.probe import DEFAULT_USER
-from recsys_checks.reach.service import ServiceClient, ServiceProblem, given_or_new_client
+from recsys_checks.reach.service import ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
 _CHECK = "recs.served_vs_published"

@@ -18,14 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ...core.errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound, Unreachable
+from ...core.files import write_atomic
 from ..settings import split_uri
 from .base import DIR_MODE, FILE_MODE, MAX_OBJECT_BYTES, ObjectStore, _same_etag, etag_of
 
-_LOCK_SUFFIX = ".lock"
-
-
-
-_TMP_SUFFIX = ".tmp"
+LOCK_SUFFIX = ".lock"  # the lock file beside an object; the stack's writer takes the same one (a twin test)
 
 
 
@@ -99,26 +96,12 @@ class FileStore(ObjectStore):
                 if path.is_dir():
                     raise BadInput(f"{uri} is a directory, not a file: move it aside (these tools never delete) "
                                    "and run again")
-                tmp = path.with_name(f".{path.name}.{os.urandom(16).hex()}{_TMP_SUFFIX}")
                 try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-                    with os.fdopen(fd, "wb") as fh:
-                        os.fchmod(fh.fileno(), FILE_MODE)  # the suite's mode, whatever the umask
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    if if_none_match:
-                        # link() refuses an existing name atomically, even against writers that take no lock.
-                        try:
-                            os.link(tmp, path)
-                        except FileExistsError:
-                            raise Conflict(f"{uri} already exists and is never overwritten; nothing was written") from None
-                    else:
-                        os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                fsync_folder(path.parent)
+                    # A create-only write is a hard link, which refuses an existing name atomically, even against
+                    # writers that take no lock.
+                    write_atomic(path, data, mode=FILE_MODE, create_only=if_none_match)
+                except FileExistsError:
+                    raise Conflict(f"{uri} already exists and is never overwritten; nothing was written") from None
         except ChecksError:
             raise
         except OSError as exc:
@@ -164,7 +147,7 @@ class FileStore(ObjectStore):
 
     @contextlib.contextmanager
     def _locked(self, path: Path, uri: str) -> Iterator[None]:
-        lock = path.with_name(path.name + _LOCK_SUFFIX)
+        lock = path.with_name(path.name + LOCK_SUFFIX)
         deadline = time.monotonic() + self.lock_timeout
         with open(lock, "a+b") as handle:
             while True:
@@ -266,7 +249,7 @@ def _raise(exc: OSError) -> None:
 
 def _is_internal(name: str) -> bool:
     """Lock files and in-flight temporary files (any name starting with a dot) are never objects."""
-    return name.endswith(_LOCK_SUFFIX) or name.startswith(".")
+    return name.endswith(LOCK_SUFFIX) or name.startswith(".")
 
 
 
@@ -287,15 +270,3 @@ def make_dirs(directory: Path) -> None:
 
 
 
-def fsync_folder(path: Path) -> None:
-    """Make a rename in the folder ``path`` durable, where the platform and file system allow it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
