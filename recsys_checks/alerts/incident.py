@@ -89,10 +89,14 @@ class Row:
     record: str | None = None
     notebook: str | None = None
     notebook_html: str | None = None
+    # The run record's ``fix``: the decision table's row for the cause, filled in (the lever's commands by hand, the
+    # hand-off, the follow-up). Written only when there is one, so that rows written before it read back the same.
+    fix: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "extra" and not (f.name == "fix" and self.fix is None)}
         return {**doc, **self.extra}
 
     @classmethod
@@ -128,6 +132,7 @@ class Row:
         self.verdict = record.get("verdict")
         self.cause = record.get("cause")
         self.next_action = record.get("next_action") or None
+        self.fix = record.get("fix") if isinstance(record.get("fix"), dict) else None
         self.record = record_path
         self.plan_id = plan_id
         if plan_id:

@@ -106,6 +106,24 @@ def incidents_page(rows: list[dict[str, Any]], *, total: int, queue: str) -> str
     return _page("Incidents", body)
 
 
+def _fix_parts(fix: dict, *, done: bool) -> list[str]:
+    """The runbook's decision-table row for the cause, as the run record filled it: the lever's commands by hand
+    (while the problem stands), where to go further, and what remains to do."""
+    parts = []
+    commands = [c for c in fix.get("commands") or [] if isinstance(c, dict)] if not done else []
+    if commands:
+        lines = "\n".join(f"{c.get('dry_run')}\n{c.get('apply')}" for c in commands)
+        parts.append("<p class=s>The lever by hand, from the runbook's decision table (the dry run, then the apply "
+                     f"of the plan it prints):</p><pre>{_e(lines)}</pre>")
+    hand_off = fix.get("hand_off") if isinstance(fix.get("hand_off"), dict) else None
+    if hand_off and not done:
+        parts.append(f"<p>Go further: the <code>{_e(hand_off.get('runbook'))}</code> runbook "
+                     f"({_e(hand_off.get('why'))}).</p>")
+    if fix.get("follow_up"):
+        parts.append(f"<p>Follow-up: {_e(fix['follow_up'])}</p>")
+    return parts
+
+
 def incident_page(incident: Incident) -> str:
     rows = incident.rows
     parts = ["<p><a href=\"/incidents\">all incidents</a></p>",
@@ -130,6 +148,7 @@ def incident_page(incident: Incident) -> str:
                          f"<pre>{_e(row.apply_command)}</pre>")
         elif row.dry_run_command:
             parts.append(f"<p class=s>The dry run, by hand:</p><pre>{_e(row.dry_run_command)}</pre>")
+        parts += _fix_parts(row.fix or {}, done=row.verdict in ("healthy", "mitigated"))
         links = []
         if row.record:
             links.append(f"<a href=\"/incidents/{_e(incident.id)}/runs/{row.run}/record\">run record</a>")

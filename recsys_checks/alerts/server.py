@@ -467,7 +467,8 @@ def _warm_renderer() -> None:
 
 def plan_id_of(record: dict[str, Any]) -> str | None:
     """The plan id of a dry run's fix, read from the run record's data: the planned act step's first action's plan
-    hash, 12 hex digits (what the fix step names as the plan in its summary). None when no fix was planned."""
+    hash, 12 hex digits (what the fix step names as the plan in its summary, and the record's ``fix.plan_id``). None
+    when no fix was planned."""
     for step in record.get("steps") or []:
         if not isinstance(step, dict) or step.get("role") != "act" or step.get("status") != "planned":
             continue

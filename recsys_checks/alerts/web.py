@@ -141,7 +141,7 @@ class Web:
             return PlainTextResponse("no such incident\n", status_code=404)
         if wants_json(request):
             return json_response({**found.to_dict(), "rows": [public_row(found, r) | {k: getattr(r, k) for k in (
-                "dry_run_command", "folder", "record", "notebook", "notebook_html")} for r in found.rows]})
+                "dry_run_command", "fix", "folder", "record", "notebook", "notebook_html")} for r in found.rows]})
         return html_response(incident_page(found))
 
     def run_file(self, request: Request, key: str) -> Path | None:

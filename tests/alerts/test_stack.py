@@ -4,6 +4,7 @@ dry-run (nothing changes), and the command the incident shows applies exactly it
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shlex
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from alertkit import alert, payload, start_receiver
 from stackfixture import running_stack
+
+from recsys_checks.runbooks.spec import load_spec
 
 
 def manifest(stack, surface: str) -> bytes:
@@ -47,6 +50,14 @@ def test_an_alert_is_triaged_to_the_broken_surface_and_dry_run_with_the_real_run
             assert "manifest-status" in (folder / "empty-recs.html").read_text()
             page = r.client.get(f"/incidents/{iid}").text
             assert page.index("missing_blob") < page.index(row["plan_id"]) < page.index("<iframe")
+
+            # The lever by hand is the runbook's decision-table row for the cause, filled in, with the same plan.
+            lever = load_spec("empty-recs").cause("missing_blob").lever
+            wanted = [{k: v.replace("{plan}", row["plan_id"]) for k, v in c.items()}
+                      for c in lever.commands("empty-recs", "demo", "search", {"kind": "popularity"})]
+            shown = r.client.get(f"/incidents/{iid}", headers={"Accept": "application/json"}).json()
+            assert next(x for x in shown["rows"] if x["runbook"] == "empty-recs")["fix"]["commands"] == wanted
+            assert all(html.escape(c["apply"], quote=False) in page for c in wanted)
 
             # The command the incident shows applies exactly the plan it diagnosed.
             words = shlex.split(row["apply_command"])
