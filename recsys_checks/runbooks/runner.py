@@ -92,11 +92,6 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                 out_dir: str | Path | None = None, timeout: float = DEFAULT_TIMEOUT,
                 directory: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Run one runbook; returns (run record, output folder). Raises BadInput before starting on bad input."""
-    _skip_iri_grammar()
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     spec = load_spec(runbook_id, directory or runbooks_dir())
     params = check_parameters(spec, dict(given or {}), execute)
     notebook = notebooks_dir(directory) / f"{spec.id}.ipynb"
@@ -114,6 +109,12 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+
+    # Imported once the input is known good: a refused parameter or --out answers at once, not after papermill.
+    _skip_iri_grammar()
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
 
     started = datetime.now(UTC)
     work = Path(tempfile.mkdtemp(prefix=f"recsys-runbook-{spec.id}-"))

@@ -10,11 +10,12 @@ import shlex
 from pathlib import Path
 
 import pytest
+import specskit
 import yaml
 
 from handbook_site import macros
 from recsys_checks.cli.commands import build_parser
-from recsys_checks.runbooks.spec import load_all, load_spec, parse_spec
+from recsys_checks.runbooks.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "runbooks" / "empty-recs.yaml"
@@ -55,14 +56,14 @@ def _expected(commands: dict[str, str | None]) -> list[str]:
 def test_the_empty_recs_act_step_shows_the_spec_commands_dry_run_first():
     doc = yaml.safe_load(SPEC.read_text())
     commands = _spec_commands(doc)
-    section = _act_section(macros.render(load_spec("empty-recs")))
+    section = _act_section(macros.render(specskit.spec("empty-recs")))
     blocks = _bash_blocks(section)
     assert blocks == _expected(commands)
     assert not any("--execute" in b and "--plan-id" not in b for b in blocks), "an apply without the reviewed plan"
 
 
 def test_rules_and_config_causes_get_their_own_lever_not_a_manifest_rollback():
-    section = _act_section(macros.render(load_spec("empty-recs")))
+    section = _act_section(macros.render(specskit.spec("empty-recs")))
     for cause, verb in (("rules_block_all", "rules revert"), ("config_weights", "config revert"),
                         ("cache_stale", "cache invalidate"), ("empty_artifact", "manifest rollback")):
         after = section.split(f"`{cause}`", 1)[1]
@@ -85,7 +86,7 @@ def test_the_commands_follow_the_spec_when_the_spec_changes(tmp_path):
     assert old not in blocks and blocks == _expected(_spec_commands(doc))
 
 
-@pytest.mark.parametrize("spec", [s for s in load_all() if any(c for c in _spec_commands(
+@pytest.mark.parametrize("spec", [s for s in specskit.all_specs() if any(c for c in _spec_commands(
     {"decision": list(s.decision)}).values())], ids=lambda s: s.id)
 def test_every_lever_command_of_a_spec_is_a_real_command_line(spec):
     """Each dry run and apply parses with the recsys-checks parser once its placeholders are filled in."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import pytest
+import specskit
 import yaml
 
 from handbook_site.symptoms import symptom_table
@@ -32,10 +34,12 @@ LINKED_PAGES = {
 }
 
 
+@functools.cache
 def _reliability_text() -> str:
     """The reliability page as the site shows it: its symptom table is the generated one (handbook_site/symptoms.py)."""
     return RELIABILITY.read_text().replace("{{ symptom_table() }}",
-                                           symptom_table(RELIABILITY.relative_to(DOCS).as_posix()))
+                                           symptom_table(RELIABILITY.relative_to(DOCS).as_posix(),
+                                                         specskit.all_specs()))
 
 
 def _nav_pages() -> set[str]:

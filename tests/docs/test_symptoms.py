@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+import specskit
 
-from handbook_site import macros
+from handbook_site import macros, symptoms
 from handbook_site.symptoms import first_check, symptom_table
-from recsys_checks.runbooks.spec import load_all
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = ("how-to/first-incident.md", "explanation/operational-reliability.md")
@@ -35,14 +35,14 @@ def test_the_page_includes_the_generated_table_and_has_none_of_its_own(page):
 
 
 def test_both_pages_carry_the_same_table():
-    tables = {page: _from_docs_root(symptom_table(page), page) for page in PAGES}
+    tables = {page: _from_docs_root(symptom_table(page, specskit.all_specs()), page) for page in PAGES}
     assert len(set(tables.values())) == 1, tables
 
 
 def test_the_table_is_every_symptom_of_every_spec_with_its_runbook_and_first_check():
-    table = symptom_table("how-to/first-incident.md")
+    specs = specskit.all_specs()
+    table = symptom_table("how-to/first-incident.md", specs)
     rows = table.splitlines()[2:]
-    specs = load_all()
     assert len(rows) == len(specs)
     for spec in specs:
         [row] = [r for r in rows if f"(runbooks/{spec.id}.md)" in r]
@@ -53,7 +53,7 @@ def test_the_table_is_every_symptom_of_every_spec_with_its_runbook_and_first_che
 
 
 def test_a_symptom_added_to_a_spec_shows_on_both_pages():
-    specs = load_all()
+    specs = specskit.all_specs()
     changed = [dataclasses.replace(s, symptoms=(*s.symptoms, "nothing new was published"))
                if s.id == "stale-artifacts" else s for s in specs]
     for page in PAGES:
@@ -61,7 +61,7 @@ def test_a_symptom_added_to_a_spec_shows_on_both_pages():
         assert "nothing new was published" not in symptom_table(page, specs)
 
 
-def test_the_macro_is_registered_and_links_from_the_page_that_includes_it():
+def test_the_macro_is_registered_and_links_from_the_page_that_includes_it(monkeypatch):
     class Env:
         def __init__(self) -> None:
             self.macros: dict = {}
@@ -71,11 +71,12 @@ def test_the_macro_is_registered_and_links_from_the_page_that_includes_it():
             self.macros[name or function.__name__] = function
             return function
 
+    monkeypatch.setattr(symptoms, "load_all", lambda: list(specskit.all_specs()))  # the specs, parsed once
     env = Env()
     macros.define_env(env)
     for page in PAGES:
         env.page = type("Page", (), {"file": type("File", (), {"src_uri": page})()})()
-        assert env.macros["symptom_table"]() == symptom_table(page)
+        assert env.macros["symptom_table"]() == symptom_table(page, specskit.all_specs())
 
 
 def _built_table(site: Path, page: str) -> str:
@@ -93,4 +94,4 @@ def _built_table(site: Path, page: str) -> str:
 def test_both_built_pages_show_the_same_table(built_site):
     first, second = (_built_table(built_site, page) for page in PAGES)
     assert first == second
-    assert all(f'href="how-to/runbooks/{spec.id}/"' in first for spec in load_all())
+    assert all(f'href="how-to/runbooks/{spec.id}/"' in first for spec in specskit.all_specs())
