@@ -269,6 +269,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(alert_specs_rows)
     env.macro(drill_status)
     env.macro(causes_glossary)
+    importlib.import_module("handbook_site.symptoms").define_env(env)  # {{ symptom_table() }}
 
     @env.macro
     def runbook_page(runbook_id: str) -> str:

@@ -14,7 +14,32 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+from isolation import isolate  # noqa: E402
 from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
+
+from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
+
+# The tests read and write notebooks (nbformat) as the runner runs them: without the IRI grammar that jsonschema
+# would otherwise build at import (rfc3987-syntax, about 2 s of CPU in every test process, for a format no notebook
+# field has). Before any test module imports nbformat.
+_skip_iri_grammar()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_away_from_checkout_and_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session fixtures (stacks, servers) start in an empty working directory with an empty home folder, not in the
+    checkout or the home of whoever runs the suite (see isolation.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        isolate(patch, tmp_path_factory.getbasetemp())
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _away_from_checkout_and_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test runs with its own empty working directory, home folder and XDG folders (see isolation.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        isolate(patch, tmp_path_factory.getbasetemp())
+        yield
 
 
 @pytest.fixture(scope="session")

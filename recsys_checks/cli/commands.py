@@ -217,7 +217,8 @@ def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
         p = dsub.add_parser("revert", parents=[common], help=f"put a previous {kind} version back (plan first)",
                             epilog="our audit record goes to the registry; when none is configured "
                                    "(RECSYS_ARTIFACT_MANIFEST_TEMPLATE unset) or it cannot be read or written, to "
-                                   "RECSYS_AUDIT_DIR, else ./recsys-audit (the output says where and why)")
+                                   "RECSYS_AUDIT_DIR, else the per-user state folder (on Linux ~/.local/state/recsys-checks; "
+                                   "the output says where and why)")
         _tenant(p)
         _version_choice(p, f"the newest {kind} version that appeared in the audit log before the current one "
                            "(each run steps back once more)")

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_state_path
+
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import InvalidObject, NotFound
 from recsys_checks.core.results import Plan
@@ -26,8 +28,17 @@ from recsys_checks.reach.store import TargetStores
 
 TENANT_SCOPE = "_tenant"
 INTENT_SUFFIX = ".intent.json"
-# The local audit folder of the plain CLI when RECSYS_AUDIT_DIR is not set, relative to the working directory.
-DEFAULT_AUDIT_DIR = "recsys-audit"
+# The name of the per-user folders of recsys-checks (the platform's user state folder, see default_audit_dir).
+APP_NAME = "recsys-checks"
+
+
+def default_audit_dir() -> Path:
+    """The local audit folder of the plain CLI when ``RECSYS_AUDIT_DIR`` is not set: the platform's per-user state
+    folder of recsys-checks (platformdirs), whatever folder a command is started from. On Linux
+    ``$XDG_STATE_HOME/recsys-checks``, else ``~/.local/state/recsys-checks``; on macOS
+    ``~/Library/Application Support/recsys-checks``; on Windows ``%LOCALAPPDATA%\\recsys-checks``. The records go
+    to its ``audit/<tenant>/_tenant/``, laid out as in the registry."""
+    return user_state_path(APP_NAME, appauthor=False)
 
 
 def audit_prefix(target: Target, tenant: str, scope: str, *, root: str | None = None) -> str:
@@ -46,11 +57,11 @@ def audit_uri(target: Target, tenant: str, scope: str, plan: Plan, now: datetime
 
 
 def local_root_to_read(target: Target) -> str | None:
-    """The local audit folder readers include: ``RECSYS_AUDIT_DIR`` when set, else :data:`DEFAULT_AUDIT_DIR` when
-    it exists in the working directory; None otherwise."""
+    """The local audit folder readers include: ``RECSYS_AUDIT_DIR`` when set, else :func:`default_audit_dir` when
+    records were ever written there (its ``audit/`` exists); None otherwise. The working directory plays no part."""
     if target.audit_dir:
         return local_root(target)
-    return local_root(target) if Path(DEFAULT_AUDIT_DIR).is_dir() else None
+    return local_root(target) if (default_audit_dir() / "audit").is_dir() else None
 
 
 def record_uri(intent_uri: str) -> str:
@@ -145,11 +156,11 @@ def read_audit(target: Target, tenant: str, surface: str, *, stores: TargetStore
 
 
 def local_root(target: Target, default_dir: str | os.PathLike[str] | None = None) -> str:
-    """The ``file://`` root of the local audit folder: ``RECSYS_AUDIT_DIR``, else ``default_dir``, else
-    :data:`DEFAULT_AUDIT_DIR` in the working directory (BadInput when it cannot be a folder)."""
+    """The ``file://`` root of the local audit folder: ``RECSYS_AUDIT_DIR``, else ``default_dir``, else the per-user
+    :func:`default_audit_dir` (BadInput when it cannot be a folder)."""
     if target.audit_dir:
         path = local_audit_dir(target.audit_dir)
     else:
-        given = os.fspath(default_dir) if default_dir is not None else DEFAULT_AUDIT_DIR
+        given = os.fspath(default_dir) if default_dir is not None else os.fspath(default_audit_dir())
         path = local_audit_dir(given, "the audit folder")
     return "file://" + path.rstrip("/")  # literal, as the stores read file URIs (no percent-encoding)

@@ -368,8 +368,9 @@ def _unavailable(target: Target, exc: ChecksError) -> str:
 
 def _local_audit_rows(target: Target, tenant: str, names: list[str], start: datetime, sources: dict[str, str],
                       problems: list[str], left_out: list[str], max_audit_records: int | None) -> list[dict[str, Any]]:
-    """Our audit records in the local audit folder (``RECSYS_AUDIT_DIR``, else ``./recsys-audit`` when it exists),
-    where config and rules reverts record when no registry could be used; nothing when there is none."""
+    """Our audit records in the local audit folder (``RECSYS_AUDIT_DIR``, else the per-user state folder when it has
+    records), where config and rules reverts record when no registry could be used; nothing when there is none. The
+    working directory plays no part."""
     try:
         root = audit.local_root_to_read(target)
     except ChecksError as exc:

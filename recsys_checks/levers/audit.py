@@ -18,8 +18,8 @@ intent is older than :data:`SETTLE_GRACE`: a younger one may belong to an action
 Config and rules reverts change the service only, so they do not need the registry: when none is configured
 (``RECSYS_ARTIFACT_MANIFEST_TEMPLATE`` unset) or it cannot be read or written, their intent and record go to a local
 folder laid out the same way, ``<dir>/audit/<tenant>/_tenant/``, written create-only as well (see :func:`place_for_service_change`):
-``RECSYS_AUDIT_DIR`` when set, else the caller's default (a runbook run's folder), else :data:`DEFAULT_AUDIT_DIR` in
-the working directory. They never write to the suite's default bucket, which nobody named. Manifest rollbacks and
+``RECSYS_AUDIT_DIR`` when set, else the caller's default (a runbook run's folder), else the per-user state folder
+(:func:`~recsys_checks.judge.auditlog.default_audit_dir`), whatever the working directory. They never write to the suite's default bucket, which nobody named. Manifest rollbacks and
 holds act on the registry and keep needing it.
 """
 

@@ -154,7 +154,7 @@ def apply_revert(
     service's own audit log records the change (``actor`` is sent as ``X-Actor``) and an audit object of ours records
     who, why, the runbook and the plan under ``<registry>/audit/<tenant>/_tenant/``, or, when no registry is
     configured or it cannot be read or written, under ``<dir>/audit/<tenant>/_tenant/`` of the local folder
-    ``RECSYS_AUDIT_DIR``, else ``audit_dir`` (a runbook run's folder), else ``./recsys-audit`` (see
+    ``RECSYS_AUDIT_DIR``, else ``audit_dir`` (a runbook run's folder), else the per-user state folder (see
     :func:`recsys_checks.levers.audit.place_for_service_change`); the summary says where. Raises
     :class:`~recsys_checks.core.errors.Conflict` when the document changed since the plan.
     """

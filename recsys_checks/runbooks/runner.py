@@ -87,7 +87,6 @@ def run_runbook(runbook_id: str, given: dict[str, Any] | None = None, *, execute
                 out_dir: str | Path | None = None, timeout: float = DEFAULT_TIMEOUT,
                 directory: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Run one runbook; returns (run record, output folder). Raises BadInput before starting on bad input."""
-    _skip_iri_grammar()
     spec = load_spec(runbook_id, directory or runbooks_dir())
     params = check_parameters(spec, dict(given or {}), execute)
     notebook = notebooks_dir(directory) / f"{spec.id}.ipynb"
@@ -159,6 +158,8 @@ def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str
              timeout: float) -> dict[str, Any] | None:
     """Execute the notebook into ``executed``; None when every cell ran, else ``{"cell", "error"}``: the cell it
     stopped in (None when none ran) and why."""
+    # Imported once the input is known good: a refused parameter or --out answers at once, not after papermill.
+    _skip_iri_grammar()
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError

@@ -283,7 +283,8 @@ def load_spec(runbook_id: str, directory: Path | None = None) -> RunbookSpec:
         known = ", ".join(list_ids(directory)) if directory.is_dir() else "none"
         raise BadInput(f"unknown runbook {runbook_id!r}; known runbooks: {known}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # The safe loader always; libyaml's when it is there (ten times faster, the same documents).
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise BadInput(f"{path}: not valid YAML ({exc})") from None
     spec = parse_spec(doc, path)

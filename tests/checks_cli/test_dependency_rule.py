@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,23 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 def imports_of(path: Path, root: Path = ROOT) -> list[tuple[str, bool, int]]:
     """(module imported, inside a function?, line) for every import in the file: statements at any depth (relative
     ones resolved), and importlib.import_module / __import__ calls with a literal name."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    me = module_name(path, root)
-    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    return list(_imports_in(path.read_text(), module_name(path, root), path.name == "__init__.py"))
+
+
+@functools.cache
+def _imports_in(text: str, me: str, is_package: bool) -> tuple[tuple[str, bool, int], ...]:
+    """:func:`imports_of` of a file's text, parsed once per text: the breach tests below check copies of the package
+    that are the package itself but for one file."""
+    tree = ast.parse(text)
+    package = me if is_package else me.rpartition(".")[0]
     found: list[tuple[str, bool, int]] = []
+    # Import statements are statements; only a call (import_module, __import__) is inside an expression, so the
+    # expressions of a file that names neither need not be walked.
+    expressions = "import_module" in text or "__import__" in text
 
     def visit(node: ast.AST, in_function: bool, type_only: bool) -> None:
+        if not expressions and isinstance(node, ast.expr):
+            return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             in_function = True
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -64,7 +76,7 @@ def imports_of(path: Path, root: Path = ROOT) -> list[tuple[str, bool, int]]:
             visit(child, in_function, type_only)
 
     visit(tree, False, False)
-    return found
+    return tuple(found)
 
 
 def layer_of(module: str) -> str | None:

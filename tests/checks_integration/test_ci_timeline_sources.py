@@ -4,7 +4,7 @@ in a local folder when a config or rules revert has no registry to record in.
 A re-run of an old day (the stack's `stale-data` fault) repoints the manifest at already-recorded versions and
 writes no version record: only the manifest's updated_at shows it, and the timeline does. A config revert made with
 the admin API alone (RECSYS_BASE_URL and RECSYS_API_KEY, nothing else) records in RECSYS_AUDIT_DIR, else
-./recsys-audit, and never in the store.
+the per-user state folder (never a folder of the working directory), and never in the store.
 """
 
 from __future__ import annotations
@@ -110,22 +110,26 @@ def run_in(checks: Checks, cwd: Path, *args: str, **env: str | None) -> Run:
     return run
 
 
-def test_with_nothing_configured_the_record_goes_to_recsys_audit_and_the_output_names_it(
+def test_with_nothing_configured_the_record_goes_to_the_state_folder_and_the_output_names_it(
         checks: Checks, tmp_path: Path) -> None:
-    """No registry, no RECSYS_AUDIT_DIR: ./recsys-audit of the working directory, named by the text output; the
-    timeline run from there reads it."""
+    """No registry, no RECSYS_AUDIT_DIR: the per-user state folder ($XDG_STATE_HOME/recsys-checks), named by the text
+    output, nothing in the working directory; the timeline run from another folder reads it."""
     checks.stack.cli("inject", "bad-config", "--tenant", "acme", "--surface", "home")
-    env = admin_only(checks)
-    run = run_in(checks, tmp_path, "config", "revert", "--tenant", "acme", "--previous", "--execute", "--reason",
+    env = admin_only(checks, XDG_STATE_HOME=str(tmp_path / "state"))
+    started, elsewhere = tmp_path / "started-here", tmp_path / "elsewhere"
+    started.mkdir()
+    elsewhere.mkdir()
+    run = run_in(checks, started, "config", "revert", "--tenant", "acme", "--previous", "--execute", "--reason",
                  "default folder test", **env)
     assert run.code == 0, run
-    default = tmp_path / "recsys-audit"
+    assert files(started) == []
+    default = tmp_path / "state" / "recsys-checks"
     assert f"audit record: file://{default}/audit/acme/_tenant/" in run.stdout
     assert f"our audit record is in the local folder {default} (set RECSYS_AUDIT_DIR to choose another)" in run.stdout
     records = [p for p in files(default) if not p.name.endswith(".intent.json")]
     assert len(records) == 1 and json.loads(records[0].read_text())["why"] == "default folder test"
     assert_no_secret_in(files(default), checks)
-    timeline = run_in(checks, tmp_path, "timeline", "--tenant", "acme", "--since", "1h", "--json", **env)
+    timeline = run_in(checks, elsewhere, "timeline", "--tenant", "acme", "--since", "1h", "--json", **env)
     assert timeline.code == 0, timeline
     assert any(e["why"] == "default folder test" for e in timeline.json["data"]["events"])
 

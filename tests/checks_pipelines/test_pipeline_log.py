@@ -8,6 +8,7 @@ failed day, the exit code).
 from __future__ import annotations
 
 import pytest
+import specskit
 
 from recsys_checks.judge.pipelinelog import classify, failed_day
 
@@ -147,7 +148,8 @@ def test_every_suite_line_is_diagnosed_by_each_pipeline_runbook(tmp_path, runboo
     log.write_text(STAGES + tail + "\n")
     target = Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE":
                               f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    run = RunbookRun(runbook_id, target=target, record_path=tmp_path / "out" / "record.json", job_log=str(log))
+    run = RunbookRun(runbook_id, spec=specskit.spec(runbook_id), target=target,
+                     record_path=tmp_path / "out" / "record.json", job_log=str(log))
     run.results["job-log"] = pipelines.classify_job_log(run)
     assert run.results["job-log"].status == "fail" and run.results["job-log"].data["day"] == "2026-12-01"
     run.results["serving"] = CheckResult("manifest.status", "ok", "fresh", {"condition": "healthy"})

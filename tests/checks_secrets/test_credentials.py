@@ -7,6 +7,7 @@ import binascii
 from urllib.parse import quote
 
 import pytest
+import specskit
 
 from recsys_checks.core.credentials import MIN_SECRET, find, forms, mask, secret_variables
 
@@ -105,12 +106,11 @@ def test_a_parameter_or_a_reason_carrying_a_credential_is_refused(monkeypatch):
     from recsys_checks.core.errors import BadInput
     from recsys_checks.core.results import Plan
     from recsys_checks.runbooks.runner import check_parameters
-    from recsys_checks.runbooks.spec import load_spec
 
     monkeypatch.setenv("RECSYS_API_KEY", KEY)
     encoded = base64.b64encode(KEY.encode()).decode()
     with pytest.raises(BadInput, match="RECSYS_API_KEY"):
-        check_parameters(load_spec("empty-recs"), {"tenant": "demo", "surface": "home", "reason": encoded}, False)
+        check_parameters(specskit.spec("empty-recs"), {"tenant": "demo", "surface": "home", "reason": encoded}, False)
     with pytest.raises(BadInput, match="reason contains the value of RECSYS_API_KEY"):
         Plan("manifest.rollback", "m", "e", [], reason=f"key was {KEY}")
     assert Plan("manifest.rollback", "m", "e", [], reason="bad publish").reason == "bad publish"

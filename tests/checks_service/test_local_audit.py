@@ -1,9 +1,11 @@
 """Config and rules reverts need the admin API only: without a usable registry our audit record goes to a local
-folder (RECSYS_AUDIT_DIR, else the caller's default, else ./recsys-audit), never to the suite's default bucket."""
+folder (RECSYS_AUDIT_DIR, else the caller's default, else the per-user state folder), never to the suite's default
+bucket, and never to a folder that depends on where the command was started."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from recsys_checks.core.errors import BadInput, Unreachable
+from recsys_checks.judge import auditlog
 from recsys_checks.judge.timeline import check_timeline
 from recsys_checks.levers import audit
 from recsys_checks.levers.revert import apply_revert, plan_revert
@@ -103,27 +106,43 @@ def test_without_a_registry_the_revert_records_in_recsys_audit_dir(bad_config, c
         assert API_KEY not in (folder / name).read_text()
 
 
-def test_with_nothing_configured_the_record_goes_to_recsys_audit_in_the_working_directory(
+def test_with_nothing_configured_the_record_goes_to_the_per_user_state_folder(
         bad_config, connect, tmp_path, monkeypatch):
-    """No RECSYS_AUDIT_DIR either: ./recsys-audit, named in the summary with the variable that chooses another."""
-    monkeypatch.chdir(tmp_path)
+    """No RECSYS_AUDIT_DIR either: the platform's per-user state folder of recsys-checks (XDG_STATE_HOME on Linux),
+    named in the summary with the variable that chooses another; nothing in the working directory."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    started = tmp_path / "started-here"
+    started.mkdir()
+    monkeypatch.chdir(started)
     target = admin_only()
     result = revert(target, connect(target))
     assert result.status == "applied", result.summary
-    default = tmp_path / "recsys-audit"
+    default = tmp_path / "state" / "recsys-checks"
+    assert auditlog.default_audit_dir() == default
     assert result.audit.startswith(f"file://{default}/audit/demo/_tenant/")
     assert f"in the local folder {default} (set RECSYS_AUDIT_DIR to choose another)" in result.summary
     assert Path(result.audit.removeprefix("file://")).is_file()
     assert "s3://" not in result.summary
+    assert files_under(started) == []
+
+
+def test_without_xdg_state_home_the_state_folder_is_under_home(monkeypatch, tmp_path):
+    """The platform convention: ~/.local/state/recsys-checks on Linux when XDG_STATE_HOME is not set."""
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if sys.platform.startswith("linux"):
+        assert auditlog.default_audit_dir() == tmp_path / ".local" / "state" / "recsys-checks"
+    else:
+        assert auditlog.default_audit_dir().name == "recsys-checks"
 
 
 def test_a_runbook_runs_default_is_the_folder_it_is_given(bad_config, connect, tmp_path, monkeypatch):
     """The caller's default (a runbook run passes its folder) is used when RECSYS_AUDIT_DIR is not set..."""
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     target = admin_only()
     result = revert(target, connect(target), audit_dir=tmp_path / "incident")
     assert result.audit.startswith(f"file://{tmp_path / 'incident'}/audit/demo/_tenant/")
-    assert not (tmp_path / "recsys-audit").exists()
+    assert not (tmp_path / "state").exists()
 
 
 def test_recsys_audit_dir_wins_over_the_callers_default(bad_config, connect, tmp_path):
@@ -205,12 +224,13 @@ def test_when_no_place_can_take_the_record_nothing_is_changed(bad_config, connec
 
 
 def test_a_dry_run_writes_no_local_folder(bad_config, connect, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     target = admin_only()
     client = connect(target)
     plan = plan_revert(target, "demo", "config", previous=True, client=client)
     assert apply_revert(target, plan, client=client).status == "planned"
-    assert not (tmp_path / "recsys-audit").exists()
+    assert sorted(tmp_path.iterdir()) == []
 
 
 def test_the_timeline_shows_the_local_records(bad_config, connect, tmp_path):
@@ -234,13 +254,19 @@ def test_the_timeline_shows_the_local_records(bad_config, connect, tmp_path):
 
 
 def test_the_timeline_reads_the_default_folder_only_when_it_exists(tmp_path, monkeypatch):
+    """The per-user state folder is read once records were written there; a ./recsys-audit of the working
+    directory (where earlier versions wrote) is not read: only RECSYS_AUDIT_DIR names another folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     target = Target.from_env({})
     kwargs = {"read_history": lambda *a: [], "read_manifest": lambda *a: None, "read_audit": lambda *a: [],
               "surfaces": ["home"]}
+    (tmp_path / "recsys-audit" / "audit").mkdir(parents=True)
     assert "local audit" not in check_timeline(target, "demo", **kwargs).data["sources"]
-    (tmp_path / "recsys-audit").mkdir()
+    (tmp_path / "state" / "recsys-checks" / "audit").mkdir(parents=True)
     assert check_timeline(target, "demo", **kwargs).data["sources"]["local audit"] == "ok"
+    legacy = Target.from_env({"RECSYS_AUDIT_DIR": str(tmp_path / "recsys-audit")})
+    assert check_timeline(legacy, "demo", **kwargs).data["sources"]["local audit"] == "ok"
 
 
 def test_a_runbook_runs_folder_is_its_out_folder_not_the_kernels_temporary_one(tmp_path, monkeypatch):

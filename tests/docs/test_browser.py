@@ -24,11 +24,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed "
-                               "(it is a dev dependency: make install)")
-if not CHROMIUM.exists():
+if not CHROMIUM.exists():  # first: without a browser, collecting the module does not import Playwright
     pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make test-tools does it with apt-get)",
                 allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed "
+                               "(it is a dev dependency: make install)")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -6,6 +6,11 @@ API (``recsys_checks.__all__``), the checks the CLI renders (``recsys_checks.cor
 pipeline error kinds, the verdicts, and the run record a run writes. The hand-written pages are
 ``docs/reference/checks.md`` (with ``evaluation.md``, which its tables link for the evaluation checks),
 ``formats.md``, ``glossary.md`` and the run record table of ``runbook-spec.md``.
+
+Tables that restate values of the code are checked with their values, both ways: the settings of ``alerts serve``
+with their defaults and its metrics (``alert-receiver.md``), and the variables the checks read with their defaults
+(``environment.md``). Each of those checks is also run on mutated copies of its page, and against a changed
+default in the code, to show that it fails.
 """
 
 from __future__ import annotations
@@ -200,3 +205,257 @@ def test_every_command_in_the_glossary_exists():
     leaves = _leaf_commands()
     named = {m.strip() for m in re.findall(r"`recsys-checks ([a-z ]+)`", _text("glossary.md"))}
     assert named and not named - leaves, f"the glossary names commands that do not exist: {named - leaves}"
+
+
+# ------------------------------------------------------------------------------------ tables that restate values
+# Each check below is a function from a page's text to its problems, so that a test can show it failing on a mutated
+# copy: a row the code does not have, a setting the page lacks and a changed default each give a problem.
+
+def _table_rows(text: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table under ``heading``, as cells."""
+    section = text.split(f"\n{heading}\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(section) if line.startswith("|"))
+    end = next((i for i, line in enumerate(section[start:], start) if not line.startswith("|")), len(section))
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in section[start + 2:end]]
+
+
+def _first_code(cell: str) -> str | None:
+    """The literal a default cell starts with (`900`, `127.0.0.1:9097`), None when it starts with words."""
+    found = re.match(r"`([^`]+)`", cell)
+    return found.group(1) if found else None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _default_problems(what: str, cell: str, required: bool, default: object) -> list[str]:
+    """A default cell against the code: `required` when required; the code's literal, first, when the code has a
+    value; words (none, unset, the ... of ...) when it has none."""
+    if required:
+        return [] if cell.startswith("required") else [f"{what} is required in the code; the page says {cell!r}"]
+    if default in (None, "", [], (), False):
+        literal = _first_code(cell)
+        return [f"{what} has no default in the code; the page gives `{literal}`"] if literal is not None else []
+    if _first_code(cell) != _shown(default):
+        return [f"{what}: the code's default is `{_shown(default)}`, the page says {cell!r}"]
+    return []
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in ("alerts", "serve"):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+def _alert_receiver_environment() -> set[str]:
+    """The variables the receiver reads itself (its token and notify URL)."""
+    source = "\n".join(p.read_text() for p in (Path(recsys_checks.__file__).parent / "alerts").glob("*.py"))
+    return set(re.findall(r"^\w+_ENV = \"(RECSYS_\w+)\"", source, re.MULTILINE))
+
+
+def alert_receiver_settings_problems(text: str) -> list[str]:
+    """The Settings table of alert-receiver.md against `alerts serve`'s parser and the variables the receiver reads,
+    both ways, with each flag's default."""
+    rows = _table_rows(text, "## Settings")
+    actions = [a for a in _serve_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    problems = []
+    flags_on_page = {}
+    variables_on_page = set()
+    for row in rows:
+        if "(environment)" in row[0]:
+            variables_on_page |= set(re.findall(r"`(RECSYS_\w+)`", row[0]))
+            continue
+        for flag in re.findall(r"`(--?[\w-]+)", row[0]):
+            flags_on_page[flag] = row[1]
+    known = {s for a in actions for s in a.option_strings}
+    problems += [f"the page has {flag}, `alerts serve` does not" for flag in sorted(set(flags_on_page) - known)]
+    for action in actions:
+        named = [s for s in action.option_strings if s in flags_on_page]
+        if not named:
+            problems.append(f"{'/'.join(action.option_strings)} of `alerts serve` has no row on the page")
+            continue
+        problems += _default_problems(named[0], flags_on_page[named[0]], action.required, action.default)
+    code_variables = _alert_receiver_environment()
+    problems += [f"the receiver reads {v}; the page has no row for it" for v in sorted(code_variables - variables_on_page)]
+    problems += [f"the page has {v}; the receiver does not read it" for v in sorted(variables_on_page - code_variables)]
+    return problems
+
+
+def _receiver_metrics() -> dict[str, tuple[str, set[str]]]:
+    """The receiver's metrics as Prometheus exposes them: name (counters with `_total`) -> (type, labels)."""
+    from types import SimpleNamespace
+
+    from recsys_checks.alerts.server import Metrics
+
+    receiver = SimpleNamespace(settings=SimpleNamespace(queue_size=1), queue=None, runs_in_progress=0)
+    metrics = {}
+    for collector in Metrics(receiver).registry._collector_to_names:
+        name = collector._name + ("_total" if collector._type == "counter" else "")
+        metrics[name] = (collector._type, set(collector._labelnames))
+    return metrics
+
+
+def alert_receiver_metrics_problems(text: str) -> list[str]:
+    """The Metrics table of alert-receiver.md against the metrics the receiver registers, both ways: names, types and
+    labels."""
+    documented = {}
+    for row in _table_rows(text, "## Metrics"):
+        found = re.fullmatch(r"`(\w+)(?:\{([\w, ]+)\})?`", row[0])
+        if not found:
+            return [f"a metrics row that is not `name{{labels}}`: {row[0]}"]
+        labels = {label.strip() for label in (found.group(2) or "").split(",") if label.strip()}
+        documented[found.group(1)] = (row[1], labels)
+    code = _receiver_metrics()
+    problems = [f"the receiver exposes {n}; the page does not list it" for n in sorted(set(code) - set(documented))]
+    problems += [f"the page lists {n}; the receiver does not expose it" for n in sorted(set(documented) - set(code))]
+    for name in sorted(set(code) & set(documented)):
+        if code[name] != documented[name]:
+            problems.append(f"{name}: the code has {code[name][0]} {sorted(code[name][1])}, the page "
+                            f"{documented[name][0]} {sorted(documented[name][1])}")
+    return problems
+
+
+def _variables_the_checks_read() -> set[str]:
+    """The RECSYS_* variables recsys_checks reads: by name (`.get("X")`, `environ["X"]`) or through a constant
+    (`..._ENV = "X"`, `..._VARIABLE = "X"`)."""
+    source = "\n".join(p.read_text() for p in Path(recsys_checks.__file__).parent.rglob("*.py"))
+    read = set(re.findall(r"(?:\.get\(|environ\[)\"(RECSYS_\w+)\"", source))
+    return read | set(re.findall(r"^\w+_(?:ENV|VARIABLE) = \"(RECSYS_\w+)\"", source, re.MULTILINE))
+
+
+# The variables whose default is a value in the code, and where: the field of Target.from_env({}) that holds it.
+TARGET_FIELDS = {"RECSYS_BASE_URL": "base_url", "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": "manifest_template",
+                 "RECSYS_ARTIFACT_RECORDS_TEMPLATE": "records_template", "RECSYS_ARTIFACT_S3_ENDPOINT": "s3_endpoint",
+                 "RECSYS_ARTIFACT_S3_REGION": "s3_region", "RECSYS_DEPLOYMENT": "deployment",
+                 "RECSYS_DEPLOYMENT_PROTECTED": "protected", "RECSYS_ARTIFACT_MAX_BYTES": "max_bytes",
+                 "RECSYS_AUDIT_DIR": "audit_dir", "RECSYS_API_KEY": "api_key",
+                 "RECSYS_ARTIFACT_S3_ACCESS_KEY": "s3_access_key", "RECSYS_ARTIFACT_S3_SECRET_KEY": "s3_secret_key"}
+# Default cells that start with a name rather than a value: another variable to fall back to, a path pattern.
+DESCRIBED_DEFAULTS = {"RECSYS_ACTOR": "USER", "RECSYS_RUNBOOK_RECORD": "incidents/<UTC time>-ID/ID.result.json"}
+
+
+def environment_problems(text: str) -> list[str]:
+    """The variables tables of environment.md (the checks' variables and their secrets) against the code, both
+    ways, with each default the code holds."""
+    from recsys_checks.reach.settings import Target
+
+    rows = _table_rows(text, "## Where the deployment is") + _table_rows(text, "## Secrets")
+    documented = {}
+    for row in rows:
+        names = re.findall(r"`(RECSYS_\w+)`", row[0])
+        if len(names) != 1:
+            return [f"a row that does not name one variable: {row[0]}"]
+        documented[names[0]] = row[2]
+    code = _variables_the_checks_read()
+    problems = [f"recsys_checks reads {v}; environment.md has no row for it" for v in sorted(code - set(documented))]
+    problems += [f"environment.md has a row for {v}; recsys_checks does not read it"
+                 for v in sorted(set(documented) - code)]
+    defaults = Target.from_env({})
+    for variable, cell in sorted(documented.items()):
+        literal = _first_code(cell)
+        if variable in TARGET_FIELDS and literal and re.fullmatch(r"[A-Z][A-Z0-9_]+", literal):
+            # a fallback variable (the secrets table): the field must take its value
+            probe = "fallback-probe-value-1234"
+            if getattr(Target.from_env({literal: probe}), TARGET_FIELDS[variable]) != probe:
+                problems.append(f"{variable}: the page names the fallback {literal}, which the code does not read")
+        elif variable in TARGET_FIELDS:
+            problems += _default_problems(variable, cell, False, getattr(defaults, TARGET_FIELDS[variable]))
+        elif _first_code(cell) not in (None, DESCRIBED_DEFAULTS.get(variable)):
+            problems.append(f"{variable}: the page gives the default `{_first_code(cell)}`, which no test reads from "
+                            "the code (add the variable to TARGET_FIELDS)")
+    return problems
+
+
+def test_the_alert_receivers_settings_are_its_parsers_both_ways_with_their_defaults():
+    assert alert_receiver_settings_problems(_text("alert-receiver.md")) == []
+
+
+def test_the_alert_receivers_metrics_are_the_ones_it_registers_both_ways():
+    assert alert_receiver_metrics_problems(_text("alert-receiver.md")) == []
+
+
+def test_the_environment_variables_are_the_ones_the_checks_read_both_ways_with_their_defaults():
+    assert environment_problems(_text("environment.md")) == []
+
+
+def _mutated(text: str, old: str, new: str) -> str:
+    assert old in text, f"the page no longer has {old!r}: update the mutation"
+    return text.replace(old, new, 1)
+
+
+RECEIVER_SETTING = "| `--run-timeout SECONDS` | `900` |"
+RECEIVER_METRIC = "| `recsys_alerts_runs_total{verdict}` | counter |"
+
+
+@pytest.mark.parametrize("old,new,problem", [
+    (RECEIVER_SETTING, "| `--run-timeout SECONDS` | `600` |", "--run-timeout: the code's default is `900`"),
+    ("| `--listen HOST:PORT` | `127.0.0.1:9097` |", "| `--listen HOST:PORT` | `0.0.0.0:9097` |",
+     "--listen: the code's default is `127.0.0.1:9097`"),
+    ("| `--triage-ttl SECONDS` | `30` |", "| `--triage-ttl SECONDS` | `60` |", "--triage-ttl"),
+    ("| `--out DIR` | required |", "| `--out DIR` | `incidents` |", "--out is required"),
+    ("| `--tenant-label`, `--surface-label` | none |", "| `--tenant-label`, `--surface-label` | `tenant` |",
+     "--tenant-label has no default in the code"),
+    (RECEIVER_SETTING, RECEIVER_SETTING + " longest |\n| `--run-retries N` | `3` |", "--run-retries"),
+    (RECEIVER_SETTING, "| `--run-timeout-s` | `900` |", "--run-timeout of `alerts serve` has no row"),
+    ("| `RECSYS_ALERTS_NOTIFY_URL` (environment) |", "| `RECSYS_ALERTS_WEBHOOK` (environment) |",
+     "the receiver reads RECSYS_ALERTS_NOTIFY_URL"),
+])
+def test_the_receiver_settings_check_fails_on_a_page_that_drifted(old, new, problem):
+    problems = alert_receiver_settings_problems(_mutated(_text("alert-receiver.md"), old, new))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_receiver_settings_check_fails_when_a_default_changes_in_the_code(monkeypatch):
+    """`--run-timeout` is 900 in the code and on the page; a parser whose default is 901 no longer matches it."""
+    changed = _serve_parser()
+    next(a for a in changed._actions if "--run-timeout" in a.option_strings).default = 901
+    monkeypatch.setitem(globals(), "_serve_parser", lambda: changed)
+    problems = alert_receiver_settings_problems(_text("alert-receiver.md"))
+    assert any("--run-timeout: the code's default is `901`" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("old,new,problem", [
+    (RECEIVER_METRIC, "| `recsys_alerts_run_total{verdict}` | counter |", "exposes recsys_alerts_runs_total"),
+    (RECEIVER_METRIC, RECEIVER_METRIC + " x |\n| `recsys_alerts_retries_total` | counter |",
+     "lists recsys_alerts_retries_total"),
+    (RECEIVER_METRIC, "| `recsys_alerts_runs_total{status}` | counter |", "recsys_alerts_runs_total: the code has"),
+    (RECEIVER_METRIC, "| `recsys_alerts_runs_total{verdict}` | gauge |", "recsys_alerts_runs_total: the code has"),
+])
+def test_the_receiver_metrics_check_fails_on_a_page_that_drifted(old, new, problem):
+    problems = alert_receiver_metrics_problems(_mutated(_text("alert-receiver.md"), old, new))
+    assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize("old,new,problem", [
+    ("| `us-east-1` |", "| `eu-west-1` |", "RECSYS_ARTIFACT_S3_REGION: the code's default is `us-east-1`"),
+    ("| `10000000`, as in the suite |", "| `1000000`, as in the suite |", "RECSYS_ARTIFACT_MAX_BYTES"),
+    ("| `RECSYS_DEPLOYMENT` |", "| `RECSYS_DEPLOYMENT_NAME` |", "has a row for RECSYS_DEPLOYMENT_NAME"),
+    ("| `RECSYS_CHECKS_DEBUG` |", "| `RECSYS_CHECKS_VERBOSE` |", "reads RECSYS_CHECKS_DEBUG"),
+    ("| unset (not protected) |", "| `true` |", "RECSYS_DEPLOYMENT_PROTECTED has no default in the code"),
+    ("| `AWS_SECRET_ACCESS_KEY` |", "| `AWS_SECRET_KEY` |", "names the fallback AWS_SECRET_KEY"),
+    ("| `RECSYS_CHECKS_DEBUG` | when set, an internal error of `recsys-checks` shows its Python traceback instead of "
+     "one line | unset |", "| `RECSYS_CHECKS_DEBUG` | when set, an internal error of `recsys-checks` shows its "
+     "Python traceback instead of one line | `1` |", "which no test reads from the code"),
+])
+def test_the_environment_check_fails_on_a_page_that_drifted(old, new, problem):
+    problems = environment_problems(_mutated(_text("environment.md"), old, new))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_environment_check_fails_when_a_default_changes_in_the_code(monkeypatch):
+    """The region defaults to us-east-1 in the code and on the page; a code whose default is another fails."""
+    from recsys_checks.reach import settings
+
+    real = settings.Target.from_env.__func__
+
+    def from_env(cls, env=None, **overrides):
+        return real(cls, {"AWS_DEFAULT_REGION": "eu-central-1", **(env or {})}, **overrides)
+
+    monkeypatch.setattr(settings.Target, "from_env", classmethod(from_env))
+    problems = environment_problems(_text("environment.md"))
+    assert any("RECSYS_ARTIFACT_S3_REGION: the code's default is `eu-central-1`" in p for p in problems), problems

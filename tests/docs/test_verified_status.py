@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import specskit
 
 from handbook_site import drills
 from handbook_site import macros as docs_macros
-from recsys_checks.runbooks.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = "[Drill status](../../reference/drill-status.md#rollback-manifest)"
@@ -26,7 +26,7 @@ def _status_section(page: str, runbook_id: str) -> str:
 
 def test_without_results_a_runbook_page_only_links_the_drill_status_page(tmp_path):
     """A build on a machine that ran no drill says nothing alarming on the runbook page: one link, no banner."""
-    page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
+    page = docs_macros.render(specskit.spec("rollback-manifest"), results=tmp_path)
     assert "verified" not in page.lower()
     lines = [line for line in page.splitlines() if "drill-status.md" in line]
     assert lines == [f"Drill results: {LINK}."]
@@ -45,7 +45,7 @@ def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
     assert doc["verdicts"]["execute"] == {"verdict": "mitigated", "cause": "empty_artifact"}
     assert doc["date"].endswith("Z")
 
-    page = docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
+    page = docs_macros.render(specskit.spec("rollback-manifest"), results=tmp_path)
     lines = [line for line in page.splitlines() if "drill-status.md" in line]
     assert lines == [f"Drills: 1 of 7 passed in this build's results, the latest on {doc['date']} ({LINK})."]
 
@@ -58,10 +58,9 @@ def test_a_passed_drill_shows_its_date_commit_and_verdicts(tmp_path):
 
 
 def test_the_drill_status_page_has_a_section_for_every_runbook(tmp_path):
-    from recsys_checks.runbooks.spec import load_all
 
     status = docs_macros.drill_status(results=tmp_path)
-    for spec in load_all():
+    for spec in specskit.all_specs():
         assert f"## {spec.title} {{ #{spec.id} }}" in status
 
 
@@ -77,7 +76,7 @@ def test_forgetting_a_result_makes_the_drill_unverified_again(tmp_path):
 @pytest.mark.parametrize("content", ["not json", json.dumps({"runbook": "rollback-manifest", "passed": False})])
 def test_unreadable_or_failed_results_are_not_shown_as_passed(tmp_path, content):
     (tmp_path / "rollback-manifest--bad-publish--file.json").write_text(content)
-    assert f"Drill results: {LINK}." in docs_macros.render(load_spec("rollback-manifest"), results=tmp_path)
+    assert f"Drill results: {LINK}." in docs_macros.render(specskit.spec("rollback-manifest"), results=tmp_path)
     assert "| `bad-publish` | file | no result in this build |" in docs_macros.drill_status(results=tmp_path)
 
 

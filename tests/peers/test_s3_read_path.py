@@ -21,6 +21,7 @@ def _answer(conn, status: bytes, body: bytes, headers: bytes = b"") -> None:
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
+@pytest.mark.stack  # moto's S3 server, as the s3 store of the registry tests
 def test_an_ordinary_read_does_not_make_the_modelled_call(moto_endpoint):
     """A 200 from a real S3 API is read by the signed GET alone: get_object is never called."""
     with contextlib.closing(S3Store(moto_endpoint, "testing", "testing")) as store:

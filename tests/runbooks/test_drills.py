@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import specskit
 from checks_integration.checkskit import Checks
 
 from handbook_site import drills
-from recsys_checks.runbooks.spec import load_all
 
-SPECS = load_all()
+SPECS = specskit.all_specs()
 CASES = [
     pytest.param(spec, drill, store, id=f"{spec.id}-{drill.fault}-{store}")
     for spec in SPECS for drill in spec.drills for store in drill.stores

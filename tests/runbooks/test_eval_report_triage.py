@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import specskit
 import suite_reports as sr
 
 from recsys_checks.core.results import CheckResult
@@ -18,7 +19,7 @@ def _diagnose(tmp_path: Path, report: Path) -> tuple[CheckResult, CheckResult]:
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE":
                                   f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    run = RunbookRun("eval-report-suspect", target=target, record_path=tmp_path / "out" / "record.json",
+    run = RunbookRun("eval-report-suspect", spec=specskit.spec("eval-report-suspect"), target=target, record_path=tmp_path / "out" / "record.json",
                      report=str(report))
     run.step("quality", evaluation.data_quality, show=False)
     run.step("report", evaluation.report_triage, show=False)

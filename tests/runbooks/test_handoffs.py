@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import specskit
 
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.serving.probe import UNREAD_CAUSES
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import RunbookRun
-from recsys_checks.runbooks.spec import load_all, load_spec
 
 SERVING = ("empty-recs", "rollback-config-rules", "rollback-manifest", "service-not-ready", "stale-manifest")
 PROBE_CAUSES = ("empty_artifact", "missing_blob", "no_popularity", "artifact_invalid", "artifact_incompatible",
@@ -29,7 +29,7 @@ def _handoff(runbook_id: str, cause: str, tmp_path: Path) -> tuple[str | None, C
     """Where the runbook's diagnosis sends the reader when the probe reports ``cause``."""
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    spec = load_spec(runbook_id)
+    spec = specskit.spec(runbook_id)
     run = RunbookRun(runbook_id, spec=spec, target=target, record_path=tmp_path / "r.json")
     probe = CheckResult("recs.probe", "fail", f"probe: {cause}", {"cause": cause, "runbook": PROBE_RUNBOOK.get(cause)})
     for step in spec.steps:
@@ -65,7 +65,7 @@ def test_hand_offs_form_no_loop_and_say_why(cause, tmp_path):
 
 
 def test_every_hand_off_names_a_runbook_that_exists(tmp_path):
-    ids = {s.id for s in load_all()}
+    ids = {s.id for s in specskit.all_specs()}
     for runbook_id in SERVING:
         for cause in PROBE_CAUSES:
             to, _ = _handoff(runbook_id, cause, tmp_path / f"{runbook_id}-{cause}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import specskit
 from notebookkit import replace_cell
 
 from recsys_checks.core.errors import BadInput, OutputRefused
@@ -159,8 +160,7 @@ def test_execute_on_a_protected_deployment_needs_its_name_confirmed(offline, mon
     monkeypatch.setenv("RECSYS_DEPLOYMENT", "prod-eu")
     monkeypatch.setenv("RECSYS_DEPLOYMENT_PROTECTED", "true")
     from recsys_checks.runbooks.runner import check_parameters
-    from recsys_checks.runbooks.spec import load_spec
 
-    params = check_parameters(load_spec("empty-recs"), {"confirm": "prod-eu"}, execute=True)
+    params = check_parameters(specskit.spec("empty-recs"), {"confirm": "prod-eu"}, execute=True)
     assert params["execute"] is True and params["confirm"] == "prod-eu"
-    assert check_parameters(load_spec("empty-recs"), {}, execute=False)["execute"] is False
+    assert check_parameters(specskit.spec("empty-recs"), {}, execute=False)["execute"] is False

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import specskit
 from stackfixture import StackHandle
 
 from recsys_checks.core.errors import BadInput
@@ -64,7 +65,7 @@ def test_a_runbook_id_of_10000_characters_is_refused_in_one_line(tmp_path):
 @pytest.mark.parametrize("name", ["min_join_rate", "max_relative_lift"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-3", "٠.٩", "١", "1e999"])
 def test_thresholds_are_finite_ascii_numbers_within_their_range(runbook_id, name, value):
-    spec = load_spec(runbook_id)
+    spec = specskit.spec(runbook_id)
     with pytest.raises(BadInput, match=f"parameter {name}: .*(finite|digits 0-9|out of its range)"):
         spec.parse_parameters({name: value})
 
@@ -118,7 +119,8 @@ def test_an_int_parameter_takes_ascii_digits_only():
 def _run(runbook_id: str, tmp_path: Path, **params) -> RunbookRun:
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    return RunbookRun(runbook_id, target=target, record_path=tmp_path / "out" / "record.json", **params)
+    return RunbookRun(runbook_id, spec=specskit.spec(runbook_id), target=target,
+                      record_path=tmp_path / "out" / "record.json", **params)
 
 
 def _unreadable_reports(tmp_path: Path) -> dict[str, Path]:

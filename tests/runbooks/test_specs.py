@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import specskit
 import yaml
 
 from recsys_checks.core.errors import BadInput
 from recsys_checks.runbooks import notebook
-from recsys_checks.runbooks.spec import load_all, load_spec, notebooks_dir, runbooks_dir
+from recsys_checks.runbooks.spec import load_spec, notebooks_dir, runbooks_dir
 from recsys_stack.faults import FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def _edit(spec_dir: Path, runbook_id: str, change) -> None:
 
 def test_every_runbook_exists_with_spec_notebook_and_page():
     """The twelve runbooks each have a spec, a generated notebook and a how-to page."""
-    assert set(IDS) <= {s.id for s in load_all()}
+    assert set(IDS) <= {s.id for s in specskit.all_specs()}
     for runbook_id in IDS:
         assert (notebooks_dir() / f"{runbook_id}.ipynb").is_file(), runbook_id
         page = ROOT / "docs" / "how-to" / "runbooks" / f"{runbook_id}.md"
@@ -53,7 +54,7 @@ def test_committed_notebooks_are_what_the_specs_generate():
 
 def test_each_spec_step_has_exactly_one_cell_and_each_tagged_cell_a_step():
     """One `step:<id>` cell per spec step, in spec order; a parameters cell first; the record cell last."""
-    for spec in load_all():
+    for spec in specskit.all_specs():
         nb = json.loads((notebooks_dir() / f"{spec.id}.ipynb").read_text())
         tags = [t for c in nb["cells"] for t in (c.get("metadata", {}).get("tags") or [])]
         steps = [t.removeprefix("step:") for t in tags if t.startswith("step:")]
@@ -69,7 +70,7 @@ def test_each_spec_step_has_exactly_one_cell_and_each_tagged_cell_a_step():
 
 def test_every_drill_fault_exists_and_every_fault_has_its_runbook():
     """Drills name real faults of the stack; every fault's runbook exists."""
-    specs = {s.id: s for s in load_all()}
+    specs = {s.id: s for s in specskit.all_specs()}
     for spec in specs.values():
         for drill in spec.drills:
             assert drill.fault in FAULTS, f"{spec.id} drills unknown fault {drill.fault}"
@@ -79,7 +80,7 @@ def test_every_drill_fault_exists_and_every_fault_has_its_runbook():
 
 def test_the_serving_and_pipeline_faults_are_each_drilled_by_their_runbook():
     """The game day (`make demo`) recovers each of these faults with the runbook it names."""
-    specs = {s.id: s for s in load_all()}
+    specs = {s.id: s for s in specskit.all_specs()}
     for name in ("stale-manifest", "stale-cache", "bad-publish", "missing-blob", "corrupt-manifest",
                  "partial-publish", "validation-failed", "limit-exceeded", "bad-rules", "bad-config", "store-down",
                  "foreign-artifact", "rules-hide-most", "weights-overflow", "stale-data", "shrunk-publish",
@@ -90,11 +91,11 @@ def test_the_serving_and_pipeline_faults_are_each_drilled_by_their_runbook():
 
 def test_parameters_never_carry_a_secret():
     """No spec declares a credential-looking parameter, and the loader refuses one by name."""
-    for spec in load_all():
+    for spec in specskit.all_specs():
         for name in spec.parameters:
             assert not any(w in name for w in ("key", "secret", "token", "password")), (spec.id, name)
     with pytest.raises(BadInput, match="credential"):
-        load_spec("empty-recs").parse_parameters({"api_key": "x"})
+        specskit.spec("empty-recs").parse_parameters({"api_key": "x"})
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -131,17 +132,17 @@ def test_unknown_and_unsafe_runbook_ids_are_bad_input():
 ])
 def test_parameters_are_type_checked(given, message):
     with pytest.raises(BadInput, match=message):
-        load_spec("empty-recs").parse_parameters(given)
+        specskit.spec("empty-recs").parse_parameters(given)
 
 
 def test_parameters_are_typed_from_text():
-    params = load_spec("empty-recs").parse_parameters({"execute": "true", "tenant": "acme"})
+    params = specskit.spec("empty-recs").parse_parameters({"execute": "true", "tenant": "acme"})
     assert params["execute"] is True and params["tenant"] == "acme" and params["surface"] == "home"
 
 
 def test_the_setup_cell_hands_every_parameter_to_the_run():
     """A parameter the setup cell forgets would be silently ignored (e.g. a reviewed plan id): none is."""
-    for spec in load_all():
+    for spec in specskit.all_specs():
         nb = json.loads((notebooks_dir() / f"{spec.id}.ipynb").read_text())
         setup = next("".join(c["source"]) for c in nb["cells"] if "setup" in (c["metadata"].get("tags") or []))
         call = next(n for n in ast.walk(ast.parse(setup)) if isinstance(n, ast.Call) and getattr(n.func, "id", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import specskit
 
 from recsys_checks.core.results import CheckResult
 from recsys_checks.reach.settings import Target
@@ -19,7 +20,7 @@ OK, FAIL, UNREAD, ABSENT = "ok", "fail", "unread", "absent"
 def _run(tmp_path: Path, runbook_id: str = "rollback-manifest") -> RunbookRun:
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    return RunbookRun(runbook_id, target=target, record_path=tmp_path / "record.json")
+    return RunbookRun(runbook_id, spec=specskit.spec(runbook_id), target=target, record_path=tmp_path / "record.json")
 
 
 def _result(step: str, outcome: str) -> CheckResult | None:
@@ -152,7 +153,7 @@ def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
     assert moved.status == "moved" and "not the current one" in moved.summary
     # a version the diagnosis chose is still bound to what it saw
     assert fix.moved_since(run, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", []))
-    asked = RunbookRun("rollback-manifest", target=run.target, record_path=tmp_path / "r2.json", to_version="abc")
+    asked = RunbookRun("rollback-manifest", spec=run.spec, target=run.target, record_path=tmp_path / "r2.json", to_version="abc")
     asked.results["manifest-status"] = run.results["manifest-status"]
     assert fix.moved_since(asked, "manifest-rollback", {"to": "abc"}, Plan("manifest.rollback", "m", "etag-b", [])) is None
     run = _run(tmp_path, "rollback-config-rules")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import specskit
 
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.reach.settings import Target
@@ -18,7 +19,8 @@ from recsys_checks.runbooks.verdict import decide
 def _run(runbook_id: str, tmp_path: Path, **params) -> RunbookRun:
     target = Target.from_env({"RECSYS_BASE_URL": "http://127.0.0.1:9",
                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/current/{{tenant}}/{{surface}}/manifest.json"})
-    return RunbookRun(runbook_id, target=target, record_path=tmp_path / "out" / "record.json", **params)
+    return RunbookRun(runbook_id, spec=specskit.spec(runbook_id), target=target,
+                      record_path=tmp_path / "out" / "record.json", **params)
 
 
 def _check(name: str, status: str, **data) -> CheckResult:
