@@ -8,12 +8,19 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from recsys_checks.core import credentials, jsonio
-from recsys_checks.core.render import VIEWS, _age, _cell, _human, _label, render_action, render_check, use_colour
+from recsys_checks.core.render import (
+    MAX_CELL,
+    VIEWS,
+    age_cell,
+    cell_text,
+    column_label,
+    human_value,
+    render_action,
+    render_check,
+    use_colour,
+)
 from recsys_checks.core.results import ActionResult, CheckResult, worst
 from recsys_checks.core.results import exit_code as code_of
-
-_MAX_CELL = 72
-
 
 
 def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> dict[str, Any]:
@@ -63,14 +70,14 @@ def _json_lines(value: Any, indent: str) -> str:
 
 
 def _stream_cell(key: str, value: Any) -> str:
-    """:func:`_cell` of :func:`_human` for the plain values of streamed rows, cheaply (a fleet has many)."""
+    """:func:`cell_text` of :func:`human_value` for the plain values of streamed rows, cheaply (a fleet has many)."""
     if value is None:
         return "-"
     if key.endswith("age_seconds"):
-        return _age(value)
+        return age_cell(value)
     if type(value) is str and len(value) != 64:
-        return value if len(value) <= _MAX_CELL else value[: _MAX_CELL - 1] + "…"
-    return _cell(_human(key, value))
+        return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
+    return cell_text(human_value(key, value))
 
 
 def emit_stream(
@@ -122,10 +129,10 @@ def emit_stream(
         return layout[0].format(*cells).rstrip() + "\n"
 
     def start() -> None:
-        widths[:] = [max(len(_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
+        widths[:] = [max(len(column_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
         layout[:] = ["  " + "  ".join(f"{{:<{w}}}" for w in widths)]
         stream.write("  rows:\n")
-        stream.write(line([_label(c).upper() for c in columns]))
+        stream.write(line([column_label(c).upper() for c in columns]))
         stream.write(line(["-" * w for w in widths]))
         for cells in sample:
             stream.write(line(cells))

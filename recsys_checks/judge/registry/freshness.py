@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, NotFound, Unreachable
+from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import age_text, parse_time
 from recsys_checks.judge.invariants import age_finding, time_findings
 from recsys_checks.judge.registry.artifact import version_from_uri
 from recsys_checks.judge.registry.hold import read_hold
-from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE, WINDOW_LAG, _parse_for, check_manifest
+from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE, WINDOW_LAG, check_manifest, read_manifest
 from recsys_checks.judge.registry.version_records import parse_version_record
 from recsys_checks.reach.settings import Target, safe_segment
 from recsys_checks.reach.store import TargetStores, file_path_text, s3_location
@@ -179,17 +179,10 @@ def _pointer_problem(kind: str, uri: str) -> str | None:
 def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
     # Names come from listing(), which proved them safe segments.
     uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
-    try:
-        raw, etag = st.get(uri)
-    except NotFound:
-        return _row(tenant, surface, "missing", f"no manifest for {tenant}/{surface} at {uri}: the service serves "
-                    "empty recommendations; publish or roll back this surface", uri)
-    except ChecksError as exc:
-        return _row(tenant, surface, "unreachable", str(exc), uri)
-    try:
-        m = _parse_for(raw, tenant, surface, uri)
-    except BadInput as exc:
-        return _row(tenant, surface, "invalid", str(exc), uri, etag=etag)
+    found = read_manifest(target, tenant, surface, stores=st, uri=uri)
+    m, etag = found.manifest, found.etag
+    if m is None:
+        return _row(tenant, surface, found.state, found.summary or "", uri, etag=etag)
     age = now - m.updated_at_dt
     seconds = int(age.total_seconds())
     problems = [p for p in (_pointer_problem(k, u) for k, u in m.current.items()) if p]

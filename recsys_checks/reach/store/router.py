@@ -34,6 +34,12 @@ def open_store(uri: str, target: Target, connections: int = 10) -> ObjectStore:
     raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
 
 
+def stores_for(target: Target, stores: TargetStores | None) -> tuple[TargetStores, bool]:
+    """The caller's ``stores`` when given, else the target's own opened here; the flag says the caller opened them
+    and must close them."""
+    return (stores, False) if stores is not None else (TargetStores(target), True)
+
+
 class TargetStores:
     """The object stores of a target: one open :class:`ObjectStore` per URI scheme, reused across many URIs (an S3
     client is costly to create), each call routed to the store of its URI's scheme."""
