@@ -176,9 +176,20 @@ def _pointer_problem(kind: str, uri: str) -> str | None:
     return None
 
 
+def _manifest_uri(target: Target, tenant: str, surface: str) -> tuple[str, Row | None]:
+    """The surface's manifest URI, proven to stay under the store root; or, when it does not (a link below the root
+    leads out of the store), the invalid row that says so, without reading it."""
+    try:
+        return target.manifest_uri(tenant, surface), None
+    except BadInput as exc:
+        uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
+        return uri, _row(tenant, surface, "invalid", str(exc), uri)
+
+
 def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
-    # Names come from listing(), which proved them safe segments.
-    uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
+    uri, refused = _manifest_uri(target, tenant, surface)
+    if refused is not None:
+        return refused
     found = read_manifest(target, tenant, surface, stores=st, uri=uri)
     m, etag = found.manifest, found.etag
     if m is None:
@@ -243,7 +254,9 @@ def _held_reason(target: Target, st: TargetStores, tenant: str, surface: str) ->
 
 def deep_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
     """The deep check of one surface: :func:`recsys_checks.judge.registry.manifest.check_manifest`, every blob validated."""
-    uri = target.manifest_uri(tenant, surface)
+    uri, refused = _manifest_uri(target, tenant, surface)
+    if refused is not None:
+        return refused
     try:
         res = check_manifest(target, tenant, surface, max_age, now, stores=st)
     except ChecksError as exc:

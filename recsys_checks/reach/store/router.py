@@ -52,6 +52,9 @@ class TargetStores:
 
     def for_uri(self, uri: str) -> ObjectStore:
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        store = self._open.get(scheme)  # open already: no lock needed to read it
+        if store is not None:
+            return store
         with self._lock:  # checks run in threads; one client per scheme
             if scheme not in self._open:
                 self._open[scheme] = open_store(uri, self.target, self.connections)
