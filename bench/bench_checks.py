@@ -7,7 +7,8 @@ temporary directory, or into the S3 server of a local stack started for the run.
 - the text a blob's version is hashed from: the generic Go-style walk against the one-call encoder path.
 - ``manifest status`` with every blob validated (hash recomputed) against the manifest alone.
 - ``recsys-checks freshness`` over 10,000 surfaces on files, as a whole process, against a bare Python process that
-  reads and parses the same manifests (target: within 3x).
+  reads and parses the same manifests and the popularity version record each names, as the shallow scan does
+  (target: within 3x).
 - the same over 100,000 surfaces: peak memory (target: within 1.5x of the 10,000 case) and time per surface.
 - ``freshness`` over 2,000 surfaces on S3 behind the ``slow-store`` fault at 20 ms: the default pool against one
   request at a time (target: at least 8x faster).
@@ -38,13 +39,16 @@ BIN = Path(sys.executable).parent
 CHECKS = str(BIN / "recsys-checks")
 STACK = str(BIN / "recsys-stack")
 
-# The baseline of a fleet-wide freshness: read and parse the same manifests, nothing else.
+# The baseline of a fleet-wide freshness: read and parse the same manifests and the popularity record each names
+# (the shallow scan's two reads per surface), nothing else.
 BARE_READER = """
 import json, os, sys
-root = sys.argv[1] + "/registry/current"
-for t in sorted(os.listdir(root)):
-    for s in sorted(os.listdir(root + "/" + t)):
-        with open(root + "/" + t + "/" + s + "/manifest.json", "rb") as fh:
+root = sys.argv[1] + "/registry"
+for t in sorted(os.listdir(root + "/current")):
+    for s in sorted(os.listdir(root + "/current/" + t)):
+        with open(root + "/current/" + t + "/" + s + "/manifest.json", "rb") as fh:
+            version = json.loads(fh.read())["current"]["popularity"].rsplit("/", 1)[1]
+        with open(root + "/records/" + t + "/" + s + "/popularity/" + version, "rb") as fh:
             json.loads(fh.read())
 """
 
@@ -169,7 +173,7 @@ def bench_files(small: int, large: int, repeats: int, rows: list[Row]) -> list[s
     with tempfile.TemporaryDirectory(prefix="recsys-bench-") as tmp:
         small_root, large_root = Path(tmp) / "small", Path(tmp) / "large"
         started = time.perf_counter()
-        n_small = write_manifests(small_root, 100, small // 100)
+        n_small = write_manifests(small_root, 100, small // 100, records=True)
         built_small = time.perf_counter() - started
         cases = {
             "bare": ([sys.executable, "-c", BARE_READER, str(small_root)], None),
@@ -185,7 +189,7 @@ def bench_files(small: int, large: int, repeats: int, rows: list[Row]) -> list[s
             failures.append(f"freshness over {n_small:,} surfaces took {ratio:.2f}x the bare reader (target 3x)")
 
         started = time.perf_counter()
-        n_large = write_manifests(large_root, 100, large // 100)
+        n_large = write_manifests(large_root, 100, large // 100, records=True)
         built_large = time.perf_counter() - started
         # The two sizes take turns as well, so that the growth is not a change of load between them.
         pair = interleaved({"small": cases["checks"],
@@ -204,7 +208,7 @@ def bench_files(small: int, large: int, repeats: int, rows: list[Row]) -> list[s
                      f"<= {n_large / n_small:.0f}x (linear)"))
         if grows > n_large / n_small:
             failures.append(f"time grew {grows:.1f}x from {n_small:,} to {n_large:,} surfaces (more than linear)")
-        print(f"(built {n_small:,} manifests in {built_small:.1f} s and {n_large:,} in {built_large:.1f} s)",
+        print(f"(built {n_small:,} manifests and records in {built_small:.1f} s and {n_large:,} in {built_large:.1f} s)",
               file=sys.stderr)
     return failures
 
@@ -281,13 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3", type=int, default=2_000, help="surfaces of the S3 fleet behind slow-store")
     parser.add_argument("--deep", type=int, default=1_000, help="surfaces with blobs for --deep")
     parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--only", choices=("status", "files", "deep", "s3"), help="run one group of cases")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     failures: list[str] = []
-    bench_hash_and_status(args.repeats, rows)
-    failures += bench_files(args.small, args.large, args.repeats, rows)
-    bench_deep(args.deep, args.repeats, rows)
-    failures += bench_slow_s3(args.s3, args.latency_ms, args.repeats, rows)
+    if args.only in (None, "status"):
+        bench_hash_and_status(args.repeats, rows)
+    if args.only in (None, "files"):
+        failures += bench_files(args.small, args.large, args.repeats, rows)
+    if args.only in (None, "deep"):
+        bench_deep(args.deep, args.repeats, rows)
+    if args.only in (None, "s3"):
+        failures += bench_slow_s3(args.s3, args.latency_ms, args.repeats, rows)
 
     header = ("benchmark", "store", "baseline", "median", "measured", "median", "ratio", "target")
     lines = [header, tuple("-" * len(h) for h in header), *rows]

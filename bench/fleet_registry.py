@@ -1,7 +1,9 @@
 """Large registries for the benchmarks, written directly in the suite's formats (no publisher loop).
 
-A shallow ``freshness`` reads manifests only, so the fleet-scale registries hold manifests whose pointers name
-blobs by the suite's layout; the registry for ``--deep`` holds every blob and version record as well.
+A shallow ``freshness`` reads each manifest and the version record of the popularity version it names (for the
+data window's end), never a blob: so the fleet-scale registries hold manifests whose pointers name blobs by the
+suite's layout and, with ``records=True``, those popularity records; the registry for ``--deep`` holds every blob
+and version record as well.
 """
 
 from __future__ import annotations
@@ -39,8 +41,18 @@ def manifest_for(base: str, tenant: str, surface: str, now: datetime) -> bytes:
     return manifest_bytes(manifest_dict(tenant, surface, current, now))
 
 
-def write_manifests(root: Path, tenants: int, surfaces: int) -> int:
-    """Manifests of a fresh fleet in a file store at ``root``; returns how many."""
+def popularity_record_for(base: str, tenant: str, surface: str, now: datetime, built: datetime) -> bytes:
+    """The version record of the popularity version :func:`manifest_for` names: yesterday's window (fresh data), as
+    one daily run writes it for every surface, each built at its own time ``built``."""
+    end = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    uri = f"{base}/objectstore/{tenant}/{surface}/popularity/{FAKE_VERSION}.json"
+    return record_bytes(record_dict(tenant, surface, "popularity", FAKE_VERSION, uri, end - timedelta(days=1), end,
+                                    built))
+
+
+def write_manifests(root: Path, tenants: int, surfaces: int, *, records: bool = False) -> int:
+    """Manifests of a fresh fleet in a file store at ``root`` (``records``: with the popularity record each names);
+    returns how many."""
     now = datetime.now(UTC).replace(microsecond=0)
     base = root.as_uri()
     count = 0
@@ -48,6 +60,11 @@ def write_manifests(root: Path, tenants: int, surfaces: int) -> int:
         directory = root / "registry" / "current" / tenant / surface
         os.makedirs(directory, exist_ok=True)
         (directory / "manifest.json").write_bytes(manifest_for(base, tenant, surface, now))
+        if records:
+            folder = root / "registry" / "records" / tenant / surface / "popularity"
+            os.makedirs(folder, exist_ok=True)
+            built = now - timedelta(microseconds=count + 1)  # one build after another: no two alike
+            (folder / f"{FAKE_VERSION}.json").write_bytes(popularity_record_for(base, tenant, surface, now, built))
         count += 1
     return count
 

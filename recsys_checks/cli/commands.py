@@ -15,7 +15,6 @@ from typing import Any
 from recsys_checks.cli import numbers
 from recsys_checks.cli.output import emit, emit_stream
 from recsys_checks.cli.receiver import add_parser as _add_alerts
-from recsys_checks.cli.runbook_output import print_list, print_run_record, print_spec
 from recsys_checks.core import credentials
 from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unhealthy
 from recsys_checks.core.results import exit_code
@@ -376,18 +375,21 @@ def _param(value: str) -> tuple[str, str]:
 
 
 def _runbook_list(args: argparse.Namespace) -> int:
+    from recsys_checks.cli.runbook_output import print_list
     from recsys_checks.runbooks.spec import load_all
 
     return print_list(load_all(), args.json)
 
 
 def _runbook_show(args: argparse.Namespace) -> int:
+    from recsys_checks.cli.runbook_output import print_spec
     from recsys_checks.runbooks.spec import load_spec
 
     return print_spec(load_spec(args.id), args.json)
 
 
 def _runbook_run(args: argparse.Namespace) -> int:
+    from recsys_checks.cli.runbook_output import print_run_record
     from recsys_checks.runbooks.runner import run_runbook
     from recsys_checks.runbooks.verdict import OK_VERDICTS
 

@@ -8,12 +8,19 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from recsys_checks.core import credentials, jsonio
-from recsys_checks.core.render import VIEWS, _age, _cell, _human, _label, render_action, render_check, use_colour
+from recsys_checks.core.render import (
+    MAX_CELL,
+    VIEWS,
+    age_cell,
+    cell_text,
+    column_label,
+    human_value,
+    render_action,
+    render_check,
+    use_colour,
+)
 from recsys_checks.core.results import ActionResult, CheckResult, worst
 from recsys_checks.core.results import exit_code as code_of
-
-_MAX_CELL = 72
-
 
 
 def json_document(results: list[CheckResult | ActionResult], exit_code: int) -> dict[str, Any]:
@@ -55,6 +62,32 @@ def emit(results: list[CheckResult | ActionResult], as_json: bool, stream: TextI
 
 
 _SAMPLE_ROWS = 200
+_BATCH_ROWS = 500
+
+
+class _Batched:
+    """Text for ``stream`` gathered and written :data:`_BATCH_ROWS` pieces at a time; the rest on leaving the block
+    (an error included, so that the rows before it are shown)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if len(self.pending) >= _BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write("".join(self.pending))
+            self.pending.clear()
+
+    def __enter__(self) -> _Batched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
 
 
 def _json_lines(value: Any, indent: str) -> str:
@@ -63,14 +96,14 @@ def _json_lines(value: Any, indent: str) -> str:
 
 
 def _stream_cell(key: str, value: Any) -> str:
-    """:func:`_cell` of :func:`_human` for the plain values of streamed rows, cheaply (a fleet has many)."""
+    """:func:`cell_text` of :func:`human_value` for the plain values of streamed rows, cheaply (a fleet has many)."""
     if value is None:
         return "-"
     if key.endswith("age_seconds"):
-        return _age(value)
+        return age_cell(value)
     if type(value) is str and len(value) != 64:
-        return value if len(value) <= _MAX_CELL else value[: _MAX_CELL - 1] + "…"
-    return _cell(_human(key, value))
+        return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
+    return cell_text(human_value(key, value))
 
 
 def emit_stream(
@@ -85,23 +118,25 @@ def emit_stream(
     :func:`render_check` shows it), ``json`` (one document, as :func:`emit` writes it, with the rows under
     ``data.rows``) or ``jsonl`` (one line per row, then one line with the result, the only line with a ``check``
     key). Nothing is written before the first row arrives, so an error raised by the listing leaves no output.
+    Rows are written :data:`_BATCH_ROWS` at a time (one write each, not one per row), and what was formatted is
+    written before an error raised by a later row goes up.
     """
     stream = stream or sys.stdout
     count = 0
+    out = _Batched(stream)
     if fmt == "jsonl":
-        for row in rows:
-            stream.write(json.dumps(row, default=str) + "\n")
+        with out:
+            for row in rows:
+                out.add(json.dumps(row, default=str) + "\n")
         result = finish()
         stream.write(json.dumps(result.to_dict(), default=str) + "\n")
         return result
     if fmt == "json":
-        for row in rows:
-            if count == 0:
-                stream.write('{\n  "data": {\n    "rows": [\n      ')
-            else:
-                stream.write(",\n      ")
-            stream.write(_json_lines(row, "      "))
-            count += 1
+        with out:
+            for row in rows:
+                out.add(('{\n  "data": {\n    "rows": [\n      ' if count == 0 else ",\n      ")
+                        + _json_lines(row, "      "))
+                count += 1
         result = finish()
         doc = result.to_dict()
         data = dict(doc.pop("data"))
@@ -122,25 +157,26 @@ def emit_stream(
         return layout[0].format(*cells).rstrip() + "\n"
 
     def start() -> None:
-        widths[:] = [max(len(_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
+        widths[:] = [max(len(column_label(c)), *(len(r[i]) for r in sample)) for i, c in enumerate(columns)]
         layout[:] = ["  " + "  ".join(f"{{:<{w}}}" for w in widths)]
-        stream.write("  rows:\n")
-        stream.write(line([_label(c).upper() for c in columns]))
-        stream.write(line(["-" * w for w in widths]))
+        out.add("  rows:\n")
+        out.add(line([column_label(c).upper() for c in columns]))
+        out.add(line(["-" * w for w in widths]))
         for cells in sample:
-            stream.write(line(cells))
+            out.add(line(cells))
 
-    for row in rows:
-        cells = [_stream_cell(c, row.get(c)) for c in columns]
-        count += 1
-        if widths:
-            stream.write(line(cells))
-            continue
-        sample.append(cells)
-        if len(sample) >= _SAMPLE_ROWS:
+    with out:
+        for row in rows:
+            cells = [_stream_cell(c, row.get(c)) for c in columns]
+            count += 1
+            if widths:
+                out.add(line(cells))
+                continue
+            sample.append(cells)
+            if len(sample) >= _SAMPLE_ROWS:
+                start()
+        if sample and not widths:
             start()
-    if sample and not widths:
-        start()
     result = finish()
     stream.write(render_check(result, use_colour(stream)) + "\n")
     return result

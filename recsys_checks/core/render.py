@@ -13,7 +13,8 @@ from recsys_checks.core.timefmt import age_text
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "planned": "36", "applied": "32", "noop": "32"}
 _LABELS = {"planned": "DRY-RUN", "applied": "APPLIED", "noop": "NO-OP"}
-_MAX_CELL = 72
+# How many characters a table cell shows before it is cut with an ellipsis.
+MAX_CELL = 72
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -26,7 +27,8 @@ def _paint(text: str, status: str, colour: bool) -> str:
     return f"\033[{code};1m{text}\033[0m" if colour and code else text
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as one table cell: ``-`` for nothing, yes/no, compact JSON, cut at :data:`MAX_CELL` characters."""
     if value is None or value == [] or value == {}:
         return "-"
     if isinstance(value, bool):
@@ -34,10 +36,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         value = jsonio.dumps(value, sort_keys=True, separators=(",", ":"))
     text = str(value)
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def _label(key: str) -> str:
+def column_label(key: str) -> str:
     """What a person reads for a data key: ages are shown as 26h05m, so ``age_seconds`` reads ``age``."""
     return key.removesuffix("_seconds") if key.endswith("age_seconds") else key
 
@@ -47,9 +49,9 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     if not rows:
         return "  (none)"
     columns = columns or list(rows[0].keys())
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(_label(c)), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  " + "  ".join(_label(c).upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    cells = [[cell_text(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(column_label(c)), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  " + "  ".join(column_label(c).upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  " + "  ".join("-" * w for w in widths))
     lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
@@ -102,18 +104,18 @@ VIEWS: dict[str, dict[str, Any]] = {
 _SENTENCES = frozenset({"suite_decision", "trust_verdict", "difference"})
 
 
-def _age(seconds: Any) -> str:
+def age_cell(seconds: Any) -> str:
     """An age in seconds as the summaries write it (:func:`recsys_checks.core.timefmt.age_text`); other values as is."""
     try:
         return age_text(float(seconds))
     except (TypeError, ValueError):
-        return _cell(seconds)
+        return cell_text(seconds)
 
 
-def _human(key: str, value: Any) -> Any:
+def human_value(key: str, value: Any) -> Any:
     """Shorten what a person does not need in full: version hashes to 12 characters, ages to 26h05m, rates to %."""
     if key.endswith("age_seconds"):
-        return _age(value)
+        return age_cell(value)
     if (key.endswith("_rate") or key == "ctr") and isinstance(value, float):
         return f"{value:.2%}"
     if isinstance(value, str) and _HEX64.match(value):
@@ -144,7 +146,7 @@ def _view(result: CheckResult) -> tuple[list[tuple[str, Any]], list[tuple[str, l
         for key, value in result.data.items():
             if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 tables.append((key, value, list(value[0].keys())))
-            elif not isinstance(value, (dict, list)) or len(json.dumps(value, default=str)) <= _MAX_CELL:
+            elif not isinstance(value, (dict, list)) or len(json.dumps(value, default=str)) <= MAX_CELL:
                 fields.append((key, value))
         return fields, tables
     fields = [(k, result.data.get(k)) for k in spec["fields"]]
@@ -165,16 +167,16 @@ def render_check(result: CheckResult, colour: bool = False) -> str:
             lines += ["    " + line for line in jsonio.dumps(value, indent=2, sort_keys=True).splitlines()]
             continue
         if key in _SENTENCES and isinstance(value, str):
-            lines.append(f"  {_label(key)}: {value}")  # a sentence is read whole, never cut at the cell width
+            lines.append(f"  {column_label(key)}: {value}")  # a sentence is read whole, never cut at the cell width
             continue
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            lines.append(f"  {_label(key)}:")  # one line each: problems and notes are read, not scanned
+            lines.append(f"  {column_label(key)}:")  # one line each: problems and notes are read, not scanned
             lines += [f"    - {v}" for v in value]
             continue
-        lines.append(f"  {_label(key)}: {_cell(_human(key, value))}")
+        lines.append(f"  {column_label(key)}: {cell_text(human_value(key, value))}")
     for key, rows, cols in tables:
         lines.append(f"  {key}:")
-        lines.append(table([{c: _human(c, r.get(c)) for c in cols} for r in rows], cols))
+        lines.append(table([{c: human_value(c, r.get(c)) for c in cols} for r in rows], cols))
     return "\n".join(lines)
 
 
@@ -197,7 +199,7 @@ def _change_lines(plan: Plan, full_diff: bool) -> list[str]:
             out.append(f"    … and {len(readable) - len(shown)} more (--full-diff lists every one)")
     if full_diff and details.get("diff"):
         out.append("  every field:")
-        out += [f"    {d.get('path')}: {_cell(d.get('before'))} → {_cell(d.get('after'))}" for d in details["diff"]]
+        out += [f"    {d.get('path')}: {cell_text(d.get('before'))} → {cell_text(d.get('after'))}" for d in details["diff"]]
     return out
 
 
@@ -206,8 +208,8 @@ def render_plan(plan: Plan, full_diff: bool = False) -> str:
     rows = [
         {
             "what": c.get("what"),
-            "before": _human("before", c.get("before_version") or c.get("before")),
-            "after": _human("after", c.get("after_version") or c.get("after")),
+            "before": human_value("before", c.get("before_version") or c.get("before")),
+            "after": human_value("after", c.get("after_version") or c.get("after")),
         }
         for c in plan.changes
     ]
@@ -218,7 +220,7 @@ def render_plan(plan: Plan, full_diff: bool = False) -> str:
             lines.append(f"  {c.get('what')}: {c.get('before') or '(none)'}")
             lines.append(f"  {' ' * len(str(c.get('what')))}  -> {c['after']}")
     where = f" on deployment {plan.deployment}" if plan.deployment else ""
-    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {_cell(_human('observed', plan.observed))}{where}")
+    lines.append(f"  plan {plan.plan_hash[:12]}, made against state {cell_text(human_value('observed', plan.observed))}{where}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ ordering uses integer nanoseconds since the epoch.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -49,14 +50,29 @@ def parse_go_time(value: object, what: str) -> tuple[datetime, int]:
 
     Returns ``(aware datetime truncated to microseconds, nanoseconds since the epoch)``.
     """
-    m = _GO_TIME.match(value) if isinstance(value, str) else None
-    if not m:
+    parsed = _go_time(value) if isinstance(value, str) else None
+    if parsed is None:
         raise BadInput(f"{what} {value!r} is not an RFC 3339 time, e.g. 2026-01-02T01:23:45.123456789Z")
+    if parsed is _INVALID_DATE:
+        raise BadInput(f"{what} {value!r} is not a valid date and time")
+    return parsed
+
+
+_INVALID_DATE = (datetime.min, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _go_time(value: str) -> tuple[datetime, int] | None:
+    """:func:`parse_go_time` of a text, remembered: a fleet's records repeat the same window times (the results are
+    immutable). ``None`` when it is not RFC 3339, :data:`_INVALID_DATE` when it names no date."""
+    m = _GO_TIME.match(value)
+    if not m:
+        return None
     zone = m["zone"]
     try:  # the pattern fixed the format; fromisoformat is many times faster than strptime over a long history
         base = datetime.fromisoformat(m["base"])
     except ValueError:
-        raise BadInput(f"{what} {value!r} is not a valid date and time") from None
+        return _INVALID_DATE
     if zone == "Z":
         tz = UTC
     else:

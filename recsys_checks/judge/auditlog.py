@@ -69,7 +69,8 @@ def record_uri(intent_uri: str) -> str:
     return intent_uri.removesuffix(INTENT_SUFFIX) + ".json"
 
 
-def _load(stores: TargetStores, uri: str) -> dict[str, Any]:
+def load_record(stores: TargetStores, uri: str) -> dict[str, Any]:
+    """The audit record (or intent) at ``uri`` as a JSON object; ``{}`` when it is missing, damaged or not one."""
     try:
         data, _ = stores.get(uri)
         doc = jsonio.loads(data)

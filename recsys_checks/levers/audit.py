@@ -40,9 +40,9 @@ from recsys_checks.core.timefmt import format_micro_z, parse_time
 from recsys_checks.judge.auditlog import (
     INTENT_SUFFIX,
     TENANT_SCOPE,
-    _load,
     audit_prefix,
     audit_uri,
+    load_record,
     local_root,
     record_uri,
 )
@@ -224,7 +224,7 @@ def _reached_later(stores: TargetStores, intents: list[str], intent: dict[str, A
     if result is None or intent.get("uri") not in intents:
         return False
     later = intents[intents.index(intent["uri"]) + 1:][:_EVIDENCE_INTENTS]
-    return result in reached_states(_load(stores, uri) for uri in later)
+    return result in reached_states(load_record(stores, uri) for uri in later)
 
 
 def _superseded(stores: TargetStores, intents: list[str], intent: dict[str, Any]) -> bool:
@@ -233,8 +233,8 @@ def _superseded(stores: TargetStores, intents: list[str], intent: dict[str, Any]
     if observed is None or intent.get("uri") not in intents:
         return False
     for uri in intents[intents.index(intent["uri"]) + 1:][:_EVIDENCE_INTENTS]:
-        if _token((_load(stores, uri).get("expect") or {}).get("observed")) == observed \
-                and _load(stores, record_uri(uri)).get("state") == "applied":
+        if _token((load_record(stores, uri).get("expect") or {}).get("observed")) == observed \
+                and load_record(stores, record_uri(uri)).get("state") == "applied":
             return True
     return False
 

@@ -9,7 +9,7 @@ from typing import Any
 from recsys_checks.core.errors import BadInput, ChecksError, Conflict
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.core.timefmt import format_z
-from recsys_checks.judge.registry.hold import _held, check_hold, hold_uri, read_hold
+from recsys_checks.judge.registry.hold import check_hold, hold_uri, is_held, read_hold
 from recsys_checks.levers import audit, guard
 from recsys_checks.reach.settings import Target, safe_segment
 from recsys_checks.reach.store.router import TargetStores
@@ -23,7 +23,7 @@ def plan_hold(target: Target, tenant: str, surface: str, *, held: bool, reason: 
     uri = hold_uri(target, tenant, surface)
     audit.audit_prefix(target, tenant, surface)  # refuse now if audit records cannot be placed
     marker, etag, problem = read_hold(target, tenant, surface, stores=stores)
-    before = "held" if _held(marker, problem) else "not held"
+    before = "held" if is_held(marker, problem) else "not held"
     if problem:  # a broken marker is rewritten either way, so the change is never a no-op
         before = "unreadable (treated as held)"
     after = "held" if held else "not held"
@@ -67,7 +67,7 @@ def apply_hold(target: Target, plan: Plan, *, execute: bool = False, actor: str 
     st = stores or TargetStores(target)
     try:
         marker, etag, problem = read_hold(target, tenant, surface, stores=st)
-        if problem is None and _held(marker, None) == want and (marker is not None or not want):
+        if problem is None and is_held(marker, None) == want and (marker is not None or not want):
             return ActionResult("noop", f"{tenant}/{surface} is already {'held' if want else 'not held'}; nothing "
                                 "changed", plan, verification=check_hold(target, tenant, surface, stores=st))
         if etag != plan.observed:

@@ -17,14 +17,14 @@ from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.judge import auditlog
 from recsys_checks.judge.serving.docdiff import readable_change
 from recsys_checks.judge.serving.documents import (
-    _MIN_PREFIX,
     DEFAULT_PROBE_SURFACE,
-    _entries,
-    _kind,
-    _known_versions,
-    _previous_version,
+    MIN_PREFIX,
     diff,
     doc_version,
+    document_changes,
+    document_kind,
+    known_versions,
+    previous_version,
     short,
 )
 from recsys_checks.levers import audit, guard
@@ -52,7 +52,7 @@ def plan_revert(
     Nothing is changed.
     """
     safe_segment(tenant, "tenant")
-    _kind(kind)
+    document_kind(kind)
     if surface is not None:
         safe_segment(surface, "surface")
     if (to is None) == (not previous):
@@ -60,13 +60,13 @@ def plan_revert(
     how_to_list = f"list versions with `recsys-checks {kind} history --tenant {tenant}`"
     with given_or_new_client(target, client) as c:
         current_doc, current = c.get_doc(tenant, kind)
-        entries = _entries(c, tenant, kind)
-    docs = _known_versions(entries, current, current_doc)
+        entries = document_changes(c, tenant, kind)
+    docs = known_versions(entries, current, current_doc)
     if previous:
-        wanted = _previous_version(entries, current, kind, tenant, how_to_list)
+        wanted = previous_version(entries, current, kind, tenant, how_to_list)
     else:
         text = (to or "").strip().lower()
-        matches = [v for v in docs if v == text or (len(text) >= _MIN_PREFIX and v.startswith(text))]
+        matches = [v for v in docs if v == text or (len(text) >= MIN_PREFIX and v.startswith(text))]
         if not matches:
             raise BadInput(f"unknown {kind} version {to!r} for tenant {tenant}: it is not in the service's audit log; "
                            f"{how_to_list}")
@@ -158,7 +158,7 @@ def apply_revert(
     :func:`recsys_checks.levers.audit.place_for_service_change`); the summary says where. Raises
     :class:`~recsys_checks.core.errors.Conflict` when the document changed since the plan.
     """
-    tenant, kind = plan.details["tenant"], _kind(plan.details["kind"])
+    tenant, kind = plan.details["tenant"], document_kind(plan.details["kind"])
     surface = plan.details.get("surface") or DEFAULT_PROBE_SURFACE
     wanted = plan.changes[0]["after"]
     move = f"{kind} of {tenant} from {short(plan.observed)} to {short(wanted)}"

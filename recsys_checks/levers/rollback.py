@@ -8,29 +8,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound
+from recsys_checks.core.errors import BadInput, ChecksError, Conflict
 from recsys_checks.core.results import ActionResult, CheckResult, Plan
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.judge.invariants import item_drop_finding
 from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
-from recsys_checks.judge.registry.history import _history_hint, _Validator
-from recsys_checks.judge.registry.manifest import (
-    _DROP_LOOKBACK,
-    CurrentManifest,
-    Manifest,
-    _parse_for,
-    _stores,
-    _try_current,
-    manifest_bytes,
-    parse_manifest,
-)
+from recsys_checks.judge.registry.history import Validator, history_hint
+from recsys_checks.judge.registry.manifest import DROP_LOOKBACK, Manifest, ManifestRead, manifest_bytes, read_manifest
 from recsys_checks.judge.registry.version_records import VersionRecord, load_version_records
 from recsys_checks.judge.serving.served import check_served_vs_published
 from recsys_checks.levers import audit, cache, guard
 from recsys_checks.reach.settings import Target, safe_segment
 from recsys_checks.reach.store.base import etag_of
-from recsys_checks.reach.store.router import TargetStores
+from recsys_checks.reach.store.router import TargetStores, stores_for
 
 
 def plan_rollback(
@@ -65,16 +56,16 @@ def plan_rollback(
         raise BadInput("give either one kind or a list of kinds, not both")
     manifest_uri = target.manifest_uri(tenant, surface)
     audit.audit_prefix(target, tenant, surface)  # refuse now, not after the swap, if audit records cannot be placed
-    st, own = _stores(target, stores)
+    st, own = stores_for(target, stores)
     try:
-        found = _try_current(st, target, tenant, surface)
+        found = read_manifest(target, tenant, surface, stores=st).reachable()
         current = dict(found.manifest.current) if found.manifest else {}
         version_records, _ = load_version_records(target, tenant, surface, kind, stores=st)
         if found.manifest is None and not version_records:
             unknown = unknown_name(target, tenant, surface, stores=st)
             if unknown is not None:  # a typo'd name, not a surface with nothing to roll back to
                 raise BadInput(f"cannot roll back {tenant}/{surface}: {unknown.message}; nothing was planned")
-        check = _Validator(target, st, allow_empty=allow_empty)
+        check = Validator(target, st, allow_empty=allow_empty)
         if to is not None:
             chosen, notes = _chosen_by_version(to, version_records, check, found, tenant, surface, kind)
         else:
@@ -157,7 +148,7 @@ def describe_moves(tenant: str, surface: str, changes: list[dict[str, Any]]) -> 
     return f"roll {tenant}/{surface} back ({moves})"
 
 
-def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
+def _chosen_by_version(to: str, version_records: list[VersionRecord], check: Validator, found: ManifestRead,
                        tenant: str, surface: str, kind: str | None) -> tuple[dict[str, VersionRecord], list[str]]:
     """``--to``: the recorded version(s) named, per kind, each validated; raises BadInput for an invalid one."""
     notes: list[str] = []
@@ -168,7 +159,7 @@ def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Va
             raise BadInput(
                 f"refusing to roll back {tenant}/{surface} {rec.kind} to {rec.version}: "
                 f"{'; '.join(res.data.get('problems', [])) or res.summary}; pick another version "
-                f"({_history_hint(tenant, surface)})"
+                f"({history_hint(tenant, surface)})"
             )
     if found.manifest is None:
         notes.append(
@@ -178,7 +169,7 @@ def _chosen_by_version(to: str, version_records: list[VersionRecord], check: _Va
 
 
 
-def _chosen_previous(version_records: list[VersionRecord], check: _Validator, found: CurrentManifest,
+def _chosen_previous(version_records: list[VersionRecord], check: Validator, found: ManifestRead,
                      current: dict[str, str], tenant: str, surface: str, kind: str | None,
                      only: list[str] | None = None) -> tuple[dict[str, VersionRecord], list[str]]:
     """``--previous``: per kind, the newest valid version older than the current one; raises BadInput for none.
@@ -196,7 +187,7 @@ def _chosen_previous(version_records: list[VersionRecord], check: _Validator, fo
             if kind is not None or only:
                 raise BadInput(
                     f"no valid earlier {k} version for {tenant}/{surface} ({why}); "
-                    f"{_history_hint(tenant, surface)}"
+                    f"{history_hint(tenant, surface)}"
                 )
             notes.append(f"{k} left as is: {why}")
             continue
@@ -204,7 +195,7 @@ def _chosen_previous(version_records: list[VersionRecord], check: _Validator, fo
     if not chosen:
         raise BadInput(
             f"nothing to roll back for {tenant}/{surface}: no kind has a valid earlier version; "
-            f"{_history_hint(tenant, surface)}"
+            f"{history_hint(tenant, surface)}"
         )
     return chosen, notes
 
@@ -216,7 +207,7 @@ def _resolve_to(
     wanted = to.strip().lower()
     if len(wanted) < 8 or any(c not in "0123456789abcdef" for c in wanted):
         raise BadInput(f"version {to!r} is not a version hash (64 hex, or a unique prefix of at least 8); "
-                       f"{_history_hint(tenant, surface)}")
+                       f"{history_hint(tenant, surface)}")
     matches = [r for r in version_records if r.version.startswith(wanted)]
     if len({r.version for r in matches}) > 1:
         shown = ", ".join(sorted({r.version[:16] for r in matches}))
@@ -224,13 +215,13 @@ def _resolve_to(
     if not matches:
         scope = f"{kind} " if kind else ""
         raise BadInput(f"version {to} is not a recorded {scope}version of {tenant}/{surface}; "
-                       f"{_history_hint(tenant, surface)}")
+                       f"{history_hint(tenant, surface)}")
     return {r.kind: r for r in matches}
 
 
 
 def _previous_for(
-    kind: str, current_uri: str | None, version_records: list[VersionRecord], check: _Validator, manifest_ok: bool
+    kind: str, current_uri: str | None, version_records: list[VersionRecord], check: Validator, manifest_ok: bool
 ) -> tuple[VersionRecord | None, str]:
     mine = [r for r in version_records if r.kind == kind]
     if not mine:
@@ -249,10 +240,10 @@ def _previous_for(
 
 
 
-def _shrunk_against_older(rec: VersionRecord, older: list[VersionRecord], check: _Validator) -> bool:
+def _shrunk_against_older(rec: VersionRecord, older: list[VersionRecord], check: Validator) -> bool:
     """A rollback target must be healthy by the item-count invariant too: not less than half the items of the
     newest valid version before it (a shrunk build that was rolled back from is never restored)."""
-    before = next((r for r in older[:_DROP_LOOKBACK] if check(r).status != "fail"), None)
+    before = next((r for r in older[:DROP_LOOKBACK] if check(r).status != "fail"), None)
     if before is None:
         return False
     return item_drop_finding(rec.kind, check(rec).data.get("items"), check(before).data.get("items")) is not None
@@ -299,17 +290,14 @@ def apply_rollback(
                              would=f"repoint {tenant}/{surface}{way}: {moves}")
     guard.check(target, plan, plan_id=plan_id, confirm=confirm)
     now = now or datetime.now(UTC)
-    st, own = _stores(target, stores)
+    st, own = stores_for(target, stores)
     try:
-        try:
-            raw, etag = st.get(uri)
-        except NotFound:
-            raw, etag = None, None
-        except InvalidObject as exc:  # damaged (a FIFO, a huge file...): replaced if it is what the plan saw
-            raw, etag = None, exc.etag
+        # Missing: no ETag; damaged (a FIFO, a huge file...): its state token, replaced if it is what the plan saw.
+        found = read_manifest(target, tenant, surface, stores=st, uri=uri).reachable()
+        etag = found.etag
         # A crash between an earlier swap and its record left an intent: complete it now that the world shows it.
         audit.settle(st, target, tenant, surface, audit.judge_by_state(etag), now=now, only="manifest.")
-        if raw is not None and _already_applied(raw, tenant, surface, plan):
+        if _already_applied(found, plan):
             return ActionResult("noop", f"{tenant}/{surface} already points at the planned versions; nothing changed",
                                 plan, verification=_verify(target, st, tenant, surface, plan))
         if etag != plan.observed:
@@ -423,24 +411,17 @@ def _served_after(target: Target, plan: Plan, tenant: str, surface: str, *, acto
 
 
 
-def _already_applied(raw: bytes, tenant: str, surface: str, plan: Plan) -> bool:
-    try:
-        m = parse_manifest(raw)
-    except BadInput:
-        return False
-    if (m.tenant, m.surface) != (tenant, surface):
-        return False
-    return all(m.current.get(c["kind"]) == c["after"] for c in plan.changes)
+def _already_applied(found: ManifestRead, plan: Plan) -> bool:
+    m = found.manifest
+    return m is not None and all(m.current.get(c["kind"]) == c["after"] for c in plan.changes)
 
 
 
 def _verify(target: Target, st: TargetStores, tenant: str, surface: str, plan: Plan) -> CheckResult:
-    uri = target.manifest_uri(tenant, surface)
-    try:
-        raw, etag = st.get(uri)
-        m = _parse_for(raw, tenant, surface, uri)
-    except (NotFound, BadInput, InvalidObject) as exc:
-        return CheckResult("manifest.rollback.verify", "fail", str(exc), {}, None, uri)
+    found = read_manifest(target, tenant, surface, stores=st).reachable()
+    uri, m, etag = found.uri, found.manifest, found.etag
+    if m is None:
+        return CheckResult("manifest.rollback.verify", "fail", str(found.error), {}, None, uri)
     wrong = [c["kind"] for c in plan.changes if m.current.get(c["kind"]) != c["after"]]
     data = {"manifest": m.to_dict(), "wrong": wrong}
     if wrong:

@@ -17,15 +17,24 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import BadInput, ServiceProblem, Unreachable
 from recsys_checks.reach import deadline
 from recsys_checks.reach.settings import Target, credential_problem, safe_segment
+
+if TYPE_CHECKING:
+    import httpx
+
+
+def _import_httpx() -> None:
+    """Import httpx, once, when the first client is made: a command that never calls the service (a fleet scan of
+    the registry) does not pay a fifth of a second for it. Every use of ``httpx`` below runs on a client."""
+    global httpx
+    import httpx
+
 
 ADMIN_KINDS = ("config", "rules")
 CACHE_TARGETS = ("popularity", "config", "rules")
@@ -145,6 +154,7 @@ class ServiceClient:
         self.base_url = target.require_service()
         self.actor = actor
         self.last_request_id: str | None = None
+        _import_httpx()
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(target.timeout),

@@ -5,7 +5,15 @@
 - the layers import one way only (core < reach < judge < levers < runbooks < cli), with no import circle;
 - no import of the package's own modules is hidden inside a function, except in the two front ends (the CLI and the
   alert receiver), which import a command's module when that command runs (``recsys-checks health`` never loads
-  papermill); a lazy import still counts for circles, so none can hide one.
+  papermill); a lazy import still counts for circles, so none can hide one;
+- a name imported from the package face (``from recsys_checks import plan_rollback``, or ``recsys_checks.plan_rollback``
+  after ``import recsys_checks``) counts as an import of the module that defines it (the face's ``_HOMES``), for
+  the layers and for circles: the face loads that module on first use, so it is no side door;
+- modules talk through public names: no module imports another's private name (``from recsys_checks.x import _y``,
+  ``from .x import _y``), reads one off a module it imported (``x._y``) or imports a private module (``x._m``).
+
+The rules are read from the tree given as ``root`` (a copy of the package in a temporary folder is judged by its own
+files, not by the real tree's).
 """
 
 from __future__ import annotations
@@ -29,26 +37,46 @@ def module_name(path: Path, root: Path = ROOT) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, root: Path = ROOT) -> list[tuple[str, bool, int]]:
-    """(module imported, inside a function?, line) for every import in the file: statements at any depth (relative
-    ones resolved), and importlib.import_module / __import__ calls with a literal name."""
-    return list(_imports_in(path.read_text(), module_name(path, root), path.name == "__init__.py"))
+def face_homes(root: Path = ROOT) -> dict[str, str]:
+    """Where each name the package face re-exports lives: ``_HOMES`` of ``recsys_checks/__init__.py`` under ``root``,
+    as full module names."""
+    tree = ast.parse((root / "recsys_checks" / "__init__.py").read_text())
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        names = [t.id for t in (node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)])
+                 if isinstance(t, ast.Name)]
+        if "_HOMES" in names and isinstance(value, ast.Dict):
+            return {ast.literal_eval(k): f"recsys_checks.{ast.literal_eval(v)}"
+                    for k, v in zip(value.keys, value.values, strict=True) if k is not None}
+    return {}
 
 
 @functools.cache
-def _imports_in(text: str, me: str, is_package: bool) -> tuple[tuple[str, bool, int], ...]:
-    """:func:`imports_of` of a file's text, parsed once per text: the breach tests below check copies of the package
-    that are the package itself but for one file."""
-    tree = ast.parse(text)
-    package = me if is_package else me.rpartition(".")[0]
+def _parsed(text: str) -> ast.Module:
+    """A file's syntax tree, parsed once per text (the copies of the package share most of their files' texts)."""
+    return ast.parse(text)
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _is_module(target: str, root: Path) -> bool:
+    path = root / Path(*target.split("."))
+    return path.is_dir() or path.with_suffix(".py").exists()
+
+
+def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = None) -> list[tuple[str, bool, int]]:
+    """(module imported, inside a function?, line) for every import in the file: statements at any depth (relative
+    ones resolved), importlib.import_module / __import__ calls with a literal name, and for each name taken from the
+    package face (imported, or read off an imported ``recsys_checks``) the module that defines it."""
+    tree = _parsed(path.read_text())
+    me = module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    homes = face_homes(root) if homes is None else homes
     found: list[tuple[str, bool, int]] = []
-    # Import statements are statements; only a call (import_module, __import__) is inside an expression, so the
-    # expressions of a file that names neither need not be walked.
-    expressions = "import_module" in text or "__import__" in text
 
     def visit(node: ast.AST, in_function: bool, type_only: bool) -> None:
-        if not expressions and isinstance(node, ast.expr):
-            return
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             in_function = True
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -65,8 +93,12 @@ def _imports_in(text: str, me: str, is_package: bool) -> tuple[tuple[str, bool, 
                     target = node.module or ""
                 found.append((target, in_function, node.lineno))
                 found.extend((f"{target}.{a.name}", in_function, node.lineno) for a in node.names
-                             if (ROOT / Path(*f"{target}.{a.name}".split("."))).exists()
-                             or (ROOT / Path(*f"{target}.{a.name}".split("."))).with_suffix(".py").exists())
+                             if _is_module(f"{target}.{a.name}", root))
+                if target == "recsys_checks":  # the face: each name counts as an import of its home
+                    found.extend((homes[a.name], in_function, node.lineno) for a in node.names if a.name in homes)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "recsys_checks" and node.attr in homes:
+                found.append((homes[node.attr], in_function, node.lineno))
             elif isinstance(node, ast.Call):
                 fn = ast.unparse(node.func)
                 if fn in ("importlib.import_module", "import_module", "__import__") and node.args \
@@ -76,7 +108,47 @@ def _imports_in(text: str, me: str, is_package: bool) -> tuple[tuple[str, bool, 
             visit(child, in_function, type_only)
 
     visit(tree, False, False)
-    return tuple(found)
+    return found
+
+
+def private_uses(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
+    """(``module._name``, line) for each private name of another module of the package the file uses: imported by
+    name (absolute or relative), read off an imported module, or a private module imported."""
+    tree = _parsed(path.read_text())
+    me = module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    bound: dict[str, str] = {}  # local name -> the package's module it names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "recsys_checks":
+                    found.extend((a.name, node.lineno) for part in a.name.split(".") if _is_private(part))
+                    bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else "recsys_checks"
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "recsys_checks":
+                continue
+            found.extend((target, node.lineno) for part in target.split(".") if _is_private(part))
+            for a in node.names:
+                if _is_private(a.name):
+                    found.append((f"{target}.{a.name}", node.lineno))
+                elif _is_module(f"{target}.{a.name}", root):
+                    bound[a.asname or a.name] = f"{target}.{a.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            chain, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound:
+                found.append((".".join([bound[value.id], *reversed(chain)]), node.lineno))
+    return [(name, line) for name, line in found if name.rpartition(".")[0] != me]
 
 
 def layer_of(module: str) -> str | None:
@@ -90,11 +162,14 @@ def problems(package: Path = PACKAGE, root: Path = ROOT) -> list[str]:
     graph: dict[str, set[str]] = {}
     files = sorted(package.rglob("*.py"))
     modules = {module_name(p, root) for p in files}
+    homes = face_homes(root)
     for path in files:
         me = module_name(path, root)
         where = path.relative_to(root)
         mine = layer_of(me)
-        for target, in_function, line in imports_of(path, root):
+        found.extend(f"{where}:{line} uses the private name {name} of another module" for name, line
+                     in private_uses(path, root))
+        for target, in_function, line in imports_of(path, root, homes):
             if target.split(".")[0] == "recsys_stack":
                 found.append(f"{where}:{line} imports {target}")
             if not target.startswith("recsys_checks.") or target not in modules:
@@ -159,31 +234,75 @@ def test_every_file_is_in_a_layer():
     assert strays == []
 
 
-# The rules must be able to fail: each breach below, written into a copy of the package, is caught.
-BREACHES = {
-    "a stack import deep in a step": ("runbooks/steps/fix.py", "import recsys_stack.faults\n", "imports recsys_stack"),
-    "a lazy stack import": ("runbooks/steps/fix.py", "def _x():\n    import recsys_stack.faults\n",
+# The rules must be able to fail: each breach below, written into a copy of the package, is caught. A breach is the
+# text appended to one or more files of the copy (a file that does not exist is created), and what a problem says.
+BREACHES: dict[str, tuple[dict[str, str], str]] = {
+    "a stack import deep in a step": ({"runbooks/steps/fix.py": "import recsys_stack.faults\n"},
+                                      "imports recsys_stack"),
+    "a lazy stack import": ({"runbooks/steps/fix.py": "def _x():\n    import recsys_stack.faults\n"},
                             "imports recsys_stack"),
-    "importlib of the stack": ("judge/registry/manifest.py",
-                               "import importlib\n_s = importlib.import_module('recsys_stack.faults')\n",
+    "importlib of the stack": ({"judge/registry/manifest.py":
+                                "import importlib\n_s = importlib.import_module('recsys_stack.faults')\n"},
                                "imports recsys_stack"),
-    "a layer reaching up": ("core/results.py", "from recsys_checks.levers import guard\n", "a layer above"),
-    "an import dodged into a function": ("judge/registry/freshness.py",
-                                         "def _x():\n    from recsys_checks.judge.registry import manifest\n",
+    "a layer reaching up": ({"core/results.py": "from recsys_checks.levers import guard\n"}, "a layer above"),
+    "an import dodged into a function": ({"judge/registry/freshness.py":
+                                          "def _x():\n    from recsys_checks.judge.registry import manifest\n"},
                                          "inside a function"),
-    "a circle inside a layer": ("judge/invariants.py", "from recsys_checks.judge.registry import manifest\n",
+    "a circle inside a layer": ({"judge/invariants.py": "from recsys_checks.judge.registry import manifest\n"},
                                 "import circle"),
+    # Private names across modules, in each spelling.
+    "a private name imported from another module": (
+        {"levers/hold.py": "from recsys_checks.judge.registry.hold import _describe\n"},
+        "uses the private name recsys_checks.judge.registry.hold._describe"),
+    "a private name imported relatively": ({"reach/store/router.py": "from .files import _read_regular\n"},
+                                           "uses the private name recsys_checks.reach.store.files._read_regular"),
+    "a private name read off an imported module": (
+        {"levers/rollback.py": "from recsys_checks.judge.registry import manifest as _m\n_p = _m._parse_for\n"},
+        "uses the private name recsys_checks.judge.registry.manifest._parse_for"),
+    "a private name read off a dotted import": (
+        {"levers/cache.py": "import recsys_checks.judge.registry.manifest\n"
+                            "_p = recsys_checks.judge.registry.manifest._parse_for\n"},
+        "uses the private name recsys_checks.judge.registry.manifest._parse_for"),
+    # The package face re-exports everything lazily: a lower layer reaching a lever through it is still caught.
+    "a lever through the package face, in core": ({"core/results.py": "from recsys_checks import plan_rollback\n"},
+                                                  "imports recsys_checks.levers.rollback (levers), a layer above"),
+    "a lever through the face as an attribute": (
+        {"judge/timeline.py": "import recsys_checks\n_r = recsys_checks.apply_rollback\n"},
+        "imports recsys_checks.levers.rollback (levers), a layer above"),
+    "a circle through the package face": ({"judge/registry/artifact.py": "from recsys_checks import check_manifest\n"},
+                                          "import circle"),
+    # Only judged right when the copy's own files are read: the module exists in the copy, not in the real tree.
+    "a circle through a module only the copy has": (
+        {"judge/registry/newmod.py": "from recsys_checks.judge.registry import manifest\n",
+         "judge/registry/manifest.py": "from recsys_checks.judge.registry import newmod\n"},
+        "import circle"),
 }
 
 
-@pytest.mark.parametrize("breach", sorted(BREACHES))
-def test_each_rule_fails_when_broken(breach, tmp_path):
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """One copy of the package, checked clean once; each breach is written into a copy of it."""
     import shutil
 
-    relative, text, expected = BREACHES[breach]
+    root = tmp_path_factory.mktemp("pristine")
+    shutil.copytree(PACKAGE, root / "recsys_checks", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_the_unmutated_copy_is_clean(pristine):
+    assert problems(pristine / "recsys_checks", pristine) == []
+
+
+@pytest.mark.parametrize("breach", sorted(BREACHES))
+def test_each_rule_fails_when_broken(breach, pristine, tmp_path):
+    import shutil
+
+    edits, expected = BREACHES[breach]
     copy = tmp_path / "recsys_checks"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert problems(copy, tmp_path) == []
-    target = copy / relative
-    target.write_text(target.read_text() + "\n" + text)
-    assert any(expected in p for p in problems(copy, tmp_path))
+    shutil.copytree(pristine / "recsys_checks", copy)
+    for relative, text in edits.items():
+        target = copy / relative
+        target.write_text((target.read_text() + "\n" if target.exists() else "") + text)
+    found = problems(copy, tmp_path)
+    assert any(expected in p for p in found), found
+

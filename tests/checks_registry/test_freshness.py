@@ -282,3 +282,22 @@ def test_file_pointers_are_checked_without_reading_them(uri, problem):
 
     found = _pointer_problem("popularity", uri)
     assert (found is None) if problem is None else (problem in found), found
+
+
+def test_a_damaged_manifest_is_invalid_in_the_fleet_scan_as_in_status(registry):
+    """Manifests above the byte limit are invalid in both modes, as `manifest status` says, not unreachable: three
+    in a row must not read as a store that stopped answering and end the scan before the healthy surfaces."""
+    from dataclasses import replace
+
+    target = replace(registry.target, max_bytes=4096)
+    big = b" " * 5000 + registry.read(HOME)
+    for name in ("a1", "a2", "a3"):  # listed before demo/home
+        _put_surface(registry, "demo", name, big)
+    for deep in (False, True):
+        res = check_freshness(target, now=FRESH, deep=deep)
+        rows = {r["surface"]: r for r in res.data["rows"]}
+        assert [rows[n]["condition"] for n in ("a1", "a2", "a3")] == ["invalid"] * 3, res.summary
+        assert rows["home"]["condition"] == "healthy" and res.data["counts"]["unreachable"] == 0
+        assert "above the 4096-byte limit" in rows["a1"]["summary"]
+        assert "roll back with `recsys-checks manifest rollback --tenant demo --surface a1 --previous`" \
+            in rows["a1"]["summary"]

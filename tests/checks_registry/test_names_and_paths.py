@@ -49,3 +49,86 @@ def test_a_symlink_out_of_the_store_is_refused(file_registry, tmp_path):
     with pytest.raises(BadInput, match="outside the store root"):
         rollback.plan_rollback(file_registry.target, "evil", "home", previous=True)
     assert list(outside.rglob("*")) == [outside / "home"]
+
+
+# --- the proof itself: lexical under the root, links below the root resolved ---------------------------------------
+
+
+def _store(tmp_path):
+    root = tmp_path / "store"
+    (root / "registry/current/demo/home").mkdir(parents=True)
+    (root / "registry/records/demo/home").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    (outside / "home").mkdir(parents=True)
+    return root, outside
+
+
+@pytest.mark.parametrize("link", ["registry/current/evil", "registry/current/demo/evil", "registry/records/evil"])
+def test_a_link_at_any_depth_below_the_root_that_leaves_it_is_refused(tmp_path, link):
+    from recsys_checks.reach.settings import Target
+
+    root, outside = _store(tmp_path)
+    (root / link).symlink_to(outside if link.count("/") == 2 else outside / "home")
+    target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    tenant, surface = ("evil", "home") if link.count("/") == 2 else ("demo", "evil")
+    with pytest.raises(BadInput, match="outside the store root"):
+        target.manifest_uri(tenant, surface) if "current" in link else target.records_prefix(tenant, surface)
+
+
+def test_a_chain_of_links_that_ends_outside_is_refused_and_links_that_stay_inside_are_followed(tmp_path):
+    from recsys_checks.reach.settings import Target
+
+    root, outside = _store(tmp_path)
+    current = root / "registry/current"
+    (root / "registry/hop").symlink_to(outside)
+    (current / "chain").symlink_to(root / "registry/hop")  # inside the store, then out of it
+    (current / "alias").symlink_to(current / "demo")  # another name for a tenant inside the store
+    target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    with pytest.raises(BadInput, match="outside the store root"):
+        target.manifest_uri("chain", "home")
+    assert target.manifest_uri("alias", "home").endswith("/current/alias/home/manifest.json")
+
+
+def test_the_root_may_itself_be_a_link_and_paths_not_yet_there_are_fine(tmp_path):
+    from recsys_checks.reach.settings import Target
+
+    root, _ = _store(tmp_path)
+    linked = tmp_path / "linked-store"
+    linked.symlink_to(root)
+    target = Target(manifest_template=linked.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    assert target.manifest_uri("demo", "home").startswith(linked.as_uri())
+    assert target.records_prefix("new", "surface").endswith("/registry/records/new/surface/")
+
+
+def test_the_last_component_is_not_followed_and_dot_dot_in_a_template_is_resolved(tmp_path):
+    """A manifest file that is a link is the read's business (a damaged object), not the proof's; a template whose
+    fixed text climbs out with '..' after a name is refused."""
+    from recsys_checks.reach.settings import Target
+
+    root, outside = _store(tmp_path)
+    (root / "registry/current/demo/home/manifest.json").symlink_to(outside / "manifest.json")
+    target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    assert target.manifest_uri("demo", "home").endswith("/demo/home/manifest.json")
+    climbing = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/../../../../{surface}/m.json")
+    with pytest.raises(BadInput, match="outside the store root"):
+        climbing.manifest_uri("demo", "outside")
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_the_fleet_scan_never_reads_through_a_link_out_of_the_store(file_registry, tmp_path, deep):
+    """A tenant directory linked outside the store, holding a fresh manifest of its own: that surface is invalid
+    (its path leaves the store), the scan goes on with the others, in both modes."""
+    from datetime import UTC, datetime
+
+    from recsys_checks.judge.registry.freshness import check_freshness
+
+    outside = tmp_path / "outside"
+    (outside / "home").mkdir(parents=True)
+    doc = json.loads(file_registry.read(MANIFEST.format(tenant="demo")))
+    (outside / "home/manifest.json").write_text(json.dumps({**doc, "tenant": "evil"}))
+    (file_registry.root / "registry/current/evil").symlink_to(outside)
+    res = check_freshness(file_registry.target, now=datetime(2026, 1, 4, 9, 0, tzinfo=UTC), deep=deep)
+    rows = {(r["tenant"], r["surface"]): r for r in res.data["rows"]}
+    assert rows[("evil", "home")]["condition"] == "invalid"
+    assert "outside the store root" in rows[("evil", "home")]["summary"]
+    assert rows[("demo", "home")]["condition"] == "healthy"

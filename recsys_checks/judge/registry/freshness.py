@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from recsys_checks.core.errors import BadInput, ChecksError, NotFound, Unreachable
+from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import age_text, parse_time
 from recsys_checks.judge.invariants import age_finding, time_findings
 from recsys_checks.judge.registry.artifact import version_from_uri
 from recsys_checks.judge.registry.hold import read_hold
-from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE, WINDOW_LAG, _parse_for, check_manifest
+from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE, WINDOW_LAG, check_manifest, read_manifest
 from recsys_checks.judge.registry.version_records import parse_version_record
 from recsys_checks.reach.settings import Target, safe_segment
 from recsys_checks.reach.store import TargetStores, file_path_text, s3_location
@@ -176,20 +176,24 @@ def _pointer_problem(kind: str, uri: str) -> str | None:
     return None
 
 
-def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
-    # Names come from listing(), which proved them safe segments.
-    uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
+def _manifest_uri(target: Target, tenant: str, surface: str) -> tuple[str, Row | None]:
+    """The surface's manifest URI, proven to stay under the store root; or, when it does not (a link below the root
+    leads out of the store), the invalid row that says so, without reading it."""
     try:
-        raw, etag = st.get(uri)
-    except NotFound:
-        return _row(tenant, surface, "missing", f"no manifest for {tenant}/{surface} at {uri}: the service serves "
-                    "empty recommendations; publish or roll back this surface", uri)
-    except ChecksError as exc:
-        return _row(tenant, surface, "unreachable", str(exc), uri)
-    try:
-        m = _parse_for(raw, tenant, surface, uri)
+        return target.manifest_uri(tenant, surface), None
     except BadInput as exc:
-        return _row(tenant, surface, "invalid", str(exc), uri, etag=etag)
+        uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
+        return uri, _row(tenant, surface, "invalid", str(exc), uri)
+
+
+def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
+    uri, refused = _manifest_uri(target, tenant, surface)
+    if refused is not None:
+        return refused
+    found = read_manifest(target, tenant, surface, stores=st, uri=uri)
+    m, etag = found.manifest, found.etag
+    if m is None:
+        return _row(tenant, surface, found.state, found.summary or "", uri, etag=etag)
     age = now - m.updated_at_dt
     seconds = int(age.total_seconds())
     problems = [p for p in (_pointer_problem(k, u) for k, u in m.current.items()) if p]
@@ -250,7 +254,9 @@ def _held_reason(target: Target, st: TargetStores, tenant: str, surface: str) ->
 
 def deep_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
     """The deep check of one surface: :func:`recsys_checks.judge.registry.manifest.check_manifest`, every blob validated."""
-    uri = target.manifest_uri(tenant, surface)
+    uri, refused = _manifest_uri(target, tenant, surface)
+    if refused is not None:
+        return refused
     try:
         res = check_manifest(target, tenant, surface, max_age, now, stores=st)
     except ChecksError as exc:

@@ -7,14 +7,14 @@ from typing import Any
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import validate_artifact
-from recsys_checks.judge.registry.manifest import _stores, _try_current
+from recsys_checks.judge.registry.manifest import read_manifest
 from recsys_checks.judge.registry.version_records import VersionRecord, load_version_records, read_each
 from recsys_checks.reach.settings import Target, safe_segment
-from recsys_checks.reach.store.router import TargetStores
+from recsys_checks.reach.store.router import TargetStores, stores_for
 
 
-class _Validator:
-    """Validates each record's blob once per call (blobs are immutable)."""
+class Validator:
+    """Validates each version record's blob, once per blob (blobs are immutable): a callable record -> CheckResult."""
 
     def __init__(self, target: Target, st: TargetStores, allow_empty: bool = False) -> None:
         self.target, self.st, self.allow_empty = target, st, allow_empty
@@ -59,13 +59,13 @@ def check_manifest_history(
     """
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
-    st, own = _stores(target, stores)
+    st, own = stores_for(target, stores)
     try:
-        found = _try_current(st, target, tenant, surface)
+        found = read_manifest(target, tenant, surface, stores=st).reachable()
         state, m, etag, problem = found.state, found.manifest, found.etag, found.problem
         version_records, problems = load_version_records(target, tenant, surface, kind, stores=st)
         current = m.current if m else {}
-        check = _Validator(target, st)
+        check = Validator(target, st)
         if validate:
             check.prefetch(version_records)
         rows = []
@@ -122,5 +122,6 @@ def check_manifest_history(
 
 
 
-def _history_hint(tenant: str, surface: str) -> str:
+def history_hint(tenant: str, surface: str) -> str:
+    """The command that lists a surface's versions, as advice to end a message with."""
     return f"list versions with `recsys-checks manifest history --tenant {tenant} --surface {surface}`"

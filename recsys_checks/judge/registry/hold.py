@@ -70,7 +70,8 @@ def read_hold(target: Target, tenant: str, surface: str, *, stores: TargetStores
         return None, etag, f"{exc} at {uri}"
 
 
-def _held(marker: dict[str, Any] | None, problem: str | None) -> bool:
+def is_held(marker: dict[str, Any] | None, problem: str | None) -> bool:
+    """Whether a hold marker holds the surface: an unreadable marker counts as held, as publishers read it."""
     return problem is not None or bool(marker and marker.get("held"))
 
 
@@ -91,7 +92,7 @@ def check_hold(target: Target, tenant: str, surface: str, *, stores: TargetStore
     safe_segment(surface, "surface")
     uri = hold_uri(target, tenant, surface)
     marker, etag, problem = read_hold(target, tenant, surface, stores=stores)
-    held = _held(marker, problem)
+    held = is_held(marker, problem)
     described = problem or _describe(marker) or ("held, no reason given" if held else "")
     data = {"tenant": tenant, "surface": surface, "held": held, "marker_uri": uri, "marker": marker,
             "problem": problem, "description": described}

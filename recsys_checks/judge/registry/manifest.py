@@ -11,7 +11,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, InvalidObject, NotFound
@@ -23,10 +23,10 @@ from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, vers
 from recsys_checks.judge.registry.hold import check_hold
 from recsys_checks.judge.registry.version_records import load_version_records
 from recsys_checks.reach.settings import Target, safe_segment
-from recsys_checks.reach.store import TargetStores
+from recsys_checks.reach.store import TargetStores, stores_for
 
-__all__ = ["DEFAULT_MAX_AGE", "CurrentManifest", "Manifest", "check_manifest", "manifest_bytes", "parse_manifest",
-           "read_current"]
+__all__ = ["DEFAULT_MAX_AGE", "DROP_LOOKBACK", "READ_STATES", "Manifest", "ManifestRead", "check_manifest",
+           "manifest_bytes", "parse_manifest", "read_current", "read_manifest"]
 
 # A daily pipeline runs at 01:00-02:00 UTC for the previous day: 24 h between publishes plus 2 h of slack.
 DEFAULT_MAX_AGE = timedelta(hours=26)
@@ -34,8 +34,9 @@ _FIELDS = ("v", "tenant", "surface", "current", "updated_at")
 _FIELD_SET = frozenset(_FIELDS)
 # A daily window [D, D+1) is published after D+1 00:00: its end trails the publish by the pipeline's lag.
 WINDOW_LAG = timedelta(hours=6)
-# How many earlier versions the item-count comparison tries before giving up on finding a valid one.
-_DROP_LOOKBACK = 3
+# How many earlier versions the item-count comparison (and a rollback's choice of target) tries before giving up
+# on finding a valid one.
+DROP_LOOKBACK = 3
 
 
 @dataclass(frozen=True)
@@ -106,33 +107,92 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return text.encode("utf-8")
 
 
-def _stores(target: Target, stores: TargetStores | None) -> tuple[TargetStores, bool]:
-    return (stores, False) if stores is not None else (TargetStores(target), True)
+# What reading a surface's current manifest can find: the one vocabulary of every reader of it.
+READ_STATES = ("valid", "missing", "invalid", "unreachable")
+
+
+@dataclass(frozen=True)
+class ManifestRead:
+    """One surface's current manifest as :func:`read_manifest` found it, whatever its state.
+
+    ``state`` is one of :data:`READ_STATES`: ``valid`` (``manifest`` is a v1 manifest of this tenant and surface),
+    ``missing`` (nothing at ``uri``), ``invalid`` (something there that is not one: a damaged object such as a FIFO
+    or one above the byte limit, bad JSON, a wrong field, another surface's manifest) or ``unreachable`` (the store
+    could not be asked: down, no credentials, a URI it cannot serve). ``etag`` is the state token of what is there
+    (a damaged object's too), ``raw`` its bytes when they were read. ``problem`` is what failed as the store or the
+    parser said it, ``summary`` the sentence a check shows for it (with what to do), ``error`` the exception.
+    """
+
+    state: str
+    uri: str
+    tenant: str
+    surface: str
+    manifest: Manifest | None = None
+    etag: str | None = None
+    raw: bytes | None = None
+    problem: str | None = None
+    summary: str | None = None
+    error: ChecksError | None = None
+
+    def reachable(self) -> ManifestRead:
+        """This read, unless the store could not be asked: then its error is raised (for callers that stop there)."""
+        if self.state == "unreachable" and self.error is not None:
+            raise self.error
+        return self
+
+    def require(self) -> tuple[Manifest, str]:
+        """The manifest and its ETag; raises :class:`NotFound` when missing, :class:`BadInput` when invalid and the
+        store's own error when unreachable."""
+        if self.manifest is not None and self.etag is not None:
+            return self.manifest, self.etag
+        if self.state == "missing":
+            raise NotFound(
+                f"no manifest for {self.tenant}/{self.surface} at {self.uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, "
+                f"or list versions with `recsys-checks manifest history --tenant {self.tenant} --surface "
+                f"{self.surface}`")
+        if self.state == "invalid" or self.error is None:
+            raise BadInput(self.summary or f"manifest at {self.uri} is invalid")
+        raise self.error
+
+
+def read_manifest(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None,
+                  uri: str | None = None) -> ManifestRead:
+    """Read and classify the current manifest of ``tenant``/``surface``: never raises for what it finds.
+
+    ``uri``: where it is, when the caller already has it (a fleet scan builds it from names it proved safe).
+    """
+    uri = uri or target.manifest_uri(tenant, surface)
+    st, own = stores_for(target, stores)
+    try:
+        raw, etag = st.get(uri)
+    except NotFound as exc:
+        return ManifestRead("missing", uri, tenant, surface, problem=f"no manifest at {uri}", error=exc, summary=(
+            f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish or roll "
+            "back this surface"))
+    except InvalidObject as exc:
+        return ManifestRead("invalid", uri, tenant, surface, etag=exc.etag, problem=str(exc), error=exc, summary=(
+            f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest rollback "
+            f"--tenant {tenant} --surface {surface} --previous`"))
+    except ChecksError as exc:
+        return ManifestRead("unreachable", uri, tenant, surface, problem=str(exc), summary=str(exc), error=exc)
+    finally:
+        if own:
+            st.close()
+    try:
+        m = _parse_for(raw, tenant, surface, uri)
+    except BadInput as exc:
+        return ManifestRead("invalid", uri, tenant, surface, etag=etag, raw=raw, problem=str(exc), summary=str(exc),
+                            error=exc)
+    return ManifestRead("valid", uri, tenant, surface, m, etag, raw)
 
 
 def read_current(target: Target, tenant: str, surface: str, *, stores: TargetStores | None = None) -> tuple[Manifest, str]:
     """Fetch and parse the current manifest; return it with its ETag.
 
     Raises :class:`NotFound` when there is none and :class:`BadInput` when it is not a valid v1 manifest of this
-    tenant and surface.
+    tenant and surface (:meth:`ManifestRead.require`).
     """
-    uri = target.manifest_uri(tenant, surface)
-    st, own = _stores(target, stores)
-    try:
-        try:
-            data, etag = st.get(uri)
-        except InvalidObject as exc:
-            raise BadInput(f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with "
-                           f"`recsys-checks manifest rollback --tenant {tenant} --surface {surface} --previous`") from None
-        except NotFound:
-            raise NotFound(
-                f"no manifest for {tenant}/{surface} at {uri}: check RECSYS_ARTIFACT_MANIFEST_TEMPLATE, or list "
-                f"versions with `recsys-checks manifest history --tenant {tenant} --surface {surface}`"
-            ) from None
-    finally:
-        if own:
-            st.close()
-    return _parse_for(data, tenant, surface, uri), etag
+    return read_manifest(target, tenant, surface, stores=stores).require()
 
 
 def _parse_for(data: bytes, tenant: str, surface: str, uri: str) -> Manifest:
@@ -181,12 +241,13 @@ def check_manifest(
         "problems": [],
         "artifacts": [],
     }
-    st, own = _stores(target, stores)
+    st, own = stores_for(target, stores)
     try:
-        read = _read_for_status(st, tenant, surface, uri, data)
-        if isinstance(read, CheckResult):
-            return _named_unknown(target, st, read, tenant, surface)
-        m, etag = read
+        found = read_manifest(target, tenant, surface, stores=st, uri=uri)
+        if found.manifest is None:
+            return _named_unknown(target, st, _failed_status(found, data), tenant, surface)
+        m, etag = found.manifest, found.etag
+        data["etag"] = etag
         data["manifest"] = m.to_dict()
         data["updated_at"] = m.updated_at
         age = now - m.updated_at_dt
@@ -242,33 +303,16 @@ def _named_unknown(target: Target, st: TargetStores, result: CheckResult, tenant
     return result
 
 
-def _read_for_status(st: TargetStores, tenant: str, surface: str, uri: str,
-                     data: dict[str, Any]) -> tuple[Manifest, str] | CheckResult:
-    """The manifest and its ETag, or the failed status of a missing or invalid one."""
-    try:
-        raw, etag = st.get(uri)
-    except InvalidObject as exc:
-        data["etag"] = exc.etag
-        data["condition"] = "invalid"
-        problem = (f"manifest for {tenant}/{surface} is invalid: {exc}; roll back with `recsys-checks manifest "
-                   f"rollback --tenant {tenant} --surface {surface} --previous`")
-        data["problems"].append(problem)
-        return CheckResult("manifest.status", "fail", problem, data, exc.etag, uri)
-    except NotFound:
-        data["condition"] = "missing"
-        data["problems"].append(f"no manifest at {uri}")
-        return CheckResult(
-            "manifest.status", "fail",
-            f"no manifest for {tenant}/{surface} at {uri}: the service serves empty recommendations; publish "
-            "or roll back this surface", data, None, uri,
-        )
-    data["etag"] = etag
-    try:
-        return _parse_for(raw, tenant, surface, uri), etag
-    except BadInput as exc:
-        data["condition"] = "invalid"
-        data["problems"].append(str(exc))
-        return CheckResult("manifest.status", "fail", str(exc), data, etag, uri)
+def _failed_status(found: ManifestRead, data: dict[str, Any]) -> CheckResult:
+    """The status of a missing or invalid manifest; an unreachable store raises its error."""
+    found.reachable()
+    data["condition"] = found.state
+    if found.state == "invalid":
+        data["etag"] = found.etag
+        data["problems"].append(found.summary)
+        return CheckResult("manifest.status", "fail", found.summary or "", data, found.etag, found.uri)
+    data["problems"].append(found.problem)
+    return CheckResult("manifest.status", "fail", found.summary or "", data, None, found.uri)
 
 
 def _check_artifacts(target: Target, st: TargetStores, m: Manifest, tenant: str, surface: str, validate_blobs: bool,
@@ -313,7 +357,7 @@ def _drop_findings(target: Target, st: TargetStores, tenant: str, surface: str, 
         before = [r for r in mine if current is not None and r.sort_key < current.sort_key]
         # Compared with the version a rollback would choose: the newest valid one before it (a few tried).
         previous, res = None, None
-        for candidate in before[:_DROP_LOOKBACK]:
+        for candidate in before[:DROP_LOOKBACK]:
             try:
                 res = validate_artifact(target, candidate.uri, tenant=tenant, surface=surface, kind=row["kind"],
                                         version=candidate.version, stores=st)
@@ -341,37 +385,4 @@ def _hold(target: Target, tenant: str, surface: str, stores: TargetStores | None
     except BadInput:
         return None
     return {"held": res.data["held"], "marker_uri": res.target, "summary": res.data["description"]}
-
-
-# -------------------------------------------------------------------------------------------------- history
-
-
-class CurrentManifest(NamedTuple):
-    """The current manifest as found, whatever its condition: ``state`` is ``valid``, ``invalid`` or ``missing``;
-    ``manifest`` is set when valid, ``raw`` when its bytes could be read, ``problem`` says what is wrong."""
-
-    state: str
-    manifest: Manifest | None
-    etag: str | None
-    raw: bytes | None
-    problem: str | None
-
-
-def _try_current(st: TargetStores, target: Target, tenant: str, surface: str) -> CurrentManifest:
-    """The current manifest, or what is wrong with it (never raises for a missing or invalid one)."""
-    uri = target.manifest_uri(tenant, surface)
-    try:
-        raw, etag = st.get(uri)
-    except NotFound:
-        return CurrentManifest("missing", None, None, None, f"no manifest at {uri}")
-    except InvalidObject as exc:
-        return CurrentManifest("invalid", None, exc.etag, None, str(exc))
-    try:
-        return CurrentManifest("valid", _parse_for(raw, tenant, surface, uri), etag, raw, None)
-    except BadInput as exc:
-        return CurrentManifest("invalid", None, etag, raw, str(exc))
-
-
-# ------------------------------------------------------------------------------------------------- rollback
-
 

@@ -16,7 +16,7 @@ from typing import Any
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import ChecksError, Unreachable
 from recsys_checks.judge.registry.artifact import validate_artifact, version_from_uri
-from recsys_checks.judge.registry.manifest import read_current
+from recsys_checks.judge.registry.manifest import read_manifest
 from recsys_checks.judge.registry.version_records import version_history
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import TargetStores
@@ -79,23 +79,18 @@ def read_manifest_state(target: Target, tenant: str, surface: str) -> ManifestSt
         return _manifest_state(target, tenant, surface, stores)
 
 
-def _manifest_state(target: Target, tenant: str, surface: str, stores: Any) -> ManifestState:
-
-    uri = target.manifest_uri(tenant, surface)
-    try:
-        exists = stores.exists(uri)
-    except ChecksError as exc:  # unreachable, or no credentials: the registry could not be read from here
-        return ManifestState("unreachable", str(exc), manifest_uri=uri)
-    try:
-        if not exists:
-            return ManifestState("missing", f"no manifest at {uri}", manifest_uri=uri)
-        man, etag = read_current(target, tenant, surface, stores=stores)
-    except Unreachable as exc:
-        return ManifestState("unreachable", str(exc), manifest_uri=uri)
-    except ChecksError as exc:
-        return ManifestState("invalid", f"manifest at {uri} is not valid: {exc}", manifest_uri=uri)
-    state = ManifestState("ok", manifest_uri=uri, etag=etag, updated_at=getattr(man, "updated_at", None))
-    pop = (getattr(man, "current", None) or {}).get("popularity")
+def _manifest_state(target: Target, tenant: str, surface: str, stores: TargetStores) -> ManifestState:
+    """:func:`read_manifest_state` on the caller's stores; the manifest is read by
+    :func:`recsys_checks.judge.registry.manifest.read_manifest`, whose states map onto the first ones here."""
+    found = read_manifest(target, tenant, surface, stores=stores)
+    uri = found.uri
+    if found.state in ("missing", "unreachable"):
+        return ManifestState(found.state, found.problem or "", manifest_uri=uri)
+    if found.manifest is None:
+        return ManifestState("invalid", f"manifest at {uri} is not valid: {found.summary}", manifest_uri=uri)
+    man = found.manifest
+    state = ManifestState("ok", manifest_uri=uri, etag=found.etag, updated_at=man.updated_at)
+    pop = man.current.get("popularity")
     if not pop:
         state.state, state.detail = "no_popularity", f"manifest at {uri} has no current.popularity"
         return state
@@ -109,8 +104,7 @@ def _manifest_state(target: Target, tenant: str, surface: str, stores: Any) -> M
         if items == []:
             state.state, state.detail, state.items = "empty", f"popularity artifact {pop} has no items", []
             return state
-        checked = validate_artifact(target, pop, tenant=tenant, surface=surface, kind="popularity",
-                                             stores=stores)
+        checked = validate_artifact(target, pop, tenant=tenant, surface=surface, kind="popularity", stores=stores)
     except Unreachable as exc:
         state.state, state.detail = "unreachable", str(exc)
         return state

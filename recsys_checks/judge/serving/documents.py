@@ -22,7 +22,7 @@ from recsys_checks.reach.settings import Target, safe_segment
 
 DEFAULT_PROBE_SURFACE = "home"
 MAX_AUDIT_SCAN = 5000  # audit entries read at most to find a document's history (the timeline reads as many)
-_MIN_PREFIX = 8
+MIN_PREFIX = 8  # the shortest version prefix a revert accepts for a document version
 
 
 def canonical_jsonb(value: Any) -> str:
@@ -58,7 +58,8 @@ def short(version: str | None) -> str | None:
     return version[:12] if version else version
 
 
-def _kind(kind: str) -> str:
+def document_kind(kind: str) -> str:
+    """``kind`` when it is a document kind of the admin API (config or rules); else :class:`BadInput`."""
     if kind not in ADMIN_KINDS:
         raise BadInput(f"unknown document kind {kind!r}: use config or rules")
     return kind
@@ -98,7 +99,7 @@ def _fail(check: str, exc: ChecksError, tenant: str, kind: str, target: Target) 
 def check_document(target: Target, tenant: str, kind: str, *, client: ServiceClient | None = None) -> CheckResult:
     """The tenant's current config or rules document; ``state`` is its version (the ``ETag``)."""
     safe_segment(tenant, "tenant")
-    _kind(kind)
+    document_kind(kind)
     check = f"{kind}.show"
     try:
         with given_or_new_client(target, client) as c:
@@ -118,7 +119,7 @@ def check_document(target: Target, tenant: str, kind: str, *, client: ServiceCli
                        target.base_url)
 
 
-def _entries(c: ServiceClient, tenant: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
+def document_changes(c: ServiceClient, tenant: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Audit entries that changed this kind of document, newest first."""
     action = f"{kind}.update"
     out = []
@@ -151,12 +152,12 @@ def check_document_history(
 ) -> CheckResult:
     """The last ``limit`` changes of the tenant's config or rules from the service's audit log, newest first."""
     safe_segment(tenant, "tenant")
-    _kind(kind)
+    document_kind(kind)
     check = f"{kind}.history"
     try:
         with given_or_new_client(target, client) as c:
             _, current = c.get_doc(tenant, kind)
-            entries = _entries(c, tenant, kind, limit)
+            entries = document_changes(c, tenant, kind, limit)
     except ServiceProblem as exc:  # the service answered; an unreachable one raises (exit 2)
         return _fail(check, exc, tenant, kind, target)
     rows = [change_row(e) for e in entries]
@@ -168,7 +169,8 @@ def check_document_history(
     )
 
 
-def _known_versions(entries: list[dict[str, Any]], current: str, current_doc: Any) -> dict[str, Any]:
+def known_versions(entries: list[dict[str, Any]], current: str, current_doc: Any) -> dict[str, Any]:
+    """Every version of the document the audit entries show (and the current one), each with its document."""
     docs: dict[str, Any] = {current: current_doc}
     for entry in entries:
         for key in ("after_state", "before_state"):
@@ -189,7 +191,7 @@ def introduction_order(entries: list[dict[str, Any]]) -> list[str]:
     return order
 
 
-def _previous_version(entries: list[dict[str, Any]], current: str, kind: str, tenant: str, how_to_list: str) -> str:
+def previous_version(entries: list[dict[str, Any]], current: str, kind: str, tenant: str, how_to_list: str) -> str:
     """The newest version that first appeared before the current one did.
 
     Ordered by first appearance rather than "undo the last change", so that running ``--previous`` again after a
@@ -215,7 +217,7 @@ def find_offending_change(target: Target, tenant: str, kind: str, is_bad: Callab
     to ``before`` undoes exactly that change (and anything after it, which the plan shows).
     """
     with given_or_new_client(target, client) as c:
-        entries = _entries(c, tenant, kind)
+        entries = document_changes(c, tenant, kind)
     for entry in entries:
         before, after = entry.get("before_state"), entry.get("after_state")
         if before is None or after is None:

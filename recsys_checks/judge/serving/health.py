@@ -11,7 +11,8 @@ from recsys_checks.reach.service import Answer, ServiceClient, given_or_new_clie
 from recsys_checks.reach.settings import Target
 
 _GOOD = {"ok", "up", "pass", "passing", "healthy", "ready", "true", "serving"}
-_BAD = {"fail", "failed", "failing", "down", "error", "unhealthy", "not_ready", "false", "critical"}
+# Status words a dependency check reports when it is down (any word in neither set is degraded).
+FAILING_STATUSES = {"fail", "failed", "failing", "down", "error", "unhealthy", "not_ready", "false", "critical"}
 
 
 def _status_word(value: Any) -> str:
@@ -104,8 +105,8 @@ def check_health(target: Target, client: ServiceClient | None = None) -> CheckRe
         return CheckResult("health", "fail", str(exc), data, target=target.base_url)
 
     checks = data["detail"]["checks"]
-    failing = [c for c in checks if c["status"] in _BAD]
-    degraded = [c for c in checks if c["status"] not in _GOOD and c["status"] not in _BAD]
+    failing = [c for c in checks if c["status"] in FAILING_STATUSES]
+    degraded = [c for c in checks if c["status"] not in _GOOD and c["status"] not in FAILING_STATUSES]
     overall = _status_word(detail.body.get("status")) if isinstance(detail.body, dict) else "unknown"
     state = f"live={live.status} ready={ready.status}"
 

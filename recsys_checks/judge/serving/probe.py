@@ -17,7 +17,7 @@ from recsys_checks.judge.names import registry_hint, unknown_name
 from recsys_checks.judge.registry.artifact import short_version
 from recsys_checks.judge.registry.published import ManifestReader, ManifestState, read_manifest_state
 from recsys_checks.judge.serving.blockrules import active_blocks
-from recsys_checks.judge.serving.health import _BAD, dependency_checks
+from recsys_checks.judge.serving.health import FAILING_STATUSES, dependency_checks
 from recsys_checks.reach.service import ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
 
@@ -113,7 +113,7 @@ def _failing_dependencies(c: ServiceClient) -> list[str]:
     except ChecksError:
         return []
     return [f"{row['name']} ({row['detail'] or row['status']})" for row in dependency_checks(answer.body)
-            if row["status"] in _BAD]
+            if row["status"] in FAILING_STATUSES]
 
 
 def _blocked_cause(c: ServiceClient, target: Target, tenant: str, surface: str,

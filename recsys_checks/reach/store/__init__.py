@@ -10,8 +10,9 @@ bad credentials or a malformed URI :class:`~recsys_checks.core.errors.BadInput`.
 
 from .base import MAX_OBJECT_BYTES, ObjectStore, etag_of
 from .files import FileStore, file_path, file_path_text
-from .router import TargetStores, open_store
+from .router import TargetStores, open_store, stores_for
 from .s3 import S3Store, s3_location
 
 __all__ = ["FileStore", "MAX_OBJECT_BYTES", "ObjectStore", "S3Store", "TargetStores", "etag_of", "file_path",
-           "file_path_text", "open_store", "s3_location"]
+           "file_path_text", "open_store", "s3_location",
+           "stores_for"]

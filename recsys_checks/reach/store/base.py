@@ -45,7 +45,8 @@ def etag_of(data: bytes) -> str:
 
 
 
-def _same_etag(a: str | None, b: str | None) -> bool:
+def same_etag(a: str | None, b: str | None) -> bool:
+    """Whether two ETags name the same content, quoted or not (stores and proxies differ on the quotes)."""
     return a is not None and b is not None and a.strip('"') == b.strip('"')
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ...core.errors import BadInput, ChecksError, Conflict, InvalidObject, NotFound, Unreachable
 from ...core.files import write_atomic
 from ..settings import split_uri
-from .base import DIR_MODE, FILE_MODE, MAX_OBJECT_BYTES, ObjectStore, _same_etag, etag_of
+from .base import DIR_MODE, FILE_MODE, MAX_OBJECT_BYTES, ObjectStore, etag_of, same_etag
 
 LOCK_SUFFIX = ".lock"  # the lock file beside an object; the stack's writer takes the same one (a twin test)
 
@@ -90,7 +90,7 @@ class FileStore(ObjectStore):
                 current = _etag_now(path, uri, self.max_bytes)
                 if if_none_match and current is not None:
                     raise Conflict(f"{uri} already exists and is never overwritten; nothing was written")
-                if if_match is not None and (current is None or not _same_etag(current, if_match)):
+                if if_match is not None and (current is None or not same_etag(current, if_match)):
                     seen = "missing" if current is None else current
                     raise Conflict(f"{uri} changed since it was read (expected {if_match}, now {seen}); nothing was written")
                 if path.is_dir():

@@ -34,6 +34,12 @@ def open_store(uri: str, target: Target, connections: int = 10) -> ObjectStore:
     raise BadInput(f"unsupported object URI {uri!r}: use file:///absolute/path or s3://bucket/key")
 
 
+def stores_for(target: Target, stores: TargetStores | None) -> tuple[TargetStores, bool]:
+    """The caller's ``stores`` when given, else the target's own opened here; the flag says the caller opened them
+    and must close them."""
+    return (stores, False) if stores is not None else (TargetStores(target), True)
+
+
 class TargetStores:
     """The object stores of a target: one open :class:`ObjectStore` per URI scheme, reused across many URIs (an S3
     client is costly to create), each call routed to the store of its URI's scheme."""
@@ -46,6 +52,9 @@ class TargetStores:
 
     def for_uri(self, uri: str) -> ObjectStore:
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        store = self._open.get(scheme)  # open already: no lock needed to read it
+        if store is not None:
+            return store
         with self._lock:  # checks run in threads; one client per scheme
             if scheme not in self._open:
                 self._open[scheme] = open_store(uri, self.target, self.connections)
