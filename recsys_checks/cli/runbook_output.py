@@ -73,6 +73,20 @@ def print_spec(spec: RunbookSpec, as_json: bool) -> int:
     return 0
 
 
+def _fix_lines(fix: dict[str, Any], *, open_: bool) -> list[str]:
+    """The decision table's row for the cause, as the run filled it: the lever's commands by hand and where to go
+    further while the problem stands (once fixed they are noise), and what remains to do."""
+    lines = []
+    for command in fix.get("commands") or [] if open_ else []:
+        lines.append(f"  by hand, dry run: {command['dry_run']}")
+        lines.append(f"  by hand, apply:   {command['apply']}")
+    if fix.get("hand_off") and open_:
+        lines.append(f"  go further: the {fix['hand_off']['runbook']} runbook ({fix['hand_off']['why']})")
+    if fix.get("follow_up"):
+        lines.append(f"  follow-up: {fix['follow_up']}")
+    return lines
+
+
 def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> None:
     if as_json:
         _write(json.dumps(run_record, indent=2, default=str))
@@ -89,15 +103,7 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     lines = [head]
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
-    fix = run_record.get("fix") or {}
-    open_ = verdict not in ("healthy", "mitigated")  # once fixed, the commands that would fix it are noise
-    for command in fix.get("commands") or [] if open_ else []:
-        lines.append(f"  by hand, dry run: {command['dry_run']}")
-        lines.append(f"  by hand, apply:   {command['apply']}")
-    if fix.get("hand_off") and open_:
-        lines.append(f"  go further: the {fix['hand_off']['runbook']} runbook ({fix['hand_off']['why']})")
-    if fix.get("follow_up"):
-        lines.append(f"  follow-up: {fix['follow_up']}")
+    lines += _fix_lines(run_record.get("fix") or {}, open_=verdict not in ("healthy", "mitigated"))
     for unread in run_record.get("unread") or []:
         lines.append(f"  could not read: {unread.get('step')}: {unread.get('what')}")
     rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),

@@ -294,6 +294,14 @@ def _lever(body: Any, at: str, parameters: Mapping[str, Any]) -> Lever:
         if name not in LEVER_ARGS[kind]:
             raise BadInput(f"{at}: a {kind} lever takes no argument {name!r} (it takes "
                            f"{', '.join(sorted(LEVER_ARGS[kind]))})")
+    _check_values(kind, args, takes, at)
+    param = body.get("param")
+    _check_param(kind, param, parameters, at)
+    return Lever(kind, dict(args), tuple(takes), param)
+
+
+def _check_values(kind: str, args: dict[str, Any], takes: list[str], at: str) -> None:
+    """The values a lever's fixed arguments may have: a document kind, cache targets the service knows."""
     if kind == "doc-revert" and args.get("kind") not in (None, *DOCUMENT_KINDS):
         raise BadInput(f"{at}.args.kind must be config or rules")
     if kind == "cache-invalidate":
@@ -303,16 +311,19 @@ def _lever(body: Any, at: str, parameters: Mapping[str, Any]) -> Lever:
             raise BadInput(f"{at}.args.targets must list some of {', '.join(CACHE_TARGETS)}")
         if targets is None and "targets" not in takes:
             raise BadInput(f"{at}: a cache-invalidate lever needs args.targets or takes: [targets]")
-    param = body.get("param")
-    if kind == "command":
-        if param not in COMMAND_PARAMETERS:
-            raise BadInput(f"{at}.param: a command lever runs the command of one of the parameters "
-                           f"{', '.join(COMMAND_PARAMETERS)}")
-        if param not in parameters:
-            raise BadInput(f"{at}.param: {param!r} is not a parameter of this runbook")
-    elif param is not None:
-        raise BadInput(f"{at}.param: only a command lever has one")
-    return Lever(kind, dict(args), tuple(takes), param)
+
+
+def _check_param(kind: str, param: Any, parameters: Mapping[str, Any], at: str) -> None:
+    """A command lever names the runbook parameter that holds the deployment's command; no other lever has one."""
+    if kind != "command":
+        if param is not None:
+            raise BadInput(f"{at}.param: only a command lever has one")
+        return
+    if param not in COMMAND_PARAMETERS:
+        raise BadInput(f"{at}.param: a command lever runs the command of one of the parameters "
+                       f"{', '.join(COMMAND_PARAMETERS)}")
+    if param not in parameters:
+        raise BadInput(f"{at}.param: {param!r} is not a parameter of this runbook")
 
 
 def _keys(value: Any, at: str, allowed: set[str], required: set[str]) -> None:
