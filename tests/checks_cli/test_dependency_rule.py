@@ -66,6 +66,20 @@ def _is_module(target: str, root: Path) -> bool:
     return path.is_dir() or path.with_suffix(".py").exists()
 
 
+def _names_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``, or within a larger condition)."""
+    return any(isinstance(n, ast.Name) and n.id == "TYPE_CHECKING" or isinstance(n, ast.Attribute)
+               and n.attr == "TYPE_CHECKING" for n in ast.walk(test))
+
+
+def _is_import_call(fn: ast.expr) -> bool:
+    """``importlib.import_module``, ``import_module`` or ``__import__`` (read without unparsing every call)."""
+    if isinstance(fn, ast.Name):
+        return fn.id in ("import_module", "__import__")
+    return isinstance(fn, ast.Attribute) and fn.attr == "import_module" and isinstance(fn.value, ast.Name) \
+        and fn.value.id == "importlib"
+
+
 def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = None) -> list[tuple[str, bool, int]]:
     """(module imported, inside a function?, line) for every import in the file: statements at any depth (relative
     ones resolved), importlib.import_module / __import__ calls with a literal name, and for each name taken from the
@@ -79,7 +93,7 @@ def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = Non
     def visit(node: ast.AST, in_function: bool, type_only: bool) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             in_function = True
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and _names_type_checking(node.test):
             type_only = True
         if not type_only:
             if isinstance(node, ast.Import):
@@ -99,10 +113,8 @@ def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = Non
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id == "recsys_checks" and node.attr in homes:
                 found.append((homes[node.attr], in_function, node.lineno))
-            elif isinstance(node, ast.Call):
-                fn = ast.unparse(node.func)
-                if fn in ("importlib.import_module", "import_module", "__import__") and node.args \
-                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            elif isinstance(node, ast.Call) and _is_import_call(node.func):
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                     found.append((node.args[0].value, in_function, node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child, in_function, type_only)
@@ -151,6 +163,17 @@ def private_uses(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
     return [(name, line) for name, line in found if name.rpartition(".")[0] != me]
 
 
+_FINDINGS: dict[tuple, object] = {}
+
+
+def _cached(fn, key: tuple, *args):  # noqa: ANN001, ANN202 - a memo over this file's two readers
+    """``fn(*args)`` once per (reader, file text, module, face, modules present)."""
+    full = (fn.__name__, *key)
+    if full not in _FINDINGS:
+        _FINDINGS[full] = fn(*args)
+    return _FINDINGS[full]
+
+
 def layer_of(module: str) -> str | None:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[0] == "recsys_checks" and parts[1] in RANK else None
@@ -163,13 +186,19 @@ def problems(package: Path = PACKAGE, root: Path = ROOT) -> list[str]:
     files = sorted(package.rglob("*.py"))
     modules = {module_name(p, root) for p in files}
     homes = face_homes(root)
+    # What a file's findings depend on besides its text: the face's names and which modules exist. The breach tests
+    # judge copies that differ from the package in one file, so every other file's findings are reused.
+    face_key = tuple(sorted(homes.items()))
+    dirs_key = frozenset(modules) | {str(d.relative_to(root)) for d in package.rglob("*") if d.is_dir()}
     for path in files:
         me = module_name(path, root)
         where = path.relative_to(root)
         mine = layer_of(me)
+        text = path.read_text()
+        key = (text, me, path.name == "__init__.py", face_key, dirs_key)
         found.extend(f"{where}:{line} uses the private name {name} of another module" for name, line
-                     in private_uses(path, root))
-        for target, in_function, line in imports_of(path, root, homes):
+                     in _cached(private_uses, key, path, root))
+        for target, in_function, line in _cached(imports_of, key, path, root, homes):
             if target.split(".")[0] == "recsys_stack":
                 found.append(f"{where}:{line} imports {target}")
             if not target.startswith("recsys_checks.") or target not in modules:

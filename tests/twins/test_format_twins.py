@@ -161,7 +161,7 @@ _OPTIONS = st.fixed_dictionaries({}, optional={
     "separators": st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]), "ensure_ascii": st.booleans()})
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=_VALUES, kwargs=_OPTIONS)
 def test_both_dumps_write_the_same_text_for_generated_documents(doc, kwargs):
     """recsys_checks' dumps and the stack's dumps_document, written two different ways, agree on every document and
@@ -170,7 +170,7 @@ def test_both_dumps_write_the_same_text_for_generated_documents(doc, kwargs):
     assert text == formats.dumps_document(doc, **kwargs)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(doc=st.recursive(st.decimals(allow_nan=False, allow_infinity=False) | st.text() | st.integers(),
                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                                       max_size=4), max_leaves=20))
