@@ -255,7 +255,7 @@ def parse_table(value: Any, where: str, parameters: Mapping[str, Any]) -> Decisi
 
 
 def _row(body: Any, at: str, order: int, parameters: Mapping[str, Any], *, builtin: bool = False) -> Cause:
-    _keys(body, at, _ROW_KEYS, {"cause", "when", "decided_by"})
+    check_keys(body, at, _ROW_KEYS, {"cause", "when", "decided_by"})
     cause = _text(body["cause"], f"{at}.cause")
     if not _CAUSE_ID.match(cause):
         raise BadInput(f"{at}.cause {cause!r} must be lowercase words joined by '_' (a run may add ':detail')")
@@ -267,7 +267,7 @@ def _row(body: Any, at: str, order: int, parameters: Mapping[str, Any], *, built
     lever = _lever(body["lever"], f"{at}.lever", parameters) if body.get("lever") is not None else None
     hand_off = None
     if body.get("hand_off") is not None:
-        _keys(body["hand_off"], f"{at}.hand_off", _HAND_OFF_KEYS, _HAND_OFF_KEYS)
+        check_keys(body["hand_off"], f"{at}.hand_off", _HAND_OFF_KEYS, _HAND_OFF_KEYS)
         hand_off = HandOff(_text(body["hand_off"]["runbook"], f"{at}.hand_off.runbook"),
                            _text(body["hand_off"]["why"], f"{at}.hand_off.why"))
     follow_up = _text(body["follow_up"], f"{at}.follow_up") if body.get("follow_up") is not None else None
@@ -280,7 +280,7 @@ def _row(body: Any, at: str, order: int, parameters: Mapping[str, Any], *, built
 
 
 def _lever(body: Any, at: str, parameters: Mapping[str, Any]) -> Lever:
-    _keys(body, at, _LEVER_KEYS, {"kind"})
+    check_keys(body, at, _LEVER_KEYS, {"kind"})
     kind = body["kind"]
     if kind not in LEVER_ARGS:
         raise BadInput(f"{at}.kind {kind!r} must be one of {', '.join(LEVER_KINDS)}")
@@ -326,7 +326,8 @@ def _check_param(kind: str, param: Any, parameters: Mapping[str, Any], at: str) 
         raise BadInput(f"{at}.param: {param!r} is not a parameter of this runbook")
 
 
-def _keys(value: Any, at: str, allowed: set[str], required: set[str]) -> None:
+def check_keys(value: Any, at: str, allowed: set[str], required: set[str]) -> None:
+    """``value`` is a mapping with only ``allowed`` keys and every ``required`` one; else BadInput naming ``at``."""
     if not isinstance(value, dict):
         raise BadInput(f"{at}: expected a mapping, got {type(value).__name__}")
     unknown = sorted(set(map(str, value)) - allowed)

@@ -19,7 +19,7 @@ import yaml
 
 from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.reach.settings import parse_duration, safe_segment
-from recsys_checks.runbooks.decision import Cause, DecisionTable, parse_table
+from recsys_checks.runbooks.decision import Cause, DecisionTable, check_keys, parse_table
 from recsys_checks.runbooks.verdict import VERDICTS
 
 LAYERS = ("serving", "pipelines", "evaluation")
@@ -300,7 +300,7 @@ def load_spec(runbook_id: str, directory: Path | None = None) -> RunbookSpec:
 def parse_spec(doc: Any, path: Path) -> RunbookSpec:
     """Validate a spec document; every problem names the file and the field."""
     where = str(path)
-    _mapping(doc, where, _TOP_KEYS, _REQUIRED_TOP)
+    check_keys(doc, where, _TOP_KEYS, _REQUIRED_TOP)
     runbook_id = _text(doc["id"], f"{where}: id")
     if not _ID.match(runbook_id):
         raise BadInput(f"{where}: id {runbook_id!r} must be lowercase words joined by '-'")
@@ -354,7 +354,7 @@ def _steps(raw: Any, where: str) -> tuple[Step, ...]:
     steps: list[Step] = []
     for n, body in enumerate(raw):
         at = f"{where}: steps[{n}]"
-        _mapping(body, at, _STEP_KEYS, {"id", "title", "why", "function", "role"})
+        check_keys(body, at, _STEP_KEYS, {"id", "title", "why", "function", "role"})
         step = Step(
             id=_text(body["id"], f"{at}.id"), title=_text(body["title"], f"{at}.title"),
             why=_text(body["why"], f"{at}.why"), function=_text(body["function"], f"{at}.function"),
@@ -402,7 +402,7 @@ def _parameter(name: str, body: Any, at: str) -> Parameter:
         raise BadInput(f"{at}: a parameter name is a Python identifier in lowercase")
     if SECRET_NAME.search(name):
         raise BadInput(f"{at}: {name!r} looks like a credential; credentials come from the environment only")
-    _mapping(body, at, _PARAM_KEYS, {"type", "default"})
+    check_keys(body, at, _PARAM_KEYS, {"type", "default"})
     kind = body["type"]
     if kind not in TYPES:
         raise BadInput(f"{at}.type {kind!r} must be one of {', '.join(TYPES)}")
@@ -430,7 +430,7 @@ def _parameter(name: str, body: Any, at: str) -> Parameter:
 
 
 def _drill(body: Any, at: str, params: dict[str, Parameter], decision: DecisionTable) -> Drill:
-    _mapping(body, at, _DRILL_KEYS, {"fault", "stores", "dry_run", "execute"})
+    check_keys(body, at, _DRILL_KEYS, {"fault", "stores", "dry_run", "execute"})
     stores = tuple(_list(body["stores"], f"{at}.stores"))
     if not stores or any(s not in STORES for s in stores):
         raise BadInput(f"{at}.stores must list file and/or s3")
@@ -439,7 +439,7 @@ def _drill(body: Any, at: str, params: dict[str, Parameter], decision: DecisionT
         raise BadInput(f"{at}.params must only set parameters of this runbook")
 
     def expect(value: Any, name: str) -> Expectation:
-        _mapping(value, f"{at}.{name}", _EXPECT_KEYS, {"verdict"})
+        check_keys(value, f"{at}.{name}", _EXPECT_KEYS, {"verdict"})
         if value["verdict"] not in VERDICTS:
             raise BadInput(f"{at}.{name}.verdict must be one of {', '.join(VERDICTS)}")
         if value.get("cause") is not None and decision.find(str(value["cause"])) is None:
@@ -453,21 +453,10 @@ def _drill(body: Any, at: str, params: dict[str, Parameter], decision: DecisionT
     )
 
 
-def _mapping(value: Any, at: str, allowed: set[str], required: set[str]) -> None:
-    if not isinstance(value, dict):
-        raise BadInput(f"{at}: expected a mapping, got {type(value).__name__}")
-    unknown = sorted(set(map(str, value)) - allowed)
-    if unknown:
-        raise BadInput(f"{at}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted(required - set(value))
-    if missing:
-        raise BadInput(f"{at}: missing key {missing[0]!r}")
-
-
 def _records(value: Any, at: str, allowed: set[str], required: set[str]) -> list[dict[str, str]]:
     out = []
     for n, item in enumerate(_list(value, at)):
-        _mapping(item, f"{at}[{n}]", allowed, required)
+        check_keys(item, f"{at}[{n}]", allowed, required)
         out.append({k: _text(v, f"{at}[{n}].{k}") for k, v in item.items()})
     return out
 

@@ -66,6 +66,15 @@ def _is_module(target: str, root: Path) -> bool:
     return path.is_dir() or path.with_suffix(".py").exists()
 
 
+def _from_target(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from ... import`` names, a relative one resolved against ``package``."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _names_type_checking(test: ast.expr) -> bool:
     """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``, or within a larger condition)."""
     return any(isinstance(n, ast.Name) and n.id == "TYPE_CHECKING" or isinstance(n, ast.Attribute)
@@ -99,12 +108,7 @@ def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = Non
             if isinstance(node, ast.Import):
                 found.extend((a.name, in_function, node.lineno) for a in node.names)
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
+                target = _from_target(node, package)
                 found.append((target, in_function, node.lineno))
                 found.extend((f"{target}.{a.name}", in_function, node.lineno) for a in node.names
                              if _is_module(f"{target}.{a.name}", root))
@@ -138,12 +142,7 @@ def private_uses(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
                     found.extend((a.name, node.lineno) for part in a.name.split(".") if _is_private(part))
                     bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else "recsys_checks"
         elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             if target.split(".")[0] != "recsys_checks":
                 continue
             found.extend((target, node.lineno) for part in target.split(".") if _is_private(part))
