@@ -191,6 +191,10 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
         outcome = judge(intent)
         if outcome is None:
             continue
+        if outcome == "applied":
+            outcome = _among_twins(stores, intents, intent, now=now, grace=grace)
+            if outcome is None:
+                continue
         if outcome != "applied" and _reached_later(stores, intents, intent):
             outcome = "applied"
         elif outcome != "applied" and _superseded(stores, intents, intent):
@@ -215,6 +219,40 @@ def settle(stores: TargetStores, target: Target, tenant: str, scope: str, judge:
 
 # How many later intents of the scope are read for evidence that an earlier one's change landed.
 _EVIDENCE_INTENTS = 50
+
+
+def _among_twins(stores: TargetStores, intents: list[str], intent: dict[str, Any], *, now: datetime,
+                 grace: timedelta) -> str | None:
+    """An intent the state says landed, judged against its twins: other intents planned against the same state for
+    the same result (the same change made by two processes within one second writes the same bytes). The
+    compare-and-swap let at most one of them through, so the state cannot say which: a twin recorded ``applied``
+    means this one was ``settled-abandoned``; with none recorded, wait out the grace (the winner records itself),
+    then the first of them is ``applied`` and the rest abandoned. Without twins: ``applied``."""
+    twins = _twins(stores, intents, intent)
+    if not twins:
+        return "applied"
+    if any(load_record(stores, record_uri(uri)).get("state") == "applied" for uri in twins):
+        return "settled-abandoned"
+    when = parse_time(intent.get("when"))
+    if when is not None and now - when < grace:
+        return None
+    return "applied" if intent["uri"] < min(twins) else "settled-abandoned"
+
+
+def _twins(stores: TargetStores, intents: list[str], intent: dict[str, Any]) -> list[str]:
+    """The nearby intents (within ``_EVIDENCE_INTENTS`` either side) expecting the same observed and result states."""
+    expect = intent.get("expect") or {}
+    pair = (_token(expect.get("observed")), _token(expect.get("result")))
+    if pair[1] is None or intent.get("uri") not in intents:
+        return []
+    at = intents.index(intent["uri"])
+    near = intents[max(0, at - _EVIDENCE_INTENTS):at] + intents[at + 1:at + 1 + _EVIDENCE_INTENTS]
+    out = []
+    for uri in near:
+        other = load_record(stores, uri).get("expect") or {}
+        if isinstance(other, dict) and (_token(other.get("observed")), _token(other.get("result"))) == pair:
+            out.append(uri)
+    return out
 
 
 def _reached_later(stores: TargetStores, intents: list[str], intent: dict[str, Any]) -> bool:

@@ -107,3 +107,44 @@ def test_a_document_intent_the_service_log_shows_written_is_applied(registry, ve
         assert quiet == []  # nothing shows it landed, and it is young: it may still be running
         found = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("v-other", ["v-good"]), now=now)
     assert len(found) == 1 and auditlog.read_audit(registry.target, "demo", "home")[0]["state"] == "applied"
+
+
+def test_twin_intents_the_state_cannot_tell_apart_settle_to_one_applied(registry, versions):
+    """Two processes made the same change within one second (the same bytes, so the same resulting state); the
+    compare-and-swap let one through. The state says "landed" for both, so the settle waits for the winner's own
+    record and then abandons the other; never two applied records for one change."""
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="twin")
+    now = datetime.now(UTC)
+    judge = audit.judge_by_state("etag-1")
+    with TargetStores(registry.target) as st:
+        first = _intent(st, registry, plan, now, "etag-0", "etag-1")
+        second = _intent(st, registry, plan, now + timedelta(microseconds=5), "etag-0", "etag-1")
+        assert audit.settle(st, registry.target, "demo", "home", judge, now=now) == []  # the winner may be recording
+        audit.complete(st, second, auditlog.load_record(st, second))  # the winner records itself
+        written = audit.settle(st, registry.target, "demo", "home", judge, now=now)
+        assert written == [auditlog.record_uri(first)]
+    states = {r["intent"]: r["state"] for r in auditlog.read_audit(registry.target, "demo", "home")}
+    assert states == {first: "abandoned", second: "applied"}
+
+
+def test_twin_intents_nobody_recorded_settle_after_the_grace_to_one_applied(registry, versions):
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="twin")
+    now = datetime.now(UTC)
+    with TargetStores(registry.target) as st:
+        first = _intent(st, registry, plan, now, "etag-0", "etag-1")
+        second = _intent(st, registry, plan, now + timedelta(microseconds=5), "etag-0", "etag-1")
+        written = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("etag-1"),
+                               now=now + timedelta(minutes=5))
+    assert len(written) == 2
+    states = {r["intent"]: r["state"] for r in auditlog.read_audit(registry.target, "demo", "home")}
+    assert states == {first: "applied", second: "abandoned"}
+
+
+def test_an_intent_without_twins_that_the_state_shows_landed_is_applied_at_once(registry, versions):
+    plan = rollback.plan_rollback(registry.target, "demo", "home", to=versions.pop_day2_later, reason="alone")
+    now = datetime.now(UTC)
+    with TargetStores(registry.target) as st:
+        _intent(st, registry, plan, now, "etag-0", "etag-1")
+        _intent(st, registry, plan, now + timedelta(microseconds=5), "etag-0", "etag-2")  # a different change
+        written = audit.settle(st, registry.target, "demo", "home", audit.judge_by_state("etag-1"), now=now)
+    assert len(written) == 1
