@@ -190,7 +190,7 @@ def _add_freshness(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_recs(sub: Any, common: argparse.ArgumentParser) -> None:
-    """`recs probe`."""
+    """`recs probe`, `recs clients`."""
     recs = sub.add_parser("recs", help="recommendation probes")
     rsub = recs.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
     p = rsub.add_parser("probe", parents=[common],
@@ -199,6 +199,13 @@ def _add_recs(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--user-id", default="runbook-probe", help="user id of the probe request")
     p.add_argument("-k", type=int, default=10, help="number of items to ask for (1..200)")
     p.set_defaults(run=_recs_probe)
+    p = rsub.add_parser("clients", parents=[common],
+                        help="ask as every client asks (without and with anchors, per segment) and judge each answer "
+                             "against what the manifest publishes")
+    _tenant(p), _surface(p)
+    p.add_argument("--user-id", default="runbook-probe", help="user id of the requests")
+    p.add_argument("-k", type=int, default=10, help="number of items the surface asks for (1..200)")
+    p.set_defaults(run=_recs_clients)
 
 
 def _add_documents(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -467,6 +474,14 @@ def _recs_probe(args: argparse.Namespace) -> list[Any]:
         raise ChecksError(f"-k {args.k} is out of range: the service accepts 1..200")
     result = check_recommendations(target, args.tenant, args.surface, user_id=args.user_id, k=args.k)
     return [result, check_served_vs_published(target, args.tenant, args.surface, k=args.k, user_id=args.user_id)]
+
+
+def _recs_clients(args: argparse.Namespace) -> list[Any]:
+    from recsys_checks.judge.serving.clients import check_client_answers
+
+    if not 1 <= args.k <= 200:
+        raise ChecksError(f"-k {args.k} is out of range: the service accepts 1..200")
+    return [check_client_answers(_target(args), args.tenant, args.surface, k=args.k, user_id=args.user_id)]
 
 
 def _doc_show(args: argparse.Namespace) -> list[Any]:

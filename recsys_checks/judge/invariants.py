@@ -70,6 +70,71 @@ def weight_findings(config: Any) -> list[str]:
     return out
 
 
+# The suite's config schema (RECSYS-INTERFACES §2.2): these keys only, and ``limits.max_k`` within the request's
+# ``k`` range, 1..200.
+CONFIG_KEYS = ("weights", "flags", "limits", "algo")
+LIMIT_KEYS = ("max_k",)
+MAX_K = 200
+# Every cause a document finding names.
+SHAPE_CAUSES = ("config_out_of_schema", "config_max_k_low", "rules_not_list")
+
+
+@dataclass(frozen=True)
+class DocumentFinding:
+    """What is wrong with a config or rules document by its shape: the cause, the field and the sentence."""
+
+    cause: str  # config_out_of_schema | config_max_k_low | rules_not_list
+    field: str
+    summary: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"cause": self.cause, "field": self.field, "summary": self.summary}
+
+
+_JSON_TYPES = {"dict": "object", "list": "array", "str": "string", "int": "number", "float": "number",
+               "Decimal": "number", "bool": "boolean", "NoneType": "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value).__name__, type(value).__name__)
+
+
+def config_shape_findings(config: Any, k: int) -> list[DocumentFinding]:
+    """A config outside the suite's schema (a key it does not have, a wrapped document, limits it does not know), or
+    ``limits.max_k`` below the ``k`` the surface is used with: every answer is then cut to ``max_k`` items."""
+    if not isinstance(config, dict):
+        return [DocumentFinding("config_out_of_schema", "config", f"the config is a JSON {_json_type(config)}, "
+                                "not the object the suite reads")]
+    out = [DocumentFinding("config_out_of_schema", key, f"config field {key!r} is not in the suite's schema "
+                           f"({', '.join(CONFIG_KEYS)})" + (": the document looks wrapped; the PUT body must be "
+                                                            "the document itself" if key == "config" else ""))
+           for key in sorted(set(config) - set(CONFIG_KEYS))]
+    limits = config.get("limits")
+    if limits is not None and not isinstance(limits, dict):
+        out.append(DocumentFinding("config_out_of_schema", "limits", "config limits is not an object"))
+    elif isinstance(limits, dict):
+        out += [DocumentFinding("config_out_of_schema", f"limits.{key}", f"config limits.{key} is not a limit the "
+                                f"suite has ({', '.join(LIMIT_KEYS)})") for key in sorted(set(limits) - set(LIMIT_KEYS))]
+        max_k = limits.get("max_k")
+        if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, int) or not 1 <= max_k <= MAX_K):
+            out.append(DocumentFinding("config_out_of_schema", "limits.max_k", f"config limits.max_k is {max_k!r}, "
+                                       f"not an integer from 1 to {MAX_K}"))
+        elif isinstance(max_k, int) and max_k < k:
+            out.append(DocumentFinding("config_max_k_low", "limits.max_k", f"config limits.max_k is {max_k}, below "
+                                       f"the k={k} the surface is asked with: every answer is cut to {max_k} items"))
+    return out
+
+
+def rules_shape_findings(rules: Any) -> list[DocumentFinding]:
+    """A rules document that is not the raw list of rules: the suite stores it, and applies no rule from it."""
+    if isinstance(rules, list) or rules is None:
+        return []
+    wrapped = " (it wraps them as {\"rules\": [...]}: the PUT body must be the list itself)" \
+        if isinstance(rules, dict) and "rules" in rules else ""
+    return [DocumentFinding("rules_not_list", "rules", f"the rules document is a JSON {_json_type(rules)}, not "
+                            f"the list of rules the service applies{wrapped}: no block, pin or boost is in force")]
+
+
 @dataclass
 class Hidden:
     """How much of the catalog the active block rules hide for a surface."""

@@ -84,6 +84,15 @@ def fix_of(diagnosis: Any, remedy: Any) -> dict[str, Any] | None:
             "follow_up": data.get("follow_up")}
 
 
+def _detected_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One cause of the run record's ``detected``: what was found and what its row says to do."""
+    return {"cause": entry.get("cause"), "summary": entry.get("summary"), "lever": entry.get("lever"),
+            "lever_args": entry.get("lever_args") or {}, "commands": entry.get("commands") or [],
+            "no_lever": entry.get("no_lever"), "follow_up": entry.get("follow_up"),
+            "hand_off": ({"runbook": entry["runbook"], "why": entry.get("hand_off")} if entry.get("runbook")
+                         else None)}
+
+
 def describe_changes(changed: list[dict[str, Any]]) -> str:
     """The changes of a run record's ``changed`` list as lines for a person: what moved and where its audit is."""
     if not changed:
@@ -222,7 +231,8 @@ class RunbookRun:
         remedy = self._by_role("act")
         detected = []
         if isinstance(diagnosis, CheckResult) and diagnosis.data.get("problem"):
-            detected.append({"cause": diagnosis.data.get("cause"), "summary": diagnosis.summary})
+            detected = [_detected_entry(e) for e in diagnosis.data.get("detected") or
+                        [{**diagnosis.data, "summary": diagnosis.summary}]]
         elif decided.evidence:
             detected.append({"cause": decided.cause, "summary": decided.next_action, "evidence": decided.evidence})
         changed = changes_of(remedy) if isinstance(remedy, Remedy) else []

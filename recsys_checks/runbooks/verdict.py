@@ -115,7 +115,8 @@ def _with_cause(spec: RunbookSpec, results: dict[str, StepResult], diagnosis: Ch
 
     act = next((s for s in spec.steps if s.role == "act"), None)
     remedy = results.get(act.id) if act else None
-    lever = diagnosis.data.get("lever")
+    entries = diagnosis.data.get("detected") or [diagnosis.data]
+    lever = any(e.get("lever") for e in entries if isinstance(e, dict))
     if not lever and unread:
         return Verdict("inconclusive", f"{diagnosis.summary}; but this may not be the whole story, because it "
                        f"could not read: {_unread_text(unread)}", cause, unread)
@@ -137,7 +138,17 @@ def _with_cause(spec: RunbookSpec, results: dict[str, StepResult], diagnosis: Ch
     if unverified:
         return Verdict("action-required", f"the fix was applied ({remedy.summary}) but verification failed at "
                        f"{', '.join(unverified)}", cause, unread)
-    return Verdict("mitigated", "", cause, unread)
+    return Verdict("mitigated", _follow_ups(entries, [results.get(s.id) for s in verify]), cause, unread)
+
+
+def _follow_ups(entries: list[Any], verified: list[Any]) -> str:
+    """What remains to do once clients are served again: the causes found that no lever of the run fixes, and what
+    the verify steps saw that does not hurt clients (the data's age after a rollback)."""
+    left = [f"follow-up: {e.get('no_lever') or e.get('summary')}" for e in entries
+            if isinstance(e, dict) and not e.get("lever") and (e.get("no_lever") or e.get("summary"))]
+    left += [f"follow-up: {r.data['follow_up']}" for r in verified
+             if isinstance(r, CheckResult) and r.data.get("follow_up")]
+    return "; ".join(dict.fromkeys(left))
 
 
 def _moved(spec: RunbookSpec, results: dict[str, StepResult], remedy: Any, cause: str,

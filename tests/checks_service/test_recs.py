@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from recsys_checks.judge.serving.blockrules import active_blocks
+from recsys_checks.judge.registry.published import ManifestState
 from recsys_checks.judge.serving.probe import check_recommendations
 from recsys_checks.judge.serving.served import check_served_vs_published, explain
 from recsys_checks.reach.service import ServiceClient
@@ -96,10 +97,21 @@ def test_probe_suspects_a_stale_cache_when_the_manifest_has_items_but_nothing_is
 def test_probe_classifies_problem_answers(service, target, client, manifest_of, status, code, cause):
     """Problem codes map to causes; 422 and 500 also report what the registry says."""
     service.recommend_problem = (status, code, "broken")
-    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of("invalid"))
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of("unreachable"))
     assert result.status == "fail" and result.data["cause"] == cause
     assert result.data["problem"]["code"] == code
     assert ("manifest" in result.data) == (status in (422, 500))
+
+
+def test_a_500_over_a_blob_that_cannot_be_read_is_an_artifact_problem(service, target, client, manifest_of):
+    """The service fails because the popularity blob it serves from is unreadable (a directory, a FIFO): an artifact
+    problem rolled back by kind, not a store or process problem."""
+    service.recommend_problem = (500, "RECSYS_INTERNAL", "read failed")
+    result = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_of("invalid"))
+    assert result.data["cause"] == "artifact_invalid" and result.data["broken_kind"] == "popularity"
+    manifest_only = lambda *a: ManifestState("invalid", "manifest at x is not valid: truncated")  # noqa: E731
+    quiet = check_recommendations(target, "demo", "home", client=client, manifest_reader=manifest_only)
+    assert quiet.data["cause"] == "store_unreachable"  # an invalid manifest (no blob named) is not this
 
 
 def test_probe_of_an_unknown_tenant_fails_naming_the_tenant(target, client, manifest_of):

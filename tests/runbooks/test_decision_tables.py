@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from recsys_checks.core.errors import BadInput, UndeclaredCause
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.evaluation.trust import CAUSES as TRUST_CAUSES
+from recsys_checks.judge.invariants import SHAPE_CAUSES
 from recsys_checks.judge.pipelinelog import KINDS as PIPELINE_KINDS
+from recsys_checks.judge.serving.clients import CAUSES as CLIENT_CAUSES
 from recsys_checks.judge.serving.probe import CAUSES as PROBE_CAUSES
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks import decision
@@ -155,6 +157,7 @@ def test_every_declared_row_is_a_cause_the_code_can_name():
     strings = {n.value for path in STEPS.glob("*.py") for n in ast.walk(ast.parse(path.read_text()))
                if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     named = strings | set(PROBE_CAUSES) | set(TRUST_CAUSES) | set(PIPELINE_KINDS) | {"untrusted"}
+    named |= set(CLIENT_CAUSES) | set(SHAPE_CAUSES)
     named |= {f"{kind}_missing" for kind in ("config", "rules")} | {decision.UNEXPLAINED, decision.STEP_NOT_RUN}
     dead = sorted({(spec.id, row.cause) for spec in SPECS.values() for row in spec.decision if row.cause not in named})
     assert not dead, f"rows no code names: {dead}"
@@ -181,9 +184,15 @@ _MANIFEST = st.sampled_from([
 ])
 _SERVED = st.sampled_from([("ok", {"verdict": "consistent"}), ("fail", {"verdict": "cache_stale"}),
                            ("fail", {"verdict": "pipeline_stale"}), ("fail", {"verdict": "empty"})])
-_DOCS = st.sampled_from([{"documents": [], "missing": [], "findings": []},
-                         {"documents": [], "missing": ["rules"], "findings": []},
-                         {"documents": [], "missing": ["config"], "findings": []}])
+_DOCS = st.builds(
+    lambda base, shapes: {**base, "shape_findings": [{"cause": c, "field": "f", "summary": c} for c in shapes]},
+    st.sampled_from([{"documents": [], "missing": [], "findings": []},
+                     {"documents": [], "missing": ["rules"], "findings": []},
+                     {"documents": [], "missing": ["config"], "findings": []}]),
+    st.lists(st.sampled_from(SHAPE_CAUSES), max_size=3, unique=True))
+# What the clients step found: any set of its causes, on either request shape, with the evidence each carries.
+_CLIENTS = st.lists(st.tuples(st.sampled_from(CLIENT_CAUSES), st.sampled_from(["plain", "anchors", "anchors@vip"]),
+                              st.sampled_from(["popularity", "cooc"])), max_size=4)
 
 
 @pytest.mark.parametrize("runbook_id", ["empty-recs", "rollback-config-rules", "rollback-manifest",
@@ -191,9 +200,13 @@ _DOCS = st.sampled_from([{"documents": [], "missing": [], "findings": []},
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(probe=st.one_of(st.none(), st.sampled_from(PROBE_CAUSES)), health=_HEALTH, manifest=_MANIFEST,
        served=_SERVED, docs=_DOCS, to=st.sampled_from(["", "ab12cd34"]),
-       kind=st.sampled_from(["", "popularity", "config", "rules"]), command=st.sampled_from(["", "restart it"]))
+       kind=st.sampled_from(["", "popularity", "config", "rules"]), command=st.sampled_from(["", "restart it"]),
+       clients=_CLIENTS)
 def test_every_serving_diagnosis_names_a_declared_row_and_pulls_its_lever(tmp_path, runbook_id, probe, health,
-                                                                          manifest, served, docs, to, kind, command):
+                                                                          manifest, served, docs, to, kind, command,
+                                                                          clients, monkeypatch):
+    """Every cause found (all of them, not the first) names a declared row, and carries that row's lever."""
+    monkeypatch.setattr("recsys_checks.runbooks.steps.serving.find_offending_change", lambda *a, **k: None)
     spec = SPECS[runbook_id]
     params = {k: v for k, v in (("to_version", to), ("kind", kind), ("recovery_command", command),
                                 ("rerun_command", command)) if k in spec.parameters}
@@ -212,19 +225,31 @@ def test_every_serving_diagnosis_names_a_declared_row_and_pulls_its_lever(tmp_pa
         elif fn.endswith("served_vs_published_check"):
             run.results[step.id] = CheckResult("recs.served_vs_published", served[0], "served", served[1])
         elif fn.endswith("config_and_rules"):
-            run.results[step.id] = CheckResult("config_rules.show", "ok", "docs", docs)
+            run.results[step.id] = CheckResult("config_rules.show", "fail" if docs["shape_findings"] else "ok",
+                                               "docs", docs)
+        elif fn.endswith("client_answers"):
+            findings = [{"cause": c, "shape": shape, "summary": f"{c} on {shape}",
+                         "evidence": {"kind": k, "pinned_by_rules": ["sku-x"]}} for c, shape, k in clients]
+            run.results[step.id] = CheckResult("recs.clients", "fail" if findings else "ok", "clients",
+                                               {"findings": findings})
     result = next(s for s in spec.steps if s.role == "diagnose").resolve()(run)
     if not result.data["problem"]:
         return
-    row = spec.cause(result.data["cause"])
-    assert row is not None and not row.builtin or row.cause == decision.STEP_NOT_RUN
-    acting = spec.cause(result.data["lever_from"])
-    expected = acting.lever.kind if acting.lever else None
-    if acting.lever is not None and acting.lever.kind == "command" and not command:
-        expected = None
-    assert result.data["lever"] == expected
-    assert (result.data["no_lever"] is None) == (expected is not None)
-    assert all(c["dry_run"].startswith("recsys-checks ") for c in result.data["commands"])
+    entries = fix.detected_of(result)
+    assert entries and entries[0]["cause"] == result.data["cause"]
+    assert len({e["cause"] for e in entries}) == len(entries), "a cause is listed twice"
+    for entry in entries:
+        row = spec.cause(entry["cause"])
+        assert row is not None and not row.builtin or row.cause == decision.STEP_NOT_RUN
+        acting = spec.cause(entry["lever_from"])
+        expected = acting.lever.kind if acting.lever else None
+        if acting.lever is not None and acting.lever.kind == "command" and not command:
+            expected = None
+        assert entry["lever"] == expected
+        assert (entry["no_lever"] is None) == (expected is not None)
+        assert all(c["dry_run"].startswith("recsys-checks ") for c in entry["commands"])
+    order = [spec.cause(e["cause"]).order for e in entries]
+    assert order == sorted(order), "the causes are not in the table's order"
 
 
 @pytest.mark.parametrize("runbook_id", ["pipeline-failed", "validation-failed", "limit-exceeded"])

@@ -97,7 +97,7 @@ def test_inconclusive_names_what_could_not_be_read_and_the_missing_variable(tmp_
 
 def test_unexplained_carries_the_failing_checks_and_read_only_commands(tmp_path):
     got = _decide(tmp_path, checks=FAIL)
-    assert {e["step"] for e in got.evidence} == {"probe", "manifest-status"}
+    assert {e["step"] for e in got.evidence} == {"probe", "clients", "manifest-status"}
     assert "recsys-checks recs probe" in got.next_action and "--execute" not in got.next_action
 
 

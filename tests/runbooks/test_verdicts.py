@@ -61,6 +61,8 @@ def test_found_fixed_and_verified_is_mitigated(tmp_path):
     run.results["diagnose"] = fix.diagnosis(run, "empty", cause="empty_artifact")
     run.results["fix"] = Remedy("applied", "manifest-rollback", "rolled back")
     run.results["verify"] = _check("recs.probe", "ok")
+    assert decide(run.spec, run.results, None)[0] == "action-required"  # not every client shape verified yet
+    run.results["verify-clients"] = _check("recs.clients", "ok")
     assert decide(run.spec, run.results, None)[0] == "mitigated"
 
 

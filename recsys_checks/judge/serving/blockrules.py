@@ -8,7 +8,8 @@ from typing import Any
 from recsys_checks.core.timefmt import parse_time
 
 
-def _rule_active(rule: dict[str, Any], surface: str, now: datetime) -> bool:
+def rule_active(rule: dict[str, Any], surface: str, now: datetime) -> bool:
+    """Whether ``rule`` is in force for ``surface`` (default segment) at ``now``: enabled and in its window."""
     if rule.get("enabled") is False:
         return False
     if rule.get("surface") not in (None, "", surface):
@@ -24,5 +25,5 @@ def active_blocks(rules: Any, surface: str, now: datetime | None = None) -> list
     now = now or datetime.now(UTC)
     return [
         r for r in rules or []
-        if isinstance(r, dict) and r.get("action") == "block" and _rule_active(r, surface, now)
+        if isinstance(r, dict) and r.get("action") == "block" and rule_active(r, surface, now)
     ]

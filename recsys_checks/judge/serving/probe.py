@@ -77,6 +77,12 @@ def _problem_result(p: ServiceProblem, tenant: str, surface: str, data: dict[str
                    f"from here ({state.detail}): the fault is in the service or in what it was given, not the store; "
                    f"look at the tenant's config and rules (`recsys-checks config show --tenant {tenant}`) and at "
                    f"the service's log for request {p.request_id or data.get('request_id') or '?'}")
+    elif p.status >= 500 and state is not None and state.state == "invalid" and state.uri:
+        # The service is fine; the blob it must read is not (a directory, a FIFO, a truncated file): roll it back.
+        data["cause"], data["runbook"], data["broken_kind"] = "artifact_invalid", "rollback-manifest", "popularity"
+        summary = (f"service fails {where} ({code}: {p.detail}) because the popularity artifact it serves from cannot "
+                   f"be read: {state.detail}; roll the popularity kind back (recsys-checks manifest history --tenant "
+                   f"{tenant} --surface {surface})")
     elif p.status >= 500:
         seen = f"; from here the registry says: {state.detail}" if state is not None and state.detail else ""
         if failing:

@@ -87,6 +87,43 @@ def diagnosis(run: RunbookRun, summary: str, *, cause: str | None = None, lever_
     return CheckResult(f"{run.spec.id}.diagnosis", "fail", summary, data, None, where)
 
 
+# The fields of a diagnosis that make one entry of ``detected`` (a cause found, with its remedy).
+_ENTRY_FIELDS = ("cause", "row", "lever_from", "lever", "lever_args", "no_lever", "runbook", "hand_off", "follow_up",
+                 "evidence", "commands")
+
+
+def detected_of(diag: CheckResult) -> list[dict[str, Any]]:
+    """Every cause a diagnosis found, in the order to fix them, each with its remedy (``[]`` when it found none)."""
+    if not diag.data.get("problem"):
+        return []
+    listed = diag.data.get("detected")
+    if isinstance(listed, list) and listed:
+        return listed
+    return [{"summary": diag.summary, **{k: diag.data.get(k) for k in _ENTRY_FIELDS}}]
+
+
+def combine(run: RunbookRun, found: list[CheckResult | None], healthy: str) -> CheckResult:
+    """One diagnosis from every cause whose evidence holds: ``found`` holds a diagnosis per evaluated row (``None``
+    or ``ok`` where the evidence does not hold). The causes are kept once each, in the order of the decision table
+    (the order to fix them); the first is the primary (its fields at the top, as a one-cause diagnosis has them),
+    and ``data["detected"]`` lists them all. Healthy (``ok``, with ``healthy`` as its summary) when none holds."""
+    problems: dict[str, CheckResult] = {}
+    for diag in found:
+        if diag is not None and diag.data.get("problem") and diag.data["cause"] not in problems:
+            problems[diag.data["cause"]] = diag
+    if not problems:
+        return diagnosis(run, healthy)
+    order = {row.cause: row.order for row in run.spec.decision.rows}
+    ranked = sorted(problems.values(), key=lambda d: order.get(str(d.data.get("row")), len(order)))
+    primary = ranked[0]
+    entries = [entry for d in ranked for entry in detected_of(d)]
+    primary.data["detected"] = entries
+    if len(entries) > 1:
+        primary.summary = f"{len(entries)} problems: " + "; ".join(
+            f"({n}) {e['summary']}" for n, e in enumerate(entries, start=1))
+    return primary
+
+
 def _row(run: RunbookRun, cause: str) -> Cause:
     row = run.spec.cause(cause)
     if row is None:
@@ -102,7 +139,8 @@ def step_not_run(run: RunbookRun, step: str) -> CheckResult:
 
 
 def apply_fix(run: RunbookRun) -> Remedy:
-    """Pull the lever of the row the diagnosis named: plan it, and apply it only when the run has ``execute``."""
+    """Pull the lever of every cause the diagnosis found, in its order: each planned from its own row, and applied
+    only when the run has ``execute``. Causes without a lever stay in the remedy's summary (what remains to do)."""
     diag = _diagnosis(run)
     if diag is None:
         return Remedy("failed", None, "no diagnosis to act on")
@@ -110,15 +148,32 @@ def apply_fix(run: RunbookRun) -> Remedy:
         finished = _finish_interrupted(run) if run.execute else []
         more = f"; completed {len(finished)} audit record(s) a crash left behind" if finished else ""
         return Remedy("not-needed", None, f"nothing to fix: the diagnosis found no problem{more}")
-    kind = diag.data.get("lever")
-    if not kind:
-        return Remedy("no-lever", None, f"{diag.summary}; no lever within reach of this runbook: "
-                      f"{diag.data.get('no_lever')}")
-    row = _row(run, str(diag.data.get("lever_from") or diag.data["cause"]))
+    remedies: list[Remedy] = []
+    pulled: set[tuple[str, str]] = set()
+    without = []
+    for entry in detected_of(diag):
+        kind = entry.get("lever")
+        if not kind:
+            without.append(entry)
+            continue
+        args = dict(entry.get("lever_args") or {})
+        key = (str(kind), str(args.get("kind") or args.get("targets") or args.get("kinds") or ""))
+        if key in pulled:  # two causes, one change (the same document reverted once)
+            continue
+        pulled.add(key)
+        remedies.append(_pull(run, entry, str(kind), args))
+    if not remedies:
+        return Remedy("no-lever", None, "; ".join(f"{e['summary']}; no lever within reach of this runbook: "
+                                                  f"{e.get('no_lever')}" for e in without))
+    return _together(remedies, without)
+
+
+def _pull(run: RunbookRun, entry: dict[str, Any], kind: str, args: dict[str, Any]) -> Remedy:
+    """Pull one cause's lever, as its row declares it."""
+    row = _row(run, str(entry.get("lever_from") or entry["cause"]))
     if row.lever is None or row.lever.kind != kind:  # a diagnosis not made from this runbook's table
         return Remedy("failed", kind, f"the diagnosis asks for a {kind} lever, but the row {row.cause} of the "
                       "decision table has " + (f"a {row.lever.kind} lever" if row.lever else "none"))
-    args = dict(diag.data.get("lever_args") or {})
     try:
         return LEVERS[kind](run, args)
     except Conflict as exc:  # changed between this run's plan and its apply: another responder got there first
@@ -127,6 +182,26 @@ def apply_fix(run: RunbookRun) -> Remedy:
         return Remedy("no-lever", kind, f"the {kind} lever cannot be planned: {exc}")
     except ChecksError as exc:
         return Remedy("failed", kind, f"the {kind} lever failed: {exc}")
+
+
+# Which status a remedy of several levers takes: the first of these that any of them has.
+_WORST_FIRST = ("failed", "no-lever", "planned")
+
+
+def _together(remedies: list[Remedy], without: list[dict[str, Any]]) -> Remedy:
+    """One remedy for the levers of several causes: every action and command, each lever's summary, and what the
+    causes without a lever leave to do. Its status is the worst of theirs (``moved`` only when all moved)."""
+    if len(remedies) == 1 and not without:
+        return remedies[0]
+    statuses = [r.status for r in remedies]
+    status = next((s for s in _WORST_FIRST if s in statuses), "moved" if set(statuses) == {"moved"} else "applied")
+    levers = ", ".join(dict.fromkeys(str(r.lever) for r in remedies))
+    summary = "; ".join(r.summary for r in remedies)
+    if without:
+        summary += "; left to do (no lever in this runbook): " + "; ".join(
+            str(e.get("no_lever") or e["summary"]) for e in without)
+    return Remedy(status, levers, summary, [a for r in remedies for a in r.actions],  # type: ignore[arg-type]
+                  [c for r in remedies for c in r.commands])
 
 
 def _finish_interrupted(run: RunbookRun) -> list[str]:

@@ -7,17 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_checks.core.errors import ChecksError
 from recsys_checks.core.results import CheckResult
-from recsys_checks.judge.invariants import hidden_share, weight_findings
+from recsys_checks.judge.invariants import config_shape_findings, hidden_share, rules_shape_findings, weight_findings
 from recsys_checks.judge.registry.artifact import short_version as short
 from recsys_checks.judge.registry.history import check_manifest_history
 from recsys_checks.judge.registry.manifest import check_manifest
 from recsys_checks.judge.registry.published import ManifestState, read_manifest_state
+from recsys_checks.judge.serving.clients import DEFAULT_K, check_client_answers
 from recsys_checks.judge.serving.documents import check_document, find_offending_change
 from recsys_checks.judge.serving.health import check_health
 from recsys_checks.judge.serving.probe import DEFAULT_USER, check_recommendations
 from recsys_checks.judge.serving.served import check_served_vs_published
 from recsys_checks.reach.settings import parse_duration
-from recsys_checks.runbooks.steps.fix import diagnosis, step_not_run
+from recsys_checks.runbooks.steps.fix import combine, diagnosis, step_not_run
 
 if TYPE_CHECKING:
     from recsys_checks.runbooks.run import RunbookRun
@@ -54,12 +55,24 @@ def _user(run: RunbookRun) -> str:
     return str(run.params.get("user_id") or DEFAULT_USER)
 
 
+def _k(run: RunbookRun) -> int:
+    """The ``k`` the surface is used with (parameter ``k``)."""
+    return int(run.params.get("k") or DEFAULT_K)
+
+
 # --------------------------------------------------------------------------------------------------- checks
 
 
 def probe_recommendations(run: RunbookRun) -> CheckResult:
     """Ask the service for recommendations as a client would, and name the cause when the answer is empty."""
     return _guarded("recs.probe", run, lambda: check_recommendations(run.target, run.tenant, run.surface, user_id=_user(run)))
+
+
+def client_answers(run: RunbookRun) -> CheckResult:
+    """Ask as every client asks (without and with anchors, at the surface's k, per segment) and judge each answer
+    against what the manifest publishes."""
+    return _guarded("recs.clients", run, lambda: check_client_answers(run.target, run.tenant, run.surface, k=_k(run),
+                                                                      user_id=_user(run)))
 
 
 def manifest_status(run: RunbookRun) -> CheckResult:
@@ -123,11 +136,15 @@ def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str]
     """What is wrong with the documents by their effect, and the numbers behind it."""
     findings: list[str] = []
     data: dict[str, Any] = {"findings": findings, "weights": None, "hidden": None}
+    shapes = [f.to_dict() for f in (config_shape_findings(docs["config"], _k(run)) if "config" in docs else [])]
+    shapes += [f.to_dict() for f in (rules_shape_findings(docs["rules"]) if "rules" in docs else [])]
+    data["shape_findings"] = shapes
+    findings += [f"{f['field']}: {f['summary']}" for f in shapes]
     if "config" in docs:
         weights = weight_findings(docs["config"])
         data["weights"] = weights
         findings += [f"config: {w}" for w in weights]
-    if "rules" in docs:
+    if "rules" in docs and not rules_shape_findings(docs["rules"]):
         state = published(run)
         if state.items:
             hidden = hidden_share(docs["rules"], state.items, run.surface)
@@ -159,25 +176,89 @@ def _probe_cause(run: RunbookRun, step: str = "probe") -> tuple[str | None, Chec
     return result.data.get("cause") or "unknown", result
 
 
-def _document_cause(run: RunbookRun, kind: str = "auto") -> CheckResult | None:
-    """A diagnosis when the config-rules step found documents that are wrong by their effect (weights not finite or
-    out of range, rules hiding most of the catalog); the lever reverts exactly the change that made them so."""
+def _document_causes(run: RunbookRun, kind: str = "auto") -> list[CheckResult]:
+    """A diagnosis for each way the config-rules step found the documents wrong: by their shape (outside the suite's
+    schema, a limit below the surface's k, rules that are not a list) or by their effect (weights not finite or out
+    of range, rules hiding most of the catalog); each lever reverts exactly the change that made them so."""
     docs = run.result("config-rules")
     if not isinstance(docs, CheckResult):
-        return None
+        return []
+    found: list[CheckResult] = []
+    shapes = docs.data.get("shape_findings") or []
+    for cause in dict.fromkeys(f["cause"] for f in shapes):
+        doc_kind = "rules" if cause.startswith("rules") else "config"
+        if kind not in ("auto", doc_kind):
+            continue
+        what = "; ".join(f["summary"] for f in shapes if f["cause"] == cause)
+        found.append(_revert_offending(run, doc_kind, cause, what, _shape_test(cause, _k(run))))
     weights = docs.data.get("weights") or []
     hidden = docs.data.get("hidden") or {}
-    rules_bad = bool([f for f in docs.data.get("findings") or [] if f.startswith("rules:")])
+    rules_bad = any(f.startswith("rules:") for f in docs.data.get("findings") or [])
     if weights and kind in ("auto", "config"):
-        return _revert_offending(run, "config", "config_weights", "; ".join(weights),
-                                 lambda doc: bool(weight_findings(doc)))
+        found.append(_revert_offending(run, "config", "config_weights", "; ".join(weights),
+                                       lambda doc: bool(weight_findings(doc))))
     if rules_bad and kind in ("auto", "rules"):
         items = published(run).items or []
-        return _revert_offending(run, "rules", "rules_hide_catalog",
-                                 f"active block rules hide {hidden.get('hidden')} of {hidden.get('total')} items "
-                                 f"({hidden.get('share', 0):.0%})",
-                                 lambda doc: hidden_share(doc, items, run.surface).too_much)
-    return None
+        found.append(_revert_offending(run, "rules", "rules_hide_catalog",
+                                       f"active block rules hide {hidden.get('hidden')} of {hidden.get('total')} "
+                                       f"items ({hidden.get('share', 0):.0%})",
+                                       lambda doc: hidden_share(doc, items, run.surface).too_much))
+    return found
+
+
+def _shape_test(cause: str, k: int) -> Callable[[Any], bool]:
+    """Whether a version of a document has the shape finding ``cause`` (to find the change that introduced it)."""
+    if cause == "rules_not_list":
+        return lambda doc: any(f.cause == cause for f in rules_shape_findings(doc))
+    return lambda doc: any(f.cause == cause for f in config_shape_findings(doc, k))
+
+
+def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | None = None) -> list[CheckResult]:
+    """A diagnosis for each cause the clients step found, its shapes together. What the probe already classified
+    (a failing plain request, an unreadable popularity artifact) is left to the probe's deeper cause. ``outside``:
+    the row that hands off a cause this runbook's table does not have (named in its evidence)."""
+    res = run.result("clients")
+    if not isinstance(res, CheckResult) or res.status != "fail" or res.unread:
+        return []
+    findings = [f for f in res.data.get("findings") or []
+                if probe_cause is None or not (f["shape"].startswith("plain")
+                                               or (f.get("evidence") or {}).get("kind") == "popularity")]
+    out = []
+    for cause in dict.fromkeys(f["cause"] for f in findings):
+        mine = [f for f in findings if f["cause"] == cause]
+        what = "; ".join(dict.fromkeys(f["summary"] for f in mine))
+        evidence = [{"shape": f["shape"], **(f.get("evidence") or {})} for f in mine]
+        if outside is not None and run.spec.cause(cause) is None:
+            out.append(diagnosis(run, f"{what} (the cause: {cause})", cause=outside,
+                                 evidence=[{"probe_cause": cause}, *evidence]))
+        elif cause == "artifact_unreadable":
+            kinds = sorted({str(e["kind"]) for e in evidence if e.get("kind")})
+            out.append(diagnosis(run, what, cause=cause, lever_args=_kind_or(run, kinds), evidence=evidence))
+        elif cause == "rules_pin_unknown":
+            pinned = {i for e in evidence for i in e.get("pinned_by_rules") or []}
+            out.append(_revert_offending(run, "rules", cause, what, lambda doc: _pins_any(doc, pinned)))
+        elif cause == "answer_capped":
+            k = _k(run)
+            out.append(_revert_offending(run, "config", cause, what,
+                                         lambda doc: any(f.cause == "config_max_k_low"
+                                                         for f in config_shape_findings(doc, k))))
+        else:
+            out.append(diagnosis(run, what, cause=cause, evidence=evidence))
+    return out
+
+
+def _pins_any(rules: Any, items: set[str]) -> bool:
+    return isinstance(rules, list) and any(
+        isinstance(r, dict) and r.get("action") == "pin" and set(r.get("item_ids") or []) & items for r in rules)
+
+
+def _stale(run: RunbookRun) -> CheckResult | None:
+    """The manifest or its data older than the limit, beside another cause: what no lever of a serving runbook
+    fixes (the pipeline must publish), so it is reported and handed off."""
+    ms = run.result("manifest-status")
+    if not isinstance(ms, CheckResult) or ms.data.get("condition") != "stale":
+        return None
+    return diagnosis(run, ms.summary, cause="manifest_stale")
 
 
 def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad: Callable[[Any], bool]) -> CheckResult:
@@ -223,23 +304,27 @@ def _shrunk(run: RunbookRun) -> CheckResult | None:
 
 
 def diagnose_empty_recs(run: RunbookRun) -> CheckResult:
-    """Tell a bad publish from rules that filter everything, missing config/rules, a stale cache and a bad request."""
+    """Every cause of an empty or wrong answer that holds: a bad publish, documents wrong by their shape or effect,
+    missing config/rules, a stale cache, a bad request, what clients of each shape get, and the data's age."""
     cause, probe_result = _probe_cause(run)
     if probe_result is None:
         return step_not_run(run, "probe")
-    documents = _document_cause(run)
-    if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
-        return documents
-    if cause is None:
-        return _shrunk(run) or diagnosis(run, f"recommendations are served: {probe_result.summary}")
+    documents = _document_causes(run)
+    found: list[CheckResult | None] = list(documents)
+    if cause is not None and not (documents and cause in _DOCUMENT_EXPLAINS):
+        found.append(_missing_document(run, cause) or _serving_diagnosis(run, cause, probe_result))
+    found += [_shrunk(run), *_client_causes(run, cause), _stale(run)]
+    return combine(run, found, f"recommendations are served: {probe_result.summary}")
+
+
+def _missing_document(run: RunbookRun, cause: str) -> CheckResult | None:
     docs = run.result("config-rules")
     missing = docs.data.get("missing") if isinstance(docs, CheckResult) else []
-    if missing and cause in ("cache_stale", "unknown"):
-        kinds = " and ".join(missing)
-        return diagnosis(run, f"{run.tenant} has no {kinds} document: the service ranks without it; `recsys-checks "
-                         f"{missing[0]} history --tenant {run.tenant}` shows earlier versions",
-                         cause=f"{missing[0]}_missing")
-    return _serving_diagnosis(run, cause, probe_result)
+    if not missing or cause not in ("cache_stale", "unknown"):
+        return None
+    kinds = " and ".join(missing)
+    return diagnosis(run, f"{run.tenant} has no {kinds} document: the service ranks without it; `recsys-checks "
+                     f"{missing[0]} history --tenant {run.tenant}` shows earlier versions", cause=f"{missing[0]}_missing")
 
 
 def _unknown_name(run: RunbookRun) -> CheckResult | None:
@@ -260,6 +345,8 @@ def _offered(run: RunbookRun, probe_result: CheckResult) -> dict[str, Any]:
     ms = run.result("manifest-status")
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "missing":
         broken = []
+    elif not isinstance(ms, CheckResult) and probe_result.data.get("broken_kind"):
+        broken = [str(probe_result.data["broken_kind"])]  # no manifest step in this runbook: what the probe read
     return {"kinds": broken, "targets": list(probe_result.data.get("stale_documents") or [])}
 
 
@@ -330,7 +417,8 @@ def requested(run: RunbookRun, found: CheckResult, summary: str, *, lever_args: 
 
 
 def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
-    """What the rollback-manifest diagnosis finds from the checks alone, before any version was asked for."""
+    """What the rollback-manifest diagnosis finds from the checks alone, before any version was asked for: every
+    broken kind, what clients of each shape get, and the data's age."""
     ms = run.result("manifest-status")
     cause, probe_result = _probe_cause(run)
     if probe_result is not None and cause in ("unknown_tenant", "unknown_surface"):
@@ -339,20 +427,19 @@ def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
     named = _unknown_name(run)
     if named is not None:
         return named
+    found: list[CheckResult | None] = []
     if probe_result is not None and cause in MANIFEST_CAUSES:
-        return diagnosis(run, probe_result.summary, cause=cause,
-                         lever_args={"kind": kind} if kind else _offered(run, probe_result))
+        found.append(diagnosis(run, probe_result.summary, cause=cause,
+                               lever_args={"kind": kind} if kind else _offered(run, probe_result)))
     if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
         failing = _broken_kinds(run)
-        return diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
-                         lever_args={"kind": kind} if kind else {"kinds": failing})
-    shrunk = _shrunk(run)
-    if shrunk is not None:
-        return shrunk
+        found.append(diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
+                               lever_args={"kind": kind} if kind else {"kinds": failing}))
+    found += [_shrunk(run), *_client_causes(run, cause if cause in MANIFEST_CAUSES else None)]
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
-        return diagnosis(run, ms.summary, cause="stale")
-    return diagnosis(run, "the current version is valid and nothing asked for a rollback (set to_version to roll "
-                     "back a version that is valid but wrong)")
+        found.append(diagnosis(run, ms.summary, cause="stale"))
+    return combine(run, found, "the current version is valid and nothing asked for a rollback (set to_version to "
+                   "roll back a version that is valid but wrong)")
 
 
 def diagnose_config_rules(run: RunbookRun) -> CheckResult:
@@ -367,15 +454,21 @@ def diagnose_config_rules(run: RunbookRun) -> CheckResult:
 
 
 def _config_rules_found(run: RunbookRun, kind: str) -> CheckResult:
-    """What the rollback-config-rules diagnosis finds from the checks alone, before any version was asked for."""
+    """What the rollback-config-rules diagnosis finds from the checks alone, before any version was asked for:
+    every document wrong by its shape or effect, what clients get because of it, and what lies outside the
+    documents (handed off)."""
     cause, probe_result = _probe_cause(run)
     if probe_result is None:
         return step_not_run(run, "probe")
-    documents = _document_cause(run, kind)
-    if documents is not None and (cause is None or cause in _DOCUMENT_EXPLAINS):
-        return documents
-    if cause is None:
-        return diagnosis(run, f"recommendations are served: {probe_result.summary}")
+    documents = _document_causes(run, kind)
+    found: list[CheckResult | None] = list(documents)
+    if cause is not None and not (documents and cause in _DOCUMENT_EXPLAINS):
+        found.append(_probe_document_cause(run, cause, kind, probe_result))
+    found += _client_causes(run, cause, outside="outside_config_rules")
+    return combine(run, found, f"recommendations are served: {probe_result.summary}")
+
+
+def _probe_document_cause(run: RunbookRun, cause: str, kind: str, probe_result: CheckResult) -> CheckResult:
     if cause == "document_cache_stale":
         # A served version older than the current document is a stale cache, not a reason to revert again.
         return diagnosis(run, probe_result.summary, cause=cause, lever_args=_offered(run, probe_result))
@@ -408,12 +501,21 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
         found, summary = "dependency_failed", health.summary
     elif cause == "store_unreachable" and probe_result is not None:
         found, summary = "store_unreachable", probe_result.summary
+    elif cause in ("artifact_invalid", "artifact_incompatible") and probe_result is not None:
+        # Up and ready, but the artifact it serves from cannot be read: an artifact problem, rolled back by kind.
+        found, summary = cause, probe_result.summary
+    elif cause == "unknown_tenant" and probe_result is not None:
+        found, summary = cause, probe_result.summary  # up and ready: the name asked for is the problem
     elif cause == "service_error" and probe_result is not None:
-        return diagnosis(run, probe_result.summary, cause="service_error")
+        found, summary = "service_error", probe_result.summary
     else:
-        return diagnosis(run, f"the service is live and ready: {health.summary}")
-    return diagnosis(run, summary, cause=found, evidence=[{"dependency": name} for name in failing],
-                     values={"failing": ", ".join(failing) or "the service process"})
+        found, summary = None, ""
+    main = diagnosis(run, summary, cause=found, evidence=[{"dependency": name} for name in failing],
+                     values={"failing": ", ".join(failing) or "the service process"},
+                     lever_args=_offered(run, probe_result) if found in MANIFEST_CAUSES and probe_result else None)
+    if found == "unknown_tenant":
+        return main  # nothing else is judged for a tenant the service does not have
+    return combine(run, [main, *_client_causes(run, cause)], f"the service is live and ready: {health.summary}")
 
 
 # --------------------------------------------------------------------------------------------------- verification
@@ -422,6 +524,25 @@ def diagnose_not_ready(run: RunbookRun) -> CheckResult:
 def verify_recommendations(run: RunbookRun) -> CheckResult:
     """After the fix: the service answers the probe with items."""
     return probe_recommendations(run)
+
+
+def verify_clients(run: RunbookRun) -> CheckResult:
+    """After the fix: every client shape is answered in full with published items."""
+    return client_answers(run)
+
+
+def verify_artifacts(run: RunbookRun) -> CheckResult:
+    """After a rollback: the manifest is valid and every artifact it names validates. A rollback lands on older data
+    by its nature, so the data's age is not a failure here but a follow-up (re-run the pipeline)."""
+    result = manifest_status(run)
+    if result.unread or result.data.get("condition") != "stale":
+        return result
+    follow_up = (f"{result.summary}; the clients are served, from older data: re-run the pipeline for the days "
+                 f"since (`recsys-checks manifest status --tenant {run.tenant} --surface {run.surface}`), or follow "
+                 "the stale-manifest runbook")
+    data = {**result.data, "follow_up": follow_up}
+    return CheckResult(result.check, "warn", f"the manifest and its artifacts are valid; {follow_up}", data,
+                       result.state, result.target)
 
 
 def verify_manifest(run: RunbookRun) -> CheckResult:
