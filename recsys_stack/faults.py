@@ -428,6 +428,83 @@ def eval_dir(root: Path, tenant: str, surface: str) -> Path:
     return Path(root) / "eval" / tenant / surface
 
 
+def _unreadable_blob(kind: str) -> Callable[[FaultContext, str, str], str]:
+    """Replace the current ``kind`` blob by a directory of the same name (the original is kept aside under
+    ``ROOT/faults/aside/``): the manifest is untouched, and the service cannot read what it names."""
+
+    def inject_unreadable(ctx: FaultContext, tenant: str, surface: str) -> str:
+        if ctx.info["store"] != "file":
+            raise StackError(f"{kind}-unreadable needs the file store (a directory in place of a blob); this stack "
+                             "uses S3")
+        manifest, _ = ctx.read_manifest(tenant, surface)
+        uri = (manifest.get("current") or {}).get(kind)
+        if not uri:
+            raise StackError(f"{tenant}/{surface} publishes no {kind} artifact", exit_code=1)
+        path = ctx.store.root.joinpath(*ctx.store.key_for_uri(uri).split("/"))
+        aside = ctx.root / "faults" / "aside" / f"{tenant}-{surface}-{kind}-{path.name}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            path.replace(aside)
+        path.mkdir(exist_ok=True)
+        ctx.invalidate(tenant, surface)
+        shapes = "requests with anchors (item pages)" if kind == "cooc" else "every request"
+        return (f"the current {kind} blob of {tenant}/{surface} is now a directory ({path.name}; the file is kept in "
+                f"{aside.parent}): {shapes} answer 500")
+
+    inject_unreadable.__name__ = f"_{kind}_unreadable"
+    return inject_unreadable
+
+
+def _pin_unknown(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
+    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    typos = ["sku-00O3", "sku-0012x"]  # a letter O for a zero, a stray letter: items that do not exist
+    rules.append({"action": "pin", "target_type": "item", "item_ids": typos, "surface": surface, "priority": 50,
+                  "enabled": True})
+    version = ctx.put_admin(tenant, "rules", rules)
+    ctx.invalidate(tenant, None, ("rules",))
+    return (f"rules of {tenant} now pin {', '.join(typos)} on {surface} (version {version[:12]}…): the first two "
+            "results of every answer are items that do not exist")
+
+
+def _rules_wrapped(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
+    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    version = ctx.put_admin(tenant, "rules", {"rules": rules})
+    ctx.invalidate(tenant, None, ("rules",))
+    return (f"rules of {tenant} PUT wrapped as {{\"rules\": [...]}} (version {version[:12]}…): the service stores "
+            f"the object and applies none of its {len(rules)} rules")
+
+
+def _max_k_low(ctx: FaultContext, tenant: str, surface: str) -> str:
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
+    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config["limits"] = {**(config.get("limits") or {}), "max_k": 2}
+    version = ctx.put_admin(tenant, "config", config)
+    ctx.invalidate(tenant, None, ("config",))
+    return f"config of {tenant} now has limits.max_k 2 (version {version[:12]}…): every answer holds at most 2 items"
+
+
+def _stale_and_blocked(ctx: FaultContext, tenant: str, surface: str) -> str:
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    blob = json.loads(ctx.store.get(ctx.store.key_for_uri(manifest["current"]["popularity"])))
+    ids = [i["item_id"] for i in blob["items"]]
+    stamp = datetime.now(UTC).replace(microsecond=0) - STALE_AND_BLOCKED_AGE
+    manifest["updated_at"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.write_manifest(manifest, etag)
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
+    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    rules.append({"action": "block", "target_type": "item", "item_ids": ids, "surface": surface, "priority": 20,
+                  "enabled": True})
+    version = ctx.put_admin(tenant, "rules", rules)
+    ctx.invalidate(tenant, surface, ("rules", "popularity"))
+    return (f"manifest of {tenant}/{surface} now says updated_at {manifest['updated_at']} (50 h ago) and rules of "
+            f"{tenant} block all {len(ids)} items (version {version[:12]}…): empty, and stale")
+
+
+STALE_AND_BLOCKED_AGE = timedelta(hours=50)
+
+
 def _eval_data(scenario: str) -> Callable[[FaultContext, str, str], str]:
     def inject_eval(ctx: FaultContext, tenant: str, surface: str) -> str:
         from .evalgen import EXPERIMENT_ID, generate
@@ -503,6 +580,18 @@ FAULTS: dict[str, Fault] = {
               "eval-report-suspect", _eval_data("schema-break")),
         Fault("eval-clean", "nothing: a clean evaluation dataset that the suite's rules ship (the baseline)",
               "eval-report-suspect", _eval_data("clean")),
+        Fault("cooc-unreadable", "the current cooc blob is a directory: requests with anchors (item pages) answer "
+              "500, plain requests are fine (file store only)", "service-not-ready", _unreadable_blob("cooc")),
+        Fault("popularity-unreadable", "the current popularity blob is a directory: every request answers 500 "
+              "(file store only)", "rollback-manifest", _unreadable_blob("popularity")),
+        Fault("pin-unknown", "a pin rule with two mistyped item ids: the first two results of every answer do not "
+              "exist", "rollback-config-rules", _pin_unknown),
+        Fault("rules-wrapped", "the rules PUT wrapped as {\"rules\": [...]}: the service applies none of them (a "
+              "blocked item comes back)", "rollback-config-rules", _rules_wrapped),
+        Fault("max-k-low", "config limits.max_k lowered to 2: every answer holds 2 items", "rollback-config-rules",
+              _max_k_low),
+        Fault("stale-and-blocked", "the manifest 50 h old and a rule blocking every item: empty, and stale",
+              "empty-recs", _stale_and_blocked),
         Fault("slow-store", "every request to the S3 endpoint waits a fixed latency (20 ms unless --latency-ms)",
               "stale-manifest", _slow_store),
     )

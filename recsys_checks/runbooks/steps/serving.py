@@ -139,7 +139,7 @@ def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str]
     shapes = [f.to_dict() for f in (config_shape_findings(docs["config"], _k(run)) if "config" in docs else [])]
     shapes += [f.to_dict() for f in (rules_shape_findings(docs["rules"]) if "rules" in docs else [])]
     data["shape_findings"] = shapes
-    findings += [f"{f['field']}: {f['summary']}" for f in shapes]
+    findings += [f"{f['field']} ({f['cause']}): {f['summary']}" for f in shapes]
     if "config" in docs:
         weights = weight_findings(docs["config"])
         data["weights"] = weights
@@ -150,6 +150,7 @@ def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str]
             hidden = hidden_share(docs["rules"], state.items, run.surface)
             data["hidden"] = {"hidden": hidden.hidden, "total": hidden.total, "share": round(hidden.share, 4),
                               "uncounted_rules": hidden.uncounted}
+            data["hidden"]["too_much"] = hidden.too_much
             if hidden.too_much:
                 findings.append(f"rules: {hidden.finding()}")
     return findings, data
@@ -193,7 +194,7 @@ def _document_causes(run: RunbookRun, kind: str = "auto") -> list[CheckResult]:
         found.append(_revert_offending(run, doc_kind, cause, what, _shape_test(cause, _k(run))))
     weights = docs.data.get("weights") or []
     hidden = docs.data.get("hidden") or {}
-    rules_bad = any(f.startswith("rules:") for f in docs.data.get("findings") or [])
+    rules_bad = bool(hidden.get("too_much"))
     if weights and kind in ("auto", "config"):
         found.append(_revert_offending(run, "config", "config_weights", "; ".join(weights),
                                        lambda doc: bool(weight_findings(doc))))
@@ -261,6 +262,10 @@ def _stale(run: RunbookRun) -> CheckResult | None:
     return diagnosis(run, ms.summary, cause="manifest_stale")
 
 
+def _is(kind: str) -> str:
+    return "are" if kind == "rules" else "is"
+
+
 def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad: Callable[[Any], bool]) -> CheckResult:
     try:
         change = find_offending_change(run.target, run.tenant, kind, is_bad)
@@ -270,11 +275,11 @@ def _revert_offending(run: RunbookRun, kind: str, cause: str, what: str, is_bad:
         why = "" if change else "; the audit log shows no change that made it so, so the previous version is used"
     if change:
         when = f"the {kind} change of {change['when']} by {change['who'] or 'an unnamed actor'}"
-        summary = (f"the {kind} of {run.tenant} is wrong by its effect: {what}; {when} ({short(change['before'])} → "
+        summary = (f"the {kind} of {run.tenant} {_is(kind)} wrong: {what}; {when} ({short(change['before'])} → "
                    f"{short(change['after'])}) made it so: revert exactly that change")
         offered = {"kind": kind, "to": change["before"]}
     else:
-        summary = f"the {kind} of {run.tenant} is wrong by its effect: {what}{why}"
+        summary = f"the {kind} of {run.tenant} {_is(kind)} wrong: {what}{why}"
         offered = {"kind": kind}
     return diagnosis(run, summary, cause=cause, lever_args=offered,
                      evidence=[{"offending_change": change}] if change else [])
