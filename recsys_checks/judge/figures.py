@@ -116,7 +116,8 @@ def wilson_interval(successes: float, trials: float, z: float = Z95) -> tuple[fl
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Rounding can leave p itself a hair outside at 0 or 1; the interval always holds the observed rate.
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))
 
 
 _COUNT_OF = {"ctr": "clicks", "conversion_rate": "conversions"}
