@@ -24,9 +24,30 @@ from recsys_checks.judge.registry.version_records import load_version_records
 from recsys_checks.reach.settings import parse_duration
 from recsys_checks.reach.store.router import stores_for
 
-__all__ = ["KINDS", "attach", "evaluation", "freshness", "pending", "rules", "show", "svg", "versions"]
+__all__ = ["DRAWN_BY", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show", "svg", "versions"]
 
 KINDS = ("versions", "freshness", "evaluation", "rules")
+# The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
+DRAWN_BY = {
+    "serving.manifest_status": "versions", "serving.manifest_history": "versions", "serving.verify_manifest": "versions",
+    "pipelines.serving_state": "versions", "readiness.publishing_freshness": "freshness",
+    "evaluation.data_quality": "evaluation", "serving.config_and_rules": "rules",
+}
+# What each picture shows, in a sentence (the pages' captions).
+SHOWS = {
+    "versions": "the surface's versions on a UTC time axis: each version's data window as a bar (the ones the "
+                "manifest names filled), each publish as a green dotted line, a manifest write that is no publish "
+                "(a rollback, a re-run of an older day) as a red dashed line, the freshness limit (now minus "
+                "max_age) and now; after a rollback, the picture before it beside the one after",
+    "freshness": "the fleet's manifest ages in hours as a histogram, the bins past the limit in red, the limit "
+                 "marked and the stale surfaces named, oldest first",
+    "evaluation": "each variant's primary metric per exposure with its 95 % (Wilson) interval, the line the "
+                  "candidate must stay above (control plus the threshold), and the SRM split: assignments observed "
+                  "against expected, with the test's p-value",
+    "rules": "the share of the catalog each active block rule hides (rules on tags, brands or categories in grey: "
+             "the artifact has no tags to count them with), and the catalog, what the rules leave servable, what "
+             "the probe was served and how much of it is from the catalog",
+}
 _PENDING = "pictures"  # run.memo key: figures attached by the current step, shown after its table
 _WIDTH, _HEIGHT = 8.0, 3.4  # inches
 
