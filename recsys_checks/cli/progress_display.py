@@ -23,7 +23,7 @@ LONG_COMMANDS = {("eval", "quality"), ("freshness", None), ("timeline", None)}
 # Seconds between redraws: often enough to look alive, rarely enough to cost nothing measurable.
 REDRAW_SECONDS = 0.2
 # Set to 0 to turn the display off on a terminal too (e.g. a screen recorder that cannot take carriage returns).
-ENV = "RECSYS_CHECKS_PROGRESS"
+PROGRESS_ENV = "RECSYS_CHECKS_PROGRESS"
 
 
 class TerminalBars:
@@ -56,7 +56,7 @@ class TerminalBars:
 def wanted(command: tuple[str, str | None], *, machine_output: bool, stream: TextIO | None = None) -> bool:
     """Whether ``command`` shows progress: a long command writing text, with stderr a terminal."""
     stream = stream or sys.stderr
-    if command not in LONG_COMMANDS or machine_output or os.environ.get(ENV, "1") == "0":
+    if command not in LONG_COMMANDS or machine_output or os.environ.get(PROGRESS_ENV, "1") == "0":
         return False
     try:
         return stream.isatty()

@@ -95,7 +95,7 @@ def test_the_display_is_wanted_only_for_long_commands_writing_text_to_a_terminal
     assert not progress_display.wanted(("eval", "quality"), machine_output=False, stream=pipe)
     assert not progress_display.wanted(("eval", "quality"), machine_output=True, stream=term)
     assert not progress_display.wanted(("health", None), machine_output=False, stream=term)
-    monkeypatch.setenv(progress_display.ENV, "0")
+    monkeypatch.setenv(progress_display.PROGRESS_ENV, "0")
     assert not progress_display.wanted(("eval", "quality"), machine_output=False, stream=term)
 
 
