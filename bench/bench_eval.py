@@ -17,12 +17,21 @@ import time
 from pathlib import Path
 
 _CHILD = """
-import json, resource, sys, time
+import contextlib, io, json, os, resource, sys, time
+from recsys_checks.core import progress
+from recsys_checks.cli.progress_display import TerminalBars
 from recsys_checks.judge.evaluation.quality import check_eval_quality
-folder = sys.argv[1]
+folder, bars = sys.argv[1], sys.argv[2] == "bars"
+
+class Terminal(io.TextIOWrapper):  # the bars' output goes nowhere, drawn as on a terminal
+    def isatty(self):
+        return True
+
+display = TerminalBars(Terminal(open(os.devnull, "wb"))) if bars else None
 start = time.perf_counter()
-res = check_eval_quality(folder + "/exposures.jsonl", folder + "/outcomes.jsonl", folder + "/assignments.jsonl",
-                   "exp-home-ranker")
+with progress.show(display):
+    res = check_eval_quality(folder + "/exposures.jsonl", folder + "/outcomes.jsonl",
+                             folder + "/assignments.jsonl", "exp-home-ranker")
 seconds = time.perf_counter() - start
 assert res.status == "ok", res.summary
 print(json.dumps({"seconds": seconds, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -30,8 +39,12 @@ print(json.dumps({"seconds": seconds, "peak_kib": resource.getrusage(resource.RU
 """
 
 
-def measure(folder: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, check=True)
+PROGRESS_COST_TARGET = 0.02
+
+
+def measure(folder: Path, bars: bool = False) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(folder), "bars" if bars else "plain"],
+                          capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 
 
@@ -53,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(folder)
             assert result["exposures"] == n
             rows.append((n, size, made, result))
+            if n == sizes[-1]:  # the progress display's cost, against the same run without it, in this run
+                shown = measure(folder, bars=True)
             for p in paths.values():  # free the disk before the next size
                 p.unlink()
     (n0, size0, _, base), (n1, size1, _, big) = rows
@@ -63,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['seconds']:>7.1f} s  {r['peak_kib'] / 1024:>7.0f} MiB")
     print(f"\nratio (large / baseline): input {size1 / size0:.1f}x, time {big['seconds'] / base['seconds']:.1f}x, "
           f"peak memory {big['peak_kib'] / base['peak_kib']:.2f}x")
+    cost = shown["seconds"] / big["seconds"] - 1
+    print(f"progress bars on a terminal, {n1:,} exposures: {shown['seconds']:.1f} s against {big['seconds']:.1f} s "
+          f"without ({cost:+.1%}; target under +{PROGRESS_COST_TARGET:.0%}: "
+          f"{'met' if cost < PROGRESS_COST_TARGET else 'MISSED'})")
     return 0
 
 

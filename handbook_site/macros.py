@@ -190,6 +190,7 @@ def render(spec: RunbookSpec, results: Path = drills.RESULTS_DIR) -> str:
         elif step.command:
             out += ["```bash", step.command, "```", ""]
         out += [f"Notebook cell `step:{step.id}`: `run.step({step.id!r}, {step.function})`", ""]
+    out += picture_section(spec)
     out += ["## Parameters", "", "Set with `-p NAME=VALUE` or in the notebook's parameters cell. Credentials are "
             "never parameters: they come from the environment.", "", "| name | type | default | meaning |",
             "|---|---|---|---|"]
@@ -261,6 +262,37 @@ def checklist_tables(runbook_id: str = "production-readiness") -> str:
     rows += ["", "| area | what to look at |", "|---|---|"]
     rows += [f"| {m['item']} | {m['look_at']} |" for m in spec.manual]
     return "\n".join(rows)
+
+
+PICTURES_DIR = Path(__file__).resolve().parents[1] / "docs" / "pictures"
+
+
+def picture_section(spec: RunbookSpec, directory: Path = PICTURES_DIR) -> list[str]:
+    """The pictures the runbook's steps draw, each with an example drawn at build time from figure data captured
+    in a drill (``docs/pictures/<kind>.json``, by ``scripts/capture_pictures.py``), so the example is what the
+    current code draws."""
+    import base64
+    import json
+
+    from recsys_checks.runbooks import pictures
+
+    kinds: dict[str, list[str]] = {}
+    for step in spec.steps:
+        kind = pictures.DRAWN_BY.get(step.function)
+        if kind:
+            kinds.setdefault(kind, []).append(step.id)
+    if not kinds:
+        return []
+    out = ["## Pictures", "", "Where a picture is faster read than a table, the step draws one under its table in "
+           "the executed notebook (and so in the receiver's HTML of the notebook). The examples below come from a "
+           "drill on the local stack.", ""]
+    for kind, steps in kinds.items():
+        figure = json.loads((directory / f"{kind}.json").read_text(encoding="utf-8"))
+        image = base64.b64encode(pictures.svg(figure).encode("utf-8")).decode("ascii")
+        where = ", ".join(f"`step:{s}`" for s in steps)
+        out += [f"**{kind.capitalize()}** ({where}): {pictures.SHOWS[kind]}.", "",
+                f'<img alt="example {kind} picture from a drill" src="data:image/svg+xml;base64,{image}">', ""]
+    return out
 
 
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook

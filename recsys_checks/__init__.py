@@ -26,7 +26,7 @@ __all__ = [
     "ActionResult", "CheckResult", "Plan",
     "BadInput", "ChecksError", "Conflict", "Unreachable",
     # checks (read-only): check_<what>, each returning a CheckResult
-    "check_document", "check_document_history", "check_eval_quality", "check_eval_report", "check_freshness",
+    "check_client_answers", "check_document", "check_document_history", "check_eval_quality", "check_eval_report", "check_freshness",
     "check_health", "check_hold", "check_manifest", "check_manifest_history", "check_recommendations",
     "check_served_vs_published", "check_timeline",
     # levers: plan_<lever> changes nothing, apply_<lever> is dry-run unless execute
@@ -41,6 +41,7 @@ _HOMES: dict[str, str] = {
     "Target": "reach.settings",
     "ActionResult": "core.results", "CheckResult": "core.results", "Plan": "core.results",
     "BadInput": "core.errors", "ChecksError": "core.errors", "Conflict": "core.errors", "Unreachable": "core.errors",
+    "check_client_answers": "judge.serving.clients",
     "check_document": "judge.serving.documents", "check_document_history": "judge.serving.documents",
     "check_eval_quality": "judge.evaluation.quality", "check_eval_report": "judge.evaluation.report",
     "check_freshness": "judge.registry.freshness", "check_health": "judge.serving.health",

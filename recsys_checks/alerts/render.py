@@ -124,6 +124,41 @@ def _fix_parts(fix: dict, *, done: bool) -> list[str]:
     return parts
 
 
+# ------------------------------------------------------------------------------------------------------ pictures
+# The triage's picture (the fleet's ages for a staleness alert), drawn by the runbooks' own drawing code. It is an
+# <img> of a data: URI (the CSP allows images from data: only, and an image runs nothing); drawn once per figure.
+
+_drawn: dict[str, str] = {}
+
+
+def picture_parts(triage: dict[str, Any]) -> list[str]:
+    """The triage's picture as HTML, or nothing when it has none or it cannot be drawn."""
+    figure = triage.get("figure")
+    if not isinstance(figure, dict):
+        return []
+    import base64
+    import json
+
+    from recsys_checks.runbooks import pictures
+
+    key = json.dumps(figure, sort_keys=True, default=str)
+    with _lock:
+        if key not in _drawn:
+            if len(_drawn) > 64:
+                _drawn.clear()
+            try:
+                _drawn[key] = base64.b64encode(pictures.svg(figure).encode("utf-8")).decode("ascii")
+            except (KeyError, TypeError, ValueError):
+                return []
+    return [f"<h2>Fleet freshness</h2><img alt=\"{_e(_alt(figure))}\" style=\"max-width:100%\" "
+            f"src=\"data:image/svg+xml;base64,{_drawn[key]}\">"]
+
+
+def _alt(figure: dict[str, Any]) -> str:
+    return (f"histogram of manifest ages in hours, limit {figure.get('limit_hours')} h; "
+            f"{figure.get('stale_count')} stale: {', '.join(figure.get('stale') or [])}")
+
+
 def incident_page(incident: Incident) -> str:
     rows = incident.rows
     parts = ["<p><a href=\"/incidents\">all incidents</a></p>",
@@ -170,6 +205,7 @@ def incident_page(incident: Incident) -> str:
         parts.append("<table><tr><th>surface</th><th>state</th><th>signals</th></tr>" + "".join(
             f"<tr><td>{_e(s['tenant'])}/{_e(s['surface'])}</td><td>{_e(s['state'])}</td>"
             f"<td class=s>{_e('; '.join(s['signals']))[:600]}</td></tr>" for s in triage["suspects"]) + "</table>")
+    parts += picture_parts(triage)
     for row in rows:
         if row.notebook_html:
             parts.append(f"<h2>Notebook: {_e(row.runbook)} {_e(row.tenant)}/{_e(row.surface)}</h2>"

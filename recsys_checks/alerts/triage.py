@@ -27,6 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from recsys_checks.judge.figures import freshness_figure
+from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE
+
 from .checks import KINDS, ChecksCli, FleetScan, Probe
 
 TRIAGE_OF_ALERT = {
@@ -77,10 +80,11 @@ class Triage:
     unread: list[str] = field(default_factory=list)  # what could not be read, not tied to one surface
     summary: str = ""
     seconds: float = 0.0
+    figure: dict[str, Any] | None = None  # the fleet's ages as a histogram (judge.figures), for a staleness alert
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "looked_at": self.looked_at, "summary": self.summary, "unread": self.unread,
-                "seconds": round(self.seconds, 3),
+                "seconds": round(self.seconds, 3), "figure": self.figure,
                 "broken": sum(not s.unknown for s in self.suspects),
                 "unknown": sum(s.unknown for s in self.suspects),
                 "suspects": [s.as_dict() for s in self.suspects[:200]]}
@@ -237,6 +241,9 @@ def judge(kind: str, observed: Observed, *, kind_label: str | None, max_probes: 
         chosen = [s for s in chosen if concerns(s)]
     chosen.sort(key=Suspect.sort_key)
     out.suspects = chosen
+    if kind == "staleness" and scan.rows:  # the scan ran with the default limit (no --max-age)
+        out.figure = freshness_figure([r for r in scan.rows if isinstance(r.get("surface"), str)],
+                                      max_age_seconds=int(DEFAULT_MAX_AGE.total_seconds()))
     out.looked_at = len(looked)
     broken = sum(not s.unknown for s in chosen)
     unknown = len(chosen) - broken

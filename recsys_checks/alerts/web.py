@@ -142,7 +142,8 @@ class Web:
         if wants_json(request):
             return json_response({**found.to_dict(), "rows": [public_row(found, r) | {k: getattr(r, k) for k in (
                 "dry_run_command", "fix", "folder", "record", "notebook", "notebook_html")} for r in found.rows]})
-        return html_response(incident_page(found))
+        # In a thread: the page may draw the triage's picture (render.picture_parts), which must not hold the loop.
+        return html_response(await asyncio.to_thread(incident_page, found))
 
     def run_file(self, request: Request, key: str) -> Path | None:
         """The file ``key`` of run ``n`` of the incident, when it is a file inside ``--out``."""

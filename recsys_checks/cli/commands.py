@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recsys_checks.cli import numbers
+from recsys_checks.cli import numbers, progress_display
 from recsys_checks.cli.output import emit, emit_stream
 from recsys_checks.cli.receiver import add_parser as _add_alerts
-from recsys_checks.core import credentials
+from recsys_checks.core import credentials, progress
 from recsys_checks.core.errors import BadInput, ChecksError, Conflict, Unhealthy
 from recsys_checks.core.results import exit_code
 from recsys_checks.judge.auditlog import MAX_AUDIT_RECORDS
@@ -462,7 +462,8 @@ def _freshness(args: argparse.Namespace) -> Streamed:
         raise ChecksError("give --json or --jsonl, not both")
     rows, finish = stream(_target(args), args.max_age, tenant=args.tenant, deep=args.deep, workers=args.workers)
     fmt = "jsonl" if args.jsonl else "json" if args.json else "text"
-    return Streamed([emit_stream(rows, finish, fmt)])
+    out = progress_display.stdout_beside_bars(sys.stdout) if progress.active() else None
+    return Streamed([emit_stream(rows, finish, fmt, out)])
 
 
 def _recs_probe(args: argparse.Namespace) -> list[Any]:
@@ -563,8 +564,11 @@ def _hold_status(args: argparse.Namespace) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = (args.command, getattr(args, "subcommand", None))
+    machine = bool(getattr(args, "json", False) or getattr(args, "jsonl", False))
     try:
-        results = args.run(args)
+        with progress_display.for_command(command, machine_output=machine):
+            results = args.run(args)
         if isinstance(results, int):  # a command that printed its own output
             return results
     except ChecksError as exc:
@@ -573,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"recsys-checks: error: {message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("recsys-checks: interrupted; nothing further was changed\n")
+        reached = progress.where()
+        sys.stderr.write(f"recsys-checks: interrupted{f' while {reached}' if reached else ''}; "
+                         "nothing further was changed\n")
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): not an error of ours, and nothing more to say
         devnull = os.open(os.devnull, os.O_WRONLY)

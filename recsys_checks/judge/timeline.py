@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from recsys_checks.core import progress
 from recsys_checks.core.errors import ChecksError, NotFound
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import format_z, is_zero_time, parse_time
@@ -328,13 +329,15 @@ def _registry_rows(target: Target, tenant: str, surface: str | None, surfaces: l
     except ChecksError as exc:
         sources["registry"] = _unavailable(target, exc)
     histories: dict[str, list[VersionRecord]] = {}
-    for name in names:
-        try:
-            histories[name] = list(read_history(target, tenant, name))
-            rows += _publishes(histories[name], name, start)
-            sources.setdefault("registry", "ok")
-        except ChecksError as exc:
-            sources["registry"] = _unavailable(target, exc)
+    with progress.stage("reading version histories", total=len(names), unit="surfaces") as read:
+        for name in names:
+            try:
+                histories[name] = list(read_history(target, tenant, name))
+                rows += _publishes(histories[name], name, start)
+                sources.setdefault("registry", "ok")
+            except ChecksError as exc:
+                sources["registry"] = _unavailable(target, exc)
+            read.advance()
     rollbacks: dict[str, list[datetime] | None] = {}
     for scope in [*names, audit.TENANT_SCOPE]:  # our audit records: per surface, and tenant-wide actions
         try:

@@ -40,6 +40,7 @@ from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.levers import guard
 from recsys_checks.reach.settings import Target
+from recsys_checks.runbooks import pictures
 from recsys_checks.runbooks.remedy import MOVED_SETTLE_SECONDS, Remedy, StepResult
 from recsys_checks.runbooks.spec import RunbookSpec, load_spec
 from recsys_checks.runbooks.verdict import Verdict, decide
@@ -195,6 +196,9 @@ class RunbookRun:
                                  if k.endswith("_not_recorded"))
                 print(f"  ({left} not shown or recorded: the first {RECORD_MAX_ROWS} of each list are; "
                       "the step judged them all)")
+        for figure in pictures.pending(self):  # what the step drew, under its table (never in the record)
+            if show:
+                pictures.show(figure)
 
     def _moved(self) -> bool:
         remedy = self._by_role("act")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.core import progress
 from recsys_checks.judge.evaluation.logs import BadLine, read_log
 
 __all__ = ["JoinState", "MAX_EXAMPLES", "MAX_SEGMENTS", "PARTITION_INPUT_BYTES", "join_logs", "p95_index",
@@ -377,8 +378,10 @@ def join_logs(paths: Mapping[str, Path], experiment_id: str | None, slice_keys: 
             asg = _partition_assignments(state, paths["assignment"], work, count, experiment_id, slice_keys)
         latencies: dict[str, _Latencies] = {}
         try:
-            for index in range(count):
-                _join_partition(state, index, exp, out, asg, latencies, work)
+            with progress.stage("joining the logs", total=count, unit="partitions") as joined:
+                for index in range(count):
+                    _join_partition(state, index, exp, out, asg, latencies, work)
+                    joined.advance()
         finally:
             for lat in latencies.values():
                 lat.close()

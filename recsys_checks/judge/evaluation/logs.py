@@ -23,10 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from recsys_checks.core import progress
 from recsys_checks.core.errors import BadInput, LineError, Unreadable
 from recsys_checks.reach.localfiles import open_regular
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# How far a log has been read is told every 4,096 lines (a mask: ``not number & PROGRESS_LINES``).
+PROGRESS_LINES = 4096 - 1
 KINDS = ("exposure", "outcome", "assignment")
 EVENT_TYPES = ("click", "conversion")
 
@@ -219,6 +222,13 @@ def open_log(path: str | os.PathLike[str], kind: str) -> Path:
     return p
 
 
+def _size(fh: Any) -> int | None:
+    try:
+        return os.fstat(fh.fileno()).st_size or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def read_log(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, dict | None, BadLine | None]]:
     """Yield ``(line_number, record, None)`` for each good line and ``(line_number, None, BadLine)`` for a bad one.
 
@@ -230,13 +240,16 @@ def read_log(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, dic
     parse = PARSERS[kind]
     name = str(p)
     fh = open_regular(p, f"the {kind} file")
-    with fh:
+    with fh, progress.stage(f"reading the {kind} log", total=_size(fh), unit="bytes") as read:
         number = 0
         while True:
             raw = fh.readline(MAX_LINE_BYTES + 1)
             if not raw:
+                read.to(read.total or read.done)
                 return
             number += 1
+            if not number & PROGRESS_LINES:
+                read.to(fh.tell())
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                 while True:  # skip the rest of the over-long line without holding it
                     more = fh.readline(1024 * 1024)

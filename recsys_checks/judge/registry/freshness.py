@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from recsys_checks.core import progress
 from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.core.timefmt import age_text, parse_time
@@ -394,8 +395,14 @@ def stream(
 
     def rows() -> Iterator[Row]:
         with TargetStores(target, connections=workers) as st:
-            for row in scan(target, st, listing(target, st, tenant), max_age, now, deep=deep, workers=workers):
-                yield tally.add(row)
+            entries = listing(target, st, tenant)
+            if progress.active():  # a display shows the time left, which needs the count of surfaces first
+                entries = list(entries)  # type: ignore[assignment]
+            total = len(entries) if isinstance(entries, list) else None
+            with progress.stage("checking surfaces", total=total, unit="surfaces") as checked:
+                for row in scan(target, st, entries, max_age, now, deep=deep, workers=workers):
+                    checked.advance()
+                    yield tally.add(row)
 
     return rows(), lambda: tally.result(target, tenant, max_age, deep)
 

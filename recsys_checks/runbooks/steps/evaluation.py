@@ -13,6 +13,7 @@ from recsys_checks.judge.evaluation.report import check_eval_report
 from recsys_checks.judge.evaluation.settings import from_config_file
 from recsys_checks.judge.evaluation.trust import CAUSES
 from recsys_checks.judge.registry.hold import check_hold
+from recsys_checks.runbooks import pictures
 from recsys_checks.runbooks.steps.fix import command_argv, diagnosis, run_command
 
 if TYPE_CHECKING:
@@ -66,9 +67,11 @@ def data_quality(run: RunbookRun) -> CheckResult:
                            {"given": False}, None, _where(run))
     experiment = str(run.params.get("experiment_id") or "") or None
     config = _path(run, "eval_config")
-    return _read(run, "eval.quality", "the evaluation logs", lambda: check_eval_quality(
+    result = _read(run, "eval.quality", "the evaluation logs", lambda: check_eval_quality(
         exposures, outcomes, _path(run, "assignments"), experiment,
         settings=from_config_file(config) if config else None, **_thresholds(run)))
+    pictures.evaluation(run, result)
+    return result
 
 
 def report_triage(run: RunbookRun) -> CheckResult:

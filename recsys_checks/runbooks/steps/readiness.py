@@ -13,6 +13,7 @@ from recsys_checks.levers.revert import plan_revert
 from recsys_checks.levers.rollback import plan_rollback
 from recsys_checks.reach.service import ServiceClient, ServiceProblem
 from recsys_checks.reach.settings import parse_duration
+from recsys_checks.runbooks import pictures
 from recsys_checks.runbooks.steps.fix import diagnosis
 from recsys_checks.runbooks.steps.serving import service_health
 
@@ -87,6 +88,7 @@ def publishing_freshness(run: RunbookRun) -> CheckResult:
         result = check_freshness(run.target, max_age, tenant=run.tenant)
     except ChecksError as exc:
         return _result("readiness.freshness", run, [_item("scheduled publishing", False, run.redact(str(exc)))])
+    pictures.freshness(run, result)
     rows = [_item(f"{r['tenant']}/{r['surface']} fresh", r["condition"] == "healthy", r["summary"])
             for r in result.data.get("rows") or []]
     return _result("readiness.freshness", run, rows or [_item("scheduled publishing", False, result.summary)])

@@ -18,6 +18,7 @@ from recsys_checks.judge.serving.health import check_health
 from recsys_checks.judge.serving.probe import DEFAULT_USER, check_recommendations
 from recsys_checks.judge.serving.served import check_served_vs_published
 from recsys_checks.reach.settings import parse_duration
+from recsys_checks.runbooks import pictures
 from recsys_checks.runbooks.steps.fix import combine, diagnosis, step_not_run
 
 if TYPE_CHECKING:
@@ -77,13 +78,17 @@ def client_answers(run: RunbookRun) -> CheckResult:
 
 def manifest_status(run: RunbookRun) -> CheckResult:
     """The current manifest: present, valid, fresh, and every blob it names validates."""
-    return _guarded("manifest.status", run,
-                    lambda: check_manifest(run.target, run.tenant, run.surface, max_age=_max_age(run)))
+    result = _guarded("manifest.status", run,
+                      lambda: check_manifest(run.target, run.tenant, run.surface, max_age=_max_age(run)))
+    pictures.versions(run, result)
+    return result
 
 
 def manifest_history(run: RunbookRun) -> CheckResult:
     """Published versions, newest first, with the valid rollback targets marked."""
-    return _guarded("manifest.history", run, lambda: check_manifest_history(run.target, run.tenant, run.surface))
+    result = _guarded("manifest.history", run, lambda: check_manifest_history(run.target, run.tenant, run.surface))
+    pictures.versions(run, result)
+    return result
 
 
 def served_vs_published_check(run: RunbookRun) -> CheckResult:
@@ -153,6 +158,7 @@ def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str]
             data["hidden"]["too_much"] = hidden.too_much
             if hidden.too_much:
                 findings.append(f"rules: {hidden.finding()}")
+        pictures.rules(run, docs["rules"], state.items)
     return findings, data
 
 
