@@ -318,6 +318,11 @@ def run_parameters(spec: RunbookSpec, given: Mapping[str, Any], target: Target) 
         if leaked:
             raise BadInput(f"parameter {name} contains the value of {leaked[0]}: credentials come from the "
                            "environment only, never from a parameter (a notebook keeps its parameters)")
+    if params.get("job_log"):  # a path that is no readable log is refused before any step runs
+        from recsys_checks.runbooks.steps.pipelines import check_job_log
+
+        check_job_log(str(params["job_log"]).replace("{tenant}", str(params.get("tenant", "")))
+                      .replace("{surface}", str(params.get("surface", ""))))
     if params["execute"]:
         guard.require_confirmed(target, params.get("confirm") or None, nothing="nothing was run")
     return params
