@@ -21,7 +21,7 @@ __all__ = ["CAUSES", "Findings", "verdict"]
 # What makes evaluation data untrusted, most fundamental first: a broken contract explains low joins, low joins
 # explain odd lifts.
 CAUSES = ("schema_break", "inconsistent_report", "srm", "low_join_rate", "incomplete_data", "aa_check_failed",
-          "orphan_conversion", "impossible_lift")
+          "aa_check_too_small", "orphan_conversion", "impossible_lift")
 
 
 @dataclass
