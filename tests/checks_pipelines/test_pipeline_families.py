@@ -19,6 +19,7 @@ from suite_lines import suite_family
 from recsys_checks.core.errors import BadInput
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.pipelinelog import classify
+from recsys_checks.reach.localfiles import check_log_source
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import RunbookRun
 from recsys_checks.runbooks.steps import pipelines
@@ -279,8 +280,8 @@ def test_a_job_log_folder_with_a_log_and_log_text_are_accepted(tmp_path):
     folder = tmp_path / "runs"
     folder.mkdir()
     (folder / "a.log").write_text(stages(date(2026, 12, 1)))
-    pipelines.check_job_log(str(folder))
-    pipelines.check_job_log("run failed: segment must be set")
+    check_log_source(str(folder))
+    check_log_source("run failed: segment must be set")
 
 
 @pytest.mark.parametrize("runbook_id", ["pipeline-failed", "limit-exceeded", "validation-failed", "stale-artifacts"])

@@ -32,6 +32,7 @@ from typing import Any
 from recsys_checks.core import credentials, jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, Unreadable
 from recsys_checks.core.results import CheckResult
+from recsys_checks.judge.evaluation.aacheck import judge_aa
 from recsys_checks.judge.evaluation.decision import decide, decision_file_path, read_decision_file, suite_detail
 from recsys_checks.judge.evaluation.plausibility import (
     DEFAULT_MAX_ORPHAN_CONVERSION_SHARE,
@@ -42,7 +43,6 @@ from recsys_checks.judge.evaluation.quality import DEFAULTS, suite_line
 from recsys_checks.judge.evaluation.settings import SUITE, SuiteSettings, from_effective_config
 from recsys_checks.judge.evaluation.srm import srm_findings, srm_test
 from recsys_checks.judge.evaluation.trust import Findings, verdict
-from recsys_checks.judge.evaluation.aacheck import judge_aa
 from recsys_checks.reach.localfiles import read_regular
 
 __all__ = ["MAX_REPORT_BYTES", "MODES", "check_eval_report"]

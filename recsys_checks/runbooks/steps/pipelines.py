@@ -9,7 +9,6 @@ successful day.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.pipelinelog import Failure, classify, day_after
 from recsys_checks.judge.registry.artifact import validate_artifact
-from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.reach.localfiles import as_path, newest_log, open_regular
 from recsys_checks.reach.store import TargetStores
 from recsys_checks.runbooks.steps.fix import diagnosis
 from recsys_checks.runbooks.steps.serving import manifest_status
@@ -34,53 +33,15 @@ def _fill(run: RunbookRun, value: str) -> str:
     return value.replace("{tenant}", run.tenant).replace("{surface}", run.surface)
 
 
-def _newest_log(folder: Path) -> Path | None:
-    """The newest run log of a folder (text logs ``*.log`` before anything else), or ``None``."""
-    files = [p for p in folder.iterdir() if p.is_file()]
-    logs = sorted([p for p in files if p.suffix == ".log"] or files, key=lambda p: (p.stat().st_mtime, p.name))
-    return logs[-1] if logs else None
-
-
-def _as_path(source: str) -> Path | None:
-    """``source`` as a path when it names one (it exists, or it is written as a path), else ``None`` (log text)."""
-    if "\n" in source:
-        return None
-    path = Path(source)
-    try:
-        if os.path.lexists(path):
-            return path
-    except (OSError, ValueError):
-        return None
-    return path if source.startswith(("/", "./", "../", "~")) and not any(c.isspace() for c in source) else None
-
-
-def check_job_log(source: str) -> None:
-    """Refuse, before a run starts, a job log parameter that names no regular readable file (BadInput, exit 2): a
-    path that does not exist, a FIFO, a device, a folder with no log in it, a file that cannot be opened."""
-    path = _as_path(source.strip())
-    if path is None:
-        return
-    try:
-        if path.is_dir():
-            newest = _newest_log(path)
-            if newest is None:
-                raise BadInput(f"the job log folder {path} holds no log: give the failed run's log file")
-            path = newest
-    except OSError as exc:
-        raise BadInput(f"the job log {path} cannot be read: {exc.strerror or exc}") from None
-    with open_regular(path, "the job log"):
-        pass
-
-
 def _read_log(source: str) -> tuple[str, str]:
     """(text, where): ``source`` is a file, a directory of run logs (the newest is read) or the log text itself.
     At most the last :data:`MAX_LOG_BYTES` of a file are read; a path that cannot be read is BadInput."""
-    path = _as_path(source)
+    path = as_path(source)
     if path is None:
         return source[-MAX_LOG_BYTES:], "the job_log parameter"
     try:
         if path.is_dir():
-            newest = _newest_log(path)
+            newest = newest_log(path)
             if newest is None:
                 raise BadInput(f"the job log folder {path} holds no log")
             path = newest
