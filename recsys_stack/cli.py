@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-distinct-items-per-run", type=_positive_int, metavar="N",
                    help="the suite's max_distinct_items_per_run: most distinct items a day may have (default: the "
                    "job's configured limit, 2000000)")
+    p.add_argument("--max-users-per-run", type=_positive_int, metavar="N",
+                   help="the suite's max_users_per_run: most distinct users the implicit stage counts (default: the "
+                   "job's configured limit; none unless configured)")
 
     p.add_argument("--rebuild-events", action="store_true",
                    help="write the day's raw events afresh first, as when the upstream has fixed and re-sent its data")
@@ -318,7 +321,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             run = ctx.publish(args.tenant, args.surface, day=args.day, now=datetime.now(UTC), fail_at=args.fail_at,
                               max_events_per_run=args.max_events_per_run,
                               max_distinct_items_per_run=args.max_distinct_items_per_run,
-                              rebuild_events=args.rebuild_events)
+                              max_users_per_run=args.max_users_per_run, rebuild_events=args.rebuild_events)
         except PublishError as exc:
             output = (exc.run_log or {}).get("output") or f"{exc}\n"
             sys.stderr.write(output)  # the stage lines and the last line, as the suite's binary prints them

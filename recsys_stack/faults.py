@@ -22,7 +22,7 @@ import httpx
 from . import processes
 from .objstore import write_file_atomic
 from .processes import StackError
-from .publisher import reset_job_limits, set_job_limits
+from .publisher import reset_job_limits, set_job_config, set_job_limits
 
 FAULT_ACTOR = "fault-injector"
 DEFAULT_LATENCY_MS = 20
@@ -275,6 +275,59 @@ def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
     # truncated artifact, until the limit is raised (`recsys-stack publish --max-events N`) or restored (`heal`).
     set_job_limits(ctx.root, max_events_per_run=max(1, count // 2))
     return ctx.publish_failing(tenant, surface, "limit_exceeded", day=day, now=datetime.now(UTC))
+
+
+def _config_error(ctx: FaultContext, tenant: str, surface: str) -> str:
+    # The deployment's configuration names an artifact kind the pipeline does not build: every run stops on its
+    # setup (exit 2, before any day) until the configuration is fixed; a re-run fails the same way.
+    set_job_config(ctx.root, kinds=["popularity", "cooc", "embeddings"])
+    line = ctx.publish_failing(tenant, surface, "setup", now=datetime.now(UTC))
+    return f"the job's configuration stops every run of {tenant}/{surface} before any day: {line}"
+
+
+def _signal_db_refused(ctx: FaultContext, tenant: str, surface: str) -> str:
+    # The job's signal database is down: a port on loopback that nothing listens on really refuses the connection.
+    set_job_config(ctx.root, signal_store={"dsn": "postgres://recsys@127.0.0.1:1/recsys"})
+    line = ctx.publish_failing(tenant, surface, "refused", now=datetime.now(UTC))
+    return f"publish of {tenant}/{surface} could not reach its signal database, manifest unchanged: {line}"
+
+
+# The store folders the store-not-writable fault made read-only (`heal` gives their write permission back).
+NOT_WRITABLE = "not-writable.json"
+
+
+def _store_not_writable(ctx: FaultContext, tenant: str, surface: str) -> str:
+    from .objstore import BLOB_PREFIX
+
+    root = getattr(ctx.store, "root", None)
+    if root is None:
+        raise StackError("store-not-writable needs the file store (`recsys-stack up --store file`)", exit_code=2)
+    folder = Path(root) / BLOB_PREFIX / tenant / surface
+    folder.mkdir(parents=True, exist_ok=True)
+    write_file_atomic(ctx.root / NOT_WRITABLE, json.dumps([str(folder)]).encode())
+    folder.chmod(0o555)
+    line = ctx.publish_failing(tenant, surface, "io", now=datetime.now(UTC))
+    return f"the store folder {folder} is read-only; every publish of {tenant}/{surface} fails: {line}"
+
+
+def _backfill_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
+    from .publisher import PublishError, backfill, job_limits, scheduled_day
+
+    set_job_limits(ctx.root, max_days_backfill=2)
+    end = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    try:
+        backfill(ctx.store, ctx.root, tenant=tenant, surface=surface, start=end - timedelta(days=2), end=end,
+                 now=datetime.now(UTC), **job_limits(ctx.root))
+    except PublishError as exc:
+        return (f"a three-day backfill of {tenant}/{surface} with max_days_backfill 2 published two days, then "
+                f"stopped; {end} did not run: {str(exc).splitlines()[-1]}")
+    raise StackError("the backfill was meant to fail but succeeded", exit_code=1)
+
+
+def _implicit_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
+    set_job_limits(ctx.root, max_users_per_run=3)
+    line = ctx.publish_failing(tenant, surface, "limit_exceeded", now=datetime.now(UTC))
+    return f"the implicit stage of {tenant}/{surface} stopped counting users at its limit, manifest unchanged: {line}"
 
 
 def _bad_rules(ctx: FaultContext, tenant: str, surface: str) -> str:
@@ -556,6 +609,16 @@ FAULTS: dict[str, Fault] = {
         Fault("limit-exceeded", "a day's events exceed the job's max_events_per_run (run failed: event limit "
               "exceeded: N > M)", "limit-exceeded",
               _limit_exceeded),
+        Fault("config-error", "the job's configuration names an artifact kind it does not support (config error: "
+              "unsupported artifact kind: embeddings, exit 2 before any day)", "pipeline-failed", _config_error),
+        Fault("signal-db-refused", "the job's signal database refuses connections (run failed: failed to connect "
+              "to ...: connection refused)", "pipeline-failed", _signal_db_refused),
+        Fault("store-not-writable", "the store folder of the surface is read-only (run failed: open ...: permission "
+              "denied)", "pipeline-failed", _store_not_writable),
+        Fault("backfill-over-limit", "a three-day backfill with max_days_backfill 2: two days published, then run "
+              "failed: backfill exceeds max days: 3 > 2", "limit-exceeded", _backfill_over_limit),
+        Fault("implicit-limit", "the implicit stage's max_users_per_run below the day's users (run failed: "
+              "limit_exceeded: distinct user limit exceeded: 3 >= 3)", "limit-exceeded", _implicit_limit),
         Fault("bad-rules", "rules that block every category: recommendations are empty", "rollback-config-rules",
               _bad_rules),
         Fault("bad-config", "config with every weight at 0: SIGNAL_UNAVAILABLE, empty recommendations",
@@ -669,7 +732,13 @@ def heal(root: Path) -> list[str]:
         db_aside.rename(db)
         done.append("admin database restored")
     if reset_job_limits(root):
-        done.append("pipeline job limits restored")
+        done.append("pipeline job configuration and limits restored")
+    readonly = root / NOT_WRITABLE
+    if readonly.is_file():
+        for folder in json.loads(readonly.read_text()):
+            Path(folder).chmod(0o755)
+            done.append(f"write permission of {folder} given back")
+        readonly.unlink()
     marker = root / BAD_EVENTS
     if marker.is_file():
         from datetime import date

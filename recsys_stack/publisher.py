@@ -17,15 +17,19 @@ scheduler that must respect one asks the gate first (``recsys-stack scheduled-pu
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import secrets
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .events import ensure_events, read_events
 from .formats import (
@@ -63,10 +67,12 @@ KINDS: tuple[str, ...] = ("popularity", "cooc")
 STEPS: tuple[str, ...] = ("blob", "validate", "record", "swap")
 # The suite's four kinds of typed error, and ``io`` and ``bad_event``: failures it prints with no kind word.
 ERROR_KINDS: tuple[str, ...] = ("invalid_argument", "limit_exceeded", "validation_failed", "dependency", "io",
-                                "bad_event")
+                                "bad_event", "setup", "refused")
 RECORD_SEGMENT = "default"
 # The suite's `limits` keys and defaults (the ones this publisher enforces).
 DEFAULT_LIMITS: dict[str, int] = {"max_events_per_run": 1_000_000, "max_distinct_items_per_run": 2_000_000}
+# Limits the suite enforces only when configured: the implicit stage's users, and a backfill's length in days.
+OPTIONAL_LIMITS: tuple[str, ...] = ("max_users_per_run", "max_days_backfill")
 DEFAULT_MAX_EVENTS = DEFAULT_LIMITS["max_events_per_run"]
 DEFAULT_MAX_ITEMS = DEFAULT_LIMITS["max_distinct_items_per_run"]
 
@@ -86,12 +92,14 @@ class PublishError(Exception):
         self.kind = kind
         self.message = message
         self.detail = detail
-        self.bare = bare or kind in ("io", "bad_event")
+        self.bare = bare or kind in ("io", "bad_event", "refused")
         self.exit_code = exit_code
         self.step = step
         self.run_log: dict | None = None
 
     def __str__(self) -> str:
+        if self.kind == "setup":  # the suite stops on its setup with a line of its own, exit 2, no stage line
+            return self.message
         if self.bare:
             text = f"run failed: {self.message}"
         else:
@@ -138,15 +146,43 @@ def job_limits(root: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     limits = doc.get("limits") if isinstance(doc, dict) else None
-    return {k: int(v) for k, v in (limits or {}).items() if k in DEFAULT_LIMITS}
+    return {k: int(v) for k, v in (limits or {}).items() if k in DEFAULT_LIMITS or k in OPTIONAL_LIMITS}
+
+
+def job_config(root: Path) -> dict[str, Any]:
+    """The job's configuration ``ROOT/pipeline.json`` as the suite reads its own at start: a file that does not parse,
+    an artifact kind or object store type it does not support stops the run before any day (exit 2)."""
+    try:
+        doc = json.loads(job_limits_path(root).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise PublishError("setup", f"config error: parse config: {exc}", exit_code=2) from None
+    if not isinstance(doc, dict):
+        raise PublishError("setup", "config error: parse config: not an object", exit_code=2)
+    for kind in doc.get("kinds") or []:
+        if kind not in KINDS:
+            raise PublishError("setup", f"config error: unsupported artifact kind: {kind}", exit_code=2)
+    store_type = (doc.get("object_store") or {}).get("type", "file")
+    if store_type not in ("file", "s3"):
+        raise PublishError("setup", f"object store error: unsupported object store type: {store_type}", exit_code=2)
+    return doc
+
+
+def set_job_config(root: Path, **settings: Any) -> None:
+    """Merge ``settings`` into the job's configuration (what a deployment's config change does)."""
+    try:
+        doc = json.loads(job_limits_path(root).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        doc = {}
+    write_file_atomic(job_limits_path(root), (json.dumps({**doc, **settings}, indent=2) + "\n").encode())
 
 
 def set_job_limits(root: Path, **limits: int) -> None:
-    unknown = sorted(set(limits) - set(DEFAULT_LIMITS))
+    unknown = sorted(set(limits) - set(DEFAULT_LIMITS) - set(OPTIONAL_LIMITS))
     if unknown:
         raise ValueError(f"unknown job limit(s) {', '.join(unknown)}: use {', '.join(DEFAULT_LIMITS)}")
-    doc = {"limits": {**job_limits(root), **limits}}
-    write_file_atomic(job_limits_path(root), (json.dumps(doc, indent=2) + "\n").encode())
+    set_job_config(root, limits={**job_limits(root), **limits})
 
 
 def reset_job_limits(root: Path) -> bool:
@@ -315,6 +351,8 @@ def publish(
     max_events_per_run: int = DEFAULT_MAX_EVENTS,
     volume: int | None = None,
     rebuild_events: bool = False,
+    max_users_per_run: int | None = None,
+    max_days_backfill: int | None = None,  # a backfill's limit: a one-day publish is within any
 ) -> dict:
     """Build and publish ``tenant``/``surface``'s artifacts for UTC ``day`` and return the run log.
 
@@ -331,6 +369,11 @@ def publish(
     run = _Run(root, tenant, surface, day, started, fixed=now is not None, injected=injected)
     versions: dict[str, str] = {}
     manifest_info: dict[str, Any] = {"key": manifest_key(tenant, surface), "before": None, "after": None}
+    try:
+        config = job_config(root)  # the suite reads its setup first: a bad one stops the run before any day
+    except PublishError as exc:
+        exc.run_log = run.finish(error=exc, versions=versions, manifest=manifest_info)
+        raise
 
     window_start, window_end = (rfc3339(t) for t in day_window(day))
     try:
@@ -344,8 +387,10 @@ def publish(
         events, source_hash = _load_events(root, tenant, surface, day, volume, max_events_per_run, run,
                                            rebuild_events)
         run.step("events", None, "ok", f"{len(events)} events", count=len(events))
+        _connect_signal_store(config)
         run.say("validate", "start", tenant=tenant, surface=surface, start=window_start, end=window_end)
         _validate_events(events, max_distinct_items_per_run)
+        _implicit_users(events, max_users_per_run)
 
         uris: dict[str, str] = {}
         for kind in kinds:
@@ -425,6 +470,7 @@ def _publish_kind(
 
     run.at("blob", kind)
     run.inject("blob", kind)
+    _check_writable(store, key)
     try:
         store.put(key, artifact_bytes(artifact), if_none_match=True)
         run.step("blob", kind, "ok", uri, uri=uri)
@@ -517,7 +563,8 @@ def _load_events(
     data = path.read_bytes()
     events = read_events(path)
     if max_events_per_run is not None and len(events) > max_events_per_run:
-        raise PublishError("limit_exceeded", f"event limit exceeded: {len(events)} > {max_events_per_run}",
+        # The ingest stops counting at the first event over the limit: the day may hold many more.
+        raise PublishError("limit_exceeded", f"event limit exceeded: {max_events_per_run + 1} > {max_events_per_run}",
                            step="events", bare=True)
     prefix = day.isoformat()
     for event in events:
@@ -539,6 +586,47 @@ def _validate_events(events: list[dict], max_distinct_items_per_run: int) -> Non
     if max_distinct_items_per_run is not None and distinct > max_distinct_items_per_run:
         raise PublishError("validation_failed", "distinct item count exceeds max",
                            detail=f"items={distinct} max={max_distinct_items_per_run}", step="validate")
+
+
+def _connect_signal_store(config: Mapping[str, Any]) -> None:
+    """The signal database, when the job names one: connected as the suite's pgx does, refused as it prints it."""
+    dsn = (config.get("signal_store") or {}).get("dsn")
+    if not dsn:
+        return
+    url = urlsplit(dsn)
+    host, port = url.hostname or "127.0.0.1", url.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=2.0).close()
+    except OSError as exc:
+        reason = "connect: connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc).lower()
+        raise PublishError("refused", f"failed to connect to `user={url.username or ''} database="
+                           f"{url.path.lstrip('/')}`: {host}:{port} ({host}): dial error: dial tcp {host}:{port}: "
+                           f"{reason}", step="events") from None
+
+
+def _implicit_users(events: list[dict], max_users_per_run: int | None) -> None:
+    """The implicit stage counts distinct users and stops at its limit (`3 >= 3` of a day of six users)."""
+    if not max_users_per_run:
+        return
+    seen: set[str] = set()
+    for event in events:
+        seen.add(str(event.get("user_id")))
+        if len(seen) >= max_users_per_run:
+            raise PublishError("limit_exceeded", f"distinct user limit exceeded: {len(seen)} >= {max_users_per_run}",
+                               step="build")
+
+
+def _check_writable(store: ObjectStore, key: str) -> None:
+    """A file store folder without write permission refuses the blob's temporary file as the OS does for the
+    pipeline's (unprivileged) user; the mode bits are read, so a stack run as root refuses it too."""
+    folder = getattr(store, "root", None)
+    if folder is None:
+        return
+    target = Path(folder).joinpath(*key.split("/"))
+    for parent in [*reversed(target.parents)]:
+        if parent.is_dir() and str(parent).startswith(str(folder)) and not parent.stat().st_mode & 0o200:
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            raise PermissionError(errno.EACCES, "permission denied", str(tmp))
 
 
 def _swap(
@@ -606,3 +694,23 @@ def scheduled_day(store: ObjectStore, root: Path, tenant: str, surface: str, *, 
     day = next_day(store, tenant, surface, today=today)
     done = read_checkpoint(root, tenant, surface)
     return max(day, done + timedelta(days=1)) if done is not None else day
+
+
+def backfill(store: ObjectStore, root: Path, *, tenant: str, surface: str, start: date, end: date,
+             now: datetime | None = None, **limits: Any) -> list[dict]:
+    """Publish ``start`` .. ``end`` day by day as the suite's backfill does: the first ``max_days_backfill`` days are
+    published and checkpointed, **then** the run fails (``backfill exceeds max days: N > M``), in one log."""
+    days = (end - start).days + 1
+    limit = int(limits.pop("max_days_backfill", None) or 365)
+    logs, lines = [], []
+    for i in range(min(days, limit)):
+        log = publish(store, root, tenant=tenant, surface=surface, day=start + timedelta(days=i), now=now, **limits)
+        logs.append(log)
+        lines += [line for line in log["output"].splitlines() if line]
+    if days <= limit:
+        return logs
+    error = PublishError("invalid_argument", f"backfill exceeds max days: {days} > {limit}", bare=True)
+    run = _Run(Path(root), tenant, surface, start + timedelta(days=limit), _start_time(now)[0], fixed=now is not None)
+    run.lines = lines
+    error.run_log = run.finish(error=error, versions={}, manifest={"key": manifest_key(tenant, surface)})
+    raise error

@@ -55,3 +55,42 @@ def read_regular(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
             return fh.read(limit + 1)
     except OSError as exc:
         raise Unreadable(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+
+
+def newest_log(folder: Path) -> Path | None:
+    """The newest run log of a folder (text logs ``*.log`` before anything else), or ``None``."""
+    files = [p for p in folder.iterdir() if p.is_file()]
+    logs = sorted([p for p in files if p.suffix == ".log"] or files, key=lambda p: (p.stat().st_mtime, p.name))
+    return logs[-1] if logs else None
+
+
+def as_path(source: str) -> Path | None:
+    """``source`` as a path when it names one (it exists, or it is written as a path), else ``None`` (log text)."""
+    if "\n" in source:
+        return None
+    path = Path(source)
+    try:
+        if os.path.lexists(path):
+            return path
+    except (OSError, ValueError):
+        return None
+    return path if source.startswith(("/", "./", "../", "~")) and not any(c.isspace() for c in source) else None
+
+
+def check_log_source(source: str, what: str = "the job log") -> None:
+    """Refuse a log parameter that names no regular readable file (Unreadable, a bad input: exit 2): a path that
+    does not exist, a FIFO, a device, a folder with no log in it, a file that cannot be opened. Log text (a value
+    that is no path) passes."""
+    path = as_path(source.strip())
+    if path is None:
+        return
+    try:
+        if path.is_dir():
+            newest = newest_log(path)
+            if newest is None:
+                raise Unreadable(f"{what} folder {path} holds no log: give the failed run's log file")
+            path = newest
+    except OSError as exc:
+        raise Unreadable(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    with open_regular(path, what):
+        pass

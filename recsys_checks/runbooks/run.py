@@ -39,6 +39,7 @@ from recsys_checks.core.render import render_action, render_check
 from recsys_checks.core.results import ActionResult, CheckResult
 from recsys_checks.core.timefmt import format_z
 from recsys_checks.levers import guard
+from recsys_checks.reach.localfiles import check_log_source
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks import pictures
 from recsys_checks.runbooks.remedy import MOVED_SETTLE_SECONDS, Remedy, StepResult
@@ -332,6 +333,9 @@ def run_parameters(spec: RunbookSpec, given: Mapping[str, Any], target: Target) 
         if leaked:
             raise BadInput(f"parameter {name} contains the value of {leaked[0]}: credentials come from the "
                            "environment only, never from a parameter (a notebook keeps its parameters)")
+    if params.get("job_log"):  # a path that is no readable log is refused before any step runs
+        check_log_source(str(params["job_log"]).replace("{tenant}", str(params.get("tenant", "")))
+                      .replace("{surface}", str(params.get("surface", ""))))
     if params["execute"]:
         guard.require_confirmed(target, params.get("confirm") or None, nothing="nothing was run")
     return params

@@ -406,3 +406,16 @@ def test_the_cli_takes_the_suites_options(slow_candidate, tmp_path, capsys):
     config.write_text("experiment:\n  decision:\n    guardrail_gates: true\n")
     assert main(base + ["--config", str(config)]) == 2
     assert "guardrail_gates not found" in capsys.readouterr().err
+
+
+def test_a_decision_made_with_our_defaults_is_labelled_ours_not_the_suites(slow_candidate, tmp_path):
+    """Without the run's configuration the summary says "our decision"; with it, "the suite's decision"."""
+    e, o, a = slow_candidate
+    ours = check_eval_quality(e, o, a, control_variant="control", max_relative_lift=0)
+    assert ours.data["decision_by"] == "ours" and "our decision (no run configuration given)" in ours.summary
+    assert "the suite's decision" not in ours.summary
+    config = tmp_path / "experiment.yaml"
+    config.write_text("mode: experiment\nexperiment:\n  control_variant: control\n  decision:\n    enabled: true\n")
+    from recsys_checks.judge.evaluation.settings import from_config_file
+    suite = check_eval_quality(e, o, a, settings=from_config_file(config), max_relative_lift=0)
+    assert suite.data["decision_by"] == "the suite" and "the suite's decision:" in suite.summary

@@ -48,7 +48,8 @@ def test_a_missing_file_says_so(tmp_path):
 
 
 def test_a_runbook_given_a_fifo_as_its_job_log_or_checkpoint_says_so_at_once(tmp_path):
-    """Through the pipeline runbook's own steps: refused as unread, not waited on until the cell timeout."""
+    """Through the pipeline runbook's own steps: a FIFO job log is refused before the run; one that a log became
+    after the run started, and a FIFO checkpoint, are unread, not waited on until the cell timeout."""
     from recsys_checks.reach.settings import Target
     from recsys_checks.runbooks.run import RunbookRun
     from recsys_checks.runbooks.steps import pipelines
@@ -56,8 +57,14 @@ def test_a_runbook_given_a_fifo_as_its_job_log_or_checkpoint_says_so_at_once(tmp
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     target = Target.from_env({"RECSYS_ARTIFACT_MANIFEST_TEMPLATE": f"file://{tmp_path}/c/{{tenant}}/{{surface}}/m.json"})
-    run = RunbookRun("pipeline-failed", target=target, record_path=tmp_path / "r.json", job_log=str(fifo),
+    with pytest.raises(BadInput, match="FIFO"):
+        RunbookRun("pipeline-failed", target=target, record_path=tmp_path / "r.json", job_log=str(fifo))
+    log_path = tmp_path / "run.log"
+    log_path.write_text("run failed: segment must be set\n")
+    run = RunbookRun("pipeline-failed", target=target, record_path=tmp_path / "r.json", job_log=str(log_path),
                      checkpoint=str(fifo))
+    log_path.unlink()
+    os.mkfifo(log_path)
     log = pipelines.classify_job_log(run)
     assert log.status == "fail" and log.unread and "FIFO" in log.summary
     checkpoint = pipelines.read_checkpoint(run)

@@ -262,7 +262,7 @@ def test_every_failure_kind_is_a_row_of_every_pipeline_runbook(tmp_path, runbook
     found = next(s for s in run.spec.steps if s.role == "diagnose").resolve()(run)
     assert run.spec.cause(found.data["cause"]).cause == kind
     own = runbook_id.replace("-", "_") if runbook_id != "pipeline-failed" else "dependency"
-    assert (found.data["runbook"] is None) == (kind in (own, "invalid_argument", "unclassified")), found.data
+    assert (found.data["runbook"] is None) == (kind in (own, "invalid_argument", "configuration", "unclassified")), found.data
 
 
 # --------------------------------------------------------------------------------------------------- the fix

@@ -224,7 +224,9 @@ def test_limit_failure_carries_observed_and_limit_and_day():
 
 
 def test_a_log_without_a_failure_classifies_as_none():
-    assert pipelines.classify("published demo/home day 2026-01-02\nok\n") is None
+    """Only a log that ends on a stage line of the suite's logger shows no failure; any other last line is unknown."""
+    assert pipelines.classify("2026/01/03 01:30:00 INFO publish: done tenant=demo surface=home\n") is None
+    assert pipelines.classify("published demo/home day 2026-01-02\nok\n").kind == "unclassified"
 
 
 def _pipeline_run(tmp_path, runbook_id, *, kind, rule, day, checkpoint_day, condition="healthy", command=""):

@@ -34,6 +34,11 @@ CONTRACT_FAULTS = {
     "eval-schema-break": "eval-report-suspect",
     "eval-clean": "eval-report-suspect",
     "slow-store": "stale-manifest",
+    "config-error": "pipeline-failed",
+    "signal-db-refused": "pipeline-failed",
+    "store-not-writable": "pipeline-failed",
+    "backfill-over-limit": "limit-exceeded",
+    "implicit-limit": "limit-exceeded",
 }
 
 

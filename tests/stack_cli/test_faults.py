@@ -32,6 +32,8 @@ TARGETS = {
     "partial-publish": ("acme", "search"),
     "validation-failed": ("acme", "home"),
     "limit-exceeded": ("acme", "home"),
+    "backfill-over-limit": ("acme", "home"),
+    "implicit-limit": ("acme", "home"),
 }
 PUBLISH_TARGET = ("demo", "search")
 
@@ -197,6 +199,32 @@ def observe_limit_exceeded(handle: StackHandle, saved: Saved) -> None:
     _assert_failed_run(handle, saved, "event limit")
 
 
+def observe_config_error(handle: StackHandle, saved: Saved) -> None:
+    run = _assert_failed_run(handle, saved, "setup")
+    assert run["exit_code"] == 2 and run["error"] == "config error: unsupported artifact kind: embeddings"
+
+
+def observe_signal_db_refused(handle: StackHandle, saved: Saved) -> None:
+    _assert_failed_run(handle, saved, "signal database refused")
+
+
+def observe_store_not_writable(handle: StackHandle, saved: Saved) -> None:
+    assert _assert_failed_run(handle, saved, "os error")["error"].endswith(": permission denied")
+
+
+def observe_implicit_limit(handle: StackHandle, saved: Saved) -> None:
+    run = _assert_failed_run(handle, saved, "optional stage limit")
+    assert run["error"].startswith("run failed: limit_exceeded: distinct user limit exceeded: 3 >= 3")
+
+
+def observe_backfill_over_limit(handle: StackHandle, saved: Saved) -> None:
+    """Two days published and checkpointed, then the suite's line; the failed day is the one after the checkpoint."""
+    run = _latest_run(handle, saved)
+    printed = (runs_dir(handle.root, saved.tenant, saved.surface) / f"{run['run_id']}.log").read_text()
+    assert suite_family(printed) == "configuration" and printed.rstrip().endswith("backfill exceeds max days: 3 > 2")
+    assert printed.count(" INFO ingest: start ") == 2 and printed.count(" INFO publish: done ") == 2
+
+
 def observe_bad_rules(handle: StackHandle, saved: Saved) -> None:
     observe_empty(handle, saved)
     entries = call(handle, "GET", f"/v1/admin/tenants/{saved.tenant}/audit?limit=5", saved.tenant).json()["entries"]
@@ -269,6 +297,11 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "validation-failed": observe_validation_failed,
     "limit-exceeded": observe_limit_exceeded,
     "bad-rules": observe_bad_rules,
+    "config-error": observe_config_error,
+    "signal-db-refused": observe_signal_db_refused,
+    "store-not-writable": observe_store_not_writable,
+    "backfill-over-limit": observe_backfill_over_limit,
+    "implicit-limit": observe_implicit_limit,
     "bad-config": observe_bad_config,
     "foreign-artifact": observe_foreign_artifact,
     "shrunk-publish": observe_shrunk_publish,
@@ -280,7 +313,8 @@ OBSERVE: dict[str, Callable[[StackHandle, Saved], None]] = {
     "eval-low-join": observe_eval("outcome join rate 69.4% is below 95%"),
     "eval-impossible-lift": observe_eval("impossible"),
     "eval-schema-break": observe_eval("break the contract"),
-    "eval-clean": observe_eval("the suite's decision: ship, by the suite's rules with our defaults", trusted=True),
+    "eval-clean": observe_eval("our decision (no run configuration given): ship, by the suite's rules with our defaults",
+                                trusted=True),
 }
 
 
@@ -293,6 +327,8 @@ def test_every_fault_has_an_observation() -> None:
 def test_injected_fault_breaks_the_running_stack(fault: str, fault_stack: StackHandle) -> None:
     """`recsys-stack inject FAULT` visibly breaks the stack (API or store), and the break can be undone."""
     tenant, surface = TARGETS.get(fault, ("demo", "home"))
+    if fault == "store-not-writable" and fault_stack.info.get("store") == "s3":
+        pytest.skip("a read-only store folder is a file store's fault")
     saved = save(fault_stack, tenant, surface)
     before = served(fault_stack, tenant, surface)
     assert before, "a healthy stack serves recommendations"

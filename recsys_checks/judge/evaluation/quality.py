@@ -203,8 +203,8 @@ def _suite(detail: dict[str, Any] | None, settings: SuiteSettings) -> dict[str, 
     if not settings.decision_enabled:
         line = (f"none ({settings.source} does not enable the decision; its rules would give "
                 f"{suite_line(detail, settings, 'with these settings')})")
-        return {"decision": None, "reason": "", "line": line, "gated": detail["gated"]}
-    return {"decision": detail["decision"], "reason": detail["reason"], "gated": detail["gated"],
+        return {"decision": None, "reason": "", "line": line, "gated": detail["gated"], "ours": settings.ours}
+    return {"decision": detail["decision"], "reason": detail["reason"], "gated": detail["gated"], "ours": settings.ours,
             "line": suite_line(detail, settings, f"by the suite's rules with {settings.source}")}
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from recsys_checks.core import credentials, jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, Unreadable
 from recsys_checks.core.results import CheckResult
+from recsys_checks.judge.evaluation.aacheck import judge_aa
 from recsys_checks.judge.evaluation.decision import decide, decision_file_path, read_decision_file, suite_detail
 from recsys_checks.judge.evaluation.plausibility import (
     DEFAULT_MAX_ORPHAN_CONVERSION_SHARE,
@@ -485,15 +486,51 @@ def _interleaving(section: dict[str, Any], findings: Findings) -> dict[str, Any]
 
 
 def _aa_check(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
-    """A/A: the p-values of a split with no difference must look uniform."""
-    uniform = section.get("uniformish")
-    total = section.get("total_tests")
-    if uniform is False:
-        findings.problem("aa_check_failed", f"the A/A check finds more significant differences than chance in "
-                                            f"{total} tests (p-values not uniform): assignment or metrics are biased, "
-                                            "so no A/B result on this setup can be trusted")
-    elif uniform is not True:
-        findings.problem("inconsistent_report", "aa_check.uniformish is missing or not true/false")
+    """A/A: judged from its p-value counts (see :mod:`recsys_checks.judge.evaluation.aacheck`), never from
+    ``uniformish`` alone, which is always true below 20 tests."""
+    uniform, total = section.get("uniformish"), section.get("total_tests")
+    counts = _aa_counts(section)
+    if counts is None or not isinstance(total, int) or isinstance(total, bool) or total < 0 or \
+            any(v > total for v in counts.values()):
+        findings.problem("inconsistent_report", "aa_check has no readable p-value counts (metrics[].counts, "
+                                                "total_tests): the A/A cannot be judged")
+        return {"decision": None, "reason": "", "source": None, "line": "none (an A/A check makes no decision)"}
+    judged = judge_aa(counts, total)
+    if judged.biased:
+        findings.problem("aa_check_failed", f"the A/A check finds differences where there are none: "
+                                            f"{judged.text()}; assignment or metrics are biased, so no A/B result on "
+                                            "this setup can be trusted")
+    elif not judged.judgeable:
+        findings.problem("aa_check_too_small", f"the A/A check cannot be judged: {judged.text()}")
+    if uniform is True and judged.biased:
+        findings.note("the suite's uniformish says true: it skips every threshold whose expected count is below 1, "
+                      f"so with {total} tests it cannot say otherwise")
+    elif uniform is False and not judged.biased:
+        findings.note("the suite's uniformish says false; the p-value counts themselves are within chance")
     return {"decision": None, "reason": "", "source": None,
-            "line": f"none (an A/A check makes no decision: p-values {'uniform' if uniform else 'not uniform'} "
-                    f"over {total} tests)"}
+            "line": f"none (an A/A check makes no decision: {judged.text()})", "aa": [dict(r) for r in judged.rows]}
+
+
+def _aa_counts(section: dict[str, Any]) -> dict[float, int] | None:
+    """Tests below each threshold, summed over the metrics; ``None`` when the counts cannot be read."""
+    out: dict[float, int] = {}
+    for metric in section.get("metrics") or []:
+        raw = metric.get("counts") if isinstance(metric, dict) else None
+        if not isinstance(raw, dict):
+            return None
+        for key, value in raw.items():
+            alpha = _threshold(key)
+            if alpha is None or not 0 < alpha < 1 or not isinstance(value, int) or isinstance(value, bool) \
+                    or value < 0:
+                return None
+            out[alpha] = out.get(alpha, 0) + value
+    return out or None
+
+
+def _threshold(key: Any) -> float | None:
+    """A count's threshold: the report writes it as a JSON key (``"0.05"``)."""
+    try:
+        value = float(key)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

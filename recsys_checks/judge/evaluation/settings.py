@@ -60,6 +60,11 @@ class SuiteSettings:
         out["srm_slice_keys"] = list(self.srm_slice_keys)
         return out
 
+    @property
+    def ours(self) -> bool:
+        """Settings built on our defaults (no run configuration given): a decision made with them is ours."""
+        return self.source.startswith(OURS.source)
+
     def gates_text(self) -> str:
         """``guardrail gate on, SRM gate off``."""
         return (f"guardrail gate {'on' if self.guardrail_gate else 'off'}, "

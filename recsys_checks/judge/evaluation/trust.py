@@ -21,7 +21,7 @@ __all__ = ["CAUSES", "Findings", "verdict"]
 # What makes evaluation data untrusted, most fundamental first: a broken contract explains low joins, low joins
 # explain odd lifts.
 CAUSES = ("schema_break", "inconsistent_report", "srm", "low_join_rate", "incomplete_data", "aa_check_failed",
-          "orphan_conversion", "impossible_lift")
+          "aa_check_too_small", "orphan_conversion", "impossible_lift")
 
 
 @dataclass
@@ -87,7 +87,10 @@ def verdict(check: str, data: dict[str, Any], findings: Findings, target: str | 
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     data["trust_verdict"] = f"not trusted: {problems[0]}{more}" if problems else "trusted"
     data["difference"] = _difference(findings, suite)
-    said = f"the suite's decision: {suite['line']}"
+    # Without the run's configuration the decision is ours (the suite's rules with our settings), and says so.
+    data["decision_by"] = "ours" if suite.get("ours") else "the suite"
+    said = f"our decision (no run configuration given): {suite['line']}" if suite.get("ours") else \
+        f"the suite's decision: {suite['line']}"
     if problems:
         summary = f"data cannot be trusted: {problems[0]}{more}; {said}, but do not act on it: hold changes"
         return CheckResult(check, "fail", summary, data, None, target)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.core.results import CheckResult
-from recsys_checks.judge.pipelinelog import Failure, classify
+from recsys_checks.judge.pipelinelog import Failure, classify, day_after
 from recsys_checks.judge.registry.artifact import validate_artifact
-from recsys_checks.reach.localfiles import open_regular
+from recsys_checks.reach.localfiles import as_path, newest_log, open_regular
 from recsys_checks.reach.store import TargetStores
 from recsys_checks.runbooks.steps.fix import diagnosis
 from recsys_checks.runbooks.steps.serving import manifest_status
@@ -26,40 +26,63 @@ if TYPE_CHECKING:
     from recsys_checks.runbooks.run import RunbookRun
 
 MAX_LOG_BYTES = 1_000_000
+# The row of a store the run cannot write: a dependency failure that a re-run does not cure.
+STORE_NOT_WRITABLE = "store_not_writable"
 # Read from the end: a long log's failure is in its last lines.
 def _fill(run: RunbookRun, value: str) -> str:
     return value.replace("{tenant}", run.tenant).replace("{surface}", run.surface)
 
 
 def _read_log(source: str) -> tuple[str, str]:
-    """(text, where): ``source`` is a file, a directory of run logs (the newest is read, text logs ``*.log`` before
-    anything else) or the log text itself. At most the last :data:`MAX_LOG_BYTES` of a file are read."""
-    path = Path(source)
+    """(text, where): ``source`` is a file, a directory of run logs (the newest is read) or the log text itself.
+    At most the last :data:`MAX_LOG_BYTES` of a file are read; a path that cannot be read is BadInput."""
+    path = as_path(source)
+    if path is None:
+        return source[-MAX_LOG_BYTES:], "the job_log parameter"
     try:
-        is_dir, is_file = path.is_dir(), path.is_file()
-    except (OSError, ValueError):
-        is_dir = is_file = False
-    if is_dir:
-        files = [p for p in path.iterdir() if p.is_file()]
-        logs = sorted([p for p in files if p.suffix == ".log"] or files, key=lambda p: (p.stat().st_mtime, p.name))
-        if not logs:
-            return "", f"{path} (no logs in it)"
-        path, is_file = logs[-1], True
-    if is_file or (path.exists() and not is_dir):  # a FIFO or a device is refused, never waited on
-        with open_regular(path, "the job log") as fh:
+        if path.is_dir():
+            newest = newest_log(path)
+            if newest is None:
+                raise BadInput(f"the job log folder {path} holds no log")
+            path = newest
+    except OSError as exc:
+        raise BadInput(f"the job log {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        with open_regular(path, "the job log") as fh:  # a FIFO or a device is refused, never waited on
             size = fh.seek(0, 2)
             fh.seek(max(0, size - MAX_LOG_BYTES))
             return fh.read(MAX_LOG_BYTES).decode("utf-8", "replace"), str(path)
-    return source[-MAX_LOG_BYTES:], "the job_log parameter"
+    except OSError as exc:
+        raise BadInput(f"cannot read the job log {path}: {exc.strerror or exc}") from None
+
+
+def _numbers(failure: Failure) -> str:
+    """A limit's numbers as the suite means them: where counting stopped, or the whole figure."""
+    if failure.observed is None:
+        return "its numbers are not in the log"
+    if failure.at_least:
+        return (f"counting stopped at {failure.observed} against {failure.limit}: the day holds at least "
+                f"{failure.observed}")
+    return f"{failure.observed} against the limit {failure.limit}"
+
+
+_REFUSED = {"object_store": "the object store", "signal_database": "the signal database",
+            "store_permissions": "the store's permissions", "unreachable": "a network peer",
+            "registry_document": "a registry document (torn JSON)"}
 
 
 def _describe(failure: Failure) -> str:
-    """The failure in one line: kind and rule, the limit's key and numbers or the bad field."""
+    """The failure in one line: kind and rule, the limit's key and numbers, the bad field, the setting, what refused."""
     what = f"{failure.kind} ({failure.rule})"
-    if failure.key and failure.observed is not None:
-        what += f": {failure.key} tripped, {failure.observed} against the limit {failure.limit}"
+    if failure.kind == "limit_exceeded":
+        key = failure.key or f"a limit the suite names '{failure.field}' (no `limits` key of the suite is known for it)"
+        what += f": {key} tripped, {_numbers(failure)}"
+    elif failure.kind == "configuration":
+        what += f": {failure.setting}; the run stopped before any day: a re-run fails the same way"
     elif failure.field:
         what += f": field {failure.field}"
+    elif failure.kind == "dependency" and failure.rule in _REFUSED:
+        what += f": {_REFUSED[failure.rule]} refused" + (f" ({failure.target})" if failure.target else "")
     return what
 
 
@@ -86,19 +109,26 @@ def classify_job_log(run: RunbookRun) -> CheckResult:
             message = f"the job log {where} is empty: whether the last run failed cannot be told"
             return CheckResult("pipeline.job_log", "fail", message, {"given": True, "source": where}, None, where_,
                                unread=message)
-        return CheckResult("pipeline.job_log", "ok", f"no failure line (`run failed:` or a configuration error) in "
-                           f"{where}: the last run did not fail", {"given": True, "source": where, "day": day}, None,
-                           where_)
+        return CheckResult("pipeline.job_log", "ok", f"no failure line in {where}: it ends on a stage line of the "
+                           "suite's logger", {"given": True, "source": where, "day": day}, None, where_)
     data = {"given": True, "source": where, **failure.to_dict(), "day": day,
             "message": run.redact(failure.message), "line": run.redact(failure.line),
             "detail": [run.redact(d) for d in failure.detail]}
+    return CheckResult("pipeline.job_log", "warn" if failure.rule == "day_range" else "fail",
+                       _log_summary(run, failure, day), data, None, where_)
+
+
+def _log_summary(run: RunbookRun, failure: Failure, day: str | None) -> str:
     quoted = run.redact(failure.text).replace("\n", " / ")
+    if failure.rule == "day_range":
+        return (f"the run found no day to run: {quoted} (an incremental run whose checkpoint is already at --end is "
+                "up to date; a backfill was given an end before its start)")
+    if failure.kind == "configuration":
+        return f"the run stopped on its setup (exit 2), before any day: {_describe(failure)}: {quoted}"
     on_day = f" on day {day}" if day else " (the failed day is not in the log: no ingest/validate start= line)"
     if failure.kind == "unclassified":
-        summary = f"the run failed{on_day} with a message no known failure explains: {quoted}"
-    else:
-        summary = f"the run failed{on_day}: {_describe(failure)}: {quoted}"
-    return CheckResult("pipeline.job_log", "fail", summary, data, None, where_)
+        return f"the run failed{on_day} with a message no known failure explains: {quoted}"
+    return f"the run failed{on_day}: {_describe(failure)}: {quoted}"
 
 
 def read_checkpoint(run: RunbookRun) -> CheckResult:
@@ -180,14 +210,23 @@ def _context(run: RunbookRun) -> tuple[CheckResult | None, CheckResult | None, C
             serving if isinstance(serving, CheckResult) else None)
 
 
-def _superseded(log: CheckResult, checkpoint: CheckResult | None) -> bool:
+def _superseded(day: str | None, checkpoint: CheckResult | None) -> bool:
     """Has a later successful run published the failed day (the checkpoint is at or past it)?"""
-    day, done = log.data.get("day"), checkpoint.data.get("day") if checkpoint is not None else None
+    done = checkpoint.data.get("day") if checkpoint is not None else None
     return bool(day and done and done >= day)
 
 
 def _serving_broken(serving: CheckResult | None) -> bool:
     return serving is not None and serving.data.get("condition") in ("missing", "invalid")
+
+
+def _failed_day(log: CheckResult, checkpoint: CheckResult | None) -> str | None:
+    """The day that did not complete: after a backfill over its limit, the day after the checkpoint (every logged
+    day of that run succeeded); else the log's (or the ``day`` parameter's)."""
+    done = checkpoint.data.get("day") if checkpoint is not None else None
+    if log.data.get("rule") == "max_days_backfill" and done:
+        return day_after(done)
+    return log.data.get("day")
 
 
 def _pipeline_diagnosis(run: RunbookRun) -> CheckResult:
@@ -196,33 +235,69 @@ def _pipeline_diagnosis(run: RunbookRun) -> CheckResult:
     log, checkpoint, serving = _context(run)
     if _serving_broken(serving):
         return diagnosis(run, f"serving is NOT on a good version: {serving.summary}", cause="serving_broken")  # type: ignore[union-attr]
-    if log is None or log.status != "fail":
+    if log is not None and log.unread:  # no cause: the verdict is inconclusive and names the job log
+        return diagnosis(run, f"the failure cannot be judged: {log.unread}")
+    if log is None or not log.data.get("kind"):
         if serving is not None and serving.data.get("condition") == "stale":
             return diagnosis(run, f"no failure in the job log, but {serving.summary}", cause="pipeline_behind")
         return diagnosis(run, "no failed run to answer: serving is on a valid, fresh version"
                          + ("" if log is not None and log.data.get("given") else " (no job log given)"))
-    kind, rule, day = log.data["kind"], log.data["rule"], log.data.get("day")
-    if _superseded(log, checkpoint):
-        return diagnosis(run, f"the {kind} failure of day {day} is already superseded: the checkpoint is at "
-                         f"{checkpoint.data['day']}")  # type: ignore[union-attr]
-    values = {"day": day or "", "rule": rule}
+    if log.data.get("rule") == "day_range":
+        return _nothing_to_do(run, log, checkpoint)
+    day = _failed_day(log, checkpoint)
+    if _superseded(day, checkpoint):
+        return diagnosis(run, f"the {log.data['kind']} failure of day {day} is already superseded: the checkpoint "
+                         f"is at {checkpoint.data['day']}")  # type: ignore[union-attr]
+    return _by_kind(run, log, day)
+
+
+def _nothing_to_do(run: RunbookRun, log: CheckResult, checkpoint: CheckResult | None) -> CheckResult:
+    """``endDay must be >= startDay``: up to date when the checkpoint is at the schedule's day, else a bad range."""
+    if checkpoint is not None and checkpoint.status == "ok" and checkpoint.data.get("days_behind") == 0:
+        return diagnosis(run, f"nothing to do: the checkpoint is at {checkpoint.data['day']}, so the incremental run "
+                         "had no day left (`endDay must be >= startDay`); the deployment is up to date")
+    where = (f"the checkpoint is at {checkpoint.data['day']}" if checkpoint is not None and checkpoint.data.get("day")
+             else "no checkpoint was read")
+    return diagnosis(run, f"the run was given an end day before its start day ({where}): {log.summary}",
+                     cause="invalid_argument:day_range", values={"rule": "day_range"})
+
+
+def _by_kind(run: RunbookRun, log: CheckResult, day: str | None) -> CheckResult:
+    """The row of the failure's kind, with the values its follow-up names."""
+    data = log.data
+    kind, rule = data["kind"], data["rule"]
+    values: dict[str, Any] = {"day": day or "", "rule": rule}
+    safe = "serving is still on the last good version"
     if kind == "unclassified":
-        return diagnosis(run, log.summary, cause="unclassified",
-                         evidence=[{"source": "job-log", "problem": log.data.get("line")}])
+        return diagnosis(run, log.summary, cause="unclassified", evidence=[{"source": "job-log", "problem": data.get("line")}])
+    if kind == "configuration":
+        return diagnosis(run, f"the deployment's configuration stops every run ({data.get('setting')}); {safe}. "
+                         f"{log.summary}", cause=f"configuration:{rule}", values={**values, "setting": data.get("setting")})
+    if kind == "dependency" and rule == "store_permissions":
+        return diagnosis(run, f"the store cannot be written ({data.get('target')}); {safe}. {log.summary}",
+                         cause=f"{STORE_NOT_WRITABLE}:{rule}", values={**values, "target": data.get("target")})
     if kind == "dependency":
-        return diagnosis(run, f"a dependency failed ({rule}); serving is still on the last good version. "
-                         f"{log.summary}", cause=f"dependency:{rule}", values=values)
+        return diagnosis(run, f"a dependency failed ({_REFUSED.get(rule, rule)}); {safe}. {log.summary}",
+                         cause=f"dependency:{rule}", values={**values, "dependency": _REFUSED.get(rule, rule)})
     if kind == "validation_failed":
-        bad = f" (field {log.data['field']})" if log.data.get("field") else ""
-        return diagnosis(run, f"validation rule {rule} tripped{bad}; serving is still on the last good version. "
-                         f"{log.summary}", cause=f"validation_failed:{rule}", values={**values, "field": bad})
+        bad = f" (field {data['field']})" if data.get("field") else ""
+        bad += f" in {data['file']}" if data.get("file") else ""
+        return diagnosis(run, f"validation rule {rule} tripped{bad}; {safe}. {log.summary}",
+                         cause=f"validation_failed:{rule}", values={**values, "field": bad})
     if kind == "limit_exceeded":
-        key, observed, limit = log.data.get("key") or rule, log.data.get("observed"), log.data.get("limit")
-        numbers = f"{observed} against {limit}" if observed is not None else "its numbers are not in the log"
-        return diagnosis(run, f"the limit {key} tripped ({numbers}); serving is still on the last good version. "
-                         f"{log.summary}", cause=f"limit_exceeded:{rule}",
-                         values={**values, "key": key, "observed": observed if observed is not None else "the volume"})
+        return _limit(run, log, values)
     return diagnosis(run, log.summary, cause=f"invalid_argument:{rule}", values=values)
+
+
+def _limit(run: RunbookRun, log: CheckResult, values: dict[str, Any]) -> CheckResult:
+    failure = Failure(**{k: log.data.get(k) for k in ("kind", "rule", "message", "observed", "limit", "field",
+                                                       "key")}, at_least=bool(log.data.get("at_least")))
+    key = failure.key or f"the limit the suite names '{failure.field}'"
+    learn = ("count the day's raw file or its canonical events: the log says only where counting stopped"
+             if failure.at_least else "the log's figure is the whole figure")
+    return diagnosis(run, f"the limit {key} tripped ({_numbers(failure)}); serving is still on the last good "
+                     f"version. {log.summary}", cause=f"limit_exceeded:{failure.rule}",
+                     values={**values, "key": key, "numbers": _numbers(failure), "learn": learn})
 
 
 def diagnose_pipeline_failed(run: RunbookRun) -> CheckResult:
@@ -256,7 +331,20 @@ def diagnose_stale_artifacts(run: RunbookRun) -> CheckResult:
     values = {}
     if checkpoint is not None and checkpoint.data.get("day"):  # the scheduler's next day: the one after the last
         values["day"] = (date.fromisoformat(checkpoint.data["day"]) + timedelta(days=1)).isoformat()
+    blocker = _blocker(log) if failed else None
+    if blocker:  # a re-run fails the same way until the configuration or the store's permissions are fixed
+        return diagnosis(run, why, cause="pipeline_behind_blocked", values={**values, "blocker": blocker})
     return diagnosis(run, why, cause="pipeline_behind_failed" if failed else "pipeline_behind", values=values)
+
+
+def _blocker(log: CheckResult | None) -> str | None:
+    """What makes every scheduled run fail the same way: the deployment's configuration, the store's permissions."""
+    data = log.data if log is not None else {}
+    if data.get("kind") == "configuration":
+        return f"the deployment's configuration: {data.get('setting')}"
+    if data.get("rule") == "store_permissions":
+        return f"the store's permissions: {data.get('target')} cannot be written"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------- verification
