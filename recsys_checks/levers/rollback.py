@@ -109,9 +109,23 @@ def plan_rollback(
         "after_current": {k: after[k] for k in sorted(after)},
         "targets": {k: chosen[k].to_dict() for k in sorted(chosen)},
         "notes": notes,
+        "rewrites": rewrites_of(m),
     }
     return Plan("manifest.rollback", manifest_uri, found.etag, changes, reason, details, deployment=target.deployment)
 
+
+
+def rewrites_of(m: Manifest | None) -> list[dict[str, Any]]:
+    """Every field a repoint changes besides the pointers it moves: ``updated_at`` (re-stamped with the time of the
+    swap, UTC with Z) and each kind that is not the suite's (dropped: the manifest is written as the suite writes it).
+    The run record's ``changed`` and the audit record list them."""
+    if m is None:
+        return []
+    out = [{"what": f"current.{kind}", "before": uri, "after": None,
+            "why": "dropped: not a kind of the suite's (the service ignored it)"} for kind, uri in sorted(m.ignored.items())]
+    out.append({"what": "updated_at", "before": m.updated_at, "after": "the time of the swap",
+                "why": "re-stamped with the time of the swap (UTC, Z)"})
+    return out
 
 
 def _direction(rec: VersionRecord, current_uri: str | None, version_records: list[VersionRecord]) -> str:
@@ -348,10 +362,11 @@ def _swap_audited(target: Target, st: TargetStores, plan: Plan, tenant: str, sur
     after = {"etag": etag_of(body), "manifest": new.to_dict(), "current": new.to_dict()["current"]}
     # The intent goes first: if it cannot be written, nothing is changed; if the process dies after the swap,
     # the next run finds the intent and completes it.
+    rewrites = [dict(r, after=new.updated_at) if r["what"] == "updated_at" else r for r in d.get("rewrites") or []]
     intent_uri, intent = audit.begin(
         st, target, plan, tenant=tenant, scope=surface, now=now, actor=actor, runbook=runbook,
         before=d["before"], after=after, expect={"observed": plan.observed, "result": after["etag"]},
-        manifest_uri=uri,
+        manifest_uri=uri, rewrites=rewrites,
     )
     try:
         new_etag = st.put(uri, body, if_match=plan.observed, if_none_match=plan.observed is None)

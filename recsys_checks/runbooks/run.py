@@ -366,6 +366,9 @@ def changes_of(remedy: Remedy) -> list[dict[str, Any]]:
             out.append({"action": action.plan.action, "what": change.get("what") or change.get("kind"),
                         "before": change.get("before"), "after": change.get("after"), "audit": action.audit,
                         **({"direction": change["direction"]} if change.get("direction") else {})})
+        for rewrite in action.plan.details.get("rewrites") or []:  # what a repoint changes besides the pointers
+            out.append({"action": action.plan.action, "what": rewrite["what"], "before": rewrite["before"],
+                        "after": rewrite["after"], "why": rewrite["why"], "audit": action.audit})
     for command in remedy.commands:
         out.append({"action": "command", "what": " ".join(command.argv), "exit_code": command.exit_code})
     return out

@@ -367,3 +367,34 @@ def test_a_rollback_never_restores_a_shrunk_version(registry, versions, monkeypa
     plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, reason="corrupt manifest")
     chosen = {c["kind"]: c["after_version"] for c in plan.changes}
     assert chosen["popularity"] == versions.pop_day3_current and chosen["popularity"] != small
+
+
+def test_a_repoint_of_a_tolerated_manifest_lists_every_field_it_changes(registry, versions):
+    """A manifest off the suite's contract in ways the service tolerates (a kind it does not have, an offset on
+    updated_at) is usable, with a warning; the repoint writes it as the suite does, and its plan, the run record's
+    ``changed`` and the audit record list the dropped kind and the re-stamped updated_at beside the moves."""
+    from recsys_checks.core.results import ActionResult
+    from recsys_checks.runbooks.remedy import Remedy
+    from recsys_checks.runbooks.run import changes_of
+
+    doc = json.loads(registry.read(MANIFEST))
+    doc["current"]["embeddings"] = doc["current"]["popularity"]
+    doc["updated_at"] = "2026-01-04T03:30:00+02:00"
+    registry.write(MANIFEST, json.dumps(doc, indent=2).encode())
+    status = manifest.check_manifest(registry.target, "demo", "home", now=FRESH)
+    assert status.status == "warn" and status.data["condition"] == "healthy", status.summary
+    assert any("embeddings" in d for d in status.data["deviations"])
+    plan = rollback.plan_rollback(registry.target, "demo", "home", previous=True, kind="popularity", reason="r")
+    assert [r["what"] for r in plan.details["rewrites"]] == ["current.embeddings", "updated_at"]
+    res = rollback.apply_rollback(registry.target, plan, execute=True, actor="alice", now=PREVIOUS_AT)
+    assert isinstance(res, ActionResult) and res.status == "applied"
+    written = json.loads(registry.read(MANIFEST))
+    assert "embeddings" not in written["current"] and written["updated_at"] == "2026-01-04T09:15:00Z"
+    changed = {c["what"]: c for c in changes_of(Remedy("applied", "manifest-rollback", "", [res]))}
+    assert set(changed) == {"current.popularity", "current.embeddings", "updated_at"}
+    assert changed["current.embeddings"]["after"] is None and "dropped" in changed["current.embeddings"]["why"]
+    (audit,) = auditlog.read_audit(registry.target, "demo", "home")
+    rewrites = {r["what"]: r for r in audit["rewrites"]}
+    assert rewrites["updated_at"] == {"what": "updated_at", "before": "2026-01-04T03:30:00+02:00",
+                                      "after": "2026-01-04T09:15:00Z",
+                                      "why": "re-stamped with the time of the swap (UTC, Z)"}

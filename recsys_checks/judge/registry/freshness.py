@@ -221,9 +221,11 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
         return _row(tenant, surface, "stale", f"{tenant}/{surface} is stale: manifest updated_at {m.updated_at} is "
                     f"{age_text(age)} old, above the {age_text(max_age)} limit", uri, updated_at=m.updated_at,
                     age_seconds=seconds, etag=etag, window_end=window_end)
+    # A deviation the service tolerates (a kind it does not have, an offset on updated_at) is said, not failed.
+    off = f"; off the suite's contract: {'; '.join(m.deviations)}" if m.deviations else ""
     return _row(tenant, surface, "healthy", f"{tenant}/{surface} updated {age_text(age)} ago, pointing at "
-                f"{', '.join(sorted(m.current))}", uri, status="ok", updated_at=m.updated_at, age_seconds=seconds,
-                etag=etag, window_end=window_end)
+                f"{', '.join(sorted(m.current))}{off}", uri, status="warn" if off else "ok", updated_at=m.updated_at,
+                age_seconds=seconds, etag=etag, window_end=window_end)
 
 
 def _popularity_window_end(target: Target, st: TargetStores, tenant: str, surface: str, uri: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, InvalidObject, NotFound
 from recsys_checks.core.results import CheckResult
-from recsys_checks.core.timefmt import age_text, parse_seconds_z, parse_time
+from recsys_checks.core.timefmt import age_text, parse_go_time, parse_seconds_z, parse_time
 from recsys_checks.judge.invariants import WINDOW_AHEAD, age_finding, future_finding, item_drop_finding, time_findings
 from recsys_checks.judge.names import unknown_name
 from recsys_checks.judge.registry.artifact import KINDS, validate_artifact, version_from_uri
@@ -41,17 +41,24 @@ DROP_LOOKBACK = 3
 
 @dataclass(frozen=True)
 class Manifest:
-    """Manifest v1: exactly these five fields."""
+    """Manifest v1: exactly these five fields.
+
+    ``deviations``: what is off the suite's contract that the service tolerates (a kind it does not have, an
+    ``updated_at`` with an offset other than ``Z``), one sentence each; clients are not affected. ``ignored``: the
+    kinds of ``current`` that are not the suite's, kept apart (a repoint writes the manifest without them).
+    """
 
     v: int
     tenant: str
     surface: str
     current: dict[str, str] = field(default_factory=dict)
     updated_at: str = ""
+    deviations: tuple[str, ...] = ()
+    ignored: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def updated_at_dt(self) -> datetime:
-        return parse_seconds_z(self.updated_at, "updated_at")
+        return _updated_at(self.updated_at)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,15 +93,36 @@ def parse_manifest(data: bytes | str) -> Manifest:
     current = doc["current"]
     if not isinstance(current, dict):
         raise BadInput("manifest field 'current' must be an object of kind -> blob URI")
+    deviations: list[str] = []
+    ignored = {kind: uri for kind, uri in current.items() if kind not in KINDS}
     for kind, uri in current.items():
-        if kind not in KINDS:
-            raise BadInput(f"manifest field 'current' has unknown kind {kind!r} (known: {', '.join(KINDS)})")
-        if not isinstance(uri, str) or not uri.startswith(("file://", "s3://")):
+        if kind in KINDS and (not isinstance(uri, str) or not uri.startswith(("file://", "s3://"))):
             raise BadInput(f"manifest field 'current.{kind}' must be a file:// or s3:// URI, got {uri!r}")
-    updated = parse_seconds_z(doc["updated_at"], "manifest field 'updated_at'")
-    m = Manifest(1, doc["tenant"], doc["surface"], dict(current), doc["updated_at"])
+    deviations += [f"current names kind {kind!r}, which is not a kind of the suite's ({', '.join(KINDS)}): the "
+                   "service ignores it, clients are not affected" for kind in sorted(ignored)]
+    updated, off = _updated_at(doc["updated_at"])
+    if off:
+        deviations.append(f"updated_at {doc['updated_at']!r} is not UTC with Z as the suite writes it (read as "
+                          f"{updated.strftime('%Y-%m-%dT%H:%M:%SZ')}): the service does not read it, clients are "
+                          "not affected")
+    kept = {kind: uri for kind, uri in current.items() if kind in KINDS}
+    m = Manifest(1, doc["tenant"], doc["surface"], kept, doc["updated_at"], tuple(deviations), ignored)
     m.__dict__["updated_at_dt"] = updated  # parsed once: the cached property's value
     return m
+
+
+def _updated_at(value: Any) -> tuple[datetime, bool]:
+    """``updated_at`` as a UTC time, and whether it was off the suite's form (an offset other than ``Z``, a
+    fraction): any RFC 3339 time is read; anything else is :class:`BadInput`."""
+    try:
+        return parse_seconds_z(value, "manifest field 'updated_at'"), False
+    except BadInput:
+        try:
+            parsed, _ = parse_go_time(value, "manifest field 'updated_at'")
+        except BadInput:
+            raise BadInput(f"manifest field 'updated_at' {value!r} is not an RFC 3339 time (the suite writes "
+                           "2026-01-02T01:23:45Z)") from None
+        return parsed.astimezone(UTC), True
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
@@ -268,6 +296,8 @@ def check_manifest(
         stale = bool(pointer or window)
         skewed = future_finding("manifest updated_at", m.updated_at_dt, now) is not None
         data["stale"] = "future" if skewed else "pointer" if pointer else "data" if window else None
+        notes += list(m.deviations)
+        data["deviations"] = list(m.deviations)
         data["notes"] = notes
     finally:
         if own:
