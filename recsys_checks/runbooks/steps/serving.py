@@ -442,11 +442,15 @@ def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
     if probe_result is not None and cause in MANIFEST_CAUSES:
         found.append(diagnosis(run, probe_result.summary, cause=cause,
                                lever_args={"kind": kind} if kind else _offered(run, probe_result)))
+    elif probe_result is not None and cause == "cache_stale":
+        # The manifest is right and the service serves an older cache of it: a rollback whose invalidation was cut
+        # short (a crash between the swap and the invalidation). Finishing it is the invalidation.
+        found.append(diagnosis(run, probe_result.summary, cause=cause))
     if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
         failing = _broken_kinds(run)
         found.append(diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
                                lever_args={"kind": kind} if kind else {"kinds": failing}))
-    found += [_shrunk(run), *_client_causes(run, cause if cause in MANIFEST_CAUSES else None)]
+    found += [_shrunk(run), *_client_causes(run, cause)]
     if isinstance(ms, CheckResult) and ms.data.get("condition") == "stale":
         found.append(diagnosis(run, ms.summary, cause="stale"))
     return combine(run, found, "the current version is valid and nothing asked for a rollback (set to_version to "
