@@ -87,6 +87,21 @@ def _fix_lines(fix: dict[str, Any], *, open_: bool) -> list[str]:
     return lines
 
 
+def _more_found(detected: list[dict[str, Any]], *, open_: bool) -> list[str]:
+    """Every cause found beyond the first (whose lines ``_fix_lines`` gave), each with what its row says to do."""
+    if len(detected) < 2:
+        return []
+    lines = [f"  also found ({len(detected) - 1} more, in the order to fix them):"]
+    for entry in detected[1:]:
+        lines.append(f"  - {entry.get('cause')}: {entry.get('summary')}")
+        for command in entry.get("commands") or [] if open_ else []:
+            lines.append(f"      by hand, dry run: {command['dry_run']}")
+            lines.append(f"      by hand, apply:   {command['apply']}")
+        if not entry.get("lever") and entry.get("no_lever"):
+            lines.append(f"      to do: {entry['no_lever']}")
+    return lines
+
+
 def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> None:
     if as_json:
         _write(json.dumps(run_record, indent=2, default=str))
@@ -104,6 +119,7 @@ def print_run_record(run_record: dict[str, Any], out: Path, as_json: bool) -> No
     if run_record.get("next_action"):
         lines.append(f"  next: {run_record['next_action']}")
     lines += _fix_lines(run_record.get("fix") or {}, open_=verdict not in ("healthy", "mitigated"))
+    lines += _more_found(run_record.get("detected") or [], open_=verdict not in ("healthy", "mitigated"))
     for unread in run_record.get("unread") or []:
         lines.append(f"  could not read: {unread.get('step')}: {unread.get('what')}")
     rows = [{"step": s.get("step"), "role": s.get("role"), "status": s.get("status"), "seconds": s.get("seconds"),
