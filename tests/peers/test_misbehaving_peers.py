@@ -15,7 +15,7 @@ from recsys_checks.judge.serving.probe import check_recommendations
 from recsys_checks.reach.settings import Target
 from recsys_checks.reach.store import S3Store
 
-from .peerkit import echo, html, not_found_html, peer, redirect, silent, trickle, xhtml
+from .peerkit import echo, found, html, not_found_html, peer, redirect, silent, trickle, xhtml
 
 SECRET = "sk-peer-test-0123456789-SECRET"
 FAST = {"timeout": 0.5, "deadline": 1.0}
@@ -180,3 +180,21 @@ def test_every_page_of_a_walk_has_the_deadline():
         finally:
             store.close()
         assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["config", "history"], ["rules", "show"],
+                                     ["rules", "history"]])
+def test_the_admin_api_answering_302_is_an_unusable_answer(command, capsys, monkeypatch):
+    """A login portal answering 302 on the admin API: never `OK … version ` and exit 0; an unusable answer, exit 1,
+    naming the redirect, and the key never sent to where it points."""
+    from recsys_checks.cli.commands import main
+
+    monkeypatch.setenv("RECSYS_API_KEY", SECRET)
+    with peer(found) as server:
+        code = main([*command, "--tenant", "demo", "--base-url", server.url])
+        hosts = [h for h in server.requests if b"login.example" in h.split(b"\r\n", 1)[0]]
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1, text
+    assert "302" in text and "redirect to https://login.example/sso" in text and "RECSYS_BASE_URL" in text
+    assert not text.startswith("OK") and SECRET not in text and hosts == []
