@@ -39,25 +39,20 @@ def s3_location(uri: str) -> tuple[str, str]:
 
 
 
-class RedirectRefused(Exception):
-    """The endpoint answered a redirect that names no region: raised inside botocore's retry hook, so no request
-    follows it, and turned into :class:`Unreachable` by the store."""
-
-    def __init__(self, status: int, location: str) -> None:
-        super().__init__(f"{status} redirect")
-        self.status = status
-        self.location = location
-
-
 def _refuse_redirect(response: Any = None, **_: Any) -> None:
-    """``needs-retry`` hook, first of all: stop at a redirect that names no region (see the module docs)."""
+    """``needs-retry`` hook, first of all: stop at a redirect that names no region (see the module docs).
+
+    Raised inside botocore's retry hook, so that no request follows it; the store's call names what it was doing
+    (``redirect`` holds the status and the ``Location``)."""
     if not response or response[0] is None or response[0].status_code not in _REDIRECTS:
         return
     parsed = response[1] or {}
     headers = (parsed.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
     if "x-amz-bucket-region" in headers or (parsed.get("Error") or {}).get("Region"):
         return  # AWS's own region redirect: botocore follows it once
-    raise RedirectRefused(response[0].status_code, str(response[0].headers.get("Location") or ""))
+    refused = Unreachable(f"redirected ({response[0].status_code})")
+    refused.redirect = (response[0].status_code, str(response[0].headers.get("Location") or ""))  # type: ignore[attr-defined]
+    raise refused
 
 
 class S3Store(ObjectStore):
@@ -142,8 +137,6 @@ class S3Store(ObjectStore):
         )
         from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
 
-        if isinstance(exc, RedirectRefused):
-            return self._redirected(exc.status, exc.location, uri, doing)
         if isinstance(exc, NoCredentialsError):
             return BadInput(
                 f"no S3 credentials for {uri}: set RECSYS_ARTIFACT_S3_ACCESS_KEY and RECSYS_ARTIFACT_S3_SECRET_KEY"
@@ -214,7 +207,10 @@ class S3Store(ObjectStore):
 
         try:
             return deadline.run(fn, seconds, too_slow)
-        except ChecksError:
+        except ChecksError as exc:
+            redirect = getattr(exc, "redirect", None)
+            if redirect is not None:
+                raise self._redirected(*redirect, uri, doing) from None
             raise
         except Exception as exc:  # noqa: BLE001 - translated into the operator-facing errors
             raise self._translate(exc, uri, doing) from None
