@@ -44,7 +44,7 @@ class FaultContext:
     def load(cls, root: Path) -> FaultContext:
         root = Path(root).resolve()
         info = processes.require_stack(root)
-        if not processes.running_processes(info).get("service"):
+        if not processes.running_processes(info, root).get("service"):
             raise StackError(f"the stack in {root} is not running: start it with `recsys-stack up --detach --root {root}`")
         return cls(root=root, info=info, secrets=processes.read_secrets(root))
 
@@ -338,7 +338,7 @@ def _weights_overflow(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] == "s3":
-        pid = processes.running_processes(ctx.info).get("s3")
+        pid = processes.running_processes(ctx.info, ctx.root).get("s3")
         if not pid:
             raise StackError("the S3 server of this stack is not running; restart with `recsys-stack up`", exit_code=1)
         os.kill(pid, signal.SIGSTOP)
@@ -366,14 +366,14 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
                          f"`recsys-stack up --store s3 --root {ctx.root}`")
     info = processes.require_stack(ctx.root)  # fresh: a slow-store already injected changed it
     upstream = info.get("s3_upstream_endpoint") or info["s3_endpoint"]
-    _stop_proxy(info)
+    _stop_proxy(info, ctx.root)
     port = processes.free_port()
     log = ctx.root / "logs" / "s3-proxy.log"
     upstream_port = int(upstream.rsplit(":", 1)[1])
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    proc = processes._spawn(
+    proc = processes.spawn(
         [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
-         str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
+         str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env, stack_id=info["stack_id"],
     )
     _DETACHED.append(proc)  # a process of the stack that outlives this command (heal and down stop it)
     info.setdefault("processes", {})["s3-proxy"] = proc.pid
@@ -392,8 +392,8 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
             "RECSYS_ARTIFACT_S3_ENDPOINT at it (the service keeps its direct connection)")
 
 
-def _stop_proxy(info: Mapping) -> str | None:
-    pid = processes.running_processes(info).get("s3-proxy")
+def _stop_proxy(info: Mapping, root: Path) -> str | None:
+    pid = processes.running_processes(info, root).get("s3-proxy")
     if pid:
         processes.stop_pid(int(pid))
         return f"latency proxy (pid {pid}) stopped"
@@ -404,7 +404,7 @@ def _heal_slow_store(root: Path) -> list[str]:
     info = processes.read_stack(root) or {}
     if not info.get("s3_upstream_endpoint") and not (info.get("processes") or {}).get("s3-proxy"):
         return []
-    done = [d for d in [_stop_proxy(info)] if d]
+    done = [d for d in [_stop_proxy(info, root)] if d]
     if info.get("s3_upstream_endpoint"):
         info["s3_endpoint"] = info.pop("s3_upstream_endpoint")
         done.append(f"S3 endpoint {info['s3_endpoint']} answers directly again")
@@ -568,7 +568,7 @@ def heal(root: Path) -> list[str]:
         aside.rename(store)
         done.append("file store restored")
     pid = (info.get("processes") or {}).get("s3")
-    if pid and processes.running_processes(info).get("s3") and _is_stopped(int(pid)):
+    if pid and processes.running_processes(info, root).get("s3") and _is_stopped(int(pid)):
         os.kill(int(pid), signal.SIGCONT)
         done.append(f"S3 server (pid {pid}) resumed")
     db, db_aside = root / "admin.db", root / "admin.db.down"
