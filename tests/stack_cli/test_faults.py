@@ -440,10 +440,10 @@ def test_slow_store_delays_every_s3_request_until_healed(fault_stack: StackHandl
 
 
 def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack: StackHandle) -> None:
-    """Behind a proxy that holds every request for ten minutes, freshness raises Unreachable within its timeout."""
+    """Behind a proxy that holds every request for ten minutes, freshness is inconclusive (the store unreachable)
+    within its timeout."""
     if fault_stack.info["store"] != "s3":
         pytest.skip("slow-store needs the S3 store")
-    from recsys_checks.core.errors import Unreachable
     from recsys_checks.judge.registry.freshness import check_freshness
     from recsys_checks.reach.settings import Target
     from recsys_stack.processes import client_env, read_secrets
@@ -452,8 +452,8 @@ def test_a_store_that_never_answers_ends_freshness_with_unreachable(fault_stack:
         assert stack_cli(fault_stack, "inject", "slow-store", "--latency-ms", "600000") == 0
         env = client_env(_stack_json(fault_stack), read_secrets(fault_stack.root))
         target = Target.from_env(env, timeout=1.0)
-        with pytest.raises(Unreachable, match="unreachable"):
-            check_freshness(target)  # pytest's timeout would end a hang; the read timeout ends it in seconds
+        result = check_freshness(target)  # pytest's timeout would end a hang; the read timeout ends it in seconds
+        assert result.data["outcome"] == "inconclusive" and "unreachable" in result.unread
     finally:
         assert stack_cli(fault_stack, "heal") == 0
 
