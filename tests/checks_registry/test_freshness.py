@@ -105,7 +105,9 @@ def test_fleet_against_an_unreachable_store_is_inconclusive(closed_port):
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
     res = check_freshness(target)
     assert res.data["outcome"] == "inconclusive" and exit_code([res]) == 2
-    assert res.unread and "unreachable" in res.unread and res.data["rows"] == []
+    assert res.unread and "unreachable" in res.unread
+    assert [(r["surface"], r["condition"]) for r in res.data["rows"]] == [(None, "unreachable")]
+    assert res.data["rows"][0]["summary"].startswith("the fleet was not read")
 
 
 # --- shallow and deep -------------------------------------------------------------------------------------------
@@ -251,7 +253,8 @@ def test_a_scan_that_stops_part_way_keeps_its_rows_and_is_inconclusive(registry)
     tally = Tally()
     rows = list(tally.rows(scan(target, Stopping(), entries, now=FRESH, workers=1)))  # type: ignore[arg-type]
     res = tally.result(target, None, timedelta(hours=26), False, rows)
-    assert [r["surface"] for r in rows] == ["gone", "dead0", "dead1"]
+    assert [r["surface"] for r in rows] == ["gone", "dead0", "dead1", None]
+    assert rows[-1]["condition"] == "unreachable" and "the rest of the fleet was not read" in rows[-1]["summary"]
     assert res.data["outcome"] == "inconclusive" and res.data["exit_code"] == 2
     assert "stopped after 3 surface(s)" in res.unread and "missing: demo/gone" in res.summary
 

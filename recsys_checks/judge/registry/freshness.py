@@ -345,13 +345,17 @@ class Tally:
         self.surfaces = 0  # rows of a surface, not of a whole tenant
         self.unread: str | None = None
 
-    def rows(self, scanned: Iterable[Row]) -> Iterator[Row]:
-        """Each row of ``scanned``, counted; a store error that stops the scan is kept as :attr:`unread`."""
+    def rows(self, scanned: Iterable[Row], tenant: str | None = None) -> Iterator[Row]:
+        """Each row of ``scanned``, counted. A store error that stops the scan is kept as :attr:`unread` and ends
+        the rows with one more: the rest of the fleet (``tenant``'s, or ``*``), ``unreachable``, so that a reader
+        of the rows alone never takes the surfaces read before the stop for the whole fleet."""
         try:
             for row in scanned:
                 yield self.add(row)
         except ChecksError as exc:
             self.unread = f"stopped after {self.total} surface(s): {exc}" if self.total else str(exc)
+            what = "the rest of the fleet was" if self.total else "the fleet was"
+            yield self.add(_row(tenant or "*", None, "unreachable", f"{what} not read: {exc}", ""))
 
     def add(self, row: Row) -> Row:
         cond = row["condition"]
@@ -429,7 +433,7 @@ def stream(
         with TargetStores(target, connections=workers) as st:
             yield from scan(target, st, listing(target, st, tenant), max_age, now, deep=deep, workers=workers)
 
-    return tally.rows(scanned()), lambda: tally.result(target, tenant, max_age, deep)
+    return tally.rows(scanned(), tenant), lambda: tally.result(target, tenant, max_age, deep)
 
 
 def check_freshness(
@@ -460,7 +464,7 @@ def check_freshness(
             entries.extend(listing(target, st, tenant))
             yield from scan(target, st, entries, max_age, now, deep=deep, workers=workers)
 
-    for row in tally.rows(scanned()):
+    for row in tally.rows(scanned(), tenant):
         rows.append(row)
         if progress:
             progress(len(rows), len(entries), _label(row))
