@@ -355,7 +355,8 @@ class Tally:
         except ChecksError as exc:
             self.unread = f"stopped after {self.total} surface(s): {exc}" if self.total else str(exc)
             what = "the rest of the fleet was" if self.total else "the fleet was"
-            yield self.add(_row(tenant or "*", None, "unreachable", f"{what} not read: {exc}", ""))
+            # Not counted: the counts and the summary are of what was read; this row is what was not.
+            yield _row(tenant or "*", None, "unreachable", f"{what} not read: {exc}", "")
 
     def add(self, row: Row) -> Row:
         cond = row["condition"]
