@@ -10,10 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import suite_reports as sr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import suite_reports as sr
 from recsys_checks.judge.evaluation.report import check_eval_report
 
 SPECIALS = ("Infinity", "-Infinity", "NaN")
