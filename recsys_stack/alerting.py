@@ -55,7 +55,6 @@ TOKEN_ENV = "RECSYS_ALERTS_TOKEN"
 RECEIVER_PATH = "/alertmanager"
 # `recsys-checks alerts serve` as a module, so that the receiver of this checkout runs, not one elsewhere on PATH.
 RECEIVER_ARGV = (sys.executable, "-m", "recsys_checks.cli", "alerts", "serve")
-RECEIVER_MARKER = "recsys_checks.cli alerts serve"
 
 
 def receiver_params(root: Path) -> list[str]:
@@ -417,12 +416,3 @@ def _wait_scraped(prometheus_url: str, proc: subprocess.Popen, log: Path, tail,
             time.sleep(0.2)
     raise AlertingError(f"Prometheus did not scrape the service within {timeout:.0f}s ({last}); see {log}")
 
-
-# The names of the alerting processes in stack.json and what their command lines contain (checked before `down`
-# signals a recorded pid).
-MARKERS = {
-    "traffic": "recsys_stack.traffic",
-    "receiver": RECEIVER_MARKER,
-    "alertmanager": "alertmanager.yml",
-    "prometheus": "prometheus.yml",
-}

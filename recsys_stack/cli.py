@@ -209,7 +209,7 @@ def collect_status(root: Path) -> dict:
     """What `status` shows, as a dict."""
     root = Path(root).resolve()
     info = processes.require_stack(root)
-    alive = processes.running_processes(info)
+    alive = processes.running_processes(info, root)
     procs = {name: {"pid": pid, "alive": name in alive} for name, pid in (info.get("processes") or {}).items()}
     status = {
         "root": str(root),
@@ -222,6 +222,9 @@ def collect_status(root: Path) -> dict:
         "processes": procs,
         "surfaces": [],
     }
+    problem = processes.ownership_problem(info, root)
+    if problem:  # what stack.json says of processes it cannot prove its own is not this root's state
+        status.update(status="not owned", ownership=problem)
     now = datetime.now(UTC)
     store = None
     if alive.get("service") or info.get("store") == "file":
@@ -296,6 +299,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         alerting = status["alerting"]
         _out(f"  alerting: Prometheus {alerting['prometheus_url']}, Alertmanager {alerting['alertmanager_url']}, "
              f"receiver {alerting.get('receiver_url') or alerting['webhook_url']}")
+    if status.get("ownership"):
+        _out(f"  {status['ownership']}")
     if status.get("store_error"):
         _out(f"  store: {status['store_error']}")
     if status["surfaces"]:

@@ -44,7 +44,7 @@ class FaultContext:
     def load(cls, root: Path) -> FaultContext:
         root = Path(root).resolve()
         info = processes.require_stack(root)
-        if not processes.running_processes(info).get("service"):
+        if not processes.running_processes(info, root).get("service"):
             raise StackError(f"the stack in {root} is not running: start it with `recsys-stack up --detach --root {root}`")
         return cls(root=root, info=info, secrets=processes.read_secrets(root))
 
@@ -391,7 +391,7 @@ def _weights_overflow(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _store_down(ctx: FaultContext, tenant: str, surface: str) -> str:
     if ctx.info["store"] == "s3":
-        pid = processes.running_processes(ctx.info).get("s3")
+        pid = processes.running_processes(ctx.info, ctx.root).get("s3")
         if not pid:
             raise StackError("the S3 server of this stack is not running; restart with `recsys-stack up`", exit_code=1)
         os.kill(pid, signal.SIGSTOP)
@@ -419,14 +419,14 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
                          f"`recsys-stack up --store s3 --root {ctx.root}`")
     info = processes.require_stack(ctx.root)  # fresh: a slow-store already injected changed it
     upstream = info.get("s3_upstream_endpoint") or info["s3_endpoint"]
-    _stop_proxy(info)
+    _stop_proxy(info, ctx.root)
     port = processes.free_port()
     log = ctx.root / "logs" / "s3-proxy.log"
     upstream_port = int(upstream.rsplit(":", 1)[1])
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    proc = processes._spawn(
+    proc = processes.spawn(
         [sys.executable, "-m", "recsys_stack.latencyproxy", "--port", str(port), "--upstream-port",
-         str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env,
+         str(upstream_port), "--latency-ms", str(ctx.latency_ms)], log, base_env, stack_id=info["stack_id"],
     )
     _DETACHED.append(proc)  # a process of the stack that outlives this command (heal and down stop it)
     info.setdefault("processes", {})["s3-proxy"] = proc.pid
@@ -445,8 +445,8 @@ def _slow_store(ctx: FaultContext, tenant: str, surface: str) -> str:
             "RECSYS_ARTIFACT_S3_ENDPOINT at it (the service keeps its direct connection)")
 
 
-def _stop_proxy(info: Mapping) -> str | None:
-    pid = processes.running_processes(info).get("s3-proxy")
+def _stop_proxy(info: Mapping, root: Path) -> str | None:
+    pid = processes.running_processes(info, root).get("s3-proxy")
     if pid:
         processes.stop_pid(int(pid))
         return f"latency proxy (pid {pid}) stopped"
@@ -457,7 +457,7 @@ def _heal_slow_store(root: Path) -> list[str]:
     info = processes.read_stack(root) or {}
     if not info.get("s3_upstream_endpoint") and not (info.get("processes") or {}).get("s3-proxy"):
         return []
-    done = [d for d in [_stop_proxy(info)] if d]
+    done = [d for d in [_stop_proxy(info, root)] if d]
     if info.get("s3_upstream_endpoint"):
         info["s3_endpoint"] = info.pop("s3_upstream_endpoint")
         done.append(f"S3 endpoint {info['s3_endpoint']} answers directly again")
@@ -481,6 +481,10 @@ def eval_dir(root: Path, tenant: str, surface: str) -> Path:
     return Path(root) / "eval" / tenant / surface
 
 
+# Where the unreadable-blob faults keep the blobs they replaced by a directory (`heal` puts them back).
+ASIDE = Path("faults") / "aside"
+
+
 def _unreadable_blob(kind: str) -> Callable[[FaultContext, str, str], str]:
     """Replace the current ``kind`` blob by a directory of the same name (the original is kept aside under
     ``ROOT/faults/aside/``): the manifest is untouched, and the service cannot read what it names."""
@@ -494,10 +498,14 @@ def _unreadable_blob(kind: str) -> Callable[[FaultContext, str, str], str]:
         if not uri:
             raise StackError(f"{tenant}/{surface} publishes no {kind} artifact", exit_code=1)
         path = ctx.store.root.joinpath(*ctx.store.key_for_uri(uri).split("/"))
-        aside = ctx.root / "faults" / "aside" / f"{tenant}-{surface}-{kind}-{path.name}"
+        aside = ctx.root / ASIDE / f"{tenant}-{surface}-{kind}-{path.name}"
         aside.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file():
             path.replace(aside)
+            index = ctx.root / ASIDE / "index.json"
+            kept = json.loads(index.read_text()) if index.is_file() else {}
+            kept[str(aside)] = str(path)
+            write_file_atomic(index, json.dumps(kept, indent=2).encode())
         path.mkdir(exist_ok=True)
         ctx.invalidate(tenant, surface)
         shapes = "requests with anchors (item pages)" if kind == "cooc" else "every request"
@@ -704,9 +712,31 @@ def check_target(info: Mapping, tenant: str, surface: str) -> None:
         raise StackError(f"unknown surface {surface!r} for {tenant}: this stack serves {', '.join(tenants[tenant])}")
 
 
+def _put_blobs_back(root: Path) -> list[str]:
+    """The blobs an unreadable-blob fault moved aside, back in place of the (empty) directory it left there."""
+    index = root / ASIDE / "index.json"
+    if not index.is_file():
+        return []
+    done, left = [], {}
+    for aside, original in json.loads(index.read_text()).items():
+        path = Path(original)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # the empty directory the fault made: the stack's own
+        if Path(aside).is_file() and not path.exists():
+            Path(aside).replace(path)
+            done.append(f"blob {path.name} put back")
+        else:
+            left[aside] = original
+    if left:
+        write_file_atomic(index, json.dumps(left, indent=2).encode())
+    else:
+        index.unlink()
+    return done
+
+
 def heal(root: Path) -> list[str]:
-    """Undo store-down, not-ready, slow-store, a lowered job limit and broken raw events; returns what was undone
-    (empty: nothing was broken)."""
+    """Undo store-down, not-ready, slow-store, a lowered job limit, broken raw events and blobs replaced by a
+    directory; returns what was undone (empty: nothing was broken)."""
     root = Path(root).resolve()
     processes.require_stack(root)
     done = _heal_slow_store(root)
@@ -720,7 +750,7 @@ def heal(root: Path) -> list[str]:
         aside.rename(store)
         done.append("file store restored")
     pid = (info.get("processes") or {}).get("s3")
-    if pid and processes.running_processes(info).get("s3") and _is_stopped(int(pid)):
+    if pid and processes.running_processes(info, root).get("s3") and _is_stopped(int(pid)):
         os.kill(int(pid), signal.SIGCONT)
         done.append(f"S3 server (pid {pid}) resumed")
     db, db_aside = root / "admin.db", root / "admin.db.down"
@@ -733,6 +763,7 @@ def heal(root: Path) -> list[str]:
         done.append("admin database restored")
     if reset_job_limits(root):
         done.append("pipeline job configuration and limits restored")
+    done += _put_blobs_back(root)
     readonly = root / NOT_WRITABLE
     if readonly.is_file():
         for folder in json.loads(readonly.read_text()):

@@ -1,13 +1,20 @@
 """Start and stop the local stack's processes: moto's S3 server (for ``--store s3``) and the service on uvicorn.
 
 Everything the stack knows about itself lives under its root: ``stack.json`` (where things are, which processes
-belong to it; never a secret), ``secrets.env`` (mode 0600), logs, the store and the admin database. ``down`` only
-ever signals the PIDs recorded in ``stack.json``, and only when the process still looks like the one ``up`` started,
-so a recycled PID is never killed by mistake.
+belong to it; never a secret), ``secrets.env`` (mode 0600), logs, the store and the admin database.
+
+The stack owns only what it started. ``up`` writes a random ``stack_id`` and the root directory's identity (device
+and inode) into ``stack.json``, starts every process with ``RECSYS_STACK_ID`` in its environment, and records each
+process's start time (``/proc/PID/stat``) and command line as it starts it. ``down``, ``reset`` and the faults signal
+a recorded PID only when all of it is proven (:func:`running_processes`): the root is the directory ``up`` wrote
+(a ``cp -a`` copy is another directory, and owns nothing), and the process has the recorded start time, command line
+and stack id. A recycled PID, an unrelated process, or the service of the root a copy was made from is never
+signalled; without ``/proc`` nothing can be proven, and nothing is signalled.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -40,9 +47,8 @@ MAX_BYTES = 10_000_000
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
-# What each process's command line contains; checked before a recorded PID is signalled.
-_MARKERS = {"service": "recsys_stack.service.app", "s3": "recsys_stack.s3server", "s3-proxy": "recsys_stack.latencyproxy",
-            **alerting_mod.MARKERS}
+# In the environment of every process `up` starts: the stack id it was started for (see the module docs).
+STACK_ID_ENV = "RECSYS_STACK_ID"
 # The order `down` stops them in: what alerts and what sends traffic before the service, the service before the store
 # (it would otherwise log connection errors against a store that went away).
 _STOP_ORDER = ("traffic", "prometheus", "alertmanager", "receiver", "service", "s3-proxy", "s3")
@@ -94,6 +100,9 @@ def require_stack(root: Path) -> dict:
 
 
 def write_stack(root: Path, info: Mapping) -> None:
+    """Write ``stack.json``; every process it names that this command started gets its identity recorded."""
+    if isinstance(info, dict):
+        _record_identities(info)
     _atomic_write(stack_json_path(root), (json.dumps(info, indent=2, sort_keys=True) + "\n").encode(), 0o644)
 
 
@@ -163,22 +172,79 @@ def pid_alive(pid: int | None) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
-def _owned(name: str, pid: int) -> bool:
-    """True when ``pid`` is alive and its command line is the one ``up`` started for ``name``."""
-    if not pid_alive(pid):
+def root_identity(root: Path) -> dict[str, int]:
+    """The root directory's device and inode: what a copy of the root (``cp -a``) does not share."""
+    st = os.stat(root)
+    return {"dev": st.st_dev, "ino": st.st_ino}
+
+
+def ownership_problem(info: Mapping | None, root: Path) -> str | None:
+    """Why the stack described by ``info`` (read from ``root``) cannot own any process, or ``None``."""
+    if not info:
+        return None
+    recorded, stack_id = info.get("root_identity"), info.get("stack_id")
+    if not stack_id or not isinstance(recorded, dict):
+        return (f"{stack_json_path(root)} records no stack id (written by an older recsys-stack): none of its "
+                "processes can be proven to be the stack's, so none is signalled; stop them by hand")
+    try:
+        same = root_identity(root) == {"dev": recorded.get("dev"), "ino": recorded.get("ino")}
+    except OSError:
+        same = False
+    if not same:
+        return (f"{root} is not the directory `recsys-stack up` started this stack in ({info.get('root')}): a copy "
+                "of a stack root owns no process, so nothing is signalled; start its own stack with "
+                f"`recsys-stack up --detach --root {root}`")
+    return None
+
+
+def _proc_identity(pid: int) -> dict[str, Any]:
+    """What identifies a running process: its start time since boot (clock ticks) and its command line."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    return {"pid": pid, "ppid": int(fields[1]), "start": int(fields[19]),
+            "cmdline": [a.decode("utf-8", "replace") for a in argv]}
+
+
+def _record_identities(info: dict) -> None:
+    """Record the identity of each process of ``info`` that is a child of this command (so its PID cannot have been
+    reused yet); a process recorded otherwise has no identity and is never signalled."""
+    pids = info.get("processes") or {}
+    known = info.setdefault("identities", {})
+    for name in [n for n in known if n not in pids]:
+        del known[name]
+    for name, pid in pids.items():
+        try:
+            found = _proc_identity(int(pid)) if pid else None
+        except (OSError, ValueError, IndexError):
+            found = None
+        if found is not None and found.pop("ppid") == os.getpid():
+            known[name] = found  # ours, as it stands now: a PID reused since an older record is recorded afresh
+        elif (known.get(name) or {}).get("pid") != pid:
+            known.pop(name, None)  # not ours, and not the process recorded: nothing proves it is the stack's
+
+
+def _owned(info: Mapping, name: str, pid: int) -> bool:
+    """True when ``pid`` is alive and is the process ``up`` started as ``name`` for this stack (see the module docs)."""
+    recorded = (info.get("identities") or {}).get(name)
+    if not recorded or recorded.get("pid") != pid or not pid_alive(pid):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return True  # no /proc: trust stack.json
-    return _MARKERS.get(name, "") in cmdline
+        found = _proc_identity(pid)
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return False  # nothing proven: never signalled
+    mark = f"{STACK_ID_ENV}={info.get('stack_id')}".encode()
+    return found["start"] == recorded.get("start") and found["cmdline"] == recorded.get("cmdline") and mark in environ
 
 
-def running_processes(info: Mapping | None) -> dict[str, int]:
-    """The stack's recorded processes that are still running, by name."""
-    if not info:
+def running_processes(info: Mapping | None, root: Path) -> dict[str, int]:
+    """The stack's recorded processes that are still running and proven to be its own, by name; none when the stack
+    in ``root`` cannot own a process (:func:`ownership_problem`)."""
+    if not info or ownership_problem(info, Path(root)):
         return {}
-    return {name: pid for name, pid in (info.get("processes") or {}).items() if pid and _owned(name, int(pid))}
+    return {name: int(pid) for name, pid in (info.get("processes") or {}).items()
+            if pid and _owned(info, name, int(pid))}
 
 
 def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
@@ -234,10 +300,11 @@ def port_in_use(port: int) -> bool:
         return False
 
 
-def _spawn(args: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
+def spawn(args: list[str], log: Path, env: Mapping[str, str], *, stack_id: str) -> subprocess.Popen:
+    """Start one process of the stack ``stack_id`` (it carries the id in its environment), in its own session."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env={**env, STACK_ID_ENV: stack_id},
             start_new_session=True, close_fds=True,
         )
 
@@ -430,7 +497,8 @@ def up(
                 alerting_mod.start(
                     root, info, procs, client_env=client_env(info, secret_values), base_env=base_env,
                     token=environ.get(alerting_mod.TOKEN_ENV), webhook=alerts_webhook,
-                    rules_source=alert_rules or alerting_mod.ALERT_RULES, spawn=_spawn, free_port=free_port,
+                    rules_source=alert_rules or alerting_mod.ALERT_RULES,
+                    spawn=functools.partial(spawn, stack_id=info["stack_id"]), free_port=free_port,
                     record=lambda: write_stack(root, info), tail=_log_tail, log=log,
                 )
             except alerting_mod.AlertingError as exc:
@@ -455,7 +523,7 @@ def _check_can_start(root: Path, store: str, port: int | None, environ: Mapping[
     if store not in ("file", "s3"):
         raise StackError(f"unknown store {store!r}: use --store file or --store s3")
     existing = read_stack(root) if stack_json_path(root).exists() else None
-    alive = running_processes(existing)
+    alive = running_processes(existing, root)
     if alive:
         raise StackError(
             f"a stack is already running in {root} (service at {existing.get('base_url')}, pids "
@@ -478,6 +546,8 @@ def _new_stack_info(root: Path, store: str, service_port: int, manifest_ttl: int
     """The first contents of stack.json: where the service and the store will be, no processes yet."""
     info: dict = {
         "root": str(root),
+        "stack_id": secrets.token_hex(16),
+        "root_identity": root_identity(root),
         "store": store,
         "base_url": f"http://127.0.0.1:{service_port}",
         "processes": {},
@@ -507,8 +577,9 @@ def _start_s3(root: Path, info: dict, procs: dict[str, subprocess.Popen], enviro
     info["s3_endpoint"] = f"http://127.0.0.1:{s3_port}"
     s3_log = root / "logs" / "s3.log"
     base_env = {k: v for k, v in environ.items() if not k.startswith(("RECSYS_", "AWS_"))}
-    procs["s3"] = _spawn(
-        [sys.executable, "-m", "recsys_stack.s3server", "--port", str(s3_port)], s3_log, base_env
+    procs["s3"] = spawn(
+        [sys.executable, "-m", "recsys_stack.s3server", "--port", str(s3_port)], s3_log, base_env,
+        stack_id=info["stack_id"],
     )
     info["processes"]["s3"] = procs["s3"].pid
     write_stack(root, info)
@@ -534,13 +605,14 @@ def _start_service(
     elif port is not None and port_in_use(port):
         raise StackError(f"port {port} on 127.0.0.1 is already in use: pick another with --port, or omit --port")
     service_log = root / "logs" / "service.log"
-    procs["service"] = _spawn(
+    procs["service"] = spawn(
         [
             sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
             "--host", "127.0.0.1", "--port", str(service_port), "--no-access-log",
         ],
         service_log,
         _service_env(info, secret_values, root, environ),
+        stack_id=info["stack_id"],
     )
     info["processes"]["service"] = procs["service"].pid
     write_stack(root, info)
@@ -556,8 +628,16 @@ def down(root: Path, log=print) -> list[str]:
         log(f"no stack in {root}: nothing to stop")
         return []
     stopped = []
+    problem = ownership_problem(info, root)
+    if problem:
+        log(problem)
     order = {name: n for n, name in enumerate(_STOP_ORDER)}
-    for name in sorted(running_processes(info), key=lambda n: order.get(n, len(order))):
+    owned = running_processes(info, root)
+    for name, pid in (info.get("processes") or {}).items():
+        if name not in owned and pid and pid_alive(int(pid)) and not problem:
+            log(f"{name}: pid {pid} is running but is not the process `up` started for this stack (its start time, "
+                "command line or stack id differ): not signalled")
+    for name in sorted(owned, key=lambda n: order.get(n, len(order))):
         pid = int(info["processes"][name])
         stop_pid(pid)
         stopped.append(f"{name} {pid}")

@@ -42,7 +42,7 @@ _FAULT_KEYS = ("s3_upstream_endpoint", "slow_store_latency_ms")
 
 
 def _stop_fault_processes(root: Path, info: dict, log) -> None:
-    alive = processes.running_processes(info)
+    alive = processes.running_processes(info, root)
     for name in _FAULT_PROCESSES:
         if name in alive:
             processes.stop_pid(int(alive[name]))
@@ -57,7 +57,10 @@ def _stop_fault_processes(root: Path, info: dict, log) -> None:
 
 
 def _check_resettable(root: Path, info: dict) -> dict[str, int]:
-    alive = processes.running_processes(info)
+    problem = processes.ownership_problem(info, root)
+    if problem:  # a copy of a running root: never stop, nor take the port of, the original's service
+        raise StackError(f"nothing was reset: {problem}")
+    alive = processes.running_processes(info, root)
     if not alive.get("service"):
         raise StackError(f"the stack in {root} is not running: start it with `recsys-stack up --detach --root {root}`")
     if info.get("store") == "s3" and not alive.get(_STORE_PROCESS):
@@ -88,10 +91,10 @@ def _restart_service(root: Path, info: dict, secret_values: Mapping[str, str], e
         port = processes.free_port()
         info["base_url"] = f"http://127.0.0.1:{port}"
     service_log = root / "logs" / "service.log"
-    proc = processes._spawn(
+    proc = processes.spawn(
         [processes.sys.executable, "-m", "uvicorn", "--factory", "recsys_stack.service.app:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        service_log, processes._service_env(info, secret_values, root, environ),
+        service_log, processes._service_env(info, secret_values, root, environ), stack_id=info["stack_id"],
     )
     _DETACHED.append(proc)
     info["processes"]["service"] = proc.pid

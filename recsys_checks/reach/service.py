@@ -300,10 +300,20 @@ class ServiceClient:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise self._problem(response, method, path)
+        self._refuse_redirect(response, method, path)
         body = self._json(response, exact)
         if body is None and response.content:
             raise self._garbage(response, method, path, "is not JSON")
         return body, response
+
+    def _refuse_redirect(self, response: httpx.Response, method: str, path: str) -> None:
+        """A redirect is no answer of the API (a login portal, a proxy, another address): unusable, as an HTML page
+        is, and never followed (the key would go where it points)."""
+        if not 300 <= response.status_code < 400:
+            return
+        location = response.headers.get("Location")
+        where = f"a redirect to {self.target.redact(location)[:160]}" if location else "a redirect that names no place"
+        raise self._garbage(response, method, path, f"is {where}, which is not followed")
 
     def _garbage(self, response: httpx.Response, method: str, path: str, what: str) -> ServiceProblem:
         """A success status with a body the API never sends (an HTML page from a proxy or a login portal...)."""
@@ -350,6 +360,7 @@ class ServiceClient:
         response = self._send("GET", "/metrics")
         if response.status_code >= 400:
             raise self._problem(response, "GET", "/metrics")
+        self._refuse_redirect(response, "GET", "/metrics")
         return {line.split()[2] for line in response.text.splitlines()
                 if line.startswith("# TYPE ") and len(line.split()) >= 4}
 
@@ -358,6 +369,7 @@ class ServiceClient:
         response = self._send("GET", "/metrics")
         if response.status_code >= 400:
             raise self._problem(response, "GET", "/metrics")
+        self._refuse_redirect(response, "GET", "/metrics")
         return parse_metrics(response.text)
 
     # -- recommendations --
@@ -402,9 +414,11 @@ class ServiceClient:
     def get_doc(self, tenant: str, kind: str) -> tuple[Any, str]:
         """The tenant's current config or rules document and its version (the bare-hex ``ETag``)."""
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
-        body, response = self._call("GET", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True,
-                                    exact=True)
-        body = body if isinstance(body, dict) else {}
+        path = f"/v1/admin/tenants/{_path_segment(t)}/{k}"
+        body, response = self._call("GET", path, tenant=t, admin=True, exact=True)
+        if not isinstance(body, dict) or k not in body:
+            # The API wraps the document ({"tenant_id", "<kind>_version", "<kind>"}): anything else is not its answer.
+            raise self._garbage(response, "GET", path, f"is not a {k} document")
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
         return body.get(k), str(version or "")
 

@@ -66,24 +66,48 @@ def test_fleet_filters_by_tenant(registry):
     assert {r["tenant"] for r in all_rows} == {"acme", "demo"}
 
 
-def test_fleet_of_an_empty_registry_fails(file_registry, tmp_path):
-    """No surfaces at all fails and says which template to check."""
+@pytest.mark.parametrize("where", ["empty", "absent"])
+def test_a_fleet_that_lists_no_surface_is_inconclusive_not_nothing_found(tmp_path, where):
+    """An empty registry, or a template naming a folder that is not there: inconclusive, exit 2, the template named."""
+    from recsys_checks.core.results import exit_code
     from recsys_checks.reach.settings import Target
 
-    target = Target(manifest_template=(tmp_path / "empty").as_uri() + "/current/{tenant}/{surface}/manifest.json")
+    if where == "empty":
+        (tmp_path / "registry" / "current").mkdir(parents=True)
+    target = Target(manifest_template=(tmp_path / "registry").as_uri() + "/current/{tenant}/{surface}/manifest.json")
     res = check_freshness(target)
-    assert res.status == "fail" and "RECSYS_ARTIFACT_MANIFEST_TEMPLATE" in res.summary
+    assert res.status == "fail" and res.data["outcome"] == "inconclusive" and exit_code([res]) == 2
+    assert res.unread and "RECSYS_ARTIFACT_MANIFEST_TEMPLATE" in res.unread
+    assert res.summary.startswith("inconclusive") and "no surfaces found" not in res.summary
+
+
+def test_a_tenant_the_registry_does_not_hold_is_inconclusive(registry):
+    """Asked for one tenant that has nothing under the registry: its row says missing, the scan could not look."""
+    res = check_freshness(registry.target, tenant="nobody", now=FRESH)
+    assert [r["condition"] for r in res.data["rows"]] == ["missing"]
+    assert res.data["outcome"] == "inconclusive" and res.unread and res.data["exit_code"] == 2
+
+
+def test_the_outcome_names_what_the_scan_found(registry):
+    """A complete scan says healthy or unhealthy in data.outcome, with no unread."""
+    fresh, stale = check_freshness(registry.target, now=FRESH), check_freshness(registry.target, now=STALE)
+    assert (fresh.data["outcome"], stale.data["outcome"]) == ("healthy", "unhealthy")
+    assert fresh.unread is None and stale.unread is None
 
 
 @pytest.mark.stack
-def test_fleet_against_an_unreachable_store_raises(closed_port):
-    """A closed endpoint raises Unreachable instead of reporting an empty fleet."""
+def test_fleet_against_an_unreachable_store_is_inconclusive(closed_port):
+    """A closed endpoint: the scan could not look (inconclusive, exit 2), never an empty fleet."""
+    from recsys_checks.core.results import exit_code
     from recsys_checks.reach.settings import Target
 
     target = Target(manifest_template="s3://recsys-artifacts/registry/current/{tenant}/{surface}/manifest.json",
                     s3_endpoint=f"http://127.0.0.1:{closed_port}", s3_access_key="k", s3_secret_key="s", timeout=1.0)
-    with pytest.raises(Unreachable):
-        check_freshness(target)
+    res = check_freshness(target)
+    assert res.data["outcome"] == "inconclusive" and exit_code([res]) == 2
+    assert res.unread and "unreachable" in res.unread
+    assert [(r["surface"], r["condition"]) for r in res.data["rows"]] == [(None, "unreachable")]
+    assert res.data["rows"][0]["summary"].startswith("the fleet was not read")
 
 
 # --- shallow and deep -------------------------------------------------------------------------------------------
@@ -212,6 +236,30 @@ def test_a_store_that_stops_answering_ends_the_scan():
         list(scan(target, _DeadStore(), entries, now=FRESH))  # type: ignore[arg-type]
     one = list(scan(target, _DeadStore(), entries[:1], now=FRESH))  # type: ignore[arg-type]
     assert one[0]["condition"] == "unreachable"
+
+
+def test_a_scan_that_stops_part_way_keeps_its_rows_and_is_inconclusive(registry):
+    """Rows read before the store stopped answering stay in the result; the result says the scan did not finish."""
+    from recsys_checks.judge.registry.freshness import Tally, scan
+
+    class Stopping(_DeadStore):
+        def get(self, uri: str):
+            if "/dead" in uri:
+                raise Unreachable(f"object store unreachable while reading {uri}")
+            raise NotImplementedError  # never reached: the first row is decided by the listing
+
+    target = registry.target
+    missing = registry.target.manifest_uri("demo", "gone")
+    entries = [("demo", "gone", {"tenant": "demo", "surface": "gone", "condition": "missing", "status": "fail",
+                                 "summary": f"no manifest at {missing}", "manifest_uri": missing})]
+    entries += [("demo", f"dead{i}", None) for i in range(5)]
+    tally = Tally()
+    rows = list(tally.rows(scan(target, Stopping(), entries, now=FRESH, workers=1)))  # type: ignore[arg-type]
+    res = tally.result(target, None, timedelta(hours=26), False, rows)
+    assert [r["surface"] for r in rows] == ["gone", "dead0", "dead1", None]
+    assert rows[-1]["condition"] == "unreachable" and "the rest of the fleet was not read" in rows[-1]["summary"]
+    assert res.data["outcome"] == "inconclusive" and res.data["exit_code"] == 2
+    assert "stopped after 3 surface(s)" in res.unread and "missing: demo/gone" in res.summary
 
 
 # --- the command streams -------------------------------------------------------------------------------------------

@@ -236,3 +236,44 @@ def test_an_undecodable_answer_is_a_problem_not_a_traceback(target):
     with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
         with pytest.raises(ServiceProblem, match="unreadable answer"):
             c.get_doc("demo", "config")
+
+
+ADMIN_CALLS = {
+    "get_doc": lambda c: c.get_doc("demo", "config"),
+    "put_doc": lambda c: c.put_doc("demo", "rules", [], "ab" * 32),
+    "audit_page": lambda c: c.audit_page("demo"),
+    "audit": lambda c: list(c.audit("demo")),
+    "invalidate": lambda c: c.invalidate("demo", ["config"]),
+    "recommend": lambda c: c.recommend("demo", ServiceClient.recommend_body("home", user_id="u1")),
+    "metrics": lambda c: c.metrics(),
+}
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("call", sorted(ADMIN_CALLS))
+def test_a_redirect_is_an_unusable_answer_never_followed(target, call, status):
+    """Any redirect (a login portal, a proxy) to any call: an unusable answer (exit 1) naming the redirect and the
+    RECSYS_BASE_URL fix, never an empty document, and nothing is sent where it points."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, headers={"Location": f"https://login.example/sso?key={API_KEY}"})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(ServiceProblem, match=rf"{status} answer is a redirect to https://login\.example/sso.*"
+                                                 "RECSYS_BASE_URL") as info:
+            ADMIN_CALLS[call](c)
+    assert info.value.exit_code == 1 and API_KEY not in str(info.value)
+    assert [r.url.host for r in seen] == ["recsys.test"] * len(seen) and len(seen) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"tenant_id": "demo"}, [], "config"])
+def test_a_json_answer_that_is_not_the_wrapped_document_is_unusable(target, body):
+    """GET config answering JSON without the document (``{}``, a list, a string): unusable, never an empty config."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body, headers={"ETag": "ab" * 32})
+
+    with ServiceClient(target, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(ServiceProblem, match="is not a config document"):
+            c.get_doc("demo", "config")

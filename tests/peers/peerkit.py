@@ -120,3 +120,23 @@ def not_found_html(conn: socket.socket, head: bytes, stop: threading.Event) -> N
     body = b"<!doctype html><html><body>Not Found</body></html>"
     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def xhtml(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
+    """200 with a well-formed XHTML page: an XML parser reads it without error, as a listing with no keys."""
+    body = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body><p>Welcome</p></body>'
+            b"</html>")
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def redirect(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
+    """307 to another address on every path (a load balancer or a proxy in front of the store)."""
+    conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:1/elsewhere\r\n"
+                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+
+
+def found(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
+    """302 to a login page on every path (a single sign-on portal in front of the service)."""
+    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: https://login.example/sso?next=/\r\n"
+                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")

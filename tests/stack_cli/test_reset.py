@@ -133,7 +133,7 @@ def fingerprint(handle: StackHandle) -> dict:
     info = json.loads((handle.root / "stack.json").read_text())
     alive = {name for name, pid in (info.get("processes") or {}).items() if _alive(int(pid))}
     fp = {
-        "stack.json": {k: v for k, v in info.items() if k not in ("processes", "ready_at")},
+        "stack.json": {k: v for k, v in info.items() if k not in ("processes", "identities", "ready_at")},
         "processes": sorted(alive),
         "metrics cold": _metrics(handle),
         "readyz": _call(handle, "GET", "/readyz").status_code,
@@ -223,7 +223,7 @@ def _diff(a: dict, b: dict) -> str:
 # What is bound to differ between two stacks started apart: their root, ports, secrets, process ids, clocks and the
 # random ids of their runs and publishes.
 _VOLATILE = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z|\b\d{10,}\b|127\.0\.0\.1:\d+|api-key:[0-9a-f]{8}|[0-9a-f]{12,}"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z|\b\d{10,}\b|127\.0\.0\.1:\d+|api-key:[0-9a-f]{8}|\"(?:dev|ino)\": \d+|[0-9a-f]{12,}"
 )
 
 

@@ -33,6 +33,7 @@ from recsys_checks.core import credentials, jsonio
 from recsys_checks.core.errors import BadInput, ChecksError, Unreadable
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.evaluation.aacheck import judge_aa
+from recsys_checks.judge.evaluation.counts import count_problem, rate_problem, read_count
 from recsys_checks.judge.evaluation.decision import decide, decision_file_path, read_decision_file, suite_detail
 from recsys_checks.judge.evaluation.plausibility import (
     DEFAULT_MAX_ORPHAN_CONVERSION_SHARE,
@@ -76,9 +77,14 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A finite number as a float; ``None`` for anything else (an integer too large for a float included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _get(doc: Any, *path: str) -> Any:
@@ -89,10 +95,18 @@ def _get(doc: Any, *path: str) -> Any:
     return doc
 
 
-def _counts(value: Any) -> dict[str, float] | None:
-    if not isinstance(value, dict) or not all(_number(v) is not None for v in value.values()):
+def _counts(value: Any, where: str, findings: Findings) -> dict[str, int] | None:
+    """A map of counts (SRM assignments per variant); ``None`` when it is not one, and a problem of the report when
+    one of its values cannot be a count."""
+    if not isinstance(value, dict):
         return None
-    return {str(k): float(v) for k, v in value.items()}
+    bad = [(k, problem) for k, v in value.items() if (problem := count_problem(v))]
+    if bad:
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        findings.problem("inconsistent_report", f"{where}.{bad[0][0]} {bad[0][1]}{more}: the report's figures cannot "
+                                                "be trusted")
+        return None
+    return {str(k): int(v) for k, v in value.items()}
 
 
 def check_eval_report(
@@ -240,13 +254,15 @@ def _check_joins(quality: Any, assigned: bool, min_join_rate: float, findings: F
                                                     f"({join.get(name)!r})")
     if not join:
         return join, rates
-    outcome_count = _number(join.get("outcome_count"))
+    counts = {k: read_count(join.get(k), f"data_quality.join_integrity.{k}", findings)
+              for k in ("exposure_count", "outcome_count", "assignments_count", "duplicate_exposure_request_ids")}
+    outcome_count = counts["outcome_count"]
     if outcome_count == 0:
         findings.problem("low_join_rate", "no outcomes: nothing joins, every KPI is 0")
     elif rates["outcome_join_rate"] is not None and rates["outcome_join_rate"] < min_join_rate:
         findings.problem("low_join_rate", f"outcome join rate {rates['outcome_join_rate']:.1%} is below "
                                           f"{min_join_rate:.0%}: outcomes whose request id matches no exposure")
-    assignments = _number(join.get("assignments_count"))
+    assignments = counts["assignments_count"]
     if assigned:
         if not assignments:
             findings.problem("low_join_rate", "no assignments joined: the experiment's id matches no assignment")
@@ -258,8 +274,8 @@ def _check_joins(quality: Any, assigned: bool, min_join_rate: float, findings: F
     if rates["exposure_join_rate"] is not None:
         findings.note(f"exposure join rate {rates['exposure_join_rate']:.1%} is reported, not a trust signal: "
                       "lists that nobody clicked have no outcome")
-    if join.get("duplicate_exposure_request_ids"):
-        findings.note(f"{join['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
+    if counts["duplicate_exposure_request_ids"]:
+        findings.note(f"{counts['duplicate_exposure_request_ids']} duplicate exposure request id(s): the first won")
     return join, rates
 
 
@@ -289,11 +305,14 @@ def _experiment(section: dict[str, Any], settings: SuiteSettings, findings: Find
         if not isinstance(v, dict) or not isinstance(v.get("variant"), str):
             findings.problem("inconsistent_report", "experiment.variants has an entry without a variant name")
             continue
-        row = {"variant": v["variant"]}
-        for key in ("exposures", "clicks", "conversions", "ctr", "conversion_rate", "revenue_per_request"):
+        row: dict[str, Any] = {"variant": v["variant"]}
+        for key in ("exposures", "clicks", "conversions"):
+            row[key] = read_count(v.get(key), f"experiment variant {v['variant']} {key}", findings)
+        for key in ("ctr", "conversion_rate", "revenue_per_request"):
+            problem = rate_problem(v.get(key))
+            if problem:
+                findings.problem("inconsistent_report", f"experiment variant {v['variant']} {key} {problem}")
             row[key] = _number(v.get(key))
-            if key in ("exposures", "clicks", "conversions") and row[key] is not None and row[key].is_integer():
-                row[key] = int(row[key])
         variants.append(row)
         clicks, exposures = row["clicks"], row["exposures"]
         if clicks is not None and exposures and clicks > exposures:
@@ -310,7 +329,7 @@ def _experiment(section: dict[str, Any], settings: SuiteSettings, findings: Find
     srm = section.get("srm")
     srm_detected = False
     if isinstance(srm, dict):
-        out["srm"] = _srm(srm)
+        out["srm"] = _srm(srm, findings)
         srm_findings(out["srm"], findings)
         srm_detected = bool((out["srm"].get("global") or {}).get("reported_detected"))
     else:
@@ -330,7 +349,7 @@ def _experiment(section: dict[str, Any], settings: SuiteSettings, findings: Find
     return detail
 
 
-def _srm(srm: dict[str, Any]) -> dict[str, Any]:
+def _srm(srm: dict[str, Any], findings: Findings) -> dict[str, Any]:
     alpha = _number(srm.get("alpha")) or 0.001
     min_sample = int(_number(srm.get("min_sample")) or 0)
     out: dict[str, Any] = {"alpha": alpha, "min_sample": min_sample, "by_segment": {}}
@@ -339,13 +358,13 @@ def _srm(srm: dict[str, Any]) -> dict[str, Any]:
     for name, section in sections:
         if not isinstance(section, dict):
             continue
-        observed, weights = _counts(section.get("observed")), _counts(section.get("expected"))
+        observed = _counts(section.get("observed"), f"experiment.srm.{name}.observed", findings)
+        weights = _weights(section.get("expected"))
         reported = section.get("detected") is True
         result: dict[str, Any] = {"reported_detected": reported, "reported_p_value": _number(section.get("p_value"))}
         if observed is not None:
             try:
-                result.update(srm_test({k: int(v) for k, v in observed.items()}, weights or None, alpha=alpha,
-                                       min_sample=min_sample))
+                result.update(srm_test(observed, weights or None, alpha=alpha, min_sample=min_sample))
             except ChecksError:
                 result["expected"] = section.get("expected")  # weights the test refuses: the report's flag stands
         result["detected"] = reported or bool(result.get("detected"))
@@ -354,6 +373,13 @@ def _srm(srm: dict[str, Any]) -> dict[str, Any]:
         else:
             out["by_segment"][name] = result
     return out
+
+
+def _weights(value: Any) -> dict[str, float] | None:
+    """SRM weights as written (``expected``); ``None`` when they are not all finite numbers."""
+    if not isinstance(value, dict) or not all(_number(v) is not None for v in value.values()):
+        return None
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def _suite_decision(report: Path, given: str | os.PathLike[str] | None, run: SuiteSettings,
@@ -456,11 +482,11 @@ def _ope(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
 
 def _interleaving(section: dict[str, Any], findings: Findings) -> dict[str, Any]:
     """Interleaving: the counts must add up; the suite makes no decision, it reports who won."""
-    figures = {k: _number(section.get(k)) for k in ("requests", "wins_a", "wins_b", "ties", "win_rate_a",
-                                                    "win_rate_b", "p_value")}
+    figures: dict[str, float | None] = {k: _number(section.get(k)) for k in ("win_rate_a", "win_rate_b", "p_value")}
     for key in ("requests", "wins_a", "wins_b", "ties"):
-        if figures[key] is None:
-            findings.problem("inconsistent_report", f"interleaving.{key} is missing or not a number")
+        if section.get(key) is None:
+            findings.problem("inconsistent_report", f"interleaving.{key} is missing")
+        figures[key] = read_count(section.get(key), f"interleaving.{key}", findings)
     requests, a, b, ties = (figures[k] for k in ("requests", "wins_a", "wins_b", "ties"))
     if None in (requests, a, b, ties):
         return {"decision": None, "reason": "", "line": "none (interleaving figures unreadable)", "source": None}

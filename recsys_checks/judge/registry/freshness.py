@@ -18,6 +18,12 @@ names every manifest, so a missing one costs no request; on files one directory 
 network store are fetched by a bounded pool of ``workers`` threads, because each request waits on the network; on
 files they are read in the calling thread, where threads would only contend for the interpreter. Rows come out in
 listing order through a bounded window, so memory stays flat however large the fleet.
+
+A scan that could not list the fleet is **inconclusive**, never "nothing found": a listing that names no surface
+(an empty or wrong registry, a web page where the S3 endpoint should be), a listing or store that fails part-way
+(unreachable, too slow, a redirect, access refused) each end the scan with the rows it had, ``data["outcome"]``
+``inconclusive``, ``unread`` saying what could not be read and why, and exit code 2 (could not look). ``outcome`` is
+otherwise ``healthy`` (every surface fresh and valid), ``held`` (the rest held on purpose) or ``unhealthy``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_checks.core import progress
 from recsys_checks.core.errors import BadInput, ChecksError, Unreachable
-from recsys_checks.core.results import CheckResult
+from recsys_checks.core.results import CheckResult, Status
 from recsys_checks.core.timefmt import age_text, parse_time
 from recsys_checks.judge.invariants import age_finding, time_findings
 from recsys_checks.judge.registry.artifact import version_from_uri
@@ -326,17 +332,39 @@ def scan(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+OUTCOMES = ("healthy", "held", "unhealthy", "inconclusive")
+
+
 class Tally:
-    """Counts per condition and the first few names of each, for the summary; a fleet's rows need not be kept."""
+    """Counts per condition and the first few names of each, for the summary; a fleet's rows need not be kept.
+
+    ``unread`` is why the scan stopped before it had listed and read the whole fleet (``None`` when it did not).
+    """
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(CONDITIONS, 0)
         self.names: dict[str, list[str]] = {}
         self.total = 0
+        self.surfaces = 0  # rows of a surface, not of a whole tenant
+        self.unread: str | None = None
+
+    def rows(self, scanned: Iterable[Row], tenant: str | None = None) -> Iterator[Row]:
+        """Each row of ``scanned``, counted. A store error that stops the scan is kept as :attr:`unread` and ends
+        the rows with one more: the rest of the fleet (``tenant``'s, or ``*``), ``unreachable``, so that a reader
+        of the rows alone never takes the surfaces read before the stop for the whole fleet."""
+        try:
+            for row in scanned:
+                yield self.add(row)
+        except ChecksError as exc:
+            self.unread = f"stopped after {self.total} surface(s): {exc}" if self.total else str(exc)
+            what = "the rest of the fleet was" if self.total else "the fleet was"
+            # Not counted: the counts and the summary are of what was read; this row is what was not.
+            yield _row(tenant or "*", None, "unreachable", f"{what} not read: {exc}", "")
 
     def add(self, row: Row) -> Row:
         cond = row["condition"]
         self.total += 1
+        self.surfaces += row["surface"] is not None
         self.counts[cond] = self.counts.get(cond, 0) + 1
         if cond != "healthy":
             names = self.names.setdefault(cond, [])
@@ -354,27 +382,37 @@ class Tally:
         if rows is not None:
             data["rows"] = rows
         scope = f"tenant {tenant}" if tenant else "the registry"
+        unread = self.unread
+        if unread is None and not self.surfaces:
+            unread = (f"the listing of {current} named no surface for {scope}: an empty or wrong registry, or an "
+                      "endpoint that is not the store; check RECSYS_ARTIFACT_MANIFEST_TEMPLATE (and "
+                      "RECSYS_ARTIFACT_S3_ENDPOINT)")
+        found = self._found(mode, scope, deep)
+        data["outcome"] = "inconclusive" if unread else found[0]
+        if unread:
+            data["exit_code"] = 2  # could not look: EXIT_CODES
+            problems = f"; before it stopped: {found[2]}" if self.unread and self.total and found[0] != "healthy" else ""
+            return CheckResult("freshness", "fail", f"inconclusive: could not list the fleet: {unread}{problems}",
+                               data, None, current, unread=unread)
+        return CheckResult("freshness", found[1], found[2], data, None, current)
+
+    def _found(self, mode: str, scope: str, deep: bool) -> tuple[str, Status, str]:
+        """``(outcome, status, summary)`` of the rows counted."""
         how = "every blob validated" if deep else "manifests only; --deep validates every blob"
-        if not self.total:
-            return CheckResult("freshness", "fail", f"no surfaces found under {current} for {scope}: check "
-                               "RECSYS_ARTIFACT_MANIFEST_TEMPLATE", data, None, current)
         healthy = self.counts.get("healthy", 0)
         held = self.counts.get("held", 0)
         if healthy == self.total:
-            return CheckResult("freshness", "ok", f"all {self.total} surface(s) of {scope} are fresh and valid "
-                               f"({mode}: {how})", data, None, current)
+            return "healthy", "ok", f"all {self.total} surface(s) of {scope} are fresh and valid ({mode}: {how})"
         if healthy + held == self.total:
-            return CheckResult("freshness", "warn", f"{healthy} of {self.total} surface(s) of {scope} fresh and "
-                               f"valid; held (not published on purpose): {', '.join(self.names.get('held', []))} "
-                               f"({mode})", data, None, current)
+            return "held", "warn", (f"{healthy} of {self.total} surface(s) of {scope} fresh and valid; held (not "
+                                    f"published on purpose): {', '.join(self.names.get('held', []))} ({mode})")
         parts = []
         order = [c for c in CONDITIONS[1:] if c in self.names] + [c for c in self.names if c not in CONDITIONS]
         for cond in order:
             shown = self.names[cond]
             more = self.counts[cond] - len(shown)
             parts.append(f"{cond}: {', '.join(shown)}" + (f" (+{more} more)" if more else ""))
-        return CheckResult("freshness", "fail", f"{healthy} of {self.total} surface(s) healthy ({mode}); "
-                           + "; ".join(parts), data, None, current)
+        return "unhealthy", "fail", f"{healthy} of {self.total} surface(s) healthy ({mode}); " + "; ".join(parts)
 
 
 def stream(
@@ -395,7 +433,7 @@ def stream(
     target.registry_root()  # a template without the registry layout is bad input before anything is read
     tally = Tally()
 
-    def rows() -> Iterator[Row]:
+    def scanned() -> Iterator[Row]:
         with TargetStores(target, connections=workers) as st:
             entries = listing(target, st, tenant)
             if progress.active():  # a display shows the time left, which needs the count of surfaces first
@@ -404,9 +442,9 @@ def stream(
             with progress.stage("checking surfaces", total=total, unit="surfaces") as checked:
                 for row in scan(target, st, entries, max_age, now, deep=deep, workers=workers):
                     checked.advance()
-                    yield tally.add(row)
+                    yield row
 
-    return rows(), lambda: tally.result(target, tenant, max_age, deep)
+    return tally.rows(scanned(), tenant), lambda: tally.result(target, tenant, max_age, deep)
 
 
 def check_freshness(
@@ -430,10 +468,15 @@ def check_freshness(
     target.registry_root()
     tally = Tally()
     rows: list[Row] = []
-    with TargetStores(target, connections=workers) as st:
-        entries = list(listing(target, st, tenant))
-        for row in scan(target, st, entries, max_age, now, deep=deep, workers=workers):
-            rows.append(tally.add(row))
-            if progress:
-                progress(len(rows), len(entries), _label(row))
+    entries: list[tuple[str, str | None, Row | None]] = []
+
+    def scanned() -> Iterator[Row]:
+        with TargetStores(target, connections=workers) as st:
+            entries.extend(listing(target, st, tenant))
+            yield from scan(target, st, entries, max_age, now, deep=deep, workers=workers)
+
+    for row in tally.rows(scanned(), tenant):
+        rows.append(row)
+        if progress:
+            progress(len(rows), len(entries), _label(row))
     return tally.result(target, tenant, max_age, deep, rows)

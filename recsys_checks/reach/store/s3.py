@@ -1,5 +1,13 @@
 """The ``s3://`` store: conditional writes with ``If-Match: <etag>`` (replace exactly what was read) and
-``If-None-Match: *`` (create only), every call under an overall deadline, credentials never in a message."""
+``If-None-Match: *`` (create only), every call (each page of a listing included) under an overall deadline,
+credentials never in a message.
+
+No redirect is followed. botocore answers a 3xx of an S3 endpoint by asking the bucket for its region (a
+``HeadBucket``), and a ``HeadBucket`` that is redirected too asks again, until the interpreter's recursion limit: an
+endpoint that redirects (a load balancer, a proxy in front of the store, a web server) ends instead with one line
+naming the redirect and the setting to fix. The one redirect AWS S3 itself sends, to the bucket's region, names that
+region, and botocore still follows it once.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ from ..settings import credential_problem, split_uri
 from .base import DEFAULT_DEADLINE, MAX_OBJECT_BYTES, ObjectStore, T, etag_of
 
 _HEADER_VALUE = re.compile(r"b'[^']*'|b\"[^\"]*\"")
+_REDIRECTS = (301, 302, 303, 307, 308)
+_SHOWN_LOCATION = 200
 
 
 
@@ -27,6 +37,22 @@ def s3_location(uri: str) -> tuple[str, str]:
         raise BadInput(f"{uri!r} is not an S3 URI: use s3://bucket/key")
     return bucket, path.lstrip("/")
 
+
+
+def _refuse_redirect(response: Any = None, **_: Any) -> None:
+    """``needs-retry`` hook, first of all: stop at a redirect that names no region (see the module docs).
+
+    Raised inside botocore's retry hook, so that no request follows it; the store's call names what it was doing
+    (``redirect`` holds the status and the ``Location``)."""
+    if not response or response[0] is None or response[0].status_code not in _REDIRECTS:
+        return
+    parsed = response[1] or {}
+    headers = (parsed.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    if "x-amz-bucket-region" in headers or (parsed.get("Error") or {}).get("Region"):
+        return  # AWS's own region redirect: botocore follows it once
+    refused = Unreachable(f"redirected ({response[0].status_code})")
+    refused.redirect = (response[0].status_code, str(response[0].headers.get("Location") or ""))  # type: ignore[attr-defined]
+    raise refused
 
 
 class S3Store(ObjectStore):
@@ -82,6 +108,7 @@ class S3Store(ObjectStore):
                 "to an http(s) URL and RECSYS_ARTIFACT_S3_REGION to a region name such as us-east-1"
             ) from None
 
+        self._client.meta.events.register_first("needs-retry.s3", _refuse_redirect)
         if access_key and secret_key:
             from botocore.credentials import Credentials
 
@@ -120,30 +147,7 @@ class S3Store(ObjectStore):
                 "and that the store is up"
             )
         if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
-                return Conflict(f"{uri} changed since it was read (precondition failed); nothing was written")
-            if code == "NoSuchBucket":
-                err = NotFound(f"bucket of {uri} does not exist at {self._where()}: check the manifest template")
-                err.no_bucket = True  # type: ignore[attr-defined]
-                return err
-            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
-                if doing != "checking" and code != "NoSuchKey":
-                    # An S3 API names a missing key NoSuchKey (HEAD has no body, so "404" is normal there only);
-                    # a bare 404 is a web server or a proxy at the endpoint, not an empty registry.
-                    return Unreachable(
-                        f"the endpoint {self._where()} answered 404 without an S3 error code while {doing} {uri}: it "
-                        "does not look like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT"
-                    )
-                return NotFound(f"no object at {uri}: check the key, or list what exists under its prefix")
-            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or status == 403:
-                return BadInput(
-                    f"access to {uri} denied ({code}): check RECSYS_ARTIFACT_S3_ACCESS_KEY/_SECRET_KEY and the bucket "
-                    "policy"
-                )
-            return Unreachable(f"object store {self._where()} failed while {doing} {uri}: {code or status}")
+            return self._client_error(exc.response, uri, doing)
         if isinstance(exc, BotoCoreError):
             # botocore quotes header values in some errors (the signed Authorization header, for one).
             reason = credentials.mask(_HEADER_VALUE.sub("b'…'", str(exc)), extra=self._secrets)
@@ -152,6 +156,46 @@ class S3Store(ObjectStore):
                 "RECSYS_ARTIFACT_S3_ENDPOINT"
             )
         raise exc
+
+    def _client_error(self, response: dict[str, Any], uri: str, doing: str) -> ChecksError:
+        """The operator's error for an S3 error answer (``ClientError.response``)."""
+        err = response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+            return Conflict(f"{uri} changed since it was read (precondition failed); nothing was written")
+        if code == "NoSuchBucket":
+            err = NotFound(f"bucket of {uri} does not exist at {self._where()}: check the manifest template")
+            err.no_bucket = True  # type: ignore[attr-defined]
+            return err
+        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            if doing != "checking" and code != "NoSuchKey":
+                # An S3 API names a missing key NoSuchKey (HEAD has no body, so "404" is normal there only);
+                # a bare 404 is a web server or a proxy at the endpoint, not an empty registry.
+                return Unreachable(
+                    f"the endpoint {self._where()} answered 404 without an S3 error code while {doing} {uri}: it "
+                    "does not look like an S3 API; check RECSYS_ARTIFACT_S3_ENDPOINT"
+                )
+            return NotFound(f"no object at {uri}: check the key, or list what exists under its prefix")
+        if status in _REDIRECTS:
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+            region = headers.get("x-amz-bucket-region")
+            where = f"region {region}" if region else str(headers.get("location") or "")
+            return self._redirected(status, where, uri, doing)
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or status == 403:
+            return BadInput(
+                f"access to {uri} denied ({code}): check RECSYS_ARTIFACT_S3_ACCESS_KEY/_SECRET_KEY and the bucket "
+                "policy"
+            )
+        return Unreachable(f"object store {self._where()} failed while {doing} {uri}: {code or status}")
+
+    def _redirected(self, status: int, location: str, uri: str, doing: str) -> Unreachable:
+        where = credentials.mask(location[:_SHOWN_LOCATION], extra=self._secrets) if location else "nowhere named"
+        return Unreachable(
+            f"the endpoint {self._where()} answered {status} (a redirect to {where}) while {doing} {uri}: no redirect "
+            "is followed; set RECSYS_ARTIFACT_S3_ENDPOINT to the address the store itself answers on (and "
+            "RECSYS_ARTIFACT_S3_REGION to the bucket's region)"
+        )
 
     def _run(self, fn: Callable[[], T], uri: str, doing: str) -> T:
         """``fn()`` (one S3 call) within the overall deadline, its errors translated."""
@@ -163,7 +207,10 @@ class S3Store(ObjectStore):
 
         try:
             return deadline.run(fn, seconds, too_slow)
-        except ChecksError:
+        except ChecksError as exc:
+            redirect = getattr(exc, "redirect", None)
+            if redirect is not None:
+                raise self._redirected(*redirect, uri, doing) from None
             raise
         except Exception as exc:  # noqa: BLE001 - translated into the operator-facing errors
             raise self._translate(exc, uri, doing) from None
@@ -238,11 +285,17 @@ class S3Store(ObjectStore):
         return resp.get("ETag") or etag_of(data)
 
     def _pages(self, uri: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Every page of a listing, each page fetched within the deadline."""
+        """Every page of a listing, each page fetched within the deadline and proven to be an S3 listing."""
         token: str | None = None
         while True:
             args = dict(kwargs, ContinuationToken=token) if token else kwargs
             page = self._run(lambda a=args: self._client.list_objects_v2(**a), uri, "listing")
+            if "IsTruncated" not in page:
+                # Every S3 listing says whether it is complete; a web page parsed as one says nothing at all, and
+                # would read as an empty registry.
+                raise Unreachable(f"the endpoint {self._where()} answered the listing of {uri} with something that "
+                                  "is not an S3 listing: it does not look like an S3 API; check "
+                                  "RECSYS_ARTIFACT_S3_ENDPOINT")
             yield page
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             if not token:
@@ -258,13 +311,9 @@ class S3Store(ObjectStore):
     def walk(self, prefix_uri: str) -> Iterator[str]:
         # Page by page: a registry of 100,000 surfaces is listed without holding every key.
         bucket, prefix = s3_location(prefix_uri)
-        try:
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    yield obj["Key"][len(prefix):]
-        except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, prefix_uri, "listing") from None
+        for page in self._pages(prefix_uri, Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"][len(prefix):]
 
     def children(self, prefix_uri: str) -> list[str]:
         bucket, prefix = s3_location(prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/")
