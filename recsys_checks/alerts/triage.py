@@ -78,8 +78,17 @@ class Triage:
     summary: str = ""
     seconds: float = 0.0
 
+    @property
+    def status(self) -> str:
+        """``found`` (a surface is broken or unknown), ``inconclusive`` (the fleet could not be listed, or nothing
+        was looked at) or ``nothing-found``."""
+        if self.suspects:
+            return "found"
+        return "inconclusive" if self.unread or not self.looked_at else "nothing-found"
+
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "looked_at": self.looked_at, "summary": self.summary, "unread": self.unread,
+        return {"kind": self.kind, "status": self.status, "looked_at": self.looked_at, "summary": self.summary,
+                "unread": self.unread,
                 "seconds": round(self.seconds, 3),
                 "broken": sum(not s.unknown for s in self.suspects),
                 "unknown": sum(s.unknown for s in self.suspects),

@@ -108,7 +108,7 @@ def test_a_store_read_back_shows_what_was_running_as_interrupted(tmp_path):
     store.save_now(Incident.from_dict(doc))
     (tmp_path / "20261203T100000Z-notanincident").mkdir()
     again = Store(tmp_path)
-    assert again.load() == (1, 1)
+    assert again.load() == (1, 1, [])
     assert again.incidents[iid].status == "interrupted"
     assert [r.status for r in again.incidents[iid].rows] == ["finished", "interrupted"]
     assert json.loads((tmp_path / iid / "incident.json").read_text())["status"] == "interrupted"
