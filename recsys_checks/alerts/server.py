@@ -39,13 +39,12 @@ from .checks import (
     safe_segment,
     write_atomic,
 )
-from .incident import DONE, NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
+from .incident import NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
 from .payload import Alert, normal_time
 from .store import FolderInUse, Store, lock, public_row
 from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
-MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
 RENDER_TIMEOUT = 120.0
 ACCEPT_GRACE = 120.0  # at stop, how long deliveries still being written may take
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
@@ -256,11 +255,15 @@ class Receiver:
         return answer
 
     def _fresh_incident(self, alert: Alert, answer: dict[str, Any]) -> Incident:
+        """A new incident as its first write keeps it: resolved unseen, no runbook (done), or queued."""
         incident = self._new_incident(alert)
         if alert.status == "resolved":
             answer["resolved"] += 1
             incident.resolved_unseen()
             incident.resolve(alert.ends_at)
+        elif not incident.runbooks:
+            incident.no_runbook()
+            incident.finish()
         return incident
 
     def _known_alert(self, incident: Incident, alert: Alert,
@@ -309,14 +312,13 @@ class Receiver:
         """A written incident: kept, and queued (or recorded no-runbook, or queue full). Why its state could not
         be saved, if it could not (it is kept all the same: its alert is on disk)."""
         self.store.add(incident)
-        if incident.phase == DONE:  # resolved before it was seen firing
+        if incident.resolved_at:  # resolved before it was seen firing
             self.metrics.incidents.labels(incident.status).inc()
             return None
         answer["new"].append(incident.id)
-        if not incident.runbooks:
-            incident.no_runbook()
+        if incident.status == NO_RUNBOOK:  # written done
             self.metrics.incidents.labels(NO_RUNBOOK).inc()
-            await self._finish(incident)
+            await self._finish(incident, saved=True)
             return None
         if self.queue.full():
             incident.queue_full()
@@ -480,11 +482,14 @@ class Receiver:
                              f"{type(exc).__name__}: {str(exc)[:200]}")
         row.finish()
 
-    async def _finish(self, incident: Incident) -> None:
-        incident.finish()
+    async def _finish(self, incident: Incident, *, saved: bool = False) -> None:
+        """The incident is done: saved (unless it was, as it is now), logged, notified."""
+        if not saved:
+            incident.finish()
         if incident.status != NO_RUNBOOK:
             self.metrics.incidents.labels(incident.status).inc()
-        await self.store.save(incident)
+        if not saved:
+            await self.store.save(incident)
         summary = ", ".join(f"{r.runbook} {r.tenant or ''}/{r.surface or ''} {r.verdict or r.status}"
                             for r in incident.rows[:5])
         log(f"incident {incident.id} ({incident.alert}): {incident.status}: {summary}")
@@ -609,10 +614,13 @@ def serve(args: Any) -> int:
         log(f"note: {settings.host} is not loopback; /incidents and /metrics answer without a token there")
     import uvicorn
 
+    from .guard import MAX_CONNECTIONS, GuardedH11
     from .web import build_app
 
+    # GuardedH11: a deadline for each request's headers and a bound per client address on connections still
+    # sending them, so that idle or trickling sockets cannot keep Alertmanager's deliveries out.
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5, http=GuardedH11,
                             limit_concurrency=MAX_CONNECTIONS)
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
