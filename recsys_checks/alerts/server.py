@@ -41,7 +41,7 @@ from .checks import (
 )
 from .incident import NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
 from .payload import Alert, normal_time
-from .store import FolderInUse, Store, lock, public_row
+from .store import Store, lock, public_row
 from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
@@ -569,8 +569,8 @@ def serve(args: Any) -> int:
         return _fail(f"--out {settings.out}: cannot write there ({exc.strerror or exc})")
     try:
         held = lock(settings.out)  # held until the process ends: one receiver per folder
-    except FolderInUse as exc:
-        return _fail(f"--out {settings.out}: {exc.strerror}; stop it, or give this one another --out")
+    except ConfigError as exc:
+        return _fail(f"--out {settings.out}: {exc}; stop it, or give this one another --out")
     except OSError as exc:
         return _fail(f"--out {settings.out}: cannot take its lock ({exc.strerror or exc})")
     cli = ChecksCli(settings.command, triage_timeout=settings.triage_timeout, run_timeout=settings.run_timeout)

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .checks import mask, mask_doc, write_atomic
+from .checks import ConfigError, mask, mask_doc, write_atomic
 from .incident import QUEUED, UNREADABLE, Incident, Row
 from .payload import compact
 
@@ -40,13 +40,9 @@ LOCK_FILE = ".receiver.lock"
 SET_ASIDE = ".unreadable"
 
 
-class FolderInUse(OSError):
-    """Another receiver holds the lock on ``--out``."""
-
-
 def lock(root: Path) -> int:
     """Hold ``root/.receiver.lock`` (an exclusive ``flock``) for as long as this process lives: the descriptor.
-    :class:`FolderInUse`, naming the holder when it can, when another receiver holds it."""
+    :class:`~recsys_checks.core.errors.ConfigError` (exit 2), naming the holder, when another receiver holds it."""
     fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
                  0o600)
     try:
@@ -54,7 +50,7 @@ def lock(root: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.close(fd)
-        raise FolderInUse(errno.EWOULDBLOCK, f"another receiver ({holder or 'pid unknown'}) is serving this folder") from None
+        raise ConfigError(f"another receiver ({holder or 'pid unknown'}) is serving this folder") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
     return fd
