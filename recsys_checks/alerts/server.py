@@ -183,7 +183,7 @@ class Receiver:
         self.stopping = False
         self._warming = False
         # New incidents being written (by the alert's key), and the deliveries still writing after their answer.
-        self.writing: dict[tuple[str, str], Incident] = {}
+        self.writing: dict[tuple[str, str], asyncio.Future] = {}
         self.accepting: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -231,16 +231,20 @@ class Receiver:
 
         A new incident is kept only once its ``alert.json`` and ``incident.json`` are written; one that could not be
         is not kept (``failed`` counts it, ``write_error`` says why), so that the answer is 5xx and Alertmanager
-        sends it again. An alert whose incident is still being written for an earlier delivery counts in
-        ``writing``."""
+        sends it again. An alert whose incident is still being written for another delivery waits for that write,
+        and counts as a duplicate once it is on disk (as failed when it could not be written)."""
         answer: dict[str, Any] = {"received": len(alerts), "new": [], "duplicates": 0, "resolved": 0,
-                                  "not_run": 0, "requeued": 0, "failed": 0, "writing": 0}
+                                  "not_run": 0, "requeued": 0, "failed": 0}
         fresh: dict[tuple[str, str], tuple[Incident, Alert]] = {}
         updates: list[Coroutine[Any, Any, str | None]] = []
+        elsewhere: list[asyncio.Future] = []
         for alert in alerts:
             self.metrics.alerts.labels(alert.status).inc()
             if alert.key in fresh or alert.key in self.writing:
-                answer["duplicates" if alert.key in fresh else "writing"] += 1
+                if alert.key in fresh:
+                    answer["duplicates"] += 1
+                else:
+                    elsewhere.append(self.writing[alert.key])
                 continue
             incident = self.store.find(alert.key)
             if incident is None:
@@ -250,6 +254,9 @@ class Receiver:
         problems = [e for e in await asyncio.gather(*updates) if e]
         written = await self._write_new(fresh, answer, problems)
         problems += [e for e in await asyncio.gather(*(self._admit(i, answer) for i in written)) if e]
+        for error in await asyncio.gather(*(asyncio.shield(f) for f in elsewhere)):
+            answer["failed" if error else "duplicates"] += 1
+            problems += [error] if error else []
         if problems:
             answer["write_error"] = problems[0]
         return answer
@@ -290,14 +297,20 @@ class Receiver:
 
     async def _write_new(self, fresh: dict[tuple[str, str], tuple[Incident, Alert]], answer: dict[str, Any],
                          problems: list[str]) -> list[Incident]:
-        """Write each new incident's alert and incident files; the incidents written."""
-        self.writing.update({key: incident for key, (incident, _) in fresh.items()})
+        """Write each new incident's alert and incident files; the incidents written. Another delivery of the same
+        alert meanwhile waits on ``writing``: the error of the write, or None once it is on disk."""
+        loop = asyncio.get_running_loop()
+        waits = {key: loop.create_future() for key in fresh}
+        self.writing.update(waits)
+        results: list[list[str | None]] = []
         try:
             results = await asyncio.gather(*(asyncio.gather(self.store.save_alert(i.id, a.raw), self.store.save(i))
                                              for i, a in fresh.values()))
         finally:
-            for key in fresh:
+            for n, key in enumerate(fresh):
                 self.writing.pop(key, None)
+                error = next((e for e in results[n] if e), None) if results else "the write was stopped"
+                waits[key].set_result(error)
         written = []
         for (incident, _), errors in zip(fresh.values(), results, strict=True):
             error = next((e for e in errors if e), None)

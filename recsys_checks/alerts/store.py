@@ -69,10 +69,18 @@ def standard(value: Any) -> Any:
 
 def encode(doc: Any, *, indent: int | None = None) -> str:
     """A document as the receiver writes and answers it: masked, standard JSON, masked again."""
-    clean = standard(mask_doc(doc))
+    clean = mask_doc(doc)
+    try:
+        text = _dumps(clean, indent)
+    except ValueError:  # a NaN or Infinity somewhere: written null
+        text = _dumps(standard(clean), indent)
+    return mask(text)
+
+
+def _dumps(doc: Any, indent: int | None) -> str:
     if indent is None:
-        return mask(compact(clean).decode("utf-8"))
-    return mask(json.dumps(clean, indent=indent, ensure_ascii=False, allow_nan=False))
+        return compact(doc).decode("utf-8")
+    return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 class Store:

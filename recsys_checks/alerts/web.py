@@ -114,14 +114,11 @@ class Web:
         if answer["failed"]:
             return self.text(503, f"{answer['failed']} of {answer['received']} alert(s) could not be written to "
                                   f"--out ({mask(answer['write_error'])}): not accepted, send them again")
-        if answer["writing"]:
-            return self.text(503, f"{answer['writing']} alert(s) of an earlier delivery are still being written to "
-                                  "--out: send them again")
         if answer.get("write_error"):
             return self.text(503, f"an update could not be written to --out ({mask(answer['write_error'])}): "
                                   "send it again")
         receiver.metrics.requests.labels("200").inc()
-        return json_response({k: v for k, v in answer.items() if k not in ("failed", "writing", "write_error")})
+        return json_response({k: v for k, v in answer.items() if k not in ("failed", "write_error")})
 
     async def _body(self, request: Request) -> bytes | Response:
         """The webhook's body, or the answer refusing it (too large: 413, too slow: 408)."""

@@ -89,9 +89,12 @@ def _forms(value: str) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _longest_first(values: frozenset[str]) -> tuple[str, ...]:
-    forms_of = set().union(*(_forms(v) for v in values)) if values else set()
-    return tuple(sorted(forms_of, key=lambda f: (-len(f), f)))  # a form may contain a shorter one
+def _pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+    """One expression finding every form of every value, the longest first (a form may contain a shorter one)."""
+    found = set().union(*(_forms(v) for v in values)) if values else set()
+    if not found:
+        return None
+    return re.compile("|".join(re.escape(f) for f in sorted(found, key=lambda f: (-len(f), f))))
 
 
 def secret_values(env: Mapping[str, str] | None = None) -> dict[str, set[str]]:
@@ -108,13 +111,16 @@ def find(text: str, env: Mapping[str, str] | None = None) -> list[str]:
 
 def mask(text: str, env: Mapping[str, str] | None = None, extra: Iterable[str | None] = ()) -> str:
     """``text`` with every form of every credential (and of each value in ``extra``) replaced by ``***``."""
+    pattern = _masker(env, extra)
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+def _masker(env: Mapping[str, str] | None, extra: Iterable[str | None]) -> re.Pattern[str] | None:
+    """The expression that finds every credential of ``env`` and each of ``extra`` (None: there is none)."""
     env = os.environ if env is None else env
     values = {env[n] for n in secret_variables(env) if env.get(n) and len(env[n]) >= MIN_SECRET}
     values |= {v for v in extra if v and len(v) >= MIN_SECRET}
-    for form in _longest_first(frozenset(values)):
-        if form in text:
-            text = text.replace(form, MASK)
-    return text
+    return _pattern(frozenset(values))
 
 
 # Config keys whose value is a credential, by name: Go field names (AccessKey, SecretKey, DSN), YAML names
@@ -163,16 +169,20 @@ def mask_document(doc: Any, env: Mapping[str, str] | None = None) -> tuple[Any, 
 def mask_tree(value: Any, env: Mapping[str, str] | None = None, extra: Iterable[str | None] = ()) -> Any:
     """Every string in a JSON-like value (keys too) passed through :func:`mask` with ``extra`` (values shorter than
     :data:`MIN_SECRET` are not looked for elsewhere, as for the environment); URL passwords masked."""
-    extra = [e for e in extra if e]
+    pattern = _masker(env, [e for e in extra if e])
     ignored: set[str] = set()
+
+    def text(item: str) -> str:
+        item = _mask_urls(item, ignored) if "://" in item else item
+        return pattern.sub(MASK, item) if pattern is not None else item
 
     def walk(item: Any) -> Any:
         if isinstance(item, dict):
-            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+            return {text(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         if isinstance(item, str):
-            return mask(_mask_urls(item, ignored), env, extra)
+            return text(item)
         return item
 
     return walk(value)
