@@ -51,10 +51,11 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_scale.py
 	$(PY) bench/bench_alerting.py
 
-soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), CASES=200 hand-made incidents, RESPONDERS=10 racing runbooks, kills mid-fix
+soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), CASES=200 hand-made incidents, RESPONDERS=10 racing runbooks, kills mid-fix, the receiver beside IDLE=300 idle sockets for SOAK_SECONDS=120
 	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)
 	CORPUS_CASES=$(or $(CASES),200) $(VENV)/bin/pytest -q -s tests/runbooks/test_incident_corpus.py -k broken
 	RESPONDERS=$(or $(RESPONDERS),10) $(VENV)/bin/pytest -q tests/runbooks/test_responders.py tests/runbooks/test_crash_mid_fix.py
+	RECEIVER_IDLE=$(or $(IDLE),300) RECEIVER_SOAK_SECONDS=$(or $(SOAK_SECONDS),120) $(VENV)/bin/pytest -q -s tests/alerts/test_under_attack.py -k idle_connections
 
 cli-reference: $(STAMP) ## Regenerate docs/reference/cli.md and the exit-code table from the recsys-checks code
 	$(PY) scripts/gen_cli_reference.py

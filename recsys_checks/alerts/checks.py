@@ -6,8 +6,8 @@ Everything the receiver learns about the deployment it learns by running ``recsy
 it independent of the package's module layout, and a runbook run killed with the receiver leaves what the runner
 leaves (its ``.incomplete`` marker), never a half-written record of ours.
 
-The in-process imports of recsys_checks are these, and only these (the project's one secret rule and its one rule
-for a safe tenant or surface name):
+The in-process imports of recsys_checks are these, and only these (the project's one secret rule, its one rule
+for a safe tenant or surface name, and the figure of the fleet's ages with the drawing of it):
 """
 
 from __future__ import annotations
@@ -28,10 +28,21 @@ from typing import Any
 
 from recsys_checks.cli.runbook_command import runbook_run_args  # noqa: F401  (the one `runbook run` command line)
 from recsys_checks.core.credentials import mask as mask_credentials
+from recsys_checks.core.credentials import mask_tree
 from recsys_checks.core.errors import BadPayload, ChecksError, ConfigError  # noqa: F401  (the receiver's errors)
 from recsys_checks.core.files import write_atomic  # noqa: F401  (the one atomic write, for incidents)
+from recsys_checks.core.jsonio import loads  # noqa: F401  (JSON nested too deeply is a ValueError, not a crash)
+from recsys_checks.judge.figures import freshness_figure  # noqa: F401  (the fleet's ages, for a staleness triage)
 from recsys_checks.judge.registry.artifact import KINDS  # noqa: F401  (the artifact kinds, to narrow an artifact-load alert)
+from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE  # noqa: F401  (the freshness limit it is drawn against)
 from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exported: the one rule for a tenant/surface name)
+
+def draw_svg(figure: dict[str, Any]) -> str:
+    """A figure's picture as SVG (recsys_checks.runbooks.pictures; matplotlib is imported only when one is drawn)."""
+    from recsys_checks.runbooks import pictures
+
+    return pictures.svg(figure)
+
 
 TOKEN_ENV = "RECSYS_ALERTS_TOKEN"
 NOTIFY_ENV = "RECSYS_ALERTS_NOTIFY_URL"
@@ -50,6 +61,13 @@ def mask(text: str, extra: tuple[str | None, ...] = ()) -> str:
     """``text`` with every credential of the environment (the project's rule) and each of ``extra`` masked."""
     own = tuple(os.environ.get(name) for name in OWN_SECRETS)
     return mask_credentials(text, extra=(*own, *extra))
+
+
+def mask_doc(doc: Any) -> Any:
+    """A copy of a JSON-like document with every credential masked in every string, keys too: done before the
+    document is encoded (JSON, HTML), so that no escaped form of a credential is ever written."""
+    own = tuple(os.environ.get(name) for name in OWN_SECRETS)
+    return mask_tree(doc, extra=own)
 
 
 def default_command() -> list[str]:
@@ -108,57 +126,72 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+async def _read_capped(stream: asyncio.StreamReader, cap: int, over: asyncio.Event | None = None) -> tuple[bytes, bool]:
+    """What ``stream`` gives up to ``cap`` bytes, and whether it gave more. Past the cap: with ``over``, it is set and
+    reading stops (the caller stops the writer); without, the rest is read and dropped (the last ``cap`` bytes are
+    kept, where a command's last line is)."""
     chunks: list[bytes] = []
     size = 0
     while True:
         chunk = await stream.read(65536)
         if not chunk:
-            return b"".join(chunks), False
+            return b"".join(chunks), size > cap
         size += len(chunk)
-        if size > cap:
-            return b"".join(chunks), True
         chunks.append(chunk)
+        if size <= cap:
+            continue
+        if over is not None:
+            over.set()
+            return b"".join(chunks)[:cap], True
+        kept = b"".join(chunks)[-cap:]
+        chunks = [kept]
 
 
 async def run_command(argv: list[str], *, env: Mapping[str, str], timeout: float, processes: Processes,
                       max_stdout: int = MAX_STDOUT) -> Completed:
-    """Run ``argv`` with no stdin, its output capped and its time bounded; stopped (with its children) past either."""
+    """Run ``argv`` with no stdin, its output capped and its time bounded; stopped (with its children) at once when
+    its output passes the cap, or when its time is up."""
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env),
         start_new_session=True,
     )
     processes.running.add(proc)
-    timed_out = too_large = False
-    out, err = b"", b""
+    over = asyncio.Event()
+    out, err, too_large, timed_out = b"", b"", False, False
     try:
         assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(_read_capped(proc.stdout, max_stdout), _read_capped(proc.stderr, MAX_STDERR))
+        readers = asyncio.gather(_read_capped(proc.stdout, max_stdout, over), _read_capped(proc.stderr, MAX_STDERR))
         # Stopped by a timeout or by the receiver's shutdown, the readers end cancelled: nothing to report.
         readers.add_done_callback(lambda f: f.cancelled() or f.exception())
-        try:
-            (out, too_large), (err, _) = await asyncio.wait_for(readers, timeout)
-        except TimeoutError:
-            timed_out = True
-        if too_large or timed_out:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), KILL_GRACE)
-            except TimeoutError:
-                pass
-        try:
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-        except TimeoutError:
-            timed_out = True
-        _signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind in its session (a notebook kernel)
-        await proc.wait()
+        watch = asyncio.ensure_future(over.wait())
+        done, _ = await asyncio.wait({readers, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        watch.cancel()
+        too_large, timed_out = over.is_set(), not done
+        if readers.done() and not readers.cancelled():
+            (out, _), (err, _) = readers.result()
+        else:
+            readers.cancel()
+        await _stop(proc, early=too_large or timed_out)
     finally:
         if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGKILL)
         processes.running.discard(proc)
     return Completed(argv, proc.returncode, out, err.decode("utf-8", "replace"), time.monotonic() - started,
                      timed_out=timed_out, too_large=too_large)
+
+
+async def _stop(proc: asyncio.subprocess.Process, *, early: bool) -> None:
+    """Let a finished command exit (SIGTERM first when stopped early), then kill what it left in its session (a
+    notebook kernel)."""
+    if early:
+        _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_GRACE)
+    except TimeoutError:
+        pass
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
 
 
 # ------------------------------------------------------------------------------------------------- what the CLI says
@@ -262,7 +295,10 @@ class ChecksCli:
         if doc is None or not isinstance((doc.get("data") or {}).get("rows"), list):
             return FleetScan(unread=done.why_unread(what, self.triage_timeout))
         scan = FleetScan(rows=[r for r in doc["data"]["rows"] if isinstance(r, dict)], summary=str(doc.get("summary") or ""))
-        if doc.get("unread") or (done.returncode == 2 and not scan.rows):
+        # A scan that listed no surface and did not succeed could not list the fleet, whatever it calls it (exit 1
+        # "no surfaces found", exit 2, status inconclusive): unknown, never "nothing found".
+        listed_nothing = not scan.rows and (done.returncode != 0 or doc.get("status") != "ok")
+        if doc.get("unread") or doc.get("status") in ("inconclusive", "unread") or listed_nothing:
             scan.unread = str(doc.get("unread") or doc.get("summary") or done.why_unread(what, self.triage_timeout))
         return scan
 

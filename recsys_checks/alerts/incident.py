@@ -24,7 +24,9 @@ FORMAT = 1
 # Row statuses (one row per surface run, or one per runbook when no surface was run).
 RUNNING, FINISHED, NOT_RUN, NOTHING_FOUND, NO_RUNBOOK, INTERRUPTED = (
     "running", "finished", "not-run", "nothing-found", "no-runbook", "interrupted")
-STATUSES = (RUNNING, FINISHED, NOT_RUN, NOTHING_FOUND, NO_RUNBOOK, INTERRUPTED)
+# An incident.json found at start that cannot be read as an incident: set aside, listed, never run.
+UNREADABLE = "unreadable"
+STATUSES = (RUNNING, FINISHED, NOT_RUN, NOTHING_FOUND, NO_RUNBOOK, INTERRUPTED, UNREADABLE)
 QUEUE_FULL = "queue full"
 # Phases of an incident: waiting for a worker, looking for the surfaces, running runbooks, done.
 QUEUED, TRIAGE, RUN, DONE = "queued", "triage", "run", "done"
@@ -59,9 +61,34 @@ def aggregate(statuses: Iterable[str]) -> str:
 
 
 def _known(cls: type, doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the fields of ``cls`` found in ``doc``, the other keys of ``doc``)."""
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "extra"}
-    return ({k: v for k, v in doc.items() if k in names}, {k: v for k, v in doc.items() if k not in names})
+    """(the fields of ``cls`` found in ``doc``, the other keys of ``doc``); ValueError naming the first field whose
+    value is not of its type (a string where a string is kept, an object for the labels...)."""
+    names = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "extra"}
+    known = {k: v for k, v in doc.items() if k in names}
+    for name, value in known.items():
+        if name != "rows" and not _of_type(value, str(names[name])):
+            raise ValueError(f"{name}: {type(value).__name__} where {names[name]} is kept")
+    return known, {k: v for k, v in doc.items() if k not in names}
+
+
+_KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "dict": (dict,),
+                                       "list": (list,)}
+
+
+def _of_type(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a field's annotation as written in this module (``str | None``,
+    ``dict[str, str]``, ``list[str]``, ``float | None``...)."""
+    bases = [part.strip().split("[")[0] for part in annotation.split("|")]
+    if value is None:
+        return "None" in bases
+    allowed = tuple(t for base in bases for t in _KINDS.get(base, ()))
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        return False
+    if annotation == "dict[str, str]":
+        return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if annotation == "list[str]":
+        return all(isinstance(v, str) for v in value)
+    return True
 
 
 @dataclass
@@ -255,6 +282,10 @@ class Incident:
             return False
         self.resolved_at = when or now_z()
         return True
+
+    def unresolve(self) -> None:
+        """Its resolution could not be written: the next resolved notification records it again."""
+        self.resolved_at = None
 
     def notified_again(self) -> None:
         self.notified = (self.notified or 1) + 1

@@ -3,6 +3,11 @@
 One message per finished incident, sent by its own task from its own bounded queue: a webhook that hangs or answers
 500 is retried a few times with a deadline per attempt, then given up with the outcome recorded in the incident;
 it never holds the runbook queue. When the notify queue itself is full, the message is dropped and counted.
+
+Every text the message carries comes from alerts and records (labels, reasons quoting them): it is masked, then
+``&``, ``<`` and ``>`` are escaped as Slack asks, so that no ``<!channel>``, ``<!here>`` or ``<https://…|text>`` from
+a label reaches the channel as a control sequence. The webhook's answer is read no further than
+:data:`MAX_ANSWER` bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ ATTEMPTS = 3
 ATTEMPT_TIMEOUT = 5.0
 BACKOFF = (1.0, 2.0)
 QUEUE_SIZE = 200
+MAX_ANSWER = 4096  # of the webhook's answer: its status is what counts
+
+
+def slack_escape(text: str) -> str:
+    """``text`` with Slack's three control characters escaped (``&`` first): shown as written, never a mention or a
+    link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def message(incident: Incident, link: str) -> str:
@@ -41,7 +53,7 @@ def message(incident: Incident, link: str) -> str:
     if len(incident.rows) > 10:
         lines.append(f"• … {len(incident.rows) - 10} more")
     lines.append(link)
-    return mask("\n".join(lines))
+    return slack_escape(mask("\n".join(lines)))
 
 
 class Notifier:
@@ -88,16 +100,25 @@ class Notifier:
                 except Exception:  # recording the outcome must not stop the sender
                     pass
 
+    async def _post(self, client: httpx.AsyncClient, text: str) -> int:
+        """POST the message; the answer's status, having read at most MAX_ANSWER bytes of its body."""
+        async with client.stream("POST", self.url, json={"text": text}) as response:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= MAX_ANSWER:
+                    break
+            return response.status_code
+
     async def send(self, client: httpx.AsyncClient, text: str) -> dict[str, Any]:
         error = ""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 # The client's timeout bounds each phase; this bounds the whole attempt (a peer trickling bytes).
-                response = await asyncio.wait_for(client.post(self.url, json={"text": text}),
-                                                  self.attempt_timeout * 2)
-                if 200 <= response.status_code < 300:
+                status = await asyncio.wait_for(self._post(client, text), self.attempt_timeout * 2)
+                if 200 <= status < 300:
                     return {"status": "sent", "attempts": attempt, "error": None}
-                error = f"the webhook answered {response.status_code}"
+                error = f"the webhook answered {status}"
             except (TimeoutError, httpx.TimeoutException):
                 error = f"the webhook did not answer within {self.attempt_timeout:g} s"
             except httpx.HTTPError as exc:

@@ -4,6 +4,10 @@ https://prometheus.io/docs/alerting/latest/configuration/#webhook_config: ``{"ve
 "receiver", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts": [{"status", "labels",
 "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}]}``. A payload that breaks it is refused with one
 line naming the field (``alerts[3].startsAt: ...``), and none of its alerts is recorded.
+
+Alertmanager's payload nests at most four deep (the payload, ``alerts``, one alert, its ``labels``), writes no
+``NaN`` or ``Infinity`` and no number beyond a float's range; a body that does any of these is not one of its
+payloads and is refused before anything is kept, as is an alert whose compact JSON is over :data:`MAX_ALERT_BYTES`.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .checks import BadPayload
+from .checks import BadPayload, loads
 
 MAX_ALERTS = 10_000
 MAX_LABELS = 100
 MAX_TEXT = 4096  # one label or annotation value
+MAX_DEPTH = 4  # the payload, its alerts, one alert, its labels: all that Alertmanager nests
+MAX_ALERT_BYTES = 1024 * 1024  # one alert as kept (compact JSON); 100 labels and 100 annotations of 4 KiB fit
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _FINGERPRINT = re.compile(r"^[0-9A-Za-z]{1,64}$")
 
@@ -46,8 +52,17 @@ class Alert:
 
 
 def parse_time(value: str) -> datetime:
+    """The UTC instant of an RFC 3339 time; ValueError when it is not one or lies outside the years 1 to 9999 once
+    its offset is applied."""
     if not _TIME.match(value):
         raise ValueError(value)
+    try:
+        return _parse_time(value)
+    except (ValueError, OverflowError):
+        raise ValueError(value) from None
+
+
+def _parse_time(value: str) -> datetime:
     text = value.replace("Z", "+00:00")
     if "." in text:  # Go writes up to nine fractional digits; Python reads six
         head, _, rest = text.partition(".")
@@ -64,11 +79,15 @@ def normal_time(value: str) -> str:
 def parse(body: bytes) -> tuple[dict[str, Any], list[Alert]]:
     """The payload and its alerts; :class:`BadPayload` (one line) when it is not a version 4 webhook payload."""
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     except UnicodeDecodeError:
         raise BadPayload("the body is not UTF-8") from None
     except ValueError as exc:
         raise BadPayload(f"the body is not JSON ({str(exc).splitlines()[0][:120]})") from None
+    deepest = depth(doc)
+    if deepest > MAX_DEPTH:
+        raise BadPayload(f"the body nests {deepest} deep, more than the {MAX_DEPTH} of Alertmanager's payload "
+                         "(payload, alerts, alert, labels)")
     if not isinstance(doc, dict):
         raise BadPayload("the body is not a JSON object")
     if doc.get("version") != "4":
@@ -79,7 +98,40 @@ def parse(body: bytes) -> tuple[dict[str, Any], list[Alert]]:
     if len(alerts) > MAX_ALERTS:
         raise BadPayload(f"alerts: {len(alerts)} alerts, more than {MAX_ALERTS} in one payload")
     out = [_alert(a, f"alerts[{i}]") for i, a in enumerate(alerts)]
+    for i, a in enumerate(out):
+        size = len(compact(a.raw))
+        if size > MAX_ALERT_BYTES:
+            raise BadPayload(f"alerts[{i}]: {size} bytes as JSON, more than {MAX_ALERT_BYTES} for one alert")
     return doc, out
+
+
+def compact(doc: Any) -> bytes:
+    """A document as the receiver keeps it: standard JSON, no spaces, UTF-8."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def depth(doc: Any) -> int:
+    """How deep objects and lists nest in ``doc`` (a string or number is 0), without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:40]} is beyond a float's range")
+    return value
 
 
 def _alert(raw: Any, at: str) -> Alert:

@@ -139,7 +139,7 @@ def picture_parts(triage: dict[str, Any]) -> list[str]:
     import base64
     import json
 
-    from recsys_checks.runbooks import pictures
+    from .checks import draw_svg
 
     key = json.dumps(figure, sort_keys=True, default=str)
     with _lock:
@@ -147,7 +147,7 @@ def picture_parts(triage: dict[str, Any]) -> list[str]:
             if len(_drawn) > 64:
                 _drawn.clear()
             try:
-                _drawn[key] = base64.b64encode(pictures.svg(figure).encode("utf-8")).decode("ascii")
+                _drawn[key] = base64.b64encode(draw_svg(figure).encode("utf-8")).decode("ascii")
             except (KeyError, TypeError, ValueError):
                 return []
     return [f"<h2>Fleet freshness</h2><img alt=\"{_e(_alt(figure))}\" style=\"max-width:100%\" "

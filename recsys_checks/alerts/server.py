@@ -31,6 +31,7 @@ from .checks import (
     ChecksCli,
     ChecksError,
     ConfigError,
+    RunOutcome,
     Spec,
     default_command,
     mask,
@@ -40,12 +41,12 @@ from .checks import (
 )
 from .incident import NO_RUNBOOK, NOT_RUN, NOTHING_FOUND, QUEUE_FULL, QUEUED, RUNNING, Incident, Row, now_z
 from .payload import Alert, normal_time
-from .store import Store, public_row
+from .store import Store, lock, public_row
 from .triage import Triager
 
 MIN_TOKEN = 8  # the project's secret rule masks values of at least 8 characters; a shorter token could leak
-MAX_CONNECTIONS = 256  # beyond, uvicorn answers 503 at once
 RENDER_TIMEOUT = 120.0
+ACCEPT_GRACE = 120.0  # at stop, how long deliveries still being written may take
 RESERVED_PARAMS = ("tenant", "surface", "execute", "plan_id", "confirm", "reason")
 RUN_SECONDS_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800)
 
@@ -181,6 +182,9 @@ class Receiver:
         self.notifier: Any = None
         self.stopping = False
         self._warming = False
+        # New incidents being written (by the alert's key), and the deliveries still writing after their answer.
+        self.writing: dict[tuple[str, str], asyncio.Future] = {}
+        self.accepting: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
@@ -195,6 +199,8 @@ class Receiver:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self.accepting:  # deliveries answered 503 while their incidents were written: let them finish writing
+            await asyncio.wait(list(self.accepting), timeout=ACCEPT_GRACE)
         for task in self.workers:
             task.cancel()
         self.cli.processes.stop_all()
@@ -221,53 +227,120 @@ class Receiver:
         return ok and scheme.lower() == "bearer"
 
     async def accept(self, alerts: list[Alert]) -> dict[str, Any]:
-        """Record every alert of a checked payload; queue the new firing ones."""
+        """Record every alert of a checked payload; queue the new firing ones once they are on disk.
+
+        A new incident is kept only once its ``alert.json`` and ``incident.json`` are written; one that could not be
+        is not kept (``failed`` counts it, ``write_error`` says why), so that the answer is 5xx and Alertmanager
+        sends it again. An alert whose incident is still being written for another delivery waits for that write,
+        and counts as a duplicate once it is on disk (as failed when it could not be written)."""
         answer: dict[str, Any] = {"received": len(alerts), "new": [], "duplicates": 0, "resolved": 0,
-                                  "not_run": 0, "requeued": 0}
-        saves = []
+                                  "not_run": 0, "requeued": 0, "failed": 0}
+        fresh: dict[tuple[str, str], tuple[Incident, Alert]] = {}
+        updates: list[Coroutine[Any, Any, str | None]] = []
+        elsewhere: list[asyncio.Future] = []
         for alert in alerts:
             self.metrics.alerts.labels(alert.status).inc()
-            key = alert.key
-            incident = self.store.find(key)
-            if alert.status == "resolved":
-                answer["resolved"] += 1
-                if incident is None:
-                    incident = self._new_incident(alert)
-                    incident.resolved_unseen()
-                    self.store.add(incident)
-                    saves.append(self.store.save_alert(incident.id, alert.raw))
-                    self.metrics.incidents.labels(incident.status).inc()
-                if incident.resolve(alert.ends_at):
-                    saves.append(self.store.save(incident))
+            if alert.key in fresh or alert.key in self.writing:
+                if alert.key in fresh:
+                    answer["duplicates"] += 1
+                else:
+                    elsewhere.append(self.writing[alert.key])
                 continue
-            if incident is not None:
-                answer["duplicates"] += 1
-                self.metrics.duplicates.inc()
-                incident.notified_again()
-                if incident.refused_for_a_full_queue and not self.queue.full():
-                    incident.requeue()
-                    saves.append(self._enqueue(incident))
-                    answer["requeued"] += 1
-                continue
-            incident = self._new_incident(alert)
-            self.store.add(incident)
-            answer["new"].append(incident.id)
-            saves.append(self.store.save_alert(incident.id, alert.raw))
-            if not incident.runbooks:
-                incident.no_runbook()
-                self.metrics.incidents.labels(NO_RUNBOOK).inc()
-                saves.append(self._finish(incident))
-            elif self.queue.full():
-                incident.queue_full()
-                self.metrics.not_run.labels(QUEUE_FULL).inc()
-                answer["not_run"] += 1
-                saves.append(self.store.save(incident))
+            incident = self.store.find(alert.key)
+            if incident is None:
+                fresh[alert.key] = (self._fresh_incident(alert, answer), alert)
             else:
-                saves.append(self._enqueue(incident))
-        await asyncio.gather(*saves)
+                updates += self._known_alert(incident, alert, answer)
+        problems = [e for e in await asyncio.gather(*updates) if e]
+        written = await self._write_new(fresh, answer, problems)
+        problems += [e for e in await asyncio.gather(*(self._admit(i, answer) for i in written)) if e]
+        for error in await asyncio.gather(*(asyncio.shield(f) for f in elsewhere)):
+            answer["failed" if error else "duplicates"] += 1
+            problems += [error] if error else []
+        if problems:
+            answer["write_error"] = problems[0]
         return answer
 
-    def _enqueue(self, incident: Incident) -> Coroutine[Any, Any, None]:
+    def _fresh_incident(self, alert: Alert, answer: dict[str, Any]) -> Incident:
+        """A new incident as its first write keeps it: resolved unseen, no runbook (done), or queued."""
+        incident = self._new_incident(alert)
+        if alert.status == "resolved":
+            answer["resolved"] += 1
+            incident.resolved_unseen()
+            incident.resolve(alert.ends_at)
+        elif not incident.runbooks:
+            incident.no_runbook()
+            incident.finish()
+        return incident
+
+    def _known_alert(self, incident: Incident, alert: Alert,
+                     answer: dict[str, Any]) -> list[Coroutine[Any, Any, str | None]]:
+        """An alert of a kept incident: resolved, or notified again (run now when it was refused for a full queue
+        and there is room). The saves to await."""
+        if alert.status == "resolved":
+            answer["resolved"] += 1
+            return [self._resolve(incident)] if incident.resolve(alert.ends_at) else []
+        answer["duplicates"] += 1
+        self.metrics.duplicates.inc()
+        incident.notified_again()
+        if incident.refused_for_a_full_queue and not self.queue.full():
+            incident.requeue()
+            answer["requeued"] += 1
+            return [self._enqueue(incident)]
+        return []
+
+    async def _resolve(self, incident: Incident) -> str | None:
+        error = await self.store.save(incident)
+        if error:  # not on disk: the redelivery resolves it again
+            incident.unresolve()
+        return error
+
+    async def _write_new(self, fresh: dict[tuple[str, str], tuple[Incident, Alert]], answer: dict[str, Any],
+                         problems: list[str]) -> list[Incident]:
+        """Write each new incident's alert and incident files; the incidents written. Another delivery of the same
+        alert meanwhile waits on ``writing``: the error of the write, or None once it is on disk."""
+        loop = asyncio.get_running_loop()
+        waits = {key: loop.create_future() for key in fresh}
+        self.writing.update(waits)
+        results: list[list[str | None]] = []
+        try:
+            results = await asyncio.gather(*(asyncio.gather(self.store.save_alert(i.id, a.raw), self.store.save(i))
+                                             for i, a in fresh.values()))
+        finally:
+            for n, key in enumerate(fresh):
+                self.writing.pop(key, None)
+                error = next((e for e in results[n] if e), None) if results else "the write was stopped"
+                waits[key].set_result(error)
+        written = []
+        for (incident, _), errors in zip(fresh.values(), results, strict=True):
+            error = next((e for e in errors if e), None)
+            if error:
+                answer["failed"] += 1
+                problems.append(error)
+            else:
+                written.append(incident)
+        return written
+
+    async def _admit(self, incident: Incident, answer: dict[str, Any]) -> str | None:
+        """A written incident: kept, and queued (or recorded no-runbook, or queue full). Why its state could not
+        be saved, if it could not (it is kept all the same: its alert is on disk)."""
+        self.store.add(incident)
+        if incident.resolved_at:  # resolved before it was seen firing
+            self.metrics.incidents.labels(incident.status).inc()
+            return None
+        answer["new"].append(incident.id)
+        if incident.status == NO_RUNBOOK:  # written done
+            self.metrics.incidents.labels(NO_RUNBOOK).inc()
+            await self._finish(incident, saved=True)
+            return None
+        if self.queue.full():
+            incident.queue_full()
+            self.metrics.not_run.labels(QUEUE_FULL).inc()
+            answer["not_run"] += 1
+            return await self.store.save(incident)
+        return await self._enqueue(incident)
+
+    def _enqueue(self, incident: Incident) -> Coroutine[Any, Any, str | None]:
         """Queue the incident now (the caller checked for room in this same turn of the loop); its save to await."""
         assert self.queue is not None
         self.queue.put_nowait(incident.id)
@@ -336,8 +409,9 @@ class Receiver:
             incident.triaged(triage.as_dict())
             targets = [(s.tenant, s.surface) for s in triage.suspects]
             if not targets:
-                if triage.unread:
-                    why = f"triage could not read everything, so nothing is known to be healthy: {triage.summary}"
+                if triage.unread or not triage.looked_at:
+                    why = (f"inconclusive: the triage could not read everything, so nothing is known to be healthy: "
+                           f"{triage.summary}")
                     status = NOT_RUN
                 else:
                     why = f"nothing found: {triage.summary}"
@@ -381,8 +455,12 @@ class Receiver:
             self.runs_in_progress += 1
             started = time.monotonic()
             try:
+                # The runner writes into runs/NN-<runbook>/: every folder above it is one the receiver made.
+                await asyncio.to_thread(self.store.make_folders, folder.parent)
                 outcome = await self.cli.run_runbook(row.runbook, self._params(row.runbook, row.tenant, row.surface),
                                                      folder)
+            except OSError as exc:
+                outcome = RunOutcome(None, None, f"not run: {exc.strerror or exc} under --out")
             finally:
                 self.runs_in_progress -= 1
             seconds = time.monotonic() - started
@@ -417,11 +495,14 @@ class Receiver:
                              f"{type(exc).__name__}: {str(exc)[:200]}")
         row.finish()
 
-    async def _finish(self, incident: Incident) -> None:
-        incident.finish()
+    async def _finish(self, incident: Incident, *, saved: bool = False) -> None:
+        """The incident is done: saved (unless it was, as it is now), logged, notified."""
+        if not saved:
+            incident.finish()
         if incident.status != NO_RUNBOOK:
             self.metrics.incidents.labels(incident.status).inc()
-        await self.store.save(incident)
+        if not saved:
+            await self.store.save(incident)
         summary = ", ".join(f"{r.runbook} {r.tenant or ''}/{r.surface or ''} {r.verdict or r.status}"
                             for r in incident.rows[:5])
         log(f"incident {incident.id} ({incident.alert}): {incident.status}: {summary}")
@@ -499,6 +580,12 @@ def serve(args: Any) -> int:
         store.check_writable()
     except OSError as exc:
         return _fail(f"--out {settings.out}: cannot write there ({exc.strerror or exc})")
+    try:
+        held = lock(settings.out)  # held until the process ends: one receiver per folder
+    except ConfigError as exc:
+        return _fail(f"--out {settings.out}: {exc}; stop it, or give this one another --out")
+    except OSError as exc:
+        return _fail(f"--out {settings.out}: cannot take its lock ({exc.strerror or exc})")
     cli = ChecksCli(settings.command, triage_timeout=settings.triage_timeout, run_timeout=settings.run_timeout)
     try:
         specs = cli.load_specs()
@@ -521,7 +608,7 @@ def serve(args: Any) -> int:
     port = sock.getsockname()[1]
     if settings.port == 0 and settings.external_url.endswith(":0"):
         settings.external_url = settings.external_url[:-2] + f":{port}"
-    count, interrupted = store.load()
+    count, interrupted, unreadable = store.load()
     receiver = Receiver(settings, cli, specs, store)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown}:{port}"
@@ -534,14 +621,19 @@ def serve(args: Any) -> int:
     matched = ", ".join(f"{a} -> {'/'.join(r)}" for a, r in sorted(receiver.by_alert.items()))
     log(f"listening on {url} (POST /alertmanager, GET /incidents); {len(specs)} runbooks, alerts: {matched}; "
         f"{count} incident(s) kept in {settings.out}" + (f", {interrupted} marked interrupted" if interrupted else ""))
+    for line in unreadable:
+        log(f"incident {line}; set aside as unreadable, the others are loaded")
     if not ipaddress.ip_address("127.0.0.1" if settings.host == "localhost" else settings.host).is_loopback:
         log(f"note: {settings.host} is not loopback; /incidents and /metrics answer without a token there")
     import uvicorn
 
+    from .guard import MAX_CONNECTIONS, GuardedH11
     from .web import build_app
 
+    # GuardedH11: a deadline for each request's headers and a bound per client address on connections still
+    # sending them, so that idle or trickling sockets cannot keep Alertmanager's deliveries out.
     config = uvicorn.Config(build_app(receiver), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5, http=GuardedH11,
                             limit_concurrency=MAX_CONNECTIONS)
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -556,6 +648,7 @@ def serve(args: Any) -> int:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        os.close(held)
     if not server.started:
         return _fail("the server did not start (see above)")
     log("stopped")

@@ -27,10 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from recsys_checks.judge.figures import freshness_figure
-from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE
 
-from .checks import KINDS, ChecksCli, FleetScan, Probe
+from .checks import DEFAULT_MAX_AGE, KINDS, ChecksCli, FleetScan, Probe, freshness_figure
 
 TRIAGE_OF_ALERT = {
     "RecsysManifestStale": "staleness",
@@ -82,9 +80,17 @@ class Triage:
     seconds: float = 0.0
     figure: dict[str, Any] | None = None  # the fleet's ages as a histogram (judge.figures), for a staleness alert
 
+    @property
+    def status(self) -> str:
+        """``found`` (a surface is broken or unknown), ``inconclusive`` (the fleet could not be listed, or nothing
+        was looked at) or ``nothing-found``."""
+        if self.suspects:
+            return "found"
+        return "inconclusive" if self.unread or not self.looked_at else "nothing-found"
+
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "looked_at": self.looked_at, "summary": self.summary, "unread": self.unread,
-                "seconds": round(self.seconds, 3), "figure": self.figure,
+        return {"kind": self.kind, "status": self.status, "looked_at": self.looked_at, "summary": self.summary,
+                "unread": self.unread, "seconds": round(self.seconds, 3), "figure": self.figure,
                 "broken": sum(not s.unknown for s in self.suspects),
                 "unknown": sum(s.unknown for s in self.suspects),
                 "suspects": [s.as_dict() for s in self.suspects[:200]]}

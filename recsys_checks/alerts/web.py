@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .checks import BadPayload, mask
+from .checks import BadPayload, mask, mask_doc
 from .incident import Incident
 from .payload import parse
 from .render import CSP, incident_page, incidents_page
-from .store import ID_PATTERN, public_row
+from .store import ID_PATTERN, encode, public_row
 
 if TYPE_CHECKING:
     from .server import Receiver
@@ -49,11 +48,18 @@ def build_app(receiver: Receiver) -> Starlette:
 
 
 def json_response(doc: Any, status_code: int = 200) -> Response:
-    return Response(mask(json.dumps(doc, ensure_ascii=False)), status_code=status_code, media_type="application/json")
+    """A JSON answer: masked before it is encoded and after (:func:`~recsys_checks.alerts.store.encode`)."""
+    return Response(encode(doc), status_code=status_code, media_type="application/json")
 
 
 def html_response(page: str) -> Response:
+    """An HTML page, rendered from masked values (the caller's part), masked again once rendered."""
     return Response(mask(page), media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": CSP})
+
+
+def masked(incident: Incident) -> Incident:
+    """A copy of the incident with every credential masked, for a page to render (so none is escaped unmasked)."""
+    return Incident.from_dict(mask_doc(incident.to_dict()))
 
 
 def wants_json(request: Request) -> bool:
@@ -95,13 +101,24 @@ class Web:
             return self.text(400, f"bad payload: {exc}")
         if receiver.stopping or receiver.queue is None:
             return self.text(503, "the receiver is stopping")
-        try:
-            answer = await asyncio.wait_for(receiver.accept(alerts), SAVE_TIMEOUT)
-        except TimeoutError:
+        task = asyncio.ensure_future(receiver.accept(alerts))
+        receiver.accepting.add(task)
+        task.add_done_callback(receiver.accepting.discard)
+        done, _ = await asyncio.wait({task}, timeout=SAVE_TIMEOUT)
+        if not done:
+            # The writes go on (they are not cancelled): each incident is kept, and run, once it is on disk, and a
+            # redelivery meanwhile is recognised as the same alert.
             return self.text(503, f"the incident folder (--out) did not take the incidents within {SAVE_TIMEOUT:g} "
-                                  "s; they are kept in memory and written when it does")
+                                  "s; they are still being written and each runs once it is on disk")
+        answer = task.result()
+        if answer["failed"]:
+            return self.text(503, f"{answer['failed']} of {answer['received']} alert(s) could not be written to "
+                                  f"--out ({mask(answer['write_error'])}): not accepted, send them again")
+        if answer.get("write_error"):
+            return self.text(503, f"an update could not be written to --out ({mask(answer['write_error'])}): "
+                                  "send it again")
         receiver.metrics.requests.labels("200").inc()
-        return json_response(answer)
+        return json_response({k: v for k, v in answer.items() if k not in ("failed", "write_error")})
 
     async def _body(self, request: Request) -> bytes | Response:
         """The webhook's body, or the answer refusing it (too large: 413, too slow: 408)."""
@@ -129,7 +146,7 @@ class Web:
         if wants_json(request):
             return json_response(rows)
         queue = f"queue {receiver.queue.qsize() if receiver.queue else 0}/{receiver.settings.queue_size}"
-        return html_response(incidents_page(rows, total=len(receiver.store.incidents), queue=queue))
+        return html_response(incidents_page(mask_doc(rows), total=len(receiver.store.incidents), queue=queue))
 
     def find(self, request: Request) -> Incident | None:
         iid = request.path_params["id"]
@@ -143,7 +160,7 @@ class Web:
             return json_response({**found.to_dict(), "rows": [public_row(found, r) | {k: getattr(r, k) for k in (
                 "dry_run_command", "fix", "folder", "record", "notebook", "notebook_html")} for r in found.rows]})
         # In a thread: the page may draw the triage's picture (render.picture_parts), which must not hold the loop.
-        return html_response(await asyncio.to_thread(incident_page, found))
+        return html_response(await asyncio.to_thread(incident_page, masked(found)))
 
     def run_file(self, request: Request, key: str) -> Path | None:
         """The file ``key`` of run ``n`` of the incident, when it is a file inside ``--out``."""
@@ -170,6 +187,7 @@ class Web:
         path = self.run_file(request, "record")
         if path is None or path.stat().st_size > MAX_RECORD:
             return PlainTextResponse("no run record for this run\n", status_code=404)
+        # The runner's record, masked as text: the rule finds a credential as JSON escapes it too.
         return Response(mask(path.read_text("utf-8", "replace")), media_type="application/json")
 
     # ------------------------------------------------------------------------------------------------ itself

@@ -22,8 +22,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "serve", help="receive Alertmanager's webhook, triage, dry-run the matching runbooks, keep the incidents",
         epilog="the bearer token comes from RECSYS_ALERTS_TOKEN only (never a flag); RECSYS_ALERTS_NOTIFY_URL, when "
                "set, gets a Slack-shaped message per incident. Exit codes: 0 stopped cleanly (SIGTERM, Ctrl-C), "
-               "2 bad configuration (no token, a bad --listen, an --out that cannot be written, runbook specs that "
-               "cannot be read, an address in use), 1 an internal error")
+               "2 bad configuration (no token, a bad --listen, an --out that cannot be written or that another "
+               "receiver serves, runbook specs that cannot be read, an address in use), 1 an internal error")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to serve on (default {DEFAULT_LISTEN}: loopback; port 0 picks a free one)")
     p.add_argument("--out", required=True, metavar="DIR",

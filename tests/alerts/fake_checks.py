@@ -6,11 +6,13 @@ call, so a test can change the fleet between alerts), and appends every call to 
 - ``runbook list --json`` / ``runbook show ID --json``: from ``FAKE_CHECKS_SPECS`` (the real CLI's answers, saved
   once per session);
 - ``freshness --json [--deep] [--tenant T]``: the ``fleet`` rows (``condition`` healthy, stale, invalid, missing or
-  unreachable), or exit 2 when ``freshness`` is ``"unread"``;
+  unreachable), or exit 2 when ``freshness`` is ``"unread"``, or no rows and exit 1 ("no surfaces found") when it is
+  ``"empty"``;
 - ``recs probe --tenant T --surface S --json``: each surface's ``probe`` (ok, fail, unread, stale: served vs published);
 - ``runbook run ID -p ... --out DIR --json``: sleeps ``run_sleep`` seconds, then writes a notebook and a run record
   in DIR with ``verdict`` and ``cause`` (and a planned fix with ``plan_hash`` when ``plan`` is set), and prints it.
   ``print`` is printed to stdout and written into the notebook as it is (a canary for the receiver's masking).
+  With ``flood``, it prints without end instead (an output past the receiver's cap).
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[0] == "freshness":
         time.sleep(st.get("freshness_sleep", 0))
+        if st.get("freshness") == "empty":
+            print(json.dumps({"check": "freshness", "status": "fail", "summary": "no surfaces found under "
+                              "s3://recsys-artifacts/registry/current/ for the registry", "data": {"rows": []}}))
+            return 1
         if st.get("freshness") == "unread":
             sys.stderr.write("recsys-checks: error: the registry could not be listed: timed out\n")
             return 2
@@ -90,6 +96,10 @@ def main(argv: list[str]) -> int:
         params = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-p")
         out = Path(opt(argv, "--out"))
         time.sleep(st.get("run_sleep", 0))
+        if st.get("flood"):
+            line = b"x" * 65535 + b"\n"
+            while True:
+                sys.stdout.buffer.write(line)
         out.mkdir(parents=True, exist_ok=False)
         leak = st.get("print", "")
         if leak:

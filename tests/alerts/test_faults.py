@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import html
 import json
 import signal
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import pytest
 from alertkit import TOKEN, alert, payload
@@ -125,14 +128,41 @@ def test_notifications_are_slack_shaped_with_verdict_cause_and_link(receiver):
         hook.server_close()
 
 
+def _leaked_forms(value: str) -> list[str]:
+    """How a credential leaks into what a check prints or an alert carries: as written, base64 (one line, and wrapped
+    at 76 columns as base64(1) writes it), URL-encoded, hex."""
+    raw = value.encode()
+    return [value, base64.b64encode(raw).decode(), base64.encodebytes(raw).decode().rstrip("\n"),
+            quote(value, safe=""), binascii.hexlify(raw).decode()]
+
+
+def _written_forms(value: str) -> set[str]:
+    """Each leaked form as the receiver's outputs could write it: as is, a JSON string, HTML, HTML of JSON."""
+    out = set()
+    for form in _leaked_forms(value):
+        as_json = [json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]]
+        out |= {form, *as_json, html.escape(form), html.escape(form, quote=False), *map(html.escape, as_json)}
+    return out
+
+
+CANARIES = {
+    "plain": ("RECSYS_API_KEY", "canary-api-key-" + "Q7" * 12),
+    "escaped": ("RECSYS_API_KEY", 'Cnry"Api\\Key<9>&zz'),
+    "listed": ("VAULT_PASSWORD", 'Cnry"Vault\\Pass<9>&zz/' + "w" * 50),  # long: its base64 wraps at 76 columns
+}
+
+
 @pytest.mark.slow
-def test_a_canary_credential_reaches_no_incident_file_page_or_notification(receiver):
-    canary = "canary-api-key-" + "Q7" * 12
-    forms = [canary, base64.b64encode(canary.encode()).decode(), TOKEN]
+@pytest.mark.parametrize("kind", sorted(CANARIES))
+def test_a_canary_credential_reaches_no_incident_file_page_or_notification(receiver, kind):
+    """A credential (one that JSON and HTML escape, one listed in RECSYS_SECRET_VARIABLES), leaked as written and
+    encoded through labels, annotations and a run's output: no form of it, escaped or not, reaches alert.json,
+    incident.json, a page, a JSON answer, a notification or the log."""
+    variable, canary = CANARIES[kind]
     hook = Webhook("200")
     try:
-        env = {"RECSYS_API_KEY": canary, "RECSYS_ALERTS_NOTIFY_URL": hook.url}
-        leaked = f"key {canary} b64 {forms[1]} token {TOKEN}"
+        env = {variable: canary, "RECSYS_ALERTS_NOTIFY_URL": hook.url, "RECSYS_SECRET_VARIABLES": "VAULT_PASSWORD"}
+        leaked = " ".join(["key", *_leaked_forms(canary), "token", TOKEN])
         with receiver(env=env, fleet=BROKEN_SEARCH, print=leaked, plan="abcdef123456") as r:
             iid = r.post(payload(alert(labels={"note": leaked}, annotations={"description": leaked}))).json()["new"][0]
             wait_for(lambda: (r.incident(iid).get("notify") or {}).get("status") == "sent", what="notification sent")
@@ -143,12 +173,13 @@ def test_a_canary_credential_reaches_no_incident_file_page_or_notification(recei
             texts += [r.client.get(u).text for u in ("/incidents", f"/incidents/{iid}",
                                                       f"/incidents/{iid}/runs/1/notebook",
                                                       f"/incidents/{iid}/runs/1/record")]
-            texts += [json.dumps(r.rows()), json.dumps(r.incident(iid)), *hook.bodies]
+            texts += [r.client.get(f"/incidents/{iid}", headers={"Accept": "application/json"}).text,
+                      r.client.get("/incidents", headers={"Accept": "application/json"}).text, *hook.bodies]
             assert "***" in r.client.get(f"/incidents/{iid}").text  # the leak was there, masked
-            for form in forms:
-                assert not any(form in t for t in texts), "a credential reached an output"
-            # The receiver's own token never reaches a check: it is not in any child's environment.
             assert "***" in (r.out / iid / "alert.json").read_text()
+        texts.append(r.log())
+        for form in _written_forms(canary) | _written_forms(TOKEN):
+            assert not any(form in t for t in texts), f"a credential reached an output as {form!r}"
     finally:
         hook.shutdown()
         hook.server_close()

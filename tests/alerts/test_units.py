@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
 from alertkit import alert, payload
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys_checks.alerts.checks import FleetScan, Probe
 from recsys_checks.alerts.incident import Incident, aggregate, incident_id
@@ -108,7 +111,7 @@ def test_a_store_read_back_shows_what_was_running_as_interrupted(tmp_path):
     store.save_now(Incident.from_dict(doc))
     (tmp_path / "20261203T100000Z-notanincident").mkdir()
     again = Store(tmp_path)
-    assert again.load() == (1, 1)
+    assert again.load() == (1, 1, [])
     assert again.incidents[iid].status == "interrupted"
     assert [r.status for r in again.incidents[iid].rows] == ["finished", "interrupted"]
     assert json.loads((tmp_path / iid / "incident.json").read_text())["status"] == "interrupted"
@@ -165,3 +168,22 @@ def test_alerts_of_one_kind_within_the_ttl_share_one_triage():
 
     asyncio.run(three())
     assert cli.scans == 2  # one per kind of triage, not one per alert
+
+
+SLACK_TEXT = st.text(alphabet=st.sampled_from("<>&!|:/ahttps.@#;amplgt"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=SLACK_TEXT, reason=SLACK_TEXT, tenant=SLACK_TEXT)
+def test_a_notification_carries_no_slack_control_sequence_whatever_the_labels(name, reason, tenant):
+    """Every text of a notification has ``& < >`` escaped (the oracle: unescaping gives back what was shown)."""
+    from recsys_checks.alerts.incident import Row
+    from recsys_checks.alerts.notify import message
+
+    incident = Incident(id="20261203T100000Z-aaaaaaaaaaaa", alert=name or "A", status="not-run",
+                        rows=[Row(status="not-run", runbook="empty-recs", tenant=tenant or None, reason=reason or None)])
+    text = message(incident, "http://receiver/incidents/x")
+    assert "<" not in text and ">" not in text
+    assert re.sub(r"&(amp|lt|gt);", "", text).count("&") == 0
+    shown = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert (name or "A") in shown and (reason in shown if reason and not tenant else True)
