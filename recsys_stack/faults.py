@@ -28,6 +28,8 @@ FAULT_ACTOR = "fault-injector"
 DEFAULT_LATENCY_MS = 20
 STALE_AGE = timedelta(hours=72)
 MISSING_VERSION = "0" * 64
+# Responses a re-sent day gains from its late events (each shows ten items): enough to change the day's versions.
+LATE_RESPONSES = 12
 
 
 @dataclass
@@ -121,12 +123,25 @@ class FaultContext:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         return publish(self.store, self.root, tenant=tenant, surface=surface, day=day, **kwargs)
 
+    def publish_resent(self, tenant: str, surface: str, **kwargs) -> dict:
+        """Re-run the scheduled day after its upstream re-sent it with late events: new data for a window that has
+        ended, hence new versions, as a deployment that is up to date gets them (its next day has not ended)."""
+        from .events import DEFAULT_VOLUME, ITEMS_PER_RESPONSE, events_path
+        from .publisher import scheduled_day
+
+        day = scheduled_day(self.store, self.root, tenant, surface)
+        path = events_path(self.root, tenant, surface, day)
+        shown = sum(1 for line in path.read_bytes().splitlines() if line.strip()) if path.is_file() else 0
+        volume = max(shown // ITEMS_PER_RESPONSE, DEFAULT_VOLUME) + LATE_RESPONSES
+        return self.publish(tenant, surface, day=day, volume=volume, **kwargs)
+
     def publish_failing(self, tenant: str, surface: str, expected: str, **kwargs) -> str:
         """Run a publish that must fail with error kind ``expected``; returns its ``run failed: ...`` line."""
         from .publisher import PublishError
 
+        publish = self.publish_resent if kwargs.pop("resent", False) else self.publish
         try:
-            self.publish(tenant, surface, **kwargs)
+            publish(tenant, surface, **kwargs)
         except PublishError as exc:
             if exc.kind != expected:
                 raise StackError(
@@ -185,9 +200,10 @@ def _stale_cache(ctx: FaultContext, tenant: str, surface: str) -> str:
     resp = ctx.recommend(tenant, surface)
     if resp.status_code != 200:
         raise StackError(f"warming the cache of {tenant}/{surface} failed: HTTP {resp.status_code}", exit_code=1)
-    run = ctx.publish(tenant, surface, now=datetime.now(UTC))
+    run = ctx.publish_resent(tenant, surface, now=datetime.now(UTC))
     return (
-        f"published {tenant}/{surface} day {run.get('day', '?')} without invalidating: the service keeps serving "
+        f"published {tenant}/{surface} day {run.get('day', '?')} again with its late events, without invalidating: "
+        "the service keeps serving "
         f"the previous version until its cached manifest expires (manifest TTL {ctx.info.get('manifest_ttl_seconds')} s)"
     )
 
@@ -226,7 +242,7 @@ def _corrupt_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
-    line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record")
+    line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record", resent=True)
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
 
@@ -461,7 +477,8 @@ FAULTS: dict[str, Fault] = {
               _stale_manifest),
         Fault("stale-data", "the manifest names days-old versions under a fresh updated_at (a re-run of an old "
               "day)", "stale-manifest", _stale_data),
-        Fault("stale-cache", "a new day is published but the service cache keeps serving the old version",
+        Fault("stale-cache", "yesterday is published again with its late events but the service cache keeps "
+              "serving the old version",
               "stale-manifest", _stale_cache),
         Fault("bad-publish", "a valid but empty popularity artifact is published and swapped in",
               "rollback-manifest", _bad_publish),

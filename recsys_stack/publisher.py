@@ -569,14 +569,25 @@ def _swap(
     return new_etag
 
 
+def last_ended_day(today: date | None = None) -> date:
+    """The newest UTC day whose window has ended: yesterday. The suite's daily job runs early in the morning for the
+    previous day (§1.4), so no scheduled publish covers a window that ends in the future."""
+    return (today or datetime.now(UTC).date()) - timedelta(days=1)
+
+
 def next_day(store: ObjectStore, tenant: str, surface: str, *, today: date | None = None) -> date:
-    """The day to publish next: the day the current popularity window ends on, else yesterday (UTC)."""
+    """The day to publish next: the day the current popularity window ends on, else yesterday (UTC); never a day
+    that has not ended (a surface that is up to date re-runs yesterday)."""
+    return min(_day_after_current(store, tenant, surface, today), last_ended_day(today))
+
+
+def _day_after_current(store: ObjectStore, tenant: str, surface: str, today: date | None) -> date:
     try:
         safe_segment(tenant, "tenant")
         safe_segment(surface, "surface")
     except UnsafeSegment as exc:
         raise PublishError("invalid_argument", str(exc), exit_code=2) from None
-    fallback = (today or datetime.now(UTC).date()) - timedelta(days=1)
+    fallback = last_ended_day(today)
     try:
         manifest, _ = _read_manifest(store, tenant, surface)
         uri = (manifest or {}).get("current", {}).get("popularity")
@@ -601,8 +612,10 @@ def scheduled_day(store: ObjectStore, root: Path, tenant: str, surface: str, *, 
     """The day a scheduler runs next: after the last successful day (the checkpoint) and after the current window.
 
     After a rollback the manifest's window is older than the checkpoint; the pipeline still continues from its
-    checkpoint, so it never re-publishes a day it already published.
+    checkpoint, so it never re-publishes a day it already published, unless that day is yesterday: a deployment that
+    is up to date has no ended day left, and a run now re-runs yesterday, never the day in progress.
     """
     day = next_day(store, tenant, surface, today=today)
     done = read_checkpoint(root, tenant, surface)
-    return max(day, done + timedelta(days=1)) if done is not None else day
+    after = max(day, done + timedelta(days=1)) if done is not None else day
+    return min(after, last_ended_day(today))
