@@ -40,6 +40,18 @@ if TYPE_CHECKING:
 
 VERDICTS = ("healthy", "mitigated", "action-required", "inconclusive", "failed")
 OK_VERDICTS = ("healthy", "mitigated")
+# What each verdict tells the person who ran the runbook: `runbook run --help` and the how-to's table draw from it.
+VERDICT_MEANINGS: dict[str, str] = {
+    "healthy": "every check and verify step ran, read what it checks and found nothing wrong",
+    "mitigated": "it found the problem, applied the fix and every verification step passed",
+    "action-required": "it found a problem it did not fix: a dry run (the plan is shown), no lever within reach (it "
+                       "says what to do), or a fix that did not verify; cause `unexplained` when what is wrong matches "
+                       "no known cause",
+    "inconclusive": "a step could not read what it checks (unreachable, refused, unreadable): the record says what "
+                    "and why; never read as healthy: restore access to it and run the runbook again",
+    "failed": "the runbook itself could not run (a cell failed, the kernel died, a step timed out); the record names "
+              "the cell",
+}
 UNEXPLAINED = "unexplained"
 _DIAGNOSING_ROLES = ("check", "info")
 
