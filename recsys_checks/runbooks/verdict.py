@@ -29,6 +29,7 @@ judge a fix: they run only once one was applied, and count only then.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ VERDICT_MEANINGS: dict[str, str] = {
 }
 UNEXPLAINED = "unexplained"
 _DIAGNOSING_ROLES = ("check", "info")
+_SENTENCE_BREAK = re.compile(r"(?<=[.;])\s+")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class Verdict:
     unread: list[dict[str, str]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Assembled from summaries that may quote each other (a remedy's summary repeating the diagnosis): each
+        # sentence is said once.
+        object.__setattr__(self, "next_action", said_once(self.next_action))
+
     @property
     def ok(self) -> bool:
         return self.verdict in OK_VERDICTS
@@ -75,6 +82,19 @@ class Verdict:
 
     def __getitem__(self, index: int) -> str:
         return (self.verdict, self.next_action)[index]
+
+
+def said_once(text: str) -> str:
+    """``text`` without the sentences (or ``;`` clauses) it already said, in the order first said."""
+    parts = _SENTENCE_BREAK.split(text)
+    seen: set[str] = set()
+    kept = []
+    for part in parts:
+        key = " ".join(part.rstrip(".; ").split()).lower()
+        if key not in seen:
+            seen.add(key)
+            kept.append(part)
+    return text if len(kept) == len(parts) else " ".join(kept).rstrip("; ")
 
 
 def unread_of(step_id: str, result: Any) -> dict[str, str] | None:
