@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -241,7 +241,38 @@ def _corrupt_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"manifest of {tenant}/{surface} overwritten with truncated JSON"
 
 
+def _before_the_run_of(ctx: FaultContext, tenant: str, surface: str) -> date:
+    """The day this morning's scheduled run covers (yesterday), with the surface put back where it stood before that
+    run when the stack has already published the day (the seed does): the manifest on the versions of the day before,
+    stamped when that day was published, and the checkpoint on it. A run that fails then leaves what a deployment
+    has after its morning run failed: the newest day unpublished, serving the day before."""
+    from .objstore import records_prefix
+    from .publisher import read_checkpoint, scheduled_day, write_checkpoint
+    from .seed import publish_time
+
+    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    done = read_checkpoint(ctx.root, tenant, surface)
+    if done is None or done < day:
+        return day
+    before, end = day - timedelta(days=1), f"{day.isoformat()}T00:00:00Z"  # `before`'s window ends as `day` starts
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    for kind in sorted(manifest.get("current") or {}):
+        records = [json.loads(ctx.store.get(key)) for key in ctx.store.list(records_prefix(tenant, surface, kind))]
+        built = sorted((r["BuiltAt"], r["URI"]) for r in records if r.get("Window", {}).get("End") == end)
+        if not built:
+            raise StackError(f"{tenant}/{surface} has no {kind} version of {before} to serve while the run of {day} "
+                             "fails", exit_code=1)
+        manifest["current"][kind] = built[-1][1]
+    stamp = min(publish_time(before), datetime.now(UTC)).replace(microsecond=0)
+    manifest["updated_at"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.write_manifest(manifest, etag)
+    write_checkpoint(ctx.root, tenant, surface, before)
+    ctx.invalidate(tenant, surface)
+    return day
+
+
 def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
+    _before_the_run_of(ctx, tenant, surface)
     line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record", resent=True)
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
@@ -257,9 +288,8 @@ def _validation_failed(ctx: FaultContext, tenant: str, surface: str) -> str:
     # Bad input as the suite meets it: the day's raw events hold an exposure without an item id, which the ingest
     # refuses (`run failed: invalid exposure event: item_id must be set`) before anything is built.
     from .events import ensure_events
-    from .publisher import scheduled_day
 
-    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    day = _before_the_run_of(ctx, tenant, surface)
     path = ensure_events(ctx.root, tenant, surface, day)
     lines = path.read_bytes().splitlines(keepends=True)
     bad = json.loads(lines[len(lines) // 2])
@@ -281,9 +311,8 @@ def _limit_exceeded(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
     from .events import ensure_events
-    from .publisher import scheduled_day
 
-    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    day = _before_the_run_of(ctx, tenant, surface)
     path = ensure_events(ctx.root, tenant, surface, day)
     with open(path, "rb") as fh:
         count = sum(1 for line in fh if line.strip())

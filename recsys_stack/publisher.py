@@ -110,6 +110,12 @@ def checkpoint_path(root: Path, tenant: str, surface: str) -> Path:
     return Path(root) / "checkpoints" / safe_segment(tenant) / f"{safe_segment(surface, 'surface')}.json"
 
 
+def write_checkpoint(root: Path, tenant: str, surface: str, day: date) -> None:
+    """``{"day": "YYYY-MM-DD"}``, as the suite writes it after each successful day."""
+    path = checkpoint_path(root, tenant, surface)
+    write_file_atomic(path, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
+
+
 def read_checkpoint(root: Path, tenant: str, surface: str) -> date | None:
     """The last successfully published day, or None before the first success."""
     path = checkpoint_path(root, tenant, surface)
@@ -363,8 +369,7 @@ def publish(
         manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
 
         run.at("checkpoint")
-        cp = checkpoint_path(root, tenant, surface)
-        write_file_atomic(cp, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
+        write_checkpoint(root, tenant, surface, day)
         run.step("checkpoint", None, "ok", day.isoformat())
         run.say("publish", "done", tenant=tenant, surface=surface)
     except PublishError as exc:

@@ -120,12 +120,20 @@ def _latest_run(handle: StackHandle, saved: Saved) -> dict:
 
 
 def _assert_failed_run(handle: StackHandle, saved: Saved, family: str) -> dict:
-    """The newest run failed, printing a line of the suite's ``family`` (tests/suite_lines.py), manifest unchanged."""
+    """The newest run, of yesterday, failed, printing a line of the suite's ``family`` (tests/suite_lines.py), and
+    swapped nothing: serving stays on the day before, the last day published (the checkpoint), as after a morning
+    run that failed."""
     run = _latest_run(handle, saved)
     printed = (runs_dir(handle.root, saved.tenant, saved.surface) / f"{run['run_id']}.log").read_text()
     assert run["status"] == "failed" and suite_family(printed) == family, printed
     assert printed.rstrip("\n").endswith(run["error"])
-    assert read_manifest_bytes(handle, saved.tenant, saved.surface) == saved.manifest
+    with closing(open_store(handle.info, handle.env)) as store:
+        _, etag = store.get_with_etag(manifest_key(saved.tenant, saved.surface))
+    assert run["manifest"]["after"] is None and run["manifest"]["before"] == etag
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    assert run["day"] == yesterday.isoformat()
+    checkpoint = json.loads((handle.root / "checkpoints" / saved.tenant / f"{saved.surface}.json").read_text())
+    assert checkpoint == {"day": (yesterday - timedelta(days=1)).isoformat()}
     return run
 
 
