@@ -30,6 +30,7 @@ judge a fix: they run only once one was applied, and count only then.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -110,8 +111,10 @@ def _unread_text(unread: list[dict[str, str]]) -> str:
     return "; ".join(f"{u['step']}: {u['what']}" for u in unread)
 
 
-def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None) -> Verdict:
-    """The verdict of a run from its steps' results (see the module docstring for the whole table)."""
+def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None,
+           values: dict[str, str] | None = None) -> Verdict:
+    """The verdict of a run from its steps' results (see the module docstring for the whole table); ``values``
+    (the run's ``tenant`` and ``surface``) fill the commands it names."""
     if error is not None:
         return Verdict("failed", f"step {error['step']} could not run: {error['error']}")
     diagnose = next(s for s in spec.steps if s.role == "diagnose")
@@ -133,7 +136,7 @@ def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, s
     failing = [s for s in reads if s.role == "check" and _status(results.get(s.id)) == "fail"]
     if failing:
         evidence = [{"step": s.id, "summary": results[s.id].summary} for s in failing]  # type: ignore[union-attr]
-        look = "; ".join(f"`{s.command}`" for s in failing if s.command)
+        look = "; ".join(f"`{_filled(s.command, values or {})}`" for s in failing if s.command)
         return Verdict("action-required",
                        "no known cause explains what was found: " + "; ".join(
                            f"{e['step']}: {e['summary']}" for e in evidence)
@@ -185,6 +188,13 @@ def _moved(spec: RunbookSpec, results: dict[str, StepResult], remedy: Any, cause
         return Verdict("healthy", f"{remedy.summary}; the surface is healthy now (diagnosed {cause})")
     return Verdict("action-required", f"conflict: {remedy.summary}; the surface is still not healthy: run the "
                    "runbook again to diagnose the state as it is now", cause, unread)
+
+
+def _filled(command: str, values: dict[str, str]) -> str:
+    for name in ("tenant", "surface"):
+        if values.get(name):
+            command = command.replace("{" + name + "}", shlex.quote(values[name]))
+    return command
 
 
 def _status(result: Any) -> str | None:
