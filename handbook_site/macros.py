@@ -293,10 +293,18 @@ def picture_section(spec: RunbookSpec, directory: Path = PICTURES_DIR) -> list[s
         out += [f"**{kind.capitalize()}** ({where}): {pictures.SHOWS[kind]}.", "",
                 f'<img alt="example {kind} picture from a drill" src="data:image/svg+xml;base64,{image}">', ""]
     return out
+def verdict_table() -> str:
+    """Every verdict a run can end with, its exit code and what it means (the verdict rule's own declaration)."""
+    from recsys_checks.runbooks.verdict import OK_VERDICTS, VERDICT_MEANINGS, VERDICTS
+
+    rows = ["| verdict | exit | meaning |", "|---|---|---|"]
+    rows += [f"| `{v}` | `{0 if v in OK_VERDICTS else 1}` | {VERDICT_MEANINGS[v]} |" for v in VERDICTS]
+    return "\n".join(rows)
 
 
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(alerts_table)
+    env.macro(verdict_table)
     env.macro(checklist_tables)
     env.macro(alert_specs_rows)
     env.macro(drill_status)

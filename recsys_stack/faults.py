@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,8 @@ FAULT_ACTOR = "fault-injector"
 DEFAULT_LATENCY_MS = 20
 STALE_AGE = timedelta(hours=72)
 MISSING_VERSION = "0" * 64
+# Responses a re-sent day gains from its late events (each shows ten items): enough to change the day's versions.
+LATE_RESPONSES = 12
 
 
 @dataclass
@@ -121,12 +123,25 @@ class FaultContext:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         return publish(self.store, self.root, tenant=tenant, surface=surface, day=day, **kwargs)
 
+    def publish_resent(self, tenant: str, surface: str, **kwargs) -> dict:
+        """Re-run the scheduled day after its upstream re-sent it with late events: new data for a window that has
+        ended, hence new versions, as a deployment that is up to date gets them (its next day has not ended)."""
+        from .events import DEFAULT_VOLUME, ITEMS_PER_RESPONSE, events_path
+        from .publisher import scheduled_day
+
+        day = scheduled_day(self.store, self.root, tenant, surface)
+        path = events_path(self.root, tenant, surface, day)
+        shown = sum(1 for line in path.read_bytes().splitlines() if line.strip()) if path.is_file() else 0
+        volume = max(shown // ITEMS_PER_RESPONSE, DEFAULT_VOLUME) + LATE_RESPONSES
+        return self.publish(tenant, surface, day=day, volume=volume, **kwargs)
+
     def publish_failing(self, tenant: str, surface: str, expected: str, **kwargs) -> str:
         """Run a publish that must fail with error kind ``expected``; returns its ``run failed: ...`` line."""
         from .publisher import PublishError
 
+        publish = self.publish_resent if kwargs.pop("resent", False) else self.publish
         try:
-            self.publish(tenant, surface, **kwargs)
+            publish(tenant, surface, **kwargs)
         except PublishError as exc:
             if exc.kind != expected:
                 raise StackError(
@@ -185,9 +200,10 @@ def _stale_cache(ctx: FaultContext, tenant: str, surface: str) -> str:
     resp = ctx.recommend(tenant, surface)
     if resp.status_code != 200:
         raise StackError(f"warming the cache of {tenant}/{surface} failed: HTTP {resp.status_code}", exit_code=1)
-    run = ctx.publish(tenant, surface, now=datetime.now(UTC))
+    run = ctx.publish_resent(tenant, surface, now=datetime.now(UTC))
     return (
-        f"published {tenant}/{surface} day {run.get('day', '?')} without invalidating: the service keeps serving "
+        f"published {tenant}/{surface} day {run.get('day', '?')} again with its late events, without invalidating: "
+        "the service keeps serving "
         f"the previous version until its cached manifest expires (manifest TTL {ctx.info.get('manifest_ttl_seconds')} s)"
     )
 
@@ -225,8 +241,39 @@ def _corrupt_manifest(ctx: FaultContext, tenant: str, surface: str) -> str:
     return f"manifest of {tenant}/{surface} overwritten with truncated JSON"
 
 
+def _before_the_run_of(ctx: FaultContext, tenant: str, surface: str) -> date:
+    """The day this morning's scheduled run covers (yesterday), with the surface put back where it stood before that
+    run when the stack has already published the day (the seed does): the manifest on the versions of the day before,
+    stamped when that day was published, and the checkpoint on it. A run that fails then leaves what a deployment
+    has after its morning run failed: the newest day unpublished, serving the day before."""
+    from .objstore import records_prefix
+    from .publisher import read_checkpoint, scheduled_day, write_checkpoint
+    from .seed import publish_time
+
+    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    done = read_checkpoint(ctx.root, tenant, surface)
+    if done is None or done < day:
+        return day
+    before, end = day - timedelta(days=1), f"{day.isoformat()}T00:00:00Z"  # `before`'s window ends as `day` starts
+    manifest, etag = ctx.read_manifest(tenant, surface)
+    for kind in sorted(manifest.get("current") or {}):
+        records = [json.loads(ctx.store.get(key)) for key in ctx.store.list(records_prefix(tenant, surface, kind))]
+        built = sorted((r["BuiltAt"], r["URI"]) for r in records if r.get("Window", {}).get("End") == end)
+        if not built:
+            raise StackError(f"{tenant}/{surface} has no {kind} version of {before} to serve while the run of {day} "
+                             "fails", exit_code=1)
+        manifest["current"][kind] = built[-1][1]
+    stamp = min(publish_time(before), datetime.now(UTC)).replace(microsecond=0)
+    manifest["updated_at"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.write_manifest(manifest, etag)
+    write_checkpoint(ctx.root, tenant, surface, before)
+    ctx.invalidate(tenant, surface)
+    return day
+
+
 def _partial_publish(ctx: FaultContext, tenant: str, surface: str) -> str:
-    line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record")
+    _before_the_run_of(ctx, tenant, surface)
+    line = ctx.publish_failing(tenant, surface, "dependency", now=datetime.now(UTC), fail_at="record", resent=True)
     return f"publish of {tenant}/{surface} stopped after writing the blob (orphan blob, manifest unchanged): {line}"
 
 
@@ -241,9 +288,8 @@ def _validation_failed(ctx: FaultContext, tenant: str, surface: str) -> str:
     # Bad input as the suite meets it: the day's raw events hold an exposure without an item id, which the ingest
     # refuses (`run failed: invalid exposure event: item_id must be set`) before anything is built.
     from .events import ensure_events
-    from .publisher import scheduled_day
 
-    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    day = _before_the_run_of(ctx, tenant, surface)
     path = ensure_events(ctx.root, tenant, surface, day)
     lines = path.read_bytes().splitlines(keepends=True)
     bad = json.loads(lines[len(lines) // 2])
@@ -265,9 +311,8 @@ def _limit_exceeded(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
     from .events import ensure_events
-    from .publisher import scheduled_day
 
-    day = scheduled_day(ctx.store, ctx.root, tenant, surface)
+    day = _before_the_run_of(ctx, tenant, surface)
     path = ensure_events(ctx.root, tenant, surface, day)
     with open(path, "rb") as fh:
         count = sum(1 for line in fh if line.strip())
@@ -599,7 +644,8 @@ FAULTS: dict[str, Fault] = {
               _stale_manifest),
         Fault("stale-data", "the manifest names days-old versions under a fresh updated_at (a re-run of an old "
               "day)", "stale-manifest", _stale_data),
-        Fault("stale-cache", "a new day is published but the service cache keeps serving the old version",
+        Fault("stale-cache", "yesterday is published again with its late events but the service cache keeps "
+              "serving the old version",
               "stale-manifest", _stale_cache),
         Fault("bad-publish", "a valid but empty popularity artifact is published and swapped in",
               "rollback-manifest", _bad_publish),

@@ -118,6 +118,12 @@ def checkpoint_path(root: Path, tenant: str, surface: str) -> Path:
     return Path(root) / "checkpoints" / safe_segment(tenant) / f"{safe_segment(surface, 'surface')}.json"
 
 
+def write_checkpoint(root: Path, tenant: str, surface: str, day: date) -> None:
+    """``{"day": "YYYY-MM-DD"}``, as the suite writes it after each successful day."""
+    path = checkpoint_path(root, tenant, surface)
+    write_file_atomic(path, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
+
+
 def read_checkpoint(root: Path, tenant: str, surface: str) -> date | None:
     """The last successfully published day, or None before the first success."""
     path = checkpoint_path(root, tenant, surface)
@@ -408,8 +414,7 @@ def publish(
         manifest_info["after"] = _swap(store, tenant, surface, before, etag, uris, run)
 
         run.at("checkpoint")
-        cp = checkpoint_path(root, tenant, surface)
-        write_file_atomic(cp, go_json({"day": day.isoformat()}, indent=True).encode("utf-8"))
+        write_checkpoint(root, tenant, surface, day)
         run.step("checkpoint", None, "ok", day.isoformat())
         run.say("publish", "done", tenant=tenant, surface=surface)
     except PublishError as exc:
@@ -657,14 +662,25 @@ def _swap(
     return new_etag
 
 
+def last_ended_day(today: date | None = None) -> date:
+    """The newest UTC day whose window has ended: yesterday. The suite's daily job runs early in the morning for the
+    previous day (§1.4), so no scheduled publish covers a window that ends in the future."""
+    return (today or datetime.now(UTC).date()) - timedelta(days=1)
+
+
 def next_day(store: ObjectStore, tenant: str, surface: str, *, today: date | None = None) -> date:
-    """The day to publish next: the day the current popularity window ends on, else yesterday (UTC)."""
+    """The day to publish next: the day the current popularity window ends on, else yesterday (UTC); never a day
+    that has not ended (a surface that is up to date re-runs yesterday)."""
+    return min(_day_after_current(store, tenant, surface, today), last_ended_day(today))
+
+
+def _day_after_current(store: ObjectStore, tenant: str, surface: str, today: date | None) -> date:
     try:
         safe_segment(tenant, "tenant")
         safe_segment(surface, "surface")
     except UnsafeSegment as exc:
         raise PublishError("invalid_argument", str(exc), exit_code=2) from None
-    fallback = (today or datetime.now(UTC).date()) - timedelta(days=1)
+    fallback = last_ended_day(today)
     try:
         manifest, _ = _read_manifest(store, tenant, surface)
         uri = (manifest or {}).get("current", {}).get("popularity")
@@ -689,11 +705,13 @@ def scheduled_day(store: ObjectStore, root: Path, tenant: str, surface: str, *, 
     """The day a scheduler runs next: after the last successful day (the checkpoint) and after the current window.
 
     After a rollback the manifest's window is older than the checkpoint; the pipeline still continues from its
-    checkpoint, so it never re-publishes a day it already published.
+    checkpoint, so it never re-publishes a day it already published, unless that day is yesterday: a deployment that
+    is up to date has no ended day left, and a run now re-runs yesterday, never the day in progress.
     """
     day = next_day(store, tenant, surface, today=today)
     done = read_checkpoint(root, tenant, surface)
-    return max(day, done + timedelta(days=1)) if done is not None else day
+    after = max(day, done + timedelta(days=1)) if done is not None else day
+    return min(after, last_ended_day(today))
 
 
 def backfill(store: ObjectStore, root: Path, *, tenant: str, surface: str, start: date, end: date,

@@ -272,10 +272,7 @@ def _add_runbook(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     p.set_defaults(run=_runbook_show)
     p = bsub.add_parser("run", help="execute a runbook's notebook (dry run unless --execute) and write its run record",
-                        epilog="exit codes: 0 healthy or mitigated, 1 action-required or failed, or the run record "
-                               "could not be written (stderr lists every change applied), 2 bad input, 3 the state "
-                               "moved since the diagnosis and the surface is still not healthy. While it runs, "
-                               "<out>/ID.incomplete names the temporary folder the record is written in")
+                        epilog=_run_epilog())
     p.add_argument("id", metavar="ID", help="runbook id, e.g. empty-recs")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
                    help="set a parameter (repeatable), e.g. -p tenant=demo -p surface=home")
@@ -292,6 +289,18 @@ def _add_runbook(sub: Any) -> None:
                    help="longest a single step may run (default 600)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(run=_runbook_run)
+
+
+def _run_epilog() -> str:
+    """`runbook run --help`'s epilog: every verdict with its exit code, from the verdict rule's own declaration."""
+    from recsys_checks.runbooks.verdict import OK_VERDICTS, VERDICTS
+
+    fine = " or ".join(v for v in VERDICTS if v in OK_VERDICTS)
+    not_fine = ", ".join(v for v in VERDICTS if v not in OK_VERDICTS)
+    return (f"verdicts: {', '.join(VERDICTS)} (inconclusive: a step could not read what it checks; never healthy). "
+            f"exit codes: 0 {fine}, 1 {not_fine}, or the run record could not be written (stderr lists every "
+            "change applied), 2 bad input, 3 the state moved since the diagnosis and the surface is still not "
+            "healthy. While it runs, <out>/ID.incomplete names the temporary folder the record is written in")
 
 
 def _primary_metric(value: str) -> tuple[str, float | None]:

@@ -110,6 +110,9 @@ class ActionResult:
     # What the service serves after the change, when a service is configured (a rollback of the manifest: the
     # service may keep serving its cached artifact until a TTL expires or its cache is invalidated).
     service: CheckResult | None = None
+    # How many tries the change's write took: more than one when the service answered 502/503/504 or reset the
+    # connection and the write (a conditional one) was sent again.
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +122,7 @@ class ActionResult:
             "audit": self.audit,
             "verification": self.verification.to_dict() if self.verification else None,
             "service": self.service.to_dict() if self.service else None,
+            **({"attempts": self.attempts} if self.attempts > 1 else {}),
         }
 
 
@@ -132,10 +136,13 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
      "a check looked and found the target broken (`fail`); an applied action's verification failed; an action "
      "was applied but its audit record could not be written (its intent stands and the next run completes it); "
      "a runbook run's record could not be written (a full disk): stderr lists every change it applied and where "
-     "each audit record is, and no cut record is left; an internal error"),
+     "each audit record is, and no cut record is left; the service kept answering 502, 503 or 504 to every try "
+     "until the call's deadline (an action then changed nothing, unless its message says the write may have "
+     "landed); an internal error"),
     (2, "bad input, configuration, or could not look",
      "an unsafe name, an unknown version, a malformed setting, a key the service refuses (401/403), an unknown "
-     "tenant; or the service or store could not be reached or answered too slowly — for every command, checks "
+     "tenant; or the service or store could not be reached, reset the connection on every try, or answered too "
+     "slowly — for every command, checks "
      "included, because nothing was observed"),
     (3, "conflict",
      "an action found that the state it planned against had changed (or another run won the compare-and-swap); "

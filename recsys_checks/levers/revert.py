@@ -193,7 +193,7 @@ def apply_revert(
             before=plan.observed, after=wanted, current=current, expect={"observed": plan.observed, "result": wanted},
         )
         new_version = _put_with_intent(c, target, plan, tenant, kind, intent_uri, intent)
-        request_id = c.last_request_id
+        request_id, attempts = c.last_request_id, c.last_attempts
         # The document has changed: from here on a failure is reported, never raised, so that the audit record
         # below is always written and the operator is told the revert stands.
         try:
@@ -204,6 +204,8 @@ def apply_revert(
                            f"{tenant} --targets {kind} --execute`")
         verification = verify_version(c, target, tenant, kind, wanted, surface)
     note = "" if not new_version or new_version == wanted else f" (the service reports {short(new_version)})"
+    if attempts > 1:
+        note += f" in {attempts} tries (the service failed for a moment; the write is conditional, so it applied once)"
     summary = f"reverted {move}{note}; {invalidated}; verification: {verification.status}"
     audit_ref, problem = audit.finish_service_change(target, intent_uri, intent, request_id=request_id,
                                                      after=new_version or wanted)
@@ -211,7 +213,7 @@ def apply_revert(
         summary += f"; {problem}"
     elif place.local:
         summary += f"; {place.describe(target)}"
-    return ActionResult("applied", summary, plan, audit_ref, verification)
+    return ActionResult("applied", summary, plan, audit_ref, verification, attempts=attempts)
 
 
 def _put_with_intent(c: ServiceClient, target: Target, plan: Plan, tenant: str, kind: str, intent_uri: str,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ class Answer:
     path: str
     elapsed_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    attempts: int = 1
 
 
 def header_value(value: str, what: str) -> bytes:
@@ -139,6 +141,48 @@ def _elapsed_ms(response: httpx.Response) -> float:
         return 0.0
 
 
+# --- retries of transient failures ----------------------------------------------------------------------------
+
+# What a proxy or a restarting service answers for a moment; anything else is the service's real answer.
+RETRY_STATUSES = frozenset({502, 503, 504})
+# POSTs that change nothing: asking for recommendations, or for their validation.
+READ_POSTS = frozenset({"/v1/recommend", "/v1/recommend/validate"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (a uniform pause up to ``base * 2**n``, at most ``cap``), within the
+    call's overall deadline: a retry that could not finish before it is not started."""
+
+    base: float = 0.1
+    cap: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def pause(self, attempt: int, retry_after: str | None = None) -> float:
+        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        pause = self.rng.uniform(0, ceiling)
+        with contextlib.suppress(TypeError, ValueError):  # Retry-After in seconds; a date or garbage is ignored
+            pause = max(pause, min(self.cap, float(retry_after)))  # type: ignore[arg-type]
+        return pause
+
+
+def may_retry(method: str, path: str, headers: Mapping[str, Any]) -> bool:
+    """A request that is safe to send again: a read, or a write that carries ``If-Match`` (a conditional write cannot
+    apply twice: the second answers 409 once the first has applied). Any other write is sent once."""
+    return (method in ("GET", "HEAD") or (method == "POST" and path in READ_POSTS)
+            or any(name.lower() == "if-match" for name in headers))
+
+
+def _transient(exc: BaseException) -> bool:
+    """A connection reset or closed before the answer: the peer may answer the next time. A refused connection
+    (nothing listens) and a timeout (the peer is slow) are not retried: they fail at once, or by the deadline."""
+    return isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError)
+
+
+def _tries(attempts: int, started: float) -> str:
+    return f" (after {attempts} tries in {time.monotonic() - started:.1f}s)" if attempts > 1 else ""
+
+
 # --- client ----------------------------------------------------------------------------------------------------
 
 
@@ -154,6 +198,10 @@ class ServiceClient:
         self.base_url = target.require_service()
         self.actor = actor
         self.last_request_id: str | None = None
+        self.retry = RetryPolicy()
+        # How many tries the last call took (1 unless a transient failure was retried), and a note for messages.
+        self.last_attempts = 1
+        self._tries_note = ""
         _import_httpx()
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -207,6 +255,7 @@ class ServiceClient:
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         extra_headers: dict[str, str] | None = None,
+        retry: bool = True,
     ) -> httpx.Response:
         headers = self._headers(tenant, admin)
         if extra_headers:
@@ -228,10 +277,10 @@ class ServiceClient:
             )
 
         try:
-            return deadline.run(lambda: self._read(request), seconds, too_slow)
+            return self._send_retrying(request, seconds, too_slow, may_retry(method, path, headers) and retry)
         except httpx.TransportError as exc:
-            reason = self.target.redact(str(exc)) or type(exc).__name__
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            reason = (self.target.redact(str(exc)) or type(exc).__name__) + self._tries_note
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and self.last_attempts == 1:
                 raise Unreachable(
                     f"service at {self.base_url} did not answer: {type(exc).__name__}: {reason}; "
                     "check RECSYS_BASE_URL / is the service up?", sent=False,
@@ -247,6 +296,37 @@ class ServiceClient:
                 0, None, f"unreadable answer ({type(exc).__name__}: {reason}); check that RECSYS_BASE_URL points at "
                 "recsys-service and not at a proxy or another application", None, method=method, path=path,
             ) from None
+
+    def _send_retrying(self, request: httpx.Request, seconds: float, too_slow: Any, retry: bool) -> httpx.Response:
+        """Send ``request``; when ``retry``, send it again after a transient failure (502, 503, 504, a reset
+        connection), pausing with backoff and jitter, as long as the call's overall deadline of ``seconds`` allows.
+        The last answer (or failure) is the call's; ``last_attempts`` says how many tries it took."""
+        started = time.monotonic()
+        ends = started + seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            self.last_attempts = attempt
+            try:
+                response = deadline.run(lambda: self._read(request), max(ends - time.monotonic(), 0.0), too_slow)
+            except httpx.TransportError as exc:
+                self._tries_note = _tries(attempt, started)
+                if not (retry and _transient(exc) and self._pause(attempt, ends)):
+                    raise
+                continue
+            self._tries_note = _tries(attempt, started)
+            if not (retry and response.status_code in RETRY_STATUSES
+                    and self._pause(attempt, ends, response.headers.get("Retry-After"))):
+                return response
+
+    def _pause(self, attempt: int, ends: float, retry_after: str | None = None) -> bool:
+        """Sleep before the next try; False (no sleep) when that try could not start before the deadline."""
+        pause = self.retry.pause(attempt, retry_after)
+        # Room for the next try to be answered: a try that would be cut by the deadline at once is not started.
+        if time.monotonic() + pause >= ends - min(self.target.timeout, 1.0, self.target.deadline / 4):
+            return False
+        time.sleep(pause)
+        return True
 
     def _read(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read at most MAX_ANSWER_BYTES of its (decoded) answer."""
@@ -283,6 +363,7 @@ class ServiceClient:
         request_id = response.headers.get("X-Request-Id") or self.last_request_id
         if isinstance(body, dict) and ("code" in body or "title" in body or "detail" in body):
             detail = self.target.redact(str(body.get("detail") or body.get("title") or response.reason_phrase))
+            detail += self._tries_note
             return ServiceProblem(
                 response.status_code,
                 body.get("code"),
@@ -293,7 +374,7 @@ class ServiceClient:
                 title=str(body.get("title") or ""),
             )
         snippet = " ".join(self.target.redact(response.text).split())[:160] if response.content else ""
-        detail = response.reason_phrase + (f" ({snippet})" if snippet else "")
+        detail = response.reason_phrase + (f" ({snippet})" if snippet else "") + self._tries_note
         return ServiceProblem(response.status_code, None, detail, request_id, method=method, path=path)
 
     def _call(self, method: str, path: str, *, exact: bool = False, **kwargs: Any) -> tuple[Any, httpx.Response]:
@@ -325,7 +406,8 @@ class ServiceClient:
                               response.headers.get("X-Request-Id") or self.last_request_id, method=method, path=path)
 
     def _answer(self, path: str, *, tenant: str | None = None) -> Answer:
-        response = self._send("GET", path, tenant=tenant)
+        # A 503 here is the answer (``/readyz``: not ready), not a failure to get one: asked once.
+        response = self._send("GET", path, tenant=tenant, retry=False)
         body = self._json(response)
         if body is None and response.content:
             body = response.text
@@ -336,6 +418,7 @@ class ServiceClient:
             path=path,
             elapsed_ms=_elapsed_ms(response),
             headers={k: v for k, v in response.headers.items() if k.lower() in ("content-type", "x-request-id")},
+            attempts=self.last_attempts,
         )
 
     # -- health --
@@ -426,13 +509,28 @@ class ServiceClient:
         """Replace the document, only if its current version is ``if_match`` (bare hex); 409 otherwise."""
         t, k = safe_segment(tenant, "tenant"), self._kind(kind)
         extra = {"If-Match": bare_etag(if_match) or ""} if if_match else None
-        body, response = self._call(
-            "PUT", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True, json_body=doc, extra_headers=extra,
-            exact=True,
-        )
+        try:
+            body, response = self._call(
+                "PUT", f"/v1/admin/tenants/{_path_segment(t)}/{k}", tenant=t, admin=True, json_body=doc,
+                extra_headers=extra, exact=True,
+            )
+        except ServiceProblem as problem:
+            return self._settled_put(problem, t, k, doc)
         body = body if isinstance(body, dict) else {}
         version = bare_etag(response.headers.get("ETag")) or body.get(f"{k}_version")
         return body.get(k, doc), str(version or "")
+
+    def _settled_put(self, problem: ServiceProblem, tenant: str, kind: str, doc: Any) -> tuple[Any, str]:
+        """A 409 to a conditional PUT that was sent again: an earlier try may have applied, its answer lost. When the
+        current document is the one sent, that try applied it, and this is the write's result; else the 409 stands."""
+        attempts = self.last_attempts
+        if problem.status != 409 or attempts < 2:
+            raise problem
+        current, version = self.get_doc(tenant, kind)
+        self.last_attempts = attempts
+        if jsonio.dumps(current, sort_keys=True) != jsonio.dumps(doc, sort_keys=True):
+            raise problem
+        return current, version
 
     def audit_page(
         self, tenant: str, *, limit: int = 100, before: str | None = None, before_id: Any = None

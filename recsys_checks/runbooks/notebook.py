@@ -20,6 +20,14 @@ def _literal(value: object) -> str:
     return repr(value)
 
 
+def _shell(spec: RunbookSpec) -> str:
+    """The sentence that says how to read the steps' shell commands, when they name the tenant or the surface."""
+    if not any("{tenant}" in (s.command or "") or "{surface}" in (s.command or "") for s in spec.steps):
+        return ""
+    return (" Each step also shows the command that runs it from a shell: type it with the tenant and surface of the "
+            "parameters below in place of {tenant} and {surface}.")
+
+
 def build(spec: RunbookSpec) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"},
@@ -28,7 +36,7 @@ def build(spec: RunbookSpec) -> nbformat.NotebookNode:
         f"# Runbook: {spec.title}\n\n{spec.summary}\n\n"
         "Set the parameters below and run every cell. With `execute = False` (the default) nothing is changed: "
         "mutating steps only show their plan. Credentials come from the environment (`RECSYS_API_KEY`, the S3 "
-        "keys), never from a parameter. The last cell writes the run record and prints the verdict.\n\n"
+        f"keys), never from a parameter. The last cell writes the run record and prints the verdict.{_shell(spec)}\n\n"
         f"*Generated from `runbooks/{spec.id}.yaml` by `make notebooks`: edit the spec, not this notebook.*")]
     lines = []
     for name, p in spec.parameters.items():

@@ -29,6 +29,8 @@ judge a fix: they run only once one was applied, and count only then.
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +42,21 @@ if TYPE_CHECKING:
 
 VERDICTS = ("healthy", "mitigated", "action-required", "inconclusive", "failed")
 OK_VERDICTS = ("healthy", "mitigated")
+# What each verdict tells the person who ran the runbook: `runbook run --help` and the how-to's table draw from it.
+VERDICT_MEANINGS: dict[str, str] = {
+    "healthy": "every check and verify step ran, read what it checks and found nothing wrong",
+    "mitigated": "it found the problem, applied the fix and every verification step passed",
+    "action-required": "it found a problem it did not fix: a dry run (the plan is shown), no lever within reach (it "
+                       "says what to do), or a fix that did not verify; cause `unexplained` when what is wrong matches "
+                       "no known cause",
+    "inconclusive": "a step could not read what it checks (unreachable, refused, unreadable): the record says what "
+                    "and why; never read as healthy: restore access to it and run the runbook again",
+    "failed": "the runbook itself could not run (a cell failed, the kernel died, a step timed out); the record names "
+              "the cell",
+}
 UNEXPLAINED = "unexplained"
 _DIAGNOSING_ROLES = ("check", "info")
+_SENTENCE_BREAK = re.compile(r"(?<=[.;])\s+")
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,11 @@ class Verdict:
     unread: list[dict[str, str]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Assembled from summaries that may quote each other (a remedy's summary repeating the diagnosis): each
+        # sentence is said once.
+        object.__setattr__(self, "next_action", said_once(self.next_action))
+
     @property
     def ok(self) -> bool:
         return self.verdict in OK_VERDICTS
@@ -63,6 +83,19 @@ class Verdict:
 
     def __getitem__(self, index: int) -> str:
         return (self.verdict, self.next_action)[index]
+
+
+def said_once(text: str) -> str:
+    """``text`` without the sentences (or ``;`` clauses) it already said, in the order first said."""
+    parts = _SENTENCE_BREAK.split(text)
+    seen: set[str] = set()
+    kept = []
+    for part in parts:
+        key = " ".join(part.rstrip(".; ").split()).lower()
+        if key not in seen:
+            seen.add(key)
+            kept.append(part)
+    return text if len(kept) == len(parts) else " ".join(kept).rstrip("; ")
 
 
 def unread_of(step_id: str, result: Any) -> dict[str, str] | None:
@@ -78,8 +111,10 @@ def _unread_text(unread: list[dict[str, str]]) -> str:
     return "; ".join(f"{u['step']}: {u['what']}" for u in unread)
 
 
-def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None) -> Verdict:
-    """The verdict of a run from its steps' results (see the module docstring for the whole table)."""
+def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None,
+           values: dict[str, str] | None = None) -> Verdict:
+    """The verdict of a run from its steps' results (see the module docstring for the whole table); ``values``
+    (the run's ``tenant`` and ``surface``) fill the commands it names."""
     if error is not None:
         return Verdict("failed", f"step {error['step']} could not run: {error['error']}")
     diagnose = next(s for s in spec.steps if s.role == "diagnose")
@@ -101,7 +136,7 @@ def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, s
     failing = [s for s in reads if s.role == "check" and _status(results.get(s.id)) == "fail"]
     if failing:
         evidence = [{"step": s.id, "summary": results[s.id].summary} for s in failing]  # type: ignore[union-attr]
-        look = "; ".join(f"`{s.command}`" for s in failing if s.command)
+        look = "; ".join(f"`{_filled(s.command, values or {})}`" for s in failing if s.command)
         return Verdict("action-required",
                        "no known cause explains what was found: " + "; ".join(
                            f"{e['step']}: {e['summary']}" for e in evidence)
@@ -164,6 +199,13 @@ def _moved(spec: RunbookSpec, results: dict[str, StepResult], remedy: Any, cause
         return Verdict("healthy", f"{remedy.summary}; the surface is healthy now (diagnosed {cause})")
     return Verdict("action-required", f"conflict: {remedy.summary}; the surface is still not healthy: run the "
                    "runbook again to diagnose the state as it is now", cause, unread)
+
+
+def _filled(command: str, values: dict[str, str]) -> str:
+    for name in ("tenant", "surface"):
+        if values.get(name):
+            command = command.replace("{" + name + "}", shlex.quote(values[name]))
+    return command
 
 
 def _status(result: Any) -> str | None:

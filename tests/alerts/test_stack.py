@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from alertkit import alert, payload, start_receiver
+from placeholders import strings, unfilled, unfilled_in_record
 from stackfixture import running_stack
 
 from recsys_checks.runbooks.spec import load_spec
@@ -89,10 +90,26 @@ def test_each_alert_kind_is_triaged_to_the_broken_surface_only(tmp_path, specs_f
         r = start_receiver(tmp_path / "work", tmp_path / "incidents", specs_file, ("--triage-ttl", "0"),
                            env=stack.env, command=f"{sys.executable} -m recsys_checks.cli")
         try:
-            r.post(payload(alert(name, labels=labels)))
+            iid = r.post(payload(alert(name, labels=labels))).json()["new"][0]
             rows = r.wait_done(timeout=240)
             assert {(x["tenant"], x["surface"]) for x in rows} == {("demo", "search")}, rows
             row = next(x for x in rows if x["runbook"] == runbook)
             assert (row["status"], row["verdict"], row["cause"]) == ("finished", "action-required", cause), row
+            assert_no_unfilled_placeholder(r, iid)
         finally:
             r.stop()
+
+
+def assert_no_unfilled_placeholder(r, iid: str) -> None:
+    """The receiver's outputs for an incident (its run records, its page, its JSON) carry every tenant and surface
+    filled in: a placeholder only inside a template an operator gave (a run's parameters, the manifest template)."""
+    records = [json.loads(p.read_text()) for p in sorted((r.out / iid / "runs").glob("*/*.result.json"))]
+    assert records
+    templates = []
+    for record in records:
+        assert not unfilled_in_record(record), unfilled_in_record(record)
+        templates += [v for _, v in strings({"p": record.get("parameters"), "t": record.get("target")})]
+    shown = r.client.get(f"/incidents/{iid}", headers={"Accept": "application/json"}).text
+    page = html.unescape(re.sub(r"<[^>]+>", "", r.client.get(f"/incidents/{iid}").text))
+    for text in (shown, page):
+        assert not unfilled(text, templates), unfilled(text, templates)

@@ -303,3 +303,29 @@ def test_a_revert_without_an_etag_from_the_service_is_refused(bad_config, target
         with pytest.raises(BadInput, match="ETag"):
             apply_revert(target, plan, execute=True, client=bare)
     assert bad_config.mutating_requests() == []
+
+
+def test_a_revert_answered_503_once_is_written_once_and_says_two_tries(bad_config, target):
+    """The service answers 503 to the first PUT (a restart, a proxy): the conditional write is sent again within
+    the deadline, applied once, and the result says it took two tries."""
+    import random
+
+    from recsys_checks.reach.service import RetryPolicy
+
+    failed: list[str] = []
+    updates = [e["action"] for e in bad_config.audit_log].count("config.update")
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and not failed:
+            failed.append(request.headers["X-Request-Id"])
+            return httpx.Response(503, json={"status": 503, "title": "Service Unavailable", "detail": "restarting"})
+        return bad_config.handler(request)
+
+    with ServiceClient(target, transport=httpx.MockTransport(flaky)) as client:
+        client.retry = RetryPolicy(base=0.01, cap=0.05, rng=random.Random(1))
+        plan = plan_revert(target, "demo", "config", previous=True, client=client)
+        result = apply_revert(target, plan, execute=True, client=client)
+    assert result.status == "applied" and result.attempts == 2, result.summary
+    assert "in 2 tries" in result.summary and result.to_dict()["attempts"] == 2
+    assert bad_config.current[("demo", "config")] == version_of(CONFIG_SEED)
+    assert [e["action"] for e in bad_config.audit_log].count("config.update") == updates + 1  # applied once

@@ -95,3 +95,15 @@ def test_both_built_pages_show_the_same_table(built_site):
     first, second = (_built_table(built_site, page) for page in PAGES)
     assert first == second
     assert all(f'href="how-to/runbooks/{spec.id}/"' in first for spec in specskit.all_specs())
+
+
+@pytest.mark.parametrize(("symptom", "runbook"), [
+    ("fewer items than asked, or items that should not be there", "rollback-config-rules"),
+    ("item pages (requests with anchors) fail", "service-not-ready"),
+])
+def test_the_checklist_has_a_line_for_what_clients_get_wrong(symptom, runbook):
+    """Short or wrong answers, and failing item pages, each have a line on the checklist, opening the runbook that
+    handles them (in that runbook's row, once)."""
+    table = symptom_table("how-to/first-incident.md", specskit.all_specs())
+    rows = [row for row in table.splitlines()[2:] if symptom in row]
+    assert len(rows) == 1 and f"(runbooks/{runbook}.md)" in rows[0], rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,3 +141,31 @@ def found(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
     """302 to a login page on every path (a single sign-on portal in front of the service)."""
     conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: https://login.example/sso?next=/\r\n"
                  b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+def reply(status: int, body: object = None, headers: dict[str, str] | None = None) -> bytes:
+    """One HTTP/1.1 answer with a JSON body (problem+json for a status of 400 or more) that closes the connection."""
+    data = json.dumps(body if body is not None else {"status": status, "code": None, "detail": f"status {status}"})
+    kind = "application/problem+json" if status >= 400 else "application/json"
+    lines = [f"HTTP/1.1 {status} X", f"Content-Type: {kind}", "Connection: close", f"Content-Length: {len(data)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data.encode()
+
+
+RESET = b""  # in a script: close the connection with a TCP reset instead of answering
+
+
+def scripted(*answers: bytes, then: bytes | None = None) -> Callable[[socket.socket, bytes, threading.Event], None]:
+    """A peer that gives its ``answers`` in turn, one per request (``RESET`` resets the connection), then ``then``
+    for every later request (the last answer when not given)."""
+    queue = list(answers)
+    lock = threading.Lock()
+
+    def handle(conn: socket.socket, head: bytes, stop: threading.Event) -> None:
+        with lock:
+            answer = queue.pop(0) if queue else (then if then is not None else answers[-1])
+        if answer == RESET:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            return
+        conn.sendall(answer)
+
+    return handle

@@ -8,11 +8,13 @@ mitigation is ``healthy`` and changes nothing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import specskit
 from checks_integration.checkskit import Checks
+from placeholders import unfilled, unfilled_in_record
 
 from handbook_site import drills
 
@@ -21,6 +23,19 @@ CASES = [
     pytest.param(spec, drill, store, id=f"{spec.id}-{drill.fault}-{store}")
     for spec in SPECS for drill in spec.drills for store in drill.stores
 ]
+
+
+def _assert_filled(outcome: drills.Outcome) -> None:
+    """No unfilled {tenant} or {surface} in the run record, in what the executed notebook printed, or on screen."""
+    record = outcome.record
+    assert not unfilled_in_record(record), unfilled_in_record(record)
+    templates = [v for v in (record.get("parameters") or {}).values() if isinstance(v, str)]
+    templates += [v for v in (record.get("target") or {}).values() if isinstance(v, str)]
+    notebook = json.loads((outcome.out / f"{record['runbook']}.ipynb").read_text())
+    printed = [str(o.get("text") or o.get("data", {}).get("text/plain") or "")
+               for cell in notebook["cells"] for o in cell.get("outputs", [])]
+    for text in (*printed, outcome.stdout, outcome.stderr):
+        assert not unfilled(text, templates), unfilled(text, templates)
 
 
 def _state(checks: Checks) -> dict:
@@ -55,6 +70,7 @@ def test_drill(spec, drill, store, tmp_path: Path, fresh_stack) -> None:
                 text = path.read_text()
                 assert not any(s in text for s in secrets), f"a secret reached {path}"
             assert not any(s in outcome.stdout + outcome.stderr for s in secrets)
+            _assert_filled(outcome)
             outcomes.append(outcome)
             return outcome
 

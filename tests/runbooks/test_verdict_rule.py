@@ -162,3 +162,20 @@ def test_a_fix_is_bound_to_the_state_its_diagnosis_saw(tmp_path):
         {"kind": "rules", "version": "v-good"}]})
     # the checks read a newer document than the one the symptom came from
     assert fix.moved_since(run, "doc-revert", {"kind": "rules"}, Plan("rules.revert", "t/rules", "v-good", []))
+
+
+def test_the_run_record_names_the_commands_to_look_further_with_the_runs_tenant_and_surface(tmp_path):
+    """An unexplained finding points at read-only commands filled with the run's tenant and surface, never with
+    an unfilled {tenant} or {surface}."""
+    from placeholders import unfilled_in_record
+
+    run = _run(tmp_path)
+    for step in run.spec.steps:
+        if step.role in ("check", "verify", "info"):
+            run.results[step.id] = _result(step.id, OK)
+    run.results["manifest-status"] = _result("manifest-status", FAIL)
+    run.results["diagnose"] = fix.diagnosis(run, "no known cause")
+    record = run.run_record()
+    assert (record["verdict"], record["cause"]) == ("action-required", "unexplained")
+    assert f"--tenant {run.tenant} --surface {run.surface}" in record["next_action"]
+    assert not unfilled_in_record(record)

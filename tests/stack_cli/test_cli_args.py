@@ -135,6 +135,10 @@ class _RecordingContext:
         self.calls.append(f"publish {tenant}/{surface}")
         return {"day": "2026-01-02"}
 
+    def publish_resent(self, tenant: str, surface: str, **kwargs) -> dict:
+        """A re-run of yesterday with its late events: a publish all the same."""
+        return self.publish(tenant, surface, **kwargs)
+
 
 def test_stale_cache_drops_the_cache_before_warming_it() -> None:
     """stale-cache invalidates, warms, then publishes without invalidating: the old version is cached for a

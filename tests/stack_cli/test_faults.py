@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -122,12 +122,20 @@ def _latest_run(handle: StackHandle, saved: Saved) -> dict:
 
 
 def _assert_failed_run(handle: StackHandle, saved: Saved, family: str) -> dict:
-    """The newest run failed, printing a line of the suite's ``family`` (tests/suite_lines.py), manifest unchanged."""
+    """The newest run, of yesterday, failed, printing a line of the suite's ``family`` (tests/suite_lines.py), and
+    swapped nothing: serving stays on the day before, the last day published (the checkpoint), as after a morning
+    run that failed."""
     run = _latest_run(handle, saved)
     printed = (runs_dir(handle.root, saved.tenant, saved.surface) / f"{run['run_id']}.log").read_text()
     assert run["status"] == "failed" and suite_family(printed) == family, printed
     assert printed.rstrip("\n").endswith(run["error"])
-    assert read_manifest_bytes(handle, saved.tenant, saved.surface) == saved.manifest
+    with closing(open_store(handle.info, handle.env)) as store:
+        _, etag = store.get_with_etag(manifest_key(saved.tenant, saved.surface))
+    assert run["manifest"]["after"] is None and run["manifest"]["before"] == etag
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    assert run["day"] == yesterday.isoformat()
+    checkpoint = json.loads((handle.root / "checkpoints" / saved.tenant / f"{saved.surface}.json").read_text())
+    assert checkpoint == {"day": (yesterday - timedelta(days=1)).isoformat()}
     return run
 
 
@@ -387,22 +395,48 @@ def test_injected_fault_breaks_the_running_stack(fault: str, fault_stack: StackH
             OBSERVE[fault](fault_stack, saved)
     finally:
         restore(fault_stack, saved)
+    assert_every_window_has_ended(fault_stack, tenant, surface)  # once the store is back (store-down)
 
 
-def test_publish_advances_the_manifest_and_changes_served_recommendations(
+def assert_every_window_has_ended(handle: StackHandle, tenant: str, surface: str) -> None:
+    """Every run of the surface covered a UTC day before today, and every version record's window has ended: the
+    stack publishes as the suite is scheduled (daily, for the previous day), never a window ending in the future."""
+    today = datetime.now(UTC).date()
+    days = [run["day"] for run in run_logs(handle.root, tenant, surface)]
+    assert days and all(date.fromisoformat(day) < today for day in days), days
+    with closing(open_store(handle.info, handle.env)) as store:
+        for key in store.list(f"registry/records/{tenant}/{surface}/"):
+            end = json.loads(store.get(key))["Window"]["End"]
+            assert datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) <= datetime.now(UTC), (key, end)
+
+
+def test_publish_runs_the_next_ended_day_and_changes_served_recommendations(
     fault_stack: StackHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`publish` swaps in the next day and invalidates the cache: the service serves the new version at once."""
+    """`publish` swaps in the day after the checkpoint and invalidates the cache, so the service serves it at once;
+    once up to date it re-runs yesterday (same versions), never the day in progress."""
     tenant, surface = PUBLISH_TARGET
-    before_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
-    before = served(fault_stack, tenant, surface)
-    assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface) == 0
-    assert "invalidated" in capsys.readouterr().out
-    after_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
-    assert after_manifest["current"]["popularity"] != before_manifest["current"]["popularity"]
-    assert after_manifest["updated_at"] >= before_manifest["updated_at"]
-    assert served(fault_stack, tenant, surface) != before
-    assert run_logs(fault_stack.root, tenant, surface)[0]["status"] == "ok"
+    saved = save(fault_stack, tenant, surface)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    try:
+        older = (yesterday - timedelta(days=2)).isoformat()
+        assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface, "--day", older) == 0
+        for day, new_day in ((yesterday - timedelta(days=1), True), (yesterday, True), (yesterday, False)):
+            before_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
+            before = served(fault_stack, tenant, surface)
+            capsys.readouterr()
+            assert stack_cli(fault_stack, "publish", "--tenant", tenant, "--surface", surface) == 0
+            assert f"day {day.isoformat()}" in capsys.readouterr().out
+            after_manifest = json.loads(read_manifest_bytes(fault_stack, tenant, surface))
+            assert after_manifest["updated_at"] >= before_manifest["updated_at"]
+            # Up to date, the re-run of yesterday builds the versions the manifest already names.
+            moved = after_manifest["current"]["popularity"] != before_manifest["current"]["popularity"]
+            assert moved is new_day
+            assert (served(fault_stack, tenant, surface) != before) is new_day
+            assert run_logs(fault_stack.root, tenant, surface)[0]["status"] == "ok"
+        assert_every_window_has_ended(fault_stack, tenant, surface)
+    finally:
+        restore(fault_stack, saved)
 
 
 def test_failed_publish_exits_1_with_the_run_failed_line(

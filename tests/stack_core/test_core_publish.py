@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys_stack.formats import artifact_version, check_artifact, parse_manifest
 from recsys_stack.objstore import S3Store, manifest_key, record_key
@@ -324,3 +326,50 @@ def test_configured_job_limits_apply_until_restored(published):
         publish(store, root, tenant=T, surface=S, day=DAY2, now=NOW2, **job_limits(root))
     assert re.fullmatch(r"run failed: event limit exceeded: \d+ > 1", str(failed.value))
     assert reset_job_limits(root) is True and job_limits(root) == {} and reset_job_limits(root) is False
+
+
+def _window_state(store, root: Path, window_end: date | None, checkpoint: date | None) -> None:
+    """demo/home's manifest names a popularity version whose record's window ends on ``window_end`` (no manifest
+    when None), and the checkpoint says ``checkpoint`` (none when None)."""
+    from recsys_stack.formats import manifest_bytes, manifest_dict
+
+    if window_end is not None:
+        version = "a" * 64
+        uri = store.uri(f"objectstore/{T}/{S}/popularity/{version}.json")
+        store.put(MANIFEST, manifest_bytes(manifest_dict(T, S, {"popularity": uri}, "2026-01-01T00:00:00Z")))
+        end = f"{window_end.isoformat()}T00:00:00Z"
+        store.put(record_key(T, S, "popularity", version), json.dumps({"Window": {"End": end}, "URI": uri}).encode())
+    if checkpoint is not None:
+        checkpoint_path(root, T, S).parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(root, T, S).write_text(json.dumps({"day": checkpoint.isoformat()}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(today=st.dates(min_value=date(2025, 1, 1), max_value=date(2030, 12, 31)),
+       window_offset=st.one_of(st.none(), st.integers(-30, 5)),
+       checkpoint_offset=st.one_of(st.none(), st.integers(-30, 5)))
+def test_the_scheduled_day_is_always_a_day_that_has_ended(today, window_offset, checkpoint_offset):
+    """Whatever the manifest's window and the checkpoint say (even ahead of the calendar), the scheduler's day is
+    one whose window has ended, and it is the day after the checkpoint and the current window whenever that one has."""
+    import tempfile
+
+    from recsys_stack.objstore import FileStore
+    from recsys_stack.publisher import scheduled_day
+
+    window_end = None if window_offset is None else today + timedelta(days=window_offset)
+    checkpoint = None if checkpoint_offset is None else today + timedelta(days=checkpoint_offset)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        store = FileStore(root / "store")
+        _window_state(store, root, window_end, checkpoint)
+        day = scheduled_day(store, root, T, S, today=today)
+        ends = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        assert ends <= datetime(today.year, today.month, today.day, tzinfo=UTC)  # the window has ended
+        # The oracle: the day after the current window (yesterday without a manifest) and after the checkpoint.
+        wanted = window_end if window_end is not None else today - timedelta(days=1)
+        if checkpoint is not None:
+            wanted = max(wanted, checkpoint + timedelta(days=1))
+        if wanted < today:
+            assert day == wanted
+        else:
+            assert day == today - timedelta(days=1)
