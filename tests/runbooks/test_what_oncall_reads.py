@@ -125,7 +125,8 @@ def test_a_dry_run_says_no_error_keeps_its_record_path_and_shows_verify_as_not_r
     # The table: verify steps are not run (dry run), not a failed verification.
     rows = {line.split()[0]: line.split()[2] for line in proc.stdout.splitlines()
             if line.strip().startswith("verify-")}
-    assert rows == {"verify-manifest": "not-run", "verify-recommendations": "not-run"}, proc.stdout
+    assert rows == {"verify-manifest": "not-run", "verify-recommendations": "not-run", "verify-clients": "not-run"}, \
+        proc.stdout
     assert "not run (dry run" in proc.stdout
     record = json.loads((tmp_path / "out" / "rollback-manifest.result.json").read_text())
     verify = [s for s in record["steps"] if s["role"] == "verify"]

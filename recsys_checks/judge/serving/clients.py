@@ -258,6 +258,12 @@ def _short_finding(shape: str, label: str, items: list[Any], k: int, published: 
     if hidden is not None and hidden.uncounted:
         return None  # tag, brand or category blocks: what they hide is the service's to count
     available = len(set(published.popularity)) - (hidden.hidden if hidden is not None else 0)
+    if distinct == 0 and available <= 0:
+        # Nothing to serve is never a healthy answer: the catalog itself is empty (or all hidden).
+        return Finding("answer_short", shape, f"{label} get no items: the published popularity artifact has "
+                       f"{len(set(published.popularity))} items and rules hide "
+                       f"{hidden.hidden if hidden is not None else 'an unknown number'} of them",
+                       {"asked": k, "served_distinct": 0, "available": available, "kind": "popularity"})
     if distinct >= min(k, available):
         return None
     capped = [str(w.get("detail")) for w in warnings if isinstance(w, dict) and w.get("code") == "DEFAULT_APPLIED"]

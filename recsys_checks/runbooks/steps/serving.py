@@ -446,7 +446,8 @@ def _rollback_found(run: RunbookRun, kind: str | None) -> CheckResult:
         # The manifest is right and the service serves an older cache of it: a rollback whose invalidation was cut
         # short (a crash between the swap and the invalidation). Finishing it is the invalidation.
         found.append(diagnosis(run, probe_result.summary, cause=cause))
-    if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid"):
+    if isinstance(ms, CheckResult) and ms.data.get("condition") in ("missing", "invalid") \
+            and not (probe_result is not None and cause in MANIFEST_CAUSES):  # the probe named it already
         failing = _broken_kinds(run)
         found.append(diagnosis(run, ms.summary, cause="artifact_invalid" if failing else "manifest_unreadable",
                                lever_args={"kind": kind} if kind else {"kinds": failing}))
