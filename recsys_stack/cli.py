@@ -374,7 +374,7 @@ def cmd_scheduled_publish(args: argparse.Namespace) -> int:
         return 2
     args.fail_at = None
     args.no_invalidate = False
-    args.max_events_per_run = args.max_distinct_items_per_run = None
+    args.max_events_per_run = args.max_distinct_items_per_run = args.max_users_per_run = None
     args.rebuild_events = False
     return cmd_publish(args)
 

@@ -130,16 +130,19 @@ class Finding:
         return {"cause": self.cause, "shape": self.shape, "summary": self.summary, "evidence": self.evidence}
 
 
-def request_shapes(surface: str, published: Published, *, k: int, user_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(shape name, request body)`` for every way the surface is asked: without and with anchors, per segment."""
+def request_shapes(surface: str, published: Published, *, k: int, user_id: str,
+                   anchor: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """``(shape name, request body)`` for every way the surface is asked: without and with anchors, per segment.
+    ``anchor``: the item page to ask for when the publication names none (the first item a list page got)."""
     shapes: list[tuple[str, dict[str, Any]]] = []
+    anchor = published.anchor or anchor
     for segment in [None, *published.segments]:
         extra = {"segment": segment} if segment else {}
         suffix = f"@{segment}" if segment else ""
         shapes.append((f"plain{suffix}", ServiceClient.recommend_body(surface, user_id=user_id, k=k, **extra)))
-        if published.anchor is not None:
+        if anchor is not None:
             shapes.append((f"anchors{suffix}", ServiceClient.recommend_body(
-                surface, user_id=user_id, k=k, anchors={"item_ids": [published.anchor]}, **extra)))
+                surface, user_id=user_id, k=k, anchors={"item_ids": [anchor]}, **extra)))
     return shapes
 
 
@@ -157,29 +160,50 @@ def check_client_answers(target: Target, tenant: str, surface: str, *, k: int = 
     safe_segment(tenant, "tenant")
     safe_segment(surface, "surface")
     where = f"{tenant}/{surface}"
-    published = published or read_published(target, tenant, surface)
+    if published is None:
+        try:
+            published = read_published(target, tenant, surface)
+        except ChecksError as exc:  # no registry configured, a store that cannot be asked
+            published = Published(unread=str(exc))
     data: dict[str, Any] = {"tenant": tenant, "surface": surface, "k": k, "shapes": [], "findings": [],
                             "published": {"kinds": {kd: len(v) for kd, v in published.kinds.items()},
-                                          "unreadable": published.unreadable, "anchor": published.anchor}}
-    if published.unread or published.problem:
-        why = published.unread or published.problem
-        return CheckResult("recs.clients", "fail", f"what {where} publishes cannot be read, so its answers cannot be "
-                           f"judged: {why}", data, None, target.base_url, unread=why if published.unread else None)
+                                          "unreadable": published.unreadable,
+                                          "anchor": published.anchor}}
+    # Without the publication, the answers are still judged on what needs no registry (errors, duplicates, empty).
+    unjudged = published.unread or published.problem
+    if unjudged:
+        data["unjudged"] = f"the items were not checked against what was published: {unjudged}"
     findings: list[Finding] = []
     try:
         with given_or_new_client(target, client) as c:
             docs = _documents(c, target, tenant)
-            for shape, body in request_shapes(surface, published, k=k, user_id=user_id):
-                findings += _judge_shape(c, tenant, surface, shape, body, published, docs, data, now or datetime.now(UTC))
+            findings += _ask_every_shape(c, tenant, surface, published, docs, data, k=k, user_id=user_id,
+                                         now=now or datetime.now(UTC))
     except Unreachable as exc:
         return CheckResult("recs.clients", "fail", str(exc), data, None, target.base_url, unread=str(exc))
     data["findings"] = [f.to_dict() for f in findings]
+    note = f" ({data['unjudged']})" if unjudged else ""
     if not findings:
         shapes = ", ".join(f"{s['shape']}: {s['items']}" for s in data["shapes"])
-        return CheckResult("recs.clients", "ok", f"{where}: every client gets a full answer of published items "
-                           f"({shapes})", data, None, target.base_url)
-    return CheckResult("recs.clients", "fail", f"{where}: " + "; ".join(f.summary for f in findings), data, None,
-                       target.base_url)
+        return CheckResult("recs.clients", "ok", f"{where}: every client gets a full answer"
+                           f"{'' if unjudged else ' of published items'} ({shapes}){note}", data, None, target.base_url)
+    return CheckResult("recs.clients", "fail", f"{where}: " + "; ".join(f.summary for f in findings) + note, data,
+                       None, target.base_url)
+
+
+def _ask_every_shape(c: ServiceClient, tenant: str, surface: str, published: Published, docs: dict[str, Any],
+                     data: dict[str, Any], *, k: int, user_id: str, now: datetime) -> list[Finding]:
+    """Each shape asked and judged; list pages first, so that an item page can be asked for an item they got."""
+    found: list[Finding] = []
+    plain = [(n, b) for n, b in request_shapes(surface, published, k=k, user_id=user_id) if n.startswith("plain")]
+    first: list[str] = []
+    for shape, body in plain:
+        found += _judge_shape(c, tenant, surface, shape, body, published, docs, data, now, served=first)
+    anchored = [(n, b) for n, b in request_shapes(surface, published, k=k, user_id=user_id,
+                                                  anchor=first[0] if first else None) if n.startswith("anchors")]
+    for shape, body in anchored:
+        found += _judge_shape(c, tenant, surface, shape, body, published, docs, data, now)
+    return found
 
 
 def _documents(c: ServiceClient, target: Target, tenant: str) -> dict[str, Any]:
@@ -196,26 +220,33 @@ def _documents(c: ServiceClient, target: Target, tenant: str) -> dict[str, Any]:
 
 
 def _judge_shape(c: ServiceClient, tenant: str, surface: str, shape: str, body: dict[str, Any],
-                 published: Published, docs: dict[str, Any], data: dict[str, Any], now: datetime) -> list[Finding]:
+                 published: Published, docs: dict[str, Any], data: dict[str, Any], now: datetime,
+                 served: list[str] | None = None) -> list[Finding]:
     label = shape_label(shape)
+    known = not (published.unread or published.problem)
     try:
         answer = c.recommend(tenant, body)
     except ServiceProblem as p:
         data["shapes"].append({"shape": shape, "status": p.status, "code": p.code, "items": None})
         return [_error_finding(shape, label, p, published)]
     items = [i.get("item_id") for i in answer.get("items") or [] if isinstance(i, dict)]
+    if served is not None and not served:
+        served.extend(str(i) for i in items[:1] if isinstance(i, str))
     warnings = answer.get("warnings") or []
     codes = warning_codes(warnings)
     data["shapes"].append({"shape": shape, "status": 200, "items": len(items), "warnings": codes})
     found: list[Finding] = []
-    unknown = sorted({i for i in items if i not in published.items}, key=str)
+    unknown = sorted({i for i in items if i not in published.items}, key=str) if known else []
     if unknown:
         found.append(_unknown_finding(shape, label, unknown, docs.get("rules"), surface, codes, now))
     duplicates = sorted({i for i in items if items.count(i) > 1}, key=str)
     if duplicates:
         found.append(Finding("duplicate_items_served", shape, f"{label} serve {', '.join(map(str, duplicates[:5]))} "
                              "more than once", {"duplicates": duplicates}))
-    short = _short_finding(shape, label, items, body.get("k") or DEFAULT_K, published, docs, surface, warnings, now)
+    short = _short_finding(shape, label, items, body.get("k") or DEFAULT_K, published, docs, surface, warnings, now) \
+        if known else (Finding("answer_short", shape, f"{label} get no items", {"asked": body.get("k"),
+                                                                                "served_distinct": 0})
+                       if not items else None)
     if short is not None:
         found.append(short)
     return found
