@@ -116,11 +116,12 @@ def plan_rollback(
 
 
 def rewrites_of(m: Manifest | None) -> list[dict[str, Any]]:
-    """Every field a repoint changes besides the pointers it moves: ``updated_at`` (re-stamped with the time of the
-    swap, UTC with Z) and each kind that is not the suite's (dropped: the manifest is written as the suite writes it).
-    The run record's ``changed`` and the audit record list them."""
-    if m is None:
-        return []
+    """For a manifest off the suite's contract (``Manifest.deviations``), every field a repoint changes besides the
+    pointers it moves: each kind that is not the suite's (dropped: the manifest is written as the suite writes it)
+    and ``updated_at`` (re-stamped with the time of the swap, UTC with Z). The run record's ``changed`` and the
+    audit record list them."""
+    if m is None or not m.deviations:
+        return []  # a manifest in the suite's form: the swap re-stamps updated_at, as every publish does
     out = [{"what": f"current.{kind}", "before": uri, "after": None,
             "why": "dropped: not a kind of the suite's (the service ignored it)"} for kind, uri in sorted(m.ignored.items())]
     out.append({"what": "updated_at", "before": m.updated_at, "after": "the time of the swap",
