@@ -332,6 +332,7 @@ def _config_error(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 def _signal_db_refused(ctx: FaultContext, tenant: str, surface: str) -> str:
     # The job's signal database is down: a port on loopback that nothing listens on really refuses the connection.
+    _before_the_run_of(ctx, tenant, surface)
     set_job_config(ctx.root, signal_store={"dsn": "postgres://recsys@127.0.0.1:1/recsys"})
     line = ctx.publish_failing(tenant, surface, "refused", now=datetime.now(UTC))
     return f"publish of {tenant}/{surface} could not reach its signal database, manifest unchanged: {line}"
@@ -347,6 +348,7 @@ def _store_not_writable(ctx: FaultContext, tenant: str, surface: str) -> str:
     root = getattr(ctx.store, "root", None)
     if root is None:
         raise StackError("store-not-writable needs the file store (`recsys-stack up --store file`)", exit_code=2)
+    _before_the_run_of(ctx, tenant, surface)
     folder = Path(root) / BLOB_PREFIX / tenant / surface
     folder.mkdir(parents=True, exist_ok=True)
     write_file_atomic(ctx.root / NOT_WRITABLE, json.dumps([str(folder)]).encode())
@@ -370,6 +372,7 @@ def _backfill_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _implicit_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
+    _before_the_run_of(ctx, tenant, surface)
     set_job_limits(ctx.root, max_users_per_run=3)
     line = ctx.publish_failing(tenant, surface, "limit_exceeded", now=datetime.now(UTC))
     return f"the implicit stage of {tenant}/{surface} stopped counting users at its limit, manifest unchanged: {line}"
