@@ -227,7 +227,7 @@ class RunbookRun:
 
     def verdict(self) -> Verdict:
         """The verdict from the recorded steps (see :func:`recsys_checks.runbooks.verdict.decide`)."""
-        return decide(self.spec, self.results, self.error)
+        return decide(self.spec, self.results, self.error, {"tenant": self.tenant, "surface": self.surface})
 
     def run_record(self) -> dict[str, Any]:
         """The run record as a dict (secret-free)."""

@@ -78,8 +78,10 @@ def _unread_text(unread: list[dict[str, str]]) -> str:
     return "; ".join(f"{u['step']}: {u['what']}" for u in unread)
 
 
-def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None) -> Verdict:
-    """The verdict of a run from its steps' results (see the module docstring for the whole table)."""
+def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, str] | None,
+           names: dict[str, str] | None = None) -> Verdict:
+    """The verdict of a run from its steps' results (see the module docstring for the whole table); ``names`` fills
+    the ``{tenant}`` and ``{surface}`` of the commands it shows."""
     if error is not None:
         return Verdict("failed", f"step {error['step']} could not run: {error['error']}")
     diagnose = next(s for s in spec.steps if s.role == "diagnose")
@@ -101,13 +103,19 @@ def decide(spec: RunbookSpec, results: dict[str, StepResult], error: dict[str, s
     failing = [s for s in reads if s.role == "check" and _status(results.get(s.id)) == "fail"]
     if failing:
         evidence = [{"step": s.id, "summary": results[s.id].summary} for s in failing]  # type: ignore[union-attr]
-        look = "; ".join(f"`{s.command}`" for s in failing if s.command)
+        look = "; ".join(f"`{_filled(s.command, names or {})}`" for s in failing if s.command)
         return Verdict("action-required",
                        "no known cause explains what was found: " + "; ".join(
                            f"{e['step']}: {e['summary']}" for e in evidence)
                        + (f"; look further (read-only): {look}" if look else ""),
                        UNEXPLAINED, [], evidence)
     return Verdict("healthy")
+
+
+def _filled(command: str, names: dict[str, str]) -> str:
+    for name, value in names.items():
+        command = command.replace("{" + name + "}", value)
+    return command
 
 
 def _with_cause(spec: RunbookSpec, results: dict[str, StepResult], diagnosis: CheckResult, cause: str,

@@ -173,7 +173,8 @@ def test_the_runbook_for_the_symptom_is_never_wrong_about_clients(fresh_stack, t
         seeded = read_record().get("seeded") or {}
         assert _comparable(seeded) == _comparable(TALLY.as_record()), (
             f"the seeded counts differ from {RECORD.name}, which the reliability page shows: run "
-            f"`PROPERTY_RECORD=1 make test-properties` to rewrite them\nrecorded: {seeded}\nnow: {TALLY.as_record()}")
+            "`PROPERTY_RECORD=1 .venv/bin/pytest tests/runbooks/test_incident_properties.py -k never_wrong` to rewrite "
+            "them\nrecorded: {seeded}\nnow: {TALLY.as_record()}")
 
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:
