@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from clienttruth import RawStack, read_json
 from hypothesis import strategies as st
 
-from clienttruth import RawStack, read_json
 from recsys_stack import formats
 from recsys_stack.catalog import BRANDS, CATEGORIES, ITEMS, TAGS
 from recsys_stack.objstore import FileStore, blob_key, manifest_key, record_key
@@ -197,6 +198,20 @@ class Unreadable:
             os.mkfifo(path)
         else:
             path.write_bytes(data[: len(data) // 2])
+        self.path = path
+
+    def release(self) -> None:
+        """Let every reader still waiting on the FIFO go (a writer opens and closes it: they read an empty blob), so
+        that the service stops at once when the stack is reset."""
+        path = getattr(self, "path", None)
+        if self.how != "fifo" or path is None:
+            return
+        for _ in range(20):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: no reader is waiting (any more)
+                return
+            time.sleep(0.05)
 
 
 @dataclass

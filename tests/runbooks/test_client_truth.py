@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from clienttruth import RawStack, client_truth, read_json, runbooks_for
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

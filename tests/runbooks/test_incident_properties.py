@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
-
 from adminpeer import admin_peer
 from clienttruth import QUIET_RUNBOOKS, RawStack, Truth, client_truth, runbooks_for
+from hypothesis import HealthCheck, Phase, example, given, settings
+from incidentkit import AddRules, AdminPeer, BadContents, Bench, Case, OldData, SetConfig, Unreadable, WrapRules, cases
+
 from handbook_site import drills
 from handbook_site.propertycounts import RECORD, read_record
-from incidentkit import (AddRules, AdminPeer, BadContents, Bench, Case, OldData, SetConfig, Unreadable, WrapRules,
-                       cases)
 from recsys_checks.reach.settings import Target
 from recsys_checks.runbooks.run import RunbookRun
 from recsys_checks.runbooks.spec import load_spec, resolve_function
@@ -100,6 +99,14 @@ def check_run(truth: Truth, record: dict[str, Any], peer: str | None, after: Tru
 
 def judge_case(case: Case, handle: Any, out: Path) -> None:
     """Apply the case to a freshly reset stack, run the runbook(s) for its symptom, and check the properties."""
+    try:
+        _judge_case(case, handle, out)
+    finally:
+        for incident in case.incidents:
+            getattr(incident, "release", lambda: None)()
+
+
+def _judge_case(case: Case, handle: Any, out: Path) -> None:
     started = time.monotonic()
     raw = RawStack(handle.root, handle.env)
     bench = Bench(raw, case.tenant, case.surface)
@@ -174,7 +181,7 @@ def test_the_runbook_for_the_symptom_is_never_wrong_about_clients(fresh_stack, t
         assert _comparable(seeded) == _comparable(TALLY.as_record()), (
             f"the seeded counts differ from {RECORD.name}, which the reliability page shows: run "
             "`PROPERTY_RECORD=1 .venv/bin/pytest tests/runbooks/test_incident_properties.py -k never_wrong` to rewrite "
-            "them\nrecorded: {seeded}\nnow: {TALLY.as_record()}")
+            f"them\nrecorded: {seeded}\nnow: {TALLY.as_record()}")
 
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:
