@@ -129,3 +129,26 @@ def test_a_fifo_blob_is_never_opened(tmp_path: Path) -> None:
     assert read_json(fifo) is None
     assert read_json(tmp_path) is None
     assert time.monotonic() - started < 1.0
+
+
+def _builds(tmp_path: Path, before: int, now: int) -> RawStack:
+    """demo/home whose current popularity build holds ``now`` items where the build before it held ``before``."""
+    stack = _stack(tmp_path)
+    blobs = tmp_path / "store" / "objectstore"
+    records = tmp_path / "store/registry/records/demo/home/popularity"
+    records.mkdir(parents=True)
+    for name, count, built in (("old", before, "2026-12-06T01:30:00Z"), ("pop", now, "2026-12-07T01:30:00Z")):
+        if name == "old":
+            (blobs / "old.json").write_text(json.dumps({"items": [{"item_id": f"sku-{n:04d}"} for n in range(count)]}))
+        else:
+            blob = json.loads((blobs / "pop.json").read_text())
+            (blobs / "pop.json").write_text(json.dumps({**blob, "items": blob["items"][:count]}))
+        (records / f"{name}.json").write_text(json.dumps({"URI": f"file://{blobs}/{name}.json", "BuiltAt": built}))
+    return stack
+
+
+def test_a_build_that_lost_most_of_its_items_is_at_risk_and_one_that_kept_them_is_not(tmp_path: Path) -> None:
+    truth = client_truth(_builds(tmp_path / "a", before=100, now=30), "demo", "home", now=NOW)
+    assert any("held 100" in why for why in truth.at_risk) and not truth.hurt, truth
+    assert runbooks_for(truth) == ["rollback-manifest"]
+    assert client_truth(_builds(tmp_path / "b", before=40, now=30), "demo", "home", now=NOW).healthy
