@@ -32,19 +32,20 @@ def _counts(values: Any) -> str:
 
 def incident_property_counts(path: Path = RECORD) -> str:
     """A Markdown table: per set, the examples, runbook runs, incidents by kind, what the oracle said, the
-    verdicts and the failures found."""
+    verdicts, the cases set aside as a known defect (each pinned by a strict xfail) and the failures found."""
     record = read_record(path)
-    rows = ["| Set | Examples | Runbook runs | Incidents by kind | Oracle said | Verdicts | Failures found |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| Set | Examples | Runbook runs | Incidents by kind | Oracle said | Verdicts | Set aside (known defects) "
+            "| Failures found |", "|---|---|---|---|---|---|---|---|"]
     for key, label in _SETS:
         entry = record.get(key)
         if not isinstance(entry, dict):
-            rows.append(f"| {label} | not recorded | | | | | |")
+            rows.append(f"| {label} | not recorded | | | | | | |")
             continue
         failure = f" ({entry['failure']})" if entry.get("failure") else ""
         rows.append(f"| {label} | {entry.get('examples', 0)} | {entry.get('runbook_runs', 0)} | "
                     f"{_counts(entry.get('incidents'))} | {_counts(entry.get('truths'))} | "
-                    f"{_counts(entry.get('verdicts'))} | {entry.get('failures', 0)}{failure} |".replace("\n", " "))
+                    f"{_counts(entry.get('verdicts'))} | {entry.get('set_aside_known_defects', 0)} | "
+                    f"{entry.get('failures', 0)}{failure} |".replace("\n", " "))
     return "\n".join(rows)
 
 

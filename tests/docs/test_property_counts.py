@@ -14,9 +14,9 @@ def test_the_table_shows_each_recorded_set(tmp_path: Path) -> None:
     record = tmp_path / "record.json"
     record.write_text(json.dumps({"seeded": {"examples": 30, "runbook_runs": 41, "incidents": {"rules": 7},
                                              "truths": {"healthy": 9}, "verdicts": {"mitigated": 12},
-                                             "failures": 0, "failure": None}}))
+                                             "failures": 0, "failure": None, "set_aside_known_defects": 2}}))
     table = incident_property_counts(record)
-    assert "| Seeded set (`make test`) | 30 | 41 | rules 7 | healthy 9 | mitigated 12 | 0 |" in table
+    assert "| Seeded set (`make test`) | 30 | 41 | rules 7 | healthy 9 | mitigated 12 | 2 | 0 |" in table
     assert "| Random set (`make soak`) | not recorded |" in table
 
 
