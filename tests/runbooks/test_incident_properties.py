@@ -6,7 +6,7 @@ directory, a FIFO or half of itself; old data; the admin API behind a peer that 
 it to a running stack. The oracle (:mod:`clienttruth`) says what clients get, without ``recsys_checks``. The runbook
 the first-incident checklist opens for that symptom (errors → service-not-ready, an empty or short answer →
 empty-recs, wrong items → rollback-config-rules) then runs in-process, with execute, step by step as its notebook
-runs them. Properties:
+runs them; after its fix, the runbook for what clients see then, until none is left. Properties:
 
 1. it never says ``healthy`` when the oracle says clients are hurt, the data is stale or the documents are at risk;
 2. it says ``healthy`` when the oracle says healthy (``inconclusive`` is also right when the admin API answers 503:
@@ -99,6 +99,15 @@ def check_run(truth: Truth, record: dict[str, Any], peer: str | None, after: Tru
     return None
 
 
+def next_runbook(truth: Truth, done: list[str], quiet: str) -> str | None:
+    """The runbook the checklist opens for what clients see now (after the fixes of the runbooks ``done``), or
+    ``quiet`` for a case with nothing wrong; None when every runbook for it has run."""
+    todo = [r for r in runbooks_for(truth) if r not in done]
+    if todo:
+        return todo[0]
+    return None if done else quiet
+
+
 def known_defect(case: Case) -> str | None:
     """The defect a case would only find again (each is pinned by an ``xfail(strict=True)`` test below), or None."""
     kinds = [type(i) for i in case.incidents]
@@ -131,7 +140,9 @@ def _judge_case(case: Case, handle: Any, out: Path) -> None:
         env = dict(handle.env)
         if bench.peer:
             env["RECSYS_BASE_URL"] = stack.enter_context(admin_peer(handle.env["RECSYS_BASE_URL"], bench.peer))
-        for runbook_id in runbooks_for(truth) or [case.quiet_runbook]:
+        done: list[str] = []
+        while runbook_id := next_runbook(truth, done, case.quiet_runbook):
+            done.append(runbook_id)
             record = run_in_process(runbook_id, case.tenant, case.surface, env, out / runbook_id, execute=True)
             TALLY.runs += 1
             TALLY.verdicts[record["verdict"]] += 1
