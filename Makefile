@@ -51,9 +51,9 @@ bench: $(STAMP) ## Benchmarks of the checks, each against a baseline measured in
 	$(PY) bench/bench_scale.py
 	$(PY) bench/bench_alerting.py
 
-soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), CASES=200 hand-made incidents, RESPONDERS=10 racing runbooks, kills mid-fix, the receiver beside IDLE=300 idle sockets for SOAK_SECONDS=120
+soak: $(STAMP) ## Kill -9 trials and concurrent writers on both stores (KILLS=120 WRITERS=50), INCIDENTS=300 generated incidents against a client's truth (their counts to the reliability page), RESPONDERS=10 racing runbooks, kills mid-fix, the receiver beside IDLE=300 idle sockets for SOAK_SECONDS=120
 	$(PY) bench/soak.py --kills $(or $(KILLS),120) --writers $(or $(WRITERS),50)
-	CORPUS_CASES=$(or $(CASES),200) $(VENV)/bin/pytest -q -s tests/runbooks/test_incident_corpus.py -k broken
+	PROPERTY_EXAMPLES=$(or $(INCIDENTS),300) PROPERTY_RECORD=1 $(VENV)/bin/pytest -q -s tests/runbooks/test_incident_properties.py -k never_wrong
 	RESPONDERS=$(or $(RESPONDERS),10) $(VENV)/bin/pytest -q tests/runbooks/test_responders.py tests/runbooks/test_crash_mid_fix.py
 	RECEIVER_IDLE=$(or $(IDLE),300) RECEIVER_SOAK_SECONDS=$(or $(SOAK_SECONDS),120) $(VENV)/bin/pytest -q -s tests/alerts/test_under_attack.py -k idle_connections
 

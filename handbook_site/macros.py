@@ -310,6 +310,7 @@ def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(drill_status)
     env.macro(causes_glossary)
     importlib.import_module("handbook_site.symptoms").define_env(env)  # {{ symptom_table() }}
+    importlib.import_module("handbook_site.propertycounts").define_env(env)  # {{ incident_property_counts() }}
 
     @env.macro
     def runbook_page(runbook_id: str) -> str:

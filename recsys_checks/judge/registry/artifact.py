@@ -175,6 +175,16 @@ def short_version(version: str | None) -> str:
     return (version or "?")[:12]
 
 
+def distinct_rows(payload: list[Any]) -> int:
+    """How many distinct rows a payload holds, by each row's ``item_id`` (or ``user_id``); a row without one counts
+    as its own."""
+    keys = set()
+    for n, row in enumerate(payload):
+        key = row.get("item_id", row.get("user_id")) if isinstance(row, dict) else None
+        keys.add(("id", key) if isinstance(key, str) else ("row", n))
+    return len(keys)
+
+
 def inspect_artifact(
     data: bytes,
     *,
@@ -237,7 +247,9 @@ def inspect_artifact(
             problems.append(f"blob {PAYLOAD_KEY[kind]} is not a list")
             payload = []
         n = len(payload or [])
-        info["items"] = n
+        # Distinct rows: a build that repeats one row a hundred times holds one item, not a hundred (the item-drop
+        # invariant compares these counts between versions).
+        info["items"] = distinct_rows(payload or [])
         info["empty"] = n == 0
         if kind == "popularity":
             problems.extend(_popularity_problems(payload or []))

@@ -229,6 +229,12 @@ def _judge_shape(c: ServiceClient, tenant: str, surface: str, shape: str, body: 
     except ServiceProblem as p:
         data["shapes"].append({"shape": shape, "status": p.status, "code": p.code, "items": None})
         return [_error_finding(shape, label, p, published)]
+    except Unreachable as exc:
+        hung = _hung_finding(shape, label, exc, published)
+        if hung is None:
+            raise  # nothing explains it: the service could not be asked (unread)
+        data["shapes"].append({"shape": shape, "status": None, "code": "no answer", "items": None})
+        return [hung]
     items = [i.get("item_id") for i in answer.get("items") or [] if isinstance(i, dict)]
     if served is not None and not served:
         served.extend(str(i) for i in items[:1] if isinstance(i, str))
@@ -262,6 +268,18 @@ def _error_finding(shape: str, label: str, p: ServiceProblem, published: Publish
         return Finding("artifact_unreadable", shape, f"{label} answer {code}: the current {broken[-1]} artifact "
                        f"cannot be read ({published.unreadable[broken[-1]]}); roll that kind back", evidence)
     return Finding("requests_fail", shape, f"{label} answer {code}: {p.detail}", evidence)
+
+
+def _hung_finding(shape: str, label: str, exc: Unreachable, published: Published) -> Finding | None:
+    """A shape the service did not answer in time while an artifact it reads cannot be read (a FIFO hangs its
+    reader): an artifact problem, rolled back by kind. ``None`` when every artifact of the shape is readable."""
+    broken = [kind for kind in SHAPE_KINDS.get(shape.partition("@")[0], ()) if kind in published.unreadable]
+    if not broken:
+        return None
+    kind = broken[-1]
+    return Finding("artifact_unreadable", shape, f"{label} get no answer ({exc}): the current {kind} artifact cannot "
+                   f"be read ({published.unreadable[kind]}); roll that kind back",
+                   {"status": None, "error": str(exc), "kind": kind, "kinds": broken, "why": published.unreadable[kind]})
 
 
 def _unknown_finding(shape: str, label: str, unknown: list[str], rules: Any, surface: str, codes: list[str],

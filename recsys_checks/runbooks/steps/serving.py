@@ -116,10 +116,7 @@ def config_and_rules(run: RunbookRun) -> CheckResult:
         result = _guarded(f"{kind}.show", run, lambda kind=kind: check_document(run.target, run.tenant, kind))
         problem = result.data.get("problem") or {}
         missing = result.status == "fail" and (problem.get("status") == 404 or "NOT_FOUND" in str(problem))
-        refused = problem.get("status") in (401, 403)
-        unread = result.unread or (f"the {kind} of {run.tenant}: the service refused the API key "
-                                   f"({problem.get('status')} {problem.get('code')}); check RECSYS_API_KEY"
-                                   if refused else None)
+        unread = result.unread or _document_unread(run, kind, problem)
         if "document" in result.data:
             docs[kind] = result.data["document"]
         rows.append({"kind": kind, "status": result.status, "version": result.data.get("version"),
@@ -135,6 +132,19 @@ def config_and_rules(run: RunbookRun) -> CheckResult:
     unread_text = "; ".join(unread) or None
     status = "fail" if failing or findings else "ok"
     return CheckResult("config_rules.show", status, summary, data, None, run.tenant, unread=unread_text)
+
+
+def _document_unread(run: RunbookRun, kind: str, problem: dict[str, Any]) -> str | None:
+    """Why the document was not read when the service answered without it: the key refused (401, 403), or the
+    service failing (5xx: its admin backend down or overloaded). Either way nothing is known about the document."""
+    status = problem.get("status")
+    if status in (401, 403):
+        return (f"the {kind} of {run.tenant}: the service refused the API key ({status} {problem.get('code')}); "
+                "check RECSYS_API_KEY")
+    if isinstance(status, int) and status >= 500:
+        return (f"the {kind} of {run.tenant}: the service answered {status} {problem.get('code') or ''}".rstrip()
+                + "; try again, and see the service-not-ready runbook if it persists")
+    return None
 
 
 def _document_findings(run: RunbookRun, docs: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
