@@ -325,6 +325,7 @@ def _publish_over_limit(ctx: FaultContext, tenant: str, surface: str) -> str:
 def _config_error(ctx: FaultContext, tenant: str, surface: str) -> str:
     # The deployment's configuration names an artifact kind the pipeline does not build: every run stops on its
     # setup (exit 2, before any day) until the configuration is fixed; a re-run fails the same way.
+    _before_the_run_of(ctx, tenant, surface)
     set_job_config(ctx.root, kinds=["popularity", "cooc", "embeddings"])
     line = ctx.publish_failing(tenant, surface, "setup", now=datetime.now(UTC))
     return f"the job's configuration stops every run of {tenant}/{surface} before any day: {line}"
@@ -564,9 +565,15 @@ def _unreadable_blob(kind: str) -> Callable[[FaultContext, str, str], str]:
     return inject_unreadable
 
 
-def _pin_unknown(ctx: FaultContext, tenant: str, surface: str) -> str:
+def _current_rules(ctx: FaultContext, tenant: str) -> list:
+    """The tenant's rules as a list (a document that is not one, e.g. a wrapped PUT, counts as none)."""
     resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
-    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    rules = resp.json().get("rules") if resp.status_code == 200 else None
+    return list(rules) if isinstance(rules, list) else []
+
+
+def _pin_unknown(ctx: FaultContext, tenant: str, surface: str) -> str:
+    rules = _current_rules(ctx, tenant)
     typos = ["sku-00O3", "sku-0012x"]  # a letter O for a zero, a stray letter: items that do not exist
     rules.append({"action": "pin", "target_type": "item", "item_ids": typos, "surface": surface, "priority": 50,
                   "enabled": True})
@@ -577,8 +584,7 @@ def _pin_unknown(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _rules_wrapped(ctx: FaultContext, tenant: str, surface: str) -> str:
-    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
-    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
+    rules = _current_rules(ctx, tenant)
     version = ctx.put_admin(tenant, "rules", {"rules": rules})
     ctx.invalidate(tenant, None, ("rules",))
     return (f"rules of {tenant} PUT wrapped as {{\"rules\": [...]}} (version {version[:12]}…): the service stores "
@@ -601,10 +607,15 @@ def _stale_and_blocked(ctx: FaultContext, tenant: str, surface: str) -> str:
     stamp = datetime.now(UTC).replace(microsecond=0) - STALE_AND_BLOCKED_AGE
     manifest["updated_at"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     ctx.write_manifest(manifest, etag)
-    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
-    rules = list(resp.json().get("rules") or []) if resp.status_code == 200 else []
-    rules.append({"action": "block", "target_type": "item", "item_ids": ids, "surface": surface, "priority": 20,
-                  "enabled": True})
+    rules = _current_rules(ctx, tenant)
+    if ids:
+        rules.append({"action": "block", "target_type": "item", "item_ids": ids, "surface": surface, "priority": 20,
+                      "enabled": True})
+    else:  # an artifact without items: block what any artifact could hold, every category
+        from .catalog import CATEGORIES
+
+        rules += [{"action": "block", "target_type": "category", "target_key": c, "surface": surface,
+                   "priority": 20, "enabled": True} for c in sorted(CATEGORIES)]
     version = ctx.put_admin(tenant, "rules", rules)
     ctx.invalidate(tenant, surface, ("rules", "popularity"))
     return (f"manifest of {tenant}/{surface} now says updated_at {manifest['updated_at']} (50 h ago) and rules of "

@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from recsys_checks.judge import figures
@@ -90,6 +90,8 @@ def test_the_histogram_counts_every_freshness_row_once(row_ages, max_age, bins):
     assert sum(fig["counts"]) == len(hours) == fig["surfaces"]
     assert fig["unaged"] == sum(a is None for a in row_ages)
     assert fig["edges"][-1] >= max(hours + [max_age / 3600]) - 1e-6
+    # An age on an inner edge (to the float's last bits) may round either way: such cases are not the kind tested.
+    assume(not any(abs(h - e) < 1e-6 for h in hours for e in fig["edges"][1:-1]))
     expected = [0] * bins
     for h in hours:
         index = max(i for i in range(bins) if fig["edges"][i] <= h + 1e-9)

@@ -44,8 +44,8 @@ def test_a_runbook_against_a_dead_service_says_so(offline):
     record, out = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert record["verdict"] == "inconclusive", record
     assert record["cause"] == "unreachable" and record["unread"][0]["step"] == "probe"
-    assert [s["step"] for s in record["steps"]] == ["probe", "manifest-status", "config-rules", "diagnose", "fix",
-                                                     "verify"]
+    assert [s["step"] for s in record["steps"]] == ["probe", "clients", "manifest-status", "config-rules",
+                                                     "diagnose", "fix", "verify", "verify-clients"]
     assert (out / "empty-recs.ipynb").is_file() and (out / "empty-recs.result.json").is_file()
     assert SECRET not in (out / "empty-recs.ipynb").read_text() + (out / "empty-recs.result.json").read_text()
 
@@ -57,7 +57,7 @@ def test_a_failing_cell_is_verdict_failed_with_the_cell_named(offline):
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:config-rules"
     assert record["failure"]["error"] == "RuntimeError: the cell broke"
-    assert [s["step"] for s in record["steps"]] == ["probe", "manifest-status"]  # what ran before it is kept
+    assert [s["step"] for s in record["steps"]] == ["probe", "clients", "manifest-status"]  # what ran before is kept
     assert json.loads((out / "empty-recs.result.json").read_text())["verdict"] == "failed"
 
 
