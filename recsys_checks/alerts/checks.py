@@ -37,6 +37,7 @@ from recsys_checks.judge.registry.artifact import KINDS  # noqa: F401  (the arti
 from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE  # noqa: F401  (the freshness limit it is drawn against)
 from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exported: the one rule for a tenant/surface name)
 
+
 def draw_svg(figure: dict[str, Any]) -> str:
     """A figure's picture as SVG (recsys_checks.runbooks.pictures; matplotlib is imported only when one is drawn)."""
     from recsys_checks.runbooks import pictures

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from .checks import DEFAULT_MAX_AGE, KINDS, ChecksCli, FleetScan, Probe, freshness_figure
 
 TRIAGE_OF_ALERT = {

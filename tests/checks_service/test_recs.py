@@ -8,8 +8,8 @@ import dataclasses
 import httpx
 import pytest
 
-from recsys_checks.judge.serving.blockrules import active_blocks
 from recsys_checks.judge.registry.published import ManifestState
+from recsys_checks.judge.serving.blockrules import active_blocks
 from recsys_checks.judge.serving.probe import check_recommendations
 from recsys_checks.judge.serving.served import check_served_vs_published, explain
 from recsys_checks.reach.service import ServiceClient

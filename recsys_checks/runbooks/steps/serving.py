@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -253,12 +254,9 @@ def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | N
             out.append(diagnosis(run, what, cause=cause, lever_args=_kind_or(run, kinds), evidence=evidence))
         elif cause == "rules_pin_unknown":
             pinned = {i for e in evidence for i in e.get("pinned_by_rules") or []}
-            out.append(_revert_offending(run, "rules", cause, what, lambda doc: _pins_any(doc, pinned)))
+            out.append(_revert_offending(run, "rules", cause, what, functools.partial(_pins_any, items=pinned)))
         elif cause == "answer_capped":
-            k = _k(run)
-            out.append(_revert_offending(run, "config", cause, what,
-                                         lambda doc: any(f.cause == "config_max_k_low"
-                                                         for f in config_shape_findings(doc, k))))
+            out.append(_revert_offending(run, "config", cause, what, _shape_test("config_max_k_low", _k(run))))
         else:
             out.append(diagnosis(run, what, cause=cause, evidence=evidence))
     return out
