@@ -3,6 +3,7 @@ test directory the same S3 server on loopback and the same closed port."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from isolation import isolate  # noqa: E402
+from isolation import MPL_DIR, isolate  # noqa: E402
 from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
 from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
@@ -23,6 +24,11 @@ from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
 # would otherwise build at import (rfc3987-syntax, about 2 s of CPU in every test process, for a format no notebook
 # field has). Before any test module imports nbformat.
 _skip_iri_grammar()
+
+# matplotlib's font cache (it runs fc-list to build it) built once per test process, in the folder every isolated
+# test points MPLCONFIGDIR at, before any test may forbid starting a process.
+os.environ["MPLCONFIGDIR"] = MPL_DIR
+import matplotlib.font_manager  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session", autouse=True)
