@@ -393,8 +393,7 @@ def _bad_rules(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _bad_config(ctx: FaultContext, tenant: str, surface: str) -> str:
-    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
-    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config = _current_config(ctx, tenant)
     config["weights"] = {"pop": 0.0, "cooc": 0.0, "emb": 0.0}
     version = ctx.put_admin(tenant, "config", config)
     ctx.invalidate(tenant, None, ("config",))
@@ -430,8 +429,7 @@ def _rules_hide_most(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _weights_overflow(ctx: FaultContext, tenant: str, surface: str) -> str:
-    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
-    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config = _current_config(ctx, tenant)
     config["weights"] = {"pop": 1e308, "cooc": 1e308, "emb": 1e308}
     version = ctx.put_admin(tenant, "config", config)
     ctx.invalidate(tenant, None, ("config",))
@@ -565,6 +563,13 @@ def _unreadable_blob(kind: str) -> Callable[[FaultContext, str, str], str]:
     return inject_unreadable
 
 
+def _current_config(ctx: FaultContext, tenant: str) -> dict:
+    """The tenant's config as a dict (none, or one that is not an object, counts as empty)."""
+    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
+    config = resp.json().get("config") if resp.status_code == 200 else None
+    return dict(config) if isinstance(config, dict) else {}
+
+
 def _current_rules(ctx: FaultContext, tenant: str) -> list:
     """The tenant's rules as a list (a document that is not one, e.g. a wrapped PUT, counts as none)."""
     resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/rules", tenant=tenant)
@@ -592,8 +597,7 @@ def _rules_wrapped(ctx: FaultContext, tenant: str, surface: str) -> str:
 
 
 def _max_k_low(ctx: FaultContext, tenant: str, surface: str) -> str:
-    resp = ctx.request("GET", f"/v1/admin/tenants/{tenant}/config", tenant=tenant)
-    config = dict(resp.json().get("config") or {}) if resp.status_code == 200 else {}
+    config = _current_config(ctx, tenant)
     config["limits"] = {**(config.get("limits") or {}), "max_k": 2}
     version = ctx.put_admin(tenant, "config", config)
     ctx.invalidate(tenant, None, ("config",))

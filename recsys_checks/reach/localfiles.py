@@ -84,13 +84,19 @@ def check_log_source(source: str, what: str = "the job log") -> None:
     path = as_path(source.strip())
     if path is None:
         return
+    with open_regular(log_file(path, what, Unreadable), what):
+        pass
+
+
+def log_file(path: Path, what: str, error: type[Exception]) -> Path:
+    """``path`` itself, or the newest run log in it when it is a folder; ``error`` when the folder holds no log or
+    cannot be read."""
     try:
         if path.is_dir():
             newest = newest_log(path)
             if newest is None:
-                raise Unreadable(f"{what} folder {path} holds no log: give the failed run's log file")
-            path = newest
+                raise error(f"{what} folder {path} holds no log: give the failed run's log file")
+            return newest
     except OSError as exc:
-        raise Unreadable(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
-    with open_regular(path, what):
-        pass
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    return path

@@ -17,7 +17,7 @@ from recsys_checks.core.errors import BadInput, ChecksError
 from recsys_checks.core.results import CheckResult
 from recsys_checks.judge.pipelinelog import Failure, classify, day_after
 from recsys_checks.judge.registry.artifact import validate_artifact
-from recsys_checks.reach.localfiles import as_path, newest_log, open_regular
+from recsys_checks.reach.localfiles import as_path, log_file, open_regular
 from recsys_checks.reach.store import TargetStores
 from recsys_checks.runbooks.steps.fix import diagnosis
 from recsys_checks.runbooks.steps.serving import manifest_status
@@ -39,14 +39,7 @@ def _read_log(source: str) -> tuple[str, str]:
     path = as_path(source)
     if path is None:
         return source[-MAX_LOG_BYTES:], "the job_log parameter"
-    try:
-        if path.is_dir():
-            newest = newest_log(path)
-            if newest is None:
-                raise BadInput(f"the job log folder {path} holds no log")
-            path = newest
-    except OSError as exc:
-        raise BadInput(f"the job log {path} cannot be read: {exc.strerror or exc}") from None
+    path = log_file(path, "the job log", BadInput)
     try:
         with open_regular(path, "the job log") as fh:  # a FIFO or a device is refused, never waited on
             size = fh.seek(0, 2)
