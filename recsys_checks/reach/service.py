@@ -159,7 +159,7 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def pause(self, attempt: int, retry_after: str | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        ceiling = min(self.cap, self.base * 2.0 ** min(attempt - 1, 64))  # the exponent bounded: no float overflow
         pause = self.rng.uniform(0, ceiling)
         with contextlib.suppress(TypeError, ValueError):  # Retry-After in seconds; a date or garbage is ignored
             pause = max(pause, min(self.cap, float(retry_after)))  # type: ignore[arg-type]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import httpx
 import pytest
 
 from recsys_checks.core.errors import BadInput, ServiceProblem, Unreachable
-from recsys_checks.reach.service import ServiceClient, bare_etag, metric_sum, parse_metrics
+from recsys_checks.reach.service import RetryPolicy, ServiceClient, bare_etag, metric_sum, parse_metrics
 from recsys_checks.reach.settings import Target
 
 from .conftest import API_KEY, BASE_URL
@@ -55,7 +56,9 @@ def test_problem_json_becomes_a_service_problem_with_code_and_request_id(service
 def test_an_error_page_that_is_not_problem_json_still_becomes_a_problem(target):
     """A proxy's HTML 502 becomes ServiceProblem without a code, with a snippet of the body."""
     transport = httpx.MockTransport(lambda r: httpx.Response(502, text="<html>Bad Gateway</html>"))
-    with ServiceClient(target, transport=transport) as c, pytest.raises(ServiceProblem) as info:
+    quick = dataclasses.replace(target, deadline=0.5)  # a 502 is retried until the call's deadline
+    with ServiceClient(quick, transport=transport) as c, pytest.raises(ServiceProblem) as info:
+        c.retry = RetryPolicy(base=0.001, cap=0.01)
         c.recommend("demo", {"surface": "home"})
     assert info.value.status == 502 and info.value.code is None and "Bad Gateway" in info.value.detail
 
