@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.install-stamp
 ROOT   ?= .stack
 # Material prints a notice about MkDocs 2 on every build; the build itself is what we check.
 export NO_MKDOCS_2_WARNING := 1
+# Python keeps compiled modules (__pycache__, ignored by git) even where the environment asks it not to: every test
+# process, command and kernel would otherwise compile the package and pytest rewrite every test module again.
+unexport PYTHONDONTWRITEBYTECODE
 STORE  ?= file
 # pytest-xdist workers of `make test`, each test file on one worker (its module stacks start once); more than the
 # cores, because much of a run is spent waiting on servers, kernels and timeouts.

@@ -15,7 +15,7 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from isolation import MPL_DIR, isolate  # noqa: E402
+from isolation import MPL_DIR, is_fast_tier, isolate  # noqa: E402
 from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
 from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
@@ -25,10 +25,9 @@ from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
 # field has). Before any test module imports nbformat.
 _skip_iri_grammar()
 
-# matplotlib's font cache (it runs fc-list to build it) built once per test process, in the folder every isolated
-# test points MPLCONFIGDIR at, before any test may forbid starting a process.
+# matplotlib's font cache is built once per test process, by the first test that draws, in the folder every isolated
+# test points MPLCONFIGDIR at (the fast tier lets matplotlib's font scan, fc-list, start: see _refuse_processes).
 os.environ["MPLCONFIGDIR"] = MPL_DIR
-import matplotlib.font_manager  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,22 +74,16 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-# What the fast tier (`make test-fast`) leaves out; a marker expression that deselects every one of them is that tier.
-HEAVY_MARKERS = ("stack", "slow", "docs", "subprocess")
+# The one process the fast tier lets start: matplotlib's scan of the system fonts, once per test process, when the
+# first picture is drawn (its cache then lives in MPLCONFIGDIR).
+FONT_SCAN = "fc-list"
 
 
-def _is_fast_tier(config: pytest.Config) -> bool:
-    expr = config.getoption("markexpr", "") or ""
-    if not expr.strip():
-        return False
-    from _pytest.mark.expression import Expression
-
-    compiled = Expression.compile(expr)
-    return not any(compiled.evaluate(lambda name, heavy=heavy, **_kw: name == heavy) for heavy in HEAVY_MARKERS)
-
-
-def _refuse_processes(what: str):
+def _refuse_processes(what: str, original=None):
     def refuse(*args, **kwargs):
+        argv = args[1] if original is not None and len(args) > 1 else None
+        if isinstance(argv, list | tuple) and argv and os.path.basename(str(argv[0])) == FONT_SCAN:
+            return original(*args, **kwargs)
         pytest.fail(f"{what} in the fast tier: a test that starts a process (a command, a kernel, a notebook run, a "
                     f"browser, a stack) must be marked subprocess (or stack, docs, slow)", pytrace=True)
 
@@ -102,14 +95,15 @@ def _fast_tier_starts_no_process(request: pytest.FixtureRequest) -> Iterator[Non
     """Keep the fast tier honest: when the marker expression deselects every heavy marker, starting a process
     (subprocess and asyncio subprocesses, os.fork, posix_spawn, system, popen: so also papermill kernels, browsers
     and stacks) fails the test, or the fixture, that tries. Session-wide and first, so fixtures are held to it too."""
-    if not _is_fast_tier(request.config):
+    if not is_fast_tier(request.config):
         yield
         return
     import os
     import subprocess
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(subprocess.Popen, "_execute_child", _refuse_processes("subprocess"))
+        patch.setattr(subprocess.Popen, "_execute_child",
+                      _refuse_processes("subprocess", subprocess.Popen._execute_child))
         for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"):
             if hasattr(os, name):
                 patch.setattr(os, name, _refuse_processes(f"os.{name}"))

@@ -41,3 +41,17 @@ def isolate(patch: pytest.MonkeyPatch, parent: Path) -> Path:
     patch.setenv("MPLCONFIGDIR", MPL_DIR)
     patch.chdir(work)
     return home
+
+
+# What the fast tier (`make test-fast`) leaves out; a marker expression that deselects every one of them is that tier.
+HEAVY_MARKERS = ("stack", "slow", "docs", "subprocess")
+
+
+def is_fast_tier(config: pytest.Config) -> bool:
+    expr = config.getoption("markexpr", "") or ""
+    if not expr.strip():
+        return False
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expr)
+    return not any(compiled.evaluate(lambda name, heavy=heavy, **_kw: name == heavy) for heavy in HEAVY_MARKERS)
