@@ -7,6 +7,7 @@ The notebooks are copied into the built site so that each page links to its own.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import shutil
 from pathlib import Path
@@ -272,7 +273,6 @@ def picture_section(spec: RunbookSpec, directory: Path = PICTURES_DIR) -> list[s
     in a drill (``docs/pictures/<kind>.json``, by ``scripts/capture_pictures.py``), so the example is what the
     current code draws."""
     import base64
-    import json
 
     from recsys_checks.runbooks import pictures
 
@@ -287,12 +287,24 @@ def picture_section(spec: RunbookSpec, directory: Path = PICTURES_DIR) -> list[s
            "the executed notebook (and so in the receiver's HTML of the notebook). The examples below come from a "
            "drill on the local stack.", ""]
     for kind, steps in kinds.items():
-        figure = json.loads((directory / f"{kind}.json").read_text(encoding="utf-8"))
-        image = base64.b64encode(pictures.svg(figure).encode("utf-8")).decode("ascii")
+        path = directory / f"{kind}.json"
+        image = base64.b64encode(_example_svg(str(path), path.stat().st_mtime_ns).encode("utf-8")).decode("ascii")
         where = ", ".join(f"`step:{s}`" for s in steps)
         out += [f"**{kind.capitalize()}** ({where}): {pictures.SHOWS[kind]}.", "",
                 f'<img alt="example {kind} picture from a drill" src="data:image/svg+xml;base64,{image}">', ""]
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _example_svg(path: str, mtime_ns: int) -> str:  # noqa: ARG001 - the file's time is the cache key
+    """The example picture drawn from a captured figure file, once per version of the file in a process (every page
+    that shows the kind, and every render of the page, reuses it)."""
+    import json
+
+    from recsys_checks.runbooks import pictures
+
+    return pictures.svg(json.loads(Path(path).read_text(encoding="utf-8")))
+
 def verdict_table() -> str:
     """Every verdict a run can end with, its exit code and what it means (the verdict rule's own declaration)."""
     from recsys_checks.runbooks.verdict import OK_VERDICTS, VERDICT_MEANINGS, VERDICTS
