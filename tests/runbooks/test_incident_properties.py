@@ -109,10 +109,9 @@ def next_runbook(truth: Truth, done: list[str], quiet: str) -> str | None:
 
 
 def known_defect(case: Case) -> str | None:
-    """The defect a case would only find again (each is pinned by an ``xfail(strict=True)`` test below), or None."""
-    kinds = [type(i) for i in case.incidents]
-    if WrapRules in kinds and any(k is not WrapRules for k in kinds):
-        return "wrapped rules beside another incident"
+    """The defect a case would only find again (each pinned by an ``xfail(strict=True)`` test below), or None. None is
+    known now: every generated case is judged."""
+    del case
     return None
 
 

@@ -13,7 +13,7 @@ from recsys_checks.judge.registry.artifact import short_version as short
 from recsys_checks.judge.registry.history import check_manifest_history
 from recsys_checks.judge.registry.manifest import check_manifest
 from recsys_checks.judge.registry.published import ManifestState, read_manifest_state
-from recsys_checks.judge.serving.clients import DEFAULT_K, check_client_answers
+from recsys_checks.judge.serving.clients import DEFAULT_K, DOCUMENT_CAUSES, check_client_answers
 from recsys_checks.judge.serving.documents import check_document, find_offending_change
 from recsys_checks.judge.serving.health import check_health
 from recsys_checks.judge.serving.probe import DEFAULT_USER, check_recommendations
@@ -233,14 +233,16 @@ def _shape_test(cause: str, k: int) -> Callable[[Any], bool]:
 
 def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | None = None) -> list[CheckResult]:
     """A diagnosis for each cause the clients step found, its shapes together. What the probe already classified
-    (a failing plain request, an unreadable popularity artifact) is left to the probe's deeper cause. ``outside``:
-    the row that hands off a cause this runbook's table does not have (named in its evidence)."""
+    (a failing plain request, an unreadable popularity artifact) is left to the probe's deeper cause; what is wrong
+    with the tenant's documents is the probe's to explain never. ``outside``: the row that hands off a cause this
+    runbook's table does not have (named in its evidence)."""
     res = run.result("clients")
     if not isinstance(res, CheckResult) or res.status != "fail" or res.unread:
         return []
-    findings = [f for f in res.data.get("findings") or []
-                if probe_cause is None or not (f["shape"].startswith("plain")
-                                               or (f.get("evidence") or {}).get("kind") == "popularity")]
+    findings = [f for f in res.data.get("findings") or [] if f["cause"] in DOCUMENT_CAUSES or probe_cause is None
+                or not (f["shape"].startswith("plain") or (f.get("evidence") or {}).get("kind") == "popularity")]
+    if isinstance(run.result("config-rules"), CheckResult):  # the documents step judged the shape, with its lever
+        findings = [f for f in findings if f["cause"] != "rules_not_list"]
     out = []
     for cause in dict.fromkeys(f["cause"] for f in findings):
         mine = [f for f in findings if f["cause"] == cause]
@@ -257,6 +259,8 @@ def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | N
             out.append(_revert_offending(run, "rules", cause, what, functools.partial(_pins_any, items=pinned)))
         elif cause == "answer_capped":
             out.append(_revert_offending(run, "config", cause, what, _shape_test("config_max_k_low", _k(run))))
+        elif cause == "rules_not_list":
+            out.append(_revert_offending(run, "rules", cause, what, _shape_test(cause, _k(run))))
         else:
             out.append(diagnosis(run, what, cause=cause, evidence=evidence))
     return out
