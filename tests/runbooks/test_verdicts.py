@@ -175,6 +175,30 @@ def test_stale_manifest_tells_pipeline_from_cache_from_unreadable(tmp_path, cond
     assert found.data["cause"] == cause and found.data["lever"] == lever
 
 
+@pytest.mark.parametrize(("command", "levers"), [("", [None, "cache-invalidate"]),
+                                                  ("publish {tenant}", ["command", "cache-invalidate"])])
+def test_stale_manifest_reports_a_missed_publish_and_a_stale_cache_at_once(tmp_path, command, levers):
+    """A manifest days old whose service also serves an older version than it names: both causes, in the table's
+    order (publish, then invalidate), each with its own lever; neither hides the other."""
+    run = _run("stale-manifest", tmp_path, rerun_command=command)
+    run.results["manifest-status"] = _check("manifest.status", "fail", condition="stale", stale="manifest")
+    run.results["served-vs-published"] = _check("recs.served_vs_published", "fail", verdict="cache_stale")
+    found = serving.diagnose_stale_manifest(run)
+    entries = fix.detected_of(found)
+    assert [e["cause"] for e in entries] == ["pipeline_not_published", "service_cache_stale"]
+    assert [e["lever"] for e in entries] == levers
+    assert found.summary.startswith("2 problems: ")
+
+
+@pytest.mark.parametrize("condition", ["invalid", "missing", "stale"])
+def test_stale_manifest_leaves_what_the_manifest_explains_to_the_manifest(tmp_path, condition):
+    """A service answer the manifest's own cause explains (it cannot compare, it serves nothing) adds no cause."""
+    run = _run("stale-manifest", tmp_path)
+    run.results["manifest-status"] = _check("manifest.status", "fail", condition=condition, stale="manifest")
+    run.results["served-vs-published"] = _check("recs.served_vs_published", "fail", verdict="manifest_unusable")
+    assert len(fix.detected_of(serving.diagnose_stale_manifest(run))) == 1
+
+
 def test_not_ready_names_the_failing_dependency_and_uses_only_a_given_command(tmp_path):
     run = _run("service-not-ready", tmp_path)
     health = _check("health", "fail", live={"status_code": 200}, ready={"status_code": 503},
