@@ -109,7 +109,7 @@ def next_runbook(truth: Truth, done: list[str], quiet: str) -> str | None:
 
 
 def known_defect(case: Case) -> str | None:
-    """The defect a case would only find again (each pinned by an ``xfail(strict=True)`` test below), or None. None is
+    """The defect a case would only find again (each pinned by an ``xfail(strict=True)`` test of this file), or None. None is
     known now: every generated case is judged."""
     del case
     return None
