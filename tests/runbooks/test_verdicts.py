@@ -199,6 +199,25 @@ def test_stale_manifest_leaves_what_the_manifest_explains_to_the_manifest(tmp_pa
     assert len(fix.detected_of(serving.diagnose_stale_manifest(run))) == 1
 
 
+@pytest.mark.parametrize("runbook_id", ["service-not-ready", "rollback-manifest"])
+def test_an_artifact_rollback_comes_with_the_revert_of_a_wrapped_rules_document(tmp_path, runbook_id, monkeypatch):
+    """Requests answer 422 and the rules document is wrapped: both are found, the rollback first, each with its
+    lever, so the run cannot call the rollback alone a mitigation while a recall is served."""
+    monkeypatch.setattr(serving, "find_offending_change", lambda *a, **k: None)
+    run = _run(runbook_id, tmp_path)
+    run.results["health"] = _check("health", "ok", live={"status_code": 200}, ready={"status_code": 200})
+    run.results["manifest-status"] = _check("manifest.status", "ok", condition="healthy")
+    run.results["probe"] = _probe("artifact_incompatible")
+    run.results["clients"] = _check("recs.clients", "fail", findings=[
+        {"cause": "requests_fail", "shape": "plain", "summary": "requests without anchors answer 422", "evidence": {}},
+        {"cause": "rules_not_list", "shape": "rules", "summary": "the rules document is a JSON object",
+         "evidence": {"field": "rules", "blocked_served": {}}}])
+    entries = fix.detected_of(next(s for s in run.spec.steps if s.role == "diagnose").resolve()(run))
+    assert [(e["cause"], e["lever"]) for e in entries] == [("artifact_incompatible", "manifest-rollback"),
+                                                           ("rules_not_list", "doc-revert")]
+    assert entries[1]["lever_args"] == {"kind": "rules"}
+
+
 def test_not_ready_names_the_failing_dependency_and_uses_only_a_given_command(tmp_path):
     run = _run("service-not-ready", tmp_path)
     health = _check("health", "fail", live={"status_code": 200}, ready={"status_code": 503},
