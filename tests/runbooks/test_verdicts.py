@@ -175,6 +175,49 @@ def test_stale_manifest_tells_pipeline_from_cache_from_unreadable(tmp_path, cond
     assert found.data["cause"] == cause and found.data["lever"] == lever
 
 
+@pytest.mark.parametrize(("command", "levers"), [("", [None, "cache-invalidate"]),
+                                                  ("publish {tenant}", ["command", "cache-invalidate"])])
+def test_stale_manifest_reports_a_missed_publish_and_a_stale_cache_at_once(tmp_path, command, levers):
+    """A manifest days old whose service also serves an older version than it names: both causes, in the table's
+    order (publish, then invalidate), each with its own lever; neither hides the other."""
+    run = _run("stale-manifest", tmp_path, rerun_command=command)
+    run.results["manifest-status"] = _check("manifest.status", "fail", condition="stale", stale="manifest")
+    run.results["served-vs-published"] = _check("recs.served_vs_published", "fail", verdict="cache_stale")
+    found = serving.diagnose_stale_manifest(run)
+    entries = fix.detected_of(found)
+    assert [e["cause"] for e in entries] == ["pipeline_not_published", "service_cache_stale"]
+    assert [e["lever"] for e in entries] == levers
+    assert found.summary.startswith("2 problems: ")
+
+
+@pytest.mark.parametrize("condition", ["invalid", "missing", "stale"])
+def test_stale_manifest_leaves_what_the_manifest_explains_to_the_manifest(tmp_path, condition):
+    """A service answer the manifest's own cause explains (it cannot compare, it serves nothing) adds no cause."""
+    run = _run("stale-manifest", tmp_path)
+    run.results["manifest-status"] = _check("manifest.status", "fail", condition=condition, stale="manifest")
+    run.results["served-vs-published"] = _check("recs.served_vs_published", "fail", verdict="manifest_unusable")
+    assert len(fix.detected_of(serving.diagnose_stale_manifest(run))) == 1
+
+
+@pytest.mark.parametrize("runbook_id", ["service-not-ready", "rollback-manifest"])
+def test_an_artifact_rollback_comes_with_the_revert_of_a_wrapped_rules_document(tmp_path, runbook_id, monkeypatch):
+    """Requests answer 422 and the rules document is wrapped: both are found, the rollback first, each with its
+    lever, so the run cannot call the rollback alone a mitigation while a recall is served."""
+    monkeypatch.setattr(serving, "find_offending_change", lambda *a, **k: None)
+    run = _run(runbook_id, tmp_path)
+    run.results["health"] = _check("health", "ok", live={"status_code": 200}, ready={"status_code": 200})
+    run.results["manifest-status"] = _check("manifest.status", "ok", condition="healthy")
+    run.results["probe"] = _probe("artifact_incompatible")
+    run.results["clients"] = _check("recs.clients", "fail", findings=[
+        {"cause": "requests_fail", "shape": "plain", "summary": "requests without anchors answer 422", "evidence": {}},
+        {"cause": "rules_not_list", "shape": "rules", "summary": "the rules document is a JSON object",
+         "evidence": {"field": "rules", "blocked_served": {}}}])
+    entries = fix.detected_of(next(s for s in run.spec.steps if s.role == "diagnose").resolve()(run))
+    assert [(e["cause"], e["lever"]) for e in entries] == [("artifact_incompatible", "manifest-rollback"),
+                                                           ("rules_not_list", "doc-revert")]
+    assert entries[1]["lever_args"] == {"kind": "rules"}
+
+
 def test_not_ready_names_the_failing_dependency_and_uses_only_a_given_command(tmp_path):
     run = _run("service-not-ready", tmp_path)
     health = _check("health", "fail", live={"status_code": 200}, ready={"status_code": 503},

@@ -6,9 +6,12 @@ the artifacts name — and judges each answer on its own:
 
 - an error, a refusal or an answer that is not the documented shape is a finding named by the shape ("requests with
   anchors answer 500 RECSYS_INTERNAL");
-- every item served must be in a current artifact (a pin of a mistyped id is not), served once, and the answer must
-  hold as many distinct items as asked while the published catalog, less what item block rules hide, has more; the
-  service's own warnings (``DEFAULT_APPLIED``, ``RULE_PIN_INJECTED`` …) are read as evidence.
+- every item served must be in a current artifact (a pin of a mistyped id is not), served once, hidden by no
+  in-force item block rule, and the answer must hold as many distinct items as asked while the published catalog,
+  less what item block rules hide, has more; the service's own warnings (``DEFAULT_APPLIED``,
+  ``RULE_PIN_INJECTED`` …) are read as evidence;
+- a rules document that is not the raw list the service applies (one PUT wrapped as ``{"rules": [...]}``) is a
+  finding whatever the answers hold: none of its rules is in force, so a recall it meant is served (named when it is).
 
 Each finding names its cause (:data:`CAUSES`) and its evidence: the kind an unreadable artifact is (the lever rolls it
 back), the rule that injected an unknown item, the config limit that capped ``k``. The registry side comes from
@@ -24,9 +27,9 @@ from typing import Any
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import ChecksError, ServiceProblem, Unreachable
 from recsys_checks.core.results import CheckResult
-from recsys_checks.judge.invariants import hidden_share
+from recsys_checks.judge.invariants import hidden_share, rules_shape_findings
 from recsys_checks.judge.registry.manifest import read_manifest
-from recsys_checks.judge.serving.blockrules import rule_active
+from recsys_checks.judge.serving.blockrules import blocked_items, intended_rules, rule_active
 from recsys_checks.judge.serving.probe import DEFAULT_USER, warning_codes
 from recsys_checks.reach.service import ServiceClient, given_or_new_client
 from recsys_checks.reach.settings import Target, safe_segment
@@ -34,7 +37,9 @@ from recsys_checks.reach.store import TargetStores
 
 # Every cause a finding of this check names; the serving runbooks declare each in their decision tables.
 CAUSES = ("artifact_unreadable", "requests_fail", "unknown_items_served", "rules_pin_unknown",
-          "duplicate_items_served", "answer_capped", "answer_short")
+          "duplicate_items_served", "answer_capped", "answer_short", "blocked_items_served", "rules_not_list")
+# The findings about the tenant's documents rather than one request shape: no probe cause explains them away.
+DOCUMENT_CAUSES = ("blocked_items_served", "rules_not_list")
 # The kinds each request shape reads: a list page ranks by popularity, an item page also by co-occurrence.
 SHAPE_KINDS = {"plain": ("popularity",), "anchors": ("popularity", "cooc")}
 SHAPE_LABELS = {"plain": "requests without anchors (list pages)", "anchors": "requests with anchors (item pages)"}
@@ -181,6 +186,7 @@ def check_client_answers(target: Target, tenant: str, surface: str, *, k: int = 
                                          now=now or datetime.now(UTC))
     except Unreachable as exc:
         return CheckResult("recs.clients", "fail", str(exc), data, None, target.base_url, unread=str(exc))
+    findings += _rules_document_finding(docs.get("rules"), data)
     data["findings"] = [f.to_dict() for f in findings]
     note = f" ({data['unjudged']})" if unjudged else ""
     if not findings:
@@ -249,6 +255,8 @@ def _judge_shape(c: ServiceClient, tenant: str, surface: str, shape: str, body: 
     if duplicates:
         found.append(Finding("duplicate_items_served", shape, f"{label} serve {', '.join(map(str, duplicates[:5]))} "
                              "more than once", {"duplicates": duplicates}))
+    found += _blocked_finding(shape, label, items, docs.get("rules"), surface, body.get("segment") or "default",
+                              now, data)
     short = _short_finding(shape, label, items, body.get("k") or DEFAULT_K, published, docs, surface, warnings, now) \
         if known else (Finding("answer_short", shape, f"{label} get no items", {"asked": body.get("k"),
                                                                                 "served_distinct": 0})
@@ -280,6 +288,39 @@ def _hung_finding(shape: str, label: str, exc: Unreachable, published: Published
     return Finding("artifact_unreadable", shape, f"{label} get no answer ({exc}): the current {kind} artifact cannot "
                    f"be read ({published.unreadable[kind]}); roll that kind back",
                    {"status": None, "error": str(exc), "kind": kind, "kinds": broken, "why": published.unreadable[kind]})
+
+
+def _blocked_finding(shape: str, label: str, items: list[Any], rules: Any, surface: str, segment: str,
+                     now: datetime, data: dict[str, Any]) -> list[Finding]:
+    """Items served that an in-force item block rule hides (a recall still served). From a rules document that is not
+    the list the service applies they are kept for its finding (:func:`_rules_document_finding`); from the list
+    itself they are a finding of the shape: the service ranks with rules older than the current ones."""
+    hidden = blocked_items(intended_rules(rules), surface, now, segment)
+    served = sorted({str(i) for i in items if i in hidden})
+    if not served:
+        return []
+    ranks = {i: items.index(i) + 1 for i in served}
+    if not isinstance(rules, list):
+        data.setdefault("blocked_served", {})[shape] = ranks
+        return []
+    return [Finding("blocked_items_served", shape, f"{label} serve {', '.join(served[:5])}, which in-force block "
+                    "rules hide: the service ranks with older rules than the current ones (a change without its "
+                    "cache invalidation); invalidate its rules cache", {"items": served[:20], "ranks": ranks})]
+
+
+def _rules_document_finding(rules: Any, data: dict[str, Any]) -> list[Finding]:
+    """The rules document out of the suite's shape (not the raw list): no rule of it is in force, whatever the
+    answers show; the recalls it meant that clients are served are its evidence."""
+    shapes = rules_shape_findings(rules)
+    if not shapes:
+        return []
+    served: dict[str, dict[str, int]] = data.get("blocked_served") or {}
+    evidence: dict[str, Any] = {"field": shapes[0].field, "blocked_served": served}
+    items = sorted({i for ranks in served.values() for i in ranks})
+    seen = (f"; clients are served {', '.join(items[:5])}, which its block rules were meant to hide"
+            if items else "")
+    return [Finding("rules_not_list", "rules", f"{shapes[0].summary}{seen}; revert the rules change that stored it",
+                    evidence)]
 
 
 def _unknown_finding(shape: str, label: str, unknown: list[str], rules: Any, surface: str, codes: list[str],

@@ -257,9 +257,33 @@ def _probe(target: Target, tenant: str, surface: str, *, user_id: str, k: int,
                 data["validate"] = {"problem": p.to_dict()}
             return _classify(c, target, tenant, surface, response, data, reader, where, k)
     except Unreachable as exc:
+        hung = _hung_on_artifact(exc, target, tenant, surface, reader, data)
+        if hung is not None:
+            return hung
         data["cause"], data["runbook"] = "unreachable", "service-not-ready"
         data["exit_code"] = exc.exit_code
         return CheckResult("recs.probe", "fail", str(exc), data, None, target.base_url)
+
+
+def _hung_on_artifact(exc: Unreachable, target: Target, tenant: str, surface: str, reader: ManifestReader,
+                      data: dict[str, Any]) -> CheckResult | None:
+    """A request the service accepted and never answered while the popularity blob it must read is not a readable
+    artifact (a FIFO hangs its reader; the registry is read without blocking): the artifact is the cause, rolled back
+    by kind. ``None`` when the connection was never made, the registry cannot say, or the blob is readable."""
+    if not exc.sent or not target.has_registry:
+        return None
+    try:
+        state = reader(target, tenant, surface)
+    except ChecksError:
+        return None
+    if state.state != "invalid" or not state.uri:
+        return None
+    data["manifest"] = state.to_dict()
+    data["cause"], data["runbook"], data["broken_kind"] = "artifact_invalid", "rollback-manifest", "popularity"
+    return CheckResult("recs.probe", "fail", f"service gives no answer for {tenant}/{surface} ({exc}) and the "
+                       f"popularity artifact it serves from cannot be read: {state.detail}; roll the popularity kind "
+                       f"back (recsys-checks manifest history --tenant {tenant} --surface {surface})", data,
+                       state.etag, target.base_url)
 
 
 def _classify(c: ServiceClient, target: Target, tenant: str, surface: str, response: dict[str, Any],

@@ -13,7 +13,7 @@ from recsys_checks.judge.registry.artifact import short_version as short
 from recsys_checks.judge.registry.history import check_manifest_history
 from recsys_checks.judge.registry.manifest import check_manifest
 from recsys_checks.judge.registry.published import ManifestState, read_manifest_state
-from recsys_checks.judge.serving.clients import DEFAULT_K, check_client_answers
+from recsys_checks.judge.serving.clients import DEFAULT_K, DOCUMENT_CAUSES, check_client_answers
 from recsys_checks.judge.serving.documents import check_document, find_offending_change
 from recsys_checks.judge.serving.health import check_health
 from recsys_checks.judge.serving.probe import DEFAULT_USER, check_recommendations
@@ -233,14 +233,16 @@ def _shape_test(cause: str, k: int) -> Callable[[Any], bool]:
 
 def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | None = None) -> list[CheckResult]:
     """A diagnosis for each cause the clients step found, its shapes together. What the probe already classified
-    (a failing plain request, an unreadable popularity artifact) is left to the probe's deeper cause. ``outside``:
-    the row that hands off a cause this runbook's table does not have (named in its evidence)."""
+    (a failing plain request, an unreadable popularity artifact) is left to the probe's deeper cause; what is wrong
+    with the tenant's documents is the probe's to explain never. ``outside``: the row that hands off a cause this
+    runbook's table does not have (named in its evidence)."""
     res = run.result("clients")
     if not isinstance(res, CheckResult) or res.status != "fail" or res.unread:
         return []
-    findings = [f for f in res.data.get("findings") or []
-                if probe_cause is None or not (f["shape"].startswith("plain")
-                                               or (f.get("evidence") or {}).get("kind") == "popularity")]
+    findings = [f for f in res.data.get("findings") or [] if f["cause"] in DOCUMENT_CAUSES or probe_cause is None
+                or not (f["shape"].startswith("plain") or (f.get("evidence") or {}).get("kind") == "popularity")]
+    if isinstance(run.result("config-rules"), CheckResult):  # the documents step judged the shape, with its lever
+        findings = [f for f in findings if f["cause"] != "rules_not_list"]
     out = []
     for cause in dict.fromkeys(f["cause"] for f in findings):
         mine = [f for f in findings if f["cause"] == cause]
@@ -257,6 +259,8 @@ def _client_causes(run: RunbookRun, probe_cause: str | None, *, outside: str | N
             out.append(_revert_offending(run, "rules", cause, what, functools.partial(_pins_any, items=pinned)))
         elif cause == "answer_capped":
             out.append(_revert_offending(run, "config", cause, what, _shape_test("config_max_k_low", _k(run))))
+        elif cause == "rules_not_list":
+            out.append(_revert_offending(run, "rules", cause, what, _shape_test(cause, _k(run))))
         else:
             out.append(diagnosis(run, what, cause=cause, evidence=evidence))
     return out
@@ -374,40 +378,54 @@ def _serving_diagnosis(run: RunbookRun, cause: str, probe_result: CheckResult) -
 
 
 def diagnose_stale_manifest(run: RunbookRun) -> CheckResult:
-    """Tell "the pipeline did not publish" from "the service serves a cache older than a fresh manifest" from
-    "the manifest cannot be read"."""
+    """Every cause that holds, of "the pipeline did not publish", "the service serves a cache older than the
+    manifest" and "the manifest cannot be read": a manifest days old whose service also serves an older version
+    than it names has both (the re-run publishes, the invalidation makes the service serve it)."""
     ms = run.result("manifest-status")
-    svp = run.result("served-vs-published")
     if not isinstance(ms, CheckResult):
         return step_not_run(run, "manifest-status")
-    condition = ms.data.get("condition")
     named = _unknown_name(run)
     if named is not None:
         return named
+    manifest = _manifest_cause(run, ms)
+    return combine(run, [manifest, _served_cause(run, explained=manifest is not None)],
+                   f"the manifest is fresh and the service serves it: {ms.summary}")
+
+
+def _manifest_cause(run: RunbookRun, ms: CheckResult) -> CheckResult | None:
+    """What the manifest status says is wrong with the manifest or its data, or None."""
+    condition = ms.data.get("condition")
     if condition in ("missing", "invalid"):
         return diagnosis(run, f"the manifest cannot be used: {ms.summary}", cause="manifest_unreadable",
                          lever_args={"kinds": _broken_kinds(run)} if condition == "invalid" else {})
     if condition == "shrunk":
-        return _shrunk(run)  # type: ignore[return-value]
-    if condition == "stale" or ms.status == "fail" and condition is None:
-        if condition is None:
-            return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable")
-        if ms.data.get("stale") == "future":
-            return diagnosis(run, f"a time in the manifest or its data is in the future: {ms.summary}",
-                             cause="clock_skew")
-        if ms.data.get("stale") == "data":
-            return diagnosis(run, f"the manifest of {run.tenant}/{run.surface} was updated recently but names old "
-                             f"data: {ms.summary}; a re-run or a repoint put old versions back (a re-run of an old "
-                             "day writes no version record, only the manifest); `recsys-checks manifest history "
-                             f"--tenant {run.tenant} --surface {run.surface}` lists the newer versions",
-                             cause="data_stale")
-        return diagnosis(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
-                         cause="pipeline_not_published")
-    if isinstance(svp, CheckResult) and svp.data.get("verdict") == "cache_stale":
+        return _shrunk(run)
+    if ms.status == "fail" and condition is None:
+        return diagnosis(run, f"the manifest cannot be read from here: {ms.summary}", cause="store_unreachable")
+    if condition != "stale":
+        return None
+    if ms.data.get("stale") == "future":
+        return diagnosis(run, f"a time in the manifest or its data is in the future: {ms.summary}", cause="clock_skew")
+    if ms.data.get("stale") == "data":
+        return diagnosis(run, f"the manifest of {run.tenant}/{run.surface} was updated recently but names old "
+                         f"data: {ms.summary}; a re-run or a repoint put old versions back (a re-run of an old "
+                         "day writes no version record, only the manifest); `recsys-checks manifest history "
+                         f"--tenant {run.tenant} --surface {run.surface}` lists the newer versions", cause="data_stale")
+    return diagnosis(run, f"the pipeline has not published {run.tenant}/{run.surface}: {ms.summary}",
+                     cause="pipeline_not_published")
+
+
+def _served_cause(run: RunbookRun, *, explained: bool) -> CheckResult | None:
+    """What the service serves against the manifest: an older published version (its cache is stale, whatever
+    else holds), or a list nothing explains (only when the manifest's own cause does not already explain it)."""
+    svp = run.result("served-vs-published")
+    if not isinstance(svp, CheckResult):
+        return None
+    if svp.data.get("verdict") == "cache_stale":
         return diagnosis(run, svp.summary, cause="service_cache_stale")
-    if isinstance(svp, CheckResult) and svp.status == "fail" and svp.data.get("verdict") not in ("pipeline_stale",):
+    if not explained and svp.status == "fail" and svp.data.get("verdict") != "pipeline_stale":
         return diagnosis(run, svp.summary, cause="served_unexplained")
-    return diagnosis(run, f"the manifest is fresh and the service serves it: {ms.summary}")
+    return None
 
 
 def diagnose_rollback_manifest(run: RunbookRun) -> CheckResult:
