@@ -24,7 +24,8 @@ from recsys_checks.judge.registry.version_records import load_version_records
 from recsys_checks.reach.settings import parse_duration
 from recsys_checks.reach.store.router import stores_for
 
-__all__ = ["DRAWN_BY", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show", "svg", "versions"]
+__all__ = ["DRAWN_BY", "ID_PREFIX", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show",
+           "svg", "title", "versions"]
 
 KINDS = ("versions", "freshness", "evaluation", "rules")
 # The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
@@ -48,6 +49,10 @@ SHOWS = {
              "the artifact has no tags to count them with), and the catalog, what the rules leave servable, what "
              "the probe was served and how much of it is from the catalog",
 }
+# Every picture says what it is, wherever it lands (a notebook's output, the receiver's HTML, an <img> of a data: URI):
+# its SVG has a <title> (what a screen reader and a browser's tooltip give) and its drawing is one group whose id is
+# this prefix and the kind (``recsys-picture-versions``).
+ID_PREFIX = "recsys-picture-"
 _PENDING = "pictures"  # run.memo key: figures attached by the current step, shown after its table
 _WIDTH, _HEIGHT = 8.0, 3.4  # inches
 
@@ -173,12 +178,26 @@ def svg(figure: dict[str, Any]) -> str:
         raise ValueError(f"no picture of kind {kind!r}: use one of {', '.join(KINDS)}")
     plt = _pyplot()
     fig = draw[kind](plt, figure)
+    fig.set_gid(ID_PREFIX + kind)
     try:
         out = io.StringIO()
-        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Title": title(figure)})
     finally:
         plt.close(fig)
     return out.getvalue()
+
+
+def title(figure: dict[str, Any]) -> str:
+    """The picture's title in a line (its SVG ``<title>``): what it is and whose, masked like every label."""
+    kind = figure.get("figure")
+    whose = {"versions": f"{figure.get('tenant')}/{figure.get('surface')}", "rules": f"surface {figure.get('surface')}",
+             "freshness": f"{figure.get('surfaces')} surface(s), {figure.get('stale_count')} stale",
+             "evaluation": f"{figure.get('metric')} per variant and the SRM split"}.get(kind, "")
+    return _mask(f"{_TITLES.get(kind, kind)}: {whose}")
+
+
+_TITLES = {"versions": "Versions timeline", "freshness": "Fleet freshness histogram",
+           "evaluation": "Evaluation against the threshold", "rules": "Catalog hidden by the rules"}
 
 
 # ------------------------------------------------------------------------------------------------------ versions

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,6 +173,19 @@ def test_each_picture_is_labelled_with_its_units_and_draws_the_same_bytes_twice(
     unit = {"versions": "time (UTC)", "freshness": "manifest age (hours)", "evaluation": "(per exposure)",
             "rules": "share of the catalog hidden (%)"}[figure["figure"]]
     assert unit in first
+
+
+@pytest.mark.parametrize("figure", _examples(), ids=lambda f: f["figure"])
+def test_each_picture_names_its_kind_in_an_id_and_a_title(figure):
+    """Wherever a picture lands (a notebook output, the receiver's HTML), its SVG says which picture it is: one
+    group ``recsys-picture-<kind>`` and a ``<title>`` whose words say what is drawn and whose."""
+    text = pictures.svg(figure)
+    ids = re.findall(r'id="recsys-picture-([a-z]+)"', text)
+    assert ids == [figure["figure"]]
+    shown = re.search(r"<title>([^<]+)</title>", text).group(1)
+    words = {"versions": "Versions timeline: demo/home", "freshness": "Fleet freshness histogram: 1 surface(s), 1 stale",
+             "evaluation": "Evaluation against the threshold: ctr", "rules": "Catalog hidden by the rules: surface home"}
+    assert shown.startswith(words[figure["figure"]]), shown
 
 
 def test_a_secret_in_a_label_is_masked_in_the_picture(monkeypatch):
