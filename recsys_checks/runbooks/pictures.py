@@ -31,7 +31,8 @@ KINDS = ("versions", "freshness", "evaluation", "rules")
 # The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
 DRAWN_BY = {
     "serving.manifest_status": "versions", "serving.manifest_history": "versions", "serving.verify_manifest": "versions",
-    "pipelines.serving_state": "versions", "readiness.publishing_freshness": "freshness",
+    "serving.verify_artifacts": "versions", "pipelines.serving_state": "versions",
+    "pipelines.verify_published": "versions", "readiness.publishing_freshness": "freshness",
     "evaluation.data_quality": "evaluation", "serving.config_and_rules": "rules",
 }
 # What each picture shows, in a sentence (the pages' captions).

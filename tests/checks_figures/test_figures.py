@@ -202,3 +202,22 @@ def test_an_unknown_picture_is_refused_with_the_kinds():
     """A figure of no known kind is a clear error naming the kinds, not an empty picture."""
     with pytest.raises(ValueError, match="versions, freshness, evaluation, rules"):
         pictures.svg({"figure": "pie"})
+
+
+def test_a_picture_is_found_in_a_notebook_by_its_id_under_its_step_and_an_unnamed_image_is_not(tmp_path):
+    """The game day's and the receiver's check finds a drawn picture by what it says it is, under the step's cell;
+    an SVG without a picture's id (any other image) is not counted."""
+    import nbformat
+    from picturekit import pictures_in_html, pictures_in_notebook
+
+    drawn = pictures.svg(_examples()[1])
+    other = '<svg xmlns="http://www.w3.org/2000/svg"><title>a chart</title><g id="figure_1"></g></svg>'
+    nb = nbformat.v4.new_notebook()
+    for tag, svg in (("step:publishing", drawn), ("step:other", other)):
+        cell = nbformat.v4.new_code_cell("run.step(...)", metadata={"tags": [tag]})
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/svg+xml": svg})]
+        nb.cells.append(cell)
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    assert pictures_in_notebook(path) == [("publishing", "freshness", "Fleet freshness histogram: 1 surface(s), 1 stale")]
+    assert [k for k, _ in pictures_in_html(other)] == []
