@@ -89,6 +89,9 @@ def show_drawing(turns: dict[str, list], floor: float, run: float) -> None:
     print(f"  runbook run {DRAWN_RUNBOOK} with its pictures {run:.2f}s, {run / floor:.2f}x the papermill floor "
           f"{floor:.2f}s (target <= {DRAWING_TARGET:g}x: {'met' if ok else 'MISSED'}); drawing is "
           f"{(on - off) / floor:.0%} of the floor")
+    if not ok:
+        print(f"TARGET MISSED: the runbook run with its pictures took {run / floor:.2f}x the papermill floor "
+              f"(target {DRAWING_TARGET:g}x), or no picture was drawn")
 
 
 def run_against_floor(work: Path, env: dict[str, str], repeats: int) -> tuple[float, float]:
