@@ -58,3 +58,17 @@ def test_a_runbook_page_shows_the_pictures_its_steps_draw_and_no_other():
     assert "**Versions**" in "\n".join(picture_section(load_spec("stale-manifest")))
     assert "**Evaluation**" in "\n".join(picture_section(load_spec("eval-report-suspect")))
     assert picture_section(load_spec("service-not-ready")) == []
+
+
+def test_each_example_on_a_runbook_page_is_the_picture_its_caption_names():
+    """Every example image a runbook page shows is, by its own id, the kind its caption names, drawn for each kind
+    the runbook's steps draw."""
+    from picturekit import pictures_in_html
+    from specskit import all_specs
+
+    for spec in all_specs():
+        lines = picture_section(spec)
+        captions = [line.split("**")[1].lower() for line in lines if line.startswith("**")]
+        shown = [kind for kind, _ in pictures_in_html("\n".join(lines))]
+        drawn = {k for s in spec.steps if (k := pictures.DRAWN_BY.get(s.function))}
+        assert shown == captions and set(shown) == drawn, spec.id
