@@ -12,6 +12,8 @@ Every axis says its unit, every time is UTC.
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from recsys_checks.reach.settings import parse_duration
 from recsys_checks.reach.store.router import stores_for
 
 __all__ = ["DRAWN_BY", "ID_PREFIX", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show",
-           "svg", "title", "versions"]
+           "svg", "title", "versions", "warm_up"]
 
 KINDS = ("versions", "freshness", "evaluation", "rules")
 # The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
@@ -69,15 +71,38 @@ def pending(run: Any) -> list[dict[str, Any]]:
     return run.memo.pop(_PENDING, [])
 
 
-def show(figure: dict[str, Any]) -> None:
-    """Display ``figure`` as an SVG image in the notebook; outside a kernel (a script, a test) nothing."""
+def _in_kernel() -> bool:
     try:
         from IPython import get_ipython
-        from IPython.display import SVG, display
     except ImportError:  # pragma: no cover - ipykernel is a dependency
+        return False
+    return get_ipython() is not None
+
+
+def warm_up(functions: Iterable[str]) -> threading.Thread | None:
+    """When a run's steps (``functions``, as the spec names them) will draw in a notebook, import matplotlib in a
+    background thread now, so that the import (most of what the first picture costs) overlaps the steps' reads and
+    the pauses between cells instead of adding to the run; the thread, or None when nothing will be drawn."""
+    if not any(f in DRAWN_BY for f in functions) or not _in_kernel():
+        return None
+    thread = threading.Thread(target=_import_quietly, name="pictures-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_quietly() -> None:
+    try:
+        _pyplot()
+    except Exception:  # noqa: BLE001 - a failed warm-up only loses the head start: the first picture imports again
+        pass
+
+
+def show(figure: dict[str, Any]) -> None:
+    """Display ``figure`` as an SVG image in the notebook; outside a kernel (a script, a test) nothing."""
+    if not _in_kernel():
         return
-    if get_ipython() is None:
-        return
+    from IPython.display import SVG, display
+
     display(SVG(svg(figure)))
 
 
@@ -160,14 +185,18 @@ def _mask(text: Any) -> str:
     return credentials.mask("" if text is None else str(text))
 
 
+_IMPORT_LOCK = threading.Lock()  # one thread sets matplotlib up at a time (a warm-up may be doing it)
+
+
 def _pyplot() -> Any:
-    import matplotlib
+    with _IMPORT_LOCK:
+        import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "recsys-runbooks", "font.size": 9,
-                         "axes.spines.top": False, "axes.spines.right": False})
+        plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "recsys-runbooks", "font.size": 9,
+                             "axes.spines.top": False, "axes.spines.right": False})
     return plt
 
 
