@@ -4,7 +4,8 @@ A step hands its picture to the run with :func:`attach`; the run shows it under 
 (:func:`show`), where nbconvert keeps it in the receiver's HTML. :func:`svg` draws one figure as SVG text: the Agg
 backend (no display, no window), text kept as text (so the runner's secret scan reads it, and every label goes
 through the secret mask first), no date in the file (the same data draws the same bytes). matplotlib is imported
-here, inside the drawing functions, and nowhere else: a run that draws nothing never loads it.
+here, inside the drawing functions, and nowhere else: a run that draws nothing never loads it; a run whose steps
+draw starts the import in a background thread as it begins (:func:`warm_up`), in a notebook kernel only.
 
 Every axis says its unit, every time is UTC.
 """
