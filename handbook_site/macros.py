@@ -266,6 +266,21 @@ def checklist_tables(runbook_id: str = "production-readiness") -> str:
 
 
 PICTURES_DIR = Path(__file__).resolve().parents[1] / "docs" / "pictures"
+# Pictures drawn outside a runbook's steps, by the alert receiver on its incident page (recsys_checks.alerts.render).
+RECEIVER_DRAWS = {"freshness": "the alert receiver's triage of a staleness alert, on the incident page"}
+
+
+def pictures_table() -> str:
+    """The reference table of the pictures: each kind, its figure data function, the steps that draw it (the
+    drawing module's ``DRAWN_BY``) and what it shows (its ``SHOWS``, the runbook pages' captions)."""
+    from recsys_checks.runbooks import pictures
+
+    rows = ["| picture | figure data | drawn by | shows |", "|---|---|---|---|"]
+    for kind in pictures.KINDS:
+        steps = [f"`{function}`" for function, drawn in pictures.DRAWN_BY.items() if drawn == kind]
+        steps += [RECEIVER_DRAWS[kind]] if kind in RECEIVER_DRAWS else []
+        rows.append(f"| {kind} | `{kind}_figure` | {', '.join(steps)} | {pictures.SHOWS[kind]} |")
+    return "\n".join(rows)
 
 
 def picture_section(spec: RunbookSpec, directory: Path = PICTURES_DIR) -> list[str]:
@@ -317,6 +332,7 @@ def verdict_table() -> str:
 def define_env(env) -> None:  # noqa: ANN001 - the mkdocs-macros hook
     env.macro(alerts_table)
     env.macro(verdict_table)
+    env.macro(pictures_table)
     env.macro(checklist_tables)
     env.macro(alert_specs_rows)
     env.macro(drill_status)

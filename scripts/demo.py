@@ -4,7 +4,8 @@
     python scripts/demo.py --alerting          (make demo ALERTING=1)
 
 Starts the stack, asks it for one recommendation (evidence that it serves), then for every fault of the stack that
-its runbook drills:
+its runbook drills, and then for every runbook no fault names as its own (``production-readiness``,
+``hold-changes``, ``stale-artifacts``: each with its first drill on the file store, on a stack reset first):
 injects it, runs the runbook that answers it with ``--execute`` exactly as on-call would
 (``recsys-checks runbook run ID --execute``), and records the detected cause, the verdict and the seconds from the
 start of the run to the verified recovery. Prints one table, leaves the executed notebooks and run records under
@@ -82,12 +83,19 @@ def _alive(pid: int) -> bool:
 
 
 def scenarios(specs: list) -> list[tuple]:
-    """(fault, drill) for every fault of the stack that its runbook drills on the file store."""
+    """(fault, drill, runbook) for every fault of the stack that its runbook drills on the file store, then for
+    every runbook with a drill on the file store that no fault names as its own, its first such drill: so every
+    runbook is played, and every picture a runbook draws is in an executed notebook of the game day."""
     out = []
     for fault in FAULTS.values():
         drill = drills.drill_for_fault(specs, fault.name, fault.runbook)
         if drill is not None and "file" in drill.stores:
-            out.append((fault, drill))
+            out.append((fault, drill, fault.runbook))
+    played = {runbook for _, _, runbook in out}
+    for spec in specs:
+        drill = next((d for d in spec.drills if d.fault in FAULTS and "file" in d.stores), None)
+        if spec.id not in played and drill is not None:
+            out.append((FAULTS[drill.fault], drill, spec.id))
     return out
 
 
@@ -96,14 +104,16 @@ def game_day(root: Path, out: Path) -> list[dict]:
     env = drills.client_env(client_env(info, read_secrets(root)))
     specs = load_all()
     rows = []
-    for n, (fault, drill) in enumerate(scenarios(specs), 1):
-        row = {"fault": fault.name, "runbook": fault.runbook, "cause": "-", "verdict": "-", "seconds": None,
+    for n, (fault, drill, runbook) in enumerate(scenarios(specs), 1):
+        row = {"fault": fault.name, "runbook": runbook, "cause": "-", "verdict": "-", "seconds": None,
                "expected": drill.execute.verdict, "ok": False}
         rows.append(row)
         try:
+            if runbook != fault.runbook:  # not the fault's own runbook: on the stack as `up` left it (no hold)
+                stack("reset", "--root", str(root))
             drills.inject(root, fault.name, TENANT, SURFACE)
             params = drills.drill_params(drill, root, TENANT, SURFACE)
-            outcome = drills.run_runbook(fault.runbook, {**params, "reason": f"game day: {fault.name}"}, env,
+            outcome = drills.run_runbook(runbook, {**params, "reason": f"game day: {fault.name}"}, env,
                                          out / f"{n:02d}-{fault.name}", execute=True, phase="execute")
         except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
             row["verdict"] = f"error: {exc}"
@@ -114,7 +124,7 @@ def game_day(root: Path, out: Path) -> list[dict]:
                    seconds=outcome.seconds,
                    ok=drills.matches(outcome, drill.execute.verdict, drill.execute.cause))
         mark = "ok " if row["ok"] else "UNEXPECTED"
-        print(f"  {mark} {fault.name:<18} -> {fault.runbook:<22} {row['verdict']:<16} {row['cause']:<28} "
+        print(f"  {mark} {fault.name:<18} -> {runbook:<22} {row['verdict']:<16} {row['cause']:<28} "
               f"{outcome.seconds:5.1f} s", flush=True)
     return rows
 
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         stack("up", "--detach", "--store", args.store, "--root", str(root))
         info = json.loads((root / "stack.json").read_text())
         print(f"the stack serves {TENANT}/{SURFACE}: {first_recommendation(info['base_url'], read_secrets(root)['RECSYS_API_KEY'])}")
-        print(f"\ngame day: {len(scenarios(load_all()))} faults, each answered by its runbook with --execute",
+        print(f"\ngame day: {len(scenarios(load_all()))} scenarios, each fault answered by a runbook with --execute",
               flush=True)
         rows = game_day(root, out)
         ok = bool(rows) and all(r["ok"] for r in rows)

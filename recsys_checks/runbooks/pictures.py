@@ -4,7 +4,8 @@ A step hands its picture to the run with :func:`attach`; the run shows it under 
 (:func:`show`), where nbconvert keeps it in the receiver's HTML. :func:`svg` draws one figure as SVG text: the Agg
 backend (no display, no window), text kept as text (so the runner's secret scan reads it, and every label goes
 through the secret mask first), no date in the file (the same data draws the same bytes). matplotlib is imported
-here, inside the drawing functions, and nowhere else: a run that draws nothing never loads it.
+here, inside the drawing functions, and nowhere else: a run that draws nothing never loads it; a run whose steps
+draw starts the import in a background thread as it begins (:func:`warm_up`), in a notebook kernel only.
 
 Every axis says its unit, every time is UTC.
 """
@@ -12,6 +13,8 @@ Every axis says its unit, every time is UTC.
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,13 +27,15 @@ from recsys_checks.judge.registry.version_records import load_version_records
 from recsys_checks.reach.settings import parse_duration
 from recsys_checks.reach.store.router import stores_for
 
-__all__ = ["DRAWN_BY", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show", "svg", "versions"]
+__all__ = ["DRAWN_BY", "ID_PREFIX", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show",
+           "svg", "title", "versions", "warm_up"]
 
 KINDS = ("versions", "freshness", "evaluation", "rules")
 # The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
 DRAWN_BY = {
     "serving.manifest_status": "versions", "serving.manifest_history": "versions", "serving.verify_manifest": "versions",
-    "pipelines.serving_state": "versions", "readiness.publishing_freshness": "freshness",
+    "serving.verify_artifacts": "versions", "pipelines.serving_state": "versions",
+    "pipelines.verify_published": "versions", "readiness.publishing_freshness": "freshness",
     "evaluation.data_quality": "evaluation", "serving.config_and_rules": "rules",
 }
 # What each picture shows, in a sentence (the pages' captions).
@@ -48,6 +53,10 @@ SHOWS = {
              "the artifact has no tags to count them with), and the catalog, what the rules leave servable, what "
              "the probe was served and how much of it is from the catalog",
 }
+# Every picture says what it is, wherever it lands (a notebook's output, the receiver's HTML, an <img> of a data: URI):
+# its SVG has a <title> (what a screen reader and a browser's tooltip give) and its drawing is one group whose id is
+# this prefix and the kind (``recsys-picture-versions``).
+ID_PREFIX = "recsys-picture-"
 _PENDING = "pictures"  # run.memo key: figures attached by the current step, shown after its table
 _WIDTH, _HEIGHT = 8.0, 3.4  # inches
 
@@ -63,15 +72,38 @@ def pending(run: Any) -> list[dict[str, Any]]:
     return run.memo.pop(_PENDING, [])
 
 
-def show(figure: dict[str, Any]) -> None:
-    """Display ``figure`` as an SVG image in the notebook; outside a kernel (a script, a test) nothing."""
+def _in_kernel() -> bool:
     try:
         from IPython import get_ipython
-        from IPython.display import SVG, display
     except ImportError:  # pragma: no cover - ipykernel is a dependency
+        return False
+    return get_ipython() is not None
+
+
+def warm_up(functions: Iterable[str]) -> threading.Thread | None:
+    """When a run's steps (``functions``, as the spec names them) will draw in a notebook, import matplotlib in a
+    background thread now, so that the import (most of what the first picture costs) overlaps the steps' reads and
+    the pauses between cells instead of adding to the run; the thread, or None when nothing will be drawn."""
+    if not any(f in DRAWN_BY for f in functions) or not _in_kernel():
+        return None
+    thread = threading.Thread(target=_import_quietly, name="pictures-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_quietly() -> None:
+    try:
+        _pyplot()
+    except Exception:  # noqa: BLE001 - a failed warm-up only loses the head start: the first picture imports again
+        pass
+
+
+def show(figure: dict[str, Any]) -> None:
+    """Display ``figure`` as an SVG image in the notebook; outside a kernel (a script, a test) nothing."""
+    if not _in_kernel():
         return
-    if get_ipython() is None:
-        return
+    from IPython.display import SVG, display
+
     display(SVG(svg(figure)))
 
 
@@ -154,14 +186,18 @@ def _mask(text: Any) -> str:
     return credentials.mask("" if text is None else str(text))
 
 
+_IMPORT_LOCK = threading.Lock()  # one thread sets matplotlib up at a time (a warm-up may be doing it)
+
+
 def _pyplot() -> Any:
-    import matplotlib
+    with _IMPORT_LOCK:
+        import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "recsys-runbooks", "font.size": 9,
-                         "axes.spines.top": False, "axes.spines.right": False})
+        plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "recsys-runbooks", "font.size": 9,
+                             "axes.spines.top": False, "axes.spines.right": False})
     return plt
 
 
@@ -173,12 +209,26 @@ def svg(figure: dict[str, Any]) -> str:
         raise ValueError(f"no picture of kind {kind!r}: use one of {', '.join(KINDS)}")
     plt = _pyplot()
     fig = draw[kind](plt, figure)
+    fig.set_gid(ID_PREFIX + kind)
     try:
         out = io.StringIO()
-        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Title": title(figure)})
     finally:
         plt.close(fig)
     return out.getvalue()
+
+
+def title(figure: dict[str, Any]) -> str:
+    """The picture's title in a line (its SVG ``<title>``): what it is and whose, masked like every label."""
+    kind = figure.get("figure")
+    whose = {"versions": f"{figure.get('tenant')}/{figure.get('surface')}", "rules": f"surface {figure.get('surface')}",
+             "freshness": f"{figure.get('surfaces')} surface(s), {figure.get('stale_count')} stale",
+             "evaluation": f"{figure.get('metric')} per variant and the SRM split"}.get(kind, "")
+    return _mask(f"{_TITLES.get(kind, kind)}: {whose}")
+
+
+_TITLES = {"versions": "Versions timeline", "freshness": "Fleet freshness histogram",
+           "evaluation": "Evaluation against the threshold", "rules": "Catalog hidden by the rules"}
 
 
 # ------------------------------------------------------------------------------------------------------ versions

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from alertkit import alert, payload, start_receiver
+from picturekit import pictures_in_html, pictures_in_notebook
 from placeholders import strings, unfilled, unfilled_in_record
+from specskit import spec
 from stackfixture import running_stack
 
+from recsys_checks.runbooks.pictures import DRAWN_BY
 from recsys_checks.runbooks.spec import load_spec
 
 
@@ -50,6 +53,7 @@ def test_an_alert_is_triaged_to_the_broken_surface_and_dry_run_with_the_real_run
             assert record["execute"] is False and record["parameters"]["surface"] == "search"
             assert "manifest-status" in (folder / "empty-recs.html").read_text()
             page = r.client.get(f"/incidents/{iid}").text
+            assert "versions" in assert_pictures_kept(r, iid, page)["empty-recs"]
             assert page.index("missing_blob") < page.index(row["plan_id"]) < page.index("<iframe")
 
             # The lever by hand is the runbook's decision-table row for the cause, filled in, with the same plan.
@@ -96,8 +100,29 @@ def test_each_alert_kind_is_triaged_to_the_broken_surface_only(tmp_path, specs_f
             row = next(x for x in rows if x["runbook"] == runbook)
             assert (row["status"], row["verdict"], row["cause"]) == ("finished", "action-required", cause), row
             assert_no_unfilled_placeholder(r, iid)
+            page = r.client.get(f"/incidents/{iid}").text
+            assert "versions" in assert_pictures_kept(r, iid, page)[runbook]
+            if name == "RecsysManifestStale":  # the staleness triage: the fleet's ages, the stale surface named
+                triage = pictures_in_html(page)
+                assert [k for k, _ in triage] == ["freshness"] and "1 stale" in triage[0][1], triage
+                assert "demo/search" in html.unescape(page[page.index("Fleet freshness"):])
         finally:
             r.stop()
+
+
+def assert_pictures_kept(r, iid: str, page: str) -> dict[str, set[str]]:
+    """Each run's notebook, as the incident page links it (the kept HTML), shows the pictures its executed notebook
+    holds, each by its own id and title, and only kinds its runbook's steps draw; returns the kinds per runbook."""
+    kept: dict[str, set[str]] = {}
+    for link, n in re.findall(r'href="(/incidents/[^"]+/runs/(\d+)/notebook)"', page):
+        record = next((r.out / iid / "runs").glob(f"{int(n):02d}-*/*.result.json"))
+        runbook = json.loads(record.read_text())["runbook"]
+        executed = [(kind, title) for _, kind, title in pictures_in_notebook(record.with_name(f"{runbook}.ipynb"))]
+        drawn = {k for s in spec(runbook).steps if (k := DRAWN_BY.get(s.function))}
+        assert {k for k, _ in executed} <= drawn and all(title for _, title in executed), (runbook, executed)
+        assert pictures_in_html(r.client.get(link).text) == executed
+        kept.setdefault(runbook, set()).update(k for k, _ in executed)
+    return kept
 
 
 def assert_no_unfilled_placeholder(r, iid: str) -> None:

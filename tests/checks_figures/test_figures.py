@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,6 +175,19 @@ def test_each_picture_is_labelled_with_its_units_and_draws_the_same_bytes_twice(
     assert unit in first
 
 
+@pytest.mark.parametrize("figure", _examples(), ids=lambda f: f["figure"])
+def test_each_picture_names_its_kind_in_an_id_and_a_title(figure):
+    """Wherever a picture lands (a notebook output, the receiver's HTML), its SVG says which picture it is: one
+    group ``recsys-picture-<kind>`` and a ``<title>`` whose words say what is drawn and whose."""
+    text = pictures.svg(figure)
+    ids = re.findall(r'id="recsys-picture-([a-z]+)"', text)
+    assert ids == [figure["figure"]]
+    shown = re.search(r"<title>([^<]+)</title>", text).group(1)
+    words = {"versions": "Versions timeline: demo/home", "freshness": "Fleet freshness histogram: 1 surface(s), 1 stale",
+             "evaluation": "Evaluation against the threshold: ctr", "rules": "Catalog hidden by the rules: surface home"}
+    assert shown.startswith(words[figure["figure"]]), shown
+
+
 def test_a_secret_in_a_label_is_masked_in_the_picture(monkeypatch):
     """A credential of the environment that reached a label (here a rule's id) is masked before drawing."""
     secret = "s3cr3t-api-key-value-1234"
@@ -188,3 +202,44 @@ def test_an_unknown_picture_is_refused_with_the_kinds():
     """A figure of no known kind is a clear error naming the kinds, not an empty picture."""
     with pytest.raises(ValueError, match="versions, freshness, evaluation, rules"):
         pictures.svg({"figure": "pie"})
+
+
+def test_a_picture_is_found_in_a_notebook_by_its_id_under_its_step_and_an_unnamed_image_is_not(tmp_path):
+    """The game day's and the receiver's check finds a drawn picture by what it says it is, under the step's cell;
+    an SVG without a picture's id (any other image) is not counted."""
+    import nbformat
+    from picturekit import pictures_in_html, pictures_in_notebook
+
+    drawn = pictures.svg(_examples()[1])
+    other = '<svg xmlns="http://www.w3.org/2000/svg"><title>a chart</title><g id="figure_1"></g></svg>'
+    nb = nbformat.v4.new_notebook()
+    for tag, svg in (("step:publishing", drawn), ("step:other", other)):
+        cell = nbformat.v4.new_code_cell("run.step(...)", metadata={"tags": [tag]})
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/svg+xml": svg})]
+        nb.cells.append(cell)
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    assert pictures_in_notebook(path) == [("publishing", "freshness", "Fleet freshness histogram: 1 surface(s), 1 stale")]
+    assert [k for k, _ in pictures_in_html(other)] == []
+
+
+def test_no_warm_up_when_no_step_draws_or_nothing_will_be_shown():
+    """A run whose steps draw nothing, or one outside a notebook kernel (where nothing is shown), imports nothing."""
+    assert pictures.warm_up(["serving.probe_recommendations", "fix.apply_fix"]) is None
+    assert pictures.warm_up(["serving.manifest_status"]) is None  # a test process is no kernel
+
+
+def test_a_warm_up_in_a_kernel_imports_in_the_background_and_a_picture_drawn_meanwhile_is_the_same(monkeypatch):
+    """In a kernel, a run whose steps draw starts the import in a thread; a picture drawn while it runs waits for
+    it and comes out byte for byte as drawn without one."""
+    import IPython
+
+    figure = _examples()[0]
+    expected = pictures.svg(figure)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    for _ in range(3):
+        thread = pictures.warm_up(["serving.probe_recommendations", "serving.manifest_status"])
+        assert thread is not None and thread.name == "pictures-warm-up"
+        assert pictures.svg(figure) == expected
+        thread.join(timeout=30)
+        assert not thread.is_alive()

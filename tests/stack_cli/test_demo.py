@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from picturekit import pictures_in_notebook
+from specskit import spec
 from stackfixture import _cli_env
 
+from recsys_checks.runbooks.pictures import DRAWN_BY, KINDS
 from recsys_stack.faults import FAULTS
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
@@ -42,6 +45,25 @@ def test_game_day_recovers_every_fault_and_leaves_no_process(tmp_path: Path) -> 
     assert all(json.loads(p.read_text())["execute"] is True for p in records)
     root = Path(re.search(r"\$ recsys-stack down --root (\S+)", text).group(1))
     assert not root.exists(), "a successful game day removes its stack root"
+    assert_each_picture_in_its_runbooks_notebooks(records)
+
+
+def assert_each_picture_in_its_runbooks_notebooks(records: list[Path]) -> None:
+    """Every kind of picture is in an executed notebook of the game day; a picture appears only under a step whose
+    function draws that kind, titled; and every runbook played shows, in one of its notebooks at least, every kind
+    its steps draw (which is every kind: each runbook that draws is played)."""
+    shown: dict[str, set[str]] = {}
+    for path in records:
+        runbook = json.loads(path.read_text())["runbook"]
+        draws = {step.id: DRAWN_BY.get(step.function) for step in spec(runbook).steps}
+        for step, kind, title in pictures_in_notebook(path.with_name(f"{runbook}.ipynb")):
+            assert draws.get(step) == kind, f"{path.parent.name}: a {kind} picture under step {step}"
+            assert title, f"{path.parent.name}: an untitled {kind} picture"
+            shown.setdefault(runbook, set()).add(kind)
+    played = {json.loads(p.read_text())["runbook"] for p in records}
+    wanted = {r: {k for s in spec(r).steps if (k := DRAWN_BY.get(s.function))} for r in played}
+    assert {r: shown.get(r, set()) for r in played if wanted[r]} == {r: k for r, k in wanted.items() if k}
+    assert set().union(*shown.values()) == set(KINDS)
 
 
 @pytest.mark.subprocess
