@@ -244,7 +244,7 @@ def _popularity_window_end(target: Target, st: TargetStores, tenant: str, surfac
     if not version:
         return None
     try:
-        raw, _ = st.get(f"{target.records_prefix(tenant, surface, proven=proven)}popularity/{version}.json")
+        raw = st.read(f"{target.records_prefix(tenant, surface, proven=proven)}popularity/{version}.json")
         return parse_version_record(raw).window_end
     except ChecksError:
         return None
