@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     for r in recoveries:
         flag = "" if r["ok"] else f"   UNEXPECTED (the drill expects {r['expected']})"
-        print(f"  {r['fault']:<20} {r['runbook']:<22} {r['verdict']:<16} {r['seconds']:5.2f} s{flag}")
+        print(f"  {r['fault']:<22} {r['runbook']:<22} {r['verdict']:<16} {r['seconds']:5.2f} s{flag}")
     print(f"\n(medians of {args.repeats} runs after one warm-up, the two taking turns; a recovery is one run per "
           "scenario; ratio = measured / baseline, lower is better)")
     for failure in failures:

@@ -102,10 +102,14 @@ def prove_under(uri: str, root_uri: str, proven: set[str] | None = None) -> str:
                     return _prove_resolved(uri, path, base)
             except OSError:  # nothing there (or not a folder): nothing further down, so no link to follow
                 return uri
-            if proven is not None:
+            if proven is not None and len(proven) < PROVEN_MAX:
                 proven.add(here)
         return uri
     return _prove_resolved(uri, path, base)
+
+
+# How many folders one pass remembers as proven: past it, the rest are looked at one by one (memory stays flat).
+PROVEN_MAX = 20_000
 
 
 def prove_folders_in(folder: str, proven: set[str]) -> None:
@@ -115,6 +119,8 @@ def prove_folders_in(folder: str, proven: set[str]) -> None:
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
+                if len(proven) >= PROVEN_MAX:
+                    return
                 if entry.is_dir(follow_symlinks=False):  # a link is never a folder here
                     proven.add(entry.path)
     except OSError:  # not there, or not readable: each path is then looked at on its own

@@ -224,3 +224,23 @@ def test_a_fleet_scan_looks_at_no_surface_folder_on_its_own(file_registry, monke
     assert surfaces and all(r["condition"] == "healthy" for r in surfaces)
     tenants = {r["tenant"] for r in surfaces}
     assert len(looked) <= 2 * len(tenants), looked  # each tenant's folder under current/ and records/, no more
+
+
+def test_a_pass_remembers_a_bounded_number_of_folders_and_still_refuses_a_link(tmp_path, monkeypatch):
+    """Past the bound, folders are looked at one by one: the set stays at the bound and a link out is still refused."""
+    from recsys_checks.reach import settings
+    from recsys_checks.reach.settings import Target
+
+    root, outside = _store(tmp_path)
+    for i in range(5):
+        (root / f"registry/current/demo/s{i}").mkdir()
+    (root / "registry/current/demo/s9").symlink_to(outside / "home")
+    monkeypatch.setattr(settings, "PROVEN_MAX", 3)
+    target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    proven: set[str] = set()
+    target.prove_surface_folders("demo", proven)
+    for i in range(5):
+        target.manifest_uri("demo", f"s{i}", proven=proven)
+    assert len(proven) == 3
+    with pytest.raises(BadInput, match="outside the store root"):
+        target.manifest_uri("demo", "s9", proven=proven)

@@ -339,7 +339,8 @@ def scan(
 def _in_order(target: Target, st: TargetStores, entries: Iterable[tuple[str, str | None, Row | None]],
               check: Callable[..., Row], max_age: timedelta, now: datetime, proven: set[str] | None) -> Iterator[Row]:
     """The rows of a file store (or of one worker) in the calling thread. With ``proven``, each tenant's surface
-    folders are proven from one listing of its folder, not looked at one by one."""
+    folders are proven from one listing of its folder, not looked at one by one; the set holds one tenant's at a
+    time (entries come tenant by tenant), so memory does not grow with the fleet."""
     tenant = None
     for t, s, ready in entries:
         if ready is not None:
@@ -347,6 +348,7 @@ def _in_order(target: Target, st: TargetStores, entries: Iterable[tuple[str, str
             continue
         if proven is not None and t != tenant:
             tenant = t
+            proven.clear()
             target.prove_surface_folders(t, proven)
         yield check(target, st, t, s, max_age, now)
 
