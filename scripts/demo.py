@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,11 +139,13 @@ def show(rows: list[dict]) -> None:
         seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
         flag = "" if r["ok"] else f"   (expected {r['expected']})"
         print(f"{r['fault']:<20}  {r['runbook']:<22}  {r['cause']:<{width}}  {r['verdict']:<16}  {seconds:>8}{flag}")
-    times = sorted(r["seconds"] for r in rows if r["seconds"] is not None)
+    # A recovery is a run that ended mitigated (fixed and verified); one that ended otherwise recovered nothing.
+    times = [r["seconds"] for r in rows if r["seconds"] is not None and r["verdict"] == "mitigated"]
+    print(f"\n{sum(r['ok'] for r in rows)} of {len(rows)} scenarios ended as expected", end="")
     if times:
-        median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
-        print(f"\n{sum(r['ok'] for r in rows)} of {len(rows)} scenarios ended as expected; median fault-to-verified-"
-              f"recovery {median:.1f} s (from the start of the runbook run)")
+        print(f"; median fault-to-verified-recovery {statistics.median(times):.1f} s over the {len(times)} that ended "
+              "mitigated (from the start of the runbook run)", end="")
+    print()
 
 
 def alerting_game_day() -> int:

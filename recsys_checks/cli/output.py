@@ -67,7 +67,8 @@ _BATCH_ROWS = 500
 
 class _Batched:
     """Text for ``stream`` gathered and written :data:`_BATCH_ROWS` pieces at a time; the rest on leaving the block
-    (an error included, so that the rows before it are shown)."""
+    (an error included, so that the rows before it are shown). Each batch is masked as :func:`emit` masks (a
+    credential holds no line break, and a batch ends with a whole row)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -80,7 +81,7 @@ class _Batched:
 
     def flush(self) -> None:
         if self.pending:
-            self.stream.write("".join(self.pending))
+            self.stream.write(credentials.mask("".join(self.pending)))
             self.pending.clear()
 
     def __enter__(self) -> _Batched:
@@ -129,7 +130,7 @@ def emit_stream(
             for row in rows:
                 out.add(json.dumps(row, default=str) + "\n")
         result = finish()
-        stream.write(json.dumps(result.to_dict(), default=str) + "\n")
+        stream.write(credentials.mask(json.dumps(result.to_dict(), default=str) + "\n"))
         return result
     if fmt == "json":
         with out:
@@ -141,11 +142,10 @@ def emit_stream(
         doc = result.to_dict()
         data = dict(doc.pop("data"))
         data.pop("rows", None)
-        stream.write('{\n  "data": {\n    "rows": [],' if count == 0 else "\n    ],")
-        stream.write(",".join(f"\n    {json.dumps(k)}: {_json_lines(v, '    ')}" for k, v in data.items()))
-        stream.write("\n  },")
-        stream.write(",".join(f"\n  {json.dumps(k)}: {_json_lines(v, '  ')}" for k, v in doc.items()))
-        stream.write("\n}\n")
+        tail = ['{\n  "data": {\n    "rows": [],' if count == 0 else "\n    ],",
+                ",".join(f"\n    {json.dumps(k)}: {_json_lines(v, '    ')}" for k, v in data.items()), "\n  },",
+                ",".join(f"\n  {json.dumps(k)}: {_json_lines(v, '  ')}" for k, v in doc.items()), "\n}\n"]
+        stream.write(credentials.mask("".join(tail)))
         return result
     columns = (VIEWS.get("freshness") or {}).get("tables", {}).get("rows") or []
     sample: list[list[str]] = []
@@ -178,5 +178,5 @@ def emit_stream(
         if sample and not widths:
             start()
     result = finish()
-    stream.write(render_check(result, use_colour(stream)) + "\n")
+    stream.write(credentials.mask(render_check(result, use_colour(stream)) + "\n"))
     return result

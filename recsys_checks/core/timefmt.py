@@ -61,6 +61,18 @@ def parse_go_time(value: object, what: str) -> tuple[datetime, int]:
 _INVALID_DATE = (datetime.min, 0)
 
 
+def check_go_time(value: object, what: str) -> None:
+    """Raise :class:`BadInput` exactly when :func:`parse_go_time` would, without working the time out: for texts
+    read once each (every version record's build time is its own), where remembering them would gain nothing."""
+    m = _GO_TIME.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise BadInput(f"{what} {value!r} is not an RFC 3339 time, e.g. 2026-01-02T01:23:45.123456789Z")
+    try:
+        datetime.fromisoformat(m["base"])
+    except ValueError:
+        raise BadInput(f"{what} {value!r} is not a valid date and time") from None
+
+
 @functools.lru_cache(maxsize=4096)
 def _go_time(value: str) -> tuple[datetime, int] | None:
     """:func:`parse_go_time` of a text, remembered: a fleet's records repeat the same window times (the results are

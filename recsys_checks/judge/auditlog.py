@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_state_path
-
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import InvalidObject, NotFound
 from recsys_checks.core.results import Plan
@@ -38,6 +36,8 @@ def default_audit_dir() -> Path:
     ``$XDG_STATE_HOME/recsys-checks``, else ``~/.local/state/recsys-checks``; on macOS
     ``~/Library/Application Support/recsys-checks``; on Windows ``%LOCALAPPDATA%\\recsys-checks``. The records go
     to its ``audit/<tenant>/_tenant/``, laid out as in the registry."""
+    from platformdirs import user_state_path  # imported when used: most commands never place a local record
+
     return user_state_path(APP_NAME, appauthor=False)
 
 

@@ -10,7 +10,6 @@ answers None (cannot tell) and the caller says what it said before.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from recsys_checks.core.errors import BadInput, ChecksError, ServiceProblem
@@ -93,6 +92,8 @@ def registry_hint(target: Target, stores: TargetStores | None, tenant: str) -> s
 
 
 def _listed(name: str, names: list[str]) -> tuple[tuple[str, ...], str]:
+    import difflib  # only for a name that is not there
+
     matches = tuple(difflib.get_close_matches(name, names, n=3, cutoff=0.6))
     shown = names[:MAX_LISTED]
     more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""

@@ -14,7 +14,6 @@ import math
 import random
 import re
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -226,6 +225,8 @@ class ServiceClient:
     # -- plumbing --
 
     def _headers(self, tenant: str | None, admin: bool) -> dict[str, Any]:
+        import uuid  # imported with the first request: it brings platform, which a registry reader never needs
+
         request_id = "runbook-" + uuid.uuid4().hex
         self.last_request_id = request_id
         headers: dict[str, Any] = {"X-Request-Id": request_id}

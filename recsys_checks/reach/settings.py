@@ -68,7 +68,7 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     return scheme, host, slash + path
 
 
-def prove_under(uri: str, root_uri: str) -> str:
+def prove_under(uri: str, root_uri: str, proven: set[str] | None = None) -> str:
     """Return ``uri`` if the file it names stays under ``root_uri`` once both are resolved, else raise BadInput.
 
     Names are checked before they are put into a path; this proves the result too (a symlink placed in the store,
@@ -78,32 +78,65 @@ def prove_under(uri: str, root_uri: str) -> str:
     ``..`` or empty component in either) can only leave it through a symlink below the root, so each directory
     below the root is looked at (one ``lstat``, stopping at the first that does not exist); only when one is a link,
     or the text is not plain, are both sides resolved in full. The root itself may be a link: it is the operator's.
+
+    ``proven``: folders the caller has already found to be no link in this one pass (a fleet scan shares one set, so
+    that a tenant's folder is looked at once, not once per surface); folders found so now are added to it.
     """
-    base = _file_folder(root_uri)
-    scheme, _, path = split_uri(uri)
-    if base is None or scheme != "file":
+    base, plain_base = _file_folder(root_uri)
+    if uri.startswith("file:///"):
+        path = uri[7:]  # what split_uri gives for this plain form, without its general parse
+    else:
+        scheme, _, path = split_uri(uri)
+        if scheme != "file":
+            return uri
+    if base is None:
         return uri
-    if path.startswith(base) and _plain(base) and _plain(path):
-        here = base.rstrip("/")
+    if plain_base and path.startswith(base) and _plain(path):
+        here = base[:-1]
         for name in path[len(base):].split("/")[:-1]:  # the last component is not followed (see below)
             here += "/" + name
+            if proven is not None and here in proven:
+                continue
             try:
                 if stat.S_ISLNK(os.lstat(here).st_mode):
                     return _prove_resolved(uri, path, base)
             except OSError:  # nothing there (or not a folder): nothing further down, so no link to follow
                 return uri
+            if proven is not None and len(proven) < PROVEN_MAX:
+                proven.add(here)
         return uri
     return _prove_resolved(uri, path, base)
 
 
+# How many folders one pass remembers as proven: past it, the rest are looked at one by one (memory stays flat).
+PROVEN_MAX = 20_000
+
+
+def prove_folders_in(folder: str, proven: set[str]) -> None:
+    """Add to ``proven`` every folder directly in ``folder`` (a plain absolute path) that is no link, from one listing
+    (the entries' own types: no ``lstat`` each). Safe whatever ``folder`` is: :func:`prove_under` looks at each
+    folder from the root down, so a link above these is found, and resolved, before any of them is trusted."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if len(proven) >= PROVEN_MAX:
+                    return
+                if entry.is_dir(follow_symlinks=False):  # a link is never a folder here
+                    proven.add(entry.path)
+    except OSError:  # not there, or not readable: each path is then looked at on its own
+        return
+
+
 @functools.lru_cache(maxsize=64)
-def _file_folder(root_uri: str) -> str | None:
+def _file_folder(root_uri: str) -> tuple[str | None, bool]:
     """The folder (ending with ``/``) a ``file://`` root names: itself, or the folder of a partial name; ``None`` for
-    another scheme. Computed once per root (a fleet proves every path against the same one)."""
+    another scheme; and whether it is plain. Computed once per root (a fleet proves every path against the same
+    one)."""
     scheme, _, root = split_uri(root_uri)
     if scheme != "file":
-        return None
-    return root if root.endswith("/") else os.path.dirname(root) + "/"
+        return None, False
+    folder = root if root.endswith("/") else os.path.dirname(root) + "/"
+    return folder, _plain(folder)
 
 
 def _plain(path: str) -> bool:
@@ -226,27 +259,48 @@ class Target:
             raise BadInput("no service URL: set RECSYS_BASE_URL (e.g. http://127.0.0.1:8080) or pass --base-url")
         return self.base_url.rstrip("/")
 
-    def manifest_uri(self, tenant: str, surface: str) -> str:
-        return _fill(self.manifest_template, tenant, surface)
+    def manifest_uri(self, tenant: str, surface: str, *, proven: set[str] | None = None) -> str:
+        """The current manifest's URI of one surface, proven to stay under the store root (``proven``: see
+        :func:`prove_under`)."""
+        return _fill(self.manifest_template, tenant, surface, proven)
 
-    def records_prefix(self, tenant: str, surface: str) -> str:
+    def records_prefix(self, tenant: str, surface: str, *, proven: set[str] | None = None) -> str:
         """URI prefix under which the version records of one surface live (ends with ``/``).
 
         Derived from the manifest template by replacing ``/current/{tenant}/{surface}/manifest.json`` with
-        ``/records/{tenant}/{surface}/`` unless a records template is given.
+        ``/records/{tenant}/{surface}/`` unless a records template is given. ``proven``: see :func:`prove_under`.
         """
-        t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
-        if self.records_template:
-            tpl = self.records_template
-        elif self.manifest_template.endswith(_CURRENT_SUFFIX):
-            tpl = self.manifest_template[: -len(_CURRENT_SUFFIX)] + "/records/{tenant}/{surface}/"
-        else:
-            raise BadInput(
-                "cannot derive the records location from the manifest template "
-                f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
-            )
-        uri = _fill(tpl, t, s)
+        safe_segment(tenant, "tenant"), safe_segment(surface, "surface")  # a bad name before a bad template
+        uri = _fill(self._records_template, tenant, surface, proven)
         return uri if uri.endswith("/") else uri + "/"
+
+    def prove_surface_folders(self, tenant: str, proven: set[str]) -> None:
+        """Add to ``proven`` (see :func:`prove_under`) every surface folder of ``tenant`` that is no link, under the
+        manifest and the records templates of a file store, from one listing of each tenant folder: a fleet scan
+        then looks at no folder of a surface on its own. Nothing for another scheme or a template of another shape
+        (the paths are then proven one by one, as without it)."""
+        t = safe_segment(tenant, "tenant")
+        try:
+            templates = (self.manifest_template, self._records_template)
+        except BadInput:
+            templates = (self.manifest_template,)
+        for template in templates:
+            head, sep, _ = template.partition("{surface}")
+            folder = head.replace("{tenant}", t)[7:-1]
+            if sep and head.startswith("file:///") and head.endswith("/") and "{" not in folder and _plain(folder):
+                prove_folders_in(folder, proven)
+
+    @functools.cached_property
+    def _records_template(self) -> str:
+        # Worked out once per target: a fleet scan asks for every surface's records.
+        if self.records_template:
+            return self.records_template
+        if self.manifest_template.endswith(_CURRENT_SUFFIX):
+            return self.manifest_template[: -len(_CURRENT_SUFFIX)] + "/records/{tenant}/{surface}/"
+        raise BadInput(
+            "cannot derive the records location from the manifest template "
+            f"{self.manifest_template!r}: set RECSYS_ARTIFACT_RECORDS_TEMPLATE"
+        )
 
     def registry_root(self) -> str:
         """URI of the registry root (the part of the manifest template before ``/current/``)."""
@@ -357,10 +411,16 @@ def _positive_int(text: str, variable: str) -> int:
     return value
 
 
-def _fill(template: str, tenant: str, surface: str) -> str:
+def _fill(template: str, tenant: str, surface: str, proven: set[str] | None = None) -> str:
     """``template`` with the checked tenant and surface put in, proven to stay under the template's fixed part."""
     t, s = safe_segment(tenant, "tenant"), safe_segment(surface, "surface")
-    return prove_under(template.replace("{tenant}", t).replace("{surface}", s), template.split("{", 1)[0])
+    return prove_under(template.replace("{tenant}", t).replace("{surface}", s), _fixed_part(template), proven)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_part(template: str) -> str:
+    """What comes before the template's first placeholder: the root its filled-in URIs must stay under."""
+    return template.split("{", 1)[0]
 
 
 MAX_DURATION = timedelta(days=36500)  # far beyond any history, and well inside what a date can express

@@ -56,6 +56,13 @@ def _skip_iri_grammar() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
+def _skip_papermill_s3() -> None:
+    # papermill imports its S3 reader, and with it boto3 (a tenth of a second), whenever boto3 is installed; a runbook
+    # notebook and its output are local files, so the reader is never used. Without it papermill treats S3 as absent.
+    if "papermill" not in sys.modules:
+        sys.modules.setdefault("papermill.s3", None)  # type: ignore[arg-type]
+
+
 @cache
 def quiet_kernel_manager() -> type:
     """The kernel manager the runner starts its kernel with: jupyter_client's, except that shutting a kernel down
@@ -160,6 +167,7 @@ def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str
     stopped in (None when none ran) and why."""
     # Imported once the input is known good: a refused parameter or --out answers at once, not after papermill.
     _skip_iri_grammar()
+    _skip_papermill_s3()
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError

@@ -63,3 +63,22 @@ def test_the_stack_gives_up_on_a_lock_held_too_long(tmp_path, monkeypatch):
         with pytest.raises(objstore.StoreUnavailable, match="lock"):
             store.put("k.json", b"2")
     assert (tmp_path / "s" / "k.json").read_bytes() == b"1"
+
+
+def test_a_read_without_etag_is_bounded_and_checked_as_a_get(tmp_path):
+    """``read`` gives the bytes ``get`` gives, and refuses what ``get`` refuses (too big, a FIFO, a folder)."""
+    import os
+
+    from recsys_checks.core.errors import InvalidObject, NotFound
+
+    small, big, fifo = tmp_path / "small.json", tmp_path / "big.json", tmp_path / "fifo.json"
+    small.write_bytes(b'{"a": 1}')
+    big.write_bytes(b"x" * 100)
+    os.mkfifo(fifo)
+    store = FileStore(max_bytes=50)
+    assert store.read(small.as_uri()) == store.get(small.as_uri())[0] == b'{"a": 1}'
+    for path in (big, fifo, tmp_path):
+        with pytest.raises(InvalidObject):
+            store.read(path.as_uri())
+    with pytest.raises(NotFound):
+        store.read((tmp_path / "gone.json").as_uri())

@@ -352,3 +352,19 @@ def test_a_damaged_manifest_is_invalid_in_the_fleet_scan_as_in_status(registry):
         assert "above the 4096-byte limit" in rows["a1"]["summary"]
         assert "roll back with `recsys-checks manifest rollback --tenant demo --surface a1 --previous`" \
             in rows["a1"]["summary"]
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--jsonl"]])
+def test_streamed_rows_never_show_a_credential_of_the_environment(file_registry, capsys, monkeypatch, fmt):
+    """A surface whose name is the API key (as a peer could echo it into a row) is shown masked in every format,
+    as every other output of the command is; the other rows are shown as they are."""
+    from recsys_checks.cli.commands import main
+
+    secret = "k3y-0f-the-service-9f8e7d6c"
+    monkeypatch.setenv("RECSYS_API_KEY", secret)
+    home = {**_home(file_registry), "updated_at": "2020-01-01T00:00:00Z"}
+    _put_surface(file_registry, "demo", secret, {**home, "surface": secret})
+    assert main(_cli(file_registry, *fmt)) == 1
+    out = capsys.readouterr().out
+    assert secret not in out
+    assert "demo/***" in out and "demo/home" in out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys_checks.core.errors import BadInput
 from recsys_checks.judge.registry import manifest
@@ -132,3 +134,113 @@ def test_the_fleet_scan_never_reads_through_a_link_out_of_the_store(file_registr
     assert rows[("evil", "home")]["condition"] == "invalid"
     assert "outside the store root" in rows[("evil", "home")]["summary"]
     assert rows[("demo", "home")]["condition"] == "healthy"
+
+
+# --- a fleet scan proves each tenant's surface folders from one listing: the same answers as one by one -----------
+
+# Each folder below the root is a plain folder, a link to another folder inside the store, or a link out of it.
+_KINDS_OF_FOLDER = st.sampled_from(["folder", "inside", "outside"])
+
+
+def _layout(base, outside, tenants: dict[str, dict[str, str]]) -> None:
+    """Tenant and surface folders under ``base`` (current/ or records/) as ``tenants`` says."""
+    (base / "_real" / "s").mkdir(parents=True, exist_ok=True)
+    for tenant, (kind, surfaces) in tenants.items():
+        folder = base / tenant
+        if kind == "folder":
+            folder.mkdir()
+        else:
+            folder.symlink_to(base / "_real" if kind == "inside" else outside)
+            continue
+        for surface, skind in surfaces.items():
+            if skind == "folder":
+                (folder / surface).mkdir()
+            else:
+                (folder / surface).symlink_to(base / "_real" / "s" if skind == "inside" else outside)
+
+
+def _leaves_the_store(path, root) -> bool:
+    """The oracle: does the folder holding ``path`` resolve outside ``root``? (``realpath``, nothing of the package)."""
+    import os
+
+    real_root = os.path.realpath(root)
+    return not os.path.realpath(os.path.dirname(path)).startswith(real_root + os.sep)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from(["t0", "t1", "t2"]),
+                       st.tuples(_KINDS_OF_FOLDER, st.dictionaries(st.sampled_from(["s0", "s1", "s2"]),
+                                                                   _KINDS_OF_FOLDER, max_size=3)),
+                       min_size=1, max_size=3),
+       st.dictionaries(st.sampled_from(["t0", "t1", "t2"]), st.dictionaries(st.sampled_from(["s0", "s1", "s2"]),
+                                                                            _KINDS_OF_FOLDER, max_size=3),
+                       max_size=3))
+def test_surface_folders_proven_by_listing_give_the_answers_of_realpath(current, records):
+    """Whatever links a registry holds, a path proven with the scan's shared set (each tenant's surface folders
+    proven from one listing first) is refused exactly when its folder resolves outside the store, as without it."""
+    import tempfile
+    from pathlib import Path
+
+    from recsys_checks.reach.settings import Target
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, outside = Path(tmp) / "store", Path(tmp) / "outside"
+        (outside / "s").mkdir(parents=True)
+        (root / "registry/current").mkdir(parents=True)
+        (root / "registry/records").mkdir(parents=True)
+        _layout(root / "registry/current", outside, current)
+        _layout(root / "registry/records", outside, {t: ("folder", s) for t, s in records.items()})
+        target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+        proven: set[str] = set()
+        for tenant in ["t0", "t1", "t2"]:
+            target.prove_surface_folders(tenant, proven)
+            for surface in ["s0", "s1", "s2"]:
+                for name, path in (("manifest_uri", f"registry/current/{tenant}/{surface}/manifest.json"),
+                                   ("records_prefix", f"registry/records/{tenant}/{surface}/x")):
+                    outcomes = []
+                    for shared in (proven, None):
+                        try:
+                            outcomes.append(getattr(target, name)(tenant, surface, proven=shared))
+                        except BadInput as exc:
+                            assert "outside the store root" in str(exc)
+                            outcomes.append("refused")
+                    expected = _leaves_the_store(root / path, root)
+                    assert (outcomes[0] == "refused") == expected, (name, tenant, surface, outcomes)
+                    assert outcomes[0] == outcomes[1]
+
+
+def test_a_fleet_scan_looks_at_no_surface_folder_on_its_own(file_registry, monkeypatch):
+    """The scan lists each tenant's folders once (current/ and records/) instead of an lstat per surface path."""
+    import os
+    from datetime import UTC, datetime
+
+    from recsys_checks.judge.registry.freshness import check_freshness
+
+    looked: list[str] = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: looked.append(str(path)) or real_lstat(path, *a, **k))
+    res = check_freshness(file_registry.target, now=datetime(2026, 1, 4, 9, 0, tzinfo=UTC))
+    surfaces = [r for r in res.data["rows"] if r["surface"]]
+    assert surfaces and all(r["condition"] == "healthy" for r in surfaces)
+    tenants = {r["tenant"] for r in surfaces}
+    assert len(looked) <= 2 * len(tenants), looked  # each tenant's folder under current/ and records/, no more
+
+
+def test_a_pass_remembers_a_bounded_number_of_folders_and_still_refuses_a_link(tmp_path, monkeypatch):
+    """Past the bound, folders are looked at one by one: the set stays at the bound and a link out is still refused."""
+    from recsys_checks.reach import settings
+    from recsys_checks.reach.settings import Target
+
+    root, outside = _store(tmp_path)
+    for i in range(5):
+        (root / f"registry/current/demo/s{i}").mkdir()
+    (root / "registry/current/demo/s9").symlink_to(outside / "home")
+    monkeypatch.setattr(settings, "PROVEN_MAX", 3)
+    target = Target(manifest_template=root.as_uri() + "/registry/current/{tenant}/{surface}/manifest.json")
+    proven: set[str] = set()
+    target.prove_surface_folders("demo", proven)
+    for i in range(5):
+        target.manifest_uri("demo", f"s{i}", proven=proven)
+    assert len(proven) == 3
+    with pytest.raises(BadInput, match="outside the store root"):
+        target.manifest_uri("demo", "s9", proven=proven)

@@ -28,6 +28,7 @@ otherwise ``healthy`` (every surface fresh and valid), ``held`` (the rest held o
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,18 +184,19 @@ def _pointer_problem(kind: str, uri: str) -> str | None:
     return None
 
 
-def _manifest_uri(target: Target, tenant: str, surface: str) -> tuple[str, Row | None]:
+def _manifest_uri(target: Target, tenant: str, surface: str, proven: set[str] | None = None) -> tuple[str, Row | None]:
     """The surface's manifest URI, proven to stay under the store root; or, when it does not (a link below the root
     leads out of the store), the invalid row that says so, without reading it."""
     try:
-        return target.manifest_uri(tenant, surface), None
+        return target.manifest_uri(tenant, surface, proven=proven), None
     except BadInput as exc:
         uri = target.manifest_template.replace("{tenant}", tenant).replace("{surface}", surface)
         return uri, _row(tenant, surface, "invalid", str(exc), uri)
 
 
-def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime) -> Row:
-    uri, refused = _manifest_uri(target, tenant, surface)
+def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, max_age: timedelta, now: datetime,
+                 proven: set[str] | None = None) -> Row:
+    uri, refused = _manifest_uri(target, tenant, surface, proven)
     if refused is not None:
         return refused
     found = read_manifest(target, tenant, surface, stores=st, uri=uri)
@@ -211,7 +213,7 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
         return _row(tenant, surface, "invalid", f"{tenant}/{surface} is invalid: {problems[0]}{more}", uri,
                     updated_at=m.updated_at, age_seconds=seconds, etag=etag)
     # Fresh is about the data, not only the pointer: the popularity record's window end (one small read).
-    window_end = _popularity_window_end(target, st, tenant, surface, m.current["popularity"])
+    window_end = _popularity_window_end(target, st, tenant, surface, m.current["popularity"], proven)
     timing = time_findings("manifest updated_at", m.updated_at_dt, now, max_age)
     timing += filter(None, [age_finding("popularity data window end", parse_time(window_end), now,
                                         max_age + WINDOW_LAG)])
@@ -234,14 +236,15 @@ def _shallow_row(target: Target, st: TargetStores, tenant: str, surface: str, ma
                 age_seconds=seconds, etag=etag, window_end=window_end)
 
 
-def _popularity_window_end(target: Target, st: TargetStores, tenant: str, surface: str, uri: str) -> str | None:
+def _popularity_window_end(target: Target, st: TargetStores, tenant: str, surface: str, uri: str,
+                           proven: set[str] | None = None) -> str | None:
     """``Window.End`` of the popularity version the manifest names, from its record; ``None`` when not recorded
     (a version published from elsewhere) or unreadable: the deep check reads the blob's own window."""
     version = version_from_uri(uri)
     if not version:
         return None
     try:
-        raw, _ = st.get(f"{target.records_prefix(tenant, surface)}popularity/{version}.json")
+        raw = st.read(f"{target.records_prefix(tenant, surface, proven=proven)}popularity/{version}.json")
         return parse_version_record(raw).window_end
     except ChecksError:
         return None
@@ -298,7 +301,9 @@ def scan(
     Raises :class:`Unreachable` when the store fails :data:`UNREACHABLE_STREAK` surfaces in a row.
     """
     now = now or datetime.now(UTC)
-    check = deep_row if deep else _shallow_row
+    # The folders of a file store proven to be no link, looked at once per scan (a tenant's, for all its surfaces).
+    proven: set[str] = set()
+    check = deep_row if deep else functools.partial(_shallow_row, proven=proven)
     streak: list[Row] = []
 
     def guard(row: Row) -> Row:
@@ -312,8 +317,7 @@ def scan(
         return row
 
     if workers <= 1 or not _network_store(target):
-        for t, s, ready in entries:
-            yield guard(ready if ready is not None else check(target, st, t, s, max_age, now))  # type: ignore[arg-type]
+        yield from map(guard, _in_order(target, st, entries, check, max_age, now, None if deep else proven))
         return
     from concurrent.futures import ThreadPoolExecutor  # only network stores need it; a file scan starts faster
 
@@ -330,6 +334,23 @@ def scan(
             yield guard(head if isinstance(head, dict) else head.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(target: Target, st: TargetStores, entries: Iterable[tuple[str, str | None, Row | None]],
+              check: Callable[..., Row], max_age: timedelta, now: datetime, proven: set[str] | None) -> Iterator[Row]:
+    """The rows of a file store (or of one worker) in the calling thread. With ``proven``, each tenant's surface
+    folders are proven from one listing of its folder, not looked at one by one; the set holds one tenant's at a
+    time (entries come tenant by tenant), so memory does not grow with the fleet."""
+    tenant = None
+    for t, s, ready in entries:
+        if ready is not None:
+            yield ready
+            continue
+        if proven is not None and t != tenant:
+            tenant = t
+            proven.clear()
+            target.prove_surface_folders(t, proven)
+        yield check(target, st, t, s, max_age, now)
 
 
 OUTCOMES = ("healthy", "held", "unhealthy", "inconclusive")

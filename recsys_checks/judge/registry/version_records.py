@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from recsys_checks.core import jsonio
 from recsys_checks.core.errors import BadInput, InvalidObject, NotFound
-from recsys_checks.core.timefmt import is_zero_time, parse_go_time
+from recsys_checks.core.timefmt import check_go_time, is_zero_time, parse_go_time
 from recsys_checks.judge.registry.artifact import KINDS, VERSION_RE
 from recsys_checks.reach.settings import Target, safe_segment
 from recsys_checks.reach.store import TargetStores
@@ -105,11 +105,12 @@ def parse_version_record(data: bytes | str, *, where: str = "") -> VersionRecord
     start = _string(_field(window, "Start", where), "Window.Start", where)
     end = _string(_field(window, "End", where), "Window.End", where)
     built_at = _string(_field(doc, "BuiltAt", where), "BuiltAt", where)
-    for name, value in (("Window.Start", start), ("Window.End", end), ("BuiltAt", built_at)):
-        try:
-            parse_go_time(value, name)
-        except BadInput as exc:
-            raise BadInput(f"version record {where}: {exc}") from None
+    try:
+        parse_go_time(start, "Window.Start")  # window times repeat across a fleet: parsed once, remembered
+        parse_go_time(end, "Window.End")
+        check_go_time(built_at, "BuiltAt")  # each build time is its own: checked, not remembered
+    except BadInput as exc:
+        raise BadInput(f"version record {where}: {exc}") from None
     return VersionRecord(tenant, surface, segment, kind, version, uri, start, end, built_at, doc, where)
 
 

@@ -60,6 +60,10 @@ class ObjectStore(ABC):
     def get(self, uri: str) -> tuple[bytes, str]:
         """Return ``(content, etag)``; raise :class:`NotFound` when the object does not exist."""
 
+    def read(self, uri: str) -> bytes:
+        """The content :meth:`get` gives, for a caller that needs no ETag (a store that has it free may skip it)."""
+        return self.get(uri)[0]
+
     @abstractmethod
     def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         """Write ``data`` and return its ETag.

@@ -55,6 +55,11 @@ class FileStore(ObjectStore):
         self.max_bytes = max_bytes
 
     def get(self, uri: str) -> tuple[bytes, str]:
+        data = self.read(uri)
+        return data, etag_of(data)
+
+    def read(self, uri: str) -> bytes:
+        """The file's bytes, bounded and checked as :meth:`get` reads them, without hashing them for an ETag."""
         path = file_path_text(uri)
         try:
             data = _read_regular(path, uri, self.max_bytes)
@@ -65,7 +70,7 @@ class FileStore(ObjectStore):
             raise NotFound(f"no object at {uri}: check the path, or list what exists under its directory") from None
         except OSError as exc:
             raise Unreachable(f"cannot read {uri}: {exc.strerror}; check the file store is mounted and readable") from None
-        return data, etag_of(data)
+        return data
 
     def exists(self, uri: str) -> bool:
         """Whether anything is at ``uri``: a directory or a FIFO there is a damaged object, not a missing one."""

@@ -63,6 +63,10 @@ class TargetStores:
     def get(self, uri: str) -> tuple[bytes, str]:
         return self.for_uri(uri).get(uri)
 
+    def read(self, uri: str) -> bytes:
+        """The content without its ETag (see :meth:`ObjectStore.read`)."""
+        return self.for_uri(uri).read(uri)
+
     def put(self, uri: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         return self.for_uri(uri).put(uri, data, if_match=if_match, if_none_match=if_none_match)
 
