@@ -275,6 +275,11 @@ def _error_finding(shape: str, label: str, p: ServiceProblem, published: Publish
         evidence.update(kind=broken[-1], kinds=broken, why=published.unreadable[broken[-1]])
         return Finding("artifact_unreadable", shape, f"{label} answer {code}: the current {broken[-1]} artifact "
                        f"cannot be read ({published.unreadable[broken[-1]]}); roll that kind back", evidence)
+    if p.code is None:  # no problem+json: a proxy, a login portal or another application answered, not the service
+        evidence["not_the_service"] = True
+        return Finding("requests_fail", shape, f"{label} answer {code} that is not the service's (no problem+json): "
+                       f"{p.detail}; check that RECSYS_BASE_URL points at recsys-service, not at a proxy or another "
+                       "application", evidence)
     return Finding("requests_fail", shape, f"{label} answer {code}: {p.detail}", evidence)
 
 
