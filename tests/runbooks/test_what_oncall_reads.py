@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from stackfixture import StackHandle, running_stack
 
 from recsys_checks.core.render import render_plan
 from recsys_checks.core.results import Plan
+from recsys_checks.judge.registry.manifest import WINDOW_LAG
 from recsys_checks.judge.serving.docdiff import readable_change
 from recsys_checks.levers.rollback import describe_moves, moves_direction
 from recsys_checks.runbooks.run import OUT_ENV, RECORD_ENV, RunbookRun
@@ -151,8 +153,13 @@ def test_a_repoint_to_a_later_version_says_forward_and_keeps_the_found_cause(sta
     planned = _checks(stack, tmp_path, "manifest", "rollback", "--tenant", "demo", "--surface", "search", "--to",
                       newest[:12])
     assert f"would repoint demo/search forward: popularity {older[:12]} -> {newest[:12]}" in planned.stdout
+    # The older version's window ended a day before the newest's (which ended at midnight): over 24 h old at any time
+    # of day. A window is stale past max_age plus the publish lag (WINDOW_LAG), so a max_age of a day less that lag
+    # makes "older data" what the checks find whatever the hour (the default, 26 h, calls it fresh until 08:00 UTC).
+    max_age = int((timedelta(days=1) - WINDOW_LAG).total_seconds() // 3600)
     proc = _checks(stack, tmp_path, "runbook", "run", "rollback-manifest", "-p", "tenant=demo", "-p",
-                   "surface=search", "-p", f"to_version={newest[:12]}", "--out", str(tmp_path / "out"))
+                   "surface=search", "-p", f"to_version={newest[:12]}", "-p", f"max_age={max_age}h",
+                   "--out", str(tmp_path / "out"))
     record = json.loads((tmp_path / "out" / "rollback-manifest.result.json").read_text())
     assert "would repoint demo/search forward (popularity" in record["next_action"], record["next_action"]
     assert "roll demo/search back" not in proc.stdout + record["next_action"]
