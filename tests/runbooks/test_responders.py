@@ -2,7 +2,9 @@
 
 The fix is bound to what each run diagnosed. Exactly one of them changes the deployment (one applied action, one
 `mitigated`); the others find the state moved since their diagnosis, change nothing and say so (`healthy` once the
-surface is fine), and the surface ends on the version before the bad one, not further back.
+surface is fine) or finish the one change when they find it half done (the service's cache not yet invalidated after
+the pointer moved: `mitigated` with cause `cache_stale`), and the surface ends on the version before the bad one, not
+further back.
 """
 
 from __future__ import annotations
@@ -34,18 +36,23 @@ def _applied(outcome: drills.Outcome) -> list[dict]:
 
 
 def _race(fresh_stack, store: str, tmp_path: Path, fault: str, runbook_id: str, state, action) -> None:
-    """Inject ``fault``, start the responders at once, and check: one change (``action``), one ``mitigated``, the
-    others ``healthy``, and ``state(checks)`` back to what it was before the fault."""
+    """Inject ``fault``, start the responders at once, and check: one change (``action``), made by a ``mitigated``
+    run, the others ``healthy`` or finishing it, and ``state(checks)`` back to what it was before the fault."""
     with fresh_stack(store) as stack:
         checks = Checks(stack)
         good = state(checks)
         drills.inject(stack.root, fault)
         outcomes = _responders(runbook_id, drills.client_env(stack.env), tmp_path, {"tenant": "demo", "surface": "home"})
-        verdicts = sorted(o.verdict for o in outcomes)
-        assert verdicts.count("mitigated") == 1, [o.describe() for o in outcomes]
-        assert set(verdicts) <= {"mitigated", "healthy"}, [o.describe() for o in outcomes]
+        said = [(o.phase, o.verdict, o.cause, [c.get("action") for c in _applied(o)]) for o in outcomes]
         changes = [c for o in outcomes for c in _applied(o) if action(str(c.get("action", "")))]
-        assert len(changes) == 1, changes
+        assert len(changes) == 1, said
+        changer = [o for o in outcomes if any(action(str(c.get("action", ""))) for c in _applied(o))]
+        assert changer[0].verdict == "mitigated", said
+        # The others change nothing and find the surface fine, or find the one change half done (the pointer moved,
+        # the service's cache not yet invalidated) and finish it: mitigated by a cache invalidation, never a rollback.
+        for o in outcomes:
+            if o is not changer[0]:
+                assert o.verdict == "healthy" or (o.verdict == "mitigated" and o.cause == "cache_stale"), said
         assert state(checks) == good  # the version before the bad one, not one further back
 
 
