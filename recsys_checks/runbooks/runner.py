@@ -66,7 +66,7 @@ def _skip_papermill_s3() -> None:
 @cache
 def quiet_kernel_manager() -> type:
     """The kernel manager the runner starts its kernel with: jupyter_client's, except that shutting a kernel down
-    does not interrupt it first.
+    does not interrupt it first, and that it keeps the clients it makes so that the runner can close them.
 
     jupyter_client sends SIGINT before every shutdown request, to stop a cell that is still running. The runner
     shuts its kernel down only once the notebook has ended (or a cell failed or ran past the timeout, and nbclient
@@ -77,12 +77,53 @@ def quiet_kernel_manager() -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class QuietShutdownKernelManager(AsyncKernelManager):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.clients_made: list[Any] = []
+
+        def client(self, *args: Any, **kwargs: Any) -> Any:
+            made = super().client(*args, **kwargs)
+            self.clients_made.append(made)
+            return made
+
         async def _async_interrupt_kernel(self) -> None:
             if self.shutting_down:  # set by shutdown_kernel before it interrupts
                 return
             await super()._async_interrupt_kernel()
 
     return QuietShutdownKernelManager
+
+
+def _start_kernel() -> Any:
+    """Launch the run's kernel and return its manager without waiting for it to be ready: the kernel boots (most of
+    a second of Python and IPython imports) while the runner imports papermill and parameterises the notebook, and
+    papermill then connects to it. The kernel's working folder and environment are the runner's, as papermill would
+    start it."""
+    from jupyter_core.utils import run_sync
+
+    manager = quiet_kernel_manager()(kernel_name="python3")
+    # The kernel listens on loopback only; its notice about unencrypted TCP would be noise. Its input history is
+    # kept in memory, as nbclient starts kernels: a run writes no history file in the home folder.
+    run_sync(manager.start_kernel)(extra_arguments=["--IPKernelApp.log_level=ERROR",
+                                                    "--HistoryManager.hist_file=:memory:"], cwd=os.getcwd())
+    return manager
+
+
+def _stop_kernel(manager: Any, *, finished: bool) -> None:
+    """Close the clients papermill made and stop the kernel this run started. A kernel whose notebook ran to its end
+    has written its record and has nothing left to do: it is stopped at once (SIGKILL, which cannot log anything).
+    Otherwise it is asked to shut down and given the manager's wait before SIGTERM, then SIGKILL, as before."""
+    from jupyter_core.utils import run_sync
+
+    for made in manager.clients_made:
+        with contextlib.suppress(Exception):
+            made.stop_channels()
+    try:
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=finished)
+    except RuntimeError as exc:  # nbclient may have shut a kernel that never became ready down already
+        if "No kernel is running" not in str(exc):
+            raise
 
 
 def check_parameters(spec: RunbookSpec, given: dict[str, Any], execute: bool) -> dict[str, Any]:
@@ -168,20 +209,36 @@ def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str
     # Imported once the input is known good: a refused parameter or --out answers at once, not after papermill.
     _skip_iri_grammar()
     _skip_papermill_s3()
+    try:
+        manager = _start_kernel()
+    except (RuntimeError, OSError) as exc:
+        return {"cell": None, "error": f"the notebook could not be run: {type(exc).__name__}: {exc}"}
+    try:
+        import papermill  # noqa: F401 - while the kernel boots
+    except BaseException:
+        _stop_kernel(manager, finished=False)
+        raise
+    return _execute_in(manager, notebook, executed, record_path, params, timeout)
+
+
+def _execute_in(manager: Any, notebook: Path, executed: Path, record_path: Path, params: dict[str, Any],
+                timeout: float) -> dict[str, Any] | None:
+    """:func:`_execute` with its first kernel started; a kernel that dies before it is ready is started again."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     try:
         for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            manager = manager or _start_kernel()
+            finished = False
             try:
                 pm.execute_notebook(
                     str(notebook), str(executed), parameters=params, kernel_name="python3", progress_bar=False,
                     request_save_on_cell_execute=True, start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
-                    cwd=os.getcwd(), kernel_manager_class=quiet_kernel_manager(),
-                    # The kernel listens on loopback only; its notice about unencrypted TCP would be noise.
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                    cwd=os.getcwd(), km=manager,
                 )
+                finished = True
                 return None
             except RuntimeError as exc:
                 # A kernel that died before it was ready ran no cell (kernels started at the same moment can race
@@ -189,6 +246,9 @@ def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str
                 if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS \
                         or record_path.exists() or _stopped_cell(executed) is not None:
                     raise
+            finally:
+                _stop_kernel(manager, finished=finished)
+                manager = None
     except PapermillExecutionError as exc:
         return {"cell": _stopped_cell(executed), "error": f"{exc.ename}: {exc.evalue}"}
     except CellTimeoutError:
