@@ -48,12 +48,19 @@ KERNEL_START_ATTEMPTS = 3
 INCOMPLETE_SUFFIX = ".incomplete"
 
 
+# jsonschema's optional format checkers: rfc3987-syntax builds an IRI grammar at import (about 2 s), the others cost a
+# tenth of a second together (arrow, isoduration, ...). nbformat's notebook schema uses no string format, so none of
+# them ever checks anything here; without them jsonschema simply leaves those formats unchecked.
+UNUSED_FORMAT_CHECKERS = ("rfc3987_syntax", "isoduration", "fqdn", "uri_template", "webcolors", "jsonpointer",
+                          "rfc3339_validator", "rfc3986_validator")
+
+
 def _skip_iri_grammar() -> None:
-    # nbformat validates notebooks with jsonschema, which builds an IRI grammar at import when the optional
-    # rfc3987-syntax package is installed (about 2 s, every run). Notebooks have no IRI-formatted fields, so the
-    # format check is not needed here; without the package jsonschema simply skips it.
+    # nbformat validates notebooks with jsonschema, which imports every optional format checker it finds installed
+    # (UNUSED_FORMAT_CHECKERS) at its own import, every run.
     if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+        for name in UNUSED_FORMAT_CHECKERS:
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _skip_papermill_s3() -> None:
