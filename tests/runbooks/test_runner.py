@@ -4,6 +4,7 @@ written. Runs real notebooks with papermill against a service that does not answ
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -129,6 +130,26 @@ def test_a_kernel_that_dies_is_verdict_failed_with_the_cell_named(offline):
     record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
     assert record["verdict"] == "failed"
     assert record["failure"]["cell"] == "step:manifest-status" and "kernel died" in record["failure"]["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["ran to its end", "a cell failed"])
+def test_a_finished_notebooks_kernel_is_stopped_at_once_and_any_other_asked_to_shut_down(offline, ending):
+    """The runner starts the kernel itself (it boots while papermill is imported) and stops it: at once (SIGKILL:
+    its exit handlers never run) when the notebook ran to its end and the record is written, by a shutdown request
+    (its exit handlers run) when a cell failed. Either way no kernel is left behind."""
+    pid_file, said_goodbye = offline / "kernel.pid", offline / "kernel-exit-handlers-ran"
+    code = (f"import atexit, os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            f"atexit.register(lambda: open({str(said_goodbye)!r}, 'w').write('bye'))")
+    if ending == "a cell failed":
+        code += "\nraise RuntimeError('the cell broke')"
+    replace_cell(offline, "empty-recs", "step:verify-clients", code)
+    record, _ = run_runbook("empty-recs", {}, directory=offline / "runbooks", out_dir=offline / "out")
+    assert (record["verdict"] == "failed") == (ending == "a cell failed"), record
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert said_goodbye.exists() == (ending == "a cell failed")
 
 
 @pytest.mark.slow
