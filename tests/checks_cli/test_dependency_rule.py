@@ -51,10 +51,26 @@ def face_homes(root: Path = ROOT) -> dict[str, str]:
     return {}
 
 
+_READ = (ast.Import, ast.ImportFrom, ast.Attribute, ast.Call)
+
+
 @functools.cache
-def _parsed(text: str) -> ast.Module:
-    """A file's syntax tree, parsed once per text (the copies of the package share most of their files' texts)."""
-    return ast.parse(text)
+def _nodes(text: str) -> tuple[tuple[ast.AST, bool, bool], ...]:
+    """(node, inside a function?, under ``if TYPE_CHECKING``?) for every import, attribute and call of a file, in
+    source order: one walk of its syntax tree, parsed once per text (the copies of the package share most of their
+    files' texts), for both readers below."""
+    found: list[tuple[ast.AST, bool, bool]] = []
+    stack: list[tuple[ast.AST, bool, bool]] = [(ast.parse(text), False, False)]
+    while stack:
+        node, in_function, type_only = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            in_function = True
+        if isinstance(node, ast.If) and _names_type_checking(node.test):
+            type_only = True
+        if isinstance(node, _READ):
+            found.append((node, in_function, type_only))
+        stack.extend((child, in_function, type_only) for child in reversed(list(ast.iter_child_nodes(node))))
+    return tuple(found)
 
 
 def _is_private(name: str) -> bool:
@@ -93,49 +109,40 @@ def imports_of(path: Path, root: Path = ROOT, homes: dict[str, str] | None = Non
     """(module imported, inside a function?, line) for every import in the file: statements at any depth (relative
     ones resolved), importlib.import_module / __import__ calls with a literal name, and for each name taken from the
     package face (imported, or read off an imported ``recsys_checks``) the module that defines it."""
-    tree = _parsed(path.read_text())
     me = module_name(path, root)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     homes = face_homes(root) if homes is None else homes
     found: list[tuple[str, bool, int]] = []
-
-    def visit(node: ast.AST, in_function: bool, type_only: bool) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            in_function = True
-        if isinstance(node, ast.If) and _names_type_checking(node.test):
-            type_only = True
-        if not type_only:
-            if isinstance(node, ast.Import):
-                found.extend((a.name, in_function, node.lineno) for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                target = _from_target(node, package)
-                found.append((target, in_function, node.lineno))
-                found.extend((f"{target}.{a.name}", in_function, node.lineno) for a in node.names
-                             if _is_module(f"{target}.{a.name}", root))
-                if target == "recsys_checks":  # the face: each name counts as an import of its home
-                    found.extend((homes[a.name], in_function, node.lineno) for a in node.names if a.name in homes)
-            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id == "recsys_checks" and node.attr in homes:
-                found.append((homes[node.attr], in_function, node.lineno))
-            elif isinstance(node, ast.Call) and _is_import_call(node.func):
-                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                    found.append((node.args[0].value, in_function, node.lineno))
-        for child in ast.iter_child_nodes(node):
-            visit(child, in_function, type_only)
-
-    visit(tree, False, False)
+    for node, in_function, type_only in _nodes(path.read_text()):
+        if type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.extend((a.name, in_function, node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            target = _from_target(node, package)
+            found.append((target, in_function, node.lineno))
+            found.extend((f"{target}.{a.name}", in_function, node.lineno) for a in node.names
+                         if _is_module(f"{target}.{a.name}", root))
+            if target == "recsys_checks":  # the face: each name counts as an import of its home
+                found.extend((homes[a.name], in_function, node.lineno) for a in node.names if a.name in homes)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "recsys_checks" and node.attr in homes:
+            found.append((homes[node.attr], in_function, node.lineno))
+        elif isinstance(node, ast.Call) and _is_import_call(node.func):
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                found.append((node.args[0].value, in_function, node.lineno))
     return found
 
 
 def private_uses(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
     """(``module._name``, line) for each private name of another module of the package the file uses: imported by
     name (absolute or relative), read off an imported module, or a private module imported."""
-    tree = _parsed(path.read_text())
+    nodes = [node for node, _, _ in _nodes(path.read_text())]
     me = module_name(path, root)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     found: list[tuple[str, int]] = []
     bound: dict[str, str] = {}  # local name -> the package's module it names
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.split(".")[0] == "recsys_checks":
@@ -151,7 +158,7 @@ def private_uses(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
                     found.append((f"{target}.{a.name}", node.lineno))
                 elif _is_module(f"{target}.{a.name}", root):
                     bound[a.asname or a.name] = f"{target}.{a.name}"
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Attribute) and _is_private(node.attr):
             chain, value = [node.attr], node.value
             while isinstance(value, ast.Attribute):

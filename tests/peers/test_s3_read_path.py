@@ -102,3 +102,29 @@ def test_without_credentials_anywhere_the_read_says_what_to_set(monkeypatch):
             with pytest.raises(BadInput, match="RECSYS_ARTIFACT_S3_ACCESS_KEY"):
                 store.get("s3://b/registry/current/demo/home/manifest.json")
         assert server.requests == []
+
+
+def test_stores_given_different_keys_each_sign_with_their_own():
+    """Stores given their keys share the process's boto3 session (a session costs a tenth of a second to make); each
+    still signs with its own keys, on its reads and on its modelled calls."""
+    def answer(conn, head, stop):
+        if head.startswith(b"HEAD"):
+            _answer(conn, b"200 OK", b"", f"ETag: {etag_of(BODY)}\r\n".encode())
+        else:
+            _answer(conn, b"200 OK", BODY, f"ETag: {etag_of(BODY)}\r\n".encode())
+
+    def signed_by(head: bytes) -> bytes:
+        line = next(x for x in head.split(b"\r\n") if x.lower().startswith(b"authorization:"))
+        return line.split(b"Credential=")[1].split(b"/")[0]
+
+    with peer(answer) as server:
+        stores = [S3Store(server.url, f"key-{n}", f"secret-{n}", timeout=2.0, deadline=5.0) for n in range(3)]
+        try:
+            for n, store in enumerate(stores):
+                before = len(server.requests)
+                store.get("s3://b/a.json")
+                assert store.exists("s3://b/a.json")  # the modelled head_object
+                assert {signed_by(h) for h in server.requests[before:]} == {f"key-{n}".encode()}
+        finally:
+            for store in stores:
+                store.close()
