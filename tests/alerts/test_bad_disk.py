@@ -120,11 +120,12 @@ def test_a_symlinked_incident_folder_is_not_followed(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 12,000 fsynced files: two to four minutes on a shared disk
-def test_6000_alerts_past_the_save_deadline_are_all_on_disk_after_a_restart(tmp_path, monkeypatch):
-    """The 503 after the save deadline says they are still being written, and they are: every one after a restart."""
-    monkeypatch.setattr(web, "SAVE_TIMEOUT", 0.5)
-    alerts = [alert(NO_RUNBOOK, fingerprint=f"b{i:05d}") for i in range(6000)]
+@pytest.mark.timeout(600)  # about 4,000 fsynced files: under a minute on a shared disk
+def test_thousands_of_alerts_past_the_save_deadline_are_all_on_disk_after_a_restart(tmp_path, monkeypatch):
+    """The 503 after the save deadline says they are still being written, and they are: every one after a restart.
+    (2,000 alerts are about 4,000 files written and fsynced one by one: far more than a 50 ms deadline allows.)"""
+    monkeypatch.setattr(web, "SAVE_TIMEOUT", 0.05)
+    alerts = [alert(NO_RUNBOOK, fingerprint=f"b{i:05d}") for i in range(2000)]
     out = tmp_path / "out"
 
     async def go():
@@ -135,7 +136,7 @@ def test_6000_alerts_past_the_save_deadline_are_all_on_disk_after_a_restart(tmp_
     run(go)
     again = Store(out)
     count, _, unreadable = again.load()
-    assert count == 6000 and unreadable == []
+    assert count == len(alerts) and unreadable == []
     assert {iid(a) for a in alerts} == {p.parent.name for p in out.glob("*/alert.json")}
 
 
