@@ -11,11 +11,11 @@
 
 - Drawing: the runbook's notebook (``empty-recs``, a healthy stack: its versions and rules pictures) run by papermill
   as it is, against the same notebook with the pictures turned off by one cell before the run starts
-  (``pictures.show`` and ``pictures.warm_up`` do nothing: no matplotlib, no SVG), taking turns; the difference is what drawing costs. Target: the runbook run with its pictures
-  (the first row) stays within 1x the papermill floor, the budget drawing must fit in.
+  (``pictures.show`` does nothing: no SVG drawn), taking turns; the difference is what drawing costs. Target: the
+  runbook run with its pictures (the first row) stays within 1x the papermill floor, the budget drawing must fit in.
 
-Run with ``make bench`` (or ``python bench/bench_runbooks.py``; ``--only run|recovery|drawing`` for one case). Prints one table in the format of
-``bench_checks.py``, then each scenario; exits 1 when a target is missed.
+Run with ``make bench`` (or ``python bench/bench_runbooks.py``; ``--only run|recovery|drawing`` for one case).
+Prints one table in the format of ``bench_checks.py``, then each scenario; exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ DRAWING_TARGET = 1.0  # the runbook run with its pictures, against the papermill
 DRAWN_RUNBOOK = "empty-recs"
 _PICTURES_ON = "from recsys_checks.runbooks import pictures  # drawn, as in every run"
 _PICTURES_OFF = ("from recsys_checks.runbooks import pictures\n"
-                 "pictures.show = lambda figure: None  # nothing drawn\n"
-                 "pictures.warm_up = lambda functions: None  # nor matplotlib imported ahead")
+                 "pictures.show = lambda figure: None  # nothing drawn")
 STACK = [sys.executable, "-m", "recsys_stack.cli"]
 
 Row = tuple[str, str, str, str, str, str, str, str]

@@ -15,7 +15,7 @@ import socket  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from isolation import MPL_DIR, is_fast_tier, isolate  # noqa: E402
+from isolation import is_fast_tier, isolate  # noqa: E402
 from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
 from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
@@ -25,9 +25,6 @@ from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
 # field has). Before any test module imports nbformat.
 _skip_iri_grammar()
 
-# matplotlib's font cache is built once per test process, by the first test that draws, in the folder every isolated
-# test points MPLCONFIGDIR at (the fast tier lets matplotlib's font scan, fc-list, start: see _refuse_processes).
-os.environ["MPLCONFIGDIR"] = MPL_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,16 +71,8 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-# The one process the fast tier lets start: matplotlib's scan of the system fonts, once per test process, when the
-# first picture is drawn (its cache then lives in MPLCONFIGDIR).
-FONT_SCAN = "fc-list"
-
-
-def _refuse_processes(what: str, original=None):
+def _refuse_processes(what: str):
     def refuse(*args, **kwargs):
-        argv = args[1] if original is not None and len(args) > 1 else None
-        if isinstance(argv, list | tuple) and argv and os.path.basename(str(argv[0])) == FONT_SCAN:
-            return original(*args, **kwargs)
         pytest.fail(f"{what} in the fast tier: a test that starts a process (a command, a kernel, a notebook run, a "
                     f"browser, a stack) must be marked subprocess (or stack, docs, slow)", pytrace=True)
 
@@ -98,12 +87,10 @@ def _fast_tier_starts_no_process(request: pytest.FixtureRequest) -> Iterator[Non
     if not is_fast_tier(request.config):
         yield
         return
-    import os
     import subprocess
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(subprocess.Popen, "_execute_child",
-                      _refuse_processes("subprocess", subprocess.Popen._execute_child))
+        patch.setattr(subprocess.Popen, "_execute_child", _refuse_processes("subprocess"))
         for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"):
             if hasattr(os, name):
                 patch.setattr(os, name, _refuse_processes(f"os.{name}"))

@@ -22,9 +22,6 @@ XDG_FOLDERS = {
 # Where the suite was started, before any test moved away from it.
 STARTED_IN = Path.cwd()
 STARTED_HOME = os.environ.get("HOME")
-# One matplotlib folder per test process: its font cache is built once (matplotlib runs fc-list for it), not in
-# every test's new home folder.
-MPL_DIR = tempfile.mkdtemp(prefix="mpl-")
 
 
 def isolate(patch: pytest.MonkeyPatch, parent: Path) -> Path:
@@ -38,7 +35,6 @@ def isolate(patch: pytest.MonkeyPatch, parent: Path) -> Path:
         folder = home.joinpath(*parts)
         folder.mkdir(parents=True)
         patch.setenv(variable, str(folder))
-    patch.setenv("MPLCONFIGDIR", MPL_DIR)
     patch.chdir(work)
     return home
 

@@ -39,7 +39,7 @@ from recsys_checks.reach.settings import safe_segment  # noqa: F401  (re-exporte
 
 
 def draw_svg(figure: dict[str, Any]) -> str:
-    """A figure's picture as SVG (recsys_checks.runbooks.pictures; matplotlib is imported only when one is drawn)."""
+    """A figure's picture as SVG (recsys_checks.runbooks.pictures)."""
     from recsys_checks.runbooks import pictures
 
     return pictures.svg(figure)

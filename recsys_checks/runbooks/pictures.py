@@ -1,20 +1,17 @@
-"""The runbooks' pictures: figure data (:mod:`recsys_checks.judge.figures`) drawn as SVG with matplotlib.
+"""The runbooks' pictures: figure data (:mod:`recsys_checks.judge.figures`) drawn as SVG.
 
 A step hands its picture to the run with :func:`attach`; the run shows it under the step's table in the notebook
-(:func:`show`), where nbconvert keeps it in the receiver's HTML. :func:`svg` draws one figure as SVG text: the Agg
-backend (no display, no window), text kept as text (so the runner's secret scan reads it, and every label goes
-through the secret mask first), no date in the file (the same data draws the same bytes). matplotlib is imported
-here, inside the drawing functions, and nowhere else: a run that draws nothing never loads it; a run whose steps
-draw starts the import in a background thread as it begins (:func:`warm_up`), in a notebook kernel only.
+(:func:`show`), where nbconvert keeps it in the receiver's HTML. :func:`svg` draws one figure as SVG text with the
+package's own writer (:mod:`recsys_checks.runbooks.svgchart`, standard library only: a picture costs milliseconds
+and no plotting library is loaded in a runbook's kernel): text kept as text (so the runner's secret scan reads it,
+and every label goes through the secret mask first), no date or random id in the file (the same data draws the same
+bytes).
 
 Every axis says its unit, every time is UTC.
 """
 
 from __future__ import annotations
 
-import io
-import threading
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,9 +23,10 @@ from recsys_checks.judge.registry.manifest import DEFAULT_MAX_AGE
 from recsys_checks.judge.registry.version_records import load_version_records
 from recsys_checks.reach.settings import parse_duration
 from recsys_checks.reach.store.router import stores_for
+from recsys_checks.runbooks.svgchart import Canvas, Panel, fit, nice_ticks, text_width, time_ticks
 
 __all__ = ["DRAWN_BY", "ID_PREFIX", "KINDS", "SHOWS", "attach", "evaluation", "freshness", "pending", "rules", "show",
-           "svg", "title", "versions", "warm_up"]
+           "svg", "title", "versions"]
 
 KINDS = ("versions", "freshness", "evaluation", "rules")
 # The step functions that draw, and what (one declaration: the runbook pages and the reference read it).
@@ -58,7 +56,7 @@ SHOWS = {
 # this prefix and the kind (``recsys-picture-versions``).
 ID_PREFIX = "recsys-picture-"
 _PENDING = "pictures"  # run.memo key: figures attached by the current step, shown after its table
-_WIDTH, _HEIGHT = 8.0, 3.4  # inches
+_WIDTH, _HEIGHT = 860, 300  # pixels (a versions picture with its before beside it is wider)
 
 
 def attach(run: Any, figure: dict[str, Any] | None) -> None:
@@ -78,24 +76,6 @@ def _in_kernel() -> bool:
     except ImportError:  # pragma: no cover - ipykernel is a dependency
         return False
     return get_ipython() is not None
-
-
-def warm_up(functions: Iterable[str]) -> threading.Thread | None:
-    """When a run's steps (``functions``, as the spec names them) will draw in a notebook, import matplotlib in a
-    background thread now, so that the import (most of what the first picture costs) overlaps the steps' reads and
-    the pauses between cells instead of adding to the run; the thread, or None when nothing will be drawn."""
-    if not any(f in DRAWN_BY for f in functions) or not _in_kernel():
-        return None
-    thread = threading.Thread(target=_import_quietly, name="pictures-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_quietly() -> None:
-    try:
-        _pyplot()
-    except Exception:  # noqa: BLE001 - a failed warm-up only loses the head start: the first picture imports again
-        pass
 
 
 def show(figure: dict[str, Any]) -> None:
@@ -186,36 +166,13 @@ def _mask(text: Any) -> str:
     return credentials.mask("" if text is None else str(text))
 
 
-_IMPORT_LOCK = threading.Lock()  # one thread sets matplotlib up at a time (a warm-up may be doing it)
-
-
-def _pyplot() -> Any:
-    with _IMPORT_LOCK:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-
-        plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "recsys-runbooks", "font.size": 9,
-                             "axes.spines.top": False, "axes.spines.right": False})
-    return plt
-
-
 def svg(figure: dict[str, Any]) -> str:
     """``figure`` drawn as SVG text."""
     draw = {"versions": _versions, "freshness": _freshness, "evaluation": _evaluation, "rules": _rules}
     kind = figure.get("figure")
     if kind not in draw:
         raise ValueError(f"no picture of kind {kind!r}: use one of {', '.join(KINDS)}")
-    plt = _pyplot()
-    fig = draw[kind](plt, figure)
-    fig.set_gid(ID_PREFIX + kind)
-    try:
-        out = io.StringIO()
-        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Title": title(figure)})
-    finally:
-        plt.close(fig)
-    return out.getvalue()
+    return draw[kind](figure).render(ID_PREFIX + kind, title(figure))
 
 
 def title(figure: dict[str, Any]) -> str:
@@ -229,125 +186,219 @@ def title(figure: dict[str, Any]) -> str:
 
 _TITLES = {"versions": "Versions timeline", "freshness": "Fleet freshness histogram",
            "evaluation": "Evaluation against the threshold", "rules": "Catalog hidden by the rules"}
+_BLUE, _PALE, _EDGE, _RED, _GREEN, _BROWN, _GREY = ("#1f77b4", "#c7d4e2", "#8fa5bd", "#d62728", "#2a9d3c",
+                                                     "#8a5a00", "#444444")
+_TOP, _BOTTOM = 52, 48  # room above the panels (the picture's title and each panel's) and below (ticks, axis title)
+_LABELS = 150  # room left of a panel for its row labels
+
+
+def _suptitle(canvas: Canvas, text: str) -> None:
+    canvas.text(canvas.width / 2, 18, fit(text, canvas.width - 20, 11), size=11, anchor="middle")
+
+
+def _wrap(text: str, width: float, size: float, lines: int) -> list[str]:
+    """``text`` in at most ``lines`` lines of about ``width`` pixels, the last one cut with "…"."""
+    words, out, line = text.split(" "), [], ""
+    for word in words:
+        candidate = f"{line} {word}".strip()
+        if line and text_width(candidate, size) > width:
+            out.append(line)
+            line = word
+        else:
+            line = candidate
+    out.append(line)
+    if len(out) > lines:
+        out = out[: lines - 1] + [fit(" ".join(out[lines - 1:]), width, size)]
+    return [fit(x, width, size) for x in out]
 
 
 # ------------------------------------------------------------------------------------------------------ versions
 
 
-def _versions(plt: Any, f: dict[str, Any]) -> Any:
+_MARK_STYLE = {"publish": {"stroke": _GREEN, "dash": "2,2"}, "repoint": {"stroke": _RED, "dash": "6,3"}}
+
+
+def _versions(f: dict[str, Any]) -> Canvas:
     panels = [("before", f["before"]), ("after", f)] if f.get("before") else [("", f)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(_WIDTH * (1.3 if len(panels) > 1 else 1), _HEIGHT),
-                             squeeze=False, sharey=False)
-    for ax, (label, data) in zip(axes[0], panels, strict=True):
-        _versions_panel(ax, data, label)
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
-    fig.suptitle(_mask(f"Versions of {f['tenant']}/{f['surface']}: data windows, publishes and the pointer (UTC)"))
-    fig.autofmt_xdate()
-    return fig
-
-
-def _versions_panel(ax: Any, f: dict[str, Any], label: str) -> None:
-    import matplotlib.dates as mdates
-
-    bars = list(reversed(f["bars"]))  # oldest at the bottom
-    for y, b in enumerate(bars):
-        start, end = parse_time(b["start"]), parse_time(b["end"])
-        ax.barh(y, mdates.date2num(end) - mdates.date2num(start), left=mdates.date2num(start), height=0.6,
-                color="#1f77b4" if b["current"] else "#c7d4e2", edgecolor="#1f77b4" if b["current"] else "#8fa5bd")
-    ax.set_yticks(range(len(bars)), [_mask(f"{b['kind']} {b['version'][:8]}" + (" (current)" if b["current"] else ""))
-                                     for b in bars])
-    for m in f["marks"]:
-        at = mdates.date2num(parse_time(m["at"]))
-        style = {"publish": ("#2a9d3c", ":"), "repoint": ("#d62728", "--")}[m["what"]]
-        ax.axvline(at, color=style[0], linestyle=style[1], linewidth=1)
-    limit = mdates.date2num(parse_time(f["limit"]))
-    ax.axvline(limit, color="#8a5a00", linewidth=1.5)
-    ax.axvline(mdates.date2num(parse_time(f["now"])), color="#444", linewidth=1)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=parse_time(f["now"]).tzinfo))
-    ax.set_xlabel("time (UTC)")
+    width = round(_WIDTH * (1.35 if len(panels) > 1 else 1))
+    canvas = Canvas(width, _HEIGHT)
+    legend_room = 140
+    slot = (width - legend_room) / len(panels)
+    for n, (label, data) in enumerate(panels):
+        panel = Panel(canvas, n * slot + _LABELS + 10, _TOP, slot - _LABELS - 30, _HEIGHT - _TOP - _BOTTOM)
+        _versions_panel(panel, data, label)
     hours = f["max_age_seconds"] / 3600
-    ax.set_title(_mask(f"{label + ': ' if label else ''}pointer written {f['updated_at'] or 'never'}"), fontsize=9)
-    ax.plot([], [], color="#2a9d3c", linestyle=":", label="publish")
-    ax.plot([], [], color="#d62728", linestyle="--", label="repoint")
-    ax.plot([], [], color="#8a5a00", linewidth=1.5, label=f"limit: now - {hours:g} h")
-    ax.plot([], [], color="#444", label="now")
+    panel.legend([("publish", _MARK_STYLE["publish"]), ("repoint", _MARK_STYLE["repoint"]),
+                  (f"limit: now - {hours:g} h", {"stroke": _BROWN, "width": 1.5}), ("now", {"stroke": _GREY})],
+                 width - legend_room + 10, _TOP + 8)
+    _suptitle(canvas, _mask(f"Versions of {f['tenant']}/{f['surface']}: data windows, publishes and the pointer "
+                            "(UTC)"))
+    return canvas
+
+
+def _seconds(value: Any) -> float:
+    return parse_time(value).timestamp()
+
+
+def _versions_panel(panel: Panel, f: dict[str, Any], label: str) -> None:
+    bars = list(reversed(f["bars"]))  # oldest at the bottom
+    times = [_seconds(b[k]) for b in bars for k in ("start", "end")]
+    times += [_seconds(m["at"]) for m in f["marks"]] + [_seconds(f["limit"]), _seconds(f["now"])]
+    low, high = min(times), max(times)
+    pad = (high - low) * 0.03 or 3600.0
+    panel.x_range, panel.y_range = (low - pad, high + pad), (-0.5, max(len(bars), 1) - 0.5)
+    canvas = panel.canvas
+    for y, b in enumerate(bars):
+        left, right = panel.px(_seconds(b["start"])), panel.px(_seconds(b["end"]))
+        top, bottom = panel.py(y + 0.3), panel.py(y - 0.3)
+        canvas.rect(left, top, right - left, bottom - top, _BLUE if b["current"] else _PALE,
+                    stroke=_BLUE if b["current"] else _EDGE)
+    panel.categories_y([_mask(f"{b['kind']} {b['version'][:8]}" + (" (current)" if b["current"] else ""))
+                        for b in bars], _LABELS - 8)
+    if not bars:
+        canvas.text(panel.x + panel.w / 2, panel.y + panel.h / 2, "no version records", size=9, anchor="middle")
+    for m in f["marks"]:
+        at = panel.px(_seconds(m["at"]))
+        canvas.line(at, panel.y, at, panel.y + panel.h, width=1, **_MARK_STYLE[m["what"]])
+    for at, style in ((f["limit"], {"stroke": _BROWN, "width": 1.5}), (f["now"], {"stroke": _GREY})):
+        x = panel.px(_seconds(at))
+        canvas.line(x, panel.y, x, panel.y + panel.h, **style)
+    panel.frame()
+    low_dt, high_dt = (datetime.fromtimestamp(t, UTC) for t in panel.x_range)
+    ticks = time_ticks(low_dt, high_dt, most=max(2, min(6, int(panel.w // 75))))
+    panel.x_ticks([t.timestamp() for t in ticks],
+                  label=lambda t: datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M"))
+    panel.x_label("time (UTC)")
+    panel.title(_mask(f"{label + ': ' if label else ''}pointer written {f['updated_at'] or 'never'}"))
 
 
 # ------------------------------------------------------------------------------------------------------ freshness
 
 
-def _freshness(plt: Any, f: dict[str, Any]) -> Any:
-    fig, ax = plt.subplots(figsize=(_WIDTH, _HEIGHT))
-    edges = f["edges"]
-    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
-    colours = ["#d62728" if left >= f["limit_hours"] else "#1f77b4" for left in edges[:-1]]
-    ax.bar(edges[:-1], f["counts"], width=widths, align="edge", color=colours, edgecolor="white")
-    ax.axvline(f["limit_hours"], color="#8a5a00", linewidth=1.5, label=f"limit {f['limit_hours']:g} h")
-    ax.set_xlabel("manifest age (hours)")
-    ax.set_ylabel("surfaces")
-    ax.legend(loc="upper right", frameon=False)
+def _freshness(f: dict[str, Any]) -> Canvas:
+    canvas = Canvas(_WIDTH, _HEIGHT)
+    panel = Panel(canvas, 70, _TOP, _WIDTH - 70 - 30, _HEIGHT - _TOP - _BOTTOM)
+    edges, counts = f["edges"], f["counts"]
+    top = max(counts + [1]) * 1.6  # room above the bars for the legend and the stale names
+    panel.x_range, panel.y_range = (0.0, edges[-1] or 1.0), (0.0, top)
+    panel.y_ticks([t for t in nice_ticks(0, top, 5) if t == int(t)])
+    for left, right, count in zip(edges, edges[1:], counts, strict=False):
+        colour = _RED if left >= f["limit_hours"] else _BLUE
+        canvas.rect(panel.px(left), panel.py(count), panel.px(right) - panel.px(left), panel.py(0) - panel.py(count),
+                    colour, stroke="#ffffff")
+    limit = panel.px(f["limit_hours"])
+    canvas.line(limit, panel.y, limit, panel.y + panel.h, stroke=_BROWN, width=1.5)
+    panel.frame()
+    panel.x_ticks(nice_ticks(0, edges[-1] or 1.0, 8))
+    panel.x_label("manifest age (hours)")
+    panel.y_label("surfaces")
+    panel.legend([(f"limit {f['limit_hours']:g} h", {"stroke": _BROWN, "width": 1.5})], panel.x + panel.w - 90,
+                  panel.y + 10)
     stale = f["stale"]
     named = ", ".join(stale[:8]) + (f" and {f['stale_count'] - 8} more" if f["stale_count"] > 8 else "")
-    title = (f"Fleet freshness: {f['surfaces']} surface(s) with an age, {f['stale_count']} stale"
-             + (f", {f['unaged']} without an age" if f["unaged"] else ""))
-    ax.set_title(_mask(title), fontsize=10)
+    heading = (f"Fleet freshness: {f['surfaces']} surface(s) with an age, {f['stale_count']} stale"
+               + (f", {f['unaged']} without an age" if f["unaged"] else ""))
+    panel.title(_mask(heading), size=10)
     if stale:
-        ax.text(0.99, 0.75, _mask(f"stale: {named}"), transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                color="#a4161a", wrap=True)
-    return fig
+        for n, line in enumerate(_wrap(_mask(f"stale: {named}"), panel.w * 0.45, 8, 3)):
+            canvas.text(panel.x + panel.w - 4, panel.y + 28 + 11 * n, line, size=8, anchor="end", colour="#a4161a")
+    return canvas
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
 
 
-def _evaluation(plt: Any, f: dict[str, Any]) -> Any:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(_WIDTH, _HEIGHT))
-    rows = f["variants"]
+def _evaluation(f: dict[str, Any]) -> Canvas:
+    canvas = Canvas(_WIDTH, _HEIGHT)
+    height = _HEIGHT - _TOP - _BOTTOM
+    left = Panel(canvas, 80, _TOP, _WIDTH / 2 - 110, height)
+    right = Panel(canvas, _WIDTH / 2 + 80, _TOP, _WIDTH / 2 - 110, height)
+    _metric_panel(left, f)
+    _split_panel(right, f)
+    _suptitle(canvas, "Evaluation: each variant against the threshold, and the split it was assigned")
+    return canvas
+
+
+def _metric_panel(panel: Panel, f: dict[str, Any]) -> None:
+    rows, canvas = f["variants"], panel.canvas
+    values = [v for r in rows for v in (r["low"], r["high"], r["value"]) if isinstance(v, (int, float))]
+    if f["must_stay_above"] is not None:
+        values.append(f["must_stay_above"])
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.1 or max(abs(high) * 0.1, 0.01)
+    panel.x_range, panel.y_range = (-0.6, len(rows) - 0.4), (low - pad, high + pad)
+    panel.y_ticks(nice_ticks(low - pad, high + pad, 5))
     for x, r in enumerate(rows):
         value = r["value"] or 0.0
-        left.errorbar(x, value, yerr=[[value - r["low"]], [r["high"] - value]], fmt="o", capsize=4,
-                      color="#1f77b4" if r["variant"] != f["control"] else "#444")
-    left.set_xticks(range(len(rows)), [_mask(r["variant"]) for r in rows])
-    left.set_xlim(-0.6, len(rows) - 0.4)
+        colour = _BLUE if r["variant"] != f["control"] else _GREY
+        at = panel.px(x)
+        lo, hi = (r["low"] if r["low"] is not None else value), (r["high"] if r["high"] is not None else value)
+        canvas.line(at, panel.py(lo), at, panel.py(hi), stroke=colour, width=1.5)
+        for end in (lo, hi):
+            canvas.line(at - 5, panel.py(end), at + 5, panel.py(end), stroke=colour, width=1.5)
+        canvas.circle(at, panel.py(value), 3.5, colour)
+    panel.categories_x([_mask(r["variant"]) for r in rows])
     if f["must_stay_above"] is not None:
-        left.axhline(f["must_stay_above"], color="#d62728", linestyle="--", linewidth=1,
-                     label=f"control {f['threshold']:+g} (threshold)")
-        left.legend(loc="lower right", fontsize=7, frameon=False)
-    left.set_ylabel(f"{f['metric']} (per exposure)")
-    left.set_title("primary metric, 95 % interval", fontsize=9)
-    split = f["srm"]
-    xs = range(len(split))
-    right.bar([x - 0.2 for x in xs], [s["observed"] for s in split], width=0.4, label="observed", color="#1f77b4")
-    right.bar([x + 0.2 for x in xs], [s["expected"] or 0 for s in split], width=0.4, label="expected",
-              color="#c7d4e2")
-    right.set_xticks(list(xs), [_mask(s["variant"]) for s in split])
-    right.set_ylabel("assignments")
+        line = panel.py(f["must_stay_above"])
+        canvas.line(panel.x, line, panel.x + panel.w, line, stroke=_RED, dash="6,3")
+        panel.legend([(f"control {f['threshold']:+g} (threshold)", {"stroke": _RED, "dash": "6,3"})],
+                     panel.x + panel.w - 150, panel.y + panel.h - 8, size=7)
+    panel.frame()
+    panel.y_label(f"{f['metric']} (per exposure)")
+    panel.title("primary metric, 95 % interval")
+
+
+def _split_panel(panel: Panel, f: dict[str, Any]) -> None:
+    split, canvas = f["srm"], panel.canvas
+    top = max([s["observed"] or 0 for s in split] + [s["expected"] or 0 for s in split] + [1]) * 1.35  # the legend
+    panel.x_range, panel.y_range = (-0.6, max(len(split), 1) - 0.4), (0.0, top)
+    panel.y_ticks(nice_ticks(0, top, 5))
+    bar = panel.w / max(len(split), 1) * 0.35
+    for x, s in enumerate(split):
+        for offset, value, colour in ((-bar, s["observed"] or 0, _BLUE), (0.0, s["expected"] or 0, _PALE)):
+            canvas.rect(panel.px(x) + offset, panel.py(value), bar, panel.py(0) - panel.py(value), colour)
+    panel.categories_x([_mask(s["variant"]) for s in split])
+    panel.frame()
+    panel.y_label("assignments")
     p = f["srm_p_value"]
-    right.set_title("SRM split" + (f": p = {p:.2g}" if isinstance(p, (int, float)) else ": no assignments"),
-                    fontsize=9, color="#a4161a" if f["srm_detected"] else "#222")
-    right.legend(loc="lower right", fontsize=7, frameon=False)
-    fig.suptitle("Evaluation: each variant against the threshold, and the split it was assigned")
-    return fig
+    heading = "SRM split" + (f": p = {p:.2g}" if isinstance(p, (int, float)) else ": no assignments")
+    panel.title(heading, colour="#a4161a" if f["srm_detected"] else "#222222")
+    panel.legend([("observed", {"fill": _BLUE}), ("expected", {"fill": _PALE})], panel.x + panel.w - 70,
+                 panel.y + 10, size=7)
 
 
 # ------------------------------------------------------------------------------------------------------ rules
 
 
-def _rules(plt: Any, f: dict[str, Any]) -> Any:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(_WIDTH, _HEIGHT), gridspec_kw={"width_ratios": [3, 2]})
+def _rules(f: dict[str, Any]) -> Canvas:
+    canvas = Canvas(_WIDTH, _HEIGHT)
+    height = _HEIGHT - _TOP - _BOTTOM
+    left = Panel(canvas, _LABELS + 20, _TOP, _WIDTH * 0.6 - _LABELS - 40, height)
+    right = Panel(canvas, _WIDTH * 0.6 + 60, _TOP, _WIDTH * 0.4 - 80, height)
     rules = list(reversed(f["rules"]))
-    left.barh(range(len(rules)), [100 * r["share"] for r in rules],
-              color=["#d62728" if r["counted"] else "#bbbbbb" for r in rules])
-    left.set_yticks(range(len(rules)), [_mask(f"{r['rule']} ({r['target']})" + ("" if r["counted"] else ", uncounted"))
-                                        for r in rules])
-    left.set_xlim(0, 100)
-    left.set_xlabel("share of the catalog hidden (%)")
-    left.set_title(f"active block rules: {100 * f['hidden_share']:.0f} % of {f['catalog']} items hidden", fontsize=9)
-    names = ["catalog", "servable", "served", "served\nfrom catalog"]
+    left.x_range, left.y_range = (0.0, 100.0), (-0.5, max(len(rules), 1) - 0.5)
+    for y, r in enumerate(rules):
+        share = 100 * r["share"]
+        canvas.rect(left.px(0), left.py(y + 0.35), left.px(share) - left.px(0), left.py(y - 0.35) - left.py(y + 0.35),
+                    _RED if r["counted"] else "#bbbbbb")
+    left.categories_y([_mask(f"{r['rule']} ({r['target']})" + ("" if r["counted"] else ", uncounted"))
+                       for r in rules], _LABELS + 8)
+    if not rules:
+        canvas.text(left.x + left.w / 2, left.y + left.h / 2, "no active block rule", size=9, anchor="middle")
+    left.frame()
+    left.x_ticks(nice_ticks(0, 100, 6))
+    left.x_label("share of the catalog hidden (%)")
+    left.title(f"active block rules: {100 * f['hidden_share']:.0f} % of {f['catalog']} items hidden")
     values = [f["catalog"], f["servable"], f["served"], f["served_published"]]
-    right.bar(range(4), values, color=["#c7d4e2", "#1f77b4", "#2a9d3c", "#2a9d3c"])
-    right.set_xticks(range(4), names)
-    right.set_ylabel("items")
-    right.set_title("served against published", fontsize=9)
-    fig.suptitle(_mask(f"Rules of surface {f['surface']}: what they hide, what clients get"))
-    return fig
+    top = max(values + [1]) * 1.1
+    right.x_range, right.y_range = (-0.6, 3.6), (0.0, top)
+    right.y_ticks([t for t in nice_ticks(0, top, 5) if t == int(t)])
+    for x, (value, colour) in enumerate(zip(values, (_PALE, _BLUE, _GREEN, _GREEN), strict=True)):
+        width = right.w / 4 * 0.6
+        canvas.rect(right.px(x) - width / 2, right.py(value), width, right.py(0) - right.py(value), colour)
+    right.categories_x(["catalog", "servable", "served", "served\nfrom catalog"])
+    right.frame()
+    right.y_label("items")
+    right.title("served against published")
+    _suptitle(canvas, _mask(f"Rules of surface {f['surface']}: what they hide, what clients get"))
+    return canvas

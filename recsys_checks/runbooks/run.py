@@ -154,7 +154,6 @@ class RunbookRun:
         # The run's folder: where a lever that has no registry to record in keeps its audit record.
         out = os.environ.get(OUT_ENV)
         self.out_dir = Path(out) if out and not record_path else self.record_path.parent
-        pictures.warm_up(step.function for step in self.spec.steps)
 
     def param(self, name: str) -> Any:
         return self.params[name]

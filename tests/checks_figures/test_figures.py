@@ -221,25 +221,3 @@ def test_a_picture_is_found_in_a_notebook_by_its_id_under_its_step_and_an_unname
     nbformat.write(nb, path)
     assert pictures_in_notebook(path) == [("publishing", "freshness", "Fleet freshness histogram: 1 surface(s), 1 stale")]
     assert [k for k, _ in pictures_in_html(other)] == []
-
-
-def test_no_warm_up_when_no_step_draws_or_nothing_will_be_shown():
-    """A run whose steps draw nothing, or one outside a notebook kernel (where nothing is shown), imports nothing."""
-    assert pictures.warm_up(["serving.probe_recommendations", "fix.apply_fix"]) is None
-    assert pictures.warm_up(["serving.manifest_status"]) is None  # a test process is no kernel
-
-
-def test_a_warm_up_in_a_kernel_imports_in_the_background_and_a_picture_drawn_meanwhile_is_the_same(monkeypatch):
-    """In a kernel, a run whose steps draw starts the import in a thread; a picture drawn while it runs waits for
-    it and comes out byte for byte as drawn without one."""
-    import IPython
-
-    figure = _examples()[0]
-    expected = pictures.svg(figure)
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
-    for _ in range(3):
-        thread = pictures.warm_up(["serving.probe_recommendations", "serving.manifest_status"])
-        assert thread is not None and thread.name == "pictures-warm-up"
-        assert pictures.svg(figure) == expected
-        thread.join(timeout=30)
-        assert not thread.is_alive()
