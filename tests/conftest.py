@@ -117,8 +117,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return FilesAndSpreadScenarios(config, log)
 
 
+def _declares_a_long_run(item) -> bool:
+    """A test that raises its own timeout past the suite's default says it runs long (the game day, the generated
+    incidents): its file is started first, so that it does not end the run alone on one worker."""
+    marker = item.get_closest_marker("timeout")
+    default = float(item.config.getini("timeout") or 0)
+    return marker is not None and bool(marker.args) and float(marker.args[0]) > default
+
+
 def pytest_collection_modifyitems(items: list) -> None:
-    """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them.
+    """Run the S3 server's conformance tests (conditional writes, races) before any test that relies on them, then
+    the files of the tests that declare a long run (see _declares_a_long_run), then everything else in its order.
 
     This sort is the one ordering mechanism: no file is named to sort first."""
-    items.sort(key=lambda item: 0 if "store_conformance" in item.nodeid else 1)
+    long_files = {item.nodeid.split("::", 1)[0] for item in items if _declares_a_long_run(item)}
+    items.sort(key=lambda item: 0 if "store_conformance" in item.nodeid
+               else 1 if item.nodeid.split("::", 1)[0] in long_files else 2)
