@@ -18,12 +18,12 @@ import pytest  # noqa: E402
 from isolation import is_fast_tier, isolate  # noqa: E402
 from stackfixture import fresh_stack, stack, stack_file, stack_s3  # noqa: E402,F401
 
-from recsys_checks.runbooks.runner import _skip_iri_grammar  # noqa: E402
+from recsys_checks.runbooks.runner import _skip_unused_format_checkers  # noqa: E402
 
-# The tests read and write notebooks (nbformat) as the runner runs them: without the IRI grammar that jsonschema
-# would otherwise build at import (rfc3987-syntax, about 2 s of CPU in every test process, for a format no notebook
-# field has). Before any test module imports nbformat.
-_skip_iri_grammar()
+# The tests read and write notebooks (nbformat) as the runner runs them: without jsonschema's optional format
+# checkers (the IRI grammar alone is about 2 s of CPU in every test process), which no notebook field uses. Before
+# any test module imports nbformat.
+_skip_unused_format_checkers()
 
 
 

@@ -55,7 +55,7 @@ UNUSED_FORMAT_CHECKERS = ("rfc3987_syntax", "isoduration", "fqdn", "uri_template
                           "rfc3339_validator", "rfc3986_validator")
 
 
-def _skip_iri_grammar() -> None:
+def _skip_unused_format_checkers() -> None:
     # nbformat validates notebooks with jsonschema, which imports every optional format checker it finds installed
     # (UNUSED_FORMAT_CHECKERS) at its own import, every run.
     if "jsonschema" not in sys.modules:
@@ -214,7 +214,7 @@ def _execute(notebook: Path, executed: Path, record_path: Path, params: dict[str
     """Execute the notebook into ``executed``; None when every cell ran, else ``{"cell", "error"}``: the cell it
     stopped in (None when none ran) and why."""
     # Imported once the input is known good: a refused parameter or --out answers at once, not after papermill.
-    _skip_iri_grammar()
+    _skip_unused_format_checkers()
     _skip_papermill_s3()
     try:
         manager = _start_kernel()
